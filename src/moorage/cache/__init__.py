@@ -1,0 +1,1 @@
+"""Caches: in-process LRU by default; Redis when replicas must share."""

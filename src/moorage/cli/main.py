@@ -1,0 +1,58 @@
+"""`moorage` subcommands. `serve` starts the registry on granian; the rest talk to the API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from moorage.settings import SettingsError, export_settings, load_settings
+
+app = typer.Typer(help="Moorage: a self-hosted OCI container registry.", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.callback()
+def _root() -> None:
+    """Moorage: a self-hosted OCI container registry."""
+
+
+@app.command()
+def serve(
+    listen: Annotated[Optional[str], typer.Option(help="HOST:PORT to listen on [default: 127.0.0.1:5000]")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder for metadata and blobs [default: ./moorage-data]")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML settings file")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes [default: 1]")] = None,
+) -> None:
+    """Serve the registry (SQLite and the local disk by default)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    try:
+        settings = load_settings(config, overrides={"listen": listen, "data_dir": data_dir,
+                                                    "workers": workers})
+    except SettingsError as exc:
+        typer.echo(f"moorage: {exc}", err=True)
+        raise typer.Exit(2) from None
+    data = Path(settings.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    os.environ.update(export_settings(settings))
+    os.environ["MOORAGE_DATA_DIR"] = str(data)
+    typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
+               f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
+    server = Granian(
+        "moorage.app:create_app", factory=True, interface=Interfaces.ASGI,
+        address=settings.host, port=settings.port, workers=settings.workers,
+        log_enabled=True, log_access=False, backlog=2048,
+    )
+    server.serve()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

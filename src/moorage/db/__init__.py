@@ -1,0 +1,1 @@
+"""Metadata: SQLAlchemy tables and the one interface the core uses to reach them."""

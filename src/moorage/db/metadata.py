@@ -1,0 +1,315 @@
+"""The one interface through which the core reads and writes metadata.
+
+Each method is one transaction. Queries on the pull path are single indexed lookups, so that a
+manifest by tag costs one query and a blob check costs one query.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from moorage.db.schema import (blobs, manifest_references, manifests, metadata,
+                               repositories, repository_blobs, repository_manifests, tags,
+                               uploads)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    size: int
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    repository: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewManifest:
+    """A validated manifest ready to be recorded, with everything it references."""
+
+    digest: str
+    media_type: str
+    content: bytes
+    subject: str | None
+    artifact_type: str | None
+    annotations: dict[str, str] | None
+    blob_digests: tuple[str, ...]
+    child_digests: tuple[str, ...]
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: an acknowledged push survives a power cut, not only a crash of the process.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=False)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'moorage.db'}"
+
+
+class MetadataStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    # -- repositories -------------------------------------------------------------------
+    def _repository_id(self, conn: Connection, name: str) -> int | None:
+        return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
+
+    def _ensure_repository(self, conn: Connection, name: str) -> int:
+        repo_id = self._repository_id(conn, name)
+        if repo_id is None:
+            repo_id = conn.execute(
+                insert(repositories).values(name=name, created_at=time.time())
+                .returning(repositories.c.id)).scalar_one()
+        return repo_id
+
+    def repository_exists(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return self._repository_id(conn, name) is not None
+
+    def catalog(self, limit: int | None, last: str | None) -> list[str]:
+        query = select(repositories.c.name).order_by(repositories.c.name)
+        if last:
+            query = query.where(repositories.c.name > last)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    # -- blobs --------------------------------------------------------------------------
+    def blob_size_in_repository(self, name: str, digest: str) -> int | None:
+        """The blob's size if this repository may read it, else None."""
+        query = (select(blobs.c.size)
+                 .select_from(repository_blobs.join(repositories).join(blobs))
+                 .where(repositories.c.name == name, repository_blobs.c.digest == digest))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def blob_size(self, digest: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar()
+
+    def _link_blob(self, conn: Connection, repo_id: int, digest: str, size: int) -> None:
+        now = time.time()
+        if conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar() is None:
+            conn.execute(insert(blobs).values(digest=digest, size=size, created_at=now))
+        exists = conn.execute(select(repository_blobs.c.digest).where(
+            repository_blobs.c.repository_id == repo_id,
+            repository_blobs.c.digest == digest)).scalar()
+        if exists is None:
+            conn.execute(insert(repository_blobs).values(
+                repository_id=repo_id, digest=digest, created_at=now))
+
+    def link_blob(self, name: str, digest: str, size: int) -> None:
+        """Record a committed blob and let the repository read it (push or mount)."""
+        with self.engine.begin() as conn:
+            self._link_blob(conn, self._ensure_repository(conn, name), digest, size)
+
+    def unlink_blob(self, name: str, digest: str) -> bool:
+        with self.engine.begin() as conn:
+            repo_id = self._repository_id(conn, name)
+            if repo_id is None:
+                return False
+            result = conn.execute(delete(repository_blobs).where(
+                repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest))
+            return result.rowcount > 0
+
+    def missing_blobs(self, name: str, digests: Iterable[str]) -> list[str]:
+        wanted = set(digests)
+        if not wanted:
+            return []
+        query = (select(repository_blobs.c.digest).select_from(repository_blobs.join(repositories))
+                 .where(repositories.c.name == name, repository_blobs.c.digest.in_(wanted)))
+        with self.engine.connect() as conn:
+            found = set(conn.execute(query).scalars())
+        return sorted(wanted - found)
+
+    def missing_manifests(self, name: str, digests: Iterable[str]) -> list[str]:
+        wanted = set(digests)
+        if not wanted:
+            return []
+        query = (select(repository_manifests.c.digest)
+                 .select_from(repository_manifests.join(repositories))
+                 .where(repositories.c.name == name, repository_manifests.c.digest.in_(wanted)))
+        with self.engine.connect() as conn:
+            found = set(conn.execute(query).scalars())
+        return sorted(wanted - found)
+
+    # -- manifests ----------------------------------------------------------------------
+    def put_manifest(self, name: str, new: NewManifest, tag_names: Iterable[str]) -> None:
+        """Record a manifest, its references, its repository link and its tags atomically."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            repo_id = self._ensure_repository(conn, name)
+            known = conn.execute(
+                select(manifests.c.digest).where(manifests.c.digest == new.digest)).scalar()
+            if known is None:
+                conn.execute(insert(manifests).values(
+                    digest=new.digest, media_type=new.media_type, size=len(new.content),
+                    content=new.content, subject=new.subject, artifact_type=new.artifact_type,
+                    annotations=json.dumps(new.annotations) if new.annotations else None,
+                    created_at=now))
+                refs = [{"manifest_digest": new.digest, "target_digest": d, "kind": "blob"}
+                        for d in dict.fromkeys(new.blob_digests)]
+                refs += [{"manifest_digest": new.digest, "target_digest": d, "kind": "manifest"}
+                         for d in dict.fromkeys(new.child_digests) if d not in new.blob_digests]
+                if refs:
+                    conn.execute(insert(manifest_references), refs)
+            linked = conn.execute(select(repository_manifests.c.digest).where(
+                repository_manifests.c.repository_id == repo_id,
+                repository_manifests.c.digest == new.digest)).scalar()
+            if linked is None:
+                conn.execute(insert(repository_manifests).values(
+                    repository_id=repo_id, digest=new.digest, pushed_at=now))
+            else:
+                conn.execute(update(repository_manifests).where(
+                    repository_manifests.c.repository_id == repo_id,
+                    repository_manifests.c.digest == new.digest).values(pushed_at=now))
+            for tag in tag_names:
+                self._set_tag(conn, repo_id, tag, new.digest, now)
+
+    def _set_tag(self, conn: Connection, repo_id: int, tag: str, digest: str, now: float) -> None:
+        changed = conn.execute(update(tags).where(
+            tags.c.repository_id == repo_id, tags.c.name == tag).values(
+            digest=digest, updated_at=now)).rowcount
+        if not changed:
+            conn.execute(insert(tags).values(
+                repository_id=repo_id, name=tag, digest=digest, updated_at=now))
+
+    def tag_digest(self, name: str, tag: str) -> str | None:
+        query = (select(tags.c.digest).select_from(tags.join(repositories))
+                 .where(repositories.c.name == name, tags.c.name == tag))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def manifest_in_repository(self, name: str, digest: str) -> bool:
+        query = (select(repository_manifests.c.digest)
+                 .select_from(repository_manifests.join(repositories))
+                 .where(repositories.c.name == name, repository_manifests.c.digest == digest))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar() is not None
+
+    def manifest(self, digest: str) -> StoredManifest | None:
+        query = select(manifests.c.digest, manifests.c.media_type, manifests.c.size,
+                       manifests.c.content).where(manifests.c.digest == digest)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return StoredManifest(row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    def delete_manifest(self, name: str, digest: str) -> bool:
+        """Remove a manifest and every tag pointing at it from one repository."""
+        with self.engine.begin() as conn:
+            repo_id = self._repository_id(conn, name)
+            if repo_id is None:
+                return False
+            conn.execute(delete(tags).where(tags.c.repository_id == repo_id,
+                                            tags.c.digest == digest))
+            return conn.execute(delete(repository_manifests).where(
+                repository_manifests.c.repository_id == repo_id,
+                repository_manifests.c.digest == digest)).rowcount > 0
+
+    def delete_tag(self, name: str, tag: str) -> bool:
+        with self.engine.begin() as conn:
+            repo_id = self._repository_id(conn, name)
+            if repo_id is None:
+                return False
+            return conn.execute(delete(tags).where(
+                tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
+
+    def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
+        """Tags in lexical order after `last`; None when the repository does not exist."""
+        with self.engine.connect() as conn:
+            repo_id = self._repository_id(conn, name)
+            if repo_id is None:
+                return None
+            query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name)
+            if last:
+                query = query.where(tags.c.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(conn.execute(query).scalars())
+
+    def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[Referrer]:
+        query = (select(manifests.c.digest, manifests.c.media_type, manifests.c.size,
+                        manifests.c.artifact_type, manifests.c.annotations)
+                 .select_from(manifests.join(repository_manifests).join(repositories))
+                 .where(repositories.c.name == name, manifests.c.subject == subject)
+                 .order_by(manifests.c.digest))
+        if artifact_type is not None:
+            query = query.where(manifests.c.artifact_type == artifact_type)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Referrer(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
+                for r in rows]
+
+    # -- uploads ------------------------------------------------------------------------
+    def create_upload(self, upload_id: str, name: str) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._ensure_repository(conn, name)
+            conn.execute(insert(uploads).values(id=upload_id, repository=name, started_at=now,
+                                                updated_at=now))
+
+    def upload(self, upload_id: str) -> Upload | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(uploads.c.id, uploads.c.repository, uploads.c.started_at)
+                               .where(uploads.c.id == upload_id)).first()
+        return Upload(row[0], row[1], row[2]) if row else None
+
+    def touch_upload(self, upload_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(uploads).where(uploads.c.id == upload_id)
+                         .values(updated_at=time.time()))
+
+    def delete_upload(self, upload_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+
+    def stale_uploads(self, older_than: float) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(uploads.c.id)
+                                     .where(uploads.c.updated_at < older_than)).scalars())
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                    for t in (repositories, blobs, manifests, tags, uploads)}
+
+
+__all__ = ["MetadataStore", "NewManifest", "StoredManifest", "Referrer", "Upload",
+           "open_engine", "sqlite_url"]

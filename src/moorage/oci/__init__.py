@@ -1,0 +1,1 @@
+"""OCI rules as pure functions: digests, names, references, media types, manifests, errors."""

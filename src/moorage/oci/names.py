@@ -1,0 +1,30 @@
+"""Repository names and tags, with the grammar of the distribution spec."""
+
+from __future__ import annotations
+
+import re
+
+from moorage.oci.errors import RegistryError
+
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+
+# Distribution's limit; longer names break file systems and clients alike.
+MAX_NAME_LENGTH = 255
+
+
+def check_name(name: str) -> str:
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.match(name):
+        raise RegistryError("NAME_INVALID", f"invalid repository name {name[:300]!r}")
+    return name
+
+
+def check_tag(tag: str) -> str:
+    if not _TAG_RE.match(tag):
+        raise RegistryError("TAG_INVALID", f"invalid tag {tag[:200]!r}")
+    return tag
+
+
+def is_valid_tag(tag: str) -> bool:
+    return bool(_TAG_RE.match(tag))

@@ -1,0 +1,1 @@
+"""The registry core: push, pull, mount, delete, referrers, tag listing."""

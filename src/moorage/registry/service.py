@@ -1,0 +1,220 @@
+"""The registry's decisions: what may be pushed, pulled, mounted and deleted.
+
+Handlers call this; it calls the metadata store and the blob store through their interfaces and
+announces what happened on the event bus. It never touches HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from moorage.cache.lru import LRUCache
+from moorage.db.metadata import MetadataStore, NewManifest, Referrer, StoredManifest
+from moorage.oci import mediatypes as mt
+from moorage.oci.digest import digest_of, is_digest, parse_digest
+from moorage.oci.errors import RegistryError
+from moorage.oci.manifest import accepts, parse_manifest
+from moorage.oci.names import check_name, check_tag
+from moorage.registry.events import EventBus, RegistryEvent
+from moorage.registry.uploads import UploadManager
+from moorage.store.base import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class PushedManifest:
+    digest: str
+    subject: str | None
+
+
+class Registry:
+    def __init__(self, db: MetadataStore, store: BlobStore, bus: EventBus | None = None,
+                 manifest_cache_bytes: int = 64 << 20) -> None:
+        self.db = db
+        self.store = store
+        self.bus = bus or EventBus()
+        self.uploads = UploadManager(db, store)
+        # Manifest bytes are immutable per digest, so caching them never serves stale data;
+        # whether a repository holds a digest is always asked of the database.
+        self._manifests: LRUCache[str, StoredManifest] = LRUCache(manifest_cache_bytes)
+
+    # -- blobs --------------------------------------------------------------------------
+    def blob_size(self, name: str, digest: str) -> int:
+        """Size of a blob this repository may read; BLOB_UNKNOWN otherwise."""
+        check_name(name)
+        parse_digest(digest)
+        size = self.db.blob_size_in_repository(name, digest)
+        if size is None:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        return size
+
+    def blob_file(self, digest: str) -> Path | None:
+        return self.store.local_path(digest)
+
+    def delete_blob(self, name: str, digest: str) -> None:
+        check_name(name)
+        parse_digest(digest)
+        if not self.db.unlink_blob(name, digest):
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        self.bus.publish(RegistryEvent("delete", name, digest))
+
+    def mount(self, name: str, digest: str, source: str | None) -> int | None:
+        """Link a blob another repository holds; None when it cannot (the client uploads).
+
+        Without `source`, any blob already stored on the instance is mounted; the access layer
+        decides beforehand whether the caller may read it.
+        """
+        check_name(name)
+        parse_digest(digest)
+        if source is not None:
+            check_name(source)
+            size = self.db.blob_size_in_repository(source, digest)
+        else:
+            size = self.db.blob_size(digest)
+        if size is None or self.store.size(digest) is None:
+            return None
+        self.db.link_blob(name, digest, size)
+        self.bus.publish(RegistryEvent("mount", name, digest, size=size))
+        return size
+
+    async def push_blob(self, name: str, digest: str, body: AsyncIterator[bytes],
+                        length: int | None) -> int:
+        """A monolithic upload in one request; nothing stays behind if it fails."""
+        check_name(name)
+        parse_digest(digest)
+        upload_id = self.uploads.start(name)
+        try:
+            size = await self.uploads.finish(name, upload_id, digest, body, length)
+        except BaseException:
+            try:
+                self.uploads.cancel(name, upload_id)
+            except RegistryError:
+                pass  # already gone (a digest mismatch removes it)
+            raise
+        self.bus.publish(RegistryEvent("push", name, digest, size=size))
+        return size
+
+    async def finish_upload(self, name: str, upload_id: str, digest: str,
+                            body: AsyncIterator[bytes] | None, length: int | None) -> int:
+        check_name(name)
+        size = await self.uploads.finish(name, upload_id, digest, body, length)
+        self.bus.publish(RegistryEvent("push", name, digest, size=size))
+        return size
+
+    # -- manifests ----------------------------------------------------------------------
+    def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None,
+                     extra_tags: list[str] | None = None) -> PushedManifest:
+        check_name(name)
+        tags = [t for t in (extra_tags or [])]
+        if is_digest(reference):
+            wanted = parse_digest(reference)
+            digest = digest_of(body, wanted.algorithm)
+            if digest != reference:
+                raise RegistryError("DIGEST_INVALID",
+                                    f"manifest digest is {digest}, not {reference}")
+        else:
+            tags.insert(0, reference)
+            digest = digest_of(body)
+        for tag in tags:
+            check_tag(tag)
+        manifest = parse_manifest(body, content_type)
+
+        blob_digests = [d.digest for d in manifest.blobs]
+        missing = self.db.missing_blobs(name, blob_digests)
+        if mt.EMPTY_DIGEST in missing:
+            # The empty JSON blob is implied by the spec; clients need not upload it first.
+            self.store.put(mt.EMPTY_DIGEST, mt.EMPTY_JSON)
+            self.db.link_blob(name, mt.EMPTY_DIGEST, len(mt.EMPTY_JSON))
+            missing.remove(mt.EMPTY_DIGEST)
+        missing += self.db.missing_manifests(name, [d.digest for d in manifest.children])
+        if missing:
+            raise RegistryError("MANIFEST_BLOB_UNKNOWN",
+                                f"manifest references unknown content: {', '.join(missing[:5])}",
+                                detail={"digests": missing})
+        subject = manifest.subject.digest if manifest.subject else None
+        self.db.put_manifest(name, NewManifest(
+            digest=digest, media_type=manifest.media_type, content=body, subject=subject,
+            artifact_type=manifest.artifact_type, annotations=manifest.annotations or None,
+            blob_digests=tuple(blob_digests),
+            child_digests=tuple(d.digest for d in manifest.children)), tags)
+        self._manifests.put(digest, StoredManifest(digest, manifest.media_type, len(body), body),
+                            len(body))
+        for tag in tags or [None]:
+            self.bus.publish(RegistryEvent("push", name, digest, manifest.media_type, tag,
+                                           len(body)))
+        return PushedManifest(digest, subject)
+
+    def resolve(self, name: str, reference: str) -> str:
+        """The digest a tag or digest reference names in this repository."""
+        check_name(name)
+        if is_digest(reference):
+            parse_digest(reference)
+            if not self.db.manifest_in_repository(name, reference):
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
+            return reference
+        check_tag(reference)
+        digest = self.db.tag_digest(name, reference)
+        if digest is None:
+            raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference})
+        return digest
+
+    def get_manifest(self, name: str, reference: str, accept: list[str]) -> StoredManifest:
+        digest = self.resolve(name, reference)
+        stored = self._manifests.get(digest)
+        if stored is None:
+            stored = self.db.manifest(digest)
+            if stored is None:
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
+            self._manifests.put(digest, stored, stored.size)
+        if not is_digest(reference) and not accepts(accept, stored.media_type):
+            raise RegistryError(
+                "MANIFEST_UNKNOWN",
+                f"manifest is {stored.media_type}, which the Accept header does not allow",
+                detail={"mediaType": stored.media_type})
+        return stored
+
+    def delete_manifest(self, name: str, reference: str) -> None:
+        check_name(name)
+        if is_digest(reference):
+            parse_digest(reference)
+            deleted = self.db.delete_manifest(name, reference)
+        else:
+            check_tag(reference)
+            deleted = self.db.delete_tag(name, reference)
+        if not deleted:
+            raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
+        self.bus.publish(RegistryEvent(
+            "delete", name, reference if is_digest(reference) else "",
+            tag=None if is_digest(reference) else reference))
+
+    # -- listings -----------------------------------------------------------------------
+    def tags(self, name: str, limit: int | None, last: str | None) -> list[str]:
+        check_name(name)
+        found = self.db.list_tags(name, limit, last)
+        if found is None:
+            raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+        return found
+
+    def catalog(self, limit: int | None, last: str | None) -> list[str]:
+        return self.db.catalog(limit, last)
+
+    def referrers(self, name: str, digest: str, artifact_type: str | None) -> bytes:
+        """The referrers index; an unknown subject has an empty one, never a 404."""
+        check_name(name)
+        parse_digest(digest)
+        descriptors = [_referrer_descriptor(r) for r in
+                       self.db.referrers(name, digest, artifact_type)]
+        return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                           "manifests": descriptors}).encode()
+
+
+def _referrer_descriptor(ref: Referrer) -> dict[str, object]:
+    descriptor: dict[str, object] = {"mediaType": ref.media_type, "digest": ref.digest,
+                                     "size": ref.size}
+    if ref.artifact_type:
+        descriptor["artifactType"] = ref.artifact_type
+    if ref.annotations:
+        descriptor["annotations"] = ref.annotations
+    return descriptor

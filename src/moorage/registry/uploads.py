@@ -1,0 +1,177 @@
+"""Blob uploads: stream to staging while hashing, commit atomically, survive restarts.
+
+The hash of an upload lives in this process's memory between chunks. After a restart, or when
+a chunk lands on another worker, the running hash is rebuilt from the staged bytes, so an
+upload can span restarts and processes without trusting any state but the staged file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from moorage.db.metadata import MetadataStore
+from moorage.oci.digest import parse_digest
+from moorage.oci.errors import RegistryError
+from moorage.store.base import BlobStore
+
+_UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+BATCH = 1 << 20  # hash and write in ~1 MiB batches in a worker thread
+
+
+@dataclass
+class _HashState:
+    offset: int
+    hasher: "hashlib._Hash"
+
+
+class UploadManager:
+    def __init__(self, db: MetadataStore, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+        self._hashes: dict[str, _HashState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- sessions -----------------------------------------------------------------------
+    def start(self, name: str) -> str:
+        upload_id = uuid.uuid4().hex
+        self.store.upload_create(upload_id)
+        self.db.create_upload(upload_id, name)
+        self._hashes[upload_id] = _HashState(0, hashlib.sha256())
+        return upload_id
+
+    def offset(self, name: str, upload_id: str) -> int:
+        """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository."""
+        if not _UPLOAD_ID_RE.match(upload_id):
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", "malformed upload id")
+        upload = self.db.upload(upload_id)
+        size = self.store.upload_size(upload_id) if upload else None
+        if upload is None or upload.repository != name or size is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN")
+        return size
+
+    def cancel(self, name: str, upload_id: str) -> None:
+        self.offset(name, upload_id)
+        self._forget(upload_id)
+
+    def _forget(self, upload_id: str) -> None:
+        self.store.upload_delete(upload_id)
+        self.db.delete_upload(upload_id)
+        self._hashes.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+
+    def expire(self, ttl_seconds: float) -> int:
+        """Drop uploads idle for longer than the TTL; returns how many went."""
+        stale = self.db.stale_uploads(time.time() - ttl_seconds)
+        for upload_id in stale:
+            self._forget(upload_id)
+        return len(stale)
+
+    # -- data ---------------------------------------------------------------------------
+    async def append(self, name: str, upload_id: str, body: AsyncIterator[bytes],
+                     start: int | None = None, length: int | None = None) -> int:
+        """Append one chunk; all or nothing. Returns the new offset.
+
+        `start` comes from Content-Range: a chunk that does not begin where the upload ends is
+        out of order and refused with 416 before a byte is written.
+        """
+        lock = self._locks.setdefault(upload_id, asyncio.Lock())
+        async with lock:
+            offset = self.offset(name, upload_id)
+            if start is not None and start != offset:
+                raise RegistryError(
+                    "RANGE_INVALID", f"chunk starts at {start}, upload is at {offset}",
+                    headers={"Range": range_header(offset), "Location": upload_location(name, upload_id)})
+            state = await self._state(upload_id, offset)
+            saved = state.hasher.copy()
+            try:
+                received = await self._stream(upload_id, state, body)
+                if length is not None and received != length:
+                    raise RegistryError("SIZE_INVALID",
+                                        f"chunk declared {length} bytes, received {received}")
+            except BaseException:
+                # A failed or dropped chunk is cut back off, so the upload resumes at `offset`.
+                await asyncio.to_thread(self.store.upload_truncate, upload_id, offset)
+                state.offset, state.hasher = offset, saved
+                raise
+            self.db.touch_upload(upload_id)
+            return state.offset
+
+    async def _stream(self, upload_id: str, state: _HashState, body: AsyncIterator[bytes]) -> int:
+        received = 0
+        batch: list[bytes] = []
+        pending = 0
+        async for chunk in body:
+            if not chunk:
+                continue
+            batch.append(chunk)
+            pending += len(chunk)
+            if pending >= BATCH:
+                await asyncio.to_thread(self._write, upload_id, state, b"".join(batch))
+                received += pending
+                batch, pending = [], 0
+        if pending:
+            await asyncio.to_thread(self._write, upload_id, state, b"".join(batch))
+            received += pending
+        return received
+
+    def _write(self, upload_id: str, state: _HashState, data: bytes) -> None:
+        self.store.upload_append(upload_id, data)
+        state.hasher.update(data)
+        state.offset += len(data)
+
+    async def _state(self, upload_id: str, offset: int) -> _HashState:
+        state = self._hashes.get(upload_id)
+        if state is None or state.offset != offset:
+            hasher = await asyncio.to_thread(self._rehash, upload_id, "sha256")
+            state = self._hashes[upload_id] = _HashState(offset, hasher)
+        return state
+
+    def _rehash(self, upload_id: str, algorithm: str) -> "hashlib._Hash":
+        hasher = hashlib.new(algorithm)
+        for chunk in self.store.upload_read(upload_id):
+            hasher.update(chunk)
+        return hasher
+
+    async def finish(self, name: str, upload_id: str, digest: str,
+                     body: AsyncIterator[bytes] | None = None, length: int | None = None) -> int:
+        """Verify the whole upload against `digest` and commit it; returns the blob size.
+
+        A mismatch deletes the upload: nothing of it stays behind.
+        """
+        expected = parse_digest(digest)
+        if body is not None:
+            await self.append(name, upload_id, body, length=length)
+        lock = self._locks.setdefault(upload_id, asyncio.Lock())
+        async with lock:
+            size = self.offset(name, upload_id)
+            if expected.algorithm == "sha256":
+                actual = (await self._state(upload_id, size)).hasher.hexdigest()
+            else:
+                actual = (await asyncio.to_thread(
+                    self._rehash, upload_id, expected.algorithm)).hexdigest()
+            if actual != expected.hex:
+                self._forget(upload_id)
+                raise RegistryError("DIGEST_INVALID",
+                                    f"upload has digest {expected.algorithm}:{actual}, "
+                                    f"not {digest}")
+            await asyncio.to_thread(self.store.upload_commit, upload_id, digest)
+            self.db.link_blob(name, digest, size)
+            self.db.delete_upload(upload_id)
+            self._hashes.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+        return size
+
+
+def upload_location(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def range_header(offset: int) -> str:
+    """The `Range` an upload status reports: the inclusive span of bytes received."""
+    return f"0-{max(offset - 1, 0)}"

@@ -1,0 +1,92 @@
+"""Settings: defaults, then a TOML file, then `MOORAGE_<NAME>` variables, then flags.
+
+The resolved settings are exported back into the environment before the server starts, so that
+every worker process builds the same app from the same values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "MOORAGE_"
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = "127.0.0.1:5000"
+    data_dir: Path = field(default_factory=lambda: Path("./moorage-data"))
+    workers: int = 1
+    log_level: str = "info"
+    max_manifest_bytes: int = 4 << 20
+    upload_ttl_seconds: int = 24 * 3600
+    manifest_cache_bytes: int = 64 << 20
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    try:
+        if kind in (int, "int"):
+            return int(value)
+        if kind in (Path, "Path"):
+            return Path(value)
+        if kind in (bool, "bool"):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name!r}: cannot use {value!r}") from None
+
+
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or (Path(environ[f"{ENV_PREFIX}CONFIG"])
+                                  if environ.get(f"{ENV_PREFIX}CONFIG") else None)
+    if config_file is not None:
+        try:
+            values.update(tomllib.loads(config_file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc}") from None
+    known = {f.name: f.type for f in fields(Settings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise SettingsError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+    for name in known:
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            values[name] = env_value
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    settings = Settings(**{k: _convert(k, known[k], v) for k, v in values.items()})
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    host, sep, port = settings.listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"setting 'listen': expected HOST:PORT, got {settings.listen!r}")
+    if settings.workers < 1:
+        raise SettingsError("setting 'workers' must be at least 1")
+
+
+def export_settings(settings: Settings) -> dict[str, str]:
+    """The settings as `MOORAGE_<NAME>` variables, for worker processes."""
+    return {ENV_PREFIX + k.upper(): str(v) for k, v in dataclasses.asdict(settings).items()}

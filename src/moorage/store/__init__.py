@@ -1,0 +1,1 @@
+"""Blob stores: bytes only, keyed by digest; staging areas for uploads in progress."""

@@ -1,0 +1,46 @@
+"""The interface every blob store implements.
+
+The store knows nothing of repositories or metadata: it keeps bytes under their digest and
+staged uploads under their id. Committing an upload is atomic, so a blob either exists whole
+under its digest or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+
+class BlobStore(Protocol):
+    def local_path(self, digest: str) -> Path | None:
+        """A file that holds the blob, for zero-copy responses; None if not stored locally."""
+
+    def size(self, digest: str) -> int | None:
+        """The stored blob's size, or None if the bytes are not there."""
+
+    def read(self, digest: str, start: int = 0, end: int | None = None,
+             chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Bytes [start, end) of a blob, in chunks."""
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Store small, already verified content (e.g. the empty JSON config) directly."""
+
+    def delete(self, digest: str) -> None: ...
+
+    def upload_create(self, upload_id: str) -> None: ...
+
+    def upload_size(self, upload_id: str) -> int | None:
+        """Bytes staged so far; None if the upload does not exist."""
+
+    def upload_append(self, upload_id: str, data: bytes) -> None: ...
+
+    def upload_truncate(self, upload_id: str, size: int) -> None:
+        """Cut a staged upload back to `size` bytes: a failed chunk leaves no trace."""
+
+    def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+
+    def upload_commit(self, upload_id: str, digest: str) -> None:
+        """Make the staged bytes the blob `digest`, atomically; the upload is gone after."""
+
+    def upload_delete(self, upload_id: str) -> None: ...

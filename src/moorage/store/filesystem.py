@@ -1,0 +1,111 @@
+"""Blobs on the local disk: `blobs/<algorithm>/<first two hex>/<hex>`, staging in `uploads/`.
+
+Staged bytes are fsynced and renamed into place, so a crash leaves either the whole blob or
+nothing under its digest, and a blob store shared by repositories holds each digest once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_root = root / "blobs"
+        self.upload_root = root / "uploads"
+        self.blob_root.mkdir(parents=True, exist_ok=True)
+        self.upload_root.mkdir(parents=True, exist_ok=True)
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, _, hexpart = digest.partition(":")
+        return self.blob_root / algorithm / hexpart[:2] / hexpart
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self.upload_root / upload_id
+
+    def local_path(self, digest: str) -> Path | None:
+        path = self._blob_path(digest)
+        return path if path.is_file() else None
+
+    def size(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read(self, digest: str, start: int = 0, end: int | None = None,
+             chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        return _read_file(self._blob_path(digest), start, end, chunk_size)
+
+    def put(self, digest: str, data: bytes) -> None:
+        path = self._blob_path(digest)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def delete(self, digest: str) -> None:
+        self._blob_path(digest).unlink(missing_ok=True)
+
+    def upload_create(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch(exist_ok=False)
+
+    def upload_size(self, upload_id: str) -> int | None:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def upload_append(self, upload_id: str, data: bytes) -> None:
+        with open(self._upload_path(upload_id), "ab") as f:
+            f.write(data)
+
+    def upload_truncate(self, upload_id: str, size: int) -> None:
+        os.truncate(self._upload_path(upload_id), size)
+
+    def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        return _read_file(self._upload_path(upload_id), 0, None, chunk_size)
+
+    def upload_commit(self, upload_id: str, digest: str) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+        with open(source, "rb+") as f:
+            os.fsync(f.fileno())
+        if target.exists():
+            source.unlink()
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+
+    def upload_delete(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+
+def _read_file(path: Path, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            chunk = f.read(chunk_size if remaining is None else min(chunk_size, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

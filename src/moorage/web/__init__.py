@@ -1,0 +1,1 @@
+"""HTTP interfaces: the /v2 registry API, and later the management API and console."""

@@ -1,0 +1,305 @@
+"""The OCI Distribution API under /v2: thin handlers that parse, call the core and answer.
+
+Routing is by regular expressions anchored at the end of the path, because repository names
+may contain any number of `/`-separated components.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs, quote
+
+from moorage.oci.errors import RegistryError
+from moorage.oci.names import MAX_NAME_LENGTH, check_name
+from moorage.registry.service import Registry
+from moorage.registry.uploads import range_header, upload_location
+from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
+                              read_body, respond, respond_error, send_file)
+
+log = logging.getLogger("moorage.web")
+
+Handler = Callable[..., Awaitable[None]]
+
+_ROUTES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$"), "manifest"),
+    (re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/?$"), "uploads"),
+    (re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$"), "upload"),
+    (re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$"), "blob"),
+    (re.compile(r"^/v2/(?P<name>.+)/tags/list$"), "tags"),
+    (re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), "referrers"),
+]
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_MAX_PAGE = 100_000
+
+
+class RegistryAPI:
+    def __init__(self, registry: Registry, max_manifest_bytes: int = 4 << 20) -> None:
+        self.registry = registry
+        self.max_manifest_bytes = max_manifest_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        head = method == "HEAD"
+        try:
+            await self._dispatch(scope, receive, send, method, scope["path"])
+        except RegistryError as error:
+            await respond_error(send, error, head)
+        except ConnectionAbortedError:
+            log.info("client went away during %s %s", method, scope["path"])
+        except Exception:  # never a stack trace to the client; the log keeps the details
+            log.exception("unexpected error in %s %s", method, scope["path"])
+            await respond_error(send, RegistryError("UNKNOWN", "internal error"), head)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send, method: str,
+                        path: str) -> None:
+        if path in ("/v2/", "/v2"):
+            if method not in ("GET", "HEAD"):
+                raise _unsupported(method)
+            await respond(send, 200, b"{}", {"content-type": "application/json"}, head=method == "HEAD")
+            return
+        if path == "/v2/_catalog":
+            if method != "GET":
+                raise _unsupported(method)
+            await self.catalog(scope, send)
+            return
+        if len(path) > MAX_NAME_LENGTH + 400:
+            raise RegistryError("NAME_INVALID", "request path too long")
+        for pattern, kind in _ROUTES:
+            match = pattern.match(path)
+            if match:
+                handler = getattr(self, f"{kind}_{method.lower()}", None)
+                if handler is None:
+                    raise _unsupported(method)
+                await handler(scope, receive, send, **match.groupdict())
+                return
+        raise RegistryError("UNSUPPORTED", f"no such endpoint: {path[:200]}", status=404)
+
+    # -- /v2/_catalog and tags ----------------------------------------------------------
+    async def catalog(self, scope: Scope, send: Send) -> None:
+        query = _query(scope)
+        limit, last = _page(query)
+        names = self.registry.catalog(_plus_one(limit), last)
+        await self._paged(send, "/v2/_catalog", "repositories", names, limit, {})
+
+    async def tags_get(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        query = _query(scope)
+        limit, last = _page(query)
+        found = self.registry.tags(name, _plus_one(limit), last)
+        await self._paged(send, f"/v2/{name}/tags/list", "tags", found, limit, {"name": name})
+
+    async def _paged(self, send: Send, path: str, key: str, items: list[str], limit: int | None,
+                     extra: dict[str, str]) -> None:
+        headers = {"content-type": "application/json"}
+        if limit is not None and len(items) > limit:
+            items = items[:limit]
+            headers["link"] = f'<{path}?n={limit}&last={quote(items[-1])}>; rel="next"'
+        await respond(send, 200, json.dumps({**extra, key: items}).encode(), headers)
+
+    # -- manifests ----------------------------------------------------------------------
+    async def manifest_get(self, scope: Scope, receive: Receive, send: Send, name: str,
+                           reference: str, head: bool = False) -> None:
+        stored = self.registry.get_manifest(name, reference, header_values(scope, b"accept"))
+        await respond(send, 200, stored.content, {
+            "content-type": stored.media_type,
+            "docker-content-digest": stored.digest,
+            "etag": f'"{stored.digest}"',
+        }, head=head)
+
+    async def manifest_head(self, scope: Scope, receive: Receive, send: Send, name: str,
+                            reference: str) -> None:
+        await self.manifest_get(scope, receive, send, name, reference, head=True)
+
+    async def manifest_put(self, scope: Scope, receive: Receive, send: Send, name: str,
+                           reference: str) -> None:
+        body = await read_body(receive, self.max_manifest_bytes)
+        if body is None:
+            raise RegistryError("SIZE_INVALID",
+                                f"manifest exceeds the limit of {self.max_manifest_bytes} bytes",
+                                status=413)
+        extra_tags = _query(scope).get("tag", [])
+        pushed = self.registry.put_manifest(name, reference, body, header(scope, b"content-type"),
+                                            extra_tags)
+        headers = {"location": f"/v2/{name}/manifests/{pushed.digest}",
+                   "docker-content-digest": pushed.digest}
+        if pushed.subject:
+            headers["oci-subject"] = pushed.subject
+        await respond(send, 201, b"", headers)
+
+    async def manifest_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
+                              reference: str) -> None:
+        self.registry.delete_manifest(name, reference)
+        await respond(send, 202)
+
+    # -- blobs --------------------------------------------------------------------------
+    async def blob_get(self, scope: Scope, receive: Receive, send: Send, name: str, digest: str,
+                       head: bool = False) -> None:
+        size = self.registry.blob_size(name, digest)
+        path = self.registry.blob_file(digest)
+        if path is None:
+            log.error("blob %s is recorded but its bytes are missing", digest)
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        headers = {"content-type": "application/octet-stream", "docker-content-digest": digest,
+                   "accept-ranges": "bytes", "etag": f'"{digest}"'}
+        start, end, status = 0, size, 200
+        requested = header(scope, b"range")
+        if requested is not None:
+            span = _parse_range(requested, size)
+            if span is None:
+                raise RegistryError("RANGE_INVALID", f"cannot satisfy range {requested[:100]!r}",
+                                    headers={"content-range": f"bytes */{size}"})
+            start, end = span
+            status = 206
+            headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+        if head:
+            await respond(send, status, b"", headers, head=True, content_length=end - start)
+            return
+        await send_file(scope, send, path, status, headers, start, end, whole=status == 200)
+
+    async def blob_head(self, scope: Scope, receive: Receive, send: Send, name: str,
+                        digest: str) -> None:
+        await self.blob_get(scope, receive, send, name, digest, head=True)
+
+    async def blob_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
+                          digest: str) -> None:
+        self.registry.delete_blob(name, digest)
+        await respond(send, 202, b"", {"docker-content-digest": digest})
+
+    # -- uploads ------------------------------------------------------------------------
+    async def uploads_post(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        query = _query(scope)
+        digest = _one(query, "digest")
+        mount = _one(query, "mount")
+        if mount is not None:
+            if self.registry.mount(name, mount, _one(query, "from")) is not None:
+                await _created(send, name, mount)
+                return
+        elif digest is not None:
+            await self.registry.push_blob(name, digest, body_stream(receive), _length(scope))
+            await _created(send, name, digest)
+            return
+        upload_id = self.registry.uploads.start(check_name(name))
+        await _upload_accepted(send, name, upload_id, 0)
+
+    async def upload_get(self, scope: Scope, receive: Receive, send: Send, name: str,
+                         upload_id: str) -> None:
+        offset = self.registry.uploads.offset(check_name(name), upload_id)
+        await respond(send, 204, b"", _upload_headers(name, upload_id, offset))
+
+    async def upload_patch(self, scope: Scope, receive: Receive, send: Send, name: str,
+                           upload_id: str) -> None:
+        start, length = None, _length(scope)
+        content_range = header(scope, b"content-range")
+        if content_range:
+            match = _CONTENT_RANGE_RE.match(content_range.strip())
+            if not match or int(match[2]) < int(match[1]):
+                raise RegistryError("RANGE_INVALID", f"bad Content-Range {content_range[:100]!r}")
+            start = int(match[1])
+            chunk_length = int(match[2]) - start + 1
+            if length is not None and length != chunk_length:
+                raise RegistryError("RANGE_INVALID",
+                                    "Content-Range and Content-Length disagree")
+            length = chunk_length
+        offset = await self.registry.uploads.append(check_name(name), upload_id,
+                                                    body_stream(receive), start, length)
+        await _upload_accepted(send, name, upload_id, offset)
+
+    async def upload_put(self, scope: Scope, receive: Receive, send: Send, name: str,
+                         upload_id: str) -> None:
+        digest = _one(_query(scope), "digest")
+        if digest is None:
+            raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
+        length = _length(scope)
+        body = None if length == 0 else body_stream(receive)
+        await self.registry.finish_upload(name, upload_id, digest, body, length)
+        await _created(send, name, digest)
+
+    async def upload_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
+                            upload_id: str) -> None:
+        self.registry.uploads.cancel(check_name(name), upload_id)
+        await respond(send, 204)
+
+    # -- referrers ----------------------------------------------------------------------
+    async def referrers_get(self, scope: Scope, receive: Receive, send: Send, name: str,
+                            digest: str) -> None:
+        artifact_type = _one(_query(scope), "artifactType")
+        body = self.registry.referrers(name, digest, artifact_type)
+        headers = {"content-type": "application/vnd.oci.image.index.v1+json"}
+        if artifact_type is not None:
+            headers["oci-filters-applied"] = "artifactType"
+        await respond(send, 200, body, headers)
+
+
+def _unsupported(method: str) -> RegistryError:
+    return RegistryError("UNSUPPORTED", f"method {method[:20]} is not allowed here", status=405)
+
+
+def _query(scope: Scope) -> dict[str, list[str]]:
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return {}
+    return parse_qs(raw.decode("latin-1"), keep_blank_values=True)
+
+
+def _one(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
+
+
+def _page(query: dict[str, list[str]]) -> tuple[int | None, str | None]:
+    raw = _one(query, "n")
+    limit = None
+    if raw is not None and raw != "":
+        if not raw.isdigit() or int(raw) > _MAX_PAGE:
+            raise RegistryError("PAGINATION_NUMBER_INVALID",
+                                f"n must be an integer between 0 and {_MAX_PAGE}")
+        limit = int(raw)
+    return limit, _one(query, "last") or None
+
+
+def _plus_one(limit: int | None) -> int | None:
+    """Ask for one more than the page, to know whether a next page exists."""
+    return None if limit is None else limit + 1
+
+
+def _length(scope: Scope) -> int | None:
+    raw = header(scope, b"content-length")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise RegistryError("SIZE_INVALID", "Content-Length must be a number")
+    return int(raw)
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """A single `bytes=a-b` range as a half-open span, or None if it cannot be satisfied."""
+    match = _RANGE_RE.match(value.strip())
+    if not match or (match[1] == "" and match[2] == ""):
+        return None
+    if match[1] == "":
+        suffix = int(match[2])
+        if suffix == 0:
+            return None
+        return max(size - suffix, 0), size
+    start = int(match[1])
+    end = int(match[2]) + 1 if match[2] else size
+    if start >= size or end <= start:
+        return None
+    return start, min(end, size)
+
+
+def _upload_headers(name: str, upload_id: str, offset: int) -> dict[str, str]:
+    return {"location": upload_location(name, upload_id), "range": range_header(offset),
+            "docker-upload-uuid": upload_id}
+
+
+async def _upload_accepted(send: Send, name: str, upload_id: str, offset: int) -> None:
+    await respond(send, 202, b"", _upload_headers(name, upload_id, offset))
+
+
+async def _created(send: Send, name: str, digest: str) -> None:
+    await respond(send, 201, b"", {"location": f"/v2/{name}/blobs/{digest}",
+                                   "docker-content-digest": digest})
