@@ -62,7 +62,7 @@ def sha256_digest(data: bytes) -> str:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Compact JSON in insertion order (as Go writes it), so a manifest's digest never varies run to run."""
+    """Compact JSON in insertion order (Go's field order), so digests never vary run to run."""
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
@@ -184,9 +184,10 @@ def write_image(dest_dir: str | Path, tag: str | None, layer_tars: list[bytes], 
             layers.append(write_blob(root, gzip_bytes(tar_bytes), MEDIA_LAYER_GZIP))
         else:
             layers.append(write_blob(root, tar_bytes, MEDIA_LAYER_TAR))
-    config: dict[str, Any] = {
-        "created": CREATED,
-        "architecture": arch,
+    config: dict[str, Any] = {"created": CREATED, "architecture": arch}
+    if variant:
+        config["variant"] = variant
+    config |= {
         "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                    "Cmd": cmd or ["/bin/sh"]},
@@ -194,8 +195,6 @@ def write_image(dest_dir: str | Path, tag: str | None, layer_tars: list[bytes], 
         "history": [{"created": CREATED, "created_by": f"tests.support.images layer {i}"}
                     for i in range(len(layer_tars))],
     }
-    if variant:
-        config["variant"] = variant
     config_desc = write_blob(root, canonical_json(config), MEDIA_CONFIG)
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
@@ -269,3 +268,18 @@ def multiarch_image(dest_dir: str | Path, tag: str,
     desc = write_blob(root, canonical_json(index), MEDIA_INDEX)
     tag_in_layout(root, tag, desc)
     return desc.digest
+
+
+def layer_files(blob: bytes) -> dict[str, bytes | None]:
+    """Members of a gzip or plain tar layer blob: name -> file bytes (None for non-files).
+
+    Lets tests check what a client put into a layer (e.g. a RUN step's output file).
+    """
+    data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+    files: dict[str, bytes | None] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            name = member.name.removeprefix("./").rstrip("/")
+            fh = tar.extractfile(member) if member.isfile() else None
+            files[name] = fh.read() if fh is not None else None
+    return files

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives (real clients, real peers), only those
+# that are missing, so a second run costs nothing.
+set -euo pipefail
+
+# command -> Debian package
+declare -A wanted=(
+  [skopeo]=skopeo
+  [podman]=podman
+  [buildah]=buildah
+  [umoci]=umoci
+  [busybox]=busybox-static
+  [runc]=runc
+  [docker-registry]=docker-registry
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  if [ "$cmd" = busybox ]; then
+    dpkg -s busybox-static >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+  elif ! command -v "$cmd" >/dev/null 2>&1; then
+    missing+=("${wanted[$cmd]}")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing system packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" uidmap >/dev/null
