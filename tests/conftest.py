@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,10 +10,16 @@ import pytest
 from tests.support.server import MoorageServer
 
 
+# The registry-protocol and client tests exercise the OCI API itself, so they run on an open
+# instance (auth off); tests/access exercises accounts and tokens on secured instances.
+OPEN = {"MOORAGE_AUTH": "off"}
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     """One server shared by the tests that only push and pull (fast)."""
-    server = MoorageServer(tmp_path_factory.mktemp("shared") / "data").start()
+    server = MoorageServer(tmp_path_factory.mktemp("shared") / "data", env=OPEN).start()
     yield server
     server.stop()
 
@@ -21,6 +27,32 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer
 @pytest.fixture
 def fresh_registry(tmp_path: Path) -> Iterator[MoorageServer]:
     """A server of the test's own, for tests that restart, kill or count things."""
-    server = MoorageServer(tmp_path / "data").start()
+    server = MoorageServer(tmp_path / "data", env=OPEN).start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+    """A shared instance with token auth on and a known administrator password."""
+    server = MoorageServer(tmp_path_factory.mktemp("secure") / "data",
+                           env={"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_registry(tmp_path: Path) -> Iterator[Callable[..., MoorageServer]]:
+    """Start instances with their own settings (edition, rules, proxies); all stopped after."""
+    started: list[MoorageServer] = []
+
+    def start(name: str = "data", env: dict[str, str] | None = None,
+              args: list[str] | None = None) -> MoorageServer:
+        server = MoorageServer(tmp_path / name, extra_args=args,
+                               env={"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})})
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.kill()

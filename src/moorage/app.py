@@ -6,35 +6,80 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from moorage.access.authentication import Authenticator
+from moorage.access.authorization import Authorizer
+from moorage.access.editions import Edition, artifact_check
+from moorage.access.management import AccessManager
+from moorage.access.tokens import TokenIssuer, load_or_create_key
+from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.registry.events import EventBus
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
 from moorage.store.filesystem import FilesystemBlobStore
+from moorage.web.auth import RegistryAccess
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
+from moorage.web.token_api import TokenAPI
 
 log = logging.getLogger("moorage")
 
 
-def build_registry(settings: Settings) -> Registry:
-    data_dir = Path(settings.data_dir)
+@dataclass
+class Instance:
+    """Everything one Moorage instance is made of, wired together once per process."""
+
+    settings: Settings
+    registry: Registry
+    access_store: AccessStore
+    edition: Edition
+    authenticator: Authenticator
+    authorizer: Authorizer
+    manager: AccessManager
+    issuer: TokenIssuer
+    access: RegistryAccess
+
+
+def build_instance(settings: Settings) -> Instance:
+    data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    db = MetadataStore(open_engine(sqlite_url(data_dir.resolve())))
+    engine = open_engine(sqlite_url(data_dir))
+    db = MetadataStore(engine)
     db.create_schema()
-    store = FilesystemBlobStore(data_dir)
-    return Registry(db, store, EventBus(), settings.manifest_cache_bytes)
+    edition = Edition(settings.edition, settings.quota_overrides())
+    registry = Registry(db, FilesystemBlobStore(data_dir), EventBus(),
+                        settings.manifest_cache_bytes)
+    if not edition.has("oci_artifacts"):
+        registry.manifest_checks.append(artifact_check(edition))
+    access_store = AccessStore(engine)
+    authenticator = Authenticator(access_store)
+    authorizer = Authorizer(access_store, edition, settings.auto_create_namespace,
+                            settings.namespace_creators)
+    manager = AccessManager(access_store, authorizer, edition)
+    issuer = TokenIssuer(load_or_create_key(data_dir / "keys"), settings.service,
+                         ttl_seconds=settings.token_ttl_seconds)
+    access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
+                            RegistryAccess.proxies(settings.trusted_proxies),
+                            settings.proxy_header)
+    return Instance(settings, registry, access_store, edition, authenticator, authorizer,
+                    manager, issuer, access)
 
 
 class MoorageApp:
-    """The ASGI application: /v2 to the registry API, health checks, lifespan."""
+    """The ASGI application: /v2 registry API, /auth/token, /api/v1, health, lifespan."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.registry = build_registry(settings)
-        self.registry_api = RegistryAPI(self.registry, settings.max_manifest_bytes)
+        self.instance = build_instance(settings)
+        self.registry = self.instance.registry
+        self.registry_api = RegistryAPI(self.registry, self.instance.access,
+                                        settings.max_manifest_bytes)
+        self.token_api = TokenAPI(self.instance.access, settings.refresh_token_ttl_seconds)
+        from moorage.web.management_api import create_management_api
+        self.management_api = create_management_api(self.instance)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,6 +88,10 @@ class MoorageApp:
             path = scope["path"]
             if path.startswith("/v2"):
                 await self.registry_api(scope, receive, send)
+            elif path == "/auth/token":
+                await self.token_api(scope, receive, send)
+            elif path.startswith("/api/"):
+                await self.management_api(scope, receive, send)
             elif path in ("/healthz", "/readyz"):
                 await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
             else:
@@ -76,6 +125,15 @@ class MoorageApp:
             except Exception:
                 log.exception("upload expiry failed")
             await asyncio.sleep(3600)
+
+
+def prepare_instance(settings: Settings, admin_password: str | None) -> str | None:
+    """First-start work done once, before workers fork: schema, keys, the admin account.
+
+    Returns the admin password when it was generated, so the caller can print it once.
+    """
+    instance = build_instance(settings)
+    return instance.manager.bootstrap_admin(admin_password)
 
 
 def create_app() -> MoorageApp:

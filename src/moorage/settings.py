@@ -7,6 +7,7 @@ every worker process builds the same app from the same values.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -29,6 +30,29 @@ class Settings:
     max_manifest_bytes: int = 4 << 20
     upload_ttl_seconds: int = 24 * 3600
     manifest_cache_bytes: int = 64 << 20
+    # access
+    auth: str = "token"  # "token": accounts and bearer tokens; "off": anyone may do anything
+    edition: str = "advanced"
+    service: str = "moorage"
+    token_ttl_seconds: int = 300
+    refresh_token_ttl_seconds: int = 30 * 86400
+    auto_create_namespace: bool = True
+    namespace_creators: str = "everyone"  # "everyone" | "admins"
+    trusted_proxies: str = ""  # comma-separated CIDRs whose forwarding header is believed
+    proxy_header: str = "x-forwarded-for"
+    # quota overrides; empty means the edition's value
+    quota_namespaces: int | None = None
+    quota_repositories: int | None = None
+    quota_helm_namespaces: int | None = None
+    quota_helm_repositories: int | None = None
+    quota_concurrent_builds: int | None = None
+    quota_artifact_subscriptions: int | None = None
+    quota_sync_rules: int | None = None
+    quota_pull_qps: int | None = None
+
+    def quota_overrides(self) -> dict[str, int]:
+        return {f.name[len("quota_"):]: getattr(self, f.name) for f in fields(self)
+                if f.name.startswith("quota_") and getattr(self, f.name) is not None}
 
     @property
     def host(self) -> str:
@@ -41,6 +65,8 @@ class Settings:
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
     try:
+        if kind == "int | None":
+            return None if value is None or str(value).strip().lower() in ("", "none") else int(value)
         if kind in (int, "int"):
             return int(value)
         if kind in (Path, "Path"):
@@ -85,8 +111,21 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"setting 'listen': expected HOST:PORT, got {settings.listen!r}")
     if settings.workers < 1:
         raise SettingsError("setting 'workers' must be at least 1")
+    if settings.auth not in ("token", "off"):
+        raise SettingsError(f"setting 'auth' must be token or off, not {settings.auth!r}")
+    if settings.edition not in ("personal", "basic", "advanced"):
+        raise SettingsError(f"setting 'edition' must be personal, basic or advanced, "
+                            f"not {settings.edition!r}")
+    if settings.namespace_creators not in ("everyone", "admins"):
+        raise SettingsError("setting 'namespace_creators' must be everyone or admins")
+    for cidr in filter(None, (c.strip() for c in settings.trusted_proxies.split(","))):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise SettingsError(f"setting 'trusted_proxies': {cidr!r} is not a CIDR") from None
 
 
 def export_settings(settings: Settings) -> dict[str, str]:
     """The settings as `MOORAGE_<NAME>` variables, for worker processes."""
-    return {ENV_PREFIX + k.upper(): str(v) for k, v in dataclasses.asdict(settings).items()}
+    return {ENV_PREFIX + k.upper(): "" if v is None else str(v)
+            for k, v in dataclasses.asdict(settings).items()}

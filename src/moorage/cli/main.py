@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,10 +37,15 @@ def serve(
     except SettingsError as exc:
         typer.echo(f"moorage: {exc}", err=True)
         raise typer.Exit(2) from None
+    from moorage.app import prepare_instance
+
     data = Path(settings.data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(settings, data_dir=data)
+    generated = prepare_instance(settings, os.environ.get("MOORAGE_ADMIN_PASSWORD"))
+    if generated:
+        typer.echo(f"Created the administrator account: user 'admin', password '{generated}' "
+                   f"(shown once; change it with `moorage user passwd admin`)", err=True)
     os.environ.update(export_settings(settings))
-    os.environ["MOORAGE_DATA_DIR"] = str(data)
     typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
     server = Granian(

@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (Engine, create_engine, delete, event, false, func, insert, or_, select,
+                        update)
 from sqlalchemy.engine import Connection
 
-from moorage.db.schema import (blobs, manifest_references, manifests, metadata,
+from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespaces,
                                repositories, repository_blobs, repository_manifests, tags,
                                uploads)
+from moorage.oci.names import namespace_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +93,43 @@ class MetadataStore:
         return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
     def _ensure_repository(self, conn: Connection, name: str) -> int:
+        """The repository's id, creating it (and its namespace) on first push.
+
+        Whether the caller may create them, and within which quota, is decided beforehand by
+        the access layer; here they simply come into being, private unless the namespace is
+        public.
+        """
         repo_id = self._repository_id(conn, name)
-        if repo_id is None:
-            repo_id = conn.execute(
-                insert(repositories).values(name=name, created_at=time.time())
-                .returning(repositories.c.id)).scalar_one()
-        return repo_id
+        if repo_id is not None:
+            return repo_id
+        now = time.time()
+        ns_name = namespace_of(name)
+        ns = conn.execute(select(namespaces.c.id, namespaces.c.visibility)
+                          .where(namespaces.c.name == ns_name)).first()
+        if ns is None:
+            ns_id = conn.execute(insert(namespaces).values(
+                name=ns_name, visibility="private", description="", credential_free_pull=False,
+                created_at=now).returning(namespaces.c.id)).scalar_one()
+            visibility = "private"
+        else:
+            ns_id, visibility = ns
+        return conn.execute(insert(repositories).values(
+            name=name, namespace_id=ns_id, visibility=visibility, description="",
+            created_at=now).returning(repositories.c.id)).scalar_one()
 
     def repository_exists(self, name: str) -> bool:
         with self.engine.connect() as conn:
             return self._repository_id(conn, name) is not None
 
-    def catalog(self, limit: int | None, last: str | None) -> list[str]:
+    def catalog(self, limit: int | None, last: str | None,
+                visible: tuple[set[str], bool] | None = None) -> list[str]:
         query = select(repositories.c.name).order_by(repositories.c.name)
+        if visible is not None:
+            names, include_public = visible
+            condition = namespaces.c.name.in_(names) if names else false()
+            if include_public:
+                condition = or_(condition, repositories.c.visibility == "public")
+            query = query.select_from(repositories.join(namespaces)).where(condition)
         if last:
             query = query.where(repositories.c.name > last)
         if limit is not None:
@@ -119,6 +145,12 @@ class MetadataStore:
                  .where(repositories.c.name == name, repository_blobs.c.digest == digest))
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
+
+    def repositories_with_blob(self, digest: str, limit: int) -> list[str]:
+        query = (select(repositories.c.name).select_from(repository_blobs.join(repositories))
+                 .where(repository_blobs.c.digest == digest).limit(limit))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def blob_size(self, digest: str) -> int | None:
         with self.engine.connect() as conn:

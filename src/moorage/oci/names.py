@@ -28,3 +28,11 @@ def check_tag(tag: str) -> str:
 
 def is_valid_tag(tag: str) -> bool:
     return bool(_TAG_RE.match(tag))
+
+
+def namespace_of(name: str) -> str:
+    """The namespace a repository belongs to: its first component.
+
+    A single-component name ("alpine") is its own namespace, so every repository has one.
+    """
+    return name.split("/", 1)[0]

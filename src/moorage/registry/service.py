@@ -7,7 +7,7 @@ announces what happened on the event bus. It never touches HTTP.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from moorage.db.metadata import MetadataStore, NewManifest, Referrer, StoredMani
 from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
-from moorage.oci.manifest import accepts, parse_manifest
+from moorage.oci.manifest import Manifest, accepts, parse_manifest
 from moorage.oci.names import check_name, check_tag
 from moorage.registry.events import EventBus, RegistryEvent
 from moorage.registry.uploads import UploadManager
@@ -36,6 +36,8 @@ class Registry:
         self.store = store
         self.bus = bus or EventBus()
         self.uploads = UploadManager(db, store)
+        # Checks a pushed manifest must pass (edition limits, policies); each raises to refuse.
+        self.manifest_checks: list[Callable[[str, Manifest], None]] = []
         # Manifest bytes are immutable per digest, so caching them never serves stale data;
         # whether a repository holds a digest is always asked of the database.
         self._manifests: LRUCache[str, StoredManifest] = LRUCache(manifest_cache_bytes)
@@ -120,6 +122,8 @@ class Registry:
         for tag in tags:
             check_tag(tag)
         manifest = parse_manifest(body, content_type)
+        for check in self.manifest_checks:
+            check(name, manifest)
 
         blob_digests = [d.digest for d in manifest.blobs]
         missing = self.db.missing_blobs(name, blob_digests)
@@ -197,8 +201,14 @@ class Registry:
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         return found
 
-    def catalog(self, limit: int | None, last: str | None) -> list[str]:
-        return self.db.catalog(limit, last)
+    def catalog(self, limit: int | None, last: str | None,
+                visible: tuple[set[str], bool] | None = None) -> list[str]:
+        """Repository names; `visible` = (namespaces, include public ones) narrows the list."""
+        return self.db.catalog(limit, last, visible)
+
+    def repositories_with_blob(self, digest: str, limit: int = 50) -> list[str]:
+        parse_digest(digest)
+        return self.db.repositories_with_blob(digest, limit)
 
     def referrers(self, name: str, digest: str, artifact_type: str | None) -> bytes:
         """The referrers index; an unknown subject has an empty one, never a 404."""

@@ -16,6 +16,7 @@ from moorage.oci.errors import RegistryError
 from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
 from moorage.registry.uploads import range_header, upload_location
+from moorage.web.auth import Caller, RegistryAccess
 from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
                               read_body, respond, respond_error, send_file)
 
@@ -31,14 +32,27 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/v2/(?P<name>.+)/tags/list$"), "tags"),
     (re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), "referrers"),
 ]
+# (route kind, method) -> the registry action it needs
+_ACTIONS = {
+    ("manifest", "GET"): "pull", ("manifest", "HEAD"): "pull", ("manifest", "PUT"): "push",
+    ("manifest", "DELETE"): "delete",
+    ("blob", "GET"): "pull", ("blob", "HEAD"): "pull", ("blob", "DELETE"): "delete",
+    ("uploads", "POST"): "push", ("upload", "GET"): "push", ("upload", "PATCH"): "push",
+    ("upload", "PUT"): "push", ("upload", "DELETE"): "push",
+    ("tags", "GET"): "pull", ("referrers", "GET"): "pull",
+}
+# Requests that may bring a new repository into being: quotas and namespaces are checked here.
+_CREATES = {("uploads", "POST"), ("manifest", "PUT")}
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _MAX_PAGE = 100_000
 
 
 class RegistryAPI:
-    def __init__(self, registry: Registry, max_manifest_bytes: int = 4 << 20) -> None:
+    def __init__(self, registry: Registry, access: RegistryAccess,
+                 max_manifest_bytes: int = 4 << 20) -> None:
         self.registry = registry
+        self.access = access
         self.max_manifest_bytes = max_manifest_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,6 +73,7 @@ class RegistryAPI:
         if path in ("/v2/", "/v2"):
             if method not in ("GET", "HEAD"):
                 raise _unsupported(method)
+            self.access.base(scope)
             await respond(send, 200, b"{}", {"content-type": "application/json"}, head=method == "HEAD")
             return
         if path == "/v2/_catalog":
@@ -74,6 +89,11 @@ class RegistryAPI:
                 handler = getattr(self, f"{kind}_{method.lower()}", None)
                 if handler is None:
                     raise _unsupported(method)
+                name = check_name(match["name"])
+                caller = self.access.authorize(scope, name, _ACTIONS[kind, method])
+                if (kind, method) in _CREATES:
+                    self.access.prepare_push(caller, name)
+                scope["moorage.caller"] = caller
                 await handler(scope, receive, send, **match.groupdict())
                 return
         raise RegistryError("UNSUPPORTED", f"no such endpoint: {path[:200]}", status=404)
@@ -82,7 +102,8 @@ class RegistryAPI:
     async def catalog(self, scope: Scope, send: Send) -> None:
         query = _query(scope)
         limit, last = _page(query)
-        names = self.registry.catalog(_plus_one(limit), last)
+        visible = self.access.catalog_filter(scope)
+        names = self.registry.catalog(_plus_one(limit), last, visible)
         await self._paged(send, "/v2/_catalog", "repositories", names, limit, {})
 
     async def tags_get(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
@@ -174,7 +195,8 @@ class RegistryAPI:
         digest = _one(query, "digest")
         mount = _one(query, "mount")
         if mount is not None:
-            if self.registry.mount(name, mount, _one(query, "from")) is not None:
+            if self._may_mount(scope["moorage.caller"], mount, _one(query, "from")) and \
+                    self.registry.mount(name, mount, _one(query, "from")) is not None:
                 await _created(send, name, mount)
                 return
         elif digest is not None:
@@ -183,6 +205,13 @@ class RegistryAPI:
             return
         upload_id = self.registry.uploads.start(check_name(name))
         await _upload_accepted(send, name, upload_id, 0)
+
+    def _may_mount(self, caller: Caller, digest: str, source: str | None) -> bool:
+        """The caller must be able to pull the blob from somewhere: `from`, or any repository."""
+        if source is not None:
+            return self.access.may(caller, check_name(source), "pull")
+        return any(self.access.may(caller, repo, "pull")
+                   for repo in self.registry.repositories_with_blob(digest))
 
     async def upload_get(self, scope: Scope, receive: Receive, send: Send, name: str,
                          upload_id: str) -> None:

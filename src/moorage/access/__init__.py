@@ -1,0 +1,1 @@
+"""Access: identities, tokens, roles, network rules, editions and quotas."""

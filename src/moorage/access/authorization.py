@@ -1,0 +1,155 @@
+"""What may this principal do, from where? Roles, visibility, networks, editions.
+
+Every decision comes with a reason a person can act on: the role held and the role needed,
+the address and the allowlist that refused it, the quota and its value.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from moorage.access.editions import Edition
+from moorage.access.network import Address, Network, in_any, parse_network
+from moorage.access.principal import Principal
+from moorage.access.roles import ROLE_ACTIONS, least_role_for
+from moorage.access.scopes import ACTIONS, Scope
+from moorage.db.access import AccessStore
+from moorage.oci.errors import RegistryError
+from moorage.oci.names import namespace_of
+
+REGISTRY_ACTIONS = frozenset(ACTIONS)
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """A snapshot of the CIDR rules, reloaded every few seconds rather than on every request."""
+
+    instance_allow: tuple[Network, ...]
+    namespace_allow: dict[str, tuple[Network, ...]]
+    trusted: tuple[Network, ...]
+    loaded_at: float
+
+
+class Authorizer:
+    def __init__(self, store: AccessStore, edition: Edition, auto_create_namespace: bool = True,
+                 namespace_creators: str = "everyone", rules_ttl: float = 2.0) -> None:
+        self.store = store
+        self.edition = edition
+        self.auto_create_namespace = auto_create_namespace
+        self.namespace_creators = namespace_creators
+        self.rules_ttl = rules_ttl
+        self._policy: NetworkPolicy | None = None
+
+    # -- networks -----------------------------------------------------------------------
+    def policy(self) -> NetworkPolicy:
+        policy = self._policy
+        if policy is None or time.monotonic() - policy.loaded_at > self.rules_ttl:
+            policy = self._policy = self._load_policy()
+        return policy
+
+    def rules_changed(self) -> None:
+        self._policy = None
+
+    def _load_policy(self) -> NetworkPolicy:
+        instance: list[Network] = []
+        per_ns: dict[str, list[Network]] = {}
+        trusted: list[Network] = []
+        for rule in self.store.rules():
+            network = parse_network(rule.cidr)
+            if rule.kind == "trusted":
+                trusted.append(network)
+            elif rule.namespace is None:
+                instance.append(network)
+            else:
+                per_ns.setdefault(rule.namespace, []).append(network)
+        # Allowlists are a feature of the edition; on an edition without it they are inert.
+        if not self.edition.has("network_acl"):
+            instance, per_ns = [], {}
+        return NetworkPolicy(tuple(instance), {k: tuple(v) for k, v in per_ns.items()},
+                             tuple(trusted), time.monotonic())
+
+    def check_instance_network(self, address: Address | None) -> None:
+        allow = self.policy().instance_allow
+        if allow and (address is None or not in_any(address, allow)):
+            raise RegistryError("DENIED", f"address {address} is not in this registry's "
+                                          f"allowlist", detail={"reason": "network"})
+
+    def check_namespace_network(self, address: Address | None, namespace: str) -> None:
+        allow = self.policy().namespace_allow.get(namespace)
+        if allow and (address is None or not in_any(address, allow)):
+            raise RegistryError("DENIED", f"address {address} is not in the allowlist of "
+                                          f"namespace {namespace}", detail={"reason": "network"})
+
+    def trusted(self, address: Address | None) -> bool:
+        return address is not None and in_any(address, self.policy().trusted)
+
+    # -- repositories -------------------------------------------------------------------
+    def may_create_namespace(self, principal: Principal) -> bool:
+        if principal.is_admin:
+            return True
+        return principal.kind == "user" and self.namespace_creators == "everyone"
+
+    def permissions(self, principal: Principal, name: str,
+                    address: Address | None) -> frozenset[str]:
+        """The registry actions (pull, push, delete) held on one repository."""
+        if principal.is_admin:
+            return REGISTRY_ACTIONS
+        namespace = namespace_of(name)
+        held: set[str] = set()
+        if principal.id is not None:
+            if principal.kind == "robot" and principal.robot_namespace != namespace:
+                role = None
+            else:
+                role = self.store.role(principal.id, namespace)
+            if role is not None:
+                held |= ROLE_ACTIONS[role] & REGISTRY_ACTIONS
+        if "pull" not in held:
+            visibility = self.store.repository_visibility(name)
+            if visibility is None:
+                ns = self.store.namespace(namespace)
+                if ns is None:
+                    if self.auto_create_namespace and self.may_create_namespace(principal):
+                        held |= {"pull", "push"}  # the first push creates it, owned by them
+                    return frozenset(held)
+                visibility = (ns.visibility, ns.name, ns.credential_free_pull)
+            repo_visibility, _, credential_free = visibility
+            if repo_visibility == "public":
+                held.add("pull")
+            elif credential_free and self.trusted(address):
+                held.add("pull")
+        return frozenset(held)
+
+    def denial(self, principal: Principal, name: str, action: str) -> RegistryError:
+        """Why a principal may not do something, in words."""
+        namespace = namespace_of(name)
+        if principal.anonymous:
+            return RegistryError("UNAUTHORIZED", f"authentication required to {action} {name}")
+        if principal.kind == "robot" and principal.robot_namespace != namespace:
+            message = (f"robot {principal.username} belongs to namespace "
+                       f"{principal.robot_namespace} and cannot {action} {name}")
+        else:
+            role = self.store.role(principal.id, namespace) if principal.id else None
+            needed = least_role_for(action)
+            if role is None:
+                message = (f"{principal.describe()} has no role in namespace {namespace}; "
+                           f"{action} needs {needed} or higher")
+            else:
+                message = (f"{principal.describe()} has role {role} in namespace {namespace}; "
+                           f"{action} needs {needed} or higher")
+        return RegistryError("DENIED", message, detail={"reason": "role"})
+
+    def grant(self, principal: Principal, scopes: list[Scope],
+              address: Address | None) -> list[Scope]:
+        """The intersection of what was asked and what is held, scope by scope."""
+        granted: list[Scope] = []
+        for scope in scopes:
+            if scope.type == "repository":
+                held = self.permissions(principal, scope.name, address)
+                actions = scope.actions & held
+            elif scope.type == "registry" and scope.name == "catalog":
+                actions = scope.actions if not principal.anonymous else frozenset()
+            else:
+                actions = frozenset()
+            granted.append(Scope(scope.type, scope.name, frozenset(actions)))
+        return granted

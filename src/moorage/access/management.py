@@ -1,0 +1,402 @@
+"""Managing namespaces, repositories, accounts, roles and rules, with who-may-do-what.
+
+Every method takes the acting principal and refuses with an AccessError that says why; the
+API and the CLI are thin layers over these.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from moorage.access.authentication import make_token
+from moorage.access.authorization import Authorizer
+from moorage.access.editions import Edition
+from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
+from moorage.access.network import Address, in_any, parse_network
+from moorage.access.principal import Principal
+from moorage.access.roles import ROLE_ACTIONS, ROLES
+from moorage.access.secrets import hash_password, hash_secret, new_secret
+from moorage.db.access import (AccessStore, Conflict, NamespaceRow, NetworkRuleRow,
+                               RepositoryRow, TokenRow, UserRow)
+from moorage.oci.errors import RegistryError
+from moorage.oci.names import namespace_of
+
+_NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+_USERNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$")
+_ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+VISIBILITIES = ("private", "public")
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class CreatedSecret:
+    """A secret shown once, at creation; afterwards only its id and metadata are visible."""
+
+    id: str
+    name: str
+    secret: str
+    expires_at: float | None
+
+
+def robot_username(namespace: str, name: str) -> str:
+    return f"robot${namespace}+{name}"
+
+
+class AccessManager:
+    def __init__(self, store: AccessStore, authorizer: Authorizer, edition: Edition) -> None:
+        self.store = store
+        self.authorizer = authorizer
+        self.edition = edition
+
+    # -- helpers ------------------------------------------------------------------------
+    def _namespace(self, name: str) -> NamespaceRow:
+        ns = self.store.namespace(name)
+        if ns is None:
+            raise NotFound(f"namespace {name} does not exist")
+        return ns
+
+    def _role(self, principal: Principal, namespace: str) -> str | None:
+        if principal.id is None:
+            return None
+        if principal.kind == "robot" and principal.robot_namespace != namespace:
+            return None
+        return self.store.role(principal.id, namespace)
+
+    def _require(self, principal: Principal, namespace: str, action: str) -> None:
+        if principal.is_admin:
+            return
+        role = self._role(principal, namespace)
+        if role is None or action not in ROLE_ACTIONS[role]:
+            needed = next(r for r in reversed(ROLES) if action in ROLE_ACTIONS[r])
+            held = f"role {role}" if role else "no role"
+            raise Forbidden(f"{principal.describe()} has {held} in namespace {namespace}; "
+                            f"this needs {needed} or higher")
+
+    @staticmethod
+    def _require_admin(principal: Principal) -> None:
+        if not principal.is_admin:
+            raise Forbidden("only instance administrators may do this")
+
+    def _can_see(self, principal: Principal, ns: NamespaceRow) -> bool:
+        return (principal.is_admin or ns.visibility == "public"
+                or self._role(principal, ns.name) is not None)
+
+    # -- pushes -------------------------------------------------------------------------
+    def prepare_push(self, principal: Principal, repository: str) -> None:
+        """Before the first byte of a push: create the namespace if allowed, check quotas."""
+        namespace = namespace_of(repository)
+        if self.store.repository_visibility(repository) is not None:
+            return
+        if self.store.namespace(namespace) is None:
+            if not (self.authorizer.auto_create_namespace
+                    and self.authorizer.may_create_namespace(principal)):
+                raise RegistryError("DENIED", f"namespace {namespace} does not exist and "
+                                              f"{principal.describe()} may not create it",
+                                    detail={"reason": "namespace"})
+            self.edition.check_quota("namespaces", self.store.count_namespaces())
+            try:
+                ns = self.store.create_namespace(namespace)
+            except Conflict:
+                pass  # created by a concurrent push a moment ago
+            else:
+                if principal.id is not None and principal.kind == "user":
+                    self.store.set_role(ns.id, principal.id, "owner")
+        self.edition.check_quota("repositories", self.store.count_repositories())
+
+    # -- namespaces ---------------------------------------------------------------------
+    def create_namespace(self, principal: Principal, name: str, visibility: str = "private",
+                         description: str = "", credential_free_pull: bool = False) -> NamespaceRow:
+        if not self.authorizer.may_create_namespace(principal):
+            raise Forbidden(f"{principal.describe()} may not create namespaces")
+        if len(name) > 64 or not _NAMESPACE_RE.match(name):
+            raise Invalid(f"invalid namespace name {name!r}: lowercase letters, digits and "
+                          f"separators (. _ -), at most 64 characters")
+        if visibility not in VISIBILITIES:
+            raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")
+        self.edition.check_quota("namespaces", self.store.count_namespaces())
+        try:
+            ns = self.store.create_namespace(name, visibility, description, credential_free_pull)
+        except Conflict as exc:
+            raise AlreadyExists(str(exc)) from None
+        if principal.id is not None and principal.kind == "user":
+            self.store.set_role(ns.id, principal.id, "owner")
+        return ns
+
+    def list_namespaces(self, principal: Principal) -> list[NamespaceRow]:
+        return [ns for ns in self.store.namespaces() if self._can_see(principal, ns)]
+
+    def get_namespace(self, principal: Principal, name: str) -> NamespaceRow:
+        ns = self._namespace(name)
+        if not self._can_see(principal, ns):
+            raise NotFound(f"namespace {name} does not exist")
+        return ns
+
+    def update_namespace(self, principal: Principal, name: str, visibility: str | None = None,
+                         description: str | None = None,
+                         credential_free_pull: bool | None = None) -> NamespaceRow:
+        self._namespace(name)
+        self._require(principal, name, "manage_members")
+        values: dict[str, object] = {}
+        if visibility is not None:
+            if visibility not in VISIBILITIES:
+                raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")
+            values["visibility"] = visibility
+        if description is not None:
+            values["description"] = description
+        if credential_free_pull is not None:
+            values["credential_free_pull"] = credential_free_pull
+        if values:
+            self.store.update_namespace(name, **values)
+        return self._namespace(name)
+
+    def delete_namespace(self, principal: Principal, name: str) -> None:
+        self._namespace(name)
+        self._require(principal, name, "manage_members")
+        self.store.delete_namespace(name)
+        self.authorizer.rules_changed()
+
+    # -- repositories -------------------------------------------------------------------
+    def list_repositories(self, principal: Principal, namespace: str | None = None) -> list[RepositoryRow]:
+        visible = {ns.name for ns in self.list_namespaces(principal)}
+        return [r for r in self.store.repositories(namespace)
+                if r.namespace in visible or r.visibility == "public" or principal.is_admin]
+
+    def get_repository(self, principal: Principal, name: str) -> RepositoryRow:
+        repo = self.store.repository(name)
+        if repo is None or not (principal.is_admin or repo.visibility == "public"
+                                or self._role(principal, repo.namespace)):
+            raise NotFound(f"repository {name} does not exist")
+        return repo
+
+    def update_repository(self, principal: Principal, name: str, visibility: str | None = None,
+                          description: str | None = None) -> RepositoryRow:
+        repo = self.get_repository(principal, name)
+        self._require(principal, repo.namespace, "delete")
+        values: dict[str, object] = {}
+        if visibility is not None:
+            if visibility not in VISIBILITIES:
+                raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")
+            values["visibility"] = visibility
+        if description is not None:
+            values["description"] = description
+        if values:
+            self.store.update_repository(name, **values)
+        return self.get_repository(principal, name)
+
+    def delete_repository(self, principal: Principal, name: str) -> None:
+        repo = self.get_repository(principal, name)
+        self._require(principal, repo.namespace, "delete")
+        self.store.delete_repository(name)
+
+    def require_repository_action(self, principal: Principal, name: str, action: str) -> RepositoryRow:
+        repo = self.get_repository(principal, name)
+        if action != "pull":
+            self._require(principal, repo.namespace, action)
+        return repo
+
+    # -- users --------------------------------------------------------------------------
+    def create_user(self, principal: Principal, username: str, password: str,
+                    is_admin: bool = False) -> UserRow:
+        self._require_admin(principal)
+        if not _USERNAME_RE.match(username):
+            raise Invalid(f"invalid username {username!r}")
+        if len(password) < MIN_PASSWORD:
+            raise Invalid(f"password must have at least {MIN_PASSWORD} characters")
+        try:
+            return self.store.create_user(username, hash_password(password), is_admin=is_admin)
+        except Conflict as exc:
+            raise AlreadyExists(str(exc)) from None
+
+    def list_users(self, principal: Principal) -> list[UserRow]:
+        self._require_admin(principal)
+        return self.store.users("user")
+
+    def get_user(self, principal: Principal, username: str) -> UserRow:
+        if not principal.is_admin and principal.username != username:
+            raise Forbidden("only administrators may look at other accounts")
+        user = self.store.user(username)
+        if user is None or user.kind != "user":
+            raise NotFound(f"user {username} does not exist")
+        return user
+
+    def update_user(self, principal: Principal, username: str, password: str | None = None,
+                    is_admin: bool | None = None) -> UserRow:
+        user = self.get_user(principal, username)
+        values: dict[str, object] = {}
+        if password is not None:
+            if len(password) < MIN_PASSWORD:
+                raise Invalid(f"password must have at least {MIN_PASSWORD} characters")
+            values["password_hash"] = hash_password(password)
+        if is_admin is not None:
+            self._require_admin(principal)
+            if not is_admin and user.is_admin and self.store.count_admins() <= 1:
+                raise Invalid("the last administrator cannot be demoted")
+            values["is_admin"] = is_admin
+        if values:
+            self.store.update_user(username, **values)
+        return self.get_user(principal, username)
+
+    def delete_user(self, principal: Principal, username: str) -> None:
+        self._require_admin(principal)
+        user = self.get_user(principal, username)
+        if user.is_admin and self.store.count_admins() <= 1:
+            raise Invalid("the last administrator cannot be deleted")
+        self.store.delete_user(username)
+
+    # -- robots -------------------------------------------------------------------------
+    def create_robot(self, principal: Principal, namespace: str, name: str,
+                     role: str = "developer", description: str = "",
+                     expires_in_days: float | None = None) -> tuple[UserRow, CreatedSecret]:
+        ns = self._namespace(namespace)
+        self._require(principal, namespace, "manage_members")
+        if not _ROBOT_NAME_RE.match(name):
+            raise Invalid(f"invalid robot name {name!r}")
+        if role not in ROLES or role == "owner":
+            raise Invalid("a robot's role is maintainer, developer or guest")
+        secret = new_secret()
+        expires = time.time() + expires_in_days * 86400 if expires_in_days else None
+        username = robot_username(namespace, name)
+        try:
+            robot = self.store.create_user(username, hash_secret(secret), kind="robot",
+                                           namespace_id=ns.id, description=description,
+                                           expires_at=expires)
+        except Conflict as exc:
+            raise AlreadyExists(str(exc)) from None
+        self.store.set_role(ns.id, robot.id, role)
+        return robot, CreatedSecret(str(robot.id), username, secret, expires)
+
+    def list_robots(self, principal: Principal, namespace: str) -> list[tuple[UserRow, str]]:
+        ns = self._namespace(namespace)
+        self._require(principal, namespace, "manage_rules")
+        roles = {username: role for username, _, role in self.store.members(ns.id)}
+        return [(r, roles.get(r.username, "")) for r in self.store.users("robot", ns.id)]
+
+    def delete_robot(self, principal: Principal, namespace: str, name: str) -> None:
+        self._namespace(namespace)
+        self._require(principal, namespace, "manage_members")
+        if not self.store.delete_user(robot_username(namespace, name)):
+            raise NotFound(f"robot {name} does not exist in namespace {namespace}")
+
+    # -- personal access tokens ---------------------------------------------------------
+    def create_token(self, principal: Principal, name: str,
+                     expires_in_days: float | None = 90) -> CreatedSecret:
+        if principal.kind != "user" or principal.id is None:
+            raise Forbidden("only users have personal access tokens")
+        if not name or len(name) > 100:
+            raise Invalid("a token needs a name of at most 100 characters")
+        if expires_in_days is not None and expires_in_days <= 0:
+            raise Invalid("expires_in_days must be positive")
+        token_id, token, secret_hash = make_token("personal")
+        expires = time.time() + expires_in_days * 86400 if expires_in_days else None
+        self.store.create_token(token_id, principal.id, "personal", name, secret_hash, expires)
+        return CreatedSecret(token_id, name, token, expires)
+
+    def list_tokens(self, principal: Principal, username: str | None = None) -> list[TokenRow]:
+        user = self.get_user(principal, username or principal.username)
+        return self.store.tokens(user.id, "personal")
+
+    def revoke_token(self, principal: Principal, token_id: str) -> None:
+        row = self.store.token(token_id)
+        if row is None or (row.user_id != principal.id and not principal.is_admin):
+            raise NotFound(f"token {token_id} does not exist")
+        self.store.revoke_token(token_id)
+
+    # -- roles --------------------------------------------------------------------------
+    def members(self, principal: Principal, namespace: str) -> list[tuple[str, str, str]]:
+        ns = self._namespace(namespace)
+        if not principal.is_admin and self._role(principal, namespace) is None:
+            raise Forbidden(f"{principal.describe()} is not a member of namespace {namespace}")
+        return self.store.members(ns.id)
+
+    def set_role(self, principal: Principal, namespace: str, username: str, role: str) -> None:
+        ns = self._namespace(namespace)
+        self._require(principal, namespace, "manage_members")
+        if role not in ROLES:
+            raise Invalid(f"role must be one of {', '.join(ROLES)}")
+        user = self.store.user(username)
+        if user is None:
+            raise NotFound(f"account {username} does not exist")
+        if user.kind == "robot" and user.namespace_id != ns.id:
+            raise Invalid("a robot can only hold a role in its own namespace")
+        self.store.set_role(ns.id, user.id, role)
+
+    def remove_role(self, principal: Principal, namespace: str, username: str) -> None:
+        ns = self._namespace(namespace)
+        self._require(principal, namespace, "manage_members")
+        user = self.store.user(username)
+        if user is None or not self.store.remove_role(ns.id, user.id):
+            raise NotFound(f"{username} has no role in namespace {namespace}")
+
+    # -- network rules ------------------------------------------------------------------
+    def create_rule(self, principal: Principal, cidr: str, kind: str = "allow",
+                    namespace: str | None = None, description: str = "",
+                    caller: Address | None = None) -> NetworkRuleRow:
+        if kind not in ("allow", "trusted"):
+            raise Invalid("kind must be allow or trusted")
+        if kind == "allow":
+            self.edition.require("network_acl")
+        else:
+            self.edition.require("credential_free_pull")
+        try:
+            network = parse_network(cidr)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        if namespace is None:
+            self._require_admin(principal)
+            if kind == "trusted":
+                ns_id = None
+            else:
+                existing = [parse_network(r.cidr) for r in self.store.rules()
+                            if r.kind == "allow" and r.namespace is None]
+                if caller is not None and not in_any(caller, [*existing, network]):
+                    raise Invalid(f"this rule would lock you out: your address {caller} is "
+                                  f"not in {network} nor in another instance allow rule")
+                ns_id = None
+        else:
+            if kind == "trusted":
+                raise Invalid("trusted networks are instance-wide; namespaces opt in with "
+                              "credential_free_pull")
+            ns_id = self._namespace(namespace).id
+            self._require(principal, namespace, "manage_rules")
+        try:
+            rule_id = self.store.create_rule(ns_id, str(network), kind, description)
+        except Conflict as exc:
+            raise AlreadyExists(str(exc)) from None
+        self.authorizer.rules_changed()
+        return next(r for r in self.store.rules() if r.id == rule_id)
+
+    def list_rules(self, principal: Principal) -> list[NetworkRuleRow]:
+        return [r for r in self.store.rules()
+                if principal.is_admin or (r.namespace is not None
+                                          and self._role(principal, r.namespace))]
+
+    def delete_rule(self, principal: Principal, rule_id: int) -> None:
+        rule = next((r for r in self.store.rules() if r.id == rule_id), None)
+        if rule is None:
+            raise NotFound(f"network rule {rule_id} does not exist")
+        if rule.namespace is None:
+            self._require_admin(principal)
+        else:
+            self._require(principal, rule.namespace, "manage_rules")
+        self.store.delete_rule(rule_id)
+        self.authorizer.rules_changed()
+
+    # -- instance -----------------------------------------------------------------------
+    def usage(self) -> dict[str, int]:
+        return {"namespaces": self.store.count_namespaces(),
+                "repositories": self.store.count_repositories()}
+
+    def bootstrap_admin(self, password: str | None) -> str | None:
+        """Create `admin` on first start; returns the password if it had to be generated."""
+        if self.store.user("admin") is not None:
+            return None
+        generated = None
+        if not password:
+            generated = password = new_secret(18)
+        try:
+            self.store.create_user("admin", hash_password(password), is_admin=True)
+        except Conflict:
+            return None
+        return generated

@@ -1,0 +1,53 @@
+"""Client addresses and CIDR rules.
+
+Behind a reverse proxy the peer address is the proxy's; the real client is in a header, which
+is trusted only when the peer is one of the configured proxies (else anyone could claim any
+address by sending the header).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_network(cidr: str) -> Network:
+    """A CIDR (or a bare address) as a network; ValueError with a readable message if bad."""
+    try:
+        return ipaddress.ip_network(cidr.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{cidr!r} is not a CIDR such as 10.0.0.0/8 or 192.168.1.7/32") from None
+
+
+def parse_address(value: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def in_any(address: Address, networks: Iterable[Network]) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
+def client_address(peer: str | None, headers: dict[str, str], trusted_proxies: list[Network],
+                   proxy_header: str) -> Address | None:
+    """The client's address: the peer, or, through trusted proxies, the forwarded one."""
+    address = parse_address(peer) if peer else None
+    if address is None or not in_any(address, trusted_proxies):
+        return address
+    raw = headers.get(proxy_header.lower())
+    if not raw:
+        return address
+    # X-Forwarded-For lists client, proxy1, proxy2…: walk from the right past our own proxies.
+    for hop in reversed([h.strip() for h in raw.split(",") if h.strip()]):
+        hop_address = parse_address(hop)
+        if hop_address is None:
+            return address
+        if not in_any(hop_address, trusted_proxies):
+            return hop_address
+        address = hop_address
+    return address

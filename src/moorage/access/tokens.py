@@ -1,0 +1,131 @@
+"""Docker/OCI bearer tokens: short-lived ES256 JWTs whose `access` claim lists what is granted.
+
+The signing key is generated on first start and kept in the data folder, so tokens stay valid
+across restarts and every worker process of one instance signs and verifies with the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from moorage.access.scopes import Scope
+from moorage.cache.lru import LRUCache
+
+KEY_FILE = "token-signing-es256.pem"
+
+
+class TokenInvalid(Exception):
+    """A bearer token that cannot be trusted; the message says why (never the token)."""
+
+
+def load_or_create_key(keys_dir: Path) -> ec.EllipticCurvePrivateKey:
+    """Load the instance's signing key, creating it once even when workers race to start."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    path = keys_dir / KEY_FILE
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        tmp = keys_dir / f".{KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # fails if another process won the race; theirs is kept
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} is not an EC private key")
+    return loaded
+
+
+def key_id(key: ec.EllipticCurvePrivateKey) -> str:
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b32encode(hashlib.sha256(der).digest()[:15]).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    subject: str
+    access: dict[tuple[str, str], frozenset[str]]
+    expires_at: float
+
+    def allows(self, resource_type: str, name: str, action: str) -> bool:
+        return action in self.access.get((resource_type, name), frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    issued_at: float
+
+
+class TokenIssuer:
+    def __init__(self, key: ec.EllipticCurvePrivateKey, service: str, issuer: str = "moorage",
+                 ttl_seconds: int = 300) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self.kid = key_id(key)
+        self.service = service
+        self.issuer = issuer
+        self.ttl = ttl_seconds
+        # Verifying ES256 costs more than a manifest lookup; a verified token is remembered
+        # until it expires.
+        self._verified: LRUCache[str, Claims] = LRUCache(20_000)
+
+    def issue(self, subject: str, scopes: list[Scope]) -> IssuedToken:
+        now = time.time()
+        claims = {
+            "iss": self.issuer, "sub": subject, "aud": self.service,
+            "iat": int(now), "nbf": int(now) - 5, "exp": int(now) + self.ttl,
+            "jti": uuid.uuid4().hex,
+            "access": [s.claim() for s in scopes if s.actions],
+        }
+        token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
+        return IssuedToken(token, self.ttl, now)
+
+    def verify(self, token: str) -> Claims:
+        cached = self._verified.get(token)
+        now = time.time()
+        if cached is not None:
+            if cached.expires_at > now:
+                return cached
+            self._verified.discard(token)
+            raise TokenInvalid("token has expired")
+        try:
+            payload = jwt.decode(token, self._public, algorithms=["ES256"], audience=self.service,
+                                 issuer=self.issuer, options={"require": ["exp", "sub", "aud"]},
+                                 leeway=5)
+        except jwt.ExpiredSignatureError:
+            raise TokenInvalid("token has expired") from None
+        except jwt.InvalidSignatureError:
+            raise TokenInvalid("token signature does not verify (signed by another key, "
+                               "or altered)") from None
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"token is invalid: {type(exc).__name__}") from None
+        access: dict[tuple[str, str], frozenset[str]] = {}
+        for entry in payload.get("access") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                key = (str(entry.get("type")), entry["name"])
+                access[key] = access.get(key, frozenset()) | frozenset(
+                    a for a in entry.get("actions") or [] if isinstance(a, str))
+        claims = Claims(str(payload["sub"]), access, float(payload["exp"]))
+        self._verified.put(token, claims)
+        return claims

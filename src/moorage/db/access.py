@@ -1,0 +1,310 @@
+"""Metadata queries for the access layer: namespaces, repositories, accounts, rules."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from moorage.db.schema import (access_tokens, memberships, namespaces, network_rules,
+                               repositories, tags, users)
+
+
+class Conflict(Exception):
+    """The row already exists (a unique name taken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceRow:
+    id: int
+    name: str
+    visibility: str
+    description: str
+    credential_free_pull: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRow:
+    id: int
+    name: str
+    namespace: str
+    visibility: str
+    description: str
+    created_at: float
+    tag_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    username: str
+    password_hash: str
+    kind: str
+    is_admin: bool
+    namespace_id: int | None
+    description: str
+    expires_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: str
+    user_id: int
+    kind: str
+    name: str
+    secret_hash: str
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRuleRow:
+    id: int
+    namespace: str | None
+    cidr: str
+    kind: str
+    description: str
+    created_at: float
+
+
+_NS_COLS = (namespaces.c.id, namespaces.c.name, namespaces.c.visibility, namespaces.c.description,
+            namespaces.c.credential_free_pull, namespaces.c.created_at)
+_USER_COLS = (users.c.id, users.c.username, users.c.password_hash, users.c.kind, users.c.is_admin,
+              users.c.namespace_id, users.c.description, users.c.expires_at, users.c.created_at)
+_TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind,
+               access_tokens.c.name, access_tokens.c.secret_hash, access_tokens.c.expires_at,
+               access_tokens.c.revoked_at, access_tokens.c.last_used_at, access_tokens.c.created_at)
+
+
+class AccessStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- namespaces ---------------------------------------------------------------------
+    def create_namespace(self, name: str, visibility: str = "private", description: str = "",
+                         credential_free_pull: bool = False) -> NamespaceRow:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(namespaces).values(
+                    name=name, visibility=visibility, description=description,
+                    credential_free_pull=credential_free_pull, created_at=time.time()))
+        except IntegrityError:
+            raise Conflict(f"namespace {name!r} already exists") from None
+        found = self.namespace(name)
+        assert found is not None
+        return found
+
+    def namespace(self, name: str) -> NamespaceRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_NS_COLS).where(namespaces.c.name == name)).first()
+        return NamespaceRow(*row) if row else None
+
+    def namespaces(self) -> list[NamespaceRow]:
+        with self.engine.connect() as conn:
+            return [NamespaceRow(*r) for r in
+                    conn.execute(select(*_NS_COLS).order_by(namespaces.c.name))]
+
+    def count_namespaces(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(namespaces)).scalar_one()
+
+    def update_namespace(self, name: str, **values: object) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(namespaces).where(namespaces.c.name == name)
+                                .values(**values)).rowcount > 0
+
+    def delete_namespace(self, name: str) -> bool:
+        """Removes the namespace with its repositories, tags, robots and rules (cascade)."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(namespaces).where(namespaces.c.name == name)).rowcount > 0
+
+    # -- repositories -------------------------------------------------------------------
+    def _repo_query(self):  # type: ignore[no-untyped-def]
+        tag_count = (select(func.count()).where(tags.c.repository_id == repositories.c.id)
+                     .correlate(repositories).scalar_subquery())
+        return (select(repositories.c.id, repositories.c.name, namespaces.c.name,
+                       repositories.c.visibility, repositories.c.description,
+                       repositories.c.created_at, tag_count)
+                .select_from(repositories.join(namespaces)))
+
+    def repositories(self, namespace: str | None = None) -> list[RepositoryRow]:
+        query = self._repo_query().order_by(repositories.c.name)
+        if namespace is not None:
+            query = query.where(namespaces.c.name == namespace)
+        with self.engine.connect() as conn:
+            return [RepositoryRow(*r) for r in conn.execute(query)]
+
+    def repository(self, name: str) -> RepositoryRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._repo_query().where(repositories.c.name == name)).first()
+        return RepositoryRow(*row) if row else None
+
+    def count_repositories(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(repositories)).scalar_one()
+
+    def repository_visibility(self, name: str) -> tuple[str, str, bool] | None:
+        """(repository visibility, namespace name, credential-free pull) in one query."""
+        query = (select(repositories.c.visibility, namespaces.c.name,
+                        namespaces.c.credential_free_pull)
+                 .select_from(repositories.join(namespaces)).where(repositories.c.name == name))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (row[0], row[1], bool(row[2])) if row else None
+
+    def update_repository(self, name: str, **values: object) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(repositories).where(repositories.c.name == name)
+                                .values(**values)).rowcount > 0
+
+    def delete_repository(self, name: str) -> bool:
+        """Removes tags and manifest links; the bytes go later with garbage collection."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(repositories).where(
+                repositories.c.name == name)).rowcount > 0
+
+    # -- users and robots ---------------------------------------------------------------
+    def create_user(self, username: str, password_hash: str, kind: str = "user",
+                    is_admin: bool = False, namespace_id: int | None = None,
+                    description: str = "", expires_at: float | None = None) -> UserRow:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(users).values(
+                    username=username, password_hash=password_hash, kind=kind,
+                    is_admin=is_admin, namespace_id=namespace_id, description=description,
+                    expires_at=expires_at, created_at=time.time()))
+        except IntegrityError:
+            raise Conflict(f"account {username!r} already exists") from None
+        found = self.user(username)
+        assert found is not None
+        return found
+
+    def user(self, username: str) -> UserRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_USER_COLS).where(users.c.username == username)).first()
+        return UserRow(*row) if row else None
+
+    def user_by_id(self, user_id: int) -> UserRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_USER_COLS).where(users.c.id == user_id)).first()
+        return UserRow(*row) if row else None
+
+    def users(self, kind: str = "user", namespace_id: int | None = None) -> list[UserRow]:
+        query = select(*_USER_COLS).where(users.c.kind == kind).order_by(users.c.username)
+        if namespace_id is not None:
+            query = query.where(users.c.namespace_id == namespace_id)
+        with self.engine.connect() as conn:
+            return [UserRow(*r) for r in conn.execute(query)]
+
+    def update_user(self, username: str, **values: object) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(users).where(users.c.username == username)
+                                .values(**values)).rowcount > 0
+
+    def delete_user(self, username: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(users).where(users.c.username == username)).rowcount > 0
+
+    def count_admins(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(users).where(
+                users.c.is_admin.is_(True), users.c.kind == "user")).scalar_one()
+
+    # -- tokens -------------------------------------------------------------------------
+    def create_token(self, token_id: str, user_id: int, kind: str, name: str, secret_hash: str,
+                     expires_at: float | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(access_tokens).values(
+                id=token_id, user_id=user_id, kind=kind, name=name, secret_hash=secret_hash,
+                expires_at=expires_at, created_at=time.time()))
+
+    def token(self, token_id: str) -> TokenRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_TOKEN_COLS).where(access_tokens.c.id == token_id)).first()
+        return TokenRow(*row) if row else None
+
+    def tokens(self, user_id: int, kind: str = "personal") -> list[TokenRow]:
+        query = (select(*_TOKEN_COLS).where(access_tokens.c.user_id == user_id,
+                                            access_tokens.c.kind == kind)
+                 .order_by(access_tokens.c.created_at))
+        with self.engine.connect() as conn:
+            return [TokenRow(*r) for r in conn.execute(query)]
+
+    def revoke_token(self, token_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(access_tokens).where(
+                access_tokens.c.id == token_id, access_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())).rowcount > 0
+
+    def touch_token(self, token_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(access_tokens).where(access_tokens.c.id == token_id)
+                         .values(last_used_at=time.time()))
+
+    # -- roles --------------------------------------------------------------------------
+    def set_role(self, namespace_id: int, user_id: int, role: str) -> None:
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(memberships).where(
+                memberships.c.namespace_id == namespace_id, memberships.c.user_id == user_id)
+                .values(role=role)).rowcount
+            if not changed:
+                conn.execute(insert(memberships).values(
+                    namespace_id=namespace_id, user_id=user_id, role=role))
+
+    def remove_role(self, namespace_id: int, user_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(memberships).where(
+                memberships.c.namespace_id == namespace_id,
+                memberships.c.user_id == user_id)).rowcount > 0
+
+    def members(self, namespace_id: int) -> list[tuple[str, str, str]]:
+        """(username, kind, role) of everyone with a role in the namespace."""
+        query = (select(users.c.username, users.c.kind, memberships.c.role)
+                 .select_from(memberships.join(users))
+                 .where(memberships.c.namespace_id == namespace_id).order_by(users.c.username))
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(query)]  # type: ignore[misc]
+
+    def role(self, user_id: int, namespace: str) -> str | None:
+        query = (select(memberships.c.role).select_from(memberships.join(namespaces))
+                 .where(memberships.c.user_id == user_id, namespaces.c.name == namespace))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def roles(self, user_id: int) -> dict[str, str]:
+        query = (select(namespaces.c.name, memberships.c.role)
+                 .select_from(memberships.join(namespaces))
+                 .where(memberships.c.user_id == user_id))
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(query)}
+
+    # -- network rules ------------------------------------------------------------------
+    def create_rule(self, namespace_id: int | None, cidr: str, kind: str,
+                    description: str = "") -> int:
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(insert(network_rules).values(
+                    namespace_id=namespace_id, cidr=cidr, kind=kind, description=description,
+                    created_at=time.time()).returning(network_rules.c.id)).scalar_one()
+        except IntegrityError:
+            raise Conflict(f"a {kind} rule for {cidr} already exists there") from None
+
+    def rules(self) -> list[NetworkRuleRow]:
+        query = (select(network_rules.c.id, namespaces.c.name, network_rules.c.cidr,
+                        network_rules.c.kind, network_rules.c.description,
+                        network_rules.c.created_at)
+                 .select_from(network_rules.outerjoin(namespaces))
+                 .order_by(network_rules.c.id))
+        with self.engine.connect() as conn:
+            return [NetworkRuleRow(*r) for r in conn.execute(query)]
+
+    def delete_rule(self, rule_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(network_rules).where(
+                network_rules.c.id == rule_id)).rowcount > 0
