@@ -12,6 +12,7 @@ declare -A wanted=(
   [busybox]=busybox-static
   [runc]=runc
   [docker-registry]=docker-registry
+  [zstd]=zstd
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

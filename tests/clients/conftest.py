@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -55,7 +55,7 @@ class DistributionServer:
         self.config_path.write_text(f"""\
 version: 0.1
 log:
-  level: info
+  level: warn
   accesslog:
     disabled: false
 storage:
@@ -148,17 +148,19 @@ def peer_name() -> str:
     return PEER or "moorage"
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None],
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On failure, attach the registry's log tail: the server side of what the client saw."""
-    outcome = yield
-    report = outcome.get_result()
+    report: pytest.TestReport = yield
     if report.failed and call.when == "call":
         funcargs = getattr(item, "funcargs", {})
         for name in ("registry", "fresh_registry"):
             server = funcargs.get(name)
             if server is not None and hasattr(server, "log"):
                 report.sections.append((f"{name} log (tail)", server.log()[-4000:]))
+    return report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,6 +174,7 @@ def podman_store(tmp_path: Path) -> Iterator[ContainerStore]:
         pytest.skip("podman is not installed (apt-get install podman)")
     store = ContainerStore("podman", tmp_path / "podman", "vfs")
     yield store
+    store.cleanup()
 
 
 @pytest.fixture
@@ -179,7 +182,9 @@ def podman_store2(tmp_path: Path) -> Iterator[ContainerStore]:
     """A second, empty podman store: pulls there cannot be served from a local cache."""
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (apt-get install podman)")
-    yield ContainerStore("podman", tmp_path / "podman2", "vfs")
+    store = ContainerStore("podman", tmp_path / "podman2", "vfs")
+    yield store
+    store.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +200,7 @@ def buildah_driver(tmp_path_factory: pytest.TempPathFactory) -> str:
         ok = probe("mount", name, check=False, timeout=60).returncode == 0
         probe("umount", name, check=False, timeout=60)
         probe("rm", name, check=False, timeout=60)
+    probe.cleanup()
     return "overlay" if ok else "vfs"
 
 

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,15 +188,18 @@ class ContainerStore:
         self.tool = tool
         self.base = base
         self.driver = driver
-        for sub in ("root", "run", "tmp"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "root").mkdir(parents=True, exist_ok=True)
+        (base / "tmp").mkdir(parents=True, exist_ok=True)
+        # podman refuses a --runroot longer than 50 characters, and pytest's tmp_path is
+        # longer than that: keep the run state in a short folder of its own.
+        self.runroot = Path(tempfile.mkdtemp(prefix=f"{tool}-run-", dir="/tmp"))
 
     def global_args(self) -> list[str]:
         args = [self.tool, "--storage-driver", self.driver, "--root", str(self.base / "root"),
-                "--runroot", str(self.base / "run")]
+                "--runroot", str(self.runroot)]
         if self.tool == "podman":
             # podman keeps its runtime state (and events log) in --tmpdir; keep it per test.
-            args += ["--tmpdir", str(self.base / "tmp"), "--events-backend", "file",
+            args += ["--tmpdir", str(self.runroot / "libpod"), "--events-backend", "file",
                      "--cgroup-manager", "cgroupfs"]
         return args
 
@@ -206,7 +210,8 @@ class ContainerStore:
                    env={"TMPDIR": str(self.base / "tmp")})
 
     def cleanup(self) -> None:
-        """Drop containers and images so no overlay mount outlives the test."""
+        """Drop buildah's working containers (no overlay mount outlives the test), then the
+        short run folder; the store itself goes with pytest's tmp_path."""
         if self.tool == "buildah":
             self("rm", "--all", check=False, timeout=60)
-        self("rmi", "--all", "--force", check=False, timeout=60)
+        shutil.rmtree(self.runroot, ignore_errors=True)

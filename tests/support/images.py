@@ -270,15 +270,25 @@ def multiarch_image(dest_dir: str | Path, tag: str,
     return desc.digest
 
 
-def layer_files(blob: bytes) -> dict[str, bytes | None]:
+def layer_files(blob: bytes, strict: bool = True) -> dict[str, bytes | None]:
     """Members of a gzip or plain tar layer blob: name -> file bytes (None for non-files).
 
     Lets tests check what a client put into a layer (e.g. a RUN step's output file).
+    strict=False tolerates a tar whose last block padding and end-of-archive marker are
+    missing, which umoci 0.4 writes (opencontainers/umoci#436; umoci and runc accept it).
     """
     data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
     files: dict[str, bytes | None] = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for member in tar:
+        while True:
+            try:
+                member = tar.next()
+            except tarfile.ReadError:
+                if strict:
+                    raise
+                break
+            if member is None:
+                break
             name = member.name.removeprefix("./").rstrip("/")
             fh = tar.extractfile(member) if member.isfile() else None
             files[name] = fh.read() if fh is not None else None
