@@ -60,7 +60,8 @@ class Result:
 
 
 def run(cmd: Sequence[str | os.PathLike[str]], *, check: bool = True, timeout: float = 180.0,
-        cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Result:
+        cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+        input: str | None = None) -> Result:
     """Run a command in its own process group; on failure or timeout, fail with its stderr.
 
     The own group lets a timeout kill helpers the client spawned (conmon, storage helpers)
@@ -68,9 +69,10 @@ def run(cmd: Sequence[str | os.PathLike[str]], *, check: bool = True, timeout: f
     """
     args = [os.fspath(c) for c in cmd]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             env={**os.environ, **(env or {})}, start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(None if input is None else input.encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -204,10 +206,11 @@ class ContainerStore:
         return args
 
     def __call__(self, *args: str | os.PathLike[str], check: bool = True,
-                 timeout: float = 180.0, cwd: str | os.PathLike[str] | None = None) -> Result:
+                 timeout: float = 180.0, cwd: str | os.PathLike[str] | None = None,
+                 input: str | None = None) -> Result:
         # TMPDIR: big temporary files (layer staging) stay inside the test's folder.
         return run([*self.global_args(), *args], check=check, timeout=timeout, cwd=cwd,
-                   env={"TMPDIR": str(self.base / "tmp")})
+                   env={"TMPDIR": str(self.base / "tmp")}, input=input)
 
     def cleanup(self) -> None:
         """Drop buildah's working containers (no overlay mount outlives the test), then the

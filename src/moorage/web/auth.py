@@ -73,6 +73,10 @@ class RegistryAccess:
         return RegistryError("UNAUTHORIZED", message,
                              headers={"www-authenticate": "Bearer " + ",".join(parts)})
 
+    def insufficient(self, scope: Scope, resource: str, message: str) -> RegistryError:
+        error = self.challenge(scope, resource, message, "insufficient_scope")
+        return RegistryError("DENIED", message, status=403, headers=error.headers)
+
     def identify(self, scope: Scope, resource: str | None) -> Caller:
         """Parse the credentials of a request; bad credentials are a 401 challenge."""
         address = self.address(scope)
@@ -131,9 +135,9 @@ class RegistryAccess:
         if action in self.authorizer.permissions(principal, name, caller.address):
             if caller.claims is None:
                 return caller
-            # Held but not in this token: a fresh token for the scope will carry it.
-            raise self.challenge(scope, resource, f"token does not grant {action} on {name}",
-                                 "insufficient_scope")
+            # Held but not in this token: a fresh token for the scope will carry it. RFC 6750
+            # answers insufficient_scope with 403 and a challenge naming the scope to ask for.
+            raise self.insufficient(scope, resource, f"token does not grant {action} on {name}")
         if principal.anonymous:
             raise self.challenge(scope, resource, f"authentication required to {action} {name}")
         raise self.authorizer.denial(principal, name, action)
@@ -159,8 +163,7 @@ class RegistryAccess:
             return None
         caller = self.identify(scope, "registry:catalog:*")
         if caller.claims is not None and not caller.claims.allows("registry", "catalog", "*"):
-            raise self.challenge(scope, "registry:catalog:*", "token does not grant the catalog",
-                                 "insufficient_scope")
+            raise self.insufficient(scope, "registry:catalog:*", "token does not grant the catalog")
         principal = self.principal(caller)
         if principal.anonymous:
             raise self.challenge(scope, "registry:catalog:*", "authentication required")
