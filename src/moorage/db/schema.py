@@ -154,3 +154,42 @@ network_rules = Table(
     Column("created_at", Float, nullable=False),
     UniqueConstraint("namespace_id", "cidr", "kind", name="uq_network_rules"),
 )
+
+
+# -- jobs ----------------------------------------------------------------------------------
+# The durable queue: a row per job, claimed atomically by one worker of one replica.
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False, default=5),
+    Column("timeout_seconds", Integer, nullable=False, default=600),
+    Column("run_at", Float, nullable=False),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_at", Float, nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("progress", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("log", Text, nullable=False, default=""),
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+Index("ix_jobs_claim", jobs.c.status, jobs.c.run_at)
+Index("ix_jobs_type_status", jobs.c.type, jobs.c.status)
+
+schedules = Table(
+    "schedules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("cron", String(128), nullable=False),
+    Column("job_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_job_id", Integer, nullable=True),
+)

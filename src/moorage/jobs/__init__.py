@@ -1,0 +1,1 @@
+"""Durable background work: a queue in the metadata database, schedules, workers."""
