@@ -17,6 +17,7 @@ from moorage.access.tokens import TokenIssuer, load_or_create_key
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.registry.events import EventBus
+from moorage.registry.locks import BlobLock
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
 from moorage.store.filesystem import FilesystemBlobStore
@@ -50,8 +51,8 @@ def build_instance(settings: Settings) -> Instance:
     db = MetadataStore(engine)
     db.create_schema()
     edition = Edition(settings.edition, settings.quota_overrides())
-    registry = Registry(db, FilesystemBlobStore(data_dir), EventBus(),
-                        settings.manifest_cache_bytes)
+    registry = Registry(db, FilesystemBlobStore(data_dir), BlobLock(data_dir / "locks" / "blobs"),
+                        EventBus(), settings.manifest_cache_bytes)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
     access_store = AccessStore(engine)

@@ -12,14 +12,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import (Engine, create_engine, delete, event, false, func, insert, or_, select,
-                        update)
+from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, false, func, insert,
+                        or_, select, update)
 from sqlalchemy.engine import Connection
 
-from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespaces,
-                               repositories, repository_blobs, repository_manifests, tags,
-                               uploads)
+from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
+                               namespaces, repositories, repository_blobs, repository_manifests,
+                               tags, uploads)
 from moorage.oci.names import namespace_of
+
+
+class MissingReferences(Exception):
+    """A manifest references blobs or manifests its repository does not hold."""
+
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(", ".join(digests))
+        self.digests = digests
+
+
+class StorageQuotaExceeded(Exception):
+    def __init__(self, namespace: str, quota: int, used: int, adding: int) -> None:
+        super().__init__(f"storage quota of namespace {namespace} is {quota} bytes; "
+                         f"{used} are used and this push adds {adding}")
+        self.namespace, self.quota, self.used, self.adding = namespace, quota, used, adding
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +175,22 @@ class MetadataStore:
         now = time.time()
         if conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar() is None:
             conn.execute(insert(blobs).values(digest=digest, size=size, created_at=now))
-        exists = conn.execute(select(repository_blobs.c.digest).where(
+        touched = conn.execute(update(repository_blobs).where(
             repository_blobs.c.repository_id == repo_id,
-            repository_blobs.c.digest == digest)).scalar()
-        if exists is None:
+            repository_blobs.c.digest == digest).values(touched_at=now)).rowcount
+        if not touched:
             conn.execute(insert(repository_blobs).values(
-                repository_id=repo_id, digest=digest, created_at=now))
+                repository_id=repo_id, digest=digest, created_at=now, touched_at=now))
+
+    def touch_blob(self, name: str, digest: str, older_than: float = 60.0) -> None:
+        """Note that a client saw this blob exist; it may be about to reference it."""
+        now = time.time()
+        repo_id = select(repositories.c.id).where(repositories.c.name == name).scalar_subquery()
+        with self.engine.begin() as conn:
+            conn.execute(update(repository_blobs).where(
+                repository_blobs.c.repository_id == repo_id,
+                repository_blobs.c.digest == digest,
+                repository_blobs.c.touched_at < now - older_than).values(touched_at=now))
 
     def link_blob(self, name: str, digest: str, size: int) -> None:
         """Record a committed blob and let the repository read it (push or mount)."""
@@ -181,33 +206,19 @@ class MetadataStore:
                 repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest))
             return result.rowcount > 0
 
-    def missing_blobs(self, name: str, digests: Iterable[str]) -> list[str]:
-        wanted = set(digests)
-        if not wanted:
-            return []
-        query = (select(repository_blobs.c.digest).select_from(repository_blobs.join(repositories))
-                 .where(repositories.c.name == name, repository_blobs.c.digest.in_(wanted)))
-        with self.engine.connect() as conn:
-            found = set(conn.execute(query).scalars())
-        return sorted(wanted - found)
-
-    def missing_manifests(self, name: str, digests: Iterable[str]) -> list[str]:
-        wanted = set(digests)
-        if not wanted:
-            return []
-        query = (select(repository_manifests.c.digest)
-                 .select_from(repository_manifests.join(repositories))
-                 .where(repositories.c.name == name, repository_manifests.c.digest.in_(wanted)))
-        with self.engine.connect() as conn:
-            found = set(conn.execute(query).scalars())
-        return sorted(wanted - found)
-
     # -- manifests ----------------------------------------------------------------------
     def put_manifest(self, name: str, new: NewManifest, tag_names: Iterable[str]) -> None:
-        """Record a manifest, its references, its repository link and its tags atomically."""
+        """Record a manifest, its references, its repository link and its tags atomically.
+
+        The references are checked inside the same write transaction, after the write lock is
+        taken, so garbage collection cannot remove a blob between the check and the insert.
+        Raises MissingReferences or StorageQuotaExceeded, leaving nothing changed.
+        """
         now = time.time()
         with self.engine.begin() as conn:
             repo_id = self._ensure_repository(conn, name)
+            self._lock_repository(conn, repo_id)
+            self._check_references(conn, repo_id, new)
             known = conn.execute(
                 select(manifests.c.digest).where(manifests.c.digest == new.digest)).scalar()
             if known is None:
@@ -228,12 +239,90 @@ class MetadataStore:
             if linked is None:
                 conn.execute(insert(repository_manifests).values(
                     repository_id=repo_id, digest=new.digest, pushed_at=now))
+                self._count_storage(conn, repo_id, new.digest, +1)
             else:
                 conn.execute(update(repository_manifests).where(
                     repository_manifests.c.repository_id == repo_id,
                     repository_manifests.c.digest == new.digest).values(pushed_at=now))
             for tag in tag_names:
                 self._set_tag(conn, repo_id, tag, new.digest, now)
+
+    @staticmethod
+    def _lock_repository(conn: Connection, repo_id: int) -> None:
+        """Take the write lock (SQLite) or the repository row lock (PostgreSQL) first."""
+        conn.execute(update(repositories).where(repositories.c.id == repo_id)
+                     .values(name=repositories.c.name))
+
+    def _check_references(self, conn: Connection, repo_id: int, new: NewManifest) -> None:
+        wanted_blobs = set(new.blob_digests)
+        wanted_children = set(new.child_digests) - wanted_blobs
+        missing: set[str] = set()
+        if wanted_blobs:
+            found = set(conn.execute(select(repository_blobs.c.digest).where(
+                repository_blobs.c.repository_id == repo_id,
+                repository_blobs.c.digest.in_(wanted_blobs))).scalars())
+            missing |= wanted_blobs - found
+            conn.execute(update(repository_blobs).where(
+                repository_blobs.c.repository_id == repo_id,
+                repository_blobs.c.digest.in_(found)).values(touched_at=time.time()))
+        if wanted_children:
+            found = set(conn.execute(select(repository_manifests.c.digest).where(
+                repository_manifests.c.repository_id == repo_id,
+                repository_manifests.c.digest.in_(wanted_children))).scalars())
+            missing |= wanted_children - found
+        if missing:
+            raise MissingReferences(sorted(missing))
+
+    def _count_storage(self, conn: Connection, repo_id: int, manifest_digest: str,
+                       delta: int) -> None:
+        """Add (+1) or remove (-1) one manifest link's blobs from its namespace's storage.
+
+        A blob counts once per namespace however many manifests reference it; it starts
+        counting with the first reference and stops with the last, in this transaction.
+        """
+        ns_id = conn.execute(select(repositories.c.namespace_id)
+                             .where(repositories.c.id == repo_id)).scalar_one()
+        refs = conn.execute(
+            select(manifest_references.c.target_digest, blobs.c.size)
+            .select_from(manifest_references.join(
+                blobs, blobs.c.digest == manifest_references.c.target_digest))
+            .where(manifest_references.c.manifest_digest == manifest_digest,
+                   manifest_references.c.kind == "blob")).all()
+        change = 0
+        for digest, size in refs:
+            key = and_(namespace_blobs.c.namespace_id == ns_id, namespace_blobs.c.digest == digest)
+            current = conn.execute(select(namespace_blobs.c.refs).where(key)).scalar()
+            if delta > 0:
+                if current is None:
+                    conn.execute(insert(namespace_blobs).values(
+                        namespace_id=ns_id, digest=digest, refs=1))
+                    change += size
+                else:
+                    conn.execute(update(namespace_blobs).where(key).values(refs=current + 1))
+            elif current is not None:
+                if current <= 1:
+                    conn.execute(delete(namespace_blobs).where(key))
+                    change -= size
+                else:
+                    conn.execute(update(namespace_blobs).where(key).values(refs=current - 1))
+        if not change:
+            return
+        used, quota, ns_name = conn.execute(
+            select(namespaces.c.storage_used, namespaces.c.storage_quota, namespaces.c.name)
+            .where(namespaces.c.id == ns_id)).one()
+        if change > 0 and quota is not None and used + change > quota:
+            raise StorageQuotaExceeded(ns_name, quota, used, change)
+        conn.execute(update(namespaces).where(namespaces.c.id == ns_id)
+                     .values(storage_used=namespaces.c.storage_used + change))
+
+    def _unlink_manifest(self, conn: Connection, repo_id: int, digest: str) -> bool:
+        conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.digest == digest))
+        removed = conn.execute(delete(repository_manifests).where(
+            repository_manifests.c.repository_id == repo_id,
+            repository_manifests.c.digest == digest)).rowcount > 0
+        if removed:
+            self._count_storage(conn, repo_id, digest, -1)
+        return removed
 
     def _set_tag(self, conn: Connection, repo_id: int, tag: str, digest: str, now: float) -> None:
         changed = conn.execute(update(tags).where(
@@ -269,11 +358,38 @@ class MetadataStore:
             repo_id = self._repository_id(conn, name)
             if repo_id is None:
                 return False
-            conn.execute(delete(tags).where(tags.c.repository_id == repo_id,
-                                            tags.c.digest == digest))
-            return conn.execute(delete(repository_manifests).where(
-                repository_manifests.c.repository_id == repo_id,
-                repository_manifests.c.digest == digest)).rowcount > 0
+            return self._unlink_manifest(conn, repo_id, digest)
+
+    def delete_repository(self, name: str) -> bool:
+        """Remove a repository with its tags and links, releasing its share of storage."""
+        with self.engine.begin() as conn:
+            repo_id = self._repository_id(conn, name)
+            if repo_id is None:
+                return False
+            linked = conn.execute(select(repository_manifests.c.digest).where(
+                repository_manifests.c.repository_id == repo_id)).scalars().all()
+            for digest in linked:
+                self._unlink_manifest(conn, repo_id, digest)
+            conn.execute(delete(repository_blobs).where(
+                repository_blobs.c.repository_id == repo_id))
+            conn.execute(delete(repositories).where(repositories.c.id == repo_id))
+            return True
+
+    def tag_digests(self, name: str, tag_names: Iterable[str]) -> dict[str, str]:
+        """Current digest of each of these tags that exists."""
+        wanted = list(tag_names)
+        if not wanted:
+            return {}
+        query = (select(tags.c.name, tags.c.digest).select_from(tags.join(repositories))
+                 .where(repositories.c.name == name, tags.c.name.in_(wanted)))
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(query)}
+
+    def tags_of(self, name: str, digest: str) -> list[str]:
+        query = (select(tags.c.name).select_from(tags.join(repositories))
+                 .where(repositories.c.name == name, tags.c.digest == digest))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def delete_tag(self, name: str, tag: str) -> bool:
         with self.engine.begin() as conn:
@@ -308,6 +424,75 @@ class MetadataStore:
             rows = conn.execute(query).all()
         return [Referrer(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
                 for r in rows]
+
+    # -- garbage collection --------------------------------------------------------------
+    # Each finder lists candidates; each remover deletes only rows that are still garbage,
+    # re-checking inside its own transaction, so a push that lands in between wins.
+    def _unlinked_manifest(self, cutoff: float):  # type: ignore[no-untyped-def]
+        return and_(manifests.c.created_at < cutoff,
+                    ~exists().where(repository_manifests.c.digest == manifests.c.digest))
+
+    def _stale_link(self, cutoff: float):  # type: ignore[no-untyped-def]
+        referenced = (select(manifest_references.c.target_digest)
+                      .select_from(manifest_references.join(
+                          repository_manifests,
+                          repository_manifests.c.digest == manifest_references.c.manifest_digest))
+                      .where(repository_manifests.c.repository_id == repository_blobs.c.repository_id,
+                             manifest_references.c.target_digest == repository_blobs.c.digest))
+        return and_(repository_blobs.c.touched_at < cutoff, ~referenced.exists())
+
+    def _orphan_blob(self, cutoff: float):  # type: ignore[no-untyped-def]
+        return and_(blobs.c.created_at < cutoff,
+                    ~exists().where(repository_blobs.c.digest == blobs.c.digest),
+                    ~exists().where(manifest_references.c.target_digest == blobs.c.digest))
+
+    def _gc_manifests(self, conn: Connection, cutoff: float) -> list[str]:
+        found = list(conn.execute(select(manifests.c.digest)
+                                  .where(self._unlinked_manifest(cutoff))).scalars())
+        if found:
+            conn.execute(delete(manifest_references).where(
+                manifest_references.c.manifest_digest.in_(found)))
+            conn.execute(delete(manifests).where(manifests.c.digest.in_(found),
+                                                 self._unlinked_manifest(cutoff)))
+        return found
+
+    def _gc_links(self, conn: Connection, cutoff: float) -> int:
+        return conn.execute(delete(repository_blobs).where(self._stale_link(cutoff))).rowcount
+
+    def _gc_blob_candidates(self, conn: Connection, cutoff: float,
+                            limit: int) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in conn.execute(
+            select(blobs.c.digest, blobs.c.size).where(self._orphan_blob(cutoff)).limit(limit))]
+
+    def gc_mark(self, cutoff: float) -> tuple[list[str], int]:
+        """Drop unlinked manifests, then blob links nothing references; (manifests, links)."""
+        with self.engine.begin() as conn:
+            gone = self._gc_manifests(conn, cutoff)
+        with self.engine.begin() as conn:
+            links = self._gc_links(conn, cutoff)
+        return gone, links
+
+    def gc_preview(self, cutoff: float) -> tuple[list[str], int, list[tuple[str, int]]]:
+        """What a real run would remove: the same statements in a transaction rolled back."""
+        with self.engine.connect() as conn:
+            txn = conn.begin()
+            try:
+                gone = self._gc_manifests(conn, cutoff)
+                links = self._gc_links(conn, cutoff)
+                blobs_ = self._gc_blob_candidates(conn, cutoff, 1_000_000)
+            finally:
+                txn.rollback()
+        return gone, links, blobs_
+
+    def gc_blob_candidates(self, cutoff: float, limit: int = 10_000) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            return self._gc_blob_candidates(conn, cutoff, limit)
+
+    def gc_delete_blob(self, digest: str, cutoff: float) -> bool:
+        """Forget a blob if it is still unreferenced; the caller then deletes its bytes."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(blobs).where(
+                blobs.c.digest == digest, self._orphan_blob(cutoff))).rowcount > 0
 
     # -- uploads ------------------------------------------------------------------------
     def create_upload(self, upload_id: str, name: str) -> None:

@@ -20,6 +20,10 @@ namespaces = Table(
     Column("visibility", String(16), nullable=False, default="private"),
     Column("description", Text, nullable=False, default=""),
     Column("credential_free_pull", Boolean, nullable=False, default=False),
+    # Bytes of the distinct blobs its manifests reference; kept exact by the push and delete
+    # transactions themselves (see namespace_blobs).
+    Column("storage_used", BigInteger, nullable=False, default=0),
+    Column("storage_quota", BigInteger, nullable=True),
     Column("created_at", Float, nullable=False),
 )
 
@@ -49,6 +53,9 @@ repository_blobs = Table(
            primary_key=True),
     Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", Float, nullable=False),
+    # Last push, mount or existence check: GC leaves links touched within its grace period,
+    # so a client that saw a blob exist can still reference it in the manifest it pushes next.
+    Column("touched_at", Float, nullable=False, default=0),
 )
 
 manifests = Table(
@@ -192,4 +199,43 @@ schedules = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("next_run_at", Float, nullable=False),
     Column("last_job_id", Integer, nullable=True),
+)
+
+
+# How many manifest links in a namespace reference each blob; a blob counts toward the
+# namespace's storage while this is above zero.
+namespace_blobs = Table(
+    "namespace_blobs", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("refs", Integer, nullable=False),
+)
+
+# -- policies ------------------------------------------------------------------------------
+immutability_rules = Table(
+    "immutability_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("repository_pattern", String(255), nullable=False, default="**"),
+    Column("tag_pattern", String(255), nullable=False),
+    Column("exclude_pattern", String(255), nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+retention_rules = Table(
+    "retention_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("repository_pattern", String(255), nullable=False, default="**"),
+    Column("tag_pattern", String(255), nullable=False, default="*"),
+    Column("keep_last", Integer, nullable=True),
+    Column("older_than_seconds", Integer, nullable=True),
+    Column("untagged", Boolean, nullable=False, default=False),
+    Column("always_keep", String(255), nullable=True),
+    Column("schedule", String(128), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
 )

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moorage.cache.lru import LRUCache
-from moorage.db.metadata import MetadataStore, NewManifest, Referrer, StoredManifest
+from moorage.db.metadata import (MetadataStore, MissingReferences, NewManifest, Referrer,
+                                 StorageQuotaExceeded, StoredManifest)
 from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Manifest, accepts, parse_manifest
 from moorage.oci.names import check_name, check_tag
 from moorage.registry.events import EventBus, RegistryEvent
+from moorage.registry.locks import BlobLock
 from moorage.registry.uploads import UploadManager
 from moorage.store.base import BlobStore
 
@@ -30,14 +32,17 @@ class PushedManifest:
 
 
 class Registry:
-    def __init__(self, db: MetadataStore, store: BlobStore, bus: EventBus | None = None,
-                 manifest_cache_bytes: int = 64 << 20) -> None:
+    def __init__(self, db: MetadataStore, store: BlobStore, lock: BlobLock,
+                 bus: EventBus | None = None, manifest_cache_bytes: int = 64 << 20) -> None:
         self.db = db
         self.store = store
+        self.lock = lock
         self.bus = bus or EventBus()
-        self.uploads = UploadManager(db, store)
+        self.uploads = UploadManager(db, store, lock)
         # Checks a pushed manifest must pass (edition limits, policies); each raises to refuse.
         self.manifest_checks: list[Callable[[str, Manifest], None]] = []
+        # Checks before a tag moves or goes: (repository, tag, old digest, new digest or None).
+        self.tag_checks: list[Callable[[str, str, str, str | None], None]] = []
         # Manifest bytes are immutable per digest, so caching them never serves stale data;
         # whether a repository holds a digest is always asked of the database.
         self._manifests: LRUCache[str, StoredManifest] = LRUCache(manifest_cache_bytes)
@@ -51,6 +56,17 @@ class Registry:
         if size is None:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         return size
+
+    def saw_blob(self, name: str, digest: str) -> None:
+        """A client checked that a blob exists; keep it safe from GC while it pushes on."""
+        self.db.touch_blob(name, digest)
+
+    def delete_repository(self, name: str) -> bool:
+        check_name(name)
+        deleted = self.db.delete_repository(name)
+        if deleted:
+            self.bus.publish(RegistryEvent("delete", name, ""))
+        return deleted
 
     def blob_file(self, digest: str) -> Path | None:
         return self.store.local_path(digest)
@@ -75,9 +91,12 @@ class Registry:
             size = self.db.blob_size_in_repository(source, digest)
         else:
             size = self.db.blob_size(digest)
-        if size is None or self.store.size(digest) is None:
+        if size is None:
             return None
-        self.db.link_blob(name, digest, size)
+        with self.lock.shared():  # GC cannot delete the bytes between the check and the link
+            if self.store.size(digest) is None:
+                return None
+            self.db.link_blob(name, digest, size)
         self.bus.publish(RegistryEvent("mount", name, digest, size=size))
         return size
 
@@ -126,23 +145,31 @@ class Registry:
             check(name, manifest)
 
         blob_digests = [d.digest for d in manifest.blobs]
-        missing = self.db.missing_blobs(name, blob_digests)
-        if mt.EMPTY_DIGEST in missing:
+        if mt.EMPTY_DIGEST in blob_digests:
             # The empty JSON blob is implied by the spec; clients need not upload it first.
-            self.store.put(mt.EMPTY_DIGEST, mt.EMPTY_JSON)
-            self.db.link_blob(name, mt.EMPTY_DIGEST, len(mt.EMPTY_JSON))
-            missing.remove(mt.EMPTY_DIGEST)
-        missing += self.db.missing_manifests(name, [d.digest for d in manifest.children])
-        if missing:
-            raise RegistryError("MANIFEST_BLOB_UNKNOWN",
-                                f"manifest references unknown content: {', '.join(missing[:5])}",
-                                detail={"digests": missing})
+            with self.lock.shared():
+                self.store.put(mt.EMPTY_DIGEST, mt.EMPTY_JSON)
+                self.db.link_blob(name, mt.EMPTY_DIGEST, len(mt.EMPTY_JSON))
+        if tags:
+            current = self.db.tag_digests(name, tags)
+            for tag in tags:
+                if current.get(tag, digest) != digest:
+                    for check in self.tag_checks:
+                        check(name, tag, current[tag], digest)
         subject = manifest.subject.digest if manifest.subject else None
-        self.db.put_manifest(name, NewManifest(
-            digest=digest, media_type=manifest.media_type, content=body, subject=subject,
-            artifact_type=manifest.artifact_type, annotations=manifest.annotations or None,
-            blob_digests=tuple(blob_digests),
-            child_digests=tuple(d.digest for d in manifest.children)), tags)
+        try:
+            self.db.put_manifest(name, NewManifest(
+                digest=digest, media_type=manifest.media_type, content=body, subject=subject,
+                artifact_type=manifest.artifact_type, annotations=manifest.annotations or None,
+                blob_digests=tuple(blob_digests),
+                child_digests=tuple(d.digest for d in manifest.children)), tags)
+        except MissingReferences as exc:
+            raise RegistryError("MANIFEST_BLOB_UNKNOWN",
+                                f"manifest references unknown content: "
+                                f"{', '.join(exc.digests[:5])}",
+                                detail={"digests": exc.digests}) from None
+        except StorageQuotaExceeded as exc:
+            raise RegistryError("DENIED", str(exc), detail={"reason": "quota"}) from None
         self._manifests.put(digest, StoredManifest(digest, manifest.media_type, len(body), body),
                             len(body))
         for tag in tags or [None]:
@@ -183,9 +210,16 @@ class Registry:
         check_name(name)
         if is_digest(reference):
             parse_digest(reference)
+            for tag in self.db.tags_of(name, reference):
+                for check in self.tag_checks:
+                    check(name, tag, reference, None)
             deleted = self.db.delete_manifest(name, reference)
         else:
             check_tag(reference)
+            current = self.db.tag_digest(name, reference)
+            if current is not None:
+                for check in self.tag_checks:
+                    check(name, reference, current, None)
             deleted = self.db.delete_tag(name, reference)
         if not deleted:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})

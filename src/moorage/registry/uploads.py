@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from moorage.db.metadata import MetadataStore
 from moorage.oci.digest import parse_digest
 from moorage.oci.errors import RegistryError
+from moorage.registry.locks import BlobLock
 from moorage.store.base import BlobStore
 
 _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -31,9 +32,10 @@ class _HashState:
 
 
 class UploadManager:
-    def __init__(self, db: MetadataStore, store: BlobStore) -> None:
+    def __init__(self, db: MetadataStore, store: BlobStore, lock: BlobLock) -> None:
         self.db = db
         self.store = store
+        self.lock = lock
         self._hashes: dict[str, _HashState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -160,12 +162,17 @@ class UploadManager:
                 raise RegistryError("DIGEST_INVALID",
                                     f"upload has digest {expected.algorithm}:{actual}, "
                                     f"not {digest}")
-            await asyncio.to_thread(self.store.upload_commit, upload_id, digest)
-            self.db.link_blob(name, digest, size)
+            await asyncio.to_thread(self._commit, name, upload_id, digest, size)
             self.db.delete_upload(upload_id)
             self._hashes.pop(upload_id, None)
         self._locks.pop(upload_id, None)
         return size
+
+    def _commit(self, name: str, upload_id: str, digest: str, size: int) -> None:
+        """Bytes into place, then the row, under the shared lock GC's sweep excludes."""
+        with self.lock.shared():
+            self.store.upload_commit(upload_id, digest)
+            self.db.link_blob(name, digest, size)
 
 
 def upload_location(name: str, upload_id: str) -> str:

@@ -176,6 +176,7 @@ class RegistryAPI:
             status = 206
             headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
         if head:
+            self.registry.saw_blob(name, digest)
             await respond(send, status, b"", headers, head=True, content_length=end - start)
             return
         await send_file(scope, send, path, status, headers, start, end, whole=status == 200)
