@@ -16,7 +16,14 @@ from moorage.access.management import AccessManager
 from moorage.access.tokens import TokenIssuer, load_or_create_key
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
+from moorage.db.policy import PolicyStore
+from moorage.jobs.queue import JobQueue
+from moorage.jobs.scheduler import Scheduler
+from moorage.jobs.worker import JobContext, JobType, Worker
+from moorage.policy.immutability import ImmutabilityPolicy
+from moorage.policy.retention import run_rule
 from moorage.registry.events import EventBus
+from moorage.registry.gc import collect_garbage
 from moorage.registry.locks import BlobLock
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
@@ -42,6 +49,9 @@ class Instance:
     manager: AccessManager
     issuer: TokenIssuer
     access: RegistryAccess
+    policies: PolicyStore
+    immutability: ImmutabilityPolicy
+    worker: Worker
 
 
 def build_instance(settings: Settings) -> Instance:
@@ -65,8 +75,43 @@ def build_instance(settings: Settings) -> Instance:
     access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
                             RegistryAccess.proxies(settings.trusted_proxies),
                             settings.proxy_header)
-    return Instance(settings, registry, access_store, edition, authenticator, authorizer,
-                    manager, issuer, access)
+    policies = PolicyStore(engine)
+    immutability = ImmutabilityPolicy(policies)
+    registry.tag_checks.append(immutability.check)
+    worker = Worker(JobQueue(engine), Scheduler(engine))
+    instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
+                        manager, issuer, access, policies, immutability, worker)
+    register_jobs(instance)
+    return instance
+
+
+def register_jobs(instance: Instance) -> None:
+    """The job types of the core; features add theirs the same way."""
+    registry, settings = instance.registry, instance.settings
+
+    def gc(ctx: JobContext) -> dict[str, object]:
+        grace = float(ctx.payload.get("grace_seconds", settings.gc_grace_seconds))
+        result = collect_garbage(registry.db, registry.store, registry.lock, grace,
+                                 bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress)
+        return result.as_dict()
+
+    def retention(ctx: JobContext) -> dict[str, object]:
+        rule = instance.policies.retention_rule(int(ctx.payload["rule_id"]))
+        if rule is None:
+            ctx.log(f"retention rule {ctx.payload['rule_id']} no longer exists")
+            return {"skipped": "rule deleted"}
+        if not rule.enabled and ctx.payload.get("schedule"):
+            return {"skipped": "rule disabled"}
+        return run_rule(rule, instance.policies, registry,
+                        lambda repo, tag: instance.immutability.protecting_rule(repo, tag)
+                        is not None, bool(ctx.payload.get("dry_run")), ctx.log, ctx.check)
+
+    instance.worker.register(JobType("gc", gc, concurrency=1, timeout_seconds=6 * 3600,
+                                     max_attempts=1))
+    instance.worker.register(JobType("retention", retention, concurrency=2,
+                                     timeout_seconds=3600, max_attempts=3))
+    if settings.gc_schedule:
+        instance.worker.scheduler.upsert("gc", settings.gc_schedule, "gc")  # type: ignore[union-attr]
 
 
 class MoorageApp:
@@ -107,6 +152,10 @@ class MoorageApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._tasks.append(asyncio.create_task(self._expire_uploads()))
+                if self.settings.run_workers:
+                    self._stop_workers = asyncio.Event()
+                    self._tasks.append(asyncio.create_task(
+                        self.instance.worker.run(self._stop_workers)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in self._tasks:

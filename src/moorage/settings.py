@@ -30,6 +30,10 @@ class Settings:
     max_manifest_bytes: int = 4 << 20
     upload_ttl_seconds: int = 24 * 3600
     manifest_cache_bytes: int = 64 << 20
+    # lifecycle
+    run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
+    gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC
+    gc_grace_seconds: int = 3600
     # access
     auth: str = "token"  # "token": accounts and bearer tokens; "off": anyone may do anything
     edition: str = "advanced"

@@ -1,0 +1,148 @@
+"""Metadata queries for policies: immutability and retention rules, and what they act on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, insert, select
+
+from moorage.db.schema import (immutability_rules, manifest_references, manifests, namespaces,
+                               repositories, repository_manifests, retention_rules, tags)
+
+
+@dataclass(frozen=True, slots=True)
+class ImmutabilityRuleRow:
+    id: int
+    namespace: str
+    repository_pattern: str
+    tag_pattern: str
+    exclude_pattern: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRuleRow:
+    id: int
+    namespace: str
+    repository_pattern: str
+    tag_pattern: str
+    keep_last: int | None
+    older_than_seconds: int | None
+    untagged: bool
+    always_keep: str | None
+    schedule: str | None
+    enabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRow:
+    """A manifest linked to a repository, as retention sees it."""
+
+    digest: str
+    pushed_at: float
+    subject: str | None
+    tags: tuple[tuple[str, float], ...]  # (tag, updated_at)
+    is_child: bool  # referenced by an index linked in the same repository
+
+
+_IMM = (immutability_rules.c.id, namespaces.c.name, immutability_rules.c.repository_pattern,
+        immutability_rules.c.tag_pattern, immutability_rules.c.exclude_pattern,
+        immutability_rules.c.created_at)
+_RET = (retention_rules.c.id, namespaces.c.name, retention_rules.c.repository_pattern,
+        retention_rules.c.tag_pattern, retention_rules.c.keep_last,
+        retention_rules.c.older_than_seconds, retention_rules.c.untagged,
+        retention_rules.c.always_keep, retention_rules.c.schedule, retention_rules.c.enabled,
+        retention_rules.c.created_at)
+
+
+class PolicyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _namespace_id(self, name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(namespaces.c.id).where(namespaces.c.name == name)).scalar()
+
+    # -- immutability -------------------------------------------------------------------
+    def add_immutability(self, namespace_id: int, repository_pattern: str, tag_pattern: str,
+                         exclude_pattern: str | None) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(insert(immutability_rules).values(
+                namespace_id=namespace_id, repository_pattern=repository_pattern,
+                tag_pattern=tag_pattern, exclude_pattern=exclude_pattern,
+                created_at=time.time()).returning(immutability_rules.c.id)).scalar_one()
+
+    def immutability_rules(self) -> list[ImmutabilityRuleRow]:
+        query = select(*_IMM).select_from(immutability_rules.join(namespaces)).order_by(
+            immutability_rules.c.id)
+        with self.engine.connect() as conn:
+            return [ImmutabilityRuleRow(*r) for r in conn.execute(query)]
+
+    def delete_immutability(self, rule_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(immutability_rules).where(
+                immutability_rules.c.id == rule_id)).rowcount > 0
+
+    # -- retention ----------------------------------------------------------------------
+    def add_retention(self, namespace_id: int, **values: object) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(insert(retention_rules).values(
+                namespace_id=namespace_id, created_at=time.time(), **values)
+                .returning(retention_rules.c.id)).scalar_one()
+
+    def retention_rules(self, namespace: str | None = None) -> list[RetentionRuleRow]:
+        query = select(*_RET).select_from(retention_rules.join(namespaces)).order_by(
+            retention_rules.c.id)
+        if namespace is not None:
+            query = query.where(namespaces.c.name == namespace)
+        with self.engine.connect() as conn:
+            return [RetentionRuleRow(*r) for r in conn.execute(query)]
+
+    def retention_rule(self, rule_id: int) -> RetentionRuleRow | None:
+        return next((r for r in self.retention_rules() if r.id == rule_id), None)
+
+    def delete_retention(self, rule_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(retention_rules).where(
+                retention_rules.c.id == rule_id)).rowcount > 0
+
+    # -- what rules act on --------------------------------------------------------------
+    def repositories_in(self, namespace: str) -> list[str]:
+        query = (select(repositories.c.name).select_from(repositories.join(namespaces))
+                 .where(namespaces.c.name == namespace).order_by(repositories.c.name))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def artifacts(self, repository: str) -> list[ArtifactRow]:
+        """Every manifest linked to a repository, with its tags and whether it is a child."""
+        with self.engine.connect() as conn:
+            repo_id = conn.execute(select(repositories.c.id)
+                                   .where(repositories.c.name == repository)).scalar()
+            if repo_id is None:
+                return []
+            linked = conn.execute(
+                select(repository_manifests.c.digest, repository_manifests.c.pushed_at,
+                       manifests.c.subject)
+                .select_from(repository_manifests.join(manifests))
+                .where(repository_manifests.c.repository_id == repo_id)).all()
+            tag_rows = conn.execute(select(tags.c.name, tags.c.digest, tags.c.updated_at)
+                                    .where(tags.c.repository_id == repo_id)).all()
+            children = set(conn.execute(
+                select(manifest_references.c.target_digest)
+                .select_from(manifest_references.join(
+                    repository_manifests,
+                    repository_manifests.c.digest == manifest_references.c.manifest_digest))
+                .where(repository_manifests.c.repository_id == repo_id,
+                       manifest_references.c.kind == "manifest")).scalars())
+        by_digest: dict[str, list[tuple[str, float]]] = {}
+        for name, digest, updated in tag_rows:
+            by_digest.setdefault(digest, []).append((name, updated))
+        return [ArtifactRow(d, pushed, subject, tuple(sorted(by_digest.get(d, []))),
+                            d in children) for d, pushed, subject in linked]
+
+    def manifest_subject(self, digest: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(manifests.c.subject)
+                                .where(manifests.c.digest == digest)).scalar()

@@ -1,0 +1,1 @@
+"""Policies the core consults: tag immutability, retention (tag cleanup)."""
