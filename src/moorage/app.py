@@ -61,8 +61,9 @@ def build_instance(settings: Settings) -> Instance:
     db = MetadataStore(engine)
     db.create_schema()
     edition = Edition(settings.edition, settings.quota_overrides())
+    bus = EventBus()
     registry = Registry(db, FilesystemBlobStore(data_dir), BlobLock(data_dir / "locks" / "blobs"),
-                        EventBus(), settings.manifest_cache_bytes)
+                        bus, settings.manifest_cache_bytes)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
     access_store = AccessStore(engine)
@@ -74,7 +75,7 @@ def build_instance(settings: Settings) -> Instance:
                          ttl_seconds=settings.token_ttl_seconds)
     access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
                             RegistryAccess.proxies(settings.trusted_proxies),
-                            settings.proxy_header)
+                            settings.proxy_header, bus)
     policies = PolicyStore(engine)
     immutability = ImmutabilityPolicy(policies)
     registry.tag_checks.append(immutability.check)

@@ -1,31 +1,59 @@
 """An in-process event bus: the core announces what happened; features subscribe.
 
 This is how the core stays ignorant of features (audit, webhooks, replication): they register
-a handler in app.py and the core only ever calls `publish`.
+a handler in app.py and the core only ever calls `publish`. Who did it and from where comes
+from the request context the web layer sets, so the core need not pass it around.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 log = logging.getLogger("moorage.events")
 
+# Actions: push, pull, delete (manifests and tags, repositories), blob.push, blob.mount,
+# blob.delete, login, quota, and management changes as "<resource>.<verb>".
+_caller: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
+    "moorage_caller", default=("", ""))
+
+
+def set_caller(actor: str, address: str) -> None:
+    """Record who is behind the current request (the web layer calls this once per request)."""
+    _caller.set((actor, address))
+
 
 @dataclass(frozen=True, slots=True)
-class RegistryEvent:
-    action: str  # "push" | "pull" | "delete" | "mount"
-    repository: str
-    digest: str
+class Event:
+    action: str
+    repository: str | None = None
+    digest: str | None = None
     media_type: str | None = None
     tag: str | None = None
     size: int | None = None
+    result: str = "success"
+    target: str = ""
+    actor: str = ""
+    address: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
 
+    def describe_target(self) -> str:
+        if self.target:
+            return self.target
+        where = self.repository or ""
+        if self.tag:
+            where += f":{self.tag}"
+        if self.digest:
+            where += f"@{self.digest}"
+        return where
 
-Handler = Callable[[RegistryEvent], None]
+
+Handler = Callable[[Event], None]
 
 
 class EventBus:
@@ -35,7 +63,10 @@ class EventBus:
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
-    def publish(self, event: RegistryEvent) -> None:
+    def publish(self, event: Event) -> None:
+        if not event.actor and not event.address:
+            actor, address = _caller.get()
+            event = replace(event, actor=actor, address=address)
         for handler in self._handlers:
             try:
                 handler(event)

@@ -19,7 +19,7 @@ from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Manifest, accepts, parse_manifest
 from moorage.oci.names import check_name, check_tag
-from moorage.registry.events import EventBus, RegistryEvent
+from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock
 from moorage.registry.uploads import UploadManager
 from moorage.store.base import BlobStore
@@ -65,7 +65,7 @@ class Registry:
         check_name(name)
         deleted = self.db.delete_repository(name)
         if deleted:
-            self.bus.publish(RegistryEvent("delete", name, ""))
+            self.bus.publish(Event("delete", name, target=name, detail={"repository": True}))
         return deleted
 
     def blob_file(self, digest: str) -> Path | None:
@@ -76,7 +76,7 @@ class Registry:
         parse_digest(digest)
         if not self.db.unlink_blob(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-        self.bus.publish(RegistryEvent("delete", name, digest))
+        self.bus.publish(Event("blob.delete", name, digest))
 
     def mount(self, name: str, digest: str, source: str | None) -> int | None:
         """Link a blob another repository holds; None when it cannot (the client uploads).
@@ -97,7 +97,7 @@ class Registry:
             if self.store.size(digest) is None:
                 return None
             self.db.link_blob(name, digest, size)
-        self.bus.publish(RegistryEvent("mount", name, digest, size=size))
+        self.bus.publish(Event("blob.mount", name, digest, size=size))
         return size
 
     async def push_blob(self, name: str, digest: str, body: AsyncIterator[bytes],
@@ -114,14 +114,14 @@ class Registry:
             except RegistryError:
                 pass  # already gone (a digest mismatch removes it)
             raise
-        self.bus.publish(RegistryEvent("push", name, digest, size=size))
+        self.bus.publish(Event("blob.push", name, digest, size=size))
         return size
 
     async def finish_upload(self, name: str, upload_id: str, digest: str,
                             body: AsyncIterator[bytes] | None, length: int | None) -> int:
         check_name(name)
         size = await self.uploads.finish(name, upload_id, digest, body, length)
-        self.bus.publish(RegistryEvent("push", name, digest, size=size))
+        self.bus.publish(Event("blob.push", name, digest, size=size))
         return size
 
     # -- manifests ----------------------------------------------------------------------
@@ -169,11 +169,14 @@ class Registry:
                                 f"{', '.join(exc.digests[:5])}",
                                 detail={"digests": exc.digests}) from None
         except StorageQuotaExceeded as exc:
+            self.bus.publish(Event("quota", name, digest, manifest.media_type, result="failure",
+                                   detail={"namespace": exc.namespace, "quota": exc.quota,
+                                           "used": exc.used, "adding": exc.adding}))
             raise RegistryError("DENIED", str(exc), detail={"reason": "quota"}) from None
         self._manifests.put(digest, StoredManifest(digest, manifest.media_type, len(body), body),
                             len(body))
         for tag in tags or [None]:
-            self.bus.publish(RegistryEvent("push", name, digest, manifest.media_type, tag,
+            self.bus.publish(Event("push", name, digest, manifest.media_type, tag,
                                            len(body)))
         return PushedManifest(digest, subject)
 
@@ -191,7 +194,9 @@ class Registry:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference})
         return digest
 
-    def get_manifest(self, name: str, reference: str, accept: list[str]) -> StoredManifest:
+    def get_manifest(self, name: str, reference: str, accept: list[str],
+                     pull: bool = True) -> StoredManifest:
+        """The manifest a reference names; `pull` announces it (GET does, HEAD does not)."""
         digest = self.resolve(name, reference)
         stored = self._manifests.get(digest)
         if stored is None:
@@ -204,6 +209,9 @@ class Registry:
                 "MANIFEST_UNKNOWN",
                 f"manifest is {stored.media_type}, which the Accept header does not allow",
                 detail={"mediaType": stored.media_type})
+        if pull:
+            self.bus.publish(Event("pull", name, digest, stored.media_type,
+                                   None if is_digest(reference) else reference, stored.size))
         return stored
 
     def delete_manifest(self, name: str, reference: str) -> None:
@@ -223,9 +231,10 @@ class Registry:
             deleted = self.db.delete_tag(name, reference)
         if not deleted:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
-        self.bus.publish(RegistryEvent(
-            "delete", name, reference if is_digest(reference) else "",
-            tag=None if is_digest(reference) else reference))
+        if is_digest(reference):
+            self.bus.publish(Event("delete", name, reference))
+        else:
+            self.bus.publish(Event("delete", name, current, tag=reference))
 
     # -- listings -----------------------------------------------------------------------
     def tags(self, name: str, limit: int | None, last: str | None) -> list[str]:

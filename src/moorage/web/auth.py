@@ -18,6 +18,7 @@ from moorage.access.network import (Address, Network, client_address, parse_addr
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.access.tokens import Claims, TokenInvalid, TokenIssuer
 from moorage.oci.errors import RegistryError
+from moorage.registry.events import Event, EventBus
 from moorage.oci.names import namespace_of
 from moorage.web.http import Scope, header
 
@@ -33,11 +34,18 @@ class Caller:
     principal: Principal | None
     claims: Claims | None = None
 
+    @property
+    def actor(self) -> str:
+        """The name to record: the user or robot, or "anonymous"."""
+        if self.principal is not None:
+            return self.principal.username or "anonymous"
+        return (self.claims.subject if self.claims else "") or "anonymous"
+
 
 class RegistryAccess:
     def __init__(self, enabled: bool, authenticator: Authenticator, authorizer: Authorizer,
                  manager: AccessManager, issuer: TokenIssuer, trusted_proxies: list[Network],
-                 proxy_header: str) -> None:
+                 proxy_header: str, bus: EventBus | None = None) -> None:
         self.enabled = enabled
         self.authenticator = authenticator
         self.authorizer = authorizer
@@ -45,6 +53,21 @@ class RegistryAccess:
         self.issuer = issuer
         self.trusted_proxies = trusted_proxies
         self.proxy_header = proxy_header
+        self.bus = bus or EventBus()
+
+    def login(self, scope: Scope, username: str, password: str) -> Principal:
+        """Check credentials and record the attempt, whatever its outcome."""
+        address = str(self.address(scope) or "")
+        try:
+            principal = self.authenticator.login(username, password)
+        except Unauthenticated as exc:
+            self.bus.publish(Event("login", result="failure", target=self.issuer.service,
+                                   actor=username[:255], address=address,
+                                   detail={"reason": exc.message}))
+            raise
+        self.bus.publish(Event("login", target=self.issuer.service, actor=username,
+                               address=address))
+        return principal
 
     @classmethod
     def proxies(cls, setting: str) -> list[Network]:
@@ -91,7 +114,7 @@ class RegistryAccess:
                 creds = parse_basic(value)
                 if creds is None:
                     raise Unauthenticated("malformed Basic credentials")
-                return Caller(address, self.authenticator.login(*creds))
+                return Caller(address, self._basic(*creds))
             if kind == "bearer":
                 try:
                     return Caller(address, None, self.issuer.verify(value.strip()))
@@ -100,6 +123,16 @@ class RegistryAccess:
         except Unauthenticated as exc:
             raise self.challenge(scope, resource, exc.message) from None
         raise self.challenge(scope, resource, f"unsupported authorization scheme {kind[:20]!r}")
+
+    def _basic(self, username: str, password: str) -> Principal:
+        """Basic credentials on a registry request: only failures are worth recording, or
+        every request of a Basic-auth client would be a login."""
+        try:
+            return self.authenticator.login(username, password)
+        except Unauthenticated as exc:
+            self.bus.publish(Event("login", result="failure", target=self.issuer.service,
+                                   actor=username[:255], detail={"reason": exc.message}))
+            raise
 
     def principal(self, caller: Caller) -> Principal:
         if caller.principal is None:

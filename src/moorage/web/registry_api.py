@@ -16,6 +16,7 @@ from moorage.oci.errors import RegistryError
 from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
 from moorage.registry.uploads import range_header, upload_location
+from moorage.registry.events import set_caller
 from moorage.web.auth import Caller, RegistryAccess
 from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
                               read_body, respond, respond_error, send_file)
@@ -94,6 +95,7 @@ class RegistryAPI:
                 if (kind, method) in _CREATES:
                     self.access.prepare_push(caller, name)
                 scope["moorage.caller"] = caller
+                set_caller(caller.actor, str(caller.address or ""))
                 await handler(scope, receive, send, **match.groupdict())
                 return
         raise RegistryError("UNSUPPORTED", f"no such endpoint: {path[:200]}", status=404)
@@ -123,7 +125,8 @@ class RegistryAPI:
     # -- manifests ----------------------------------------------------------------------
     async def manifest_get(self, scope: Scope, receive: Receive, send: Send, name: str,
                            reference: str, head: bool = False) -> None:
-        stored = self.registry.get_manifest(name, reference, header_values(scope, b"accept"))
+        stored = self.registry.get_manifest(name, reference, header_values(scope, b"accept"),
+                                            pull=not head)
         await respond(send, 200, stored.content, {
             "content-type": stored.media_type,
             "docker-content-digest": stored.digest,

@@ -62,7 +62,7 @@ class TokenAPI:
             if creds is None:
                 raise _unauthorized("the token endpoint takes Basic credentials")
             try:
-                principal = self.access.authenticator.login(*creds)
+                principal = self.access.login(scope, *creds)
             except Unauthenticated as exc:
                 raise _unauthorized(exc.message) from None
         body = self._issue(principal, parse_scopes(query.get("scope", [])), scope)
@@ -84,7 +84,7 @@ class TokenAPI:
                     await _json(send, 400, {"error": "invalid_request",
                                             "error_description": "username and password are required"})
                     return
-                principal = self.access.authenticator.login(form["username"], form["password"])
+                principal = self.access.login(scope, form["username"], form["password"])
             elif grant == "refresh_token":
                 principal = self.access.authenticator.refresh(form.get("refresh_token", ""))
             else:
