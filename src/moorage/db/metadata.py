@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import (Engine, create_engine, delete, event, false, func, insert, or_, select,
-                        update)
+from sqlalchemy import (Engine, and_, create_engine, delete, event, false, func, insert, or_,
+                        select, update)
 from sqlalchemy.engine import Connection
 
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespaces,
@@ -289,9 +289,13 @@ class MetadataStore:
             repo_id = self._repository_id(conn, name)
             if repo_id is None:
                 return None
-            query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name)
+            # The spec's "lexical order" is case-insensitive; the name breaks ties.
+            folded = func.lower(tags.c.name)
+            query = (select(tags.c.name).where(tags.c.repository_id == repo_id)
+                     .order_by(folded, tags.c.name))
             if last:
-                query = query.where(tags.c.name > last)
+                query = query.where(or_(folded > last.lower(),
+                                        and_(folded == last.lower(), tags.c.name > last)))
             if limit is not None:
                 query = query.limit(limit)
             return list(conn.execute(query).scalars())
