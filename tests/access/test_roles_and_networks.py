@@ -175,3 +175,19 @@ def test_network_allowlists_need_basic_edition(make_registry) -> None:  # type: 
     resp = api(server, "POST", "/network-rules", json={"cidr": "127.0.0.0/8", "kind": "allow"})
     assert resp.status_code == 403
     assert "needs the basic edition" in resp.json()["error"]["message"]
+
+
+def test_deleting_the_rule_that_admits_you_is_refused(proxied: MoorageServer) -> None:
+    mine = api(proxied, "POST", "/network-rules", json={"cidr": "192.0.2.0/24", "kind": "allow"},
+               headers=_from("192.0.2.1"))
+    other = api(proxied, "POST", "/network-rules", json={"cidr": "10.0.0.0/8", "kind": "allow"},
+                headers=_from("192.0.2.1"))
+    assert mine.status_code == other.status_code == 201
+    duplicate = api(proxied, "POST", "/network-rules", json={"cidr": "10.0.0.0/8", "kind": "allow"},
+                    headers=_from("192.0.2.1"))
+    assert duplicate.status_code == 409
+    refused = api(proxied, "DELETE", f"/network-rules/{mine.json()['id']}",
+                  headers=_from("192.0.2.1"))
+    assert refused.status_code == 400 and "lock you out" in refused.text
+    assert api(proxied, "DELETE", f"/network-rules/{other.json()['id']}",
+               headers=_from("192.0.2.1")).status_code == 204

@@ -105,6 +105,11 @@ class AccessStore:
             row = conn.execute(select(*_NS_COLS).where(namespaces.c.name == name)).first()
         return NamespaceRow(*row) if row else None
 
+    def namespace_name(self, namespace_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(namespaces.c.name)
+                                .where(namespaces.c.id == namespace_id)).scalar()
+
     def namespaces(self) -> list[NamespaceRow]:
         with self.engine.connect() as conn:
             return [NamespaceRow(*r) for r in

@@ -30,5 +30,6 @@ def create_rule(body: NetworkRuleCreate, request: Request, instance: InstanceDep
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rule(rule_id: int, instance: InstanceDep, principal: User) -> None:
-    instance.manager.delete_rule(principal, rule_id)
+def delete_rule(rule_id: int, request: Request, instance: InstanceDep, principal: User) -> None:
+    """Deleting the instance allow rule that admits the caller's own address is refused."""
+    instance.manager.delete_rule(principal, rule_id, caller=instance.access.address(request.scope))
