@@ -125,8 +125,7 @@ class Authenticator:
     def _principal(self, user: UserRow) -> Principal:
         robot_ns = None
         if user.kind == "robot" and user.namespace_id is not None:
-            robot_ns = next((ns.name for ns in self.store.namespaces()
-                             if ns.id == user.namespace_id), None)
+            robot_ns = self.store.namespace_name(user.namespace_id)
         return principal_of(user, robot_ns)
 
 

@@ -185,11 +185,6 @@ class AccessManager:
             self.store.update_repository(name, **values)
         return self.get_repository(principal, name)
 
-    def delete_repository(self, principal: Principal, name: str) -> None:
-        repo = self.get_repository(principal, name)
-        self._require(principal, repo.namespace, "delete")
-        self.store.delete_repository(name)
-
     def require_repository_action(self, principal: Principal, name: str, action: str) -> RepositoryRow:
         repo = self.get_repository(principal, name)
         if action != "pull":
@@ -255,6 +250,8 @@ class AccessManager:
             raise Invalid(f"invalid robot name {name!r}")
         if role not in ROLES or role == "owner":
             raise Invalid("a robot's role is maintainer, developer or guest")
+        if expires_in_days is not None and expires_in_days <= 0:
+            raise Invalid("expires_in_days must be positive")
         secret = new_secret()
         expires = time.time() + expires_in_days * 86400 if expires_in_days else None
         username = robot_username(namespace, name)
@@ -360,6 +357,9 @@ class AccessManager:
                               "credential_free_pull")
             ns_id = self._namespace(namespace).id
             self._require(principal, namespace, "manage_rules")
+        if any(r.namespace == namespace and r.cidr == str(network) and r.kind == kind
+               for r in self.store.rules()):
+            raise AlreadyExists(f"a {kind} rule for {network} already exists there")
         try:
             rule_id = self.store.create_rule(ns_id, str(network), kind, description)
         except Conflict as exc:
@@ -372,12 +372,20 @@ class AccessManager:
                 if principal.is_admin or (r.namespace is not None
                                           and self._role(principal, r.namespace))]
 
-    def delete_rule(self, principal: Principal, rule_id: int) -> None:
-        rule = next((r for r in self.store.rules() if r.id == rule_id), None)
+    def delete_rule(self, principal: Principal, rule_id: int,
+                    caller: Address | None = None) -> None:
+        rules = self.store.rules()
+        rule = next((r for r in rules if r.id == rule_id), None)
         if rule is None:
             raise NotFound(f"network rule {rule_id} does not exist")
         if rule.namespace is None:
             self._require_admin(principal)
+            remaining = [parse_network(r.cidr) for r in rules
+                         if r.kind == "allow" and r.namespace is None and r.id != rule_id]
+            if rule.kind == "allow" and remaining and caller is not None \
+                    and not in_any(caller, remaining):
+                raise Invalid(f"deleting this rule would lock you out: your address {caller} "
+                              f"is in no other instance allow rule")
         else:
             self._require(principal, rule.namespace, "manage_rules")
         self.store.delete_rule(rule_id)

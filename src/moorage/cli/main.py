@@ -1,63 +1,70 @@
-"""`moorage` subcommands. `serve` starts the registry on granian; the rest talk to the API."""
+"""`moorage` and its subcommands. `serve` starts the registry; the rest talk to its
+management API (/api/v1) over HTTP, with the credentials `moorage login` stored."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from pathlib import Path
-from typing import Annotated, Optional
+import sys
 
 import typer
 
-from moorage.settings import SettingsError, export_settings, load_settings
+try:  # typer 0.22+ carries its own copy of click, whose exceptions derive from this
+    from typer import TyperException as _CommandLineError
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import ClickException as _CommandLineError  # type: ignore[assignment]
 
-app = typer.Typer(help="Moorage: a self-hosted OCI container registry.", no_args_is_help=True,
-                  add_completion=False)
+from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
+from moorage.cli.output import CliError, print_error
+from moorage.cli.serve import serve
+
+HELP = """Moorage: a self-hosted OCI container registry.
+
+Client commands find the server and credentials in the file `moorage login` writes, or in
+MOORAGE_URL, MOORAGE_USERNAME and MOORAGE_PASSWORD (which win). Every command takes --json.
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 
 
 @app.callback()
 def _root() -> None:
-    """Moorage: a self-hosted OCI container registry."""
+    """Without a callback, Typer would run a lone command without naming it."""
 
 
-@app.command()
-def serve(
-    listen: Annotated[Optional[str], typer.Option(help="HOST:PORT to listen on [default: 127.0.0.1:5000]")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder for metadata and blobs [default: ./moorage-data]")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML settings file")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes [default: 1]")] = None,
-) -> None:
-    """Serve the registry (SQLite and the local disk by default)."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
-    try:
-        settings = load_settings(config, overrides={"listen": listen, "data_dir": data_dir,
-                                                    "workers": workers})
-    except SettingsError as exc:
-        typer.echo(f"moorage: {exc}", err=True)
-        raise typer.Exit(2) from None
-    from moorage.app import prepare_instance
-
-    data = Path(settings.data_dir).resolve()
-    settings = dataclasses.replace(settings, data_dir=data)
-    generated = prepare_instance(settings, os.environ.get("MOORAGE_ADMIN_PASSWORD"))
-    if generated:
-        typer.echo(f"Created the administrator account: user 'admin', password '{generated}' "
-                   f"(shown once; change it with `moorage user passwd admin`)", err=True)
-    os.environ.update(export_settings(settings))
-    typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
-               f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
-    server = Granian(
-        "moorage.app:create_app", factory=True, interface=Interfaces.ASGI,
-        address=settings.host, port=settings.port, workers=settings.workers,
-        log_enabled=True, log_access=False, backlog=2048,
-    )
-    server.serve()
+app.command()(serve)
+app.command()(auth.login)
+app.command()(auth.logout)
+app.command()(auth.whoami)
+app.command()(info.info)
+app.add_typer(namespaces.app, name="namespace")
+app.add_typer(repos.app, name="repo")
+app.add_typer(users.app, name="user")
+app.add_typer(robots.app, name="robot")
+app.add_typer(tokens.app, name="token")
+app.add_typer(members.app, name="member")
+app.add_typer(network.app, name="network")
 
 
 def main() -> None:
-    app()
+    """Entry point: a refusal or a usage problem is one line on stderr and an exit code
+    (1 refused, 2 usage), never a traceback or a decorated panel that scripts must parse."""
+    try:
+        code = app(prog_name="moorage", standalone_mode=False)
+    except CliError as exc:
+        print_error(exc.message)
+        sys.exit(exc.exit_code)
+    except _CommandLineError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # the help text itself
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            print_error(exc.format_message() + hint)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,11 @@ class AccessStore:
             row = conn.execute(select(*_NS_COLS).where(namespaces.c.name == name)).first()
         return NamespaceRow(*row) if row else None
 
+    def namespace_name(self, namespace_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(namespaces.c.name)
+                                .where(namespaces.c.id == namespace_id)).scalar()
+
     def namespaces(self) -> list[NamespaceRow]:
         with self.engine.connect() as conn:
             return [NamespaceRow(*r) for r in
@@ -162,12 +167,6 @@ class AccessStore:
         with self.engine.begin() as conn:
             return conn.execute(update(repositories).where(repositories.c.name == name)
                                 .values(**values)).rowcount > 0
-
-    def delete_repository(self, name: str) -> bool:
-        """Removes tags and manifest links; the bytes go later with garbage collection."""
-        with self.engine.begin() as conn:
-            return conn.execute(delete(repositories).where(
-                repositories.c.name == name)).rowcount > 0
 
     # -- users and robots ---------------------------------------------------------------
     def create_user(self, username: str, password_hash: str, kind: str = "user",

@@ -405,12 +405,27 @@ class MetadataStore:
             repo_id = self._repository_id(conn, name)
             if repo_id is None:
                 return None
-            query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name)
+            # The spec's "lexical order" is case-insensitive; the name breaks ties.
+            folded = func.lower(tags.c.name)
+            query = (select(tags.c.name).where(tags.c.repository_id == repo_id)
+                     .order_by(folded, tags.c.name))
             if last:
-                query = query.where(tags.c.name > last)
+                query = query.where(or_(folded > last.lower(),
+                                        and_(folded == last.lower(), tags.c.name > last)))
             if limit is not None:
                 query = query.limit(limit)
             return list(conn.execute(query).scalars())
+
+    def tag_records(self, name: str) -> list[tuple[str, str, float]] | None:
+        """(tag, digest, updated_at) of every tag, by name; None when the repository does not
+        exist. For the management API, which shows what a tag points at and since when."""
+        with self.engine.connect() as conn:
+            repo_id = self._repository_id(conn, name)
+            if repo_id is None:
+                return None
+            query = (select(tags.c.name, tags.c.digest, tags.c.updated_at)
+                     .where(tags.c.repository_id == repo_id).order_by(tags.c.name))
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
 
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[Referrer]:
         query = (select(manifests.c.digest, manifests.c.media_type, manifests.c.size,

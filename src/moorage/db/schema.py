@@ -7,7 +7,7 @@ and manifests are stored once per instance and linked to the repositories that m
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, func)
 
 metadata = MetaData()
 
@@ -98,6 +98,7 @@ tags = Table(
     Column("updated_at", Float, nullable=False),
 )
 Index("ix_tags_repository_digest", tags.c.repository_id, tags.c.digest)
+Index("ix_tags_repository_folded", tags.c.repository_id, func.lower(tags.c.name), tags.c.name)
 
 uploads = Table(
     "uploads", metadata,

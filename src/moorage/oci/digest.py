@@ -28,7 +28,7 @@ class Digest:
 
 def parse_digest(value: str) -> Digest:
     """Parse and check a digest; unknown algorithms and malformed hex are DIGEST_INVALID."""
-    if not value or len(value) > 256 or not _DIGEST_RE.match(value):
+    if not value or len(value) > 256 or not _DIGEST_RE.fullmatch(value):
         raise RegistryError("DIGEST_INVALID", f"invalid digest {value[:80]!r}")
     algorithm, _, hexpart = value.partition(":")
     expected = ALGORITHMS.get(algorithm)

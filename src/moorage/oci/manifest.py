@@ -108,6 +108,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise _invalid("manifest is not valid JSON") from None
+    except RecursionError:
+        raise _invalid("manifest JSON is nested too deeply") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
     media_type = _media_type(doc, content_type)
@@ -117,9 +119,12 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     artifact_type = doc.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _invalid("artifactType must be a string")
-    annotations = doc.get("annotations") or {}
-    if not isinstance(annotations, dict):
-        raise _invalid("annotations must be an object")
+    annotations = doc.get("annotations")
+    if annotations is None:
+        annotations = {}
+    if not isinstance(annotations, dict) or not all(
+            isinstance(v, str) for v in annotations.values()):
+        raise _invalid("annotations must be an object of strings")
 
     if media_type in mt.INDEXES:
         if "manifests" not in doc:

@@ -15,19 +15,23 @@ MAX_NAME_LENGTH = 255
 
 
 def check_name(name: str) -> str:
-    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.match(name):
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
         raise RegistryError("NAME_INVALID", f"invalid repository name {name[:300]!r}")
     return name
 
 
 def check_tag(tag: str) -> str:
-    if not _TAG_RE.match(tag):
+    if not _TAG_RE.fullmatch(tag):
         raise RegistryError("TAG_INVALID", f"invalid tag {tag[:200]!r}")
     return tag
 
 
+def is_valid_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_LENGTH and bool(_NAME_RE.fullmatch(name))
+
+
 def is_valid_tag(tag: str) -> bool:
-    return bool(_TAG_RE.match(tag))
+    return bool(_TAG_RE.fullmatch(tag))
 
 
 def namespace_of(name: str) -> str:

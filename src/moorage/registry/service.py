@@ -18,7 +18,7 @@ from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Manifest, accepts, parse_manifest
-from moorage.oci.names import check_name, check_tag
+from moorage.oci.names import check_name, check_tag, is_valid_name
 from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock
 from moorage.registry.uploads import UploadManager
@@ -87,7 +87,8 @@ class Registry:
         check_name(name)
         parse_digest(digest)
         if source is not None:
-            check_name(source)
+            if not is_valid_name(source):
+                return None  # a bad `from` is no reason to fail: the client uploads instead
             size = self.db.blob_size_in_repository(source, digest)
         else:
             size = self.db.blob_size(digest)
@@ -118,9 +119,10 @@ class Registry:
         return size
 
     async def finish_upload(self, name: str, upload_id: str, digest: str,
-                            body: AsyncIterator[bytes] | None, length: int | None) -> int:
+                            body: AsyncIterator[bytes] | None, length: int | None,
+                            start: int | None = None) -> int:
         check_name(name)
-        size = await self.uploads.finish(name, upload_id, digest, body, length)
+        size = await self.uploads.finish(name, upload_id, digest, body, length, start)
         self.bus.publish(Event("blob.push", name, digest, size=size))
         return size
 

@@ -49,7 +49,7 @@ class UploadManager:
 
     def offset(self, name: str, upload_id: str) -> int:
         """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository."""
-        if not _UPLOAD_ID_RE.match(upload_id):
+        if not _UPLOAD_ID_RE.fullmatch(upload_id):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "malformed upload id")
         upload = self.db.upload(upload_id)
         size = self.store.upload_size(upload_id) if upload else None
@@ -141,14 +141,15 @@ class UploadManager:
         return hasher
 
     async def finish(self, name: str, upload_id: str, digest: str,
-                     body: AsyncIterator[bytes] | None = None, length: int | None = None) -> int:
+                     body: AsyncIterator[bytes] | None = None, length: int | None = None,
+                     start: int | None = None) -> int:
         """Verify the whole upload against `digest` and commit it; returns the blob size.
 
         A mismatch deletes the upload: nothing of it stays behind.
         """
         expected = parse_digest(digest)
         if body is not None:
-            await self.append(name, upload_id, body, length=length)
+            await self.append(name, upload_id, body, start, length)
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
         async with lock:
             size = self.offset(name, upload_id)

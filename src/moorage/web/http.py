@@ -25,9 +25,14 @@ def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 async def respond(send: Send, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-                  head: bool = False, content_length: int | None = None) -> None:
-    """Send a whole response; `head` keeps the headers (including length) but drops the body."""
+                  head: bool = False, content_length: int | None = None,
+                  extra: list[tuple[str, str]] | None = None) -> None:
+    """Send a whole response; `head` keeps the headers (including length) but drops the body.
+
+    `extra` carries headers that may repeat (one `OCI-Tag` per tag).
+    """
     raw = encode_headers(headers or {})
+    raw.extend((k.encode(), v.encode("latin-1")) for k, v in extra or ())
     raw.append((b"content-length", str(len(body) if content_length is None
                                        else content_length).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -47,6 +47,7 @@ _CREATES = {("uploads", "POST"), ("manifest", "PUT")}
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _MAX_PAGE = 100_000
+_DECIMAL_RE = re.compile(r"[0-9]{1,18}")
 
 
 class RegistryAPI:
@@ -85,7 +86,7 @@ class RegistryAPI:
         if len(path) > MAX_NAME_LENGTH + 400:
             raise RegistryError("NAME_INVALID", "request path too long")
         for pattern, kind in _ROUTES:
-            match = pattern.match(path)
+            match = pattern.fullmatch(path)
             if match:
                 handler = getattr(self, f"{kind}_{method.lower()}", None)
                 if handler is None:
@@ -119,7 +120,8 @@ class RegistryAPI:
         headers = {"content-type": "application/json"}
         if limit is not None and len(items) > limit:
             items = items[:limit]
-            headers["link"] = f'<{path}?n={limit}&last={quote(items[-1])}>; rel="next"'
+            if items:  # n=0 asks for nothing and gets no next page
+                headers["link"] = f'<{path}?n={limit}&last={quote(items[-1])}>; rel="next"'
         await respond(send, 200, json.dumps({**extra, key: items}).encode(), headers)
 
     # -- manifests ----------------------------------------------------------------------
@@ -151,7 +153,7 @@ class RegistryAPI:
                    "docker-content-digest": pushed.digest}
         if pushed.subject:
             headers["oci-subject"] = pushed.subject
-        await respond(send, 201, b"", headers)
+        await respond(send, 201, b"", headers, extra=[("oci-tag", t) for t in extra_tags])
 
     async def manifest_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
                               reference: str) -> None:
@@ -224,18 +226,7 @@ class RegistryAPI:
 
     async def upload_patch(self, scope: Scope, receive: Receive, send: Send, name: str,
                            upload_id: str) -> None:
-        start, length = None, _length(scope)
-        content_range = header(scope, b"content-range")
-        if content_range:
-            match = _CONTENT_RANGE_RE.match(content_range.strip())
-            if not match or int(match[2]) < int(match[1]):
-                raise RegistryError("RANGE_INVALID", f"bad Content-Range {content_range[:100]!r}")
-            start = int(match[1])
-            chunk_length = int(match[2]) - start + 1
-            if length is not None and length != chunk_length:
-                raise RegistryError("RANGE_INVALID",
-                                    "Content-Range and Content-Length disagree")
-            length = chunk_length
+        start, length = _chunk_span(scope)
         offset = await self.registry.uploads.append(check_name(name), upload_id,
                                                     body_stream(receive), start, length)
         await _upload_accepted(send, name, upload_id, offset)
@@ -245,9 +236,9 @@ class RegistryAPI:
         digest = _one(_query(scope), "digest")
         if digest is None:
             raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
-        length = _length(scope)
+        start, length = _chunk_span(scope)
         body = None if length == 0 else body_stream(receive)
-        await self.registry.finish_upload(name, upload_id, digest, body, length)
+        await self.registry.finish_upload(name, upload_id, digest, body, length, start)
         await _created(send, name, digest)
 
     async def upload_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
@@ -286,7 +277,7 @@ def _page(query: dict[str, list[str]]) -> tuple[int | None, str | None]:
     raw = _one(query, "n")
     limit = None
     if raw is not None and raw != "":
-        if not raw.isdigit() or int(raw) > _MAX_PAGE:
+        if not _DECIMAL_RE.fullmatch(raw) or int(raw) > _MAX_PAGE:
             raise RegistryError("PAGINATION_NUMBER_INVALID",
                                 f"n must be an integer between 0 and {_MAX_PAGE}")
         limit = int(raw)
@@ -302,14 +293,30 @@ def _length(scope: Scope) -> int | None:
     raw = header(scope, b"content-length")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    if not _DECIMAL_RE.fullmatch(raw.strip()):
         raise RegistryError("SIZE_INVALID", "Content-Length must be a number")
     return int(raw)
 
 
+def _chunk_span(scope: Scope) -> tuple[int | None, int | None]:
+    """(start, length) of an upload chunk from Content-Range and Content-Length."""
+    length = _length(scope)
+    content_range = header(scope, b"content-range")
+    if not content_range:
+        return None, length
+    match = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
+    if not match or int(match[2]) < int(match[1]):
+        raise RegistryError("RANGE_INVALID", f"bad Content-Range {content_range[:100]!r}")
+    start = int(match[1])
+    chunk_length = int(match[2]) - start + 1
+    if length is not None and length != chunk_length:
+        raise RegistryError("RANGE_INVALID", "Content-Range and Content-Length disagree")
+    return start, chunk_length
+
+
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     """A single `bytes=a-b` range as a half-open span, or None if it cannot be satisfied."""
-    match = _RANGE_RE.match(value.strip())
+    match = _RANGE_RE.fullmatch(value.strip())
     if not match or (match[1] == "" and match[2] == ""):
         return None
     if match[1] == "":

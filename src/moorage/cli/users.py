@@ -1,0 +1,100 @@
+"""`moorage user …`: user accounts (administrators), and changing passwords."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from moorage.cli.auth import read_password
+from moorage.cli.client import connect, segment
+from moorage.cli.output import JsonFlag, details, print_json, say, table, when
+
+app = typer.Typer(help="User accounts.", no_args_is_help=True)
+
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin",
+                                             help="Read the password from standard input.")]
+
+
+@app.command("create")
+def create(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make an instance administrator.")] = False,
+    password_stdin: PasswordStdin = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create a user (administrators only); asks for the password unless --password-stdin."""
+    password = read_password(None, password_stdin, f"Password for {username}", confirm=True)
+    with connect() as api:
+        user = api.post("/users", {"username": username, "password": password,
+                                   "is_admin": admin})
+    if json_out:
+        print_json(user)
+    else:
+        say(f"Created {'administrator' if user['is_admin'] else 'user'} {user['username']}.")
+
+
+@app.command("list")
+def list_(json_out: JsonFlag = False) -> None:
+    """List user accounts (administrators only)."""
+    with connect() as api:
+        found = api.get("/users")
+    if json_out:
+        print_json(found)
+        return
+    table(["USERNAME", "ADMIN", "CREATED"],
+          [(u["username"], u["is_admin"], when(u["created_at"])) for u in found],
+          empty="no users")
+
+
+@app.command("show")
+def show(username: str, json_out: JsonFlag = False) -> None:
+    """Show one account (yours, or any for administrators)."""
+    with connect() as api:
+        user = api.get(f"/users/{segment(username)}")
+    if json_out:
+        print_json(user)
+    else:
+        details([("username", user["username"]), ("administrator", user["is_admin"]),
+                 ("created", when(user["created_at"]))])
+
+
+@app.command("delete")
+def delete(username: str, json_out: JsonFlag = False) -> None:
+    """Delete a user account (administrators only)."""
+    with connect() as api:
+        api.delete(f"/users/{segment(username)}")
+    if json_out:
+        print_json({"deleted": username})
+    else:
+        say(f"Deleted user {username}.")
+
+
+@app.command("passwd")
+def passwd(username: str, password_stdin: PasswordStdin = False,
+           json_out: JsonFlag = False) -> None:
+    """Set a new password (your own, or anyone's for administrators)."""
+    password = read_password(None, password_stdin, f"New password for {username}", confirm=True)
+    with connect() as api:
+        user = api.patch(f"/users/{segment(username)}", {"password": password})
+    if json_out:
+        print_json(user)
+    else:
+        say(f"Changed the password of {user['username']}.")
+
+
+@app.command("admin")
+def set_admin(
+    username: str,
+    grant: Annotated[bool, typer.Option("--grant/--revoke",
+                                        help="Make or stop being an administrator.")] = True,
+    json_out: JsonFlag = False,
+) -> None:
+    """Grant or revoke instance administration (administrators only)."""
+    with connect() as api:
+        user = api.patch(f"/users/{segment(username)}", {"is_admin": grant})
+    if json_out:
+        print_json(user)
+    else:
+        say(f"{user['username']} is {'now' if user['is_admin'] else 'no longer'} "
+            f"an administrator.")

@@ -1,0 +1,44 @@
+"""The management API under /api/v1 (FastAPI): namespaces, repositories, accounts, rules.
+
+Handlers are thin: they authenticate the caller (deps.py), call AccessManager and shape the
+answer with the models in models.py. One module per resource.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from moorage import __version__
+from moorage.app import Instance
+from moorage.web.api import instance as instance_routes
+from moorage.web.api import namespaces, network, repositories, tokens, users
+from moorage.web.api.errors import install_handlers
+
+TAGS = [
+    {"name": "instance", "description": "version, edition, features, quotas"},
+    {"name": "namespaces", "description": "namespaces: visibility, description, "
+                                          "credential-free pull"},
+    {"name": "members", "description": "roles held in a namespace"},
+    {"name": "robots", "description": "robot accounts of a namespace (for CI)"},
+    {"name": "repositories", "description": "repositories and their tags"},
+    {"name": "users", "description": "user accounts, and who the caller is"},
+    {"name": "tokens", "description": "personal access tokens"},
+    {"name": "network rules", "description": "CIDR allowlists and trusted networks"},
+]
+
+
+def create_management_api(instance: Instance) -> FastAPI:
+    api = FastAPI(title="Moorage management API", version=__version__,
+                  description="Manage a Moorage registry: namespaces, members, robots, "
+                              "repositories, users, access tokens and network rules. "
+                              "Errors are always {\"error\": {\"code\", \"message\"}}.",
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+                  openapi_tags=TAGS)
+    api.state.instance = instance
+    install_handlers(api)
+    for module in (instance_routes, namespaces, repositories, users, tokens, network):
+        api.include_router(module.router)
+    return api
+
+
+__all__ = ["create_management_api"]

@@ -1,0 +1,26 @@
+"""The instance as a whole: version, edition, features and quotas with their usage."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from moorage import __version__
+from moorage.web.api.deps import Caller, InstanceDep
+from moorage.web.api.errors import ERROR_RESPONSES
+from moorage.web.api.models import InstanceInfo, QuotaUsage
+
+router = APIRouter(prefix="/api/v1", tags=["instance"], responses=ERROR_RESPONSES)
+
+
+@router.get("/info")
+def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
+    """Open to anonymous callers: a client needs the edition before it logs in, to know which
+    commands the instance supports. Network allowlists still apply."""
+    usage = instance.manager.usage()
+    return InstanceInfo(
+        version=__version__, edition=instance.edition.name,  # type: ignore[arg-type]
+        auth=instance.settings.auth,  # type: ignore[arg-type]
+        features=instance.edition.features(),
+        quotas={name: QuotaUsage(limit=limit, used=usage.get(name))
+                for name, limit in instance.edition.quotas().items()},
+    )

@@ -1,0 +1,243 @@
+"""Request and response bodies of the management API, as Pydantic models.
+
+They exist so that the OpenAPI document describes every field with its type, and so that a
+response can only ever carry the fields listed here: password hashes and secret hashes live on
+the database rows and have no field to travel in. Secrets appear only in the `*Created` models,
+returned once by the creation endpoints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from moorage.db.access import NamespaceRow, NetworkRuleRow, RepositoryRow, TokenRow, UserRow
+
+Visibility = Literal["private", "public"]
+Role = Literal["owner", "maintainer", "developer", "guest"]
+RobotRole = Literal["maintainer", "developer", "guest"]
+RuleKind = Literal["allow", "trusted"]
+
+
+def when(timestamp: float | None) -> datetime | None:
+    """Epoch seconds from the database as an aware UTC datetime (ISO 8601 in JSON)."""
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+class RequestBody(BaseModel):
+    """Request bodies refuse unknown fields: a typo ("admin" for "is_admin") must not pass
+    silently as a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors -------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable code: INVALID, UNAUTHORIZED, DENIED, NOT_FOUND, "
+                                  "CONFLICT, QUOTA_EXCEEDED, EDITION, …")
+    message: str = Field(description="what went wrong, in words a person can act on")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# -- instance -----------------------------------------------------------------------------
+class QuotaUsage(BaseModel):
+    limit: int | None = Field(description="null means unlimited, 0 means not available")
+    used: int | None = Field(description="null when this instance does not count it")
+
+
+class InstanceInfo(BaseModel):
+    version: str
+    edition: Literal["personal", "basic", "advanced"]
+    auth: Literal["token", "off"]
+    features: dict[str, bool]
+    quotas: dict[str, QuotaUsage]
+
+
+# -- namespaces ---------------------------------------------------------------------------
+class Namespace(BaseModel):
+    name: str
+    visibility: Visibility
+    description: str
+    credential_free_pull: bool
+    created_at: datetime
+    role: Role | None = Field(None, description="the caller's role in this namespace, if any")
+
+    @classmethod
+    def of(cls, row: NamespaceRow, role: str | None = None) -> Namespace:
+        return cls(name=row.name, visibility=row.visibility,  # type: ignore[arg-type]
+                   description=row.description, credential_free_pull=row.credential_free_pull,
+                   created_at=when(row.created_at), role=role)  # type: ignore[arg-type]
+
+
+class NamespaceCreate(RequestBody):
+    name: str = Field(description="lowercase letters, digits and separators (. _ -)",
+                      examples=["team"])
+    visibility: Visibility = "private"
+    description: str = ""
+    credential_free_pull: bool = Field(
+        False, description="clients on trusted networks may pull without credentials")
+
+
+class NamespaceUpdate(RequestBody):
+    visibility: Visibility | None = None
+    description: str | None = None
+    credential_free_pull: bool | None = None
+
+
+# -- members ------------------------------------------------------------------------------
+class Member(BaseModel):
+    username: str
+    kind: Literal["user", "robot"]
+    role: Role
+
+
+class MemberSet(RequestBody):
+    role: Role
+
+
+# -- robots -------------------------------------------------------------------------------
+class Robot(BaseModel):
+    name: str = Field(description="the robot's short name within its namespace")
+    username: str = Field(description="what the robot logs in with: robot$<namespace>+<name>")
+    namespace: str
+    role: Role | None
+    description: str
+    expires_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: UserRow, namespace: str, role: str | None) -> Robot:
+        return cls(name=row.username.rpartition("+")[2], username=row.username,
+                   namespace=namespace, role=role or None,  # type: ignore[arg-type]
+                   description=row.description, expires_at=when(row.expires_at),
+                   created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class RobotCreate(RequestBody):
+    name: str = Field(examples=["ci"])
+    role: RobotRole = "developer"
+    description: str = ""
+    expires_in_days: float | None = Field(None, gt=0, description="null: never expires")
+
+
+class RobotCreated(Robot):
+    secret: str = Field(description="the robot's password; shown this once, never again")
+
+
+# -- repositories -------------------------------------------------------------------------
+class Repository(BaseModel):
+    name: str
+    namespace: str
+    visibility: Visibility
+    description: str
+    tag_count: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: RepositoryRow) -> Repository:
+        return cls(name=row.name, namespace=row.namespace,
+                   visibility=row.visibility,  # type: ignore[arg-type]
+                   description=row.description, tag_count=row.tag_count,
+                   created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class RepositoryUpdate(RequestBody):
+    visibility: Visibility | None = None
+    description: str | None = None
+
+
+class Tag(BaseModel):
+    name: str
+    digest: str
+    updated_at: datetime
+
+
+# -- users --------------------------------------------------------------------------------
+class User(BaseModel):
+    username: str
+    is_admin: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: UserRow) -> User:
+        return cls(username=row.username, is_admin=row.is_admin,
+                   created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class UserCreate(RequestBody):
+    username: str = Field(examples=["alice"])
+    password: str = Field(description="at least 8 characters")
+    is_admin: bool = False
+
+
+class UserUpdate(RequestBody):
+    password: str | None = Field(None, description="a new password, at least 8 characters")
+    is_admin: bool | None = None
+
+
+class Me(BaseModel):
+    username: str
+    kind: Literal["user", "robot", "anonymous"]
+    is_admin: bool
+    robot_namespace: str | None = None
+    roles: dict[str, Role] = Field(description="namespace -> role held there")
+
+
+# -- personal access tokens ---------------------------------------------------------------
+class Token(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    active: bool = Field(description="neither revoked nor expired")
+
+    @classmethod
+    def of(cls, row: TokenRow, now: float) -> Token:
+        active = row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
+        return cls(id=row.id, name=row.name, created_at=when(row.created_at),  # type: ignore[arg-type]
+                   expires_at=when(row.expires_at), last_used_at=when(row.last_used_at),
+                   revoked_at=when(row.revoked_at), active=active)
+
+
+class TokenCreate(RequestBody):
+    name: str = Field(examples=["laptop"])
+    expires_in_days: float | None = Field(90, gt=0, description="null: never expires")
+
+
+class TokenCreated(BaseModel):
+    id: str
+    name: str
+    expires_at: datetime | None
+    secret: str = Field(description="the token: use it as the password (Basic) or as a Bearer "
+                                    "credential; shown this once, never again")
+
+
+# -- network rules ------------------------------------------------------------------------
+class NetworkRule(BaseModel):
+    id: int
+    cidr: str
+    kind: RuleKind
+    namespace: str | None = Field(description="null: the rule is instance-wide")
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: NetworkRuleRow) -> NetworkRule:
+        return cls(id=row.id, cidr=row.cidr, kind=row.kind,  # type: ignore[arg-type]
+                   namespace=row.namespace, description=row.description,
+                   created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class NetworkRuleCreate(RequestBody):
+    cidr: str = Field(examples=["10.0.0.0/8"])
+    kind: RuleKind = Field("allow", description="allow: an allowlist entry; trusted: clients "
+                                                "there may pull credential-free")
+    namespace: str | None = Field(None, description="limit an allow rule to one namespace")
+    description: str = ""

@@ -1,0 +1,80 @@
+"""The API describes itself (OpenAPI) and answers every failure in one shape."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.server import MoorageServer
+from tests.web.helpers import api, error
+
+PATHS = {
+    "/api/v1/info": {"get"},
+    "/api/v1/namespaces": {"get", "post"},
+    "/api/v1/namespaces/{namespace}": {"get", "patch", "delete"},
+    "/api/v1/namespaces/{namespace}/members": {"get"},
+    "/api/v1/namespaces/{namespace}/members/{username}": {"put", "delete"},
+    "/api/v1/namespaces/{namespace}/robots": {"get", "post"},
+    "/api/v1/namespaces/{namespace}/robots/{name}": {"delete"},
+    "/api/v1/repositories": {"get"},
+    "/api/v1/repositories/{name}": {"get", "patch", "delete"},
+    "/api/v1/repositories/{name}/tags": {"get"},
+    "/api/v1/repositories/{name}/tags/{tag}": {"delete"},
+    "/api/v1/users": {"get", "post"},
+    "/api/v1/users/{username}": {"get", "patch", "delete"},
+    "/api/v1/user": {"get"},
+    "/api/v1/tokens": {"get", "post"},
+    "/api/v1/tokens/{token_id}": {"delete"},
+    "/api/v1/network-rules": {"get", "post"},
+    "/api/v1/network-rules/{rule_id}": {"delete"},
+}
+
+
+def test_openapi_document_lists_every_path_with_types(secure_registry: MoorageServer) -> None:
+    resp = httpx.get(f"{secure_registry.url}/api/v1/openapi.json")
+    assert resp.status_code == 200
+    doc = resp.json()
+    assert doc["openapi"].startswith("3.")
+    for path, methods in PATHS.items():
+        assert path in doc["paths"], path
+        assert methods <= set(doc["paths"][path]), (path, set(doc["paths"][path]))
+    schemas = doc["components"]["schemas"]
+    for model in ("Namespace", "RobotCreated", "TokenCreated", "Repository", "Tag", "User",
+                  "NetworkRule", "InstanceInfo", "ErrorBody"):
+        assert model in schemas, model
+    assert "HTTPValidationError" not in schemas  # errors are documented as they are sent
+    created = doc["paths"]["/api/v1/namespaces"]["post"]["responses"]
+    assert created["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/Namespace")
+    assert created["403"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    # Secrets only in the creation answers; listings have no such field.
+    assert "secret" in schemas["RobotCreated"]["properties"]
+    assert "secret" not in schemas["Robot"]["properties"]
+    assert "secret" in schemas["TokenCreated"]["properties"]
+    assert "secret" not in schemas["Token"]["properties"]
+    assert {"basic", "bearer"} <= set(doc["components"]["securitySchemes"])
+    assert httpx.get(f"{secure_registry.url}/api/v1/docs").status_code == 200
+
+
+def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:
+    info = api(secure_registry, "GET", "/info", auth=None)
+    assert info.status_code == 200
+    body = info.json()
+    assert body["edition"] == "advanced" and body["auth"] == "token"
+    assert body["features"]["network_acl"] is True
+    assert body["quotas"]["namespaces"]["limit"] == 50
+    assert isinstance(body["quotas"]["namespaces"]["used"], int)
+
+
+def test_unknown_endpoints_and_methods(secure_registry: MoorageServer) -> None:
+    missing = api(secure_registry, "GET", "/no-such-thing")
+    assert missing.status_code == 404 and error(missing)[0] == "NOT_FOUND"
+    wrong_method = api(secure_registry, "PUT", "/info")
+    assert wrong_method.status_code == 405 and error(wrong_method)[0] == "UNSUPPORTED"
+    malformed = httpx.get(f"{secure_registry.url}/api/v1/user",
+                          headers={"Authorization": "Basic !!!"})
+    assert malformed.status_code == 401 and "malformed" in error(malformed)[1]
+    other_scheme = httpx.get(f"{secure_registry.url}/api/v1/user",
+                             headers={"Authorization": "Digest x"})
+    assert other_scheme.status_code == 401 and error(other_scheme)[0] == "UNAUTHORIZED"
+    bad_token = httpx.get(f"{secure_registry.url}/api/v1/user",
+                          headers={"Authorization": "Bearer mrg_p_0123456789abcdef_nope"})
+    assert bad_token.status_code == 401
