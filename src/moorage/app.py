@@ -64,6 +64,7 @@ def build_instance(settings: Settings) -> Instance:
     bus = EventBus()
     registry = Registry(db, FilesystemBlobStore(data_dir), BlobLock(data_dir / "locks" / "blobs"),
                         bus, settings.manifest_cache_bytes)
+    registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
     access_store = AccessStore(engine)

@@ -74,6 +74,16 @@ class AccessManager:
             raise Forbidden(f"{principal.describe()} has {held} in namespace {namespace}; "
                             f"this needs {needed} or higher")
 
+    def require_namespace_action(self, principal: Principal, namespace: str,
+                                 action: str) -> NamespaceRow:
+        """For features that attach rules to namespaces: the namespace, if the role allows."""
+        ns = self._namespace(namespace)
+        self._require(principal, namespace, action)
+        return ns
+
+    def require_admin(self, principal: Principal) -> None:
+        self._require_admin(principal)
+
     @staticmethod
     def _require_admin(principal: Principal) -> None:
         if not principal.is_admin:
@@ -135,10 +145,19 @@ class AccessManager:
 
     def update_namespace(self, principal: Principal, name: str, visibility: str | None = None,
                          description: str | None = None,
-                         credential_free_pull: bool | None = None) -> NamespaceRow:
+                         credential_free_pull: bool | None = None,
+                         storage_quota: int | None | object = ...) -> NamespaceRow:
+        """Only the arguments given change; `storage_quota=None` removes the quota, and only
+        an administrator may set it (it is a limit on the namespace's owners)."""
         self._namespace(name)
         self._require(principal, name, "manage_members")
         values: dict[str, object] = {}
+        if storage_quota is not ...:
+            self._require_admin(principal)
+            if storage_quota is not None and (not isinstance(storage_quota, int)
+                                              or storage_quota < 0):
+                raise Invalid("storage_quota must be a number of bytes, or null for none")
+            values["storage_quota"] = storage_quota
         if visibility is not None:
             if visibility not in VISIBILITIES:
                 raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")

@@ -15,6 +15,8 @@ except ImportError:  # pragma: no cover - older typer on the real click
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
 from moorage.cli.output import CliError, print_error
 from moorage.cli.serve import serve
+from moorage.cli import jobs, policies
+from moorage.cli.worker import worker
 
 HELP = """Moorage: a self-hosted OCI container registry.
 
@@ -43,6 +45,12 @@ app.add_typer(robots.app, name="robot")
 app.add_typer(tokens.app, name="token")
 app.add_typer(members.app, name="member")
 app.add_typer(network.app, name="network")
+# lifecycle
+app.command()(jobs.gc)
+app.command()(worker)
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(policies.immutability, name="immutability")
+app.add_typer(policies.retention, name="retention")
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from moorage.cli.client import connect, segment
-from moorage.cli.output import JsonFlag, confirm, details, print_json, say, table, when
+from moorage.cli.output import JsonFlag, confirm, details, print_json, say, table, usage, when
+from moorage.units import human_size, parse_size
 
 app = typer.Typer(help="Namespaces: the first part of a repository name, with its roles.",
                   no_args_is_help=True)
@@ -17,6 +18,9 @@ def show_namespace(ns: dict[str, Any]) -> None:
     details([("name", ns["name"]), ("visibility", ns["visibility"]),
              ("description", ns["description"]),
              ("credential-free pull", ns["credential_free_pull"]),
+             ("storage used", human_size(ns.get("storage_used"))),
+             ("storage quota", human_size(ns.get("storage_quota")) if ns.get("storage_quota")
+              is not None else "none"),
              ("your role", ns.get("role")), ("created", when(ns["created_at"]))])
 
 
@@ -74,10 +78,18 @@ def update(
     credential_free_pull: Annotated[Optional[bool], typer.Option(
         "--credential-free-pull/--no-credential-free-pull",
         help="Allow or stop credential-free pulls from trusted networks.")] = None,
+    storage_quota: Annotated[Optional[str], typer.Option(
+        help="Storage limit such as 50GiB, or 'none' (administrators only).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Change a namespace's visibility, description or credential-free pull."""
+    """Change a namespace's visibility, description, credential-free pull or storage quota."""
     body: dict[str, Any] = {}
+    if storage_quota is not None:
+        try:
+            body["storage_quota"] = (None if storage_quota.lower() == "none"
+                                     else parse_size(storage_quota))
+        except ValueError as exc:
+            raise usage(str(exc)) from None
     if public is not None:
         body["visibility"] = "public" if public else "private"
     if description is not None:

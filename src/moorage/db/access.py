@@ -24,6 +24,8 @@ class NamespaceRow:
     description: str
     credential_free_pull: bool
     created_at: float
+    storage_used: int = 0
+    storage_quota: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class NetworkRuleRow:
 
 
 _NS_COLS = (namespaces.c.id, namespaces.c.name, namespaces.c.visibility, namespaces.c.description,
-            namespaces.c.credential_free_pull, namespaces.c.created_at)
+            namespaces.c.credential_free_pull, namespaces.c.created_at, namespaces.c.storage_used,
+            namespaces.c.storage_quota)
 _USER_COLS = (users.c.id, users.c.username, users.c.password_hash, users.c.kind, users.c.is_admin,
               users.c.namespace_id, users.c.description, users.c.expires_at, users.c.created_at)
 _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind,

@@ -38,6 +38,9 @@ class Registry:
         self.store = store
         self.lock = lock
         self.bus = bus or EventBus()
+        # How stale a blob link may get before an existence check refreshes it; well inside
+        # the GC grace period, so that what a client saw still exists when it references it.
+        self.touch_interval = 60.0
         self.uploads = UploadManager(db, store, lock)
         # Checks a pushed manifest must pass (edition limits, policies); each raises to refuse.
         self.manifest_checks: list[Callable[[str, Manifest], None]] = []
@@ -59,7 +62,7 @@ class Registry:
 
     def saw_blob(self, name: str, digest: str) -> None:
         """A client checked that a blob exists; keep it safe from GC while it pushes on."""
-        self.db.touch_blob(name, digest)
+        self.db.touch_blob(name, digest, self.touch_interval)
 
     def delete_repository(self, name: str) -> bool:
         check_name(name)

@@ -12,6 +12,7 @@ from moorage import __version__
 from moorage.app import Instance
 from moorage.web.api import instance as instance_routes
 from moorage.web.api import namespaces, network, repositories, tokens, users
+from moorage.web.api import gc, jobs, policies
 from moorage.web.api.errors import install_handlers
 
 TAGS = [
@@ -24,6 +25,9 @@ TAGS = [
     {"name": "users", "description": "user accounts, and who the caller is"},
     {"name": "tokens", "description": "personal access tokens"},
     {"name": "network rules", "description": "CIDR allowlists and trusted networks"},
+    {"name": "jobs", "description": "background jobs: garbage collection, retention runs, …"},
+    {"name": "immutability", "description": "tags that can be neither moved nor deleted"},
+    {"name": "retention", "description": "tag cleanup rules, dry runs and runs"},
 ]
 
 
@@ -37,6 +41,9 @@ def create_management_api(instance: Instance) -> FastAPI:
     api.state.instance = instance
     install_handlers(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):
+        api.include_router(module.router)
+    # lifecycle
+    for module in (jobs, gc, policies):
         api.include_router(module.router)
     return api
 

@@ -66,12 +66,16 @@ class Namespace(BaseModel):
     credential_free_pull: bool
     created_at: datetime
     role: Role | None = Field(None, description="the caller's role in this namespace, if any")
+    storage_used: int = Field(0, description="bytes of the distinct blobs its manifests "
+                                             "reference")
+    storage_quota: int | None = Field(None, description="bytes; null means no limit")
 
     @classmethod
     def of(cls, row: NamespaceRow, role: str | None = None) -> Namespace:
         return cls(name=row.name, visibility=row.visibility,  # type: ignore[arg-type]
                    description=row.description, credential_free_pull=row.credential_free_pull,
-                   created_at=when(row.created_at), role=role)  # type: ignore[arg-type]
+                   created_at=when(row.created_at), role=role,  # type: ignore[arg-type]
+                   storage_used=row.storage_used, storage_quota=row.storage_quota)
 
 
 class NamespaceCreate(RequestBody):
@@ -87,6 +91,8 @@ class NamespaceUpdate(RequestBody):
     visibility: Visibility | None = None
     description: str | None = None
     credential_free_pull: bool | None = None
+    storage_quota: int | None = Field(None, ge=0, description="bytes; null removes the limit "
+                                                              "(administrators only)")
 
 
 # -- members ------------------------------------------------------------------------------

@@ -51,8 +51,9 @@ def get_namespace(namespace: str, instance: InstanceDep, principal: User) -> Nam
 def update_namespace(namespace: str, body: NamespaceUpdate, instance: InstanceDep,
                      principal: User) -> Namespace:
     """Only the fields present change. Needs the owner role."""
+    quota = body.storage_quota if "storage_quota" in body.model_fields_set else ...
     ns = instance.manager.update_namespace(principal, namespace, body.visibility,
-                                           body.description, body.credential_free_pull)
+                                           body.description, body.credential_free_pull, quota)
     return Namespace.of(ns, _roles(instance, principal).get(ns.name))
 
 

@@ -1,0 +1,110 @@
+"""`moorage jobs …` and `moorage gc`: background jobs, followed with a progress display."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from moorage.cli.client import ApiClient, connect
+from moorage.cli.output import CliError, JsonFlag, details, print_json, say, table, when
+
+app = typer.Typer(help="Background jobs: garbage collection, retention runs, webhooks, …",
+                  no_args_is_help=True)
+
+FINISHED = ("succeeded", "failed")
+
+
+def follow(api: ApiClient, job: dict[str, Any], quiet: bool, timeout: float = 6 * 3600) -> dict[str, Any]:
+    """Poll a job until it ends, showing its progress and new log lines as they come."""
+    shown = 0
+    deadline = time.monotonic() + timeout
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
+                  disable=quiet) as bar:
+        task = bar.add_task(f"job {job['id']} ({job['type']}) {job['status']}")
+        while job["status"] not in FINISHED and time.monotonic() < deadline:
+            time.sleep(0.3)
+            job = api.get(f"/jobs/{job['id']}")
+            lines = (job.get("log") or "").splitlines()
+            for line in lines[shown:]:
+                if not quiet:
+                    bar.console.print(line, highlight=False, markup=False)
+            shown = len(lines)
+            progress = job.get("progress") or {}
+            done = f" {progress.get('message', '')} {progress.get('done', '')}" if progress else ""
+            bar.update(task, description=f"job {job['id']} ({job['type']}) {job['status']}{done}")
+    return job
+
+
+def finish(job: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(job)
+    else:
+        result = job.get("result") or {}
+        summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+        say(f"Job {job['id']} ({job['type']}) {job['status']}: "
+            f"{json.dumps(summary) if summary else job.get('last_error') or ''}")
+    if job["status"] == "failed":
+        raise CliError(f"job {job['id']} failed: {job.get('last_error')}")
+
+
+@app.command("list")
+def list_(status: Annotated[Optional[str], typer.Option(help="queued, running, succeeded or failed")] = None,
+          type_: Annotated[Optional[str], typer.Option("--type", help="e.g. gc, retention")] = None,
+          limit: int = 50, json_out: JsonFlag = False) -> None:
+    """List recent jobs, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    if type_:
+        params["type"] = type_
+    with connect() as api:
+        found = api.get("/jobs", **params)
+    if json_out:
+        print_json(found)
+        return
+    table(["ID", "TYPE", "STATUS", "ATTEMPTS", "CREATED", "FINISHED", "ERROR"],
+          [(j["id"], j["type"], j["status"], f"{j['attempts']}/{j['max_attempts']}",
+            when(j["created_at"]), when(j["finished_at"]), j["last_error"] or "")
+           for j in found], empty="no jobs")
+
+
+@app.command("show")
+def show(job_id: Annotated[int, typer.Argument(metavar="ID")], json_out: JsonFlag = False) -> None:
+    """One job: status, progress, result and log."""
+    with connect() as api:
+        job = api.get(f"/jobs/{job_id}")
+    if json_out:
+        print_json(job)
+        return
+    details([("id", job["id"]), ("type", job["type"]), ("status", job["status"]),
+             ("attempts", f"{job['attempts']}/{job['max_attempts']}"),
+             ("progress", json.dumps(job["progress"]) if job["progress"] else "-"),
+             ("result", json.dumps(job["result"]) if job["result"] else "-"),
+             ("error", job["last_error"] or "-"), ("created", when(job["created_at"])),
+             ("finished", when(job["finished_at"]))])
+    if job.get("log"):
+        say(job["log"].rstrip())
+
+
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go, delete nothing.")] = False,
+    grace: Annotated[Optional[str], typer.Option(help="Spare blobs younger than this, e.g. 1h.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the job until it ends.")] = True,
+    json_out: JsonFlag = False,
+) -> None:
+    """Collect garbage now: blobs and manifests nothing references any more."""
+    body: dict[str, Any] = {"dry_run": dry_run}
+    if grace:
+        body["grace"] = grace
+    with connect() as api:
+        job = api.post("/gc", body)
+        if wait:
+            job = follow(api, job, quiet=json_out)
+    if not wait:
+        print_json(job) if json_out else say(f"Queued job {job['id']}.")
+        return
+    finish(job, json_out)

@@ -1,0 +1,122 @@
+"""`moorage immutability …` and `moorage retention …`: rules on tags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from moorage.cli.client import connect
+from moorage.cli.jobs import finish, follow
+from moorage.cli.output import JsonFlag, print_json, say, table, when
+
+immutability = typer.Typer(help="Tags that can be neither overwritten nor deleted.",
+                           no_args_is_help=True)
+retention = typer.Typer(help="Tag cleanup rules: keep the last N, by pattern, by age.",
+                        no_args_is_help=True)
+
+Scope = Annotated[str, typer.Argument(metavar="NS[/REPO]",
+                                      help="a namespace, or namespace/repository-glob")]
+
+
+@immutability.command("add")
+def immutability_add(
+    scope: Scope,
+    pattern: Annotated[str, typer.Option("--pattern", help="glob of protected tags, e.g. v*")],
+    exclude: Annotated[Optional[str], typer.Option(help="glob of tags left mutable")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Protect matching tags from being overwritten or deleted."""
+    with connect() as api:
+        rule = api.post("/immutability", {"scope": scope, "tag_pattern": pattern,
+                                          "exclude_pattern": exclude})
+    if json_out:
+        print_json(rule)
+    else:
+        say(f"Added immutability rule {rule['id']}: {rule['tag_pattern']} in {rule['scope']}.")
+
+
+@immutability.command("list")
+def immutability_list(namespace: Annotated[Optional[str], typer.Option("--namespace", "-n")] = None,
+                      json_out: JsonFlag = False) -> None:
+    """List immutability rules."""
+    with connect() as api:
+        found = api.get("/immutability", namespace=namespace)
+    if json_out:
+        print_json(found)
+        return
+    table(["ID", "SCOPE", "TAGS", "EXCEPT", "CREATED"],
+          [(r["id"], r["scope"], r["tag_pattern"], r["exclude_pattern"] or "",
+            when(r["created_at"])) for r in found], empty="no immutability rules")
+
+
+@immutability.command("delete")
+def immutability_delete(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                        json_out: JsonFlag = False) -> None:
+    """Delete an immutability rule."""
+    with connect() as api:
+        api.delete(f"/immutability/{rule_id}")
+    print_json({"deleted": rule_id}) if json_out else say(f"Deleted immutability rule {rule_id}.")
+
+
+@retention.command("add")
+def retention_add(
+    scope: Scope,
+    tags: Annotated[str, typer.Option("--tags", help="glob of the tags the rule considers")] = "*",
+    keep_last: Annotated[Optional[int], typer.Option(help="keep the newest N tags")] = None,
+    older_than: Annotated[Optional[str], typer.Option(help="only delete tags older than this, e.g. 30d")] = None,
+    untagged: Annotated[bool, typer.Option("--untagged", help="also delete untagged manifests")] = False,
+    always_keep: Annotated[Optional[str], typer.Option(help="glob of tags never deleted")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="cron expression, e.g. '0 4 * * *'")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Add a cleanup rule. Try `moorage retention run ID --dry-run` before it runs for real."""
+    body: dict[str, Any] = {"scope": scope, "tag_pattern": tags, "keep_last": keep_last,
+                            "older_than": older_than, "untagged": untagged,
+                            "always_keep": always_keep, "schedule": schedule}
+    with connect() as api:
+        rule = api.post("/retention", body)
+    print_json(rule) if json_out else say(f"Added retention rule {rule['id']} for {rule['scope']}.")
+
+
+@retention.command("list")
+def retention_list(namespace: Annotated[Optional[str], typer.Option("--namespace", "-n")] = None,
+                   json_out: JsonFlag = False) -> None:
+    """List retention rules."""
+    with connect() as api:
+        found = api.get("/retention", namespace=namespace)
+    if json_out:
+        print_json(found)
+        return
+    table(["ID", "SCOPE", "TAGS", "KEEP LAST", "OLDER THAN", "UNTAGGED", "ALWAYS KEEP",
+           "SCHEDULE"],
+          [(r["id"], r["scope"], r["tag_pattern"], r["keep_last"] if r["keep_last"] is not None else "",
+            f"{r['older_than_seconds']}s" if r["older_than_seconds"] else "",
+            "yes" if r["untagged"] else "", r["always_keep"] or "", r["schedule"] or "")
+           for r in found], empty="no retention rules")
+
+
+@retention.command("run")
+def retention_run(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                  dry_run: Annotated[bool, typer.Option("--dry-run", help="list, delete nothing")] = False,
+                  json_out: JsonFlag = False) -> None:
+    """Run a rule now and show what it deleted (or, with --dry-run, would delete)."""
+    with connect() as api:
+        job = follow(api, api.post(f"/retention/{rule_id}/run", {"dry_run": dry_run}),
+                     quiet=json_out)
+    if not json_out and job["status"] == "succeeded":
+        rows = [(repo["repository"], ", ".join(repo["delete_tags"]) or "-",
+                 len(repo["delete_manifests"]))
+                for repo in (job.get("result") or {}).get("repositories", [])]
+        table(["REPOSITORY", "WOULD DELETE TAGS" if dry_run else "DELETED TAGS", "MANIFESTS"],
+              rows, empty="nothing to delete")
+    finish(job, json_out)
+
+
+@retention.command("delete")
+def retention_delete(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                     json_out: JsonFlag = False) -> None:
+    """Delete a retention rule (and its schedule)."""
+    with connect() as api:
+        api.delete(f"/retention/{rule_id}")
+    print_json({"deleted": rule_id}) if json_out else say(f"Deleted retention rule {rule_id}.")

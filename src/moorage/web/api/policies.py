@@ -1,0 +1,206 @@
+"""Tag immutability rules and retention (tag cleanup) rules, per namespace or repository.
+
+A rule's scope is written `namespace` or `namespace/repository-glob`: the glob matches the
+repository path inside the namespace (`team/apps/*` covers team/apps/web and team/apps/api).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from moorage.access.errors import AccessError, Invalid, NotFound
+from moorage.app import Instance
+from moorage.access.principal import Principal
+from moorage.db.policy import ImmutabilityRuleRow, RetentionRuleRow
+from moorage.jobs.scheduler import valid_cron
+from moorage.units import parse_duration
+from moorage.web.api.deps import InstanceDep, User
+from moorage.web.api.errors import ERROR_RESPONSES
+from moorage.web.api.jobs import Job
+from moorage.web.api.models import RequestBody, when
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+
+def split_scope(scope: str) -> tuple[str, str]:
+    """`team` → (team, "**"); `team/apps/*` → (team, "apps/*")."""
+    namespace, _, pattern = scope.strip().partition("/")
+    if not namespace:
+        raise Invalid("a scope is NAMESPACE or NAMESPACE/REPOSITORY-GLOB")
+    return namespace, pattern or "**"
+
+
+def _allowed(instance: Instance, principal: Principal, feature: str, namespace: str) -> int:
+    instance.edition.require(feature)
+    return instance.manager.require_namespace_action(principal, namespace, "manage_rules").id
+
+
+def _visible(instance: Instance, principal: Principal, namespace: str) -> bool:
+    if principal.is_admin:
+        return True
+    try:
+        instance.manager.require_namespace_action(principal, namespace, "pull")
+    except AccessError:
+        return False
+    return True
+
+
+# -- immutability ---------------------------------------------------------------------------
+class ImmutabilityRule(BaseModel):
+    id: int
+    scope: str
+    tag_pattern: str
+    exclude_pattern: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ImmutabilityRuleRow) -> "ImmutabilityRule":
+        return cls(id=row.id, scope=f"{row.namespace}/{row.repository_pattern}",
+                   tag_pattern=row.tag_pattern, exclude_pattern=row.exclude_pattern,
+                   created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class ImmutabilityCreate(RequestBody):
+    scope: str = Field(description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB", examples=["team"])
+    tag_pattern: str = Field(description="glob of protected tags", examples=["v*"])
+    exclude_pattern: str | None = Field(None, description="glob of tags left mutable")
+
+
+@router.get("/immutability", tags=["immutability"])
+def list_immutability(instance: InstanceDep, principal: User,
+                      namespace: str | None = None) -> list[ImmutabilityRule]:
+    return [ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
+            if (namespace is None or r.namespace == namespace)
+            and _visible(instance, principal, r.namespace)]
+
+
+@router.post("/immutability", tags=["immutability"], status_code=status.HTTP_201_CREATED)
+def add_immutability(body: ImmutabilityCreate, instance: InstanceDep,
+                     principal: User) -> ImmutabilityRule:
+    """Needs the maintainer role; the basic edition or higher."""
+    namespace, pattern = split_scope(body.scope)
+    ns_id = _allowed(instance, principal, "tag_immutability", namespace)
+    if not body.tag_pattern.strip():
+        raise Invalid("tag_pattern must not be empty")
+    rule_id = instance.policies.add_immutability(ns_id, pattern, body.tag_pattern,
+                                                 body.exclude_pattern)
+    instance.immutability.changed()
+    return next(ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
+                if r.id == rule_id)
+
+
+@router.delete("/immutability/{rule_id}", tags=["immutability"],
+               status_code=status.HTTP_204_NO_CONTENT)
+def delete_immutability(rule_id: int, instance: InstanceDep, principal: User) -> None:
+    rule = next((r for r in instance.policies.immutability_rules() if r.id == rule_id), None)
+    if rule is None:
+        raise NotFound(f"immutability rule {rule_id} does not exist")
+    _allowed(instance, principal, "tag_immutability", rule.namespace)
+    instance.policies.delete_immutability(rule_id)
+    instance.immutability.changed()
+
+
+# -- retention ------------------------------------------------------------------------------
+class RetentionRule(BaseModel):
+    id: int
+    scope: str
+    tag_pattern: str
+    keep_last: int | None
+    older_than_seconds: int | None
+    untagged: bool
+    always_keep: str | None
+    schedule: str | None
+    enabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: RetentionRuleRow) -> "RetentionRule":
+        return cls(id=row.id, scope=f"{row.namespace}/{row.repository_pattern}",
+                   tag_pattern=row.tag_pattern, keep_last=row.keep_last,
+                   older_than_seconds=row.older_than_seconds, untagged=row.untagged,
+                   always_keep=row.always_keep, schedule=row.schedule, enabled=row.enabled,
+                   created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class RetentionCreate(RequestBody):
+    scope: str = Field(description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB", examples=["team"])
+    tag_pattern: str = Field("*", description="glob of the tags the rule considers")
+    keep_last: int | None = Field(None, ge=0, description="keep the newest N by push time")
+    older_than: str | int | None = Field(None, description="only delete tags older than this "
+                                                           "(e.g. 30d)")
+    untagged: bool = Field(False, description="also delete manifests that have no tag")
+    always_keep: str | None = Field(None, description="glob of tags never deleted")
+    schedule: str | None = Field(None, description="cron expression for scheduled runs",
+                                 examples=["0 4 * * *"])
+
+
+class RetentionRun(RequestBody):
+    dry_run: bool = Field(False, description="list what would go, delete nothing")
+
+
+def _schedule_name(rule_id: int) -> str:
+    return f"retention-{rule_id}"
+
+
+@router.get("/retention", tags=["retention"])
+def list_retention(instance: InstanceDep, principal: User,
+                   namespace: str | None = None) -> list[RetentionRule]:
+    return [RetentionRule.of(r) for r in instance.policies.retention_rules(namespace)
+            if _visible(instance, principal, r.namespace)]
+
+
+@router.post("/retention", tags=["retention"], status_code=status.HTTP_201_CREATED)
+def add_retention(body: RetentionCreate, instance: InstanceDep, principal: User) -> RetentionRule:
+    """Needs the maintainer role; the basic edition or higher. Try it with a dry run first."""
+    namespace, pattern = split_scope(body.scope)
+    ns_id = _allowed(instance, principal, "retention", namespace)
+    try:
+        older = parse_duration(body.older_than) if body.older_than is not None else None
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    if body.schedule and not valid_cron(body.schedule):
+        raise Invalid(f"invalid cron expression {body.schedule!r}")
+    rule_id = instance.policies.add_retention(
+        ns_id, repository_pattern=pattern, tag_pattern=body.tag_pattern,
+        keep_last=body.keep_last, older_than_seconds=older, untagged=body.untagged,
+        always_keep=body.always_keep, schedule=body.schedule, enabled=True)
+    if body.schedule:
+        assert instance.worker.scheduler is not None
+        instance.worker.scheduler.upsert(_schedule_name(rule_id), body.schedule, "retention",
+                                         {"rule_id": rule_id})
+    rule = instance.policies.retention_rule(rule_id)
+    assert rule is not None
+    return RetentionRule.of(rule)
+
+
+@router.delete("/retention/{rule_id}", tags=["retention"],
+               status_code=status.HTTP_204_NO_CONTENT)
+def delete_retention(rule_id: int, instance: InstanceDep, principal: User) -> None:
+    rule = instance.policies.retention_rule(rule_id)
+    if rule is None:
+        raise NotFound(f"retention rule {rule_id} does not exist")
+    _allowed(instance, principal, "retention", rule.namespace)
+    instance.policies.delete_retention(rule_id)
+    if instance.worker.scheduler is not None:
+        instance.worker.scheduler.remove(_schedule_name(rule_id))
+
+
+@router.post("/retention/{rule_id}/run", tags=["retention"],
+             status_code=status.HTTP_202_ACCEPTED)
+def run_retention(rule_id: int, body: RetentionRun, instance: InstanceDep,
+                  principal: User) -> Job:
+    """Queue a run; its result (what was, or would be, deleted) is the job's result."""
+    rule = instance.policies.retention_rule(rule_id)
+    if rule is None:
+        raise NotFound(f"retention rule {rule_id} does not exist")
+    _allowed(instance, principal, "retention", rule.namespace)
+    job_id = instance.worker.enqueue("retention", {"rule_id": rule_id, "dry_run": body.dry_run})
+    job = instance.worker.queue.get(job_id) if job_id else None
+    assert job is not None
+    return Job.of(job)
+
+
+__all__ = ["router"]

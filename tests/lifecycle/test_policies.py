@@ -1,0 +1,191 @@
+"""Tag immutability and retention rules, driven through the API and the registry protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.access.helpers import api, error_message, unique
+from tests.conftest import ADMIN_PASSWORD
+from tests.lifecycle.helpers import admin_client, make_image, push, wait_job
+from tests.support.server import MoorageServer
+
+
+def test_immutable_tag_cannot_move_or_go_but_signatures_can_be_pushed(
+        secure_registry: MoorageServer) -> None:
+    ns = unique("imm")
+    image, other = make_image([os.urandom(5000)]), make_image([os.urandom(5000)])
+    with admin_client(secure_registry) as client:
+        assert push(client, f"{ns}/app", "v1", image).status_code == 201
+        rule = api(secure_registry, "POST", "/immutability",
+                   json={"scope": ns, "tag_pattern": "v*", "exclude_pattern": "v*-dev"})
+        assert rule.status_code == 201, rule.text
+
+        overwrite = push(client, f"{ns}/app", "v1", other)
+        assert overwrite.status_code == 403
+        assert "is immutable" in error_message(overwrite) and "overwritten" in error_message(overwrite)
+        assert client.delete(f"/v2/{ns}/app/manifests/v1").status_code == 403
+        assert client.delete(f"/v2/{ns}/app/manifests/{image.digest}").status_code == 403
+        assert push(client, f"{ns}/app", "v1", image).status_code == 201, "same digest is fine"
+
+        # A cosign-style signature tag for it, and a referrer, are never blocked.
+        sig_tag = f"sha256-{image.digest[7:]}.sig"
+        assert push(client, f"{ns}/app", sig_tag, make_image([b"signature 1"])).status_code == 201
+        assert push(client, f"{ns}/app", sig_tag, make_image([b"signature 2"])).status_code == 201
+        subject = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": image.digest, "size": len(image.manifest)}
+        sbom = make_image([b"sbom"], subject=subject)
+        assert push(client, f"{ns}/app", "v1-sbom", sbom).status_code == 201
+        assert push(client, f"{ns}/app", "v1-sbom", make_image([b"sbom2"], subject=subject)).status_code == 201
+
+        # Tags outside the pattern, or excluded, stay mutable.
+        assert push(client, f"{ns}/app", "latest", image).status_code == 201
+        assert push(client, f"{ns}/app", "latest", other).status_code == 201
+        assert push(client, f"{ns}/app", "v2-dev", image).status_code == 201
+        assert push(client, f"{ns}/app", "v2-dev", other).status_code == 201
+
+        assert api(secure_registry, "DELETE", f"/immutability/{rule.json()['id']}").status_code == 204
+        time.sleep(2.5)  # rules are cached for up to two seconds per process
+        assert push(client, f"{ns}/app", "v1", other).status_code == 201
+
+
+def test_immutability_needs_basic_edition(make_registry) -> None:  # type: ignore[no-untyped-def]
+    server = make_registry(env={"MOORAGE_EDITION": "personal"})
+    api(server, "POST", "/namespaces", json={"name": "team"})
+    resp = api(server, "POST", "/immutability", json={"scope": "team", "tag_pattern": "*"})
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "EDITION"
+
+
+def _run(server: MoorageServer, rule_id: int, dry_run: bool) -> dict[str, object]:
+    job = api(server, "POST", f"/retention/{rule_id}/run", json={"dry_run": dry_run})
+    assert job.status_code == 202, job.text
+    finished = wait_job(server, job.json())
+    assert finished["status"] == "succeeded", finished
+    return finished["result"]
+
+
+def test_retention_dry_run_and_real_run_agree(secure_registry: MoorageServer) -> None:
+    ns = unique("ret")
+    repo = f"{ns}/app"
+    images = {f"v{n}": make_image([os.urandom(3000)], f"v{n}") for n in range(6)}
+    with admin_client(secure_registry) as client:
+        for tag, image in images.items():
+            assert push(client, repo, tag, image).status_code == 201
+            time.sleep(0.02)  # distinct push times: v5 is the newest
+        assert push(client, repo, "release-1", images["v0"]).status_code == 201
+        stray = make_image([os.urandom(100)], "untagged")
+        assert push(client, repo, None, stray).status_code == 201
+        subject = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": images["v1"].digest, "size": len(images["v1"].manifest)}
+        signature = make_image([b"sig of v1"], subject=subject)
+        assert push(client, repo, None, signature).status_code == 201
+
+        rule = api(secure_registry, "POST", "/retention", json={
+            "scope": ns, "tag_pattern": "v*", "keep_last": 2, "untagged": True,
+            "always_keep": "release-*"})
+        assert rule.status_code == 201, rule.text
+        rule_id = rule.json()["id"]
+
+        preview = _run(secure_registry, rule_id, dry_run=True)
+        tags_after_preview = client.get(f"/v2/{repo}/tags/list").json()["tags"]
+        assert len(tags_after_preview) == 7, "a dry run deletes nothing"
+        done = _run(secure_registry, rule_id, dry_run=False)
+        assert preview["repositories"] == done["repositories"]
+
+        plan = done["repositories"][0]  # type: ignore[index]
+        assert sorted(plan["delete_tags"]) == ["v0", "v1", "v2", "v3"]
+        tags = client.get(f"/v2/{repo}/tags/list").json()["tags"]
+        assert tags == ["release-1", "v4", "v5"]
+        # v0 keeps its manifest (release-1 points at it); v1's signature went with v1.
+        gone = set(plan["delete_manifests"])
+        assert {images["v1"].digest, images["v2"].digest, images["v3"].digest,
+                stray.digest, signature.digest} == gone
+        assert client.get(f"/v2/{repo}/manifests/{images['v0'].digest}").status_code == 200
+        referrers = client.get(f"/v2/{repo}/referrers/{images['v1'].digest}").json()
+        assert referrers["manifests"] == []
+
+
+def test_retention_from_the_cli(secure_registry: MoorageServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ns = unique("cli")
+    with admin_client(secure_registry) as client:
+        for n in range(3):
+            assert push(client, f"{ns}/app", f"b{n}", make_image([os.urandom(500)])).status_code == 201
+            time.sleep(0.02)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "MOORAGE_URL": secure_registry.url,
+           "MOORAGE_USERNAME": "admin", "MOORAGE_PASSWORD": ADMIN_PASSWORD}
+
+    def moorage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "moorage", *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    added = moorage("retention", "add", ns, "--keep-last", "1", "--json")
+    assert added.returncode == 0, added.stderr
+    rule_id = json.loads(added.stdout)["id"]
+    dry = moorage("retention", "run", str(rule_id), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(json.loads(dry.stdout)["result"]["repositories"][0]["delete_tags"]) == ["b0", "b1"]
+    table = moorage("retention", "list")
+    assert table.returncode == 0 and ns in table.stdout
+    real = moorage("retention", "run", str(rule_id))
+    assert real.returncode == 0, real.stderr
+    assert "b0" in real.stdout
+    assert httpx.get(f"{secure_registry.url}/v2/{ns}/app/tags/list",
+                     auth=("admin", ADMIN_PASSWORD)).json()["tags"] == ["b2"]
+    immut = moorage("immutability", "add", f"{ns}/app", "--pattern", "b*")
+    assert immut.returncode == 0, immut.stderr
+    gc = moorage("gc", "--dry-run", "--json")
+    assert gc.returncode == 0, gc.stderr
+    assert json.loads(gc.stdout)["result"]["dry_run"] is True
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_storage_usage_never_drifts(make_registry, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """After a random sequence of pushes, deletes and GC runs, the namespace's usage equals
+    the sum of the distinct blobs its manifests reference."""
+    import random
+
+    server = make_registry(f"drift{seed}", env={"MOORAGE_GC_GRACE_SECONDS": "0",
+                                                "MOORAGE_GC_SCHEDULE": ""})
+    from tests.lifecycle.helpers import run_gc
+
+    rng = random.Random(seed)
+    pool = [os.urandom(rng.randint(100, 5000)) for _ in range(8)]
+    live: dict[tuple[str, str], object] = {}  # (repo, digest) -> image
+    with admin_client(server) as client:
+        for step in range(40):
+            roll = rng.random()
+            if roll < 0.55 or not live:
+                repo = f"team/r{rng.randint(0, 2)}"
+                image = make_image(rng.sample(pool, rng.randint(1, 3)), f"{step}")
+                assert push(client, repo, f"t{step}", image).status_code == 201
+                live[(repo, image.digest)] = image
+            elif roll < 0.85:
+                repo, digest = rng.choice(sorted(live))
+                assert client.delete(f"/v2/{repo}/manifests/{digest}").status_code == 202
+                del live[(repo, digest)]
+            else:
+                run_gc(server)
+            expected_blobs: dict[str, int] = {}
+            for image in live.values():
+                expected_blobs.update(image.blob_sizes)  # type: ignore[attr-defined]
+            used = api(server, "GET", "/namespaces/team").json()["storage_used"]
+            assert used == sum(expected_blobs.values()), f"drift after step {step}"
+
+
+def test_storage_quota_refuses_the_push_that_would_pass_it(make_registry) -> None:  # type: ignore[no-untyped-def]
+    server = make_registry()
+    api(server, "POST", "/namespaces", json={"name": "small"})
+    assert api(server, "PATCH", "/namespaces/small",
+               json={"storage_quota": 20_000}).status_code == 200
+    with admin_client(server) as client:
+        assert push(client, "small/app", "a", make_image([os.urandom(10_000)])).status_code == 201
+        refused = push(client, "small/app", "b", make_image([os.urandom(15_000)]))
+        assert refused.status_code == 403
+        assert "storage quota of namespace small is 20000 bytes" in error_message(refused)
+        assert client.get("/v2/small/app/tags/list").json()["tags"] == ["a"]
