@@ -19,10 +19,9 @@ from moorage.db.metadata import MetadataStore
 from moorage.oci.digest import parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.registry.locks import BlobLock
-from moorage.store.base import BlobStore
+from moorage.store.base import BlobStore, ChunkWriter
 
 _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-BATCH = 1 << 20  # hash and write in ~1 MiB batches in a worker thread
 
 
 @dataclass
@@ -91,39 +90,45 @@ class UploadManager:
                     headers={"Range": range_header(offset), "Location": upload_location(name, upload_id)})
             state = await self._state(upload_id, offset)
             saved = state.hasher.copy()
+            writer = await asyncio.to_thread(self.store.upload_chunk, upload_id, offset)
             try:
-                received = await self._stream(upload_id, state, body)
+                received = await self._stream(writer, state, body)
                 if length is not None and received != length:
                     raise RegistryError("SIZE_INVALID",
                                         f"chunk declared {length} bytes, received {received}")
+                await asyncio.to_thread(writer.commit)
             except BaseException:
-                # A failed or dropped chunk is cut back off, so the upload resumes at `offset`.
-                await asyncio.to_thread(self.store.upload_truncate, upload_id, offset)
+                # A failed or dropped chunk leaves nothing, so the upload resumes at `offset`.
+                await asyncio.to_thread(writer.abort)
                 state.offset, state.hasher = offset, saved
                 raise
             self.db.touch_upload(upload_id)
             return state.offset
 
-    async def _stream(self, upload_id: str, state: _HashState, body: AsyncIterator[bytes]) -> int:
+    async def _stream(self, writer: ChunkWriter, state: _HashState,
+                      body: AsyncIterator[bytes]) -> int:
+        """Hash and write in batches in a worker thread while the event loop keeps receiving."""
         received = 0
         batch: list[bytes] = []
         pending = 0
+        size = self.store.write_batch
         async for chunk in body:
             if not chunk:
                 continue
             batch.append(chunk)
             pending += len(chunk)
-            if pending >= BATCH:
-                await asyncio.to_thread(self._write, upload_id, state, b"".join(batch))
+            if pending >= size:
+                await asyncio.to_thread(self._write, writer, state, b"".join(batch))
                 received += pending
                 batch, pending = [], 0
         if pending:
-            await asyncio.to_thread(self._write, upload_id, state, b"".join(batch))
+            await asyncio.to_thread(self._write, writer, state, b"".join(batch))
             received += pending
         return received
 
-    def _write(self, upload_id: str, state: _HashState, data: bytes) -> None:
-        self.store.upload_append(upload_id, data)
+    @staticmethod
+    def _write(writer: ChunkWriter, state: _HashState, data: bytes) -> None:
+        writer.write(data)
         state.hasher.update(data)
         state.offset += len(data)
 

@@ -12,7 +12,21 @@ from pathlib import Path
 from typing import Protocol
 
 
+class ChunkWriter(Protocol):
+    """One chunk of an upload being written: all of it becomes part of the upload, or none."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class BlobStore(Protocol):
+    # Bytes handed to a ChunkWriter at a time: large enough to amortize each call (and, on
+    # S3, to make a multipart part), small enough to keep memory flat.
+    write_batch: int
+
     def local_path(self, digest: str) -> Path | None:
         """A file that holds the blob, for zero-copy responses; None if not stored locally."""
 
@@ -33,10 +47,8 @@ class BlobStore(Protocol):
     def upload_size(self, upload_id: str) -> int | None:
         """Bytes staged so far; None if the upload does not exist."""
 
-    def upload_append(self, upload_id: str, data: bytes) -> None: ...
-
-    def upload_truncate(self, upload_id: str, size: int) -> None:
-        """Cut a staged upload back to `size` bytes: a failed chunk leaves no trace."""
+    def upload_chunk(self, upload_id: str, offset: int) -> ChunkWriter:
+        """Start writing the chunk that begins at `offset` (the upload's current size)."""
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
 

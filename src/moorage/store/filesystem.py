@@ -11,7 +11,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+class FileChunk:
+    """Appends to the staging file; an aborted chunk is cut back off."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        self.offset = offset
+        self._file = open(path, "r+b")
+        self._file.seek(offset)
+        self._file.truncate()
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        os.truncate(self.path, self.offset)
+
+
 class FilesystemBlobStore:
+    write_batch = 1 << 20
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.blob_root = root / "blobs"
@@ -64,12 +87,8 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def upload_append(self, upload_id: str, data: bytes) -> None:
-        with open(self._upload_path(upload_id), "ab") as f:
-            f.write(data)
-
-    def upload_truncate(self, upload_id: str, size: int) -> None:
-        os.truncate(self._upload_path(upload_id), size)
+    def upload_chunk(self, upload_id: str, offset: int) -> "FileChunk":
+        return FileChunk(self._upload_path(upload_id), offset)
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return _read_file(self._upload_path(upload_id), 0, None, chunk_size)
