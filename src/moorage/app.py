@@ -13,7 +13,8 @@ from moorage.access.authentication import Authenticator
 from moorage.access.authorization import Authorizer
 from moorage.access.editions import Edition, artifact_check
 from moorage.access.management import AccessManager
-from moorage.access.tokens import TokenIssuer, load_or_create_key
+from moorage.access.tokens import TokenIssuer, load_or_create_key, load_or_create_shared_key
+from moorage.db.migrate import ensure_schema
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
@@ -24,7 +25,8 @@ from moorage.policy.immutability import ImmutabilityPolicy
 from moorage.policy.retention import run_rule
 from moorage.registry.events import EventBus
 from moorage.registry.gc import collect_garbage
-from moorage.registry.locks import BlobLock
+from moorage.cache.tags import RedisTagCache
+from moorage.registry.locks import FileBlobLock, RedisBlobLock
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
 from moorage.store.filesystem import FilesystemBlobStore
@@ -54,17 +56,28 @@ class Instance:
     worker: Worker
 
 
+def redis_from_url(url: str):  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+
+
 def build_instance(settings: Settings) -> Instance:
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(sqlite_url(data_dir))
+    engine = open_engine(settings.database_url or sqlite_url(data_dir))
+    ensure_schema(engine)
     db = MetadataStore(engine)
-    db.create_schema()
     edition = Edition(settings.edition, settings.quota_overrides())
+    redis_client = redis_from_url(settings.redis_url) if settings.redis_url else None
+    blob_lock = (RedisBlobLock(redis_client) if redis_client is not None
+                 else FileBlobLock(data_dir / "locks" / "blobs"))
     bus = EventBus()
-    registry = Registry(db, FilesystemBlobStore(data_dir), BlobLock(data_dir / "locks" / "blobs"),
+    registry = Registry(db, FilesystemBlobStore(data_dir), blob_lock,
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
+    if redis_client is not None:
+        registry.tags_cache = RedisTagCache(redis_client)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
     access_store = AccessStore(engine)
@@ -72,8 +85,9 @@ def build_instance(settings: Settings) -> Instance:
     authorizer = Authorizer(access_store, edition, settings.auto_create_namespace,
                             settings.namespace_creators)
     manager = AccessManager(access_store, authorizer, edition)
-    issuer = TokenIssuer(load_or_create_key(data_dir / "keys"), settings.service,
-                         ttl_seconds=settings.token_ttl_seconds)
+    key = (load_or_create_key(data_dir / "keys") if engine.dialect.name == "sqlite"
+           else load_or_create_shared_key(engine))
+    issuer = TokenIssuer(key, settings.service, ttl_seconds=settings.token_ttl_seconds)
     access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
                             RegistryAccess.proxies(settings.trusted_proxies),
                             settings.proxy_header, bus)

@@ -30,6 +30,9 @@ class Settings:
     max_manifest_bytes: int = 4 << 20
     upload_ttl_seconds: int = 24 * 3600
     manifest_cache_bytes: int = 64 << 20
+    # scale-out: empty means SQLite in data_dir / the local disk / in-process state
+    database_url: str = ""
+    redis_url: str = ""
     # lifecycle
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC

@@ -18,8 +18,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from typing import TYPE_CHECKING
+
 from moorage.access.scopes import Scope
 from moorage.cache.lru import LRUCache
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 KEY_FILE = "token-signing-es256.pem"
 
@@ -51,6 +56,36 @@ def load_or_create_key(keys_dir: Path) -> ec.EllipticCurvePrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} is not an EC private key")
+    return loaded
+
+
+def load_or_create_shared_key(engine: "Engine") -> ec.EllipticCurvePrivateKey:
+    """The signing key from the shared database, created by whichever replica starts first."""
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError
+
+    from moorage.db.schema import instance_secrets
+
+    name = "token-signing-es256"
+    with engine.connect() as conn:
+        pem = conn.execute(select(instance_secrets.c.value)
+                           .where(instance_secrets.c.name == name)).scalar()
+    if pem is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        fresh = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode()
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(instance_secrets).values(name=name, value=fresh,
+                                                             created_at=time.time()))
+        except IntegrityError:
+            pass  # another replica won; use theirs
+        with engine.connect() as conn:
+            pem = conn.execute(select(instance_secrets.c.value)
+                               .where(instance_secrets.c.name == name)).scalar_one()
+    loaded = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError("the shared token signing key is not an EC private key")
     return loaded
 
 

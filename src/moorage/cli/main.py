@@ -17,6 +17,7 @@ from moorage.cli.output import CliError, print_error
 from moorage.cli.serve import serve
 from moorage.cli import jobs, policies
 from moorage.cli.worker import worker
+from moorage.cli.migrate import migrate
 
 HELP = """Moorage: a self-hosted OCI container registry.
 
@@ -48,6 +49,7 @@ app.add_typer(network.app, name="network")
 # lifecycle
 app.command()(jobs.gc)
 app.command()(worker)
+app.command()(migrate)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(policies.immutability, name="immutability")
 app.add_typer(policies.retention, name="retention")

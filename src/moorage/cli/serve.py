@@ -19,6 +19,10 @@ def serve(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder for metadata and blobs [default: ./moorage-data]")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML settings file")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes [default: 1]")] = None,
+    database_url: Annotated[Optional[str], typer.Option(help="postgresql://… for scale-out [default: SQLite in the data dir]")] = None,
+    storage_url: Annotated[Optional[str], typer.Option(help="s3://BUCKET/PREFIX?endpoint=…&region=… [default: the data dir]")] = None,
+    redis_url: Annotated[Optional[str], typer.Option(help="redis://HOST:PORT/DB, shared by replicas")] = None,
+    edition: Annotated[Optional[str], typer.Option(help="personal, basic or advanced [default: advanced]")] = None,
 ) -> None:
     """Serve the registry (SQLite and the local disk by default)."""
     from granian import Granian
@@ -27,8 +31,10 @@ def serve(
     from moorage.settings import SettingsError, export_settings, load_settings
 
     try:
-        settings = load_settings(config, overrides={"listen": listen, "data_dir": data_dir,
-                                                    "workers": workers})
+        settings = load_settings(config, overrides={
+            "listen": listen, "data_dir": data_dir, "workers": workers,
+            "database_url": database_url, "storage_url": storage_url, "redis_url": redis_url,
+            "edition": edition})
     except SettingsError as exc:
         typer.echo(f"moorage: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -36,7 +42,13 @@ def serve(
 
     data = Path(settings.data_dir).resolve()
     settings = dataclasses.replace(settings, data_dir=data)
-    generated = prepare_instance(settings, os.environ.get("MOORAGE_ADMIN_PASSWORD"))
+    from moorage.db.migrate import NotMigrated
+
+    try:
+        generated = prepare_instance(settings, os.environ.get("MOORAGE_ADMIN_PASSWORD"))
+    except NotMigrated as exc:
+        typer.echo(f"moorage: {exc}", err=True)
+        raise typer.Exit(2) from None
     if generated:
         typer.echo(f"Created the administrator account: user 'admin', password '{generated}' "
                    f"(shown once; change it with `moorage user passwd admin`)", err=True)

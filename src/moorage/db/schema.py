@@ -240,3 +240,14 @@ retention_rules = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
 )
+
+
+# -- instance secrets ----------------------------------------------------------------------
+# Secrets every replica must share (the token signing key), kept in the shared database so a
+# scale-out deployment needs no shared files. The embedded instance keeps them in keys/.
+instance_secrets = Table(
+    "instance_secrets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -62,7 +62,7 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
             break
         swept = 0
         for digest, size in candidates:
-            with lock.exclusive():
+            with lock.sweeping(digest):
                 if db.gc_delete_blob(digest, cutoff):
                     store.delete(digest)
                     result.blobs.append(digest)

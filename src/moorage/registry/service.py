@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moorage.cache.lru import LRUCache
+from moorage.cache.tags import NoTagCache, TagCache
 from moorage.db.metadata import (MetadataStore, MissingReferences, NewManifest, Referrer,
                                  StorageQuotaExceeded, StoredManifest)
 from moorage.oci import mediatypes as mt
@@ -41,6 +42,7 @@ class Registry:
         # How stale a blob link may get before an existence check refreshes it; well inside
         # the GC grace period, so that what a client saw still exists when it references it.
         self.touch_interval = 60.0
+        self.tags_cache: TagCache = NoTagCache()
         self.uploads = UploadManager(db, store, lock)
         # Checks a pushed manifest must pass (edition limits, policies); each raises to refuse.
         self.manifest_checks: list[Callable[[str, Manifest], None]] = []
@@ -67,6 +69,7 @@ class Registry:
     def delete_repository(self, name: str) -> bool:
         check_name(name)
         deleted = self.db.delete_repository(name)
+        self.tags_cache.invalidate(name)
         if deleted:
             self.bus.publish(Event("delete", name, target=name, detail={"repository": True}))
         return deleted
@@ -97,7 +100,7 @@ class Registry:
             size = self.db.blob_size(digest)
         if size is None:
             return None
-        with self.lock.shared():  # GC cannot delete the bytes between the check and the link
+        with self.lock.committing(digest):  # GC cannot delete the bytes before the link
             if self.store.size(digest) is None:
                 return None
             self.db.link_blob(name, digest, size)
@@ -152,7 +155,7 @@ class Registry:
         blob_digests = [d.digest for d in manifest.blobs]
         if mt.EMPTY_DIGEST in blob_digests:
             # The empty JSON blob is implied by the spec; clients need not upload it first.
-            with self.lock.shared():
+            with self.lock.committing(mt.EMPTY_DIGEST):
                 self.store.put(mt.EMPTY_DIGEST, mt.EMPTY_JSON)
                 self.db.link_blob(name, mt.EMPTY_DIGEST, len(mt.EMPTY_JSON))
         if tags:
@@ -178,6 +181,8 @@ class Registry:
                                    detail={"namespace": exc.namespace, "quota": exc.quota,
                                            "used": exc.used, "adding": exc.adding}))
             raise RegistryError("DENIED", str(exc), detail={"reason": "quota"}) from None
+        if tags:
+            self.tags_cache.invalidate(name)
         self._manifests.put(digest, StoredManifest(digest, manifest.media_type, len(body), body),
                             len(body))
         for tag in tags or [None]:
@@ -194,9 +199,12 @@ class Registry:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
             return reference
         check_tag(reference)
-        digest = self.db.tag_digest(name, reference)
+        generation, digest = self.tags_cache.get(name, reference)
         if digest is None:
-            raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference})
+            digest = self.db.tag_digest(name, reference)
+            if digest is None:
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference})
+            self.tags_cache.put(name, generation, reference, digest)
         return digest
 
     def get_manifest(self, name: str, reference: str, accept: list[str],
@@ -234,6 +242,7 @@ class Registry:
                 for check in self.tag_checks:
                     check(name, reference, current, None)
             deleted = self.db.delete_tag(name, reference)
+        self.tags_cache.invalidate(name)
         if not deleted:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
         if is_digest(reference):

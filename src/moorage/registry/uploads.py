@@ -176,7 +176,7 @@ class UploadManager:
 
     def _commit(self, name: str, upload_id: str, digest: str, size: int) -> None:
         """Bytes into place, then the row, under the shared lock GC's sweep excludes."""
-        with self.lock.shared():
+        with self.lock.committing(digest):
             self.store.upload_commit(upload_id, digest)
             self.db.link_blob(name, digest, size)
 
