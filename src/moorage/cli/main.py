@@ -53,6 +53,10 @@ app.command()(migrate)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(policies.immutability, name="immutability")
 app.add_typer(policies.retention, name="retention")
+# backup and restore (embedded instances; they work on the data dir directly)
+from moorage.cli import backup as backup_cli  # noqa: E402
+app.command()(backup_cli.backup)
+app.command()(backup_cli.restore)
 
 
 def main() -> None:
