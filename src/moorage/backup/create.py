@@ -7,7 +7,7 @@ Consistency comes from two facts about how the registry writes, plus one lock:
 2. SQLite's online backup API copies the database inside one read transaction; in WAL mode
    writers carry on and the copy is the database as of one instant (the snapshot).
 3. The only thing that removes blob bytes is the GC sweep, which deletes a row and its bytes
-   under `BlobLock.exclusive()`. We hold the lock *shared* from before the snapshot until the
+   under `FileBlobLock.exclusive()` (its `sweeping`). We hold the lock *shared* from before the snapshot until the
    last blob is copied, so no blob the snapshot references can vanish in between. Pushes take
    the lock shared too and go on undisturbed; only a GC sweep waits for the backup.
 
@@ -35,7 +35,7 @@ from moorage.backup.format import (CHECKSUMS_NAME, DB_NAME, KEYS_DIR, MANIFEST_N
                                    ProgressEvent, Transfer, blob_algorithms, blob_relpath,
                                    check_digest, file_hashes, fsync_dir, fsync_tree, is_tar,
                                    no_progress, utc_now, write_checksums)
-from moorage.registry.locks import BlobLock
+from moorage.registry.locks import FileBlobLock
 
 # Row counts reported in the manifest, so that an operator can tell backups apart at a glance.
 COUNTED_TABLES = ("namespaces", "repositories", "manifests", "tags", "blobs", "users")
@@ -239,7 +239,7 @@ def _write(data_dir: Path, sink: _Sink, progress: Progress) -> BackupManifest:
     problems: list[BlobProblem] = []
     count = total = 0
     progress(ProgressEvent("snapshot"))
-    with BlobLock(data_dir / "locks" / "blobs").shared():
+    with FileBlobLock(data_dir / "locks" / "blobs").shared():
         _snapshot(data_dir / DB_NAME, snapshot)
         snapshot_at = utc_now()
         blobs = _blob_rows(snapshot)
