@@ -17,6 +17,8 @@ from moorage.access.tokens import TokenIssuer, load_or_create_key
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
+from moorage.events import WebhookService
+from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
 from moorage.jobs.scheduler import Scheduler
 from moorage.jobs.worker import JobContext, JobType, Worker
@@ -52,6 +54,8 @@ class Instance:
     policies: PolicyStore
     immutability: ImmutabilityPolicy
     worker: Worker
+    # -- features (set by their install functions in build_instance) --
+    webhooks: WebhookService | None = None
 
 
 def build_instance(settings: Settings) -> Instance:
@@ -83,6 +87,8 @@ def build_instance(settings: Settings) -> Instance:
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
                         manager, issuer, access, policies, immutability, worker)
     register_jobs(instance)
+    # -- features: each wires its bus handlers, hooks and job types itself --
+    instance.webhooks = install_webhooks(instance)
     return instance
 
 

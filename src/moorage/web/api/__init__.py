@@ -12,6 +12,7 @@ from moorage import __version__
 from moorage.app import Instance
 from moorage.web.api import instance as instance_routes
 from moorage.web.api import namespaces, network, repositories, tokens, users
+from moorage.web.api import webhooks
 from moorage.web.api.errors import install_handlers
 
 TAGS = [
@@ -24,6 +25,7 @@ TAGS = [
     {"name": "users", "description": "user accounts, and who the caller is"},
     {"name": "tokens", "description": "personal access tokens"},
     {"name": "network rules", "description": "CIDR allowlists and trusted networks"},
+    {"name": "webhooks", "description": "event notifications: subscriptions, deliveries, pings"},
 ]
 
 
@@ -38,6 +40,7 @@ def create_management_api(instance: Instance) -> FastAPI:
     install_handlers(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):
         api.include_router(module.router)
+    api.include_router(webhooks.router)  # feature: event notifications
     return api
 
 
