@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.scaleout import ScaleOut
 from tests.support.server import MoorageServer
 
 
@@ -16,9 +18,29 @@ OPEN = {"MOORAGE_AUTH": "off"}
 ADMIN_PASSWORD = "admin-password-for-tests"
 
 
+# The registry tests run on both backends; MOORAGE_TEST_BACKENDS=embedded skips scale-out
+# for a quick local run (CI runs both).
+BACKENDS = [b.strip() for b in os.environ.get("MOORAGE_TEST_BACKENDS",
+                                              "embedded,scaleout").split(",") if b.strip()]
+
+
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
-    """One server shared by the tests that only push and pull (fast)."""
+def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOut]:
+    """Two replicas on PostgreSQL, SeaweedFS and Redis, auth off (for the protocol tests)."""
+    cluster = ScaleOut(tmp_path_factory.mktemp("scaleout"), env=OPEN)
+    try:
+        yield cluster.start(replicas=2)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def registry(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+    """One server shared by the tests that only push and pull (fast), on each backend."""
+    if request.param == "scaleout":
+        yield request.getfixturevalue("scaleout").replicas[0]
+        return
     server = MoorageServer(tmp_path_factory.mktemp("shared") / "data", env=OPEN).start()
     yield server
     server.stop()

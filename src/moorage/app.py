@@ -18,6 +18,8 @@ from moorage.db.migrate import ensure_schema
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
+from moorage.events import WebhookService
+from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
 from moorage.jobs.scheduler import Scheduler
 from moorage.jobs.worker import JobContext, JobType, Worker
@@ -54,6 +56,8 @@ class Instance:
     policies: PolicyStore
     immutability: ImmutabilityPolicy
     worker: Worker
+    # -- features (set by their install functions in build_instance) --
+    webhooks: WebhookService | None = None
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -98,6 +102,8 @@ def build_instance(settings: Settings) -> Instance:
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
                         manager, issuer, access, policies, immutability, worker)
     register_jobs(instance)
+    # -- features: each wires its bus handlers, hooks and job types itself --
+    instance.webhooks = install_webhooks(instance)
     return instance
 
 

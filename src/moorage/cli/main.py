@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import ClickException as _CommandLineError  # type: ignore[assignment]
 
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
+from moorage.cli import webhooks
 from moorage.cli.output import CliError, print_error
 from moorage.cli.serve import serve
 from moorage.cli import jobs, policies
@@ -57,6 +58,7 @@ app.add_typer(policies.retention, name="retention")
 from moorage.cli import backup as backup_cli  # noqa: E402
 app.command()(backup_cli.backup)
 app.command()(backup_cli.restore)
+app.add_typer(webhooks.app, name="webhook")  # feature: event notifications
 
 
 def main() -> None:

@@ -251,3 +251,59 @@ instance_secrets = Table(
     Column("value", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# -- webhooks ------------------------------------------------------------------------------
+# Event notifications: a subscription per namespace (or instance-wide when namespace_id is
+# NULL) and a delivery row per event and subscription, written in the same transaction as
+# its job so that a crash between an event and its delivery loses nothing.
+webhook_subscriptions = Table(
+    "webhook_subscriptions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("url", Text, nullable=False),
+    Column("events", String(255), nullable=False),  # comma-separated: push,delete,…
+    Column("format", String(16), nullable=False, default="moorage"),
+    # Kept as written: HMAC signing needs the secret itself, not a hash. Never sent back.
+    Column("secret", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", String(255), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_webhook_subscriptions_namespace", webhook_subscriptions.c.namespace_id)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", String(32), primary_key=True),  # random: receivers dedupe on it
+    Column("subscription_id", Integer,
+           ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(32), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("payload", Text, nullable=False),  # the exact body, rendered once at event time
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_response_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+)
+Index("ix_webhook_deliveries_subscription", webhook_deliveries.c.subscription_id,
+      webhook_deliveries.c.created_at)
+
+# One row per HTTP attempt, so that the history shows every response code, not only the last.
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(32),
+           ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("response_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id)

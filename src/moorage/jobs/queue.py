@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.schema import jobs
@@ -73,17 +73,25 @@ class JobQueue:
 
     def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
                 run_at: float | None = None, max_attempts: int = 5, timeout_seconds: int = 600,
-                dedupe_key: str | None = None) -> int | None:
+                dedupe_key: str | None = None, conn: Connection | None = None) -> int | None:
         """Add a job; with a `dedupe_key`, only one unfinished job per key exists (returns None
-        if one is already waiting)."""
+        if one is already waiting).
+
+        With `conn`, the job is inserted in the caller's transaction, so that it commits (or
+        vanishes) together with the rows it works on: a crash can never leave one without
+        the other. A `dedupe_key` clash then raises, since the caller owns the transaction.
+        """
         now = time.time()
+        statement = insert(jobs).values(
+            type=job_type, payload=json.dumps(payload or {}), status="queued",
+            attempts=0, max_attempts=max_attempts, timeout_seconds=timeout_seconds,
+            run_at=run_at or now, dedupe_key=dedupe_key, log="", created_at=now
+        ).returning(jobs.c.id)
+        if conn is not None:
+            return conn.execute(statement).scalar_one()
         try:
-            with self.engine.begin() as conn:
-                return conn.execute(insert(jobs).values(
-                    type=job_type, payload=json.dumps(payload or {}), status="queued",
-                    attempts=0, max_attempts=max_attempts, timeout_seconds=timeout_seconds,
-                    run_at=run_at or now, dedupe_key=dedupe_key, log="", created_at=now)
-                    .returning(jobs.c.id)).scalar_one()
+            with self.engine.begin() as own:
+                return own.execute(statement).scalar_one()
         except IntegrityError:
             return None
 

@@ -13,6 +13,7 @@ from moorage.app import Instance
 from moorage.web.api import instance as instance_routes
 from moorage.web.api import namespaces, network, repositories, tokens, users
 from moorage.web.api import gc, jobs, policies
+from moorage.web.api import webhooks
 from moorage.web.api.errors import install_handlers
 
 TAGS = [
@@ -28,6 +29,7 @@ TAGS = [
     {"name": "jobs", "description": "background jobs: garbage collection, retention runs, …"},
     {"name": "immutability", "description": "tags that can be neither moved nor deleted"},
     {"name": "retention", "description": "tag cleanup rules, dry runs and runs"},
+    {"name": "webhooks", "description": "event notifications: subscriptions, deliveries, pings"},
 ]
 
 
@@ -45,6 +47,7 @@ def create_management_api(instance: Instance) -> FastAPI:
     # lifecycle
     for module in (jobs, gc, policies):
         api.include_router(module.router)
+    api.include_router(webhooks.router)  # feature: event notifications
     return api
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 03:52:32.040947
+Create Date: 2026-11-27 03:59:00.528668
 """
 
 from __future__ import annotations
@@ -182,6 +182,24 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )
+    op.create_table('webhook_subscriptions',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('namespace_id', sa.Integer(), nullable=True),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('events', sa.String(length=255), nullable=False),
+    sa.Column('format', sa.String(length=16), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=True),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('created_by', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.Float(), nullable=False),
+    sa.Column('updated_at', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_subscriptions', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_subscriptions_namespace', ['namespace_id'], unique=False)
+
     op.create_table('access_tokens',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -243,8 +261,50 @@ def upgrade() -> None:
     op.create_index('ix_tags_repository_folded', 'tags',
                     ['repository_id', sa.text('lower(name)'), 'name'], unique=False)
 
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('subscription_id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sa.String(length=32), nullable=False),
+    sa.Column('event_type', sa.String(length=64), nullable=False),
+    sa.Column('format', sa.String(length=16), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_response_code', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('response_excerpt', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.Float(), nullable=False),
+    sa.Column('delivered_at', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(['subscription_id'], ['webhook_subscriptions.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_deliveries_subscription', ['subscription_id', 'created_at'], unique=False)
+
+    op.create_table('webhook_attempts',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('delivery_id', sa.String(length=32), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('response_code', sa.Integer(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('duration_ms', sa.Integer(), nullable=False),
+    sa.Column('at', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['delivery_id'], ['webhook_deliveries.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_attempts_delivery', ['delivery_id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('webhook_attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_attempts_delivery')
+
+    op.drop_table('webhook_attempts')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_deliveries_subscription')
+
+    op.drop_table('webhook_deliveries')
     with op.batch_alter_table('tags', schema=None) as batch_op:
         batch_op.drop_index('ix_tags_repository_digest')
     op.drop_index('ix_tags_repository_folded', table_name='tags')
@@ -263,6 +323,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_access_tokens_user')
 
     op.drop_table('access_tokens')
+    with op.batch_alter_table('webhook_subscriptions', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_subscriptions_namespace')
+
+    op.drop_table('webhook_subscriptions')
     op.drop_table('users')
     op.drop_table('retention_rules')
     with op.batch_alter_table('repositories', schema=None) as batch_op:

@@ -1,0 +1,257 @@
+"""Managing webhook subscriptions, with who-may-do-what, and wiring the feature in.
+
+Namespace subscriptions are for the namespace's owners and maintainers (the roles that
+manage its rules); instance-wide ones, which see every namespace's events, for
+administrators. A caller who may not see a subscription gets 404, as for namespaces. Every
+operation needs an edition with webhooks, and says which one when it is missing.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from moorage.access.editions import Edition
+from moorage.access.errors import Forbidden, Invalid, NotFound
+from moorage.access.management import AccessManager
+from moorage.access.principal import Principal
+from moorage.access.roles import ROLE_ACTIONS
+from moorage.events.delivery import DeliveryJob, Sender
+from moorage.events.dispatcher import (JOB_TIMEOUT_SECONDS, JOB_TYPE, MAX_ATTEMPTS,
+                                       Dispatcher)
+from moorage.events.payloads import EVENT_TYPES, FORMATS, PING, Origin, render
+from moorage.events.store import (AttemptRow, DeliveryRow, NewDelivery, SubscriptionRow,
+                                  WebhookStore)
+from moorage.jobs.worker import JobType
+from moorage.registry.events import Event
+from moorage.settings import Settings
+
+if TYPE_CHECKING:  # app.py imports this module; the type is only needed by checkers
+    from moorage.app import Instance
+
+MAX_URL = 2048
+MAX_SECRET = 256
+MAX_DESCRIPTION = 1000
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+UNCHANGED = object()  # `secret` not given in an update (None would mean "remove it")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """A delivery with the history of its attempts, as the API shows it."""
+
+    delivery: DeliveryRow
+    attempts: list[AttemptRow]
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    if not url or len(url) > MAX_URL:
+        raise Invalid(f"a webhook URL is required, at most {MAX_URL} characters")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        raise Invalid("the webhook URL is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise Invalid("the webhook URL must be an absolute http:// or https:// URL")
+    return url
+
+
+def check_events(events: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The event types asked for, validated, in the canonical order."""
+    wanted = {e.strip().lower() for e in events if e.strip()}
+    unknown = sorted(wanted - set(EVENT_TYPES))
+    if unknown:
+        raise Invalid(f"unknown event type {', '.join(unknown)}; choose from "
+                      f"{', '.join(EVENT_TYPES)}")
+    if not wanted:
+        raise Invalid(f"subscribe to at least one event: {', '.join(EVENT_TYPES)}")
+    return tuple(e for e in EVENT_TYPES if e in wanted)
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise Invalid(f"format must be one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def check_secret(secret: str | None) -> str | None:
+    if secret is not None and len(secret) > MAX_SECRET:
+        raise Invalid(f"a webhook secret has at most {MAX_SECRET} characters")
+    return secret or None
+
+
+def check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise Invalid(f"a description has at most {MAX_DESCRIPTION} characters")
+    return description
+
+
+class WebhookService:
+    def __init__(self, store: WebhookStore, access: AccessManager, edition: Edition,
+                 dispatcher: Dispatcher, job: DeliveryJob) -> None:
+        self.store = store
+        self.access = access
+        self.edition = edition
+        self.dispatcher = dispatcher
+        self.job = job
+
+    # -- who may -------------------------------------------------------------------------
+    def _scope(self, principal: Principal, namespace: str | None) -> int | None:
+        """May the principal manage webhooks there? Returns the namespace id (None: instance)."""
+        if namespace is None:
+            if not principal.is_admin:
+                raise Forbidden("only instance administrators may manage instance-wide "
+                                "webhooks; give a namespace")
+            return None
+        ns = self.access._namespace(namespace)
+        self.access._require(principal, namespace, "manage_rules")
+        return ns.id
+
+    def _visible(self, principal: Principal, sub: SubscriptionRow) -> bool:
+        if principal.is_admin:
+            return True
+        return sub.namespace is not None and self.access._role(principal, sub.namespace) \
+            is not None
+
+    def _subscription(self, principal: Principal, subscription_id: int) -> SubscriptionRow:
+        sub = self.store.subscription(subscription_id)
+        if sub is None or not self._visible(principal, sub):
+            raise NotFound(f"webhook {subscription_id} does not exist")
+        self._scope(principal, sub.namespace)
+        return sub
+
+    # -- subscriptions -------------------------------------------------------------------
+    def create(self, principal: Principal, namespace: str | None, url: str,
+               events: list[str] | tuple[str, ...], fmt: str = "moorage",
+               secret: str | None = None, description: str = "",
+               enabled: bool = True) -> SubscriptionRow:
+        self.edition.require("webhooks")
+        namespace_id = self._scope(principal, namespace)
+        sub_id = self.store.create_subscription(
+            namespace_id, check_url(url), check_events(events), check_format(fmt),
+            check_secret(secret), enabled, check_description(description), principal.username)
+        self.dispatcher.invalidate()
+        return self._subscription(principal, sub_id)
+
+    def list(self, principal: Principal, namespace: str | None = None) -> list[SubscriptionRow]:
+        """The subscriptions the caller may manage (an admin: all of them)."""
+        self.edition.require("webhooks")
+        found = []
+        for sub in self.store.subscriptions():
+            if namespace is not None and sub.namespace != namespace:
+                continue
+            if principal.is_admin:
+                found.append(sub)
+            elif sub.namespace is not None:
+                role = self.access._role(principal, sub.namespace)
+                if role is not None and "manage_rules" in ROLE_ACTIONS[role]:
+                    found.append(sub)
+        return found
+
+    def get(self, principal: Principal, subscription_id: int) -> SubscriptionRow:
+        self.edition.require("webhooks")
+        return self._subscription(principal, subscription_id)
+
+    def update(self, principal: Principal, subscription_id: int, *, url: str | None = None,
+               events: list[str] | None = None, fmt: str | None = None,
+               secret: object = UNCHANGED, description: str | None = None,
+               enabled: bool | None = None) -> SubscriptionRow:
+        """Change what is given; `secret` "" or None removes it. Deliveries already queued
+        keep the body they were rendered with, but go to the new URL with the new secret."""
+        self.edition.require("webhooks")
+        self._subscription(principal, subscription_id)
+        values: dict[str, object] = {}
+        if url is not None:
+            values["url"] = check_url(url)
+        if events is not None:
+            values["events"] = check_events(events)
+        if fmt is not None:
+            values["format"] = check_format(fmt)
+        if secret is not UNCHANGED:
+            values["secret"] = check_secret(secret if isinstance(secret, str) else None)
+        if description is not None:
+            values["description"] = check_description(description)
+        if enabled is not None:
+            values["enabled"] = enabled
+        if values:
+            self.store.update_subscription(subscription_id, **values)
+            self.dispatcher.invalidate()
+        return self._subscription(principal, subscription_id)
+
+    def delete(self, principal: Principal, subscription_id: int) -> None:
+        """Its delivery history goes with it; queued jobs find nothing and end."""
+        self.edition.require("webhooks")
+        self._subscription(principal, subscription_id)
+        self.store.delete_subscription(subscription_id)
+        self.dispatcher.invalidate()
+
+    # -- deliveries ----------------------------------------------------------------------
+    def deliveries(self, principal: Principal, subscription_id: int, status: str | None = None,
+                   limit: int = 50) -> list[DeliveryView]:
+        self.edition.require("webhooks")
+        self._subscription(principal, subscription_id)
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise Invalid(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
+        if not 1 <= limit <= 500:
+            raise Invalid("limit must be between 1 and 500")
+        rows = self.store.deliveries(subscription_id, status, limit)
+        attempts = self.store.attempts(r.id for r in rows)
+        return [DeliveryView(r, attempts[r.id]) for r in rows]
+
+    def test(self, principal: Principal, subscription_id: int) -> DeliveryView:
+        """Send a `ping` now, once, even to a disabled subscription, and show what came back.
+
+        It is recorded in the history like any delivery but never retried: it answers "does
+        my receiver work?" while the caller waits.
+        """
+        self.edition.require("webhooks")
+        sub = self._subscription(principal, subscription_id)
+        event = Event(PING, actor=principal.username,
+                      detail={"subscription": sub.id, "namespace": sub.namespace,
+                              "message": "a test event sent from Moorage"})
+        event_id = uuid.uuid4().hex
+        new = NewDelivery(uuid.uuid4().hex, sub.id, event_id, PING, sub.format,
+                          render(sub.format, event, event_id, self.dispatcher.origin))
+        with self.store.engine.begin() as conn:
+            self.store.add_delivery(conn, new, time.time())
+        delivery = self.store.delivery(new.id)
+        assert delivery is not None
+        self.job.attempt(sub, delivery, final=True)
+        done = self.store.delivery(new.id)
+        assert done is not None
+        return DeliveryView(done, self.store.attempts([new.id])[new.id])
+
+
+def base_url(settings: Settings) -> str:
+    """The registry's address as receivers should see it (CloudEvents `source`,
+    Distribution's target URLs). Without a public-URL setting, the listen address stands
+    in, with a wildcard host replaced by this machine's name."""
+    host, port = settings.host, settings.port
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def install(instance: Instance) -> WebhookService:
+    """Wire webhooks into an instance: the job type always (so that deliveries queued before
+    an edition change still end cleanly), the bus subscription only when the edition has
+    webhooks."""
+    store = WebhookStore(instance.registry.db.engine)
+    # Distribution's instanceID changes with each start; ours does too, per process.
+    dispatcher = Dispatcher(store, instance.worker,
+                            Origin(base_url(instance.settings), uuid.uuid4().hex))
+    job = DeliveryJob(store, Sender(), instance.edition)
+    instance.worker.register(JobType(JOB_TYPE, job, concurrency=8,
+                                     timeout_seconds=JOB_TIMEOUT_SECONDS,
+                                     max_attempts=MAX_ATTEMPTS))
+    if instance.edition.has("webhooks"):
+        instance.registry.bus.subscribe(dispatcher)
+    return WebhookService(store, instance.manager, instance.edition, dispatcher, job)

@@ -1,0 +1,173 @@
+"""The webhook API and CLI: who may manage which webhooks, write-only secrets, editions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from tests.cli.conftest import Cli
+from tests.events.helpers import create_hook, wait_deliveries
+from tests.events.receiver import Receiver
+from tests.support.server import MoorageServer
+from tests.web.conftest import People
+from tests.web.helpers import api, error, grant, make_namespace, push_image
+
+SECRET = "do-not-echo-this-secret-4711"
+
+
+def test_secret_is_never_returned(secure_registry: MoorageServer, receiver: Receiver) -> None:
+    ns = make_namespace(secure_registry)
+    created = api(secure_registry, "POST", "/webhooks",
+                  json={"namespace": ns, "url": receiver.url, "events": ["push"],
+                        "secret": SECRET, "description": "ci"})
+    assert created.status_code == 201
+    hook = created.json()
+    assert hook["has_secret"] is True and "secret" not in hook
+    hook_id = hook["id"]
+    push_image(secure_registry, f"{ns}/app", "v1")
+    wait_deliveries(secure_registry, hook_id, 1)
+    answers = [created,
+               api(secure_registry, "GET", f"/webhooks/{hook_id}"),
+               api(secure_registry, "GET", "/webhooks"),
+               api(secure_registry, "GET", f"/webhooks/{hook_id}/deliveries"),
+               api(secure_registry, "POST", f"/webhooks/{hook_id}/test"),
+               api(secure_registry, "PATCH", f"/webhooks/{hook_id}",
+                   json={"description": "still ci"}),
+               api(secure_registry, "PATCH", f"/webhooks/{hook_id}",
+                   json={"secret": SECRET + "-new"})]
+    for resp in answers:
+        assert resp.status_code in (200, 201), resp.text
+        assert SECRET not in resp.text
+    assert answers[-1].json()["has_secret"] is True
+    # The job log would be the other place for it to leak.
+    assert SECRET not in secure_registry.log_path.read_text(errors="replace")
+
+    removed = api(secure_registry, "PATCH", f"/webhooks/{hook_id}", json={"secret": ""})
+    assert removed.json()["has_secret"] is False
+    assert api(secure_registry, "PATCH", f"/webhooks/{hook_id}",
+               json={"description": "x"}).json()["has_secret"] is False
+
+
+def test_update_and_delete(secure_registry: MoorageServer, receiver: Receiver) -> None:
+    ns = make_namespace(secure_registry)
+    hook = create_hook(secure_registry, receiver.url, ["push"], ns)
+    assert hook["format"] == "moorage" and hook["enabled"] is True
+    changed = api(secure_registry, "PATCH", f"/webhooks/{hook['id']}",
+                  json={"events": ["delete", "push"], "format": "distribution",
+                        "enabled": False})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["events"] == ["push", "delete"] and body["format"] == "distribution"
+    assert body["enabled"] is False
+    push_image(secure_registry, f"{ns}/app", "v1")  # disabled: nothing is sent
+    assert api(secure_registry, "DELETE", f"/webhooks/{hook['id']}").status_code == 204
+    gone = api(secure_registry, "GET", f"/webhooks/{hook['id']}")
+    assert gone.status_code == 404 and error(gone)[0] == "NOT_FOUND"
+    assert api(secure_registry, "GET", f"/webhooks/{hook['id']}/deliveries").status_code == 404
+    assert receiver.received() == []
+
+
+def test_validation(secure_registry: MoorageServer) -> None:
+    ns = make_namespace(secure_registry)
+    cases = [({"url": "ftp://example.com/x", "events": ["push"]}, 400, "http"),
+             ({"url": "not a url", "events": ["push"]}, 400, "URL"),
+             ({"url": "https://example.com/x", "events": ["bogus"]}, 422, "events"),
+             ({"url": "https://example.com/x", "events": []}, 422, "events"),
+             ({"url": "https://example.com/x", "events": ["push"], "format": "xml"}, 422,
+              "format"),
+             ({"url": "https://example.com/x", "events": ["push"], "secret": "s" * 300}, 400,
+              "secret"),
+             ({"url": "https://example.com/x", "events": ["push"], "colour": "red"}, 422,
+              "colour")]
+    for body, status, word in cases:
+        resp = api(secure_registry, "POST", "/webhooks", json={"namespace": ns, **body})
+        assert resp.status_code == status, (body, resp.text)
+        assert word in error(resp)[1], (body, resp.text)
+    missing = api(secure_registry, "POST", "/webhooks",
+                  json={"namespace": "no-such-namespace", "url": "https://example.com/x",
+                        "events": ["push"]})
+    assert missing.status_code == 404
+
+
+def test_who_may_manage_webhooks(secure_registry: MoorageServer, people: People,
+                                 receiver: Receiver) -> None:
+    ns = make_namespace(secure_registry)
+    alice, bob, carol = people.alice, people.bob, people.carol
+    grant(secure_registry, ns, alice[0], "maintainer")
+    grant(secure_registry, ns, bob[0], "developer")
+
+    own = create_hook(secure_registry, receiver.url, ["push"], ns, auth=alice)
+    assert own["created_by"] == alice[0]
+    body = {"namespace": ns, "url": receiver.url, "events": ["push"]}
+    refused = api(secure_registry, "POST", "/webhooks", auth=bob, json=body)
+    assert refused.status_code == 403 and "maintainer" in error(refused)[1]
+    instance_wide = api(secure_registry, "POST", "/webhooks", auth=alice,
+                        json={**body, "namespace": None})
+    assert instance_wide.status_code == 403 and "administrators" in error(instance_wide)[1]
+
+    # A developer sees that it exists but may not touch it; a stranger does not see it.
+    assert api(secure_registry, "GET", f"/webhooks/{own['id']}", auth=bob).status_code == 403
+    assert api(secure_registry, "GET", f"/webhooks/{own['id']}", auth=carol).status_code == 404
+    assert api(secure_registry, "DELETE", f"/webhooks/{own['id']}",
+               auth=carol).status_code == 404
+    assert [h["id"] for h in api(secure_registry, "GET", "/webhooks", auth=alice,
+                                 params={"namespace": ns}).json()] == [own["id"]]
+    assert api(secure_registry, "GET", "/webhooks", auth=bob,
+               params={"namespace": ns}).json() == []
+    admin_view = api(secure_registry, "GET", "/webhooks", params={"namespace": ns}).json()
+    assert [h["id"] for h in admin_view] == [own["id"]]
+    assert api(secure_registry, "GET", "/webhooks", auth=None).status_code == 401
+    assert api(secure_registry, "DELETE", f"/webhooks/{own['id']}",
+               auth=alice).status_code == 204
+
+
+def test_personal_edition_refuses_webhooks(make_registry: Callable[..., MoorageServer]) -> None:
+    server = make_registry("personal", env={"MOORAGE_EDITION": "personal"})
+    # The edition is checked before anything else, so no namespace needs to exist.
+    for method, path, body in (("POST", "/webhooks", {"namespace": "team", "events": ["push"],
+                                                      "url": "https://example.com/hook"}),
+                               ("GET", "/webhooks", None), ("GET", "/webhooks/1", None)):
+        resp = api(server, method, path, json=body)
+        assert resp.status_code == 403, resp.text
+        code, message = error(resp)
+        assert code == "EDITION"
+        assert "basic edition" in message and "personal edition" in message
+        assert "webhooks" in message
+    info = api(server, "GET", "/info").json()
+    assert info["features"]["webhooks"] is False
+
+
+def test_cli(admin_cli: Cli, receiver: Receiver) -> None:
+    server = admin_cli.server
+    ns = make_namespace(server)
+    out = admin_cli.ok("webhook", "create", "--namespace", ns, "--url", receiver.url,
+                       "--events", "push,delete", "--format", "cloudevents",
+                       "--secret", SECRET)
+    assert f"for {ns}: push,delete" in out and "signed" in out and SECRET not in out
+    (hook,) = api(server, "GET", "/webhooks", params={"namespace": ns}).json()
+    assert hook["format"] == "cloudevents" and hook["has_secret"] is True
+
+    table = admin_cli.ok("webhook", "list", "--namespace", ns)
+    assert table.splitlines()[0].split() == ["ID", "NAMESPACE", "EVENTS", "FORMAT", "ENABLED",
+                                             "SIGNED", "URL"]
+    assert table.splitlines()[1].split()[:6] == [str(hook["id"]), ns, "push,delete",
+                                                 "cloudevents", "yes", "yes"]
+    shown = admin_cli.ok("webhook", "show", str(hook["id"]))
+    assert receiver.url in shown and SECRET not in shown
+
+    push_image(server, f"{ns}/app", "v1")
+    receiver.wait_for(1)
+    wait_deliveries(server, hook["id"], 1)
+    history = admin_cli.ok("webhook", "deliveries", str(hook["id"]))
+    assert history.splitlines()[0].split()[:5] == ["DELIVERY", "EVENT", "STATUS", "ATTEMPTS",
+                                                   "CODES"]
+    assert history.splitlines()[1].split()[1:5] == ["push", "delivered", "1", "200"]
+
+    bad = admin_cli("webhook", "create", "--namespace", ns, "--url", receiver.url,
+                    "--events", "push,explode")
+    assert bad.code == 2 and "--events" in bad.stderr
+    assert json.loads(admin_cli.ok("webhook", "delete", str(hook["id"]), "--json")) == \
+        {"deleted": hook["id"]}
+    gone = api(server, "GET", f"/webhooks/{hook['id']}")
+    assert gone.status_code == 404
+    assert error(gone)[1] == f"webhook {hook['id']} does not exist"

@@ -1,0 +1,168 @@
+"""Replicas that share only PostgreSQL, S3 and Redis: any request may land on any of them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.lifecycle.helpers import make_image, pull, push
+from tests.support.scaleout import ScaleOut
+from tests.support.server import MoorageServer
+
+pytestmark = pytest.mark.skipif("scaleout" not in os.environ.get(
+    "MOORAGE_TEST_BACKENDS", "embedded,scaleout"), reason="scale-out backend not selected")
+
+
+def client(replica: MoorageServer) -> httpx.Client:
+    return httpx.Client(base_url=replica.url, timeout=60)
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_push_through_one_pull_through_another(scaleout: ScaleOut) -> None:
+    a, b = scaleout.replicas[:2]
+    image = make_image([os.urandom(200_000)], "a-to-b")
+    with client(a) as ca, client(b) as cb:
+        assert push(ca, "scale/app", "v1", image).status_code == 201
+        assert pull(cb, "scale/app", "v1").blobs == image.blobs
+        assert cb.get("/v2/scale/app/tags/list").json()["tags"] == ["v1"]
+
+
+def test_a_moved_tag_is_visible_everywhere_at_once(scaleout: ScaleOut) -> None:
+    a, b = scaleout.replicas[:2]
+    first, second = make_image([b"first"]), make_image([b"second"])
+    with client(a) as ca, client(b) as cb:
+        for image in (first, second, first, second):
+            assert push(ca, "scale/moving", "latest", image).status_code == 201
+            seen = cb.head("/v2/scale/moving/manifests/latest",
+                           headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            assert seen.headers["Docker-Content-Digest"] == image.digest
+        assert ca.delete("/v2/scale/moving/manifests/latest").status_code == 202
+        assert cb.get("/v2/scale/moving/manifests/latest").status_code == 404
+
+
+def test_chunked_upload_across_three_replicas(scaleout: ScaleOut) -> None:
+    while len(scaleout.replicas) < 3:
+        scaleout.add_replica()
+    a, b, c = scaleout.replicas[:3]
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    parts = [data[:1_000_000], data[1_000_000:2_500_000], data[2_500_000:]]
+    with client(a) as ca, client(b) as cb, client(c) as cc:
+        start = ca.post("/v2/scale/chunks/blobs/uploads/")
+        assert start.status_code == 202
+        location = start.headers["Location"]
+        offset = 0
+        for replica, part in zip((ca, cb, cc), parts):
+            resp = replica.patch(location, content=part, headers={
+                "Content-Range": f"{offset}-{offset + len(part) - 1}",
+                "Content-Type": "application/octet-stream"})
+            assert resp.status_code == 202, resp.text
+            offset += len(part)
+            assert resp.headers["Range"] == f"0-{offset - 1}"
+        done = cb.put(location, params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
+        assert cc.get(f"/v2/scale/chunks/blobs/{sha256(data)}").content == data
+
+
+def test_replica_killed_mid_upload_and_another_finishes(scaleout: ScaleOut) -> None:
+    doomed = scaleout.add_replica()
+    survivor = scaleout.replicas[0]
+    data = os.urandom(2 * 1024 * 1024)
+    first, second = data[:800_000], data[800_000:]
+    with client(doomed) as cd:
+        location = cd.post("/v2/scale/crash/blobs/uploads/").headers["Location"]
+        assert cd.patch(location, content=first,
+                        headers={"Content-Range": f"0-{len(first) - 1}"}).status_code == 202
+    # Start the second chunk on the doomed replica, send half of it, then kill -9 the replica.
+    sock = socket.create_connection(("127.0.0.1", doomed.port))
+    head = (f"PATCH {location} HTTP/1.1\r\nHost: {doomed.host}\r\n"
+            f"Content-Length: {len(second)}\r\n"
+            f"Content-Range: {len(first)}-{len(data) - 1}\r\n\r\n").encode()
+    sock.sendall(head + second[: len(second) // 2])
+    time.sleep(0.5)
+    doomed.kill()
+    sock.close()
+    with client(survivor) as cs:
+        status = cs.get(location)
+        assert status.status_code == 204
+        assert status.headers["Range"] == f"0-{len(first) - 1}", "only whole chunks count"
+        resp = cs.patch(location, content=second,
+                        headers={"Content-Range": f"{len(first)}-{len(data) - 1}"})
+        assert resp.status_code == 202, resp.text
+        assert cs.put(location, params={"digest": sha256(data)}).status_code == 201
+        assert cs.get(f"/v2/scale/crash/blobs/{sha256(data)}").content == data
+
+
+def test_gc_on_one_replica_while_others_serve(scaleout: ScaleOut) -> None:
+    a, b = scaleout.replicas[:2]
+    stop = threading.Event()
+    failures: list[str] = []
+    images: dict[str, object] = {}
+
+    def traffic() -> None:
+        n = 0
+        with client(a) as ca:
+            while not stop.is_set() and n < 40:
+                image = make_image([os.urandom(5_000), b"shared layer for gc"], f"gc{n}")
+                resp = push(ca, "scale/gc", f"t{n}", image)
+                if resp.status_code != 201:
+                    failures.append(f"push t{n}: {resp.status_code} {resp.text}")
+                else:
+                    images[f"t{n}"] = image
+                    try:
+                        pull(ca, "scale/gc", f"t{n}")
+                    except AssertionError as exc:
+                        failures.append(f"pull t{n}: {exc}")
+                n += 1
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    runs = 0
+    with client(b) as cb:
+        while worker.is_alive():
+            job = cb.post("/api/v1/gc", json={"grace": "30s"})
+            if job.status_code == 202:
+                runs += 1
+                job_id = job.json()["id"]
+                for _ in range(200):
+                    state = cb.get(f"/api/v1/jobs/{job_id}").json()
+                    if state["status"] in ("succeeded", "failed"):
+                        assert state["status"] == "succeeded", state
+                        break
+                    time.sleep(0.05)
+    worker.join()
+    stop.set()
+    assert not failures, failures[:5]
+    assert runs >= 1
+    with client(b) as cb:
+        for tag, image in images.items():
+            assert pull(cb, "scale/gc", tag).blobs == image.blobs  # type: ignore[attr-defined]
+
+
+def test_jobs_run_exactly_once_across_replicas(scaleout: ScaleOut) -> None:
+    a, b = scaleout.replicas[:2]
+    with client(a) as ca, client(b) as cb:
+        ca.post("/api/v1/namespaces", json={"name": "once"})
+        rule = ca.post("/api/v1/retention", json={"scope": "once", "keep_last": 5}).json()
+        ids = [(ca if n % 2 else cb).post(f"/api/v1/retention/{rule['id']}/run",
+                                          json={"dry_run": True}).json()["id"]
+               for n in range(10)]
+        deadline = time.monotonic() + 60
+        finished: dict[int, dict[str, object]] = {}
+        while len(finished) < len(ids) and time.monotonic() < deadline:
+            for job_id in ids:
+                if job_id not in finished:
+                    job = ca.get(f"/api/v1/jobs/{job_id}").json()
+                    if job["status"] in ("succeeded", "failed"):
+                        finished[job_id] = job
+            time.sleep(0.1)
+    assert len(finished) == len(ids)
+    assert all(j["status"] == "succeeded" and j["attempts"] == 1 for j in finished.values())
