@@ -25,6 +25,9 @@ class SettingsError(ValueError):
 class Settings:
     listen: str = "127.0.0.1:5000"
     data_dir: Path = field(default_factory=lambda: Path("./moorage-data"))
+    # where blob bytes live: empty for data_dir, or s3://BUCKET/PREFIX?endpoint=...&region=...
+    # &redirect=true (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); see store/factory.py
+    storage_url: str = ""
     workers: int = 1
     log_level: str = "info"
     max_manifest_bytes: int = 4 << 20
@@ -125,6 +128,9 @@ def _validate(settings: Settings) -> None:
                             f"not {settings.edition!r}")
     if settings.namespace_creators not in ("everyone", "admins"):
         raise SettingsError("setting 'namespace_creators' must be everyone or admins")
+    from moorage.store.factory import parse_storage_url  # here: the factory imports settings
+
+    parse_storage_url(settings.storage_url)
     for cidr in filter(None, (c.strip() for c in settings.trusted_proxies.split(","))):
         try:
             ipaddress.ip_network(cidr, strict=False)

@@ -26,6 +26,9 @@ class BlobStore(Protocol):
     # Bytes handed to a ChunkWriter at a time: large enough to amortize each call (and, on
     # S3, to make a multipart part), small enough to keep memory flat.
     write_batch: int
+    # Answer blob GETs with a 307 to presigned_url() instead of streaming the bytes through
+    # the registry (S3 with `redirect=true`); always False for stores that cannot presign.
+    redirect: bool
 
     def local_path(self, digest: str) -> Path | None:
         """A file that holds the blob, for zero-copy responses; None if not stored locally."""
@@ -36,6 +39,10 @@ class BlobStore(Protocol):
     def read(self, digest: str, start: int = 0, end: int | None = None,
              chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Bytes [start, end) of a blob, in chunks."""
+
+    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+        """A URL a client may GET the blob from directly (honouring Range) for `expires`
+        seconds, or None when the store has no such thing (the filesystem)."""
 
     def put(self, digest: str, data: bytes) -> None:
         """Store small, already verified content (e.g. the empty JSON config) directly."""

@@ -1,0 +1,567 @@
+"""Blobs in an S3-compatible object store (AWS S3, SeaweedFS, MinIO, Ceph RGW, R2, ...).
+
+Layout under the configured prefix:
+
+    <prefix>/blobs/<algorithm>/<first two hex>/<hex>     committed blobs
+    <prefix>/uploads/<id>/marker                          an upload exists (possibly empty)
+    <prefix>/uploads/<id>/chunk-<start offset, 20 digits> one object per committed chunk
+
+Replicas share nothing but the database, this bucket and Redis, so every fact about an upload
+lives in the bucket: its existence is the marker, its size the sum of its chunk objects, its
+bytes those objects in offset order. Any replica can therefore take the next chunk, answer a
+status request or commit, and a restarted replica has lost nothing.
+
+Why one object per chunk: S3 objects cannot be appended to, and a chunk must be all or
+nothing. A chunk is streamed as a multipart upload that only becomes visible when completed
+(or as one PutObject when it is small), so an aborted or crashed chunk leaves no object and
+the upload resumes at the size it had. Committing is server-side: CopyObject for a single
+chunk, otherwise a multipart upload assembled with UploadPartCopy, so the bytes do not pass
+through the registry again. CopyObject and CompleteMultipartUpload are atomic, which keeps
+the promise that a blob is either whole under its digest or absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+GiB = 1 << 30
+# S3's multipart limits: every part but the last is at least 5 MiB, a part (and a single
+# CopyObject) is at most 5 GiB, and an upload has at most 10,000 parts.
+MIN_PART = 5 * MiB
+MAX_PART = 5 * GiB
+MAX_PARTS = 10_000
+# Byte range of each UploadPartCopy when a large chunk is copied into a multipart upload.
+COPY_PIECE = 1 * GiB
+
+MARKER = "marker"
+CHUNK_PREFIX = "chunk-"
+_OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+# Errors of a response body stream that a fresh ranged GET from the current position can cure.
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ConnectionError, TimeoutError)
+
+
+_SESSION_LOCK = threading.Lock()
+_LOADERS: list[Any] = []
+
+
+def _session() -> boto3.session.Session:
+    """A fresh session (so credentials are resolved per store, from the environment as it is
+    now) that shares one data loader per process: parsing the S3 service model is what makes
+    a fresh session cost ~0.5 s, and the loader caches it. Made under _SESSION_LOCK."""
+    core = botocore.session.Session()
+    if _LOADERS:
+        core.register_component("data_loader", _LOADERS[0])
+    else:
+        _LOADERS.append(core.get_component("data_loader"))
+    return boto3.session.Session(botocore_session=core)
+
+
+class S3StoreError(RuntimeError):
+    """The bucket holds something the store cannot make sense of (e.g. a gap between chunks)."""
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _chunk_name(offset: int) -> str:
+    return f"{CHUNK_PREFIX}{offset:0{_OFFSET_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    key: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class CopyPart:
+    """A part copied server-side (UploadPartCopy) from bytes [start, end) of one chunk."""
+
+    chunk: int
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class DataPart:
+    """A part whose bytes the registry reads, from one or more chunks, and uploads."""
+
+    pieces: tuple[tuple[int, int, int], ...]  # (chunk, start, end)
+
+    @property
+    def size(self) -> int:
+        return sum(end - start for _, start, end in self.pieces)
+
+
+def plan_parts(sizes: list[int], part_size: int = 8 * MiB) -> list[CopyPart | DataPart]:
+    """The parts of a multipart upload that concatenates chunks of these sizes.
+
+    S3 wants every part but the last to hold at least 5 MiB and none more than 5 GiB. A run of
+    a chunk is copied server-side whenever it can form such a part (at least MIN_PART, or
+    anything at the very end); bytes that cannot (small chunks, and the head of a chunk that
+    follows them) are read and gathered into parts of at least MIN_PART. When the chunk after
+    a gathered remainder is large, only enough of it is read to complete a minimal part, so
+    the rest of it can still be copied; otherwise gathered parts grow to part_size, which
+    keeps uploads of many tiny chunks within the 10,000-part limit. Valid for any sizes.
+    """
+    parts: list[CopyPart | DataPart] = []
+    gathered: list[tuple[int, int, int]] = []
+    buffered = 0
+    for index, size in enumerate(sizes):
+        last = index == len(sizes) - 1
+        pos = 0
+        while pos < size:
+            remaining = size - pos
+            if not buffered and (remaining >= MIN_PART or last):
+                # Big runs go in 1 GiB ranges (under the 5 GiB cap, copied in parallel);
+                # the cut leaves more than MIN_PART behind, so the rest is a valid part too.
+                piece = COPY_PIECE if remaining > COPY_PIECE + MIN_PART else remaining
+                parts.append(CopyPart(index, pos, pos + piece))
+                pos += piece
+                continue
+            need = MIN_PART - buffered
+            if remaining > need and (last or remaining - need >= MIN_PART):
+                take = need  # complete a minimal part; the rest of this chunk is copied
+            else:
+                take = min(remaining, part_size - buffered)
+            gathered.append((index, pos, pos + take))
+            buffered += take
+            pos += take
+            if buffered >= MIN_PART:
+                parts.append(DataPart(tuple(gathered)))
+                gathered, buffered = [], 0
+    if gathered:
+        parts.append(DataPart(tuple(gathered)))
+    if len(parts) > MAX_PARTS:
+        raise S3StoreError(f"the blob would need {len(parts)} parts; S3 allows {MAX_PARTS}")
+    return parts
+
+
+class S3Chunk:
+    """One chunk of an upload: invisible until commit(), gone without trace after abort().
+
+    Bytes are buffered until a full part (write_batch) is there; only then is a multipart
+    upload started, so the many small chunks some clients send cost one PutObject each.
+    Parts are uploaded on the store's thread pool with at most `max_inflight` per chunk, so
+    the next batch is received and hashed while the previous one travels, and memory stays
+    bounded at (max_inflight + 1) parts per chunk.
+    """
+
+    def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2) -> None:
+        self.store = store
+        self.key = key
+        self.max_inflight = max_inflight
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._upload_id: str | None = None
+        self._parts: list[Future[dict[str, Any]]] = []
+        self._done = False
+
+    # -- ChunkWriter -----------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._done:
+            raise S3StoreError("write after commit or abort")
+        if not data:
+            return
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        part_size = self.store.part_size
+        if self._pending_size < part_size:
+            return
+        joined = b"".join(self._pending)
+        whole = len(joined) - len(joined) % part_size
+        view = memoryview(joined)
+        for start in range(0, whole, part_size):
+            self._send_part(view[start:start + part_size])
+        rest = joined[whole:]
+        self._pending = [rest] if rest else []
+        self._pending_size = len(rest)
+
+    def commit(self) -> None:
+        if self._done:
+            raise S3StoreError("chunk already committed or aborted")
+        self._done = True
+        s3, bucket = self.store.client, self.store.bucket
+        data = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        try:
+            if self._upload_id is None:
+                if data:  # an empty chunk adds nothing, so it leaves no object either
+                    s3.put_object(Bucket=bucket, Key=self.key, Body=data)
+                return
+            if data:
+                self._send_part(memoryview(data), wait=False)
+            parts = [future.result() for future in self._parts]
+            s3.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id,
+                                         MultipartUpload={"Parts": parts})
+        except BaseException:
+            self._abort_upload()
+            raise
+
+    def abort(self) -> None:
+        """Best effort and never raises: the core calls it while another error propagates,
+        and an unfinished multipart upload is invisible anyway (upload_delete sweeps it)."""
+        self._done = True
+        self._pending, self._pending_size = [], 0
+        self._abort_upload()
+
+    # -- internals -------------------------------------------------------------------------
+    def _send_part(self, data: memoryview, wait: bool = True) -> None:
+        if self._upload_id is None:
+            self._upload_id = self.store.client.create_multipart_upload(
+                Bucket=self.store.bucket, Key=self.key)["UploadId"]
+        number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise S3StoreError(f"a chunk may have at most {MAX_PARTS} parts of "
+                               f"{self.store.part_size} bytes")
+        if wait:
+            # Keep at most max_inflight parts travelling; surface the first failure early.
+            unfinished = [f for f in self._parts if not f.done()]
+            for future in unfinished[:max(0, len(unfinished) - self.max_inflight + 1)]:
+                future.result()
+            for future in self._parts:
+                if future.done() and future.exception() is not None:
+                    future.result()
+        self._parts.append(self.store.pool.submit(
+            self.store._upload_part, self.key, self._upload_id, number, data))
+
+    def _abort_upload(self) -> None:
+        if self._upload_id is None:
+            return
+        for future in self._parts:  # let travelling parts land before the upload goes
+            try:
+                future.result()
+            except BaseException:
+                pass
+        try:
+            self.store.client.abort_multipart_upload(
+                Bucket=self.store.bucket, Key=self.key, UploadId=self._upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not abort multipart upload of %s: %s", self.key, exc)
+        self._upload_id = None
+        self._parts = []
+
+
+class S3BlobStore:
+    """The BlobStore protocol on S3; safe to share between threads (boto3 clients are)."""
+
+    # One S3 part per batch the core hands over: 8 MiB is above S3's 5 MiB minimum and
+    # allows 80 GiB per chunk within the 10,000-part limit.
+    write_batch = 8 * MiB
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
+                 region: str | None = None, access_key: str | None = None,
+                 secret_key: str | None = None, redirect: bool = False,
+                 public_endpoint: str | None = None, redirect_expires: int = 300,
+                 part_size: int = 8 * MiB, max_pool: int = 32) -> None:
+        if part_size < MIN_PART:
+            raise ValueError(f"part_size must be at least {MIN_PART}")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint = endpoint
+        self.redirect = redirect
+        self.redirect_expires = redirect_expires
+        self.part_size = part_size
+        self.write_batch = part_size
+        self.client = self._make_client(endpoint, region, access_key, secret_key, max_pool)
+        # A presigned URL embeds the host it was signed for, so a store reached on an
+        # internal address presigns with a client pointed at the public one.
+        self._presigner = (self._make_client(public_endpoint, region, access_key, secret_key, 2)
+                           if public_endpoint else self.client)
+        self.pool = ThreadPoolExecutor(max_workers=max(2, max_pool // 2),
+                                       thread_name_prefix="moorage-s3")
+
+    @staticmethod
+    def _make_client(endpoint: str | None, region: str | None, access_key: str | None,
+                     secret_key: str | None, max_pool: int) -> Any:
+        config = Config(
+            signature_version="s3v4",
+            # Path style unless talking to AWS itself: most self-hosted stores have no
+            # wildcard DNS for virtual-host buckets.
+            s3={"addressing_style": "path" if endpoint else "auto"},
+            retries={"mode": "standard", "max_attempts": 4},
+            max_pool_connections=max_pool,
+            connect_timeout=10,
+            read_timeout=120,
+            # boto3 >= 1.36 adds CRC checksums to every upload by default; several
+            # S3-compatible stores reject or mishandle them. Bodies stay covered by SigV4's
+            # payload hash over http and by TLS over https, and the core checks the digest.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        with _SESSION_LOCK:
+            return _session().client(
+                "s3", endpoint_url=endpoint or None, region_name=region or None,
+                aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
+                config=config)
+
+    def close(self) -> None:
+        """Let parts in flight land, then release the connection pools."""
+        self.pool.shutdown(wait=True)
+        self.client.close()
+        if self._presigner is not self.client:
+            self._presigner.close()
+
+    def check(self) -> None:
+        """Fail fast at start-up when the bucket is missing or the keys are wrong."""
+        self.client.head_bucket(Bucket=self.bucket)
+
+    # -- keys --------------------------------------------------------------------------
+    def _key(self, rest: str) -> str:
+        return f"{self.prefix}/{rest}" if self.prefix else rest
+
+    def blob_key(self, digest: str) -> str:
+        algorithm, _, hexpart = digest.partition(":")
+        return self._key(f"blobs/{algorithm}/{hexpart[:2]}/{hexpart}")
+
+    def upload_prefix(self, upload_id: str) -> str:
+        return self._key(f"uploads/{upload_id}/")
+
+    # -- blobs -------------------------------------------------------------------------
+    def local_path(self, digest: str) -> Path | None:
+        return None
+
+    def size(self, digest: str) -> int | None:
+        return self._head_size(self.blob_key(digest))
+
+    def read(self, digest: str, start: int = 0, end: int | None = None,
+             chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        return self._stream(self.blob_key(digest), start, end, chunk_size)
+
+    def put(self, digest: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.blob_key(digest), Body=data)
+
+    def delete(self, digest: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.blob_key(digest))
+
+    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+        """A URL anyone may GET (with Range) for `expires` seconds, for 307 redirects.
+
+        Signing is local arithmetic, no request: the caller checks existence beforehand.
+        """
+        return self._presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.blob_key(digest)},
+            ExpiresIn=expires or self.redirect_expires)
+
+    # -- uploads -----------------------------------------------------------------------
+    def upload_create(self, upload_id: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.upload_prefix(upload_id) + MARKER,
+                               Body=b"")
+
+    def upload_size(self, upload_id: str) -> int | None:
+        listing = self._listing(upload_id)
+        if listing is None:
+            return None
+        return sum(chunk.size for chunk in listing)
+
+    def upload_chunk(self, upload_id: str, offset: int) -> S3Chunk:
+        """A writer for the chunk at `offset`, which must be the upload's current size (the
+        core checks under its lock); nothing is sent before the first full part."""
+        return S3Chunk(self, self.upload_prefix(upload_id) + _chunk_name(offset))
+
+    def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        listing = self._listing(upload_id)
+        if listing is None:
+            raise FileNotFoundError(f"upload {upload_id} does not exist")
+        return self._read_chunks(listing, chunk_size)
+
+    def _read_chunks(self, listing: list[_Chunk], chunk_size: int) -> Iterator[bytes]:
+        for chunk in listing:
+            yield from self._stream(chunk.key, 0, chunk.size, chunk_size)
+
+    def upload_commit(self, upload_id: str, digest: str) -> None:
+        listing = self._listing(upload_id)
+        if listing is None:
+            raise FileNotFoundError(f"upload {upload_id} does not exist")
+        target = self.blob_key(digest)
+        if self._head_size(target) is None:
+            self._assemble(listing, target)
+        self._delete_keys([self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)])
+
+    def upload_delete(self, upload_id: str) -> None:
+        """Remove everything under the upload, marker first so it stops existing at once;
+        also aborts multipart uploads left by chunks whose replica died mid-stream."""
+        prefix = self.upload_prefix(upload_id)
+        self.client.delete_object(Bucket=self.bucket, Key=prefix + MARKER)
+        self._delete_keys([o["Key"] for o in self._list(prefix)])
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for upload in page.get("Uploads", []) or []:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+        except ClientError as exc:  # not every S3-compatible store lists multipart uploads
+            log.warning("could not sweep multipart uploads under %s: %s", prefix, exc)
+
+    # -- assembling a blob ---------------------------------------------------------------
+    def _assemble(self, listing: list[_Chunk], target: str) -> None:
+        total = sum(c.size for c in listing)
+        if not listing:
+            self.client.put_object(Bucket=self.bucket, Key=target, Body=b"")
+        elif len(listing) == 1 and total <= MAX_PART:
+            self.client.copy_object(Bucket=self.bucket, Key=target,
+                                    CopySource={"Bucket": self.bucket, "Key": listing[0].key})
+        elif total <= self.part_size:
+            # A few small chunks: one read and one PutObject beat a multipart upload.
+            data = b"".join(self._read_chunks(listing, self.part_size))
+            self.client.put_object(Bucket=self.bucket, Key=target, Body=data)
+        else:
+            self._assemble_multipart(listing, target)
+
+    def _assemble_multipart(self, listing: list[_Chunk], target: str) -> None:
+        """Concatenate the chunks into `target` as one multipart upload, following
+        plan_parts(): copied parts never pass through the registry, read parts are gathered
+        here (a few at a time, so memory stays bounded) and uploaded."""
+        s3, bucket = self.client, self.bucket
+        plan = plan_parts([c.size for c in listing], self.part_size)
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=target)["UploadId"]
+        futures: list[Future[dict[str, Any]]] = []
+        try:
+            for number, part in enumerate(plan, 1):
+                if isinstance(part, CopyPart):
+                    futures.append(self.pool.submit(
+                        self._copy_part, target, upload_id, number, listing[part.chunk].key,
+                        part.start, part.end))
+                    continue
+                travelling = [f for f in futures if not f.done()]
+                for future in travelling[:max(0, len(travelling) - 4)]:
+                    future.result()  # at most a few read parts held in memory at once
+                data = b"".join(b"".join(self._stream(listing[i].key, a, b, 8 * MiB))
+                                for i, a, b in part.pieces)
+                futures.append(self.pool.submit(
+                    self._upload_part, target, upload_id, number, memoryview(data)))
+            parts = [future.result() for future in futures]
+            s3.complete_multipart_upload(Bucket=bucket, Key=target, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts})
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            for future in futures:  # parts still travelling would outlive an early abort
+                if not future.cancelled():
+                    try:
+                        future.result()
+                    except BaseException:
+                        pass
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=target, UploadId=upload_id)
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("could not abort multipart upload of %s: %s", target, exc)
+            raise
+
+    def _upload_part(self, key: str, upload_id: str, number: int,
+                     data: memoryview) -> dict[str, Any]:
+        response = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                           PartNumber=number, Body=bytes(data))
+        return {"ETag": response["ETag"], "PartNumber": number}
+
+    def _copy_part(self, key: str, upload_id: str, number: int, source: str, start: int,
+                   end: int) -> dict[str, Any]:
+        response = self.client.upload_part_copy(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+            CopySource={"Bucket": self.bucket, "Key": source},
+            CopySourceRange=f"bytes={start}-{end - 1}")
+        return {"ETag": response["CopyPartResult"]["ETag"], "PartNumber": number}
+
+    # -- object helpers ------------------------------------------------------------------
+    def _head_size(self, key: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND:
+                return None
+            raise
+
+    def _stream(self, key: str, start: int, end: int | None,
+                chunk_size: int) -> Iterator[bytes]:
+        """Bytes [start, end) of an object by ranged GETs; a body that breaks off mid-way is
+        resumed from where it stopped (botocore retries requests, not body reads)."""
+        pos, retries = start, 0
+        while end is None or pos < end:
+            range_header = f"bytes={pos}-" + ("" if end is None else str(end - 1))
+            try:
+                kwargs: dict[str, Any] = {} if pos == 0 and end is None else {"Range": range_header}
+                body = self.client.get_object(Bucket=self.bucket, Key=key, **kwargs)["Body"]
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code in _NOT_FOUND:
+                    raise FileNotFoundError(key) from None
+                if code == "InvalidRange":  # start at or beyond the end: nothing to read
+                    return
+                raise
+            try:
+                for data in body.iter_chunks(chunk_size):
+                    pos += len(data)
+                    yield data
+                return
+            except _STREAM_ERRORS:
+                retries += 1
+                if retries > 3:
+                    raise
+                log.warning("reading %s broke off at %d; resuming", key, pos)
+            finally:
+                body.close()
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", []) or []
+
+    def _listing(self, upload_id: str) -> list[_Chunk] | None:
+        """The upload's chunks in offset order; None if it has no marker (does not exist).
+
+        Each chunk's name must equal the sum of the sizes before it: anything else means two
+        writers raced on one upload, and its bytes are not to be trusted.
+        """
+        prefix = self.upload_prefix(upload_id)
+        marker = False
+        chunks: list[_Chunk] = []
+        for obj in self._list(prefix):
+            name = obj["Key"][len(prefix):]
+            if name == MARKER:
+                marker = True
+            elif name.startswith(CHUNK_PREFIX) and name[len(CHUNK_PREFIX):].isdigit():
+                chunks.append(_Chunk(obj["Key"], int(name[len(CHUNK_PREFIX):]), int(obj["Size"])))
+        if not marker:
+            return None
+        chunks.sort(key=lambda c: c.offset)
+        expected = 0
+        for chunk in chunks:
+            if chunk.offset != expected:
+                raise S3StoreError(f"upload {upload_id}: chunk at {chunk.offset}, expected "
+                                   f"one at {expected}")
+            expected += chunk.size
+        return chunks
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = keys[start:start + 1000]
+            response = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            errors = response.get("Errors") or []
+            if errors:
+                raise S3StoreError(f"could not delete {len(errors)} objects, e.g. "
+                                   f"{errors[0].get('Key')}: {errors[0].get('Message')}")

@@ -1,0 +1,233 @@
+"""What is particular to the S3 store: its layout in the bucket, multipart hygiene, the
+commit plan for any chunk sizes, resumed reads, presigning hosts and configuration."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ResponseStreamingError
+from hypothesis import given, settings, strategies as st
+
+from moorage.settings import Settings, SettingsError, load_settings
+from moorage.store.factory import open_blob_store, parse_storage_url
+from moorage.store.filesystem import FilesystemBlobStore
+from moorage.store.s3 import (COPY_PIECE, MAX_PART, MAX_PARTS, MIN_PART, CopyPart, DataPart,
+                              S3BlobStore, S3StoreError, plan_parts)
+from tests.store.conftest import s3_store
+from tests.store.helpers import append, blob, digest_of, new_upload, payload, staged
+from tests.support.seaweed import SeaweedS3
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@pytest.fixture
+def s3(seaweed: SeaweedS3) -> Iterator[S3BlobStore]:
+    store = s3_store(seaweed, f"tests/{uuid.uuid4().hex}")
+    yield store
+    store.close()
+
+
+def keys(store: S3BlobStore, prefix: str) -> list[str]:
+    listing = store.client.list_objects_v2(Bucket=store.bucket, Prefix=prefix)
+    return [o["Key"][len(prefix):] for o in listing.get("Contents", [])]
+
+
+def multipart_uploads(store: S3BlobStore, prefix: str) -> list[str]:
+    listing = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=prefix)
+    return [u["Key"] for u in listing.get("Uploads", []) or []]
+
+
+# -- layout and hygiene -----------------------------------------------------------------------
+def test_layout_one_object_per_chunk_named_by_offset(s3: S3BlobStore) -> None:
+    upload_id = new_upload(s3)
+    prefix = s3.upload_prefix(upload_id)
+    assert keys(s3, prefix) == ["marker"]
+    append(s3, upload_id, b"a" * 10)
+    append(s3, upload_id, b"")  # an empty chunk leaves no object
+    append(s3, upload_id, b"b" * 5)
+    assert keys(s3, prefix) == ["chunk-00000000000000000000", "chunk-00000000000000000010",
+                                "marker"]
+    digest = digest_of(b"a" * 10 + b"b" * 5)
+    s3.upload_commit(upload_id, digest)
+    assert keys(s3, prefix) == []
+    hexpart = digest.split(":")[1]
+    assert keys(s3, f"{s3.prefix}/blobs/") == [f"sha256/{hexpart[:2]}/{hexpart}"]
+
+
+def test_aborted_multipart_chunk_leaves_no_multipart_upload(seaweed: SeaweedS3) -> None:
+    # The smallest legal part size exercises multipart with 5 MiB instead of 8 MiB.
+    store = s3_store(seaweed, f"tests/{uuid.uuid4().hex}", part_size=5 * MiB)
+    upload_id = new_upload(store)
+    prefix = store.upload_prefix(upload_id)
+    writer = store.upload_chunk(upload_id, 0)
+    writer.write(payload(5 * MiB + 1))
+    assert multipart_uploads(store, prefix) == [prefix + "chunk-00000000000000000000"]
+    writer.abort()
+    assert multipart_uploads(store, prefix) == []
+    assert keys(store, prefix) == ["marker"]
+    # exactly one part: a multipart upload with no trailing part of its own
+    data = payload(5 * MiB, seed=3)
+    append(store, upload_id, data)
+    assert staged(store, upload_id) == data
+    store.close()
+
+
+def test_upload_delete_sweeps_what_a_dead_replica_left(s3: S3BlobStore) -> None:
+    upload_id = new_upload(s3)
+    append(s3, upload_id, b"x" * 100)
+    prefix = s3.upload_prefix(upload_id)
+    # a replica died while streaming the next chunk: its multipart upload was never finished
+    s3.client.create_multipart_upload(Bucket=s3.bucket, Key=prefix + "chunk-00000000000000000100")
+    assert len(multipart_uploads(s3, prefix)) == 1
+    s3.upload_delete(upload_id)
+    assert keys(s3, prefix) == [] and multipart_uploads(s3, prefix) == []
+    assert s3.upload_size(upload_id) is None
+
+
+def test_a_gap_between_chunks_is_refused(s3: S3BlobStore) -> None:
+    upload_id = new_upload(s3)
+    append(s3, upload_id, b"x" * 10)
+    s3.client.put_object(Bucket=s3.bucket, Body=b"y",
+                         Key=s3.upload_prefix(upload_id) + "chunk-00000000000000000011")
+    with pytest.raises(S3StoreError, match="expected one at 10"):
+        s3.upload_size(upload_id)
+
+
+def test_commit_of_an_empty_upload(s3: S3BlobStore) -> None:
+    upload_id = new_upload(s3)
+    digest = digest_of(b"")
+    s3.upload_commit(upload_id, digest)
+    assert s3.size(digest) == 0
+
+
+def test_a_read_that_breaks_off_resumes(s3: S3BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = payload(300_000, seed=7)
+    digest = digest_of(data)
+    s3.put(digest, data)
+    real_get = s3.client.get_object
+    ranges: list[str | None] = []
+
+    def flaky_get(**kwargs: Any) -> Any:
+        response = real_get(**kwargs)
+        ranges.append(kwargs.get("Range"))
+        if len(ranges) == 1:
+            body, real_iter = response["Body"], response["Body"].iter_chunks
+
+            def breaking(chunk_size: int) -> Iterator[bytes]:
+                it = real_iter(chunk_size)
+                yield next(it)
+                raise ResponseStreamingError(error="connection reset")
+
+            body.iter_chunks = breaking
+        return response
+
+    monkeypatch.setattr(s3.client, "get_object", flaky_get)
+    assert b"".join(s3.read(digest, 1000, 299_000, chunk_size=65_536)) == data[1000:299_000]
+    assert ranges == ["bytes=1000-298999", "bytes=66536-298999"]
+
+
+# -- the commit plan ----------------------------------------------------------------------------
+def check_plan(sizes: list[int], part_size: int = 8 * MiB) -> list[CopyPart | DataPart]:
+    plan = plan_parts(sizes, part_size)
+    covered: list[tuple[int, int, int]] = []
+    for number, part in enumerate(plan, 1):
+        assert part.size <= MAX_PART
+        if number < len(plan):
+            assert part.size >= MIN_PART, (number, part)
+        pieces = [(part.chunk, part.start, part.end)] if isinstance(part, CopyPart) \
+            else list(part.pieces)
+        for chunk, start, end in pieces:
+            assert 0 <= start < end <= sizes[chunk]
+        covered += pieces
+    # the parts cover every byte of every chunk, in order, exactly once
+    position = [(c, s) for c, s, _ in covered]
+    expected, cursor = [], {}
+    for c, s, e in covered:
+        expected.append((c, cursor.get(c, 0)))
+        cursor[c] = e
+    assert position == expected
+    assert [cursor.get(i, 0) for i in range(len(sizes))] == sizes
+    assert [c for c, _, _ in covered] == sorted(c for c, _, _ in covered)
+    assert len(plan) <= MAX_PARTS
+    return plan
+
+
+sizes_strategy = st.lists(st.one_of(
+    st.integers(1, 100), st.integers(MIN_PART - 2, MIN_PART + 2),
+    st.integers(1, 20 * MiB), st.integers(MAX_PART - 1, MAX_PART + COPY_PIECE + 1),
+    st.integers(1, 12 * GiB)), min_size=1, max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(sizes_strategy)
+def test_plan_is_valid_for_any_chunk_sizes(sizes: list[int]) -> None:
+    check_plan(sizes)
+
+
+def test_plan_copies_large_chunks_and_reads_only_what_it_must() -> None:
+    plan = check_plan([20 * MiB, 1, 20 * MiB, 3])
+    assert plan == [CopyPart(0, 0, 20 * MiB), DataPart(((1, 0, 1), (2, 0, MIN_PART - 1))),
+                    CopyPart(2, MIN_PART - 1, 20 * MiB), CopyPart(3, 0, 3)]
+    # a chunk over 5 GiB is copied in 1 GiB ranges
+    assert [p.size for p in check_plan([6 * GiB])] == [GiB] * 6
+    # ten thousand 1 KiB chunks fit in gathered parts of part_size
+    assert len(check_plan([1024] * 10_000)) == 2
+
+
+# -- presigning, configuration ---------------------------------------------------------------------
+def test_presigned_url_for_a_public_endpoint(seaweed: SeaweedS3) -> None:
+    store = s3_store(seaweed, "x", public_endpoint="https://registry-s3.example.com")
+    url = store.presigned_url(digest_of(b"a"), expires=60)
+    assert url is not None and url.startswith("https://registry-s3.example.com/")
+    assert "X-Amz-Expires=60" in url
+    store.close()
+
+
+def test_parse_storage_url() -> None:
+    assert parse_storage_url("") is None
+    location = parse_storage_url("s3://bucket/a/b/?endpoint=http://127.0.0.1:8333/"
+                                 "&region=eu-west-1&redirect=true&redirect_expires=60")
+    assert location is not None
+    assert (location.bucket, location.prefix, location.endpoint, location.region,
+            location.redirect, location.redirect_expires) == (
+        "bucket", "a/b", "http://127.0.0.1:8333", "eu-west-1", True, 60)
+    assert parse_storage_url("s3://bucket").redirect is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("url,message", [
+    ("file:///srv", "expected empty"), ("s3://", "names no bucket"),
+    ("s3://key:secret@bucket", "names no bucket"), ("s3://b?endpoint=localhost:1", "http://"),
+    ("s3://b?redirect=perhaps", "redirect must be"), ("s3://b?colour=blue", "unknown parameter"),
+    ("s3://b?redirect_expires=9999999", "redirect_expires"),
+])
+def test_bad_storage_urls_name_the_setting(url: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as info:
+        load_settings(environ={"MOORAGE_STORAGE_URL": url})
+    assert "'storage_url'" in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_open_blob_store(seaweed: SeaweedS3, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(open_blob_store(Settings(), tmp_path), FilesystemBlobStore)
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    store = open_blob_store(Settings(storage_url=seaweed.storage_url("f", redirect=True)),
+                            tmp_path)
+    assert isinstance(store, S3BlobStore) and store.redirect and store.prefix == "f"
+    store.put(digest_of(b"hi"), b"hi")
+    assert httpx.get(store.presigned_url(digest_of(b"hi")) or "").content == b"hi"
+    store.close()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with pytest.raises(SettingsError, match="'storage_url': cannot reach bucket"):
+        open_blob_store(Settings(storage_url=seaweed.storage_url()), tmp_path)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed.secret_key)
+    with pytest.raises(SettingsError, match="no-such-bucket"):
+        open_blob_store(Settings(storage_url=seaweed.storage_url(bucket="no-such-bucket")),
+                        tmp_path)
