@@ -40,6 +40,12 @@ class Settings:
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC
     gc_grace_seconds: int = 3600
+    # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
+    # or this key file (default <data_dir>/keys/master.keys, created on first start)
+    encryption: bool = False
+    master_key_file: str = ""
+    # serve blobs stored before encryption was turned on, until `rewrap` has encrypted them
+    encryption_allow_plaintext: bool = False
     # access
     auth: str = "token"  # "token": accounts and bearer tokens; "off": anyone may do anything
     edition: str = "advanced"

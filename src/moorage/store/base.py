@@ -63,3 +63,27 @@ class BlobStore(Protocol):
         """Make the staged bytes the blob `digest`, atomically; the upload is gone after."""
 
     def upload_delete(self, upload_id: str) -> None: ...
+
+
+class OptionalStoreMethods(Protocol):
+    """Methods a store MAY offer; wrappers (encryption) look for each with `getattr`.
+
+    They let a wrapper that must rewrite bytes do it without copying or without a window in
+    which a blob is missing. A store without them still works, only slower (a copy) or, for
+    the maintenance passes that need them, with a clear error.
+    """
+
+    def upload_write_at(self, upload_id: str, offset: int, data: bytes) -> None:
+        """Overwrite staged bytes in place (e.g. a header), never past the staged size.
+
+        Staged bytes are invisible until `upload_commit`, so this needs no atomicity.
+        """
+
+    def upload_replace(self, upload_id: str, digest: str) -> None:
+        """Like `upload_commit`, but atomically replaces a blob that already exists.
+
+        Readers see the old bytes or the new, never neither; for re-encrypting in place.
+        """
+
+    def digests(self) -> Iterator[str]:
+        """Every blob digest stored, in no particular order (for maintenance passes)."""

@@ -112,6 +112,31 @@ class FilesystemBlobStore:
     def upload_delete(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
 
+    # -- optional methods (base.OptionalStoreMethods), used by the encryption wrapper -------
+    def upload_write_at(self, upload_id: str, offset: int, data: bytes) -> None:
+        path = self._upload_path(upload_id)
+        if offset + len(data) > path.stat().st_size:
+            raise ValueError(f"write at {offset}+{len(data)} past the staged size of {upload_id}")
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.write(data)
+
+    def upload_replace(self, upload_id: str, digest: str) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+        with open(source, "rb+") as f:
+            os.fsync(f.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+
+    def digests(self) -> Iterator[str]:
+        for algorithm in sorted(p for p in self.blob_root.iterdir() if p.is_dir()):
+            for prefix in sorted(p for p in algorithm.iterdir() if p.is_dir()):
+                for blob in prefix.iterdir():
+                    if not blob.name.startswith(".") and blob.is_file():
+                        yield f"{algorithm.name}:{blob.name}"
+
 
 def _read_file(path: Path, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
     with open(path, "rb") as f:
