@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pytest
 
-from tests.support.scaleout import ScaleOut
 from tests.support.server import MoorageServer
+
+if TYPE_CHECKING:
+    from tests.support.scaleout import ScaleOut
 
 
 # The registry-protocol and client tests exercise the OCI API itself, so they run on an open
@@ -25,8 +28,10 @@ BACKENDS = [b.strip() for b in os.environ.get("MOORAGE_TEST_BACKENDS",
 
 
 @pytest.fixture(scope="session")
-def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOut]:
+def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator["ScaleOut"]:
     """Two replicas on PostgreSQL, SeaweedFS and Redis, auth off (for the protocol tests)."""
+    from tests.support.scaleout import ScaleOut
+
     cluster = ScaleOut(tmp_path_factory.mktemp("scaleout"), env=OPEN)
     try:
         yield cluster.start(replicas=2)

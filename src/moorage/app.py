@@ -31,7 +31,8 @@ from moorage.cache.tags import RedisTagCache
 from moorage.registry.locks import FileBlobLock, RedisBlobLock
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
-from moorage.store.filesystem import FilesystemBlobStore
+from moorage.store.encrypted import wrap_if_enabled
+from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
@@ -77,7 +78,8 @@ def build_instance(settings: Settings) -> Instance:
     blob_lock = (RedisBlobLock(redis_client) if redis_client is not None
                  else FileBlobLock(data_dir / "locks" / "blobs"))
     bus = EventBus()
-    registry = Registry(db, FilesystemBlobStore(data_dir), blob_lock,
+    store = wrap_if_enabled(open_blob_store(settings, data_dir), settings, data_dir)
+    registry = Registry(db, store, blob_lock,
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     if redis_client is not None:
@@ -191,7 +193,8 @@ class MoorageApp:
         """Uploads idle past their TTL are dropped, hourly; until then they can resume."""
         while True:
             try:
-                gone = self.registry.uploads.expire(self.settings.upload_ttl_seconds)
+                gone = await asyncio.to_thread(self.registry.uploads.expire,
+                                               self.settings.upload_ttl_seconds)
                 if gone:
                     log.info("expired %d abandoned uploads", gone)
             except Exception:

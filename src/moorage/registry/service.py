@@ -112,12 +112,12 @@ class Registry:
         """A monolithic upload in one request; nothing stays behind if it fails."""
         check_name(name)
         parse_digest(digest)
-        upload_id = self.uploads.start(name)
+        upload_id = await self.uploads.start(name)
         try:
             size = await self.uploads.finish(name, upload_id, digest, body, length)
         except BaseException:
             try:
-                self.uploads.cancel(name, upload_id)
+                await self.uploads.cancel(name, upload_id)
             except RegistryError:
                 pass  # already gone (a digest mismatch removes it)
             raise

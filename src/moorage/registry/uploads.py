@@ -39,26 +39,26 @@ class UploadManager:
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- sessions -----------------------------------------------------------------------
-    def start(self, name: str) -> str:
+    async def start(self, name: str) -> str:
         upload_id = uuid.uuid4().hex
-        self.store.upload_create(upload_id)
+        await asyncio.to_thread(self.store.upload_create, upload_id)
         self.db.create_upload(upload_id, name)
         self._hashes[upload_id] = _HashState(0, hashlib.sha256())
         return upload_id
 
-    def offset(self, name: str, upload_id: str) -> int:
+    async def offset(self, name: str, upload_id: str) -> int:
         """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository."""
         if not _UPLOAD_ID_RE.fullmatch(upload_id):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "malformed upload id")
         upload = self.db.upload(upload_id)
-        size = self.store.upload_size(upload_id) if upload else None
+        size = await asyncio.to_thread(self.store.upload_size, upload_id) if upload else None
         if upload is None or upload.repository != name or size is None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN")
         return size
 
-    def cancel(self, name: str, upload_id: str) -> None:
-        self.offset(name, upload_id)
-        self._forget(upload_id)
+    async def cancel(self, name: str, upload_id: str) -> None:
+        await self.offset(name, upload_id)
+        await asyncio.to_thread(self._forget, upload_id)
 
     def _forget(self, upload_id: str) -> None:
         self.store.upload_delete(upload_id)
@@ -83,7 +83,7 @@ class UploadManager:
         """
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
         async with lock:
-            offset = self.offset(name, upload_id)
+            offset = await self.offset(name, upload_id)
             if start is not None and start != offset:
                 raise RegistryError(
                     "RANGE_INVALID", f"chunk starts at {start}, upload is at {offset}",
@@ -157,14 +157,14 @@ class UploadManager:
             await self.append(name, upload_id, body, start, length)
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
         async with lock:
-            size = self.offset(name, upload_id)
+            size = await self.offset(name, upload_id)
             if expected.algorithm == "sha256":
                 actual = (await self._state(upload_id, size)).hasher.hexdigest()
             else:
                 actual = (await asyncio.to_thread(
                     self._rehash, upload_id, expected.algorithm)).hexdigest()
             if actual != expected.hex:
-                self._forget(upload_id)
+                await asyncio.to_thread(self._forget, upload_id)
                 raise RegistryError("DIGEST_INVALID",
                                     f"upload has digest {expected.algorithm}:{actual}, "
                                     f"not {digest}")

@@ -7,7 +7,7 @@ it keeps the per-request cost low and gives exact control of headers such as Con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,6 +63,27 @@ async def send_file(scope: Scope, send: Send, path: Path, status: int, headers: 
             remaining -= len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
     if end - start == 0:
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def send_stream(send: Send, status: int, headers: dict[str, str], chunks: Iterator[bytes],
+                      length: int) -> None:
+    """Stream bytes a store yields (S3, encrypted) without holding them all in memory.
+
+    The first chunk is read before the headers go out, so a blob whose bytes are missing is
+    still answered with a proper error; a failure later can only cut the response short.
+    """
+    end = object()
+    first = await asyncio.to_thread(next, chunks, end)
+    raw = encode_headers(headers)
+    raw.append((b"content-length", str(length).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    chunk = first
+    while chunk is not end:
+        following = await asyncio.to_thread(next, chunks, end)
+        await send({"type": "http.response.body", "body": chunk, "more_body": following is not end})
+        chunk = following
+    if first is end:
         await send({"type": "http.response.body", "body": b""})
 
 

@@ -6,6 +6,7 @@ may contain any number of `/`-separated components.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -19,7 +20,7 @@ from moorage.registry.uploads import range_header, upload_location
 from moorage.registry.events import set_caller
 from moorage.web.auth import Caller, RegistryAccess
 from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
-                              read_body, respond, respond_error, send_file)
+                              read_body, respond, respond_error, send_file, send_stream)
 
 log = logging.getLogger("moorage.web")
 
@@ -164,10 +165,6 @@ class RegistryAPI:
     async def blob_get(self, scope: Scope, receive: Receive, send: Send, name: str, digest: str,
                        head: bool = False) -> None:
         size = self.registry.blob_size(name, digest)
-        path = self.registry.blob_file(digest)
-        if path is None:
-            log.error("blob %s is recorded but its bytes are missing", digest)
-            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         headers = {"content-type": "application/octet-stream", "docker-content-digest": digest,
                    "accept-ranges": "bytes", "etag": f'"{digest}"'}
         start, end, status = 0, size, 200
@@ -184,7 +181,21 @@ class RegistryAPI:
             self.registry.saw_blob(name, digest)
             await respond(send, status, b"", headers, head=True, content_length=end - start)
             return
-        await send_file(scope, send, path, status, headers, start, end, whole=status == 200)
+        store = self.registry.store
+        if store.redirect:
+            url = await asyncio.to_thread(store.presigned_url, digest)
+            if url:
+                await respond(send, 307, b"", {"location": url, "docker-content-digest": digest})
+                return
+        path = self.registry.blob_file(digest)
+        if path is not None:
+            await send_file(scope, send, path, status, headers, start, end, whole=status == 200)
+            return
+        try:
+            await send_stream(send, status, headers, store.read(digest, start, end), end - start)
+        except FileNotFoundError:
+            log.error("blob %s is recorded but its bytes are missing", digest)
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest}) from None
 
     async def blob_head(self, scope: Scope, receive: Receive, send: Send, name: str,
                         digest: str) -> None:
@@ -209,7 +220,7 @@ class RegistryAPI:
             await self.registry.push_blob(name, digest, body_stream(receive), _length(scope))
             await _created(send, name, digest)
             return
-        upload_id = self.registry.uploads.start(check_name(name))
+        upload_id = await self.registry.uploads.start(check_name(name))
         await _upload_accepted(send, name, upload_id, 0)
 
     def _may_mount(self, caller: Caller, digest: str, source: str | None) -> bool:
@@ -221,7 +232,7 @@ class RegistryAPI:
 
     async def upload_get(self, scope: Scope, receive: Receive, send: Send, name: str,
                          upload_id: str) -> None:
-        offset = self.registry.uploads.offset(check_name(name), upload_id)
+        offset = await self.registry.uploads.offset(check_name(name), upload_id)
         await respond(send, 204, b"", _upload_headers(name, upload_id, offset))
 
     async def upload_patch(self, scope: Scope, receive: Receive, send: Send, name: str,
@@ -243,7 +254,7 @@ class RegistryAPI:
 
     async def upload_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
                             upload_id: str) -> None:
-        self.registry.uploads.cancel(check_name(name), upload_id)
+        await self.registry.uploads.cancel(check_name(name), upload_id)
         await respond(send, 204)
 
     # -- referrers ----------------------------------------------------------------------
