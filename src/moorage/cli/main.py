@@ -19,6 +19,7 @@ from moorage.cli.serve import serve
 from moorage.cli import jobs, policies
 from moorage.cli.worker import worker
 from moorage.cli.migrate import migrate
+from moorage.cli import keys as keys_cli
 
 HELP = """Moorage: a self-hosted OCI container registry.
 
@@ -51,6 +52,7 @@ app.add_typer(network.app, name="network")
 app.command()(jobs.gc)
 app.command()(worker)
 app.command()(migrate)
+app.add_typer(keys_cli.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(policies.immutability, name="immutability")
 app.add_typer(policies.retention, name="retention")

@@ -483,6 +483,12 @@ class EncryptedBlobStore:
     while it is on, a blob replaced by plaintext is not detected.
     """
 
+    # The stored bytes are ciphertext: clients are never sent to the bucket for them.
+    redirect = False
+
+    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+        return None
+
     def __init__(self, inner: BlobStore, keyring: Keyring,
                  segment_size: int = DEFAULT_SEGMENT_SIZE, allow_plaintext: bool = False,
                  size_cache_entries: int = 1 << 16) -> None:
