@@ -13,11 +13,13 @@ declare -A wanted=(
   [runc]=runc
   [docker-registry]=docker-registry
   [zstd]=zstd
+  [redis-server]=redis-server
+  [postgresql]=postgresql
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
-  if [ "$cmd" = busybox ]; then
-    dpkg -s busybox-static >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+  if [ "$cmd" = busybox ] || [ "$cmd" = postgresql ]; then
+    dpkg -s "${wanted[$cmd]}" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
   elif ! command -v "$cmd" >/dev/null 2>&1; then
     missing+=("${wanted[$cmd]}")
   fi
