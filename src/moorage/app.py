@@ -14,6 +14,7 @@ from moorage.access.authorization import Authorizer
 from moorage.access.editions import Edition, artifact_check
 from moorage.access.management import AccessManager
 from moorage.access.tokens import TokenIssuer, load_or_create_key
+from moorage.audit import AuditRecorder, AuditStore  # audit
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
@@ -52,6 +53,7 @@ class Instance:
     policies: PolicyStore
     immutability: ImmutabilityPolicy
     worker: Worker
+    audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
 
 
 def build_instance(settings: Settings) -> Instance:
@@ -83,6 +85,9 @@ def build_instance(settings: Settings) -> Instance:
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
                         manager, issuer, access, policies, immutability, worker)
     register_jobs(instance)
+    if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
+        instance.audit = AuditRecorder(AuditStore(engine))
+        bus.subscribe(instance.audit)
     return instance
 
 
@@ -153,6 +158,8 @@ class MoorageApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._tasks.append(asyncio.create_task(self._expire_uploads()))
+                if self.instance.audit is not None:  # audit: start the flusher
+                    self.instance.audit.start()
                 if self.settings.run_workers:
                     self._stop_workers = asyncio.Event()
                     self._tasks.append(asyncio.create_task(
@@ -163,6 +170,8 @@ class MoorageApp:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                if self.instance.audit is not None:  # audit: write what is still buffered
+                    await asyncio.to_thread(self.instance.audit.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import ClickException as _CommandLineError  # type: ignore[assignment]
 
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
+from moorage.cli import audit  # audit
 from moorage.cli.output import CliError, print_error
 from moorage.cli.serve import serve
 
@@ -43,6 +44,7 @@ app.add_typer(robots.app, name="robot")
 app.add_typer(tokens.app, name="token")
 app.add_typer(members.app, name="member")
 app.add_typer(network.app, name="network")
+app.add_typer(audit.app, name="audit")  # audit
 
 
 def main() -> None:

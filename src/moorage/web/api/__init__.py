@@ -6,12 +6,14 @@ answer with the models in models.py. One module per resource.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from moorage import __version__
 from moorage.app import Instance
 from moorage.web.api import instance as instance_routes
 from moorage.web.api import namespaces, network, repositories, tokens, users
+from moorage.web.api import audit  # audit
+from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.errors import install_handlers
 
 TAGS = [
@@ -24,6 +26,7 @@ TAGS = [
     {"name": "users", "description": "user accounts, and who the caller is"},
     {"name": "tokens", "description": "personal access tokens"},
     {"name": "network rules", "description": "CIDR allowlists and trusted networks"},
+    {"name": "audit", "description": "the tamper-evident audit log (administrators)"},
 ]
 
 
@@ -33,11 +36,15 @@ def create_management_api(instance: Instance) -> FastAPI:
                               "repositories, users, access tokens and network rules. "
                               "Errors are always {\"error\": {\"code\", \"message\"}}.",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
-                  openapi_tags=TAGS)
+                  openapi_tags=TAGS,
+                  # who is behind each request, for the event bus (changes.py)
+                  dependencies=[Depends(announce_caller)])
     api.state.instance = instance
+    api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):
         api.include_router(module.router)
+    api.include_router(audit.router)  # audit
     return api
 
 
