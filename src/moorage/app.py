@@ -15,6 +15,7 @@ from moorage.access.editions import Edition, artifact_check
 from moorage.access.management import AccessManager
 from moorage.access.tokens import TokenIssuer, load_or_create_key, load_or_create_shared_key
 from moorage.db.migrate import ensure_schema
+from moorage.audit import AuditRecorder, AuditStore  # audit
 from moorage.db.access import AccessStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
@@ -59,6 +60,7 @@ class Instance:
     worker: Worker
     # -- features (set by their install functions in build_instance) --
     webhooks: WebhookService | None = None
+    audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -106,6 +108,9 @@ def build_instance(settings: Settings) -> Instance:
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(instance)
+    if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
+        instance.audit = AuditRecorder(AuditStore(engine))
+        bus.subscribe(instance.audit)
     return instance
 
 
@@ -176,6 +181,8 @@ class MoorageApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._tasks.append(asyncio.create_task(self._expire_uploads()))
+                if self.instance.audit is not None:  # audit: start the flusher
+                    self.instance.audit.start()
                 if self.settings.run_workers:
                     self._stop_workers = asyncio.Event()
                     self._tasks.append(asyncio.create_task(
@@ -186,6 +193,8 @@ class MoorageApp:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                if self.instance.audit is not None:  # audit: write what is still buffered
+                    await asyncio.to_thread(self.instance.audit.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

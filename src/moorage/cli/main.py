@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
 from moorage.cli import webhooks
+from moorage.cli import audit  # audit
 from moorage.cli.output import CliError, print_error
 from moorage.cli.serve import serve
 from moorage.cli import jobs, policies
@@ -61,6 +62,7 @@ from moorage.cli import backup as backup_cli  # noqa: E402
 app.command()(backup_cli.backup)
 app.command()(backup_cli.restore)
 app.add_typer(webhooks.app, name="webhook")  # feature: event notifications
+app.add_typer(audit.app, name="audit")  # audit
 
 
 def main() -> None:

@@ -307,3 +307,26 @@ webhook_attempts = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id)
+
+# -- audit ---------------------------------------------------------------------------------
+# The tamper-evident audit log (moorage.audit): append-only, each entry chained to the one
+# before it by `hash` = sha256(prev_hash + canonical JSON of the entry). Ids are assigned by
+# the writer inside its write transaction, so they are contiguous and follow the chain.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False, default=""),
+    Column("address", String(64), nullable=False, default=""),
+    Column("action", String(64), nullable=False),
+    Column("target", String(1024), nullable=False, default=""),
+    Column("repository", String(255), nullable=True),
+    Column("result", String(16), nullable=False),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.id)
+Index("ix_audit_log_action", audit_log.c.action, audit_log.c.id)
+Index("ix_audit_log_repository", audit_log.c.repository, audit_log.c.id)
+Index("ix_audit_log_at", audit_log.c.at)

@@ -114,7 +114,7 @@ class RegistryAccess:
                 creds = parse_basic(value)
                 if creds is None:
                     raise Unauthenticated("malformed Basic credentials")
-                return Caller(address, self._basic(*creds))
+                return Caller(address, self._basic(*creds, str(address or "")))
             if kind == "bearer":
                 try:
                     return Caller(address, None, self.issuer.verify(value.strip()))
@@ -124,14 +124,15 @@ class RegistryAccess:
             raise self.challenge(scope, resource, exc.message) from None
         raise self.challenge(scope, resource, f"unsupported authorization scheme {kind[:20]!r}")
 
-    def _basic(self, username: str, password: str) -> Principal:
+    def _basic(self, username: str, password: str, address: str) -> Principal:
         """Basic credentials on a registry request: only failures are worth recording, or
         every request of a Basic-auth client would be a login."""
         try:
             return self.authenticator.login(username, password)
         except Unauthenticated as exc:
             self.bus.publish(Event("login", result="failure", target=self.issuer.service,
-                                   actor=username[:255], detail={"reason": exc.message}))
+                                   actor=username[:255], address=address,
+                                   detail={"reason": exc.message}))
             raise
 
     def principal(self, caller: Caller) -> Principal:

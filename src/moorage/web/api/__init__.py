@@ -6,7 +6,7 @@ answer with the models in models.py. One module per resource.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from moorage import __version__
 from moorage.app import Instance
@@ -14,6 +14,8 @@ from moorage.web.api import instance as instance_routes
 from moorage.web.api import namespaces, network, repositories, tokens, users
 from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
+from moorage.web.api import audit  # audit
+from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.errors import install_handlers
 
 TAGS = [
@@ -30,6 +32,7 @@ TAGS = [
     {"name": "immutability", "description": "tags that can be neither moved nor deleted"},
     {"name": "retention", "description": "tag cleanup rules, dry runs and runs"},
     {"name": "webhooks", "description": "event notifications: subscriptions, deliveries, pings"},
+    {"name": "audit", "description": "the tamper-evident audit log (administrators)"},
 ]
 
 
@@ -39,8 +42,11 @@ def create_management_api(instance: Instance) -> FastAPI:
                               "repositories, users, access tokens and network rules. "
                               "Errors are always {\"error\": {\"code\", \"message\"}}.",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
-                  openapi_tags=TAGS)
+                  openapi_tags=TAGS,
+                  # who is behind each request, for the event bus (changes.py)
+                  dependencies=[Depends(announce_caller)])
     api.state.instance = instance
+    api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):
         api.include_router(module.router)
@@ -48,6 +54,7 @@ def create_management_api(instance: Instance) -> FastAPI:
     for module in (jobs, gc, policies):
         api.include_router(module.router)
     api.include_router(webhooks.router)  # feature: event notifications
+    api.include_router(audit.router)  # audit
     return api
 
 

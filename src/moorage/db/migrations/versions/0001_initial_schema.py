@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 03:59:00.528668
+Create Date: 2026-11-27 04:09:02.209166
 """
 
 from __future__ import annotations
@@ -18,6 +18,26 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('audit_log',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('at', sa.Float(), nullable=False),
+    sa.Column('actor', sa.String(length=255), nullable=False),
+    sa.Column('address', sa.String(length=64), nullable=False),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('target', sa.String(length=1024), nullable=False),
+    sa.Column('repository', sa.String(length=255), nullable=True),
+    sa.Column('result', sa.String(length=16), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('prev_hash', sa.String(length=64), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_log_action', ['action', 'id'], unique=False)
+        batch_op.create_index('ix_audit_log_actor', ['actor', 'id'], unique=False)
+        batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
+        batch_op.create_index('ix_audit_log_repository', ['repository', 'id'], unique=False)
+
     op.create_table('blobs',
     sa.Column('digest', sa.String(length=200), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -354,3 +374,10 @@ def downgrade() -> None:
     op.drop_table('jobs')
     op.drop_table('instance_secrets')
     op.drop_table('blobs')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_repository')
+        batch_op.drop_index('ix_audit_log_at')
+        batch_op.drop_index('ix_audit_log_actor')
+        batch_op.drop_index('ix_audit_log_action')
+
+    op.drop_table('audit_log')

@@ -1,0 +1,150 @@
+"""The audit_log table: append a batch to the chain, query it, stream it, verify it.
+
+Several processes (granian workers, `moorage worker`, replicas) append to one chain. It stays
+linear because each batch is written by one transaction that first takes the database's write
+lock, then reads the newest entry and chains the batch onto it: no other writer can slip an
+entry in between the read and the insert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Select
+
+from moorage.audit.chain import GENESIS, ChainChecker, ChainedEntry, Entry, Verification, chain
+from moorage.db.schema import audit_log
+
+MAX_PAGE = 1000
+_SCAN_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What to select; None means any. `action` ending in `*` matches by prefix."""
+
+    actor: str | None = None
+    action: str | None = None
+    repository: str | None = None
+    result: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        c = audit_log.c
+        if self.actor is not None:
+            query = query.where(c.actor == self.actor)
+        if self.action is not None:
+            if self.action.endswith("*"):
+                query = query.where(c.action.startswith(self.action[:-1], autoescape=True))
+            else:
+                query = query.where(c.action == self.action)
+        if self.repository is not None:
+            query = query.where(c.repository == self.repository)
+        if self.result is not None:
+            query = query.where(c.result == self.result)
+        if self.since is not None:
+            query = query.where(c.at >= self.since)
+        if self.until is not None:
+            query = query.where(c.at < self.until)
+        return query
+
+
+_COLUMNS = (audit_log.c.id, audit_log.c.at, audit_log.c.actor, audit_log.c.address,
+            audit_log.c.action, audit_log.c.target, audit_log.c.repository, audit_log.c.result,
+            audit_log.c.detail, audit_log.c.prev_hash, audit_log.c.hash)
+
+
+def _chained(row: Row[Any]) -> ChainedEntry:
+    entry = Entry(at=row[1], actor=row[2], address=row[3], action=row[4], target=row[5],
+                  repository=row[6], result=row[7], detail_json=row[8])
+    return ChainedEntry(row[0], entry, row[9], row[10])
+
+
+class AuditStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writing --------------------------------------------------------------------------
+    def _take_write_lock(self, conn: Connection) -> None:
+        """Hold the write lock before reading the chain's head.
+
+        SQLite: pysqlite only opens the transaction at the first write, so a SELECT first
+        would read outside any lock (and a later upgrade could fail). A write that changes
+        nothing opens the transaction and takes the lock, waiting up to busy_timeout.
+        PostgreSQL: an EXCLUSIVE table lock blocks other writers of this table, not readers.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+        else:
+            conn.execute(update(audit_log).where(audit_log.c.id == -1)
+                         .values(id=audit_log.c.id))
+
+    def append(self, entries: Sequence[Entry]) -> list[ChainedEntry]:
+        """Chain `entries` onto the log, in order, in one transaction."""
+        if not entries:
+            return []
+        with self.engine.begin() as conn:
+            self._take_write_lock(conn)
+            head = conn.execute(select(audit_log.c.id, audit_log.c.hash)
+                                .order_by(audit_log.c.id.desc()).limit(1)).first()
+            prev_id, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
+            chained = chain(prev_id, prev_hash, entries)
+            conn.execute(insert(audit_log), [
+                {"id": c.id, "at": c.entry.at, "actor": c.entry.actor,
+                 "address": c.entry.address, "action": c.entry.action,
+                 "target": c.entry.target, "repository": c.entry.repository,
+                 "result": c.entry.result, "detail": c.entry.detail_json,
+                 "prev_hash": c.prev_hash, "hash": c.hash} for c in chained])
+        return chained
+
+    # -- reading --------------------------------------------------------------------------
+    def page(self, where: AuditFilter, limit: int = 100,
+             before_id: int | None = None) -> tuple[list[ChainedEntry], int | None]:
+        """Newest first; the cursor for the next (older) page, or None when there is none."""
+        limit = max(1, min(limit, MAX_PAGE))
+        query = where.apply(select(*_COLUMNS))
+        if before_id is not None:
+            query = query.where(audit_log.c.id < before_id)
+        query = query.order_by(audit_log.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = [_chained(r) for r in conn.execute(query)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].id if more and rows else None)
+
+    def scan(self, where: AuditFilter | None = None, after_id: int = 0,
+             limit: int | None = None) -> Iterator[ChainedEntry]:
+        """Oldest first, in chunks by id, so that a long export or verification never holds
+        one read transaction (and its WAL snapshot) open for its whole duration."""
+        where = where or AuditFilter()
+        left = limit
+        while left is None or left > 0:
+            size = _SCAN_CHUNK if left is None else min(left, _SCAN_CHUNK)
+            query = where.apply(select(*_COLUMNS)).where(audit_log.c.id > after_id) \
+                .order_by(audit_log.c.id).limit(size)
+            with self.engine.connect() as conn:
+                rows = [_chained(r) for r in conn.execute(query)]
+            if not rows:
+                return
+            yield from rows
+            after_id = rows[-1].id
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < size:
+                return
+
+    def verify(self) -> Verification:
+        checker = ChainChecker()
+        for row in self.scan():
+            if not checker.feed(row):
+                break
+        return checker.result()
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(audit_log)).scalar() or 0)

@@ -1,0 +1,167 @@
+"""The hash chain and its store, in process: the rules an auditor relies on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from moorage.audit import AuditFilter, AuditRecorder, AuditStore
+from moorage.audit.chain import (GENESIS, ChainedEntry, canonical, chain, entry_from_event,
+                                 verify)
+from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
+from moorage.registry.events import Event, EventBus
+
+
+def _store(folder: Path) -> AuditStore:
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(sqlite_url(folder))
+    MetadataStore(engine).create_schema()
+    return AuditStore(engine)
+
+
+def _event(i: int, **extra: object) -> Event:
+    return Event("push", "team/app", f"sha256:{i:064x}", "application/vnd.oci.image.manifest.v1+json",
+                 f"v{i}", 100 + i, actor="alice", address="10.0.0.1", **extra)  # type: ignore[arg-type]
+
+
+def test_canonical_form_is_the_documented_one() -> None:
+    """canonical() splices the stored detail in; it must equal the plain json.dumps recipe that
+    the module documents, so that a SIEM can verify an export without Moorage."""
+    entry = entry_from_event(_event(1, detail={"note": "é \"quoted\"\n", "n": 1.5, "z": [1, None]}))
+    documented = json.dumps({"id": 7, "at": entry.at, "actor": entry.actor,
+                             "address": entry.address, "action": entry.action,
+                             "target": entry.target, "repository": entry.repository,
+                             "result": entry.result, "detail": json.loads(entry.detail_json)},
+                            sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(7, entry) == documented
+    [linked] = chain(6, "ab" * 32, [entry])
+    assert linked.hash == hashlib.sha256(("ab" * 32 + documented).encode()).hexdigest()
+    assert entry.target == f"team/app:v1@sha256:{1:064x}"
+    assert entry.detail["tag"] == "v1" and entry.detail["size"] == 101
+
+
+def test_verify_finds_edits_rewrites_and_removals() -> None:
+    rows = chain(0, GENESIS, [entry_from_event(_event(i)) for i in range(6)])
+    assert verify(rows).ok and verify(rows).checked == 6 and verify(rows).last_id == 6
+
+    edited = list(rows)
+    e = edited[2]
+    forged = ChainedEntry(e.id, type(e.entry)(**{**_fields(e.entry), "actor": "mallory"}),
+                          e.prev_hash, e.hash)
+    edited[2] = forged
+    found = verify(edited)
+    assert (found.ok, found.first_broken_id, found.checked) == (False, 3, 3)
+    assert "edited" in found.reason
+
+    # Rewriting the hash as well moves the break to the next entry's link.
+    from moorage.audit.chain import link
+    edited[2] = ChainedEntry(e.id, forged.entry, e.prev_hash, link(e.prev_hash, e.id, forged.entry))
+    found = verify(edited)
+    assert found.first_broken_id == 4 and "entry 3 was rewritten" in found.reason
+
+    found = verify(rows[:2] + rows[3:])
+    assert found.first_broken_id == 4 and "entries 3..3 are missing" in found.reason
+    found = verify(rows[1:])
+    assert found.first_broken_id == 2 and "oldest entry" in found.reason
+
+
+def _fields(entry: object) -> dict[str, object]:
+    return {name: getattr(entry, name) for name in entry.__slots__}  # type: ignore[attr-defined]
+
+
+def test_concurrent_writers_keep_one_linear_chain(tmp_path: Path) -> None:
+    """Writers with their own engines (as worker processes have) append batches at once; the
+    write lock taken before reading the head keeps ids contiguous and every link intact."""
+    _store(tmp_path)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        store = AuditStore(open_engine(sqlite_url(tmp_path)))
+        try:
+            for batch in range(15):
+                store.append([entry_from_event(_event(n * 1000 + batch * 10 + i))
+                              for i in range(7)])
+        except BaseException as exc:  # reported below, with the thread's own traceback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store = _store(tmp_path)
+    result = store.verify()
+    assert result.ok, result
+    assert result.checked == 4 * 15 * 7 == result.last_id
+
+
+def test_recorder_batches_off_the_request_path_and_flushes_on_stop(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=3600)  # only stop() will flush
+    bus = EventBus()
+    bus.subscribe(recorder)
+    recorder.start()
+    started = time.perf_counter()
+    for i in range(300):
+        bus.publish(_event(i))
+    per_event = (time.perf_counter() - started) / 300
+    bus.publish(Event("blob.push", "team/app", "sha256:" + "0" * 64, size=3))
+    assert store.count() == 0, "nothing may be written on the request path"
+    assert per_event < 0.001  # a list append, not a database write
+    recorder.stop()
+    assert store.count() == 300  # blob events are not audited
+    assert store.verify().ok
+    rows, cursor = store.page(AuditFilter(action="push", repository="team/app"), limit=1000)
+    assert len(rows) == 300 and cursor is None and rows[0].id == 300
+
+
+def test_recorder_flushes_a_full_batch_at_once(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=3600, batch_size=50)
+    recorder.start()
+    try:
+        for i in range(50):
+            recorder.record(_event(i))
+        deadline = time.monotonic() + 5
+        while store.count() < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.count() == 50
+    finally:
+        recorder.stop()
+
+
+def test_a_database_outage_is_retried_and_overflow_is_recorded(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=3600, max_buffered=5)
+    original = store.append
+
+    def refuse(entries: object) -> object:  # as when a writer holds the lock past busy_timeout
+        raise RuntimeError("database is locked")
+
+    store.append = refuse  # type: ignore[method-assign]
+    for i in range(8):
+        recorder.record(_event(i))
+    assert recorder.flush() == 0
+    store.append = original  # type: ignore[method-assign]
+    assert recorder.flush() == 6  # the 5 kept, in order, then the record of the 3 dropped
+    rows = list(store.scan())
+    assert [r.entry.detail["tag"] for r in rows[:5]] == ["v0", "v1", "v2", "v3", "v4"]
+    assert rows[5].entry.action == "audit.dropped" and rows[5].entry.detail == {"dropped": 3}
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize("action", ["namespace.*", "namespace.create"])
+def test_action_filter_by_prefix_or_exactly(tmp_path: Path, action: str) -> None:
+    store = _store(tmp_path)
+    store.append([entry_from_event(Event(a, target="x")) for a in
+                  ("namespace.create", "namespace.delete", "namespaces_x.create", "push")])
+    rows, _ = store.page(AuditFilter(action=action))
+    expected = {"namespace.create", "namespace.delete"} if action.endswith("*") \
+        else {"namespace.create"}
+    assert {r.entry.action for r in rows} == expected
