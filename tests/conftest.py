@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # instance (auth off); tests/access exercises accounts and tokens on secured instances.
 OPEN = {"MOORAGE_AUTH": "off"}
 ADMIN_PASSWORD = "admin-password-for-tests"
+# Test webhooks are received on loopback, which production instances refuse by default.
+SECURED = {"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
 
 
 # The registry tests run on both backends; MOORAGE_TEST_BACKENDS=embedded skips scale-out
@@ -63,7 +65,7 @@ def fresh_registry(tmp_path: Path) -> Iterator[MoorageServer]:
 def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     """A shared instance with token auth on and a known administrator password."""
     server = MoorageServer(tmp_path_factory.mktemp("secure") / "data",
-                           env={"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD}).start()
+                           env=SECURED).start()
     yield server
     server.stop()
 
@@ -76,7 +78,7 @@ def make_registry(tmp_path: Path) -> Iterator[Callable[..., MoorageServer]]:
     def start(name: str = "data", env: dict[str, str] | None = None,
               args: list[str] | None = None) -> MoorageServer:
         server = MoorageServer(tmp_path / name, extra_args=args,
-                               env={"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})})
+                               env={**SECURED, **(env or {})})
         started.append(server.start())
         return server
 

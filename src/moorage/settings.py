@@ -36,6 +36,8 @@ class Settings:
     # scale-out: empty means SQLite in data_dir / the local disk / in-process state
     database_url: str = ""
     redis_url: str = ""
+    # webhooks may reach loopback and private networks (off: a namespace owner could probe them)
+    webhook_allow_private_networks: bool = False
     # lifecycle
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC

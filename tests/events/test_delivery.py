@@ -201,3 +201,27 @@ def test_ping(secure_registry: MoorageServer, receiver: Receiver) -> None:
     assert failed["response_excerpt"] == "receiver failure 502"
     assert [d["status"] for d in deliveries(secure_registry, hook["id"])] == \
         ["failed", "delivered"]
+
+
+def test_internal_destinations_are_refused_by_default(make_registry, receiver) -> None:  # type: ignore[no-untyped-def]
+    """A namespace owner must not make the registry probe its own network: by default a
+    webhook to loopback or a private address is never sent, and the history says why."""
+    from tests.events.helpers import create_hook, deliveries
+    from tests.access.helpers import api
+    import time
+
+    server = make_registry(env={"MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false"})
+    api(server, "POST", "/namespaces", json={"name": "guarded"})
+    hook = create_hook(server, receiver.url, ["push"], namespace="guarded")
+    from tests.access.helpers import admin_push
+
+    admin_push(server, "guarded/app")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        found = deliveries(server, hook["id"])
+        if found and found[0]["attempts"] >= 1:
+            break
+        time.sleep(0.2)
+    assert found and found[0]["status"] != "delivered"
+    assert "internal address 127.0.0.1" in (found[0]["error"] or "")
+    assert receiver.received() == []

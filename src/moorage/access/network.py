@@ -51,3 +51,29 @@ def client_address(peer: str | None, headers: dict[str, str], trusted_proxies: l
             return hop_address
         address = hop_address
     return address
+
+
+def private_destination(host: str) -> Address | None:
+    """The first loopback, private, link-local or otherwise internal address `host` resolves
+    to, or None. Outbound calls a user configures (webhooks) must not reach the registry's own
+    network unless the operator allows it, or a namespace owner could probe internal services.
+    """
+    import socket
+
+    literal = parse_address(host)
+    candidates: list[Address] = []
+    if literal is not None:
+        candidates.append(literal)
+    else:
+        try:
+            for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP):
+                address = parse_address(str(info[4][0]))
+                if address is not None:
+                    candidates.append(address)
+        except OSError:
+            return None  # unresolvable: the delivery fails on its own, with its own error
+    for address in candidates:
+        if (address.is_private or address.is_loopback or address.is_link_local
+                or address.is_reserved or address.is_multicast or address.is_unspecified):
+            return address
+    return None

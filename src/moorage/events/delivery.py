@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from moorage.access.editions import Edition
+from moorage.access.network import private_destination
 from moorage.events.payloads import headers
 from moorage.events.store import DeliveryRow, SubscriptionRow, WebhookStore
 from moorage.jobs.worker import JobContext
@@ -47,9 +48,11 @@ class Outcome:
 class Sender:
     """POSTs bodies with one shared connection pool (httpx.Client is thread-safe)."""
 
-    def __init__(self, client: httpx.Client | None = None) -> None:
+    def __init__(self, client: httpx.Client | None = None,
+                 allow_private_networks: bool = False) -> None:
         self._client = client
         self._lock = threading.Lock()
+        self.allow_private_networks = allow_private_networks
 
     @property
     def client(self) -> httpx.Client:
@@ -66,6 +69,12 @@ class Sender:
         sent_headers = headers(delivery.format, delivery.event_type, delivery.id, body,
                                sub.secret)
         started = time.monotonic()
+        if not self.allow_private_networks:
+            internal = private_destination(httpx.URL(sub.url).host)
+            if internal is not None:
+                return Outcome(None, f"refused: {endpoint(sub.url)} resolves to the internal "
+                                     f"address {internal} (setting webhook_allow_private_networks)",
+                               None, _ms(started))
         try:
             with self.client.stream("POST", sub.url, content=body,
                                     headers=sent_headers) as resp:

@@ -248,7 +248,9 @@ def install(instance: Instance) -> WebhookService:
     # Distribution's instanceID changes with each start; ours does too, per process.
     dispatcher = Dispatcher(store, instance.worker,
                             Origin(base_url(instance.settings), uuid.uuid4().hex))
-    job = DeliveryJob(store, Sender(), instance.edition)
+    job = DeliveryJob(store, Sender(allow_private_networks=
+                                    instance.settings.webhook_allow_private_networks),
+                      instance.edition)
     instance.worker.register(JobType(JOB_TYPE, job, concurrency=8,
                                      timeout_seconds=JOB_TIMEOUT_SECONDS,
                                      max_attempts=MAX_ATTEMPTS))
