@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from moorage.store.filesystem import fsync_dir  # noqa: F401  (used by create and restore)
+
 FORMAT = "moorage-backup"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "backup.json"
@@ -236,14 +238,6 @@ def fsync_tree(root: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_checksums(text: str) -> dict[str, str]:

@@ -107,7 +107,7 @@ class FilesystemBlobStore:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def upload_delete(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
@@ -128,7 +128,7 @@ class FilesystemBlobStore:
             os.fsync(f.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def digests(self) -> Iterator[str]:
         for algorithm in sorted(p for p in self.blob_root.iterdir() if p.is_dir()):
@@ -151,7 +151,8 @@ def _read_file(path: Path, start: int, end: int | None, chunk_size: int) -> Iter
             yield chunk
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (the directory entry itself is data)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
