@@ -35,6 +35,7 @@ from moorage.settings import Settings, load_settings
 from moorage.store.encrypted import wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
+from moorage.web.ratelimit import RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
 from moorage.web.token_api import TokenAPI
@@ -99,6 +100,8 @@ def build_instance(settings: Settings) -> Instance:
     access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
                             RegistryAccess.proxies(settings.trusted_proxies),
                             settings.proxy_header, bus)
+    if settings.rate_limit_per_minute > 0:
+        access.limiter = RateLimiter(settings.rate_limit_per_minute, redis_client)
     policies = PolicyStore(engine)
     immutability = ImmutabilityPolicy(policies)
     registry.tag_checks.append(immutability.check)

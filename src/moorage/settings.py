@@ -36,6 +36,8 @@ class Settings:
     # scale-out: empty means SQLite in data_dir / the local disk / in-process state
     database_url: str = ""
     redis_url: str = ""
+    # requests a minute per client address on /v2 (0: no limit); shared through Redis
+    rate_limit_per_minute: int = 0
     # webhooks may reach loopback and private networks (off: a namespace owner could probe them)
     webhook_allow_private_networks: bool = False
     # lifecycle

@@ -166,3 +166,48 @@ def test_jobs_run_exactly_once_across_replicas(scaleout: ScaleOut) -> None:
             time.sleep(0.1)
     assert len(finished) == len(ids)
     assert all(j["status"] == "succeeded" and j["attempts"] == 1 for j in finished.values())
+
+
+def test_rate_limit_is_shared_by_replicas(scaleout: ScaleOut) -> None:
+    """Five requests a minute per address, counted in Redis: the sixth, on another replica,
+    is refused with 429 and Retry-After."""
+    limited = [MoorageServer(scaleout.root / f"limited{n}",
+                             env={**scaleout.env(), "MOORAGE_RATE_LIMIT_PER_MINUTE": "5"})
+               for n in range(2)]
+    for replica in limited:
+        replica.start(timeout=60)
+    try:
+        if time.time() % 60 > 50:
+            time.sleep(61 - time.time() % 60)  # stay inside one window
+        codes = [httpx.get(f"{limited[n % 2].url}/v2/scale/app/tags/list").status_code
+                 for n in range(5)]
+        assert 429 not in codes, codes
+        refused = httpx.get(f"{limited[1].url}/v2/scale/app/tags/list")
+        assert refused.status_code == 429
+        assert refused.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+        assert int(refused.headers["Retry-After"]) <= 60
+    finally:
+        for replica in limited:
+            replica.kill()
+
+
+def test_blob_gets_redirect_to_presigned_urls(scaleout: ScaleOut) -> None:
+    assert scaleout.s3 is not None
+    replica = MoorageServer(scaleout.root / "redirecting",
+                            env={**scaleout.env(), "MOORAGE_STORAGE_URL":
+                                 scaleout.s3.storage_url("moorage", redirect=True)})
+    replica.start(timeout=60)
+    try:
+        image = make_image([os.urandom(300_000)], "redirected")
+        with client(replica) as c:
+            assert push(c, "scale/redirect", "v1", image).status_code == 201
+            layer = next(d for d, b in image.blobs.items() if len(b) == 300_000)
+            moved = c.get(f"/v2/scale/redirect/blobs/{layer}")
+            assert moved.status_code == 307
+            assert moved.headers["Location"].startswith(scaleout.s3.endpoint)
+            fetched = httpx.get(moved.headers["Location"], headers={"Range": "bytes=10-19"})
+            assert fetched.status_code == 206 and fetched.content == image.blobs[layer][10:20]
+            assert httpx.get(moved.headers["Location"]).content == image.blobs[layer]
+            assert c.head(f"/v2/scale/redirect/blobs/{layer}").status_code == 200
+    finally:
+        replica.kill()

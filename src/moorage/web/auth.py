@@ -19,6 +19,7 @@ from moorage.access.principal import ANONYMOUS, Principal
 from moorage.access.tokens import Claims, TokenInvalid, TokenIssuer
 from moorage.oci.errors import RegistryError
 from moorage.registry.events import Event, EventBus
+from moorage.web.ratelimit import RateLimiter
 from moorage.oci.names import namespace_of
 from moorage.web.http import Scope, header
 
@@ -54,6 +55,7 @@ class RegistryAccess:
         self.trusted_proxies = trusted_proxies
         self.proxy_header = proxy_header
         self.bus = bus or EventBus()
+        self.limiter: RateLimiter | None = None
 
     def login(self, scope: Scope, username: str, password: str) -> Principal:
         """Check credentials and record the attempt, whatever its outcome."""
@@ -104,6 +106,8 @@ class RegistryAccess:
         """Parse the credentials of a request; bad credentials are a 401 challenge."""
         address = self.address(scope)
         self.authorizer.check_instance_network(address)
+        if self.limiter is not None:
+            self.limiter.check(str(address))
         raw = header(scope, b"authorization")
         if not raw:
             return Caller(address, ANONYMOUS)
@@ -157,6 +161,8 @@ class RegistryAccess:
         if not self.enabled:
             caller = Caller(self.address(scope), OPEN)
             self.authorizer.check_instance_network(caller.address)
+            if self.limiter is not None:
+                self.limiter.check(str(caller.address))
             self.authorizer.check_namespace_network(caller.address, namespace_of(name))
             return caller
         wanted = "pull,push" if action == "push" else action
