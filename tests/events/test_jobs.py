@@ -22,7 +22,9 @@ DIGEST = "sha256:" + "b" * 64
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Instance:
-    return build_instance(load_settings(environ={}, overrides={"data_dir": tmp_path}))
+    # The receiver is on loopback, which instances refuse by default (webhook SSRF guard).
+    return build_instance(load_settings(environ={}, overrides={
+        "data_dir": tmp_path, "webhook_allow_private_networks": True}))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.oci.errors import RegistryError
-from moorage.registry.locks import BlobLock
+from moorage.registry.locks import FileBlobLock
 from moorage.registry.uploads import UploadManager
 from tests.store.conftest import s3_store
 from tests.support.seaweed import SeaweedS3
@@ -39,22 +39,22 @@ def test_upload_moves_between_replicas(seaweed: SeaweedS3, tmp_path: Path) -> No
     db.create_schema()
     prefix = f"tests/{uuid.uuid4().hex}"
     stores = [s3_store(seaweed, prefix), s3_store(seaweed, prefix)]
-    a, b = (UploadManager(db, s, BlobLock(tmp_path / "lock")) for s in stores)
+    a, b = (UploadManager(db, s, FileBlobLock(tmp_path / "lock")) for s in stores)
     one, two, three = b"x" * 1000, bytes(range(256)) * 40_000, b"tail"  # two: ~9.8 MiB
     data = one + two + three
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
 
     async def run() -> None:
-        upload_id = a.start("library/app")
+        upload_id = await a.start("library/app")
         assert await a.append("library/app", upload_id, body(one)) == len(one)
         with pytest.raises(ConnectionError):  # a chunk that breaks off halfway leaves nothing
             await b.append("library/app", upload_id, body(two, fail_after=len(two) // 2))
-        assert b.offset("library/app", upload_id) == len(one)
+        assert await b.offset("library/app", upload_id) == len(one)
         assert await b.append("library/app", upload_id, body(two)) == len(one + two)
         size = await a.finish("library/app", upload_id, digest, body(three))
         assert size == len(data)
 
-        wrong = a.start("library/app")
+        wrong = await a.start("library/app")
         await b.append("library/app", wrong, body(b"abc"))
         with pytest.raises(RegistryError) as info:
             await a.finish("library/app", wrong, "sha256:" + "0" * 64)

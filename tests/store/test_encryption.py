@@ -376,7 +376,7 @@ def test_core_upload_manager_across_replicas(tmp_path: Path, keyring: Keyring) -
     """The registry core hashes plaintext as it streams and rehashes via upload_read when a
     chunk lands on another replica (here: another UploadManager with its own memory)."""
     from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
-    from moorage.registry.locks import BlobLock
+    from moorage.registry.locks import FileBlobLock
     from moorage.registry.uploads import UploadManager
 
     db = MetadataStore(open_engine(sqlite_url(tmp_path)))
@@ -384,7 +384,7 @@ def test_core_upload_manager_across_replicas(tmp_path: Path, keyring: Keyring) -
     stores = [EncryptedBlobStore(FilesystemBlobStore(tmp_path / "data"),
                                  Keyring.open(keyring.path, create=False))  # type: ignore[arg-type]
               for _ in range(2)]
-    lock = BlobLock(tmp_path / "locks" / "blobs")
+    lock = FileBlobLock(tmp_path / "locks" / "blobs")
     replicas = [UploadManager(db, s, lock) for s in stores]
     data = pattern(2 * SEG + 999, 5)
 
@@ -392,7 +392,7 @@ def test_core_upload_manager_across_replicas(tmp_path: Path, keyring: Keyring) -
         yield part
 
     async def push() -> int:
-        upload_id = replicas[0].start("team/app")
+        upload_id = await replicas[0].start("team/app")
         await replicas[0].append("team/app", upload_id, body(data[:70_000]))
         await replicas[1].append("team/app", upload_id, body(data[70_000:140_000]))
         return await replicas[0].finish("team/app", upload_id, digest_of(data),
