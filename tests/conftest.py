@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 # The registry-protocol and client tests exercise the OCI API itself, so they run on an open
 # instance (auth off); tests/access exercises accounts and tokens on secured instances.
-OPEN = {"MOORAGE_AUTH": "off"}
+# Shared instances serve hundreds of tests that each make their own namespace: the edition's
+# quotas are tested on instances of their own (tests/access, tests/web), not hit by accident.
+ROOMY = {"MOORAGE_QUOTA_NAMESPACES": "100000", "MOORAGE_QUOTA_REPOSITORIES": "1000000"}
+OPEN = {"MOORAGE_AUTH": "off", **ROOMY}
 ADMIN_PASSWORD = "admin-password-for-tests"
 # Test webhooks are received on loopback, which production instances refuse by default.
 SECURED = {"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
@@ -65,7 +68,7 @@ def fresh_registry(tmp_path: Path) -> Iterator[MoorageServer]:
 def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     """A shared instance with token auth on and a known administrator password."""
     server = MoorageServer(tmp_path_factory.mktemp("secure") / "data",
-                           env=SECURED).start()
+                           env={**SECURED, **ROOMY}).start()
     yield server
     server.stop()
 
