@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite drives (real clients, real peers), only those
-# that are missing, so a second run costs nothing.
+# Installs the Debian packages the test suite and `make bench` drive (real clients, real peers,
+# load generators), only those that are missing, so a second run costs nothing.
 set -euo pipefail
 
 # command -> Debian package
@@ -15,6 +15,8 @@ declare -A wanted=(
   [zstd]=zstd
   [redis-server]=redis-server
   [postgresql]=postgresql
+  [wrk]=wrk
+  [hey]=hey
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

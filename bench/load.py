@@ -1,0 +1,260 @@
+"""Load generators: wrk (GET), hey (HEAD), curl (blob GET), and Python clients for uploads,
+paged walks and image pulls. Every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.content import ACCEPT, with_digest
+from bench.rawhttp import Connection, HTTPError, path_of
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+# -- wrk and hey ------------------------------------------------------------------------------
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip())
+    if not match:
+        raise ValueError(f"cannot read latency {value!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def wrk(url: str, headers: dict[str, str], connections: int, seconds: float,
+        threads: int = 2) -> dict[str, Any]:
+    """GET `url` for `seconds` on `connections` connections: req/s, p99 (ms), errors."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+           "--latency", "--timeout", "10s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
+    requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m[1])
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in m.groups())
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": requests, "errors": errors,
+            "tool": "wrk"}
+
+
+def hey(url: str, method: str, headers: dict[str, str], connections: int,
+        seconds: float) -> dict[str, Any]:
+    """`hey -m METHOD -z Ns -c C`: req/s, p99 (ms), errors (wrk cannot send HEAD)."""
+    cmd = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections), "-m", method]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p99 = float(re.search(r"99% in ([\d.]+) secs", out)[1]) * 1e3  # type: ignore[index]
+    p50 = float(re.search(r"50% in ([\d.]+) secs", out)[1]) * 1e3  # type: ignore[index]
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
+    errors = sum(n for c, n in codes.items() if not 200 <= c < 400)
+    errs = out.partition("Error distribution:")[2]
+    errors += sum(int(n) for n in re.findall(r"\[(\d+)\]", errs))
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": sum(codes.values()),
+            "errors": errors, "tool": "hey"}
+
+
+# -- blob GET ---------------------------------------------------------------------------------
+def curl_blobs(url: str, headers: dict[str, str], streams: int, per_stream: int,
+               expect_size: int, timeout: float) -> dict[str, Any]:
+    """`streams` curl processes at once, each fetching the blob `per_stream` times on one
+    connection into /dev/null: total GB/s (10^9 bytes) by the wall clock."""
+    cmd = ["curl", "-s", "--max-time", str(int(timeout)), "-w", "%{http_code} %{size_download}\n"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    for _ in range(per_stream):
+        cmd += ["-o", "/dev/null", url]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(streams)]
+    outs = [p.communicate(timeout=timeout + 30)[0] for p in procs]
+    wall = time.perf_counter() - started
+    total = errors = 0
+    for out in outs:
+        for line in out.strip().splitlines():
+            code, size = line.split()
+            if code != "200" or int(size) != expect_size:
+                errors += 1
+            total += int(size)
+    return {"gbps": total / wall / 1e9, "seconds": wall, "bytes": total, "errors": errors}
+
+
+# -- uploads ----------------------------------------------------------------------------------
+async def chunked_upload(host: str, port: int, repo: str, data: bytes, chunk: int,
+                         auth: dict[str, str]) -> dict[str, Any]:
+    """POST, PATCH×N with Content-Range, PUT ?digest=: seconds and MB/s (10^6 bytes/s)."""
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    view = memoryview(data)
+    conn = Connection(host, port)
+    try:
+        started = time.perf_counter()
+        resp = await conn.request("POST", f"/v2/{repo}/blobs/uploads/", auth)
+        if resp.status != 202:
+            raise HTTPError(f"start upload: HTTP {resp.status} {resp.body[:200]!r}")
+        location = resp.headers["location"]
+        patches = 0
+        for offset in range(0, len(data), chunk):
+            piece = view[offset:offset + chunk]
+            resp = await conn.request("PATCH", path_of(location), {
+                **auth, "content-type": "application/octet-stream",
+                "content-range": f"{offset}-{offset + len(piece) - 1}"}, piece)
+            if resp.status != 202:
+                raise HTTPError(f"PATCH at {offset}: HTTP {resp.status} {resp.body[:200]!r}")
+            location = resp.headers["location"]
+            patches += 1
+        resp = await conn.request("PUT", with_digest(location, digest), auth)
+        if resp.status != 201:
+            raise HTTPError(f"PUT: HTTP {resp.status} {resp.body[:200]!r}")
+        seconds = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return {"seconds": seconds, "mbps": len(data) / seconds / 1e6, "patches": patches}
+
+
+def skopeo_push(layout: str, tag: str, dest: str, creds: str | None,
+                timeout: float) -> dict[str, Any]:
+    cmd = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+    if creds:
+        cmd += ["--dest-creds", creds]
+    cmd += [f"oci:{layout}:{tag}", f"docker://{dest}"]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"skopeo copy to {dest} failed: {out.stderr[-2000:]}")
+    return {"seconds": seconds}
+
+
+# -- paged walks ------------------------------------------------------------------------------
+async def walks(host: str, port: int, first: str, key: str, auth: dict[str, str],
+                seconds: float, expect: int) -> dict[str, Any]:
+    """Walk a paged list (following Link) again and again for `seconds`, on one connection."""
+    from bench.content import walk
+
+    conn = Connection(host, port)
+    times: list[float] = []
+    items = pages = errors = 0
+    deadline = time.perf_counter() + seconds
+    try:
+        while True:
+            started = time.perf_counter()
+            try:
+                items, pages = await walk(conn, first, key, auth)
+                if items != expect:
+                    errors += 1
+            except HTTPError:
+                errors += 1
+            times.append(time.perf_counter() - started)
+            if time.perf_counter() >= deadline:
+                break
+    finally:
+        await conn.close()
+    total = sum(times)
+    return {"walks_per_s": len(times) / total, "walk_ms": percentile(times, 50) * 1e3,
+            "walks": len(times), "items": items, "pages": pages, "errors": errors}
+
+
+# -- pulls ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PullTarget:
+    repo: str
+    tag: str
+
+
+async def pull_load(host: str, port: int, images: list[PullTarget],
+                    tokens: dict[str, str] | None, clients: int, seconds: float,
+                    rate: float | None = None) -> dict[str, Any]:
+    """Pull images (manifest by tag, then its config and its layer) for `seconds`.
+
+    Closed loop when `rate` is None: `clients` clients pull back to back. With a `rate`,
+    pulls are scheduled every 1/rate seconds and the next free client takes each one; a pull's
+    latency then counts from its scheduled start, so a stall shows up in the p99.
+    """
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = 0
+    cpu_started = time.process_time()  # this process runs only the client meanwhile
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    def headers_for(repo: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {tokens[repo]}"} if tokens else {}
+
+    async def pull(conn: Connection, image: PullTarget) -> None:
+        auth = headers_for(image.repo)
+        resp = await conn.request("GET", f"/v2/{image.repo}/manifests/{image.tag}",
+                                  {**auth, "accept": ACCEPT})
+        if resp.status != 200:
+            raise HTTPError(f"manifest {image.repo}:{image.tag}: HTTP {resp.status}")
+        manifest = json.loads(resp.body)
+        for desc in (manifest["config"], manifest["layers"][0]):
+            resp = await conn.request("GET", f"/v2/{image.repo}/blobs/{desc['digest']}", auth,
+                                      keep_body=False)
+            if resp.status != 200 or resp.length != desc["size"]:
+                raise HTTPError(f"blob {desc['digest'][:19]}: HTTP {resp.status}, "
+                                f"{resp.length} bytes")
+
+    async def client() -> None:
+        nonlocal counter
+        conn = Connection(host, port)
+        try:
+            while True:
+                n = counter
+                counter += 1
+                if rate is not None:
+                    due = started + n / rate
+                    if due >= deadline or time.perf_counter() >= deadline:
+                        return  # behind schedule at the end: the rest count as not started
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    begin = due
+                else:
+                    begin = time.perf_counter()
+                    if begin >= deadline:
+                        return
+                try:
+                    await pull(conn, images[n % len(images)])
+                    latencies.append(time.perf_counter() - begin)
+                except (HTTPError, OSError, asyncio.IncompleteReadError, KeyError,
+                        ValueError) as exc:
+                    errors.append(str(exc)[:200])
+                    await conn.close()
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    wall = time.perf_counter() - started
+    done = len(latencies)
+    extra = {}
+    if rate is not None:
+        extra["not_started"] = max(0, math.ceil(seconds * rate) - done - len(errors))
+    extra["client_cpu"] = (time.process_time() - cpu_started) / wall  # cores the client used
+    return {"pulls_per_s": done / wall, "pulls": done, "errors": len(errors), **extra,
+            "error_samples": sorted(set(errors))[:5], "seconds": wall,
+            "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3,
+            "target_rate": rate, "clients": clients}

@@ -1,0 +1,262 @@
+"""The two servers under test, each a real process on a free loopback port, stopped by PID.
+
+Moorage runs as `moorage serve` on its embedded defaults (SQLite, the local disk) with token
+auth on and an administrator password; CNCF Distribution runs as Debian's `docker-registry
+serve` on the filesystem driver. Peak memory is read from /proc (VmHWM) over each server's
+process tree: granian's main process plus its worker processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    kids = _children()
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(kids.get(p, []))
+    return found
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A `kB` field of /proc/PID/status (VmHWM, VmRSS), 0 if the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size now: shared pages (forked workers) counted once overall."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return "?"
+
+
+@dataclass
+class Server:
+    label: str
+    work: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    auth: bool = False
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.work / f"{self.label}.log"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0) -> "Server":
+        cmd, env = self.command()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **env}, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code in (200, 401):
+                    if self.ready():
+                        return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.label} did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        return True
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def log_errors(self, limit: int = 20) -> list[str]:
+        """Lines of the server's log that report errors (tracebacks, ERROR, panics)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        marks = ("Traceback", " ERROR ", "[ERROR]", "level=error", "panic:")
+        # Distribution logs every 4xx answer (a client checking whether a blob exists) as
+        # level=error; those are answers, not faults
+        # and a load tool that stops mid-response leaves "broken pipe" lines behind
+        benign = ("http.response.status=4", "broken pipe", "connection reset by peer")
+        return [line[:300] for line in lines if any(m in line for m in marks)
+                and not any(b in line for b in benign)][:limit]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: only its tree
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self._log.close()
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return process_tree(self.proc.pid)
+
+    def worker_pids(self) -> list[int]:
+        """Processes that answer requests (granian workers; Distribution's only process)."""
+        return self.pids()
+
+    def memory(self) -> dict[str, object]:
+        """Peak (VmHWM) and current (VmRSS) resident memory of each process of the tree, MiB."""
+        procs = []
+        for pid in self.pids():
+            procs.append({"pid": pid, "cmd": command_name(pid),
+                          "peak_mib": round(status_kib(pid, "VmHWM") / 1024, 1),
+                          "rss_mib": round(status_kib(pid, "VmRSS") / 1024, 1),
+                          "pss_mib": round(pss_kib(pid) / 1024, 1)})
+        return {"total_peak_mib": round(sum(p["peak_mib"] for p in procs), 1),  # type: ignore[misc]
+                "max_process_peak_mib": max((p["peak_mib"] for p in procs), default=0),
+                "total_pss_now_mib": round(sum(p["pss_mib"] for p in procs), 1),  # type: ignore[misc]
+                "processes": procs}
+
+
+@dataclass
+class Moorage(Server):
+    workers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    auth: bool = True
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        src = Path(__file__).resolve().parent.parent / "src"
+        env = {
+            "MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            # the catalog scenario holds 10,000 repositories; the advanced edition's quota is 5,000
+            "MOORAGE_QUOTA_REPOSITORIES": "100000",
+            "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
+            **self.extra_env,
+        }
+        return ([sys.executable, "-m", "moorage", "serve", "--listen", self.host,
+                 "--data-dir", str(self.data_dir), "--workers", str(self.workers)],
+                env)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.work / "moorage-data"
+
+    def ready(self) -> bool:
+        # every worker must be up, or the first seconds of load go to one worker only
+        return len(self.worker_pids()) >= self.workers
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        return [p for p in self.pids() if p != self.proc.pid]
+
+    @property
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{ADMIN_USER}:{ADMIN_PASSWORD}".encode()).decode()
+
+
+DISTRIBUTION_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: {addr}
+"""
+
+
+@dataclass
+class Distribution(Server):
+    @property
+    def data_dir(self) -> Path:
+        return self.work / "distribution-data"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RuntimeError("docker-registry not found: run scripts/install-system-deps.sh")
+        config = self.work / "distribution.yml"
+        config.write_text(DISTRIBUTION_CONFIG.format(root=self.data_dir,
+                                                     addr=self.host))
+        return [binary, "serve", str(config)], {}
+
+    @staticmethod
+    def version() -> str:
+        out = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True)
+        return out.stdout.strip().rpartition(" ")[2] or "?"

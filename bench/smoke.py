@@ -1,0 +1,75 @@
+"""Smoke check of the benchmark harness itself (not a benchmark, not part of `make test`).
+
+    PYTHONPATH=src python bench/smoke.py        # or: make bench-smoke
+
+Runs `bench/run.py --quick` (tiny content, one round, 2-second loads: about two minutes) and
+checks what it produced: every scenario has figures for Moorage and, where there is one, for
+Distribution; no load run saw errors where none are expected; the table, the JSON and the
+profile are there. Exits non-zero, naming what is wrong, otherwise. The figures themselves
+mean nothing on such short runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+NO_DISTRIBUTION = {"sustained"}  # Moorage only
+
+
+def main() -> int:
+    before = set(RESULTS.glob("bench-*-quick.json")) if RESULTS.exists() else set()
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
+                           *sys.argv[1:]], cwd=ROOT, timeout=900)
+    problems: list[str] = []
+    if proc.returncode != 0:
+        problems.append(f"bench/run.py --quick exited with {proc.returncode}")
+    produced = sorted(set(RESULTS.glob("bench-*-quick.json")) - before)
+    if not produced:
+        problems.append("no bench/results/bench-*-quick.json was written")
+    else:
+        result = json.loads(produced[-1].read_text())
+        keys = [row["key"] for row in result["table"]]
+        expected = ["manifest_get_anon", "manifest_get_token", "manifest_head_anon",
+                    "manifest_head_token", "blob_get_1", "blob_get_8", "push_skopeo",
+                    "chunked_upload", "tags_first_page", "tags_walk", "catalog_first_page",
+                    "catalog_walk", "pulls", "sustained", "memory"]
+        for key in expected:
+            if key not in keys:
+                problems.append(f"scenario {key} is missing from the table")
+        for row in result["table"]:
+            key = row["key"]
+            if row.get("error"):
+                problems.append(f"{key} failed: {row['error']}")
+                continue
+            if not row.get("moorage"):
+                problems.append(f"{key}: no Moorage figure")
+            if key not in NO_DISTRIBUTION and not row.get("distribution"):
+                problems.append(f"{key}: no Distribution figure")
+            for label in ("moorage", "distribution"):
+                figures = row.get(label) or {}
+                if figures.get("errors"):
+                    problems.append(f"{key}: {figures['errors']} errors on {label}")
+            if row["metric"] not in (row.get("moorage") or {}):
+                problems.append(f"{key}: the figure {row['metric']} is missing")
+        if "| scenario |" not in result.get("markdown", ""):
+            problems.append("the table is missing from the JSON")
+        profile = (result.get("profiles") or {}).get("manifest") or {}
+        if not profile.get("samples"):
+            problems.append(f"no py-spy profile: {profile.get('error', 'nothing recorded')}")
+        for label, lines in (result["meta"].get("server_log_errors") or {}).items():
+            if lines:
+                problems.append(f"{label} logged errors: {lines[:2]}")
+    if problems:
+        print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    print(f"\nbench smoke check passed ({produced[-1].relative_to(ROOT)})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
