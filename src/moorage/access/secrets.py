@@ -9,7 +9,10 @@ import secrets as _secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# argon2id with OWASP's recommended floor (19 MiB, 2 passes): the library default's 64 MiB per
+# hash made every worker process peak 64 MiB higher after its first login (docs/benchmarks.md).
+# Existing hashes keep verifying with the parameters stored inside them.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def hash_password(password: str) -> str:
