@@ -8,12 +8,18 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.support.server import MoorageServer
 
 if TYPE_CHECKING:
     from tests.support.scaleout import ScaleOut
 
+
+# Property tests explore the same examples on every run (a red CI is always reproducible) and
+# have no per-example deadline (a loaded 2-core machine is not a failing test).
+hypothesis_settings.register_profile("moorage", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("moorage")
 
 # The registry-protocol and client tests exercise the OCI API itself, so they run on an open
 # instance (auth off); tests/access exercises accounts and tokens on secured instances.
