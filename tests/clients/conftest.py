@@ -11,44 +11,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.clients.tools import ContainerStore
-from tests.support.server import free_port
+from tests.support.server import RegistryProcess
 
 PEER = os.environ.get("MOORAGE_TEST_PEER", "").strip().lower()
 if PEER not in ("", "moorage", "distribution"):
     raise pytest.UsageError(f"MOORAGE_TEST_PEER={PEER!r}: expected 'distribution' or unset")
 
 
-class DistributionServer:
-    """`docker-registry serve` with its own config and storage; stopped by PID.
+class DistributionServer(RegistryProcess):
+    """`docker-registry serve` with its own config and storage; stopped by PID, like Moorage."""
 
-    Mirrors the parts of MoorageServer the client tests use (.host, .url, .data_dir, .log(),
-    .stop(), .kill(), .restart()).
-    """
+    name = "docker-registry"
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir = Path(data_dir)
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(data_dir, port, log_name="distribution")
         self.config_path = self.data_dir.parent / f"{self.data_dir.name}-distribution.yml"
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-distribution.log"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,59 +53,16 @@ http:
   addr: {self.host}
 """)
 
-    def start(self, timeout: float = 30.0) -> "DistributionServer":
+    def command(self) -> list[str]:
         exe = shutil.which("docker-registry")
         if exe is None:
             pytest.skip("MOORAGE_TEST_PEER=distribution needs `apt-get install docker-registry`")
         self.write_config()
-        self._log = open(self.log_path, "ab")
-        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        self.proc = subprocess.Popen([exe, "serve", str(self.config_path)], stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}:\n"
-                                   f"{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"docker-registry did not answer within {timeout}s:\n{self.log()}")
+        return [exe, "serve", str(self.config_path)]
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-8000:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        return self._signal(signal.SIGTERM, timeout)
-
-    def kill(self) -> int | None:
-        return self._signal(signal.SIGKILL, 10.0)
-
-    def _signal(self, sig: int, timeout: float) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        try:
-            os.kill(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            code = self.proc.wait(5)
-        self._log.close()
-        return code
-
-    def restart(self) -> "DistributionServer":
-        self.stop()
-        return self.start()
+    def environment(self) -> dict[str, str]:
+        # Go's S3 drivers trip over this machine's AWS_CA_BUNDLE; Distribution needs none.
+        return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
 
 
 if PEER == "distribution":

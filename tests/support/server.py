@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -23,17 +24,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class MoorageServer:
-    """One Moorage instance with its own data folder; can be stopped, killed and restarted."""
+class RegistryProcess:
+    """A registry server process on a free loopback port: started, waited for until `/v2/`
+    answers, stopped (SIGTERM) or killed (SIGKILL) by its process group, restarted.
 
-    def __init__(self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    Subclasses say how to launch themselves (`command`, `environment`) and which `/v2/`
+    statuses mean "ready"; Moorage and the CNCF Distribution peer share the rest.
+    """
+
+    name = "registry"
+    ready_statuses: tuple[int, ...] = (200,)
+
+    def __init__(self, data_dir: Path, port: int | None = None, log_name: str = "server") -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
-        self.extra_args = list(extra_args or [])
-        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{log_name}.log"
 
     @property
     def host(self) -> str:
@@ -44,25 +50,29 @@ class MoorageServer:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def start(self, timeout: float = 30.0) -> "MoorageServer":
-        env = {**os.environ, **self.env}
-        cmd = [sys.executable, "-m", "moorage", "serve", "--listen", self.host,
-               "--data-dir", str(self.data_dir), *self.extra_args]
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self, timeout: float = 30.0) -> "Self":
+        cmd = self.command()
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=self.environment(), start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"moorage exited with {self.proc.returncode}:\n{self.log()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code in (200, 401):
+                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code in self.ready_statuses:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"moorage did not answer within {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"{self.name} did not answer within {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         try:
@@ -93,6 +103,26 @@ class MoorageServer:
         self._log.close()
         return code
 
-    def restart(self) -> "MoorageServer":
+    def restart(self) -> "Self":
         self.stop()
         return self.start()
+
+
+class MoorageServer(RegistryProcess):
+    """One Moorage instance with its own data folder; can be stopped, killed and restarted."""
+
+    name = "moorage"
+    ready_statuses = (200, 401)
+
+    def __init__(self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(data_dir, port)
+        self.extra_args = list(extra_args or [])
+        self.env = dict(env or {})
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moorage", "serve", "--listen", self.host,
+                "--data-dir", str(self.data_dir), *self.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
