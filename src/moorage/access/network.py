@@ -7,6 +7,7 @@ address by sending the header).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -22,7 +23,9 @@ def parse_network(cidr: str) -> Network:
         raise ValueError(f"{cidr!r} is not a CIDR such as 10.0.0.0/8 or 192.168.1.7/32") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(value: str) -> Address | None:
+    """Cached: the same few peers ask again and again, and parsing costs more than a pull."""
     try:
         return ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,12 @@ def entry_from_event(event: Event) -> Entry:
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# What _encode does for a str, without its dispatch: the C string encoder json itself uses.
+_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else _string(value)
 
 
 def canonical(entry_id: int, entry: Entry) -> str:
@@ -129,11 +135,11 @@ def canonical(entry_id: int, entry: Entry) -> str:
     whitespace, counts as an edit. Equal to json.dumps(..., sort_keys=True, compact) of the
     entry whenever the detail is canonical, which the writer guarantees."""
     return "".join((
-        '{"action":', _encode(entry.action), ',"actor":', _encode(entry.actor),
-        ',"address":', _encode(entry.address), ',"at":', _encode(entry.at),
+        '{"action":', _string(entry.action), ',"actor":', _string(entry.actor),
+        ',"address":', _string(entry.address), ',"at":', _encode(entry.at),
         ',"detail":', entry.detail_json, ',"id":', str(int(entry_id)),
-        ',"repository":', _encode(entry.repository), ',"result":', _encode(entry.result),
-        ',"target":', _encode(entry.target), "}"))
+        ',"repository":', _optional(entry.repository), ',"result":', _string(entry.result),
+        ',"target":', _string(entry.target), "}"))
 
 
 def link(prev_hash: str, entry_id: int, entry: Entry) -> str:

@@ -59,5 +59,7 @@ def serve(
         "moorage.app:create_app", factory=True, interface=Interfaces.ASGI,
         address=settings.host, port=settings.port, workers=settings.workers,
         log_enabled=True, log_access=False, backlog=2048,
+        websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
     )
     server.serve()
+

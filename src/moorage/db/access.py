@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from moorage.db.rawreads import RawReader
 from moorage.db.schema import (access_tokens, memberships, namespaces, network_rules,
                                repositories, tags, users)
 
@@ -85,9 +86,16 @@ _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind
                access_tokens.c.revoked_at, access_tokens.c.last_used_at, access_tokens.c.created_at)
 
 
+# Plain SQL for RawReader: the visibility lookup is on every anonymous or public pull.
+_REPOSITORY_VISIBILITY = (
+    "SELECT r.visibility, n.name, n.credential_free_pull FROM repositories r "
+    "JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
+
+
 class AccessStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = RawReader.of(engine)
 
     # -- namespaces ---------------------------------------------------------------------
     def create_namespace(self, name: str, visibility: str = "private", description: str = "",
@@ -159,12 +167,8 @@ class AccessStore:
 
     def repository_visibility(self, name: str) -> tuple[str, str, bool] | None:
         """(repository visibility, namespace name, credential-free pull) in one query."""
-        query = (select(repositories.c.visibility, namespaces.c.name,
-                        namespaces.c.credential_free_pull)
-                 .select_from(repositories.join(namespaces)).where(repositories.c.name == name))
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return (row[0], row[1], bool(row[2])) if row else None
+        found = self.reads.rows(_REPOSITORY_VISIBILITY, (name,))  # asked on every public pull
+        return (found[0][0], found[0][1], bool(found[0][2])) if found else None
 
     def update_repository(self, name: str, **values: object) -> bool:
         with self.engine.begin() as conn:

@@ -16,6 +16,7 @@ from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, fals
                         or_, select, update)
 from sqlalchemy.engine import Connection
 
+from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
                                namespaces, repositories, repository_blobs, repository_manifests,
                                tags, uploads)
@@ -101,9 +102,21 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'moorage.db'}"
 
 
+# The pull path's lookups, in plain SQL for RawReader (see its docstring for why).
+_TAG_DIGEST = ("SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id "
+               "WHERE r.name = ? AND t.name = ?")
+_BLOB_SIZE_IN_REPOSITORY = (
+    "SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id "
+    "JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?")
+_MANIFEST_IN_REPOSITORY = (
+    "SELECT 1 FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id "
+    "WHERE r.name = ? AND rm.digest = ?")
+
+
 class MetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = RawReader.of(engine)
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -160,11 +173,7 @@ class MetadataStore:
     # -- blobs --------------------------------------------------------------------------
     def blob_size_in_repository(self, name: str, digest: str) -> int | None:
         """The blob's size if this repository may read it, else None."""
-        query = (select(blobs.c.size)
-                 .select_from(repository_blobs.join(repositories).join(blobs))
-                 .where(repositories.c.name == name, repository_blobs.c.digest == digest))
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+        return self.reads.value(_BLOB_SIZE_IN_REPOSITORY, (name, digest))  # type: ignore[no-any-return]
 
     def repositories_with_blob(self, digest: str, limit: int) -> list[str]:
         query = (select(repositories.c.name).select_from(repository_blobs.join(repositories))
@@ -338,17 +347,10 @@ class MetadataStore:
                 repository_id=repo_id, name=tag, digest=digest, updated_at=now))
 
     def tag_digest(self, name: str, tag: str) -> str | None:
-        query = (select(tags.c.digest).select_from(tags.join(repositories))
-                 .where(repositories.c.name == name, tags.c.name == tag))
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+        return self.reads.value(_TAG_DIGEST, (name, tag))  # type: ignore[no-any-return]
 
     def manifest_in_repository(self, name: str, digest: str) -> bool:
-        query = (select(repository_manifests.c.digest)
-                 .select_from(repository_manifests.join(repositories))
-                 .where(repositories.c.name == name, repository_manifests.c.digest == digest))
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar() is not None
+        return bool(self.reads.rows(_MANIFEST_IN_REPOSITORY, (name, digest)))
 
     def manifest(self, digest: str) -> StoredManifest | None:
         query = select(manifests.c.digest, manifests.c.media_type, manifests.c.size,

@@ -11,7 +11,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("moorage.events")
@@ -27,6 +27,14 @@ def set_caller(actor: str, address: str) -> None:
     _caller.set((actor, address))
 
 
+def _current_actor() -> str:
+    return _caller.get()[0]
+
+
+def _current_address() -> str:
+    return _caller.get()[1]
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     action: str
@@ -37,8 +45,9 @@ class Event:
     size: int | None = None
     result: str = "success"
     target: str = ""
-    actor: str = ""
-    address: str = ""
+    # Unless given, who and from where come from the request being served (set_caller).
+    actor: str = field(default_factory=_current_actor)
+    address: str = field(default_factory=_current_address)
     detail: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
 
@@ -64,9 +73,6 @@ class EventBus:
         self._handlers.append(handler)
 
     def publish(self, event: Event) -> None:
-        if not event.actor and not event.address:
-            actor, address = _caller.get()
-            event = replace(event, actor=actor, address=address)
         for handler in self._handlers:
             try:
                 handler(event)

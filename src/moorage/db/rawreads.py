@@ -1,0 +1,83 @@
+"""Single-row lookups on the pull path, run on the database driver itself.
+
+SQLAlchemy Core builds a statement, derives its cache key and sets up a result on every call:
+about 100 µs, more than all the rest of a manifest GET. The few lookups every pull makes are
+therefore written out once in plain SQL (qmark style) and run straight on the driver: on
+SQLite through one connection per thread, whose statement cache keeps them prepared; on
+PostgreSQL through a pooled connection. Writes and everything else stay with SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from typing import Any
+
+from sqlalchemy import Engine
+
+
+class RawReader:
+    _shared: "weakref.WeakKeyDictionary[Engine, RawReader]" = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, engine: Engine) -> "RawReader":
+        """The engine's reader, shared by every store on it (one connection per thread)."""
+        reader = cls._shared.get(engine)
+        if reader is None:
+            reader = cls._shared[engine] = cls(engine)
+        return reader
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        # An in-memory database exists only inside SQLAlchemy's connection; use that one.
+        self._sqlite_path = database if database not in (None, "", ":memory:") else None
+        self._postgres = engine.dialect.name == "postgresql"
+        self._pg_sql: dict[str, str] = {}
+        self._local = threading.local()
+
+    def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if self._sqlite_path is not None:
+            # fetchall steps the statement to its end, which resets it: no read transaction
+            # stays open between requests to hold back WAL checkpoints or hide new commits.
+            return self._sqlite().execute(sql, params).fetchall()
+        if self._postgres:
+            return self._postgres_rows(sql, params)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql, params)]
+
+    def value(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first column of the first row, or None."""
+        found = self.rows(sql, params)
+        return found[0][0] if found else None
+
+    def _sqlite(self) -> sqlite3.Connection:
+        local = self._local
+        pid = os.getpid()
+        if getattr(local, "pid", None) != pid:  # never use a connection across a fork
+            conn = sqlite3.connect(self._sqlite_path, isolation_level=None,  # type: ignore[arg-type]
+                                   cached_statements=64, check_same_thread=True)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
+            local.conn, local.pid = conn, pid
+        return local.conn  # type: ignore[no-any-return]
+
+    def _postgres_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        converted = self._pg_sql.get(sql)
+        if converted is None:
+            converted = self._pg_sql[sql] = sql.replace("?", "%s")
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(converted, params)
+            found = [tuple(r) for r in cursor.fetchall()]
+            cursor.close()
+            raw.commit()  # end the read transaction the driver opened
+            return found
+        finally:
+            raw.close()
+
+
+__all__ = ["RawReader"]
