@@ -30,6 +30,22 @@ def _differences(engine: Engine) -> list[object]:
     return [d for d in diffs if "folded" not in repr(d)]
 
 
+def test_head_revision_is_alembics(tmp_path: Path) -> None:
+    """head_revision() reads the files itself (so workers need not load Alembic)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from moorage.db.migrate import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+    engine = open_engine(sqlite_url(tmp_path))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert current_revision(engine) == MigrationContext.configure(conn).get_current_revision()
+
+
 def test_sqlite_migrates_to_the_declared_schema(tmp_path: Path) -> None:
     engine = open_engine(sqlite_url(tmp_path))
     with pytest.raises(NotMigrated, match="moorage migrate"):

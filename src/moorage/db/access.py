@@ -167,7 +167,7 @@ class AccessStore:
 
     def repository_visibility(self, name: str) -> tuple[str, str, bool] | None:
         """(repository visibility, namespace name, credential-free pull) in one query."""
-        found = self.reads.rows(_REPOSITORY_VISIBILITY, (name,))  # asked on every public pull
+        found = self.reads.cached_rows(_REPOSITORY_VISIBILITY, (name,))  # asked on every public pull
         return (found[0][0], found[0][1], bool(found[0][2])) if found else None
 
     def update_repository(self, name: str, **values: object) -> bool:

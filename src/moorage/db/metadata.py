@@ -16,6 +16,7 @@ from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, fals
                         or_, select, update)
 from sqlalchemy.engine import Connection
 
+from moorage.db.changes import ChangeSignal, signal_commits
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
                                namespaces, repositories, repository_blobs, repository_manifests,
@@ -95,6 +96,9 @@ def open_engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        database = engine.url.database
+        if database and database != ":memory:":
+            signal_commits(engine, ChangeSignal(Path(database + ".changes")))
     return engine
 
 
@@ -173,7 +177,7 @@ class MetadataStore:
     # -- blobs --------------------------------------------------------------------------
     def blob_size_in_repository(self, name: str, digest: str) -> int | None:
         """The blob's size if this repository may read it, else None."""
-        return self.reads.value(_BLOB_SIZE_IN_REPOSITORY, (name, digest))  # type: ignore[no-any-return]
+        return self.reads.cached_value(_BLOB_SIZE_IN_REPOSITORY, (name, digest))  # type: ignore[no-any-return]
 
     def repositories_with_blob(self, digest: str, limit: int) -> list[str]:
         query = (select(repositories.c.name).select_from(repository_blobs.join(repositories))
@@ -347,10 +351,10 @@ class MetadataStore:
                 repository_id=repo_id, name=tag, digest=digest, updated_at=now))
 
     def tag_digest(self, name: str, tag: str) -> str | None:
-        return self.reads.value(_TAG_DIGEST, (name, tag))  # type: ignore[no-any-return]
+        return self.reads.cached_value(_TAG_DIGEST, (name, tag))  # type: ignore[no-any-return]
 
     def manifest_in_repository(self, name: str, digest: str) -> bool:
-        return bool(self.reads.rows(_MANIFEST_IN_REPOSITORY, (name, digest)))
+        return bool(self.reads.cached_rows(_MANIFEST_IN_REPOSITORY, (name, digest)))
 
     def manifest(self, digest: str) -> StoredManifest | None:
         query = select(manifests.c.digest, manifests.c.media_type, manifests.c.size,

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from moorage.db.changes import signal_of
+
 
 class RawReader:
     _shared: "weakref.WeakKeyDictionary[Engine, RawReader]" = weakref.WeakKeyDictionary()
@@ -37,6 +39,12 @@ class RawReader:
         self._postgres = engine.dialect.name == "postgresql"
         self._pg_sql: dict[str, str] = {}
         self._local = threading.local()
+        # Answers kept until the next commit anywhere on this database (see db/changes.py);
+        # without a shared signal (PostgreSQL: replicas on other machines) nothing is kept.
+        self._signal = signal_of(engine)
+        self._seen = b""
+        self._cache: dict[tuple[str, tuple[Any, ...]], tuple[bytes, Any]] = {}
+        self.cache_limit = 100_000
 
     def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self._sqlite_path is not None:
@@ -51,6 +59,31 @@ class RawReader:
     def value(self, sql: str, params: tuple[Any, ...]) -> Any:
         """The first column of the first row, or None."""
         found = self.rows(sql, params)
+        return found[0][0] if found else None
+
+    def cached_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """rows(), remembered until the next commit on the database by any process."""
+        signal = self._signal
+        if signal is None:
+            return self.rows(sql, params)
+        before = signal.current()
+        if before != self._seen:  # drop what is stale; entries carry their version anyway
+            self._cache.clear()
+            self._seen = before
+        key = (sql, params)
+        entry = self._cache.get(key)
+        if entry is not None and entry[0] == before:
+            return entry[1]  # type: ignore[no-any-return]
+        found = self.rows(sql, params)
+        # Kept under the value seen *before* the query: a commit that ended meanwhile has
+        # replaced that value, so this answer, which may predate it, is never served again.
+        if len(self._cache) >= self.cache_limit:
+            self._cache.clear()
+        self._cache[key] = (before, found)
+        return found
+
+    def cached_value(self, sql: str, params: tuple[Any, ...]) -> Any:
+        found = self.cached_rows(sql, params)
         return found[0][0] if found else None
 
     def _sqlite(self) -> sqlite3.Connection:

@@ -1,0 +1,65 @@
+"""A shared "something was committed" signal for one SQLite database and every process on it.
+
+Answers on the pull path (tag → digest, repository visibility, blob links) may be cached in a
+worker only while nothing has changed the database since they were read. Every commit through
+an engine of this database (any granian worker, `moorage worker`, the CLI) writes a fresh
+random value into an 8-byte shared memory map next to the database file *after* the commit,
+before the writer acknowledges anything. A reader notes the value before it queries and keeps
+its answer only if the value is still the same afterwards, so it can never keep an answer that
+a commit it could have missed has made stale. Random values (rather than a counter) cannot
+repeat, so two writers racing never bring back a value a reader has cached answers under.
+
+Reading the signal is a memory read: no system call, no lock, and no release of the GIL.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import weakref
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+_SIZE = 8
+_signals: "weakref.WeakKeyDictionary[Engine, ChangeSignal]" = weakref.WeakKeyDictionary()
+
+
+class ChangeSignal:
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < _SIZE:
+                os.ftruncate(fd, _SIZE)
+            self._map = mmap.mmap(fd, _SIZE)  # MAP_SHARED: forked workers share it too
+        finally:
+            os.close(fd)
+
+    def current(self) -> bytes:
+        return self._map[:_SIZE]
+
+    def bump(self) -> None:
+        self._map[:_SIZE] = os.urandom(_SIZE)
+
+
+def signal_commits(engine: Engine, signal: ChangeSignal) -> None:
+    """Bump `signal` after every commit on `engine` (also a failed one: it may have landed)."""
+    dialect = engine.dialect
+    commit = dialect.do_commit
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            signal.bump()
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    _signals[engine] = signal
+
+
+def signal_of(engine: Engine) -> ChangeSignal | None:
+    return _signals.get(engine)
+
+
+__all__ = ["ChangeSignal", "signal_commits", "signal_of"]
