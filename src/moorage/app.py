@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,4 +229,23 @@ def create_app() -> MoorageApp:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return MoorageApp(settings)
+    app = MoorageApp(settings)
+    tune_worker_runtime()
+    return app
+
+
+def tune_worker_runtime() -> None:
+    """Runtime settings for a long-lived server process, applied once the app is built.
+
+    gc.freeze(): the modules and the app built at start-up (~100 MiB of objects that live as
+    long as the process) leave the collector's view, so full collections, which otherwise walk
+    all of them and stall every request in flight, stay short. A GIL switch interval of 1 ms
+    instead of 5 ms bounds how long a request waits while the audit flusher thread runs.
+    """
+    import gc
+    import sys
+
+    gc.collect()
+    gc.freeze()
+    if os.environ.get("MOORAGE_SWITCH_INTERVAL") != "0":
+        sys.setswitchinterval(0.001)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from moorage.audit import AuditFilter, AuditRecorder, AuditStore
-from moorage.audit.chain import (GENESIS, ChainedEntry, canonical, chain, entry_from_event,
-                                 verify)
+from moorage.audit.chain import (GENESIS, ChainedEntry, canonical, canonical_detail, chain,
+                                 entry_from_event, verify)
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.registry.events import Event, EventBus
 
@@ -165,3 +165,13 @@ def test_action_filter_by_prefix_or_exactly(tmp_path: Path, action: str) -> None
     expected = {"namespace.create", "namespace.delete"} if action.endswith("*") \
         else {"namespace.create"}
     assert {r.entry.action for r in rows} == expected
+
+
+@pytest.mark.parametrize("fields", [
+    {}, {"digest": "sha256:" + "a" * 64}, {"tag": "é \"q\"\n", "size": 0},
+    {"digest": "sha256:" + "b" * 64, "media_type": "application/x", "size": 12, "tag": "v1"},
+])
+def test_artifact_detail_is_the_canonical_json_of_its_fields(fields: dict[str, object]) -> None:
+    """Pushes and pulls take a hand-written path to their detail; it must equal the rule."""
+    event = Event("pull", "team/app", **fields)  # type: ignore[arg-type]
+    assert entry_from_event(event).detail_json == canonical_detail(fields)

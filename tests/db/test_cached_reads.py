@@ -104,3 +104,28 @@ def test_signal_values_never_repeat(tmp_path: Path) -> None:
         seen.add(signal.current())
     assert len(seen) == 1001
     assert ChangeSignal(tmp_path / "db.changes").current() == signal.current()  # shared file
+
+
+def test_bookkeeping_commits_keep_the_cache(two_workers: tuple[MetadataStore, MetadataStore],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit entries and job claims are committed many times a second under load; they touch
+    no table a cached lookup reads, so they must not empty every worker's cache."""
+    from moorage.audit.chain import entry_from_event
+    from moorage.audit.store import AuditStore
+    from moorage.jobs.queue import JobQueue
+    from moorage.registry.events import Event
+
+    reader, writer = two_workers
+    writer.put_manifest(REPO, _manifest("one"), ["latest"])
+    assert reader.tag_digest(REPO, "latest") is not None
+    queries: list[str] = []
+    query = reader.reads.rows
+    monkeypatch.setattr(reader.reads, "rows",
+                        lambda sql, params: queries.append(sql) or query(sql, params))
+    AuditStore(writer.engine).append([entry_from_event(Event("pull", REPO))])
+    JobQueue(writer.engine).claim("w1", {"gc": 1})
+    assert reader.tag_digest(REPO, "latest") is not None
+    assert queries == []  # answered from the cache
+    writer.delete_tag(REPO, "latest")
+    assert reader.tag_digest(REPO, "latest") is None
+    assert len(queries) == 1

@@ -33,7 +33,7 @@ from moorage.registry.events import Event
 log = logging.getLogger("moorage.audit")
 
 FLUSH_INTERVAL = 0.2
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 MAX_BUFFERED = 100_000
 
 # Blob events are noise for an audit trail: the manifest push that follows says what was

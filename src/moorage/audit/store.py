@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import Select
 
 from moorage.audit.chain import GENESIS, ChainChecker, ChainedEntry, Entry, Verification, chain
+from moorage.db.changes import unobserved
 from moorage.db.schema import audit_log
 
 MAX_PAGE = 1000
@@ -99,7 +100,7 @@ class AuditStore:
         """Chain `entries` onto the log, in order, in one transaction."""
         if not entries:
             return []
-        with self.engine.begin() as conn:
+        with unobserved(), self.engine.begin() as conn:  # audit_log: no cached reads
             self._take_write_lock(conn)
             head = conn.execute(select(audit_log.c.id, audit_log.c.hash)
                                 .order_by(audit_log.c.id.desc()).limit(1)).first()

@@ -17,6 +17,9 @@ from __future__ import annotations
 import mmap
 import os
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,22 @@ from sqlalchemy import Engine
 
 _SIZE = 8
 _signals: "weakref.WeakKeyDictionary[Engine, ChangeSignal]" = weakref.WeakKeyDictionary()
+_unobserved: ContextVar[bool] = ContextVar("moorage_unobserved_commits", default=False)
+
+
+@contextmanager
+def unobserved() -> Iterator[None]:
+    """Commits inside this block change nothing a cached pull-path answer depends on.
+
+    For bookkeeping that is written all the time under load (audit entries, job claims):
+    if each of their commits bumped the signal, every worker would lose its cache several
+    times a second. Only for writes to tables that no cached lookup reads.
+    """
+    token = _unobserved.set(True)
+    try:
+        yield
+    finally:
+        _unobserved.reset(token)
 
 
 class ChangeSignal:
@@ -52,7 +71,8 @@ def signal_commits(engine: Engine, signal: ChangeSignal) -> None:
         try:
             commit(dbapi_connection)
         finally:
-            signal.bump()
+            if not _unobserved.get():
+                signal.bump()
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     _signals[engine] = signal
@@ -62,4 +82,4 @@ def signal_of(engine: Engine) -> ChangeSignal | None:
     return _signals.get(engine)
 
 
-__all__ = ["ChangeSignal", "signal_commits", "signal_of"]
+__all__ = ["ChangeSignal", "signal_commits", "signal_of", "unobserved"]

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from moorage.db.changes import unobserved
 from moorage.db.schema import jobs
 
 LOG_LIMIT = 64 << 10  # a job keeps the last 64 KiB of its log
@@ -105,7 +106,7 @@ class JobQueue:
             candidate = (select(jobs.c.id).where(jobs.c.type == job_type,
                                                  jobs.c.status == "queued", jobs.c.run_at <= now)
                          .order_by(jobs.c.run_at, jobs.c.id).limit(1).scalar_subquery())
-            with self.engine.begin() as conn:
+            with unobserved(), self.engine.begin() as conn:
                 claimed = conn.execute(
                     update(jobs).where(jobs.c.id == candidate, jobs.c.status == "queued",
                                        running < limit)
@@ -123,7 +124,7 @@ class JobQueue:
                     jobs.c.status == "running")
 
     def succeed(self, job: Job, result: dict[str, Any] | None) -> None:
-        with self.engine.begin() as conn:
+        with unobserved(), self.engine.begin() as conn:
             conn.execute(update(jobs).where(self._mine(job)).values(
                 status="succeeded", result=json.dumps(result) if result is not None else None,
                 finished_at=time.time(), dedupe_key=None))
@@ -131,7 +132,7 @@ class JobQueue:
     def fail(self, job: Job, error: str, retry: bool = True) -> str:
         """Record a failure; requeue with backoff while attempts remain. Returns the status."""
         job_id = job.id
-        with self.engine.begin() as conn:
+        with unobserved(), self.engine.begin() as conn:
             row = conn.execute(select(jobs.c.attempts, jobs.c.max_attempts)
                                .where(self._mine(job))).first()
             if row is None:
@@ -152,7 +153,7 @@ class JobQueue:
         values: dict[str, Any] = {"heartbeat_at": time.time()}
         if progress is not None:
             values["progress"] = json.dumps(progress)
-        with self.engine.begin() as conn:
+        with unobserved(), self.engine.begin() as conn:
             if log_lines:
                 current = conn.execute(select(jobs.c.log).where(jobs.c.id == job_id)).scalar() or ""
                 values["log"] = (current + "".join(f"{line}\n" for line in log_lines))[-LOG_LIMIT:]
