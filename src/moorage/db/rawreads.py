@@ -43,8 +43,9 @@ class RawReader:
         # without a shared signal (PostgreSQL: replicas on other machines) nothing is kept.
         self._signal = signal_of(engine)
         self._seen = b""
-        self._cache: dict[tuple[str, tuple[Any, ...]], tuple[bytes, Any]] = {}
-        self.cache_limit = 100_000
+        self._cache: dict[tuple[str, tuple[Any, ...], bool], tuple[bytes, Any]] = {}
+        self._cached_rows = 0
+        self.cache_limit = 200_000  # rows (a page of tags counts each tag): ~20 MiB at most
 
     def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self._sqlite_path is not None:
@@ -61,25 +62,37 @@ class RawReader:
         found = self.rows(sql, params)
         return found[0][0] if found else None
 
-    def cached_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """rows(), remembered until the next commit on the database by any process."""
+    def cached_rows(self, sql: str, params: tuple[Any, ...],
+                    first_column: bool = False) -> list[Any]:
+        """rows(), remembered until the next commit on the database by any process.
+
+        `first_column`: a list of the first column's values instead (listings), flattened
+        once when read rather than on every answer.
+        """
         signal = self._signal
         if signal is None:
-            return self.rows(sql, params)
+            found = self.rows(sql, params)
+            return [row[0] for row in found] if first_column else found
         before = signal.current()
         if before != self._seen:  # drop what is stale; entries carry their version anyway
             self._cache.clear()
+            self._cached_rows = 0
             self._seen = before
-        key = (sql, params)
+        key = (sql, params, first_column)
         entry = self._cache.get(key)
         if entry is not None and entry[0] == before:
             return entry[1]  # type: ignore[no-any-return]
         found = self.rows(sql, params)
+        if first_column:
+            found = [row[0] for row in found]
         # Kept under the value seen *before* the query: a commit that ended meanwhile has
         # replaced that value, so this answer, which may predate it, is never served again.
-        if len(self._cache) >= self.cache_limit:
-            self._cache.clear()
-        self._cache[key] = (before, found)
+        if len(found) <= self.cache_limit // 20:  # a huge listing is not worth its memory
+            self._cached_rows += len(found) + 1
+            if self._cached_rows > self.cache_limit:
+                self._cache.clear()
+                self._cached_rows = len(found) + 1
+            self._cache[key] = (before, found)
         return found
 
     def cached_value(self, sql: str, params: tuple[Any, ...]) -> Any:
