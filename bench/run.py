@@ -251,7 +251,7 @@ def make_rows(o: Options) -> dict[str, Row]:
             and not m.get("not_started"),
             note="p99 counts from each pull's scheduled start"),
         Row("memory", "peak memory of the server process tree (PSS summed over its processes, "
-            "sampled 4×/s through the whole run)", "peak_pss_mib",
+            "sampled every second through the whole run)", "peak_pss_mib",
             "< 300 MiB", fmt_mem, lambda m, d, r: m["peak_pss_mib"] < 300,
             note="Moorage: granian main + workers"),
     ]

@@ -135,8 +135,8 @@ class Server:
     def ready(self) -> bool:
         return True
 
-    def _sample(self, interval: float = 0.25) -> None:
-        """Sum the PSS of every process of the tree, 4 times a second, keeping the peak.
+    def _sample(self, interval: float = 1.0) -> None:
+        """Sum the PSS of every process of the tree once a second, keeping the peak.
 
         PSS splits each shared page among the processes that map it, so the sum is the
         physical memory the server holds. Summing each process's own peak RSS (VmHWM) instead

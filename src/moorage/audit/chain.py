@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,15 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 _string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
+def _float(value: float) -> str:
+    """What _encode does for a float (repr; NaN and infinities refused), without its dispatch."""
+    if type(value) is not float:  # an int (or a subclass) keeps json's own spelling
+        return _encode(value)
+    if not math.isfinite(value):
+        raise ValueError(f"an audit time must be finite, not {value!r}")
+    return float.__repr__(value)
+
+
 def _optional(value: str | None) -> str:
     return "null" if value is None else _string(value)
 
@@ -155,7 +165,7 @@ def canonical(entry_id: int, entry: Entry) -> str:
     entry whenever the detail is canonical, which the writer guarantees."""
     return "".join((
         '{"action":', _string(entry.action), ',"actor":', _string(entry.actor),
-        ',"address":', _string(entry.address), ',"at":', _encode(entry.at),
+        ',"address":', _string(entry.address), ',"at":', _float(entry.at),
         ',"detail":', entry.detail_json, ',"id":', str(int(entry_id)),
         ',"repository":', _optional(entry.repository), ',"result":', _string(entry.result),
         ',"target":', _string(entry.target), "}"))
