@@ -32,6 +32,12 @@ def parse_address(value: str) -> Address | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def address_text(address: Address | None) -> str:
+    """str(address), cached: formatting an address costs more than looking it up."""
+    return "" if address is None else str(address)
+
+
 def in_any(address: Address, networks: Iterable[Network]) -> bool:
     return any(address.version == n.version and address in n for n in networks)
 

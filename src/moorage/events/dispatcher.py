@@ -44,8 +44,7 @@ class Dispatcher:
 
     def _pull_subscribers(self) -> list[SubscriptionRow]:
         now = time.monotonic()
-        with self._lock:
-            cached = self._pull
+        cached = self._pull  # one attribute read is atomic: no lock on every pull
         if cached is not None and now - cached[0] < PULL_CACHE_SECONDS:
             return cached[1]
         found = self.store.enabled_with("pull")
@@ -56,6 +55,8 @@ class Dispatcher:
     def matching(self, kind: str, namespace: str | None) -> list[SubscriptionRow]:
         if kind == "pull":
             candidates = self._pull_subscribers()
+            if not candidates:
+                return []
         else:
             candidates = self.store.enabled_for(namespace)
         return [s for s in candidates if s.wants(kind, namespace)]

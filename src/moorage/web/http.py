@@ -39,6 +39,20 @@ async def respond(send: Send, status: int, body: bytes = b"", headers: dict[str,
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+async def respond_prepared(send: Send, status: int, body: bytes,
+                           raw_headers: list[tuple[bytes, bytes]], head: bool = False) -> None:
+    """respond() with headers already encoded (Content-Length included), for answers whose
+    headers repeat: a manifest's are the same on every pull."""
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def prepare_headers(headers: dict[str, str], content_length: int) -> list[tuple[bytes, bytes]]:
+    raw = encode_headers(headers)
+    raw.append((b"content-length", str(content_length).encode()))
+    return raw
+
+
 async def respond_error(send: Send, error: RegistryError, head: bool = False) -> None:
     headers = {"content-type": "application/json", **error.headers}
     await respond(send, error.status, error.body(), headers, head=head)

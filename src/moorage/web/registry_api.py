@@ -18,9 +18,11 @@ from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
 from moorage.registry.uploads import range_header, upload_location
 from moorage.registry.events import set_caller
+from moorage.access.network import address_text
 from moorage.web.auth import Caller, RegistryAccess
 from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
-                              read_body, respond, respond_error, send_file, send_stream)
+                              prepare_headers, read_body, respond, respond_error,
+                              respond_prepared, send_file, send_stream)
 
 log = logging.getLogger("moorage.web")
 
@@ -57,6 +59,8 @@ class RegistryAPI:
         self.registry = registry
         self.access = access
         self.max_manifest_bytes = max_manifest_bytes
+        # Encoded response headers per manifest digest: they never change for a digest.
+        self._manifest_headers: dict[str, list[tuple[bytes, bytes]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -97,7 +101,7 @@ class RegistryAPI:
                 if (kind, method) in _CREATES:
                     self.access.prepare_push(caller, name)
                 scope["moorage.caller"] = caller
-                set_caller(caller.actor, str(caller.address or ""))
+                set_caller(caller.actor, address_text(caller.address))
                 await handler(scope, receive, send, **match.groupdict())
                 return
         raise RegistryError("UNSUPPORTED", f"no such endpoint: {path[:200]}", status=404)
@@ -130,11 +134,16 @@ class RegistryAPI:
                            reference: str, head: bool = False) -> None:
         stored = self.registry.get_manifest(name, reference, header_values(scope, b"accept"),
                                             pull=not head)
-        await respond(send, 200, stored.content, {
-            "content-type": stored.media_type,
-            "docker-content-digest": stored.digest,
-            "etag": f'"{stored.digest}"',
-        }, head=head)
+        raw = self._manifest_headers.get(stored.digest)
+        if raw is None:
+            if len(self._manifest_headers) >= 10_000:
+                self._manifest_headers.clear()
+            raw = self._manifest_headers[stored.digest] = prepare_headers({
+                "content-type": stored.media_type,
+                "docker-content-digest": stored.digest,
+                "etag": f'"{stored.digest}"',
+            }, len(stored.content))
+        await respond_prepared(send, 200, stored.content, raw, head=head)
 
     async def manifest_head(self, scope: Scope, receive: Receive, send: Send, name: str,
                             reference: str) -> None:
