@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +65,36 @@ def test_postgres_migrates_to_the_declared_schema(postgres: PostgresCluster) -> 
     upgrade(engine)
     check_migrated(engine)
     assert _differences(engine) == []
+
+
+def test_serve_refuses_an_unmigrated_database_and_names_the_command(
+        postgres: PostgresCluster, tmp_path: Path) -> None:
+    url = postgres.create_database("unmigrated")
+    result = subprocess.run(
+        [sys.executable, "-m", "moorage", "serve", "--database-url", url, "--data-dir",
+         str(tmp_path), "--listen", "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "never migrated" in result.stderr and "moorage migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_prints_a_generated_admin_password_once(tmp_path: Path) -> None:
+    """The first start creates the admin account (in a short-lived child of `serve`) and
+    shows its password; the port is taken, so the server itself then fails to bind."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "MOORAGE_ADMIN_PASSWORD"}
+        result = subprocess.run(
+            [sys.executable, "-m", "moorage", "serve", "--data-dir", str(tmp_path), "--listen",
+             f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120, env=env)
+    assert "Created the administrator account: user 'admin', password '" in result.stderr
+    password = result.stderr.split("password '", 1)[1].split("'", 1)[0]
+    from moorage.access.authentication import Authenticator
+    from moorage.db.access import AccessStore
+
+    store = AccessStore(open_engine(sqlite_url(tmp_path)))
+    assert Authenticator(store).login("admin", password).is_admin
