@@ -16,7 +16,7 @@ from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, fals
                         or_, select, update)
 from sqlalchemy.engine import Connection
 
-from moorage.db.changes import ChangeSignal, signal_commits
+from moorage.db.changes import ChangeSignal, signal_commits, unobserved
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
                                namespaces, repositories, repository_blobs, repository_manifests,
@@ -540,7 +540,7 @@ class MetadataStore:
         return Upload(row[0], row[1], row[2]) if row else None
 
     def touch_upload(self, upload_id: str) -> None:
-        with self.engine.begin() as conn:
+        with unobserved(), self.engine.begin() as conn:  # uploads: no cached lookup reads it
             conn.execute(update(uploads).where(uploads.c.id == upload_id)
                          .values(updated_at=time.time()))
 

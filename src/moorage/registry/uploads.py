@@ -107,23 +107,42 @@ class UploadManager:
 
     async def _stream(self, writer: ChunkWriter, state: _HashState,
                       body: AsyncIterator[bytes]) -> int:
-        """Hash and write in batches in a worker thread while the event loop keeps receiving."""
+        """Hash and write in batches in a worker thread while the event loop keeps receiving.
+
+        One batch is written while the next one arrives (never two at once: the hash and the
+        file take them in order), so the network and the disk work at the same time.
+        """
         received = 0
         batch: list[bytes] = []
         pending = 0
         size = self.store.write_batch
-        async for chunk in body:
-            if not chunk:
-                continue
-            batch.append(chunk)
-            pending += len(chunk)
-            if pending >= size:
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for chunk in body:
+                if not chunk:
+                    continue
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= size:
+                    data, batch, pending = b"".join(batch), [], 0
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(
+                        asyncio.to_thread(self._write, writer, state, data))
+                    received += len(data)
+            if writing is not None:
+                await writing
+            if pending:
                 await asyncio.to_thread(self._write, writer, state, b"".join(batch))
                 received += pending
-                batch, pending = [], 0
-        if pending:
-            await asyncio.to_thread(self._write, writer, state, b"".join(batch))
-            received += pending
+        finally:
+            if writing is not None:
+                if not writing.done():
+                    # The body failed mid-write: the caller aborts the writer, so the batch
+                    # being written must be finished first (a thread cannot stop halfway).
+                    await asyncio.wait([writing])
+                if not writing.cancelled():
+                    writing.exception()  # seen: a failure already on its way needs no echo
         return received
 
     @staticmethod
