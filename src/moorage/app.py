@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,5 +246,4 @@ def tune_worker_runtime() -> None:
 
     gc.collect()
     gc.freeze()
-    if os.environ.get("MOORAGE_SWITCH_INTERVAL") != "0":
-        sys.setswitchinterval(0.001)
+    sys.setswitchinterval(0.001)

@@ -4,10 +4,11 @@ Answers on the pull path (tag → digest, repository visibility, blob links) may
 worker only while nothing has changed the database since they were read. Every commit through
 an engine of this database (any granian worker, `moorage worker`, the CLI) writes a fresh
 random value into an 8-byte shared memory map next to the database file *after* the commit,
-before the writer acknowledges anything. A reader notes the value before it queries and keeps
-its answer only if the value is still the same afterwards, so it can never keep an answer that
-a commit it could have missed has made stale. Random values (rather than a counter) cannot
-repeat, so two writers racing never bring back a value a reader has cached answers under.
+before the writer acknowledges anything. A reader files each answer under the value it read
+*before* its query and serves it only while the signal still holds that value: a commit that
+ended after the read has replaced the value, so an answer that may predate it is never served
+again. Random values (rather than a counter) cannot repeat, so two writers racing never bring
+back a value a reader has cached answers under.
 
 Reading the signal is a memory read: no system call, no lock, and no release of the GIL.
 """
