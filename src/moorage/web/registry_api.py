@@ -127,7 +127,7 @@ class RegistryAPI:
             items = items[:limit]
             if items:  # n=0 asks for nothing and gets no next page
                 headers["link"] = f'<{path}?n={limit}&last={quote(items[-1])}>; rel="next"'
-        await respond(send, 200, _listing_json(extra, key, items), headers)
+        await respond(send, 200, json.dumps({**extra, key: items}).encode(), headers)
 
     # -- manifests ----------------------------------------------------------------------
     async def manifest_get(self, scope: Scope, receive: Receive, send: Send, name: str,
@@ -275,22 +275,6 @@ class RegistryAPI:
         if artifact_type is not None:
             headers["oci-filters-applied"] = "artifactType"
         await respond(send, 200, body, headers)
-
-
-# Characters that JSON strings must escape; tag and repository names never contain them.
-_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
-
-
-def _listing_json(extra: dict[str, str], key: str, items: list[str]) -> bytes:
-    """{**extra, key: items} as JSON. Names are validated on push and never need escaping,
-    so the list is joined as it is (a 10,000-tag answer in a tenth of json.dumps' time);
-    one regex pass over the joined text checks that, and anything else takes json.dumps."""
-    joined = '","'.join(items)
-    if _NEEDS_ESCAPE.search(joined):
-        return json.dumps({**extra, key: items}).encode()
-    head = json.dumps(extra)[:-1] + ", " if extra else "{"
-    body = f'"{key}": ["{joined}"]}}' if items else f'"{key}": []}}'
-    return (head + body).encode()
 
 
 def _unsupported(method: str) -> RegistryError:
