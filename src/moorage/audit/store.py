@@ -107,7 +107,7 @@ class AuditStore:
             prev_id, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
             chained = chain(prev_id, prev_hash, entries)
             # Straight to the driver's executemany: every pull is audited, and SQLAlchemy's
-            # per-row parameter handling cost four times the rest of the write.
+            # per-row parameter handling cost more than the rest of the write.
             conn.exec_driver_sql(_insert_sql(conn), [
                 (c.id, c.entry.at, c.entry.actor, c.entry.address, c.entry.action,
                  c.entry.target, c.entry.repository, c.entry.result, c.entry.detail_json,
