@@ -31,12 +31,9 @@ async def respond(send: Send, status: int, body: bytes = b"", headers: dict[str,
 
     `extra` carries headers that may repeat (one `OCI-Tag` per tag).
     """
-    raw = encode_headers(headers or {})
+    raw = prepare_headers(headers or {}, len(body) if content_length is None else content_length)
     raw.extend((k.encode(), v.encode("latin-1")) for k, v in extra or ())
-    raw.append((b"content-length", str(len(body) if content_length is None
-                                       else content_length).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    await respond_prepared(send, status, body, raw, head)
 
 
 async def respond_prepared(send: Send, status: int, body: bytes,
@@ -61,8 +58,7 @@ async def respond_error(send: Send, error: RegistryError, head: bool = False) ->
 async def send_file(scope: Scope, send: Send, path: Path, status: int, headers: dict[str, str],
                     start: int, end: int, whole: bool) -> None:
     """Send bytes [start, end) of a file; a whole file goes zero-copy when the server can."""
-    raw = encode_headers(headers)
-    raw.append((b"content-length", str(end - start).encode()))
+    raw = prepare_headers(headers, end - start)
     await send({"type": "http.response.start", "status": status, "headers": raw})
     if whole and "http.response.pathsend" in scope.get("extensions", {}):
         await send({"type": "http.response.pathsend", "path": str(path)})
@@ -89,8 +85,7 @@ async def send_stream(send: Send, status: int, headers: dict[str, str], chunks: 
     """
     end = object()
     first = await asyncio.to_thread(next, chunks, end)
-    raw = encode_headers(headers)
-    raw.append((b"content-length", str(length).encode()))
+    raw = prepare_headers(headers, length)
     await send({"type": "http.response.start", "status": status, "headers": raw})
     chunk = first
     while chunk is not end:
