@@ -358,6 +358,16 @@ class Bench:
         tok = await token("127.0.0.1", self.moorage.port, self.moorage.basic, list(scopes))
         return {"authorization": f"Bearer {tok}"}
 
+    async def listed(self, label: str, path: str, key: str, scope: str) -> int:
+        """How many items a full walk of a listing finds on one registry (seeding checks)."""
+        auth = await self.bearer(label, scope)
+        conn = Connection("127.0.0.1", self.servers[label].port)
+        try:
+            found, _ = await walk(conn, path, key, auth)
+        finally:
+            await conn.close()
+        return found
+
     def record(self, key: str, label: str, result: dict[str, Any]) -> None:
         self.rows[key].runs[label].append(result)
         main = self.rows[key].metric
@@ -420,12 +430,8 @@ class Bench:
 
         await asyncio.gather(seed_one(M), seed_one(D))
         for label in (M, D):  # what the API shows is what we seeded, on both
-            auth = await self.bearer(label, "repository:bench/tags:pull")
-            conn = Connection("127.0.0.1", self.servers[label].port)
-            try:
-                found, _ = await walk(conn, "/v2/bench/tags/tags/list?n=1000", "tags", auth)
-            finally:
-                await conn.close()
+            found = await self.listed(label, "/v2/bench/tags/tags/list?n=1000", "tags",
+                                      "repository:bench/tags:pull")
             if found != o.tags:
                 raise RuntimeError(f"{label} lists {found} tags of bench/tags, not {o.tags}")
 
@@ -435,12 +441,8 @@ class Bench:
         started = time.perf_counter()
         counts = {}
         for label in (M, D):
-            auth = await self.bearer(label, "registry:catalog:*")
-            conn = Connection("127.0.0.1", self.servers[label].port)
-            try:
-                counts[label], _ = await walk(conn, "/v2/_catalog?n=1000", "repositories", auth)
-            finally:
-                await conn.close()
+            counts[label] = await self.listed(label, "/v2/_catalog?n=1000", "repositories",
+                                              "registry:catalog:*")
         if counts[M] != counts[D]:
             raise RuntimeError(f"the registries hold different repositories before the catalog "
                                f"seeding: {counts}")
@@ -475,12 +477,8 @@ class Bench:
         await asyncio.gather(one(M), one(D))
         self.catalog_total = counts[M] + len(names)
         for label in (M, D):
-            auth = await self.bearer(label, "registry:catalog:*")
-            conn = Connection("127.0.0.1", self.servers[label].port)
-            try:
-                found, _ = await walk(conn, "/v2/_catalog?n=1000", "repositories", auth)
-            finally:
-                await conn.close()
+            found = await self.listed(label, "/v2/_catalog?n=1000", "repositories",
+                                      "registry:catalog:*")
             if found != self.catalog_total:
                 raise RuntimeError(f"{label} lists {found} repositories, not "
                                    f"{self.catalog_total}")

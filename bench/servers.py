@@ -57,26 +57,25 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def status_kib(pid: int, key: str) -> int:
-    """A `kB` field of /proc/PID/status (VmHWM, VmRSS), 0 if the process is gone."""
+def _proc_kib(path: str, field: str) -> int:
+    """A `kB` field of a /proc file, 0 if the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A field of /proc/PID/status (VmHWM, VmRSS)."""
+    return _proc_kib(f"/proc/{pid}/status", key)
 
 
 def pss_kib(pid: int) -> int:
     """Proportional set size now: shared pages (forked workers) counted once overall."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def command_name(pid: int) -> str:

@@ -57,11 +57,6 @@ class RawReader:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.exec_driver_sql(sql, params)]
 
-    def value(self, sql: str, params: tuple[Any, ...]) -> Any:
-        """The first column of the first row, or None."""
-        found = self.rows(sql, params)
-        return found[0][0] if found else None
-
     def cached_rows(self, sql: str, params: tuple[Any, ...],
                     first_column: bool = False) -> list[Any]:
         """rows(), remembered until the next commit on the database by any process.
@@ -96,6 +91,7 @@ class RawReader:
         return found
 
     def cached_value(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first column of the first row, or None."""
         found = self.cached_rows(sql, params)
         return found[0][0] if found else None
 
