@@ -1,4 +1,4 @@
-"""Load generators: wrk (GET), hey (HEAD), curl (blob GET), and Python clients for uploads,
+"""Load generators: wrk (GET), ab (HEAD), curl (blob GET), and Python clients for uploads,
 paged walks and image pulls. Every run is bounded in time.
 """
 
@@ -25,7 +25,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-# -- wrk and hey ------------------------------------------------------------------------------
+# -- wrk and ab -------------------------------------------------------------------------------
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -58,23 +58,31 @@ def wrk(url: str, headers: dict[str, str], connections: int, seconds: float,
             "tool": "wrk"}
 
 
-def hey(url: str, method: str, headers: dict[str, str], connections: int,
-        seconds: float) -> dict[str, Any]:
-    """`hey -m METHOD -z Ns -c C`: req/s, p99 (ms), errors (wrk cannot send HEAD)."""
-    cmd = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections), "-m", method]
+def ab_head(url: str, headers: dict[str, str], connections: int,
+            seconds: float) -> dict[str, Any]:
+    """`ab -k -i -c C -t N`: HEAD with keep-alive; req/s, p99 (ms), errors.
+
+    wrk cannot send HEAD (it waits for a body the answer does not have). ab, one C thread,
+    spends about as little CPU per request as wrk; hey, the Go tool used before, spent about
+    15 times more, and on two cores shared with the server it capped the figure it measured.
+    ab prints its percentiles in whole milliseconds."""
+    limit = max(1, round(seconds))
+    # -n bounds the run too, and ab allocates a record per request up front: room for 50k/s
+    cmd = ["ab", "-k", "-i", "-q", "-c", str(connections), "-t", str(limit),
+           "-n", str(limit * 50_000), "-s", "10"]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True,
                          timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    p99 = float(re.search(r"99% in ([\d.]+) secs", out)[1]) * 1e3  # type: ignore[index]
-    p50 = float(re.search(r"50% in ([\d.]+) secs", out)[1]) * 1e3  # type: ignore[index]
-    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
-    errors = sum(n for c, n in codes.items() if not 200 <= c < 400)
-    errs = out.partition("Error distribution:")[2]
-    errors += sum(int(n) for n in re.findall(r"\[(\d+)\]", errs))
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": sum(codes.values()),
-            "errors": errors, "tool": "hey"}
+    rps = float(re.search(r"Requests per second:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p99 = float(re.search(r"^\s+99%\s+(\d+)", out, re.M)[1])  # type: ignore[index]
+    p50 = float(re.search(r"^\s+50%\s+(\d+)", out, re.M)[1])  # type: ignore[index]
+    requests = int(re.search(r"Complete requests:\s+(\d+)", out)[1])  # type: ignore[index]
+    errors = int(re.search(r"Failed requests:\s+(\d+)", out)[1])  # type: ignore[index]
+    if m := re.search(r"Non-2xx responses:\s+(\d+)", out):
+        errors += int(m[1])
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": requests, "errors": errors,
+            "tool": "ab"}
 
 
 # -- blob GET ---------------------------------------------------------------------------------

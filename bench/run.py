@@ -212,9 +212,9 @@ def make_rows(o: Options) -> dict[str, Row]:
             "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20),
             compare_to="manifest_get_anon",
             note="Distribution has no auth: compared with its anonymous figure"),
-        Row("manifest_head_anon", f"manifest HEAD by tag, {mc} conns, anonymous (hey)", "rps",
+        Row("manifest_head_anon", f"manifest HEAD by tag, {mc} conns, anonymous (ab)", "rps",
             "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20)),
-        Row("manifest_head_token", f"manifest HEAD by tag, {mc} conns, bearer token (hey)", "rps",
+        Row("manifest_head_token", f"manifest HEAD by tag, {mc} conns, bearer token (ab)", "rps",
             "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20),
             compare_to="manifest_head_anon",
             note="Distribution has no auth: compared with its anonymous figure"),
@@ -548,7 +548,7 @@ class Bench:
                     res = await asyncio.to_thread(load.wrk, url, {**accept, **auth},
                                                   o.manifest_connections, o.duration)
                     self.record(f"manifest_get_{kind}", label, res)
-                    res = await asyncio.to_thread(load.hey, url, "HEAD", {**accept, **auth},
+                    res = await asyncio.to_thread(load.ab_head, url, {**accept, **auth},
                                                   o.manifest_connections, o.duration)
                     self.record(f"manifest_head_{kind}", label, res)
 
@@ -623,9 +623,9 @@ class Bench:
             return ("manifest GET by tag, anonymous (wrk)", seconds,
                     lambda s: load.wrk(manifest, {"accept": ACCEPT}, o.manifest_connections, s))
         if group == "head":
-            return ("manifest HEAD by tag with a bearer token (hey)", seconds,
-                    lambda s: load.hey(manifest, "HEAD", {"accept": ACCEPT, **pull_auth},
-                                       o.manifest_connections, s))
+            return ("manifest HEAD by tag with a bearer token (ab)", seconds,
+                    lambda s: load.ab_head(manifest, {"accept": ACCEPT, **pull_auth},
+                                           o.manifest_connections, s))
         if group in ("tags", "catalog"):  # the full walk: n=1000 pages, one after another
             path, key, scope, expect = (
                 ("/v2/bench/tags/tags/list?n=1000", "tags", "repository:bench/tags:pull", o.tags)
@@ -749,7 +749,7 @@ async def _gather(*aws: Any) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     o = parse_options(argv)
-    for tool in ("wrk", "hey", "curl", "skopeo", "docker-registry"):
+    for tool in ("wrk", "ab", "curl", "skopeo", "docker-registry"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is missing; run scripts/install-system-deps.sh", file=sys.stderr)
             return 2

@@ -16,7 +16,7 @@ declare -A wanted=(
   [redis-server]=redis-server
   [postgresql]=postgresql
   [wrk]=wrk
-  [hey]=hey
+  [ab]=apache2-utils
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
