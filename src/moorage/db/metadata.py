@@ -61,6 +61,7 @@ class Upload:
     id: str
     repository: str
     started_at: float
+    updated_at: float  # last activity, as recorded; expiry compares it with the TTL
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,9 +536,10 @@ class MetadataStore:
 
     def upload(self, upload_id: str) -> Upload | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(uploads.c.id, uploads.c.repository, uploads.c.started_at)
+            row = conn.execute(select(uploads.c.id, uploads.c.repository, uploads.c.started_at,
+                                      uploads.c.updated_at)
                                .where(uploads.c.id == upload_id)).first()
-        return Upload(row[0], row[1], row[2]) if row else None
+        return Upload(row[0], row[1], row[2], row[3]) if row else None
 
     def touch_upload(self, upload_id: str) -> None:
         with unobserved(), self.engine.begin() as conn:  # uploads: no cached lookup reads it

@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from moorage.store.writeback import start_writeback
+
 
 class FileChunk:
     """Appends to the staging file; an aborted chunk is cut back off."""
@@ -22,7 +24,12 @@ class FileChunk:
         self._file.truncate()
 
     def write(self, data: bytes) -> None:
+        start = self._file.tell()
         self._file.write(data)
+        self._file.flush()
+        # The disk starts on these bytes now, while the next ones arrive, instead of all of
+        # them at the commit's fsync.
+        start_writeback(self._file.fileno(), start, len(data))
 
     def commit(self) -> None:
         self._file.close()
