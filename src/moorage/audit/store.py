@@ -66,8 +66,9 @@ def _chained(row: Row[Any]) -> ChainedEntry:
     return ChainedEntry(row[0], entry, row[9], row[10])
 
 
-_INSERT_COLUMNS = ("id", "at", "actor", "address", "action", "target", "repository", "result",
-                   "detail", "prev_hash", "hash")
+# The columns in the order of (id, *Entry, prev_hash, hash): the rows are built that way.
+_INSERT_COLUMNS = ("id", *("detail" if f == "detail_json" else f for f in Entry._fields),
+                   "prev_hash", "hash")
 
 
 def _insert_sql(conn: Connection) -> str:
@@ -108,10 +109,9 @@ class AuditStore:
             chained = chain(prev_id, prev_hash, entries)
             # Straight to the driver's executemany: every pull is audited, and SQLAlchemy's
             # per-row parameter handling cost more than the rest of the write.
+            # An Entry is a tuple in the table's column order, between id and the hashes.
             conn.exec_driver_sql(_insert_sql(conn), [
-                (c.id, c.entry.at, c.entry.actor, c.entry.address, c.entry.action,
-                 c.entry.target, c.entry.repository, c.entry.result, c.entry.detail_json,
-                 c.prev_hash, c.hash) for c in chained])
+                (c.id, *c.entry, c.prev_hash, c.hash) for c in chained])
         return chained
 
     # -- reading --------------------------------------------------------------------------
