@@ -3,6 +3,14 @@
 The hash of an upload lives in this process's memory between chunks. After a restart, or when
 a chunk lands on another worker, the running hash is rebuilt from the staged bytes, so an
 upload can span restarts and processes without trusting any state but the staged file.
+
+The one shortcut: after each chunk, the digest of everything staged so far is noted on the
+staged upload with its size, where the store can keep such a note (an extended attribute of
+the staged file). A closing PUT that brings no more bytes and lands on a worker without the
+running hash (clients such as skopeo send it on another connection, so often to the other
+worker) takes the digest from the note when the size still matches, instead of re-reading and
+re-hashing the whole blob: about a fifth of a 256 MiB push. A missing or stale note only
+means the re-hash.
 """
 
 from __future__ import annotations
@@ -104,7 +112,7 @@ class UploadManager:
                 if length is not None and received != length:
                     raise RegistryError("SIZE_INVALID",
                                         f"chunk declared {length} bytes, received {received}")
-                await asyncio.to_thread(writer.commit)
+                await asyncio.to_thread(self._commit_chunk, upload_id, writer, state)
             except BaseException:
                 # A failed or dropped chunk leaves nothing, so the upload resumes at `offset`.
                 await asyncio.to_thread(writer.abort)
@@ -154,6 +162,21 @@ class UploadManager:
                     writing.exception()  # seen: a failure already on its way needs no echo
         return received
 
+    def _commit_chunk(self, upload_id: str, writer: ChunkWriter, state: _HashState) -> None:
+        writer.commit()
+        note = getattr(self.store, "upload_note", None)
+        if note is not None:
+            note(upload_id, f"sha256 {state.offset} {state.hasher.copy().hexdigest()}")
+
+    def _noted_sha256(self, upload_id: str, size: int) -> str | None:
+        """The noted digest of the staged bytes, if it was noted at exactly this size."""
+        noted = getattr(self.store, "upload_noted", None)
+        text = noted(upload_id) if noted is not None else None
+        parts = text.split(" ") if text else []
+        if len(parts) == 3 and parts[0] == "sha256" and parts[1] == str(size):
+            return parts[2]
+        return None
+
     @staticmethod
     def _write(writer: ChunkWriter, state: _HashState, data: bytes) -> None:
         writer.write(data)
@@ -186,7 +209,13 @@ class UploadManager:
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
         async with lock:
             size = await self.offset(name, upload_id)
-            if expected.algorithm == "sha256":
+            state = self._hashes.get(upload_id)
+            noted = None
+            if expected.algorithm == "sha256" and (state is None or state.offset != size):
+                noted = await asyncio.to_thread(self._noted_sha256, upload_id, size)
+            if noted is not None:
+                actual = noted
+            elif expected.algorithm == "sha256":
                 actual = (await self._state(upload_id, size)).hasher.hexdigest()
             else:
                 actual = (await asyncio.to_thread(

@@ -87,3 +87,11 @@ class OptionalStoreMethods(Protocol):
 
     def digests(self) -> Iterator[str]:
         """Every blob digest stored, in no particular order (for maintenance passes)."""
+
+    def upload_note(self, upload_id: str, note: str) -> None:
+        """Attach a short text to the staged upload, best effort and not durable. It lives and
+        goes with the staged bytes, and is trusted as far as they are (the uploads module
+        notes the digest of the bytes staged so far, with their size)."""
+
+    def upload_noted(self, upload_id: str) -> str | None:
+        """The text last attached by upload_note, or None."""

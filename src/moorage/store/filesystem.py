@@ -137,6 +137,22 @@ class FilesystemBlobStore:
         os.replace(source, target)
         fsync_dir(target.parent)
 
+    # An extended attribute of the staged file: no fsync, no journal commit of its own, and
+    # it goes away with the file. Filesystems without user xattrs simply keep no note.
+    _NOTE = "user.moorage.note"
+
+    def upload_note(self, upload_id: str, note: str) -> None:
+        try:
+            os.setxattr(self._upload_path(upload_id), self._NOTE, note.encode())
+        except OSError:
+            pass
+
+    def upload_noted(self, upload_id: str) -> str | None:
+        try:
+            return os.getxattr(self._upload_path(upload_id), self._NOTE).decode()
+        except OSError:
+            return None
+
     def digests(self) -> Iterator[str]:
         for algorithm in sorted(p for p in self.blob_root.iterdir() if p.is_dir()):
             for prefix in sorted(p for p in algorithm.iterdir() if p.is_dir()):
