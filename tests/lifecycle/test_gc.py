@@ -85,7 +85,11 @@ def test_gc_in_a_loop_never_breaks_pushes_or_pulls(server: MoorageServer) -> Non
                 layers = local.sample(pool, 2) + [os.urandom(2_000)]
                 image = make_image(layers, f"{worker}-{n}")
                 repo, tag = f"team/app{worker}", f"v{n}"
-                resp = push(client, repo, tag, image)
+                try:
+                    resp = push(client, repo, tag, image)
+                except AssertionError as exc:  # a blob upload refused: in this thread, the
+                    failures.append(f"push {repo}:{tag}: {exc}")  # test must still see it
+                    continue
                 if resp.status_code != 201:
                     failures.append(f"push {repo}:{tag} -> {resp.status_code} {resp.text}")
                     continue

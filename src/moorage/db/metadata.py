@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, false, func, insert,
-                        or_, select, update)
+from sqlalchemy import (Engine, Table, and_, create_engine, delete, event, exists, false, func,
+                        insert, or_, select, update)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from moorage.db.changes import ChangeSignal, signal_commits, unobserved
@@ -22,6 +23,20 @@ from moorage.db.schema import (blobs, manifest_references, manifests, metadata, 
                                namespaces, repositories, repository_blobs, repository_manifests,
                                tags, uploads)
 from moorage.oci.names import namespace_of
+
+
+def _insert_new(conn: Connection, table: Table, **values: object) -> bool:
+    """Insert a row unless one with the same key exists; True if this call inserted it.
+
+    For rows several writers may create at once (a blob two pushes share, a repository whose
+    layers arrive in parallel): a check and then a plain INSERT is not atomic, because SQLite
+    takes its write lock at the first write, not at BEGIN, and PostgreSQL locks no row that
+    does not exist yet. The loser of the race then failed with a unique violation, a 500.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing() \
+        .returning(*table.primary_key.columns)  # rowcount is not reliable here on psycopg
+    return conn.execute(statement).first() is not None
 
 
 class MissingReferences(Exception):
@@ -147,18 +162,19 @@ class MetadataStore:
             return repo_id
         now = time.time()
         ns_name = namespace_of(name)
-        ns = conn.execute(select(namespaces.c.id, namespaces.c.visibility)
-                          .where(namespaces.c.name == ns_name)).first()
-        if ns is None:
-            ns_id = conn.execute(insert(namespaces).values(
-                name=ns_name, visibility="private", description="", credential_free_pull=False,
-                created_at=now).returning(namespaces.c.id)).scalar_one()
-            visibility = "private"
-        else:
-            ns_id, visibility = ns
-        return conn.execute(insert(repositories).values(
-            name=name, namespace_id=ns_id, visibility=visibility, description="",
-            created_at=now).returning(repositories.c.id)).scalar_one()
+        namespace = select(namespaces.c.id, namespaces.c.visibility) \
+            .where(namespaces.c.name == ns_name)
+        ns = conn.execute(namespace).first()
+        if ns is None:  # another request may create it first: then theirs is the one
+            _insert_new(conn, namespaces, name=ns_name, visibility="private", description="",
+                        credential_free_pull=False, created_at=now)
+            ns = conn.execute(namespace).one()
+        ns_id, visibility = ns
+        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=visibility,
+                    description="", created_at=now)
+        repo_id = self._repository_id(conn, name)
+        assert repo_id is not None  # inserted now, or by the writer that won the race
+        return repo_id
 
     def repository_exists(self, name: str) -> bool:
         with self.engine.connect() as conn:
@@ -198,13 +214,13 @@ class MetadataStore:
     def _link_blob(self, conn: Connection, repo_id: int, digest: str, size: int) -> None:
         now = time.time()
         if conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar() is None:
-            conn.execute(insert(blobs).values(digest=digest, size=size, created_at=now))
+            _insert_new(conn, blobs, digest=digest, size=size, created_at=now)
         touched = conn.execute(update(repository_blobs).where(
             repository_blobs.c.repository_id == repo_id,
             repository_blobs.c.digest == digest).values(touched_at=now)).rowcount
         if not touched:
-            conn.execute(insert(repository_blobs).values(
-                repository_id=repo_id, digest=digest, created_at=now, touched_at=now))
+            _insert_new(conn, repository_blobs, repository_id=repo_id, digest=digest,
+                        created_at=now, touched_at=now)
 
     def touch_blob(self, name: str, digest: str, older_than: float = 60.0) -> None:
         """Note that a client saw this blob exist; it may be about to reference it."""
@@ -245,12 +261,13 @@ class MetadataStore:
             self._check_references(conn, repo_id, new)
             known = conn.execute(
                 select(manifests.c.digest).where(manifests.c.digest == new.digest)).scalar()
-            if known is None:
-                conn.execute(insert(manifests).values(
-                    digest=new.digest, media_type=new.media_type, size=len(new.content),
-                    content=new.content, subject=new.subject, artifact_type=new.artifact_type,
+            # Two repositories (one repository's lock each) may push the same manifest at once.
+            if known is None and _insert_new(
+                    conn, manifests, digest=new.digest, media_type=new.media_type,
+                    size=len(new.content), content=new.content, subject=new.subject,
+                    artifact_type=new.artifact_type,
                     annotations=json.dumps(new.annotations) if new.annotations else None,
-                    created_at=now))
+                    created_at=now):
                 refs = [{"manifest_digest": new.digest, "target_digest": d, "kind": "blob"}
                         for d in dict.fromkeys(new.blob_digests)]
                 refs += [{"manifest_digest": new.digest, "target_digest": d, "kind": "manifest"}
@@ -306,6 +323,11 @@ class MetadataStore:
         """
         ns_id = conn.execute(select(repositories.c.namespace_id)
                              .where(repositories.c.id == repo_id)).scalar_one()
+        # The namespace's row lock (PostgreSQL; SQLite's write lock is already held): pushes
+        # into two repositories of one namespace count shared blobs and check the quota one
+        # after the other, or both would insert the same blob's row, or both pass the quota.
+        conn.execute(update(namespaces).where(namespaces.c.id == ns_id)
+                     .values(name=namespaces.c.name))
         refs = conn.execute(
             select(manifest_references.c.target_digest, blobs.c.size)
             .select_from(manifest_references.join(

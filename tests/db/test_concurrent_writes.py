@@ -1,0 +1,144 @@
+"""Writers that race for the same new rows: each gets its answer, none gets an error.
+
+Two clients pushing images that share a base layer commit the same blob at the same moment,
+and skopeo uploads the layers of a new repository in parallel, so several requests create
+the same repository at once. Each store below has its own engine, as worker processes and
+replicas do. Found by the GC loop test: a push failed with 500 (UNIQUE constraint failed:
+blobs.digest) when the check for an existing row and the insert were not atomic.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from moorage.db.metadata import MetadataStore, NewManifest, open_engine, sqlite_url
+from moorage.db.migrate import upgrade
+from moorage.db.schema import namespaces
+from tests.support.postgres import PostgresCluster
+
+WRITERS = 4
+ROUNDS = 25
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> list[MetadataStore]:
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path)
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        url = cluster.create_database(f"race_{uuid.uuid4().hex[:8]}")
+    upgrade(open_engine(url))
+    return [MetadataStore(open_engine(url)) for _ in range(WRITERS)]
+
+
+def race(stores: list[MetadataStore], action: Callable[[MetadataStore, int], None]) -> None:
+    """Run `action` on every store at the same instant, ROUNDS times; re-raise any error."""
+    errors: list[BaseException] = []
+
+    def writer(store: MetadataStore) -> None:
+        for n in range(ROUNDS):
+            barrier.wait()
+            try:
+                action(store, n)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+
+    barrier = threading.Barrier(len(stores))
+    threads = [threading.Thread(target=writer, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+
+
+def test_the_same_blob_committed_at_once(stores: list[MetadataStore]) -> None:
+    digest = "sha256:" + "ab" * 32
+
+    race(stores, lambda store, n: store.link_blob(f"team/app{n}", f"{digest[:-4]}{n:04d}", 100))
+    for n in range(ROUNDS):
+        assert stores[0].blob_size_in_repository(f"team/app{n}", f"{digest[:-4]}{n:04d}") == 100
+
+
+def test_the_same_blob_committed_into_different_new_repositories(
+        stores: list[MetadataStore]) -> None:
+    digest = "sha256:" + "cd" * 32
+
+    def link(store: MetadataStore, n: int) -> None:
+        store.link_blob(f"ns{n}/repo{stores.index(store)}", f"{digest[:-4]}{n:04d}", 7)
+
+    race(stores, link)
+    for n in range(ROUNDS):
+        for i in range(WRITERS):
+            assert stores[0].blob_size_in_repository(f"ns{n}/repo{i}", f"{digest[:-4]}{n:04d}") == 7
+
+
+def test_uploads_started_at_once_in_a_new_repository(stores: list[MetadataStore]) -> None:
+    started: list[str] = []
+
+    def start(store: MetadataStore, n: int) -> None:
+        upload_id = uuid.uuid4().hex
+        store.create_upload(upload_id, f"fresh{n}/app")
+        started.append(upload_id)
+
+    race(stores, start)
+    assert len(started) == WRITERS * ROUNDS
+    assert all(stores[0].repository_exists(f"fresh{n}/app") for n in range(ROUNDS))
+
+
+def test_the_same_manifest_pushed_into_several_repositories_at_once(
+        stores: list[MetadataStore]) -> None:
+    """Each repository locks only itself (PostgreSQL), so the shared manifest row races."""
+    layer = "sha256:" + "ef" * 32
+
+    def manifest(n: int) -> NewManifest:
+        content = f'{{"schemaVersion":2,"n":{n}}}'.encode()
+        return NewManifest(f"sha256:{n:064x}", "application/vnd.oci.image.manifest.v1+json",
+                           content, None, None, None, (layer,), ())
+
+    for n in range(ROUNDS):
+        for i in range(WRITERS):
+            stores[0].link_blob(f"shared{n}/repo{i}", layer, 10)
+
+    race(stores, lambda store, n: store.put_manifest(
+        f"shared{n}/repo{stores.index(store)}", manifest(n), ["latest"]))
+    for n in range(ROUNDS):
+        for i in range(WRITERS):
+            assert stores[0].tag_digest(f"shared{n}/repo{i}", "latest") == manifest(n).digest
+
+
+def test_different_manifests_sharing_a_layer_pushed_into_one_namespace_at_once(
+        stores: list[MetadataStore]) -> None:
+    """The namespace counts a shared layer once, whichever push counts it first."""
+    layer = "sha256:" + "12" * 32
+
+    def manifest(n: int, i: int) -> NewManifest:
+        content = f'{{"schemaVersion":2,"n":{n},"i":{i}}}'.encode()
+        return NewManifest(f"sha256:{n * WRITERS + i + 1:064x}",
+                           "application/vnd.oci.image.manifest.v1+json",
+                           content, None, None, None, (layer,), ())
+
+    for n in range(ROUNDS):
+        for i in range(WRITERS):
+            stores[0].link_blob(f"team{n}/repo{i}", layer, 1000)
+
+    race(stores, lambda store, n: store.put_manifest(
+        f"team{n}/repo{stores.index(store)}", manifest(n, stores.index(store)), ["v1"]))
+    for n in range(ROUNDS):
+        with stores[0].engine.connect() as conn:
+            used = conn.execute(select(namespaces.c.storage_used)
+                                .where(namespaces.c.name == f"team{n}")).scalar_one()
+        assert used == 1000
