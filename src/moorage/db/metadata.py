@@ -397,6 +397,7 @@ class MetadataStore:
             repo_id = self._repository_id(conn, name)
             if repo_id is None:
                 return False
+            self._lock_repository(conn, repo_id)  # repository, then namespace, as pushes do
             return self._unlink_manifest(conn, repo_id, digest)
 
     def delete_repository(self, name: str) -> bool:
@@ -405,6 +406,7 @@ class MetadataStore:
             repo_id = self._repository_id(conn, name)
             if repo_id is None:
                 return False
+            self._lock_repository(conn, repo_id)  # repository, then namespace, as pushes do
             linked = conn.execute(select(repository_manifests.c.digest).where(
                 repository_manifests.c.repository_id == repo_id)).scalars().all()
             for digest in linked:
