@@ -213,8 +213,7 @@ class MetadataStore:
 
     def _link_blob(self, conn: Connection, repo_id: int, digest: str, size: int) -> None:
         now = time.time()
-        if conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar() is None:
-            _insert_new(conn, blobs, digest=digest, size=size, created_at=now)
+        _insert_new(conn, blobs, digest=digest, size=size, created_at=now)  # kept if known
         touched = conn.execute(update(repository_blobs).where(
             repository_blobs.c.repository_id == repo_id,
             repository_blobs.c.digest == digest).values(touched_at=now)).rowcount

@@ -169,6 +169,16 @@ class UploadManager:
         if note is not None:
             note(upload_id, f"sha256 {state.offset} {state.hasher.copy().hexdigest()}")
 
+    async def _sha256(self, upload_id: str, size: int) -> str:
+        """The staged bytes' SHA-256: from this worker's running hash, else from the note made
+        at exactly this size, else by re-hashing them."""
+        state = self._hashes.get(upload_id)
+        if state is None or state.offset != size:
+            noted = await asyncio.to_thread(self._noted_sha256, upload_id, size)
+            if noted is not None:
+                return noted
+        return (await self._state(upload_id, size)).hasher.hexdigest()
+
     def _noted_sha256(self, upload_id: str, size: int) -> str | None:
         """The noted digest of the staged bytes, if it was noted at exactly this size."""
         noted = getattr(self.store, "upload_noted", None)
@@ -210,14 +220,8 @@ class UploadManager:
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
         async with lock:
             size = await self.offset(name, upload_id)
-            state = self._hashes.get(upload_id)
-            noted = None
-            if expected.algorithm == "sha256" and (state is None or state.offset != size):
-                noted = await asyncio.to_thread(self._noted_sha256, upload_id, size)
-            if noted is not None:
-                actual = noted
-            elif expected.algorithm == "sha256":
-                actual = (await self._state(upload_id, size)).hasher.hexdigest()
+            if expected.algorithm == "sha256":
+                actual = await self._sha256(upload_id, size)
             else:
                 actual = (await asyncio.to_thread(
                     self._rehash, upload_id, expected.algorithm)).hexdigest()
