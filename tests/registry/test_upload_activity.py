@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import update
 
-from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
+from moorage.db.metadata import MetadataStore
 from moorage.db.schema import uploads
-from moorage.registry.locks import FileBlobLock
-from moorage.registry.uploads import TOUCH_EVERY, UploadManager
-from moorage.store.filesystem import FilesystemBlobStore
+from moorage.registry.uploads import TOUCH_EVERY
+from tests.registry.helpers import body, workers
 
 HOUR = 3600.0
-
-
-async def body(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def age(db: MetadataStore, upload_id: str, seconds: float) -> None:
@@ -35,10 +29,7 @@ def age(db: MetadataStore, upload_id: str, seconds: float) -> None:
 
 
 def test_a_chunk_keeps_an_old_upload_alive_and_idle_ones_expire(tmp_path: Path) -> None:
-    db = MetadataStore(open_engine(sqlite_url(tmp_path)))
-    db.create_schema()
-    manager = UploadManager(db, FilesystemBlobStore(tmp_path / "blobs"),
-                            FileBlobLock(tmp_path / "lock"))
+    [manager], db = workers(tmp_path, 1)
 
     async def run() -> tuple[str, str]:
         moving = await manager.start("library/app")
@@ -59,10 +50,7 @@ def test_a_chunk_keeps_an_old_upload_alive_and_idle_ones_expire(tmp_path: Path) 
 
 
 def test_recent_activity_is_not_rewritten_on_every_chunk(tmp_path: Path) -> None:
-    db = MetadataStore(open_engine(sqlite_url(tmp_path)))
-    db.create_schema()
-    manager = UploadManager(db, FilesystemBlobStore(tmp_path / "blobs"),
-                            FileBlobLock(tmp_path / "lock"))
+    [manager], db = workers(tmp_path, 1)
 
     async def run() -> str:
         upload_id = await manager.start("library/app")

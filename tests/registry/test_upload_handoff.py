@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
+from moorage.db.metadata import MetadataStore
 from moorage.oci.errors import RegistryError
-from moorage.registry.locks import FileBlobLock
 from moorage.registry.uploads import UploadManager
 from moorage.store.filesystem import FilesystemBlobStore
+from tests.registry.helpers import body, workers
 
 REPO = "library/app"
 
@@ -33,17 +33,10 @@ class ObservedStore(FilesystemBlobStore):
         return super().upload_read(upload_id, chunk_size)
 
 
-async def body(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 @pytest.fixture()
-def workers(tmp_path: Path) -> tuple[UploadManager, UploadManager, MetadataStore, Path]:
-    db = MetadataStore(open_engine(sqlite_url(tmp_path)))
-    db.create_schema()
+def pair(tmp_path: Path) -> tuple[UploadManager, UploadManager, MetadataStore, Path]:
     ObservedStore.reads = 0
-    a, b = (UploadManager(db, ObservedStore(tmp_path / "blobs"), FileBlobLock(tmp_path / "lock"))
-            for _ in range(2))
+    (a, b), db = workers(tmp_path, 2, ObservedStore)
     return a, b, db, tmp_path / "blobs"
 
 
@@ -51,8 +44,8 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_put_on_the_other_worker_uses_the_noted_digest(workers) -> None:  # type: ignore[no-untyped-def]
-    a, b, db, _ = workers
+def test_put_on_the_other_worker_uses_the_noted_digest(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b, db, _ = pair
     data = b"layer " * 50_000
 
     async def run() -> int:
@@ -66,8 +59,8 @@ def test_put_on_the_other_worker_uses_the_noted_digest(workers) -> None:  # type
     assert db.blob_size_in_repository(REPO, sha256(data)) == len(data)
 
 
-def test_the_noted_digest_still_refuses_the_wrong_digest(workers) -> None:  # type: ignore[no-untyped-def]
-    a, b, db, _ = workers
+def test_the_noted_digest_still_refuses_the_wrong_digest(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b, db, _ = pair
 
     async def run() -> str:
         upload_id = await a.start(REPO)
@@ -81,10 +74,10 @@ def test_the_noted_digest_still_refuses_the_wrong_digest(workers) -> None:  # ty
     assert db.upload(upload_id) is None and db.blob_size_in_repository(REPO, sha256(b"abd")) is None
 
 
-def test_a_note_for_another_size_is_not_trusted(workers) -> None:  # type: ignore[no-untyped-def]
+def test_a_note_for_another_size_is_not_trusted(pair) -> None:  # type: ignore[no-untyped-def]
     """Bytes staged after the note (a chunk whose note could not be written, a crash between
     the two) make the note stale: the digest is then computed from the staged bytes."""
-    a, b, _, blobs = workers
+    a, b, _, blobs = pair
     data = b"0123456789" * 1000
 
     async def run() -> int:
@@ -98,10 +91,10 @@ def test_a_note_for_another_size_is_not_trusted(workers) -> None:  # type: ignor
     assert ObservedStore.reads == 1
 
 
-def test_a_chunk_taken_by_the_other_worker_moves_the_note(workers) -> None:  # type: ignore[no-untyped-def]
+def test_a_chunk_taken_by_the_other_worker_moves_the_note(pair) -> None:  # type: ignore[no-untyped-def]
     """Worker A's own running hash is stale once B appended; A then trusts the note B left,
     which covers every byte, and does not re-read them."""
-    a, b, _, _ = workers
+    a, b, _, _ = pair
     one, two = b"first " * 1000, b"second " * 1000
 
     async def run() -> int:
