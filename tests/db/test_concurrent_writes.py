@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from moorage.db.metadata import MetadataStore, NewManifest, open_engine, sqlite_url
+from moorage.db.access import AccessStore
+from moorage.db.metadata import (
+    MetadataStore,
+    MissingReferences,
+    NewManifest,
+    open_engine,
+    sqlite_url,
+)
 from moorage.db.migrate import upgrade
 from moorage.db.schema import namespaces
 from tests.support.postgres import PostgresCluster
@@ -142,3 +149,65 @@ def test_different_manifests_sharing_a_layer_pushed_into_one_namespace_at_once(
             used = conn.execute(select(namespaces.c.storage_used)
                                 .where(namespaces.c.name == f"team{n}")).scalar_one()
         assert used == 1000
+
+
+def test_a_namespace_deleted_while_manifests_are_pushed_into_it(
+        stores: list[MetadataStore]) -> None:
+    """Deleting a namespace and pushing into it take their locks in one order: whichever
+    goes first, the other waits, and neither dies of a deadlock (PostgreSQL aborts one of
+    two transactions that wait for each other). A push that loses its blobs to the delete
+    is refused for the missing blobs, as it would be after the delete."""
+    layer = "sha256:" + "34" * 32
+    pushers = stores[:-1]
+    access = AccessStore(stores[-1].engine)
+    refused: list[MissingReferences] = []
+
+    def manifest(n: int, i: int) -> NewManifest:
+        content = f'{{"schemaVersion":2,"ns":{n},"i":{i}}}'.encode()
+        return NewManifest(f"sha256:{n * WRITERS + i + 1:064x}",
+                           "application/vnd.oci.image.manifest.v1+json",
+                           content, None, None, None, (layer,), ())
+
+    for n in range(ROUNDS):
+        for i in range(len(pushers)):
+            stores[0].link_blob(f"doomed{n}/repo{i}", layer, 1000)
+            stores[0].put_manifest(f"doomed{n}/repo{i}", manifest(n, i), ["old"])
+
+    def act(store: MetadataStore, n: int) -> None:
+        if store is stores[-1]:
+            access.delete_namespace(f"doomed{n}")
+            return
+        i = stores.index(store)
+        try:  # the first and last of them into a repository of its own, new or recreated
+            store.link_blob(f"doomed{n}/repo{i}", layer, 1000)
+            store.put_manifest(f"doomed{n}/repo{i}", manifest(n, i + WRITERS), ["new"])
+        except MissingReferences as exc:
+            refused.append(exc)
+
+    race(stores, act)
+    for n in range(ROUNDS):  # whatever survived is counted exactly once
+        with stores[0].engine.connect() as conn:
+            used = conn.execute(select(namespaces.c.storage_used)
+                                .where(namespaces.c.name == f"doomed{n}")).scalar()
+        assert used in (None, 1000)
+
+
+def test_a_repository_deleted_while_layers_are_committed_into_it(
+        stores: list[MetadataStore]) -> None:
+    """A layer committed just after its repository was deleted recreates the repository,
+    as a first push would, instead of failing on the vanished repository's id."""
+    digest = "sha256:" + "56" * 32
+    for n in range(ROUNDS):
+        stores[0].link_blob(f"gone{n}/app", digest, 10)
+
+    def act(store: MetadataStore, n: int) -> None:
+        if store is stores[-1]:
+            store.delete_repository(f"gone{n}/app")
+        else:
+            store.link_blob(f"gone{n}/app", f"{digest[:-4]}{stores.index(store):04d}", 10)
+
+    race(stores, act)
+    for n in range(ROUNDS):
+        for i in range(WRITERS - 1):
+            assert stores[0].blob_size_in_repository(
+                f"gone{n}/app", f"{digest[:-4]}{i:04d}") in (None, 10)

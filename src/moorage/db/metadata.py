@@ -150,30 +150,53 @@ class MetadataStore:
     def _repository_id(self, conn: Connection, name: str) -> int | None:
         return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
-    def _ensure_repository(self, conn: Connection, name: str) -> int:
-        """The repository's id, creating it (and its namespace) on first push.
+    def _lock_namespace(self, conn: Connection, ns_name: str, create: bool) -> int | None:
+        """Take the namespace's lock, first thing in a write to anything in it; its id, or
+        None when it does not exist and `create` is false (it is created on a first push).
 
-        Whether the caller may create them, and within which quota, is decided beforehand by
-        the access layer; here they simply come into being, private unless the namespace is
-        public.
+        Every write to a repository's contents takes this lock first, and no row lock before
+        it. One lock, always first, keeps writers from waiting for each other in a circle:
+        pushes used to lock their repository and then the namespace (to count storage),
+        while deleting a namespace locks it and then, by cascade, its repositories, and
+        PostgreSQL aborted one of the two with a deadlock. On SQLite the lock is the
+        database's write lock, which pysqlite otherwise takes only at the first write: a
+        repository read before it could be deleted before the write (a foreign-key failure).
         """
-        repo_id = self._repository_id(conn, name)
-        if repo_id is not None:
-            return repo_id
-        now = time.time()
-        ns_name = namespace_of(name)
-        namespace = select(namespaces.c.id, namespaces.c.visibility) \
-            .where(namespaces.c.name == ns_name)
-        ns = conn.execute(namespace).first()
-        if ns is None:  # another request may create it first: then theirs is the one
+        locked = select(namespaces.c.id).where(namespaces.c.name == ns_name)
+        while True:
+            if conn.dialect.name == "postgresql":
+                ns_id = conn.execute(locked.with_for_update(key_share=True)).scalar()
+            else:  # a write that may change nothing still takes the lock
+                conn.execute(update(namespaces).where(namespaces.c.name == ns_name)
+                             .values(name=namespaces.c.name))
+                ns_id = conn.execute(locked).scalar()
+            if ns_id is not None or not create:
+                return ns_id  # type: ignore[no-any-return]
+            # Another writer may create it first; the loop then locks theirs.
             _insert_new(conn, namespaces, name=ns_name, visibility="private", description="",
-                        credential_free_pull=False, created_at=now)
-            ns = conn.execute(namespace).one()
-        ns_id, visibility = ns
-        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=visibility,
-                    description="", created_at=now)
+                        credential_free_pull=False, created_at=time.time())
+
+    def _lock_repository(self, conn: Connection, name: str, create: bool) -> int | None:
+        """Lock the repository's namespace, then find the repository (creating it, private
+        unless the namespace is public, if asked). Whether the caller may create them, and
+        within which quota, was decided beforehand by the access layer."""
+        ns_id = self._lock_namespace(conn, namespace_of(name), create)
+        if ns_id is None:
+            return None
         repo_id = self._repository_id(conn, name)
-        assert repo_id is not None  # inserted now, or by the writer that won the race
+        if repo_id is not None or not create:
+            return repo_id
+        visibility = conn.execute(select(namespaces.c.visibility)
+                                  .where(namespaces.c.id == ns_id)).scalar_one()
+        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=visibility,
+                    description="", created_at=time.time())
+        repo_id = self._repository_id(conn, name)
+        assert repo_id is not None  # inserted now, or by a writer that held the lock before
+        return repo_id
+
+    def _ensure_repository(self, conn: Connection, name: str) -> int:
+        repo_id = self._lock_repository(conn, name, create=True)
+        assert repo_id is not None
         return repo_id
 
     def repository_exists(self, name: str) -> bool:
@@ -256,7 +279,6 @@ class MetadataStore:
         now = time.time()
         with self.engine.begin() as conn:
             repo_id = self._ensure_repository(conn, name)
-            self._lock_repository(conn, repo_id)
             self._check_references(conn, repo_id, new)
             known = conn.execute(
                 select(manifests.c.digest).where(manifests.c.digest == new.digest)).scalar()
@@ -287,12 +309,6 @@ class MetadataStore:
             for tag in tag_names:
                 self._set_tag(conn, repo_id, tag, new.digest, now)
 
-    @staticmethod
-    def _lock_repository(conn: Connection, repo_id: int) -> None:
-        """Take the write lock (SQLite) or the repository row lock (PostgreSQL) first."""
-        conn.execute(update(repositories).where(repositories.c.id == repo_id)
-                     .values(name=repositories.c.name))
-
     def _check_references(self, conn: Connection, repo_id: int, new: NewManifest) -> None:
         wanted_blobs = set(new.blob_digests)
         wanted_children = set(new.child_digests) - wanted_blobs
@@ -322,11 +338,9 @@ class MetadataStore:
         """
         ns_id = conn.execute(select(repositories.c.namespace_id)
                              .where(repositories.c.id == repo_id)).scalar_one()
-        # The namespace's row lock (PostgreSQL; SQLite's write lock is already held): pushes
-        # into two repositories of one namespace count shared blobs and check the quota one
-        # after the other, or both would insert the same blob's row, or both pass the quota.
-        conn.execute(update(namespaces).where(namespaces.c.id == ns_id)
-                     .values(name=namespaces.c.name))
+        # The caller holds the namespace's lock (_lock_namespace): pushes into two
+        # repositories of one namespace count shared blobs and check the quota one after the
+        # other, or both would insert the same blob's row, or both pass the quota.
         refs = conn.execute(
             select(manifest_references.c.target_digest, blobs.c.size)
             .select_from(manifest_references.join(
@@ -393,19 +407,17 @@ class MetadataStore:
     def delete_manifest(self, name: str, digest: str) -> bool:
         """Remove a manifest and every tag pointing at it from one repository."""
         with self.engine.begin() as conn:
-            repo_id = self._repository_id(conn, name)
+            repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
-            self._lock_repository(conn, repo_id)  # repository, then namespace, as pushes do
             return self._unlink_manifest(conn, repo_id, digest)
 
     def delete_repository(self, name: str) -> bool:
         """Remove a repository with its tags and links, releasing its share of storage."""
         with self.engine.begin() as conn:
-            repo_id = self._repository_id(conn, name)
+            repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
-            self._lock_repository(conn, repo_id)  # repository, then namespace, as pushes do
             linked = conn.execute(select(repository_manifests.c.digest).where(
                 repository_manifests.c.repository_id == repo_id)).scalars().all()
             for digest in linked:
