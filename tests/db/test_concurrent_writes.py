@@ -115,17 +115,18 @@ def test_uploads_started_at_once_in_a_new_repository(stores: list[MetadataStore]
 
 def test_the_same_manifest_pushed_into_several_repositories_at_once(
         stores: list[MetadataStore]) -> None:
-    """Each repository locks only itself (PostgreSQL), so the shared manifest row races."""
+    """Each push locks only its own namespace (PostgreSQL), so pushes into repositories of
+    different namespaces race for the shared manifest row."""
     layer = "sha256:" + "ef" * 32
     for n in range(ROUNDS):
         for i in range(WRITERS):
-            stores[0].link_blob(f"shared{n}/repo{i}", layer, 10)
+            stores[0].link_blob(f"shared{n}-{i}/app", layer, 10)
 
     race(stores, lambda store, n: store.put_manifest(
-        f"shared{n}/repo{stores.index(store)}", manifest_of(layer, n), ["latest"]))
+        f"shared{n}-{stores.index(store)}/app", manifest_of(layer, n), ["latest"]))
     for n in range(ROUNDS):
         for i in range(WRITERS):
-            assert stores[0].tag_digest(f"shared{n}/repo{i}", "latest") == \
+            assert stores[0].tag_digest(f"shared{n}-{i}/app", "latest") == \
                 manifest_of(layer, n).digest
 
 

@@ -282,7 +282,8 @@ class MetadataStore:
             self._check_references(conn, repo_id, new)
             known = conn.execute(
                 select(manifests.c.digest).where(manifests.c.digest == new.digest)).scalar()
-            # Two repositories (one repository's lock each) may push the same manifest at once.
+            # Pushes into two namespaces (one namespace's lock each) may store the same
+            # manifest at once.
             if known is None and _insert_new(
                     conn, manifests, digest=new.digest, media_type=new.media_type,
                     size=len(new.content), content=new.content, subject=new.subject,
