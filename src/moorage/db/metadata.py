@@ -47,6 +47,14 @@ class MissingReferences(Exception):
         self.digests = digests
 
 
+class WrongSizes(Exception):
+    """A manifest's descriptors declare sizes that are not those of the stored content."""
+
+    def __init__(self, wrong: list[tuple[str, int, int]]) -> None:
+        super().__init__(", ".join(f"{d}: {declared} != {actual}" for d, declared, actual in wrong))
+        self.wrong = wrong  # (digest, declared size, stored size)
+
+
 class StorageQuotaExceeded(Exception):
     def __init__(self, namespace: str, quota: int, used: int, adding: int) -> None:
         super().__init__(f"storage quota of namespace {namespace} is {quota} bytes; "
@@ -91,6 +99,9 @@ class NewManifest:
     annotations: dict[str, str] | None
     blob_digests: tuple[str, ...]
     child_digests: tuple[str, ...]
+    # The size each descriptor declares, by digest (blobs, children and the subject): it must
+    # be the stored content's, checked where existence is.
+    declared_sizes: tuple[tuple[str, int], ...] = ()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -311,24 +322,43 @@ class MetadataStore:
                 self._set_tag(conn, repo_id, tag, new.digest, now)
 
     def _check_references(self, conn: Connection, repo_id: int, new: NewManifest) -> None:
+        """Every blob and child must be in the repository, with the size its descriptor
+        declares; the sizes come with the existence check, in the same queries. A subject
+        need not exist (a referrer may come first), but if it does, its size must match."""
         wanted_blobs = set(new.blob_digests)
         wanted_children = set(new.child_digests) - wanted_blobs
         missing: set[str] = set()
+        stored: dict[str, int] = {}
         if wanted_blobs:
-            found = set(conn.execute(select(repository_blobs.c.digest).where(
-                repository_blobs.c.repository_id == repo_id,
-                repository_blobs.c.digest.in_(wanted_blobs))).scalars())
-            missing |= wanted_blobs - found
+            found = dict(conn.execute(
+                select(repository_blobs.c.digest, blobs.c.size)
+                .select_from(repository_blobs.join(blobs))
+                .where(repository_blobs.c.repository_id == repo_id,
+                       repository_blobs.c.digest.in_(wanted_blobs))).all())
+            missing |= wanted_blobs - set(found)
+            stored.update(found)
             conn.execute(update(repository_blobs).where(
                 repository_blobs.c.repository_id == repo_id,
                 repository_blobs.c.digest.in_(found)).values(touched_at=time.time()))
         if wanted_children:
-            found = set(conn.execute(select(repository_manifests.c.digest).where(
-                repository_manifests.c.repository_id == repo_id,
-                repository_manifests.c.digest.in_(wanted_children))).scalars())
-            missing |= wanted_children - found
+            found = dict(conn.execute(
+                select(repository_manifests.c.digest, manifests.c.size)
+                .select_from(repository_manifests.join(manifests))
+                .where(repository_manifests.c.repository_id == repo_id,
+                       repository_manifests.c.digest.in_(wanted_children))).all())
+            missing |= wanted_children - set(found)
+            stored.update(found)
         if missing:
             raise MissingReferences(sorted(missing))
+        if new.subject and new.subject not in stored:
+            size = conn.execute(select(manifests.c.size)
+                                .where(manifests.c.digest == new.subject)).scalar()
+            if size is not None:
+                stored[new.subject] = size
+        wrong = [(digest, declared, stored[digest]) for digest, declared in new.declared_sizes
+                 if digest in stored and stored[digest] != declared]
+        if wrong:
+            raise WrongSizes(wrong)
 
     def _count_storage(self, conn: Connection, repo_id: int, manifest_digest: str,
                        delta: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from moorage.cache.lru import LRUCache
 from moorage.cache.tags import NoTagCache, TagCache
 from moorage.db.metadata import (MetadataStore, MissingReferences, NewManifest, Referrer,
-                                 StorageQuotaExceeded, StoredManifest)
+                                 StorageQuotaExceeded, StoredManifest, WrongSizes)
 from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
@@ -170,12 +170,21 @@ class Registry:
                 digest=digest, media_type=manifest.media_type, content=body, subject=subject,
                 artifact_type=manifest.artifact_type, annotations=manifest.annotations or None,
                 blob_digests=tuple(blob_digests),
-                child_digests=tuple(d.digest for d in manifest.children)), tags)
+                child_digests=tuple(d.digest for d in manifest.children),
+                declared_sizes=tuple({d.digest: d.size for d in manifest.descriptors}.items())),
+                tags)
         except MissingReferences as exc:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN",
                                 f"manifest references unknown content: "
                                 f"{', '.join(exc.digests[:5])}",
                                 detail={"digests": exc.digests}) from None
+        except WrongSizes as exc:
+            raise RegistryError(
+                "MANIFEST_INVALID", "manifest declares wrong sizes: " + "; ".join(
+                    f"{d} is {actual} bytes, not {declared}"
+                    for d, declared, actual in exc.wrong[:5]),
+                detail={"sizes": [{"digest": d, "declared": declared, "size": actual}
+                                  for d, declared, actual in exc.wrong]}) from None
         except StorageQuotaExceeded as exc:
             self.bus.publish(Event("quota", name, digest, manifest.media_type, result="failure",
                                    detail={"namespace": exc.namespace, "quota": exc.quota,
