@@ -26,3 +26,6 @@ class People:
 def people(secure_registry: MoorageServer) -> People:
     return People(make_user(secure_registry, "alice"), make_user(secure_registry, "bob"),
                   make_user(secure_registry, "carol"))
+
+
+from tests.support.secured import secured  # noqa: E402,F401  (a fixture: both backends, 2 processes)

@@ -18,6 +18,7 @@ from moorage.access.network import Address, in_any, parse_network
 from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS, ROLES
 from moorage.access.secrets import hash_password, hash_secret, new_secret
+from moorage.db.holders import Guard, inspect_with
 from moorage.db.access import (AccessStore, Conflict, NamespaceRow, NetworkRuleRow,
                                RepositoryRow, TokenRow, UserRow)
 from moorage.oci.errors import RegistryError
@@ -49,6 +50,8 @@ class AccessManager:
         self.store = store
         self.authorizer = authorizer
         self.edition = edition
+        # Asked, inside the deleting transaction, before a namespace goes (immutability).
+        self.guards: list[Guard] = []
 
     # -- helpers ------------------------------------------------------------------------
     def _namespace(self, name: str) -> NamespaceRow:
@@ -171,10 +174,12 @@ class AccessManager:
         return self._namespace(name)
 
     def delete_namespace(self, principal: Principal, name: str) -> None:
+        """Refused while an immutable tag is in it, for administrators too: they may force
+        the delete of each repository (recorded as forced), then delete the namespace."""
         self._namespace(name)
         self._require(principal, name, "manage_members")
-        self.store.delete_namespace(name)
-        self.authorizer.rules_changed()
+        self.store.delete_namespace(name, inspect_with(self.guards, f"namespace {name}",
+                                                       contains=True))
 
     # -- repositories -------------------------------------------------------------------
     def list_repositories(self, principal: Principal, namespace: str | None = None) -> list[RepositoryRow]:
@@ -203,6 +208,16 @@ class AccessManager:
         if values:
             self.store.update_repository(name, **values)
         return self.get_repository(principal, name)
+
+    def require_repository_delete(self, principal: Principal, name: str,
+                                  force: bool) -> RepositoryRow:
+        """Deleting needs the delete permission; forcing past immutable tags, an
+        administrator."""
+        repo = self.require_repository_action(principal, name, "delete")
+        if force and not principal.is_admin:
+            raise Forbidden("only instance administrators may force the deletion of a "
+                            "repository past its immutable tags")
+        return repo
 
     def require_repository_action(self, principal: Principal, name: str, action: str) -> RepositoryRow:
         repo = self.get_repository(principal, name)
@@ -383,7 +398,6 @@ class AccessManager:
             rule_id = self.store.create_rule(ns_id, str(network), kind, description)
         except Conflict as exc:
             raise AlreadyExists(str(exc)) from None
-        self.authorizer.rules_changed()
         return next(r for r in self.store.rules() if r.id == rule_id)
 
     def list_rules(self, principal: Principal) -> list[NetworkRuleRow]:
@@ -408,7 +422,6 @@ class AccessManager:
         else:
             self._require(principal, rule.namespace, "manage_rules")
         self.store.delete_rule(rule_id)
-        self.authorizer.rules_changed()
 
     # -- instance -----------------------------------------------------------------------
     def usage(self) -> dict[str, int]:

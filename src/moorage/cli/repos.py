@@ -73,16 +73,20 @@ def update(
 def delete(
     name: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Delete it even though it holds immutable tags (administrators "
+                        "only; recorded as forced in the audit log).")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Delete a repository with its tags."""
-    confirm(f"Delete repository {name} with all its tags?", yes)
+    """Delete a repository with its tags (refused while it holds immutable tags)."""
+    past = " past its immutable tags" if force else ""
+    confirm(f"Delete repository {name} with all its tags{past}?", yes)
     with connect() as api:
-        api.delete(f"/repositories/{repo_path(name)}")
+        api.delete(f"/repositories/{repo_path(name)}", **({"force": "true"} if force else {}))
     if json_out:
-        print_json({"deleted": name})
+        print_json({"deleted": name, "forced": force})
     else:
-        say(f"Deleted repository {name}.")
+        say(f"Deleted repository {name}{' (forced)' if force else ''}.")
 
 
 @app.command("tags")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from moorage.db.holders import Inspect, namespace_holders
+from moorage.db.metadata import lock_namespace
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (access_tokens, memberships, namespaces, network_rules,
                                repositories, tags, users)
@@ -92,6 +94,12 @@ _REPOSITORY_VISIBILITY = (
     "JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
 
 
+# Plain SQL for RawReader: the network rules are consulted on every request.
+_NETWORK_RULES = (
+    "SELECT r.id, n.name, r.cidr, r.kind, r.description, r.created_at FROM network_rules r "
+    "LEFT JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id")
+
+
 class AccessStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -135,10 +143,16 @@ class AccessStore:
             return conn.execute(update(namespaces).where(namespaces.c.name == name)
                                 .values(**values)).rowcount > 0
 
-    def delete_namespace(self, name: str) -> bool:
-        """Removes the namespace with its repositories, tags, robots and rules (cascade)."""
+    def delete_namespace(self, name: str, inspect: Inspect | None = None) -> bool:
+        """Removes the namespace with its repositories, tags, robots and rules (cascade);
+        `inspect` sees every tag in it first, under the namespace's lock."""
         with self.engine.begin() as conn:
-            return conn.execute(delete(namespaces).where(namespaces.c.name == name)).rowcount > 0
+            ns_id = lock_namespace(conn, name)
+            if ns_id is None:
+                return False
+            if inspect is not None:
+                inspect(namespace_holders(conn, ns_id))
+            return conn.execute(delete(namespaces).where(namespaces.c.id == ns_id)).rowcount > 0
 
     # -- repositories -------------------------------------------------------------------
     def _repo_query(self):  # type: ignore[no-untyped-def]
@@ -302,13 +316,16 @@ class AccessStore:
             raise Conflict(f"a {kind} rule for {cidr} already exists there") from None
 
     def rules(self) -> list[NetworkRuleRow]:
-        query = (select(network_rules.c.id, namespaces.c.name, network_rules.c.cidr,
-                        network_rules.c.kind, network_rules.c.description,
-                        network_rules.c.created_at)
-                 .select_from(network_rules.outerjoin(namespaces))
-                 .order_by(network_rules.c.id))
-        with self.engine.connect() as conn:
-            return [NetworkRuleRow(*r) for r in conn.execute(query)]
+        return self.rules_of(self.rule_rows())
+
+    def rule_rows(self) -> list[tuple[object, ...]]:
+        """The rules' rows as they are now; the same list while nothing was committed
+        (SQLite), so that callers can keep what they made of it (authorization.py)."""
+        return self.reads.cached_rows(_NETWORK_RULES, ())
+
+    @staticmethod
+    def rules_of(rows: list[tuple[object, ...]]) -> list[NetworkRuleRow]:
+        return [NetworkRuleRow(*r) for r in rows]  # type: ignore[arg-type]
 
     def delete_rule(self, rule_id: int) -> bool:
         with self.engine.begin() as conn:

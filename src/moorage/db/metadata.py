@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from moorage.db.changes import ChangeSignal, signal_commits, unobserved
+from moorage.db.holders import Inspect, blob_holders, manifest_holders, repository_holders
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
                                namespaces, repositories, repository_blobs, repository_manifests,
@@ -37,6 +38,33 @@ def _insert_new(conn: Connection, table: Table, **values: object) -> bool:
     statement = dialect.insert(table).values(**values).on_conflict_do_nothing() \
         .returning(*table.primary_key.columns)  # rowcount is not reliable here on psycopg
     return conn.execute(statement).first() is not None
+
+
+def lock_namespace(conn: Connection, ns_name: str, create: bool = False) -> int | None:
+    """Take the namespace's lock, first thing in a write to anything in it; its id, or
+    None when it does not exist and `create` is false (it is created on a first push).
+
+    Every write to a repository's contents takes this lock first, and no row lock before
+    it. One lock, always first, keeps writers from waiting for each other in a circle:
+    pushes used to lock their repository and then the namespace (to count storage),
+    while deleting a namespace locks it and then, by cascade, its repositories, and
+    PostgreSQL aborted one of the two with a deadlock. On SQLite the lock is the
+    database's write lock, which pysqlite otherwise takes only at the first write: a
+    repository read before it could be deleted before the write (a foreign-key failure).
+    """
+    locked = select(namespaces.c.id).where(namespaces.c.name == ns_name)
+    while True:
+        if conn.dialect.name == "postgresql":
+            ns_id = conn.execute(locked.with_for_update(key_share=True)).scalar()
+        else:  # a write that may change nothing still takes the lock
+            conn.execute(update(namespaces).where(namespaces.c.name == ns_name)
+                         .values(name=namespaces.c.name))
+            ns_id = conn.execute(locked).scalar()
+        if ns_id is not None or not create:
+            return ns_id  # type: ignore[no-any-return]
+        # Another writer may create it first; the loop then locks theirs.
+        _insert_new(conn, namespaces, name=ns_name, visibility="private", description="",
+                    credential_free_pull=False, created_at=time.time())
 
 
 class MissingReferences(Exception):
@@ -162,30 +190,7 @@ class MetadataStore:
         return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
     def _lock_namespace(self, conn: Connection, ns_name: str, create: bool) -> int | None:
-        """Take the namespace's lock, first thing in a write to anything in it; its id, or
-        None when it does not exist and `create` is false (it is created on a first push).
-
-        Every write to a repository's contents takes this lock first, and no row lock before
-        it. One lock, always first, keeps writers from waiting for each other in a circle:
-        pushes used to lock their repository and then the namespace (to count storage),
-        while deleting a namespace locks it and then, by cascade, its repositories, and
-        PostgreSQL aborted one of the two with a deadlock. On SQLite the lock is the
-        database's write lock, which pysqlite otherwise takes only at the first write: a
-        repository read before it could be deleted before the write (a foreign-key failure).
-        """
-        locked = select(namespaces.c.id).where(namespaces.c.name == ns_name)
-        while True:
-            if conn.dialect.name == "postgresql":
-                ns_id = conn.execute(locked.with_for_update(key_share=True)).scalar()
-            else:  # a write that may change nothing still takes the lock
-                conn.execute(update(namespaces).where(namespaces.c.name == ns_name)
-                             .values(name=namespaces.c.name))
-                ns_id = conn.execute(locked).scalar()
-            if ns_id is not None or not create:
-                return ns_id  # type: ignore[no-any-return]
-            # Another writer may create it first; the loop then locks theirs.
-            _insert_new(conn, namespaces, name=ns_name, visibility="private", description="",
-                        credential_free_pull=False, created_at=time.time())
+        return lock_namespace(conn, ns_name, create)
 
     def _lock_repository(self, conn: Connection, name: str, create: bool) -> int | None:
         """Lock the repository's namespace, then find the repository (creating it, private
@@ -270,11 +275,14 @@ class MetadataStore:
         with self.engine.begin() as conn:
             self._link_blob(conn, self._ensure_repository(conn, name), digest, size)
 
-    def unlink_blob(self, name: str, digest: str) -> bool:
+    def unlink_blob(self, name: str, digest: str, inspect: Inspect | None = None) -> bool:
+        """Stop the repository reading a blob; `inspect` sees the tags that hold it first."""
         with self.engine.begin() as conn:
-            repo_id = self._repository_id(conn, name)
+            repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
+            if inspect is not None:
+                inspect(blob_holders(conn, repo_id, digest))
             result = conn.execute(delete(repository_blobs).where(
                 repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest))
             return result.rowcount > 0
@@ -435,20 +443,26 @@ class MetadataStore:
             row = conn.execute(query).first()
         return StoredManifest(row[0], row[1], row[2], bytes(row[3])) if row else None
 
-    def delete_manifest(self, name: str, digest: str) -> bool:
-        """Remove a manifest and every tag pointing at it from one repository."""
+    def delete_manifest(self, name: str, digest: str, inspect: Inspect | None = None) -> bool:
+        """Remove a manifest and every tag pointing at it from one repository; `inspect`
+        sees the tags that hold it (its own, and those of indexes above it) first."""
         with self.engine.begin() as conn:
             repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
+            if inspect is not None:
+                inspect(manifest_holders(conn, repo_id, digest))
             return self._unlink_manifest(conn, repo_id, digest)
 
-    def delete_repository(self, name: str) -> bool:
-        """Remove a repository with its tags and links, releasing its share of storage."""
+    def delete_repository(self, name: str, inspect: Inspect | None = None) -> bool:
+        """Remove a repository with its tags and links, releasing its share of storage;
+        `inspect` sees its tags first."""
         with self.engine.begin() as conn:
             repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
+            if inspect is not None:
+                inspect(repository_holders(conn, repo_id))
             linked = conn.execute(select(repository_manifests.c.digest).where(
                 repository_manifests.c.repository_id == repo_id)).scalars().all()
             for digest in linked:
@@ -467,12 +481,6 @@ class MetadataStore:
                  .where(repositories.c.name == name, tags.c.name.in_(wanted)))
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(query)}
-
-    def tags_of(self, name: str, digest: str) -> list[str]:
-        query = (select(tags.c.name).select_from(tags.join(repositories))
-                 .where(repositories.c.name == name, tags.c.digest == digest))
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
 
     def delete_tag(self, name: str, tag: str) -> bool:
         with self.engine.begin() as conn:
