@@ -28,6 +28,7 @@ _NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _USERNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$")
 _ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VISIBILITIES = ("private", "public")
+INHERIT = "inherit"  # a repository's visibility: its namespace's, whatever it becomes
 MIN_PASSWORD = 8
 
 
@@ -196,13 +197,15 @@ class AccessManager:
 
     def update_repository(self, principal: Principal, name: str, visibility: str | None = None,
                           description: str | None = None) -> RepositoryRow:
+        """`visibility`: its own (public, private), or `inherit` to follow the namespace's."""
         repo = self.get_repository(principal, name)
         self._require(principal, repo.namespace, "delete")
         values: dict[str, object] = {}
         if visibility is not None:
-            if visibility not in VISIBILITIES:
-                raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")
-            values["visibility"] = visibility
+            if visibility not in (*VISIBILITIES, INHERIT):
+                raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)} or "
+                              f"{INHERIT}")
+            values["visibility"] = None if visibility == INHERIT else visibility
         if description is not None:
             values["description"] = description
         if values:

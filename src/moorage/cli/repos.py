@@ -7,15 +7,22 @@ from typing import Annotated, Any, Optional
 import typer
 
 from moorage.cli.client import connect, repo_path, segment
-from moorage.cli.output import JsonFlag, confirm, details, print_json, say, table, when
+from moorage.cli.output import (JsonFlag, confirm, details, print_json, say, table, usage,
+                                when)
 
 app = typer.Typer(help="Repositories (created by the first push) and their tags.",
                   no_args_is_help=True)
 
 
+def visibility(repo: dict[str, Any]) -> str:
+    """"private (from namespace)" when it follows its namespace's, else its own."""
+    inherited = " (from namespace)" if repo.get("visibility_inherited") else ""
+    return f"{repo['visibility']}{inherited}"
+
+
 def show_repository(repo: dict[str, Any]) -> None:
     details([("name", repo["name"]), ("namespace", repo["namespace"]),
-             ("visibility", repo["visibility"]), ("description", repo["description"]),
+             ("visibility", visibility(repo)), ("description", repo["description"]),
              ("tags", repo["tag_count"]), ("created", when(repo["created_at"]))])
 
 
@@ -32,7 +39,7 @@ def list_(
         print_json(found)
         return
     table(["NAME", "VISIBILITY", "TAGS", "DESCRIPTION", "CREATED"],
-          [(r["name"], r["visibility"], r["tag_count"], r["description"], when(r["created_at"]))
+          [(r["name"], visibility(r), r["tag_count"], r["description"], when(r["created_at"]))
            for r in found], empty="no repositories")
 
 
@@ -50,15 +57,21 @@ def show(name: str, json_out: JsonFlag = False) -> None:
 @app.command("update")
 def update(
     name: str,
-    public: Annotated[Optional[bool], typer.Option("--public/--private",
-                                                   help="Change the visibility.")] = None,
+    public: Annotated[Optional[bool], typer.Option(
+        "--public/--private", help="Give it a visibility of its own.")] = None,
+    inherit: Annotated[bool, typer.Option(
+        "--inherit-visibility", help="Follow the namespace's visibility again.")] = False,
     description: Annotated[Optional[str], typer.Option(help="Change the description.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Change a repository's visibility or description."""
     body: dict[str, Any] = {}
+    if public is not None and inherit:
+        raise usage("give --public/--private or --inherit-visibility, not both")
     if public is not None:
         body["visibility"] = "public" if public else "private"
+    if inherit:
+        body["visibility"] = "inherit"
     if description is not None:
         body["description"] = description
     with connect() as api:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.holders import Inspect, namespace_holders
-from moorage.db.metadata import lock_namespace
+from moorage.db.metadata import effective_visibility, lock_namespace
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (access_tokens, memberships, namespaces, network_rules,
                                repositories, tags, users)
@@ -36,10 +36,15 @@ class RepositoryRow:
     id: int
     name: str
     namespace: str
-    visibility: str
+    visibility: str  # what applies: its own, or else its namespace's
     description: str
     created_at: float
     tag_count: int = 0
+    own_visibility: str | None = None  # None: it follows the namespace's
+
+    @property
+    def inherited(self) -> bool:
+        return self.own_visibility is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +94,10 @@ _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind
 
 
 # Plain SQL for RawReader: the visibility lookup is on every anonymous or public pull.
+# A repository without a visibility of its own has its namespace's, as it is now.
 _REPOSITORY_VISIBILITY = (
-    "SELECT r.visibility, n.name, n.credential_free_pull FROM repositories r "
-    "JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
+    "SELECT COALESCE(r.visibility, n.visibility), n.name, n.credential_free_pull "
+    "FROM repositories r JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
 
 
 # Plain SQL for RawReader: the network rules are consulted on every request.
@@ -159,8 +165,8 @@ class AccessStore:
         tag_count = (select(func.count()).where(tags.c.repository_id == repositories.c.id)
                      .correlate(repositories).scalar_subquery())
         return (select(repositories.c.id, repositories.c.name, namespaces.c.name,
-                       repositories.c.visibility, repositories.c.description,
-                       repositories.c.created_at, tag_count)
+                       effective_visibility(), repositories.c.description,
+                       repositories.c.created_at, tag_count, repositories.c.visibility)
                 .select_from(repositories.join(namespaces)))
 
     def repositories(self, namespace: str | None = None) -> list[RepositoryRow]:
@@ -180,7 +186,7 @@ class AccessStore:
             return conn.execute(select(func.count()).select_from(repositories)).scalar_one()
 
     def repository_visibility(self, name: str) -> tuple[str, str, bool] | None:
-        """(repository visibility, namespace name, credential-free pull) in one query."""
+        """(visibility that applies, namespace name, credential-free pull) in one query."""
         found = self.reads.cached_rows(_REPOSITORY_VISIBILITY, (name,))  # asked on every public pull
         return (found[0][0], found[0][1], bool(found[0][2])) if found else None
 

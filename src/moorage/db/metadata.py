@@ -40,6 +40,11 @@ def _insert_new(conn: Connection, table: Table, **values: object) -> bool:
     return conn.execute(statement).first() is not None
 
 
+def effective_visibility():  # type: ignore[no-untyped-def]
+    """The repository's own visibility, or its namespace's (a query joining both)."""
+    return func.coalesce(repositories.c.visibility, namespaces.c.visibility)
+
+
 def lock_namespace(conn: Connection, ns_name: str, create: bool = False) -> int | None:
     """Take the namespace's lock, first thing in a write to anything in it; its id, or
     None when it does not exist and `create` is false (it is created on a first push).
@@ -193,18 +198,17 @@ class MetadataStore:
         return lock_namespace(conn, ns_name, create)
 
     def _lock_repository(self, conn: Connection, name: str, create: bool) -> int | None:
-        """Lock the repository's namespace, then find the repository (creating it, private
-        unless the namespace is public, if asked). Whether the caller may create them, and
-        within which quota, was decided beforehand by the access layer."""
+        """Lock the repository's namespace, then find the repository (creating it, with the
+        namespace's visibility, if asked). Whether the caller may create them, and within
+        which quota, was decided beforehand by the access layer."""
         ns_id = self._lock_namespace(conn, namespace_of(name), create)
         if ns_id is None:
             return None
         repo_id = self._repository_id(conn, name)
         if repo_id is not None or not create:
             return repo_id
-        visibility = conn.execute(select(namespaces.c.visibility)
-                                  .where(namespaces.c.id == ns_id)).scalar_one()
-        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=visibility,
+        # No visibility of its own: it follows the namespace's, whenever that changes.
+        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=None,
                     description="", created_at=time.time())
         repo_id = self._repository_id(conn, name)
         assert repo_id is not None  # inserted now, or by a writer that held the lock before
@@ -226,7 +230,7 @@ class MetadataStore:
             names, include_public = visible
             condition = namespaces.c.name.in_(names) if names else false()
             if include_public:
-                condition = or_(condition, repositories.c.visibility == "public")
+                condition = or_(condition, effective_visibility() == "public")
             query = query.select_from(repositories.join(namespaces)).where(condition)
         if last:
             query = query.where(repositories.c.name > last)
