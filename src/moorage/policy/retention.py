@@ -157,12 +157,15 @@ def run_rule(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
                f"{len(plan.delete_manifests)} manifests")
         if dry_run:
             continue
-        doomed = set(plan.delete_manifests)
-        tags_of_doomed = {t for a in store.artifacts(repository) if a.digest in doomed
-                          for t, _ in a.tags}
-        for reference in [t for t in plan.delete_tags if t not in tags_of_doomed] + \
+        tags_of = {a.digest: {t for t, _ in a.tags} for a in store.artifacts(repository)}
+        doomed_tags = {t for d in plan.delete_manifests for t in tags_of.get(d, ())}
+        for reference in [t for t in plan.delete_tags if t not in doomed_tags] + \
                 plan.delete_manifests:
             _delete(registry, plan, reference, report)
+        if plan.refused:  # the result lists what went; `refused`, what stayed and why
+            stayed = set(plan.refused) | {t for d in plan.refused for t in tags_of.get(d, ())}
+            plan.delete_tags = [t for t in plan.delete_tags if t not in stayed]
+            plan.delete_manifests = [d for d in plan.delete_manifests if d not in stayed]
     return {"rule": rule.id, "dry_run": dry_run,
             "deleted_tags": sum(len(p.delete_tags) for p in plans),
             "deleted_manifests": sum(len(p.delete_manifests) for p in plans),
