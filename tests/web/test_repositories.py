@@ -170,9 +170,14 @@ def test_repository_visibility_from_the_cli(secured: Secured, tmp_path: Path) ->
     assert "private (from namespace)" in shown.stdout, shown.stdout
     public = json.loads(moorage("repo", "update", repo, "--public", "--json").stdout)
     assert (public["visibility"], public["visibility_inherited"]) == ("public", False)
-    listed = moorage("repo", "list", "--namespace", ns).stdout
-    assert "public" in listed and "(from namespace)" not in listed, listed
+    def row() -> list[str]:
+        lines = moorage("repo", "list", "--namespace", ns).stdout.splitlines()
+        assert lines[0].split()[:4] == ["NAME", "VISIBILITY", "TAGS", "INHERITED"], lines
+        return next(line.split() for line in lines if line.startswith(repo + " "))
+
+    assert row()[1:4] == ["public", "1", "no"]
     reset = json.loads(moorage("repo", "update", repo, "--inherit-visibility", "--json").stdout)
     assert (reset["visibility"], reset["visibility_inherited"]) == ("private", True)
-    assert "private (from namespace)" in moorage("repo", "list", "--namespace", ns).stdout
+    assert row()[1:4] == ["private", "1", "yes"]
+    assert "private (from namespace)" in moorage("repo", "show", repo).stdout
     assert _anonymous_pull(server, repo) == 401

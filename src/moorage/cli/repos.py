@@ -38,9 +38,11 @@ def list_(
     if json_out:
         print_json(found)
         return
-    table(["NAME", "VISIBILITY", "TAGS", "DESCRIPTION", "CREATED"],
-          [(r["name"], visibility(r), r["tag_count"], r["description"], when(r["created_at"]))
-           for r in found], empty="no repositories")
+    # INHERITED: yes when it follows its namespace's visibility (one word, for awk).
+    table(["NAME", "VISIBILITY", "TAGS", "INHERITED", "DESCRIPTION", "CREATED"],
+          [(r["name"], r["visibility"], r["tag_count"],
+            "yes" if r.get("visibility_inherited") else "no", r["description"],
+            when(r["created_at"])) for r in found], empty="no repositories")
 
 
 @app.command("show")

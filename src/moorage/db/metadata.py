@@ -341,25 +341,20 @@ class MetadataStore:
         wanted_children = set(new.child_digests) - wanted_blobs
         missing: set[str] = set()
         stored: dict[str, int] = {}
-        if wanted_blobs:
+        for wanted, link, content in ((wanted_blobs, repository_blobs, blobs),
+                                      (wanted_children, repository_manifests, manifests)):
+            if not wanted:
+                continue
             found = dict(conn.execute(
-                select(repository_blobs.c.digest, blobs.c.size)
-                .select_from(repository_blobs.join(blobs))
-                .where(repository_blobs.c.repository_id == repo_id,
-                       repository_blobs.c.digest.in_(wanted_blobs))).all())
-            missing |= wanted_blobs - set(found)
+                select(link.c.digest, content.c.size).select_from(link.join(content))
+                .where(link.c.repository_id == repo_id, link.c.digest.in_(wanted))).all())
+            missing |= wanted - set(found)
             stored.update(found)
+        if wanted_blobs:
             conn.execute(update(repository_blobs).where(
                 repository_blobs.c.repository_id == repo_id,
-                repository_blobs.c.digest.in_(found)).values(touched_at=time.time()))
-        if wanted_children:
-            found = dict(conn.execute(
-                select(repository_manifests.c.digest, manifests.c.size)
-                .select_from(repository_manifests.join(manifests))
-                .where(repository_manifests.c.repository_id == repo_id,
-                       repository_manifests.c.digest.in_(wanted_children))).all())
-            missing |= wanted_children - set(found)
-            stored.update(found)
+                repository_blobs.c.digest.in_(wanted_blobs - missing))
+                .values(touched_at=time.time()))
         if missing:
             raise MissingReferences(sorted(missing))
         if new.subject and new.subject not in stored:
