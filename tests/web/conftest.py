@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.secured import secured  # noqa: F401  (a fixture: both backends, 2 processes)
 from tests.support.server import MoorageServer
 from tests.web.helpers import make_user
 
@@ -26,6 +27,3 @@ class People:
 def people(secure_registry: MoorageServer) -> People:
     return People(make_user(secure_registry, "alice"), make_user(secure_registry, "bob"),
                   make_user(secure_registry, "carol"))
-
-
-from tests.support.secured import secured  # noqa: E402,F401  (a fixture: both backends, 2 processes)
