@@ -105,6 +105,8 @@ def build_instance(settings: Settings) -> Instance:
     policies = PolicyStore(engine)
     immutability = ImmutabilityPolicy(policies)
     registry.tag_checks.append(immutability.check)
+    registry.guards.append(immutability)
+    manager.guards.append(immutability)
     worker = Worker(JobQueue(engine), Scheduler(engine))
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
                         manager, issuer, access, policies, immutability, worker)
@@ -134,9 +136,8 @@ def register_jobs(instance: Instance) -> None:
             return {"skipped": "rule deleted"}
         if not rule.enabled and ctx.payload.get("schedule"):
             return {"skipped": "rule disabled"}
-        return run_rule(rule, instance.policies, registry,
-                        lambda repo, tag: instance.immutability.protecting_rule(repo, tag)
-                        is not None, bool(ctx.payload.get("dry_run")), ctx.log, ctx.check)
+        return run_rule(rule, instance.policies, registry, instance.immutability.snapshot(),
+                        bool(ctx.payload.get("dry_run")), ctx.log, ctx.check)
 
     instance.worker.register(JobType("gc", gc, concurrency=1, timeout_seconds=6 * 3600,
                                      max_attempts=1))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import (DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1_SIGNED, EMPTY_DIGEST,
-                               EMPTY_JSON, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+                               EMPTY_JSON, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST,
                                artifact_manifest, assert_error, canonical, descriptor,
                                image_manifest, index_manifest, push_blob, push_image,
                                put_manifest, random_bytes, sha256, sha512, unique_repo)
@@ -440,3 +440,100 @@ def test_put_with_an_invalid_tag_parameter_tags_nothing(client: httpx.Client,
                      params=[("tag", "good"), ("tag", "-bad")])
     assert_error(r, 400, "TAG_INVALID")
     assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == []
+
+
+# -- descriptor sizes must be the sizes of what they name ----------------------------------
+
+
+def _with_size(descriptor_: dict[str, object], size: int) -> dict[str, object]:
+    return {**descriptor_, "size": size}
+
+
+def test_layer_with_a_wrong_size_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    """A descriptor's size is part of what a client verifies; a wrong one must not be stored
+    (clients would fail the pull, or trust a size another tool then reads past)."""
+    config, layer = canonical({"c": random_bytes(4).hex()}), random_bytes(300)
+    push_blob(client, repo, config)
+    push_blob(client, repo, layer)
+    for wrong in (299, 301, 0):
+        body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                          "config": descriptor(OCI_CONFIG, config),
+                          "layers": [_with_size(descriptor(OCI_LAYER, layer), wrong)]})
+        r = put_manifest(client, repo, "wrong", body, OCI_MANIFEST)
+        assert_error(r, 400, "MANIFEST_INVALID")
+        assert sha256(layer) in r.text and "300" in r.text, r.text
+    assert_error(_pull(client, repo, "wrong"), 404, "MANIFEST_UNKNOWN")
+    right, media_type = image_manifest(config, [layer])
+    _push_ok(client, repo, "right", right, media_type)
+
+
+def test_config_with_a_wrong_size_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    image = push_image(client, repo, tag="first")  # its blobs are already in the repository
+    body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                      "config": _with_size(descriptor(OCI_CONFIG, image.config),
+                                           len(image.config) + 1),
+                      "layers": [descriptor(OCI_LAYER, layer) for layer in image.layers]})
+    assert_error(put_manifest(client, repo, "second", body, OCI_MANIFEST), 400,
+                 "MANIFEST_INVALID")
+
+
+def test_docker_manifest_with_a_wrong_layer_size_is_manifest_invalid(client: httpx.Client,
+                                                                      repo: str) -> None:
+    image = push_image(client, repo, tag=None, docker=True, layers=2)
+    doc = json.loads(image.manifest)
+    doc["layers"][1]["size"] += 7
+    assert_error(put_manifest(client, repo, "docker", canonical(doc), DOCKER_MANIFEST), 400,
+                 "MANIFEST_INVALID")
+
+
+def test_mounted_blob_with_a_wrong_size_is_manifest_invalid(client: httpx.Client,
+                                                            repo: str) -> None:
+    """A blob that came from another repository (mounted, not uploaded here) is checked too."""
+    source = push_image(client, unique_repo(), tag="v1")
+    for blob in (source.config, *source.layers):
+        r = client.post(f"/v2/{repo}/blobs/uploads/",
+                        params={"mount": sha256(blob), "from": source.repo})
+        assert r.status_code == 201, r.text
+    doc = json.loads(source.manifest)
+    doc["layers"][0]["size"] -= 1
+    assert_error(put_manifest(client, repo, "v1", canonical(doc), OCI_MANIFEST), 400,
+                 "MANIFEST_INVALID")
+    _push_ok(client, repo, "v1", source.manifest, OCI_MANIFEST)
+
+
+def test_index_child_with_a_wrong_size_is_manifest_invalid(client: httpx.Client,
+                                                           repo: str) -> None:
+    amd = push_image(client, repo, tag=None)
+    arm = push_image(client, repo, tag=None)
+    wrong = _with_size(arm.descriptor(), len(arm.manifest) - 1)
+    body, media_type = index_manifest([amd.descriptor(), wrong])
+    r = put_manifest(client, repo, "multi", body, media_type)
+    assert_error(r, 400, "MANIFEST_INVALID")
+    assert arm.digest in r.text, r.text
+    assert_error(_pull(client, repo, "multi"), 404, "MANIFEST_UNKNOWN")
+
+
+def test_subject_with_a_wrong_size_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    subject = push_image(client, repo, tag="app")
+    payload = random_bytes(50)
+    assert push_blob(client, repo, EMPTY_JSON) == EMPTY_DIGEST
+    push_blob(client, repo, payload)
+    body = artifact_manifest("application/vnd.example.sbom",  [payload],
+                             _with_size(subject.descriptor(), len(subject.manifest) + 10))
+    assert_error(put_manifest(client, repo, sha256(body), body, OCI_MANIFEST), 400,
+                 "MANIFEST_INVALID")
+    # A subject the registry does not hold (yet) cannot be checked, and the spec lets a
+    # referrer arrive before its subject.
+    absent = {"mediaType": OCI_MANIFEST, "digest": sha256(b"not pushed yet"), "size": 123}
+    later = artifact_manifest("application/vnd.example.sbom", [payload], absent)
+    _push_ok(client, repo, sha256(later), later, OCI_MANIFEST)
+
+
+def test_empty_config_with_a_wrong_size_is_manifest_invalid(client: httpx.Client,
+                                                            repo: str) -> None:
+    payload = random_bytes(20)
+    push_blob(client, repo, payload)
+    doc = json.loads(artifact_manifest("application/vnd.example.thing", [payload], None))
+    doc["config"]["size"] = 3
+    assert_error(put_manifest(client, repo, "thing", canonical(doc), OCI_MANIFEST), 400,
+                 "MANIFEST_INVALID")

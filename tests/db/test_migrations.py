@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from moorage.db.metadata import open_engine, sqlite_url
 from moorage.db.migrate import NotMigrated, check_migrated, current_revision, head_revision, upgrade
@@ -76,6 +76,65 @@ def test_serve_refuses_an_unmigrated_database_and_names_the_command(
     assert result.returncode == 2
     assert "never migrated" in result.stderr and "moorage migrate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _fill_at_0001(engine: Engine) -> None:
+    """Repositories of both visibilities in namespaces of both, each with content (tags, blob
+    links, manifest links) that hangs off it by foreign key."""
+    with engine.begin() as conn:
+        for ns_id, (ns, visibility) in enumerate((("pub", "public"), ("priv", "private")), 1):
+            conn.execute(text("INSERT INTO namespaces (id, name, visibility, description, "
+                              "credential_free_pull, storage_used, created_at) VALUES "
+                              "(:id, :n, :v, '', false, 0, 0)"),
+                         {"id": ns_id, "n": ns, "v": visibility})
+        conn.execute(text("INSERT INTO blobs (digest, size, created_at) VALUES ('sha256:b', 1, 0)"))
+        conn.execute(text("INSERT INTO manifests (digest, media_type, size, content, created_at) "
+                          "VALUES ('sha256:m', 'x', 1, :c, 0)"), {"c": b"{}"})
+        repos = (("pub/a", 1, "public"), ("pub/b", 1, "private"),
+                 ("priv/c", 2, "private"), ("priv/d", 2, "public"))
+        for repo_id, (name, ns_id, visibility) in enumerate(repos, 1):
+            conn.execute(text("INSERT INTO repositories (id, name, namespace_id, visibility, "
+                              "description, created_at) VALUES (:id, :n, :ns, :v, '', 0)"),
+                         {"id": repo_id, "n": name, "ns": ns_id, "v": visibility})
+            conn.execute(text("INSERT INTO tags (repository_id, name, digest, updated_at) "
+                              "VALUES (:id, 'v1', 'sha256:m', 0)"), {"id": repo_id})
+            conn.execute(text("INSERT INTO repository_blobs (repository_id, digest, created_at, "
+                              "touched_at) VALUES (:id, 'sha256:b', 0, 0)"), {"id": repo_id})
+            conn.execute(text("INSERT INTO repository_manifests (repository_id, digest, "
+                              "pushed_at) VALUES (:id, 'sha256:m', 0)"), {"id": repo_id})
+
+
+def _check_converted(engine: Engine) -> None:
+    """Only a public repository of a public namespace starts inheriting; every other keeps
+    its visibility as its own, so that no later change of a namespace exposes more than the
+    old code would have. Nothing that hangs off a repository is lost on the way."""
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT name, visibility FROM repositories")).all())
+        assert found == {"pub/a": None, "pub/b": "private", "priv/c": "private",
+                         "priv/d": "public"}
+        for table in ("tags", "repository_blobs", "repository_manifests"):
+            count = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            assert count == 4, table
+    assert _differences(engine) == []
+
+
+def test_sqlite_0002_converts_repository_visibility_and_keeps_content(tmp_path: Path) -> None:
+    engine = open_engine(sqlite_url(tmp_path))
+    upgrade(engine, "0001")
+    _fill_at_0001(engine)
+    upgrade(engine)
+    _check_converted(engine)
+    with engine.connect() as conn:  # the migration's connection is back in the pool
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_postgres_0002_converts_repository_visibility_and_keeps_content(
+        postgres: PostgresCluster) -> None:
+    engine = open_engine(postgres.create_database("visibility"))
+    upgrade(engine, "0001")
+    _fill_at_0001(engine)
+    upgrade(engine)
+    _check_converted(engine)
 
 
 def test_serve_prints_a_generated_admin_password_once(tmp_path: Path) -> None:

@@ -218,3 +218,24 @@ _descriptor_like = st.one_of(_json, st.fixed_dictionaries(
 def test_random_manifest_shapes_only_ever_raise_registry_error(
         doc: dict[str, Any], content_type: str | None) -> None:
     _check_result_or_invalid(_body(doc), content_type)
+
+
+def test_one_digest_with_two_sizes_is_manifest_invalid() -> None:
+    """Content has one size; two descriptors of one digest that disagree cannot both be right."""
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": CONFIG,
+           "layers": [LAYER, {**LAYER, "size": LAYER["size"] + 1}]}
+    assert LAYER["digest"] in _invalid(_body(doc)).message
+    same = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": CONFIG,
+            "layers": [LAYER, LAYER]}
+    assert len(parse_manifest(_body(same), mt.OCI_MANIFEST).blobs) == 3
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+             "manifests": [CHILD, {**CHILD, "size": 99}]}
+    _invalid(_body(index), mt.OCI_INDEX)
+
+
+def test_empty_descriptor_must_have_the_empty_size() -> None:
+    """The empty JSON blob is `{}`: two bytes, whatever a manifest claims."""
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+           "config": {"mediaType": mt.OCI_EMPTY, "digest": mt.EMPTY_DIGEST, "size": 3},
+           "layers": [LAYER]}
+    assert "2" in _invalid(_body(doc)).message

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.secured import secured  # noqa: F401  (a fixture: both backends, 2 processes)
 from tests.support.server import MoorageServer
 from tests.web.helpers import make_user
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
+import jwt
+
+from tests.support.secured import Secured
 from tests.support.server import MoorageServer
 from tests.web.conftest import People
-from tests.web.helpers import ADMIN, api, error, grant, make_namespace, unique
+from tests.web.helpers import (ADMIN, api, error, grant, make_namespace, make_user, push_image,
+                               unique)
 
 
 def test_namespace_life_cycle(secure_registry: MoorageServer) -> None:
@@ -137,3 +142,56 @@ def test_anonymous_callers_must_authenticate(secure_registry: MoorageServer) -> 
     wrong = api(secure_registry, "GET", "/namespaces", auth=("admin", "not-the-password"))
     assert wrong.status_code == 401 and error(wrong)[0] == "UNAUTHORIZED"
     assert ADMIN[1] not in wrong.text
+
+
+# -- visibility: repositories inherit their namespace's, at once, in every process ---------
+
+
+def _anonymous_pull(server: MoorageServer, repo: str) -> int:
+    """A new connection each time, so that consecutive pulls land on different workers."""
+    return httpx.get(f"{server.url}/v2/{repo}/manifests/v1",
+                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).status_code
+
+
+def _anonymous_token_actions(server: MoorageServer, repo: str) -> list[str]:
+    resp = httpx.get(f"{server.url}/auth/token",
+                     params={"service": "moorage", "scope": f"repository:{repo}:pull"})
+    assert resp.status_code == 200, resp.text
+    claims = jwt.decode(resp.json()["token"], options={"verify_signature": False})
+    return [a for entry in claims["access"] for a in entry["actions"]]
+
+
+def test_making_a_namespace_private_hides_its_repositories_at_once(secured: Secured) -> None:
+    server = secured.server
+    ns = make_namespace(server, visibility="public")
+    repos = [f"{ns}/app", f"{ns}/group/tool"]
+    for repo in repos:
+        push_image(server, repo, "v1")
+    outsider = make_user(server, "outsider")
+    for n in range(6):  # every process answers (and may cache) "public" first
+        for repo in repos:
+            assert _anonymous_pull(secured.servers[n % 2], repo) == 200
+    assert set(repos) <= set(_catalog(server, outsider))
+
+    changed = api(server, "PATCH", f"/namespaces/{ns}", json={"visibility": "private"})
+    assert changed.status_code == 200, changed.text
+    for n in range(6):
+        for repo in repos:
+            assert _anonymous_pull(secured.servers[n % 2], repo) == 401
+            assert _anonymous_token_actions(secured.servers[n % 2], repo) == []
+    assert not set(repos) & set(_catalog(secured.servers[-1], outsider))
+    hidden = api(secured.servers[-1], "GET", f"/repositories/{repos[0]}", auth=outsider)
+    assert hidden.status_code == 404
+    shown = api(server, "GET", f"/repositories/{repos[0]}").json()
+    assert (shown["visibility"], shown["visibility_inherited"]) == ("private", True)
+
+    assert api(server, "PATCH", f"/namespaces/{ns}",
+               json={"visibility": "public"}).status_code == 200
+    for n in range(4):
+        assert _anonymous_pull(secured.servers[n % 2], repos[1]) == 200
+
+
+def _catalog(server: MoorageServer, auth: tuple[str, str]) -> list[str]:
+    resp = httpx.get(f"{server.url}/v2/_catalog", auth=auth)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["repositories"]  # type: ignore[no-any-return]

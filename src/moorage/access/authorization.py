@@ -6,7 +6,6 @@ the address and the allowlist that refused it, the quota and its value.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from moorage.access.editions import Edition
@@ -23,39 +22,45 @@ REGISTRY_ACTIONS = frozenset(ACTIONS)
 
 @dataclass(frozen=True)
 class NetworkPolicy:
-    """A snapshot of the CIDR rules, reloaded every few seconds rather than on every request."""
+    """The CIDR rules, parsed: remade only when the rows they come from change."""
 
     instance_allow: tuple[Network, ...]
     namespace_allow: dict[str, tuple[Network, ...]]
     trusted: tuple[Network, ...]
-    loaded_at: float
 
 
 class Authorizer:
     def __init__(self, store: AccessStore, edition: Edition, auto_create_namespace: bool = True,
-                 namespace_creators: str = "everyone", rules_ttl: float = 2.0) -> None:
+                 namespace_creators: str = "everyone") -> None:
         self.store = store
         self.edition = edition
         self.auto_create_namespace = auto_create_namespace
         self.namespace_creators = namespace_creators
-        self.rules_ttl = rules_ttl
-        self._policy: NetworkPolicy | None = None
+        # The rows last read and the policy made of them, as one value (threads share it).
+        self._policy: tuple[object, NetworkPolicy] | None = None
 
     # -- networks -----------------------------------------------------------------------
     def policy(self) -> NetworkPolicy:
-        policy = self._policy
-        if policy is None or time.monotonic() - policy.loaded_at > self.rules_ttl:
-            policy = self._policy = self._load_policy()
+        """The rules as the database has them now, whichever process changed them.
+
+        The rows come through RawReader (kept until the next commit by any process on
+        SQLite, asked each time on PostgreSQL); only parsing them is saved while they stay
+        the same. A copy with a lifetime of its own let every other worker or replica
+        allow an address, or a credential-free pull, for seconds after a rule changed.
+        """
+        rows = self.store.rule_rows()
+        cached = self._policy
+        if cached is not None and (rows is cached[0] or rows == cached[0]):
+            return cached[1]
+        policy = self._load_policy(rows)
+        self._policy = (rows, policy)
         return policy
 
-    def rules_changed(self) -> None:
-        self._policy = None
-
-    def _load_policy(self) -> NetworkPolicy:
+    def _load_policy(self, rows: list[tuple[object, ...]]) -> NetworkPolicy:
         instance: list[Network] = []
         per_ns: dict[str, list[Network]] = {}
         trusted: list[Network] = []
-        for rule in self.store.rules():
+        for rule in self.store.rules_of(rows):
             network = parse_network(rule.cidr)
             if rule.kind == "trusted":
                 trusted.append(network)
@@ -67,7 +72,7 @@ class Authorizer:
         if not self.edition.has("network_acl"):
             instance, per_ns = [], {}
         return NetworkPolicy(tuple(instance), {k: tuple(v) for k, v in per_ns.items()},
-                             tuple(trusted), time.monotonic())
+                             tuple(trusted))
 
     def check_instance_network(self, address: Address | None) -> None:
         allow = self.policy().instance_allow

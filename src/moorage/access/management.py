@@ -18,6 +18,7 @@ from moorage.access.network import Address, in_any, parse_network
 from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS, ROLES
 from moorage.access.secrets import hash_password, hash_secret, new_secret
+from moorage.db.holders import Guard, inspect_with
 from moorage.db.access import (AccessStore, Conflict, NamespaceRow, NetworkRuleRow,
                                RepositoryRow, TokenRow, UserRow)
 from moorage.oci.errors import RegistryError
@@ -27,6 +28,7 @@ _NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _USERNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$")
 _ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VISIBILITIES = ("private", "public")
+INHERIT = "inherit"  # a repository's visibility: its namespace's, whatever it becomes
 MIN_PASSWORD = 8
 
 
@@ -49,6 +51,8 @@ class AccessManager:
         self.store = store
         self.authorizer = authorizer
         self.edition = edition
+        # Asked, inside the deleting transaction, before a namespace goes (immutability).
+        self.guards: list[Guard] = []
 
     # -- helpers ------------------------------------------------------------------------
     def _namespace(self, name: str) -> NamespaceRow:
@@ -171,10 +175,12 @@ class AccessManager:
         return self._namespace(name)
 
     def delete_namespace(self, principal: Principal, name: str) -> None:
+        """Refused while an immutable tag is in it, for administrators too: they may force
+        the delete of each repository (recorded as forced), then delete the namespace."""
         self._namespace(name)
         self._require(principal, name, "manage_members")
-        self.store.delete_namespace(name)
-        self.authorizer.rules_changed()
+        self.store.delete_namespace(name, inspect_with(self.guards, f"namespace {name}",
+                                                       contains=True))
 
     # -- repositories -------------------------------------------------------------------
     def list_repositories(self, principal: Principal, namespace: str | None = None) -> list[RepositoryRow]:
@@ -191,18 +197,30 @@ class AccessManager:
 
     def update_repository(self, principal: Principal, name: str, visibility: str | None = None,
                           description: str | None = None) -> RepositoryRow:
+        """`visibility`: its own (public, private), or `inherit` to follow the namespace's."""
         repo = self.get_repository(principal, name)
         self._require(principal, repo.namespace, "delete")
         values: dict[str, object] = {}
         if visibility is not None:
-            if visibility not in VISIBILITIES:
-                raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")
-            values["visibility"] = visibility
+            if visibility not in (*VISIBILITIES, INHERIT):
+                raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)} or "
+                              f"{INHERIT}")
+            values["visibility"] = None if visibility == INHERIT else visibility
         if description is not None:
             values["description"] = description
         if values:
             self.store.update_repository(name, **values)
         return self.get_repository(principal, name)
+
+    def require_repository_delete(self, principal: Principal, name: str,
+                                  force: bool) -> RepositoryRow:
+        """Deleting needs the delete permission; forcing past immutable tags, an
+        administrator."""
+        repo = self.require_repository_action(principal, name, "delete")
+        if force and not principal.is_admin:
+            raise Forbidden("only instance administrators may force the deletion of a "
+                            "repository past its immutable tags")
+        return repo
 
     def require_repository_action(self, principal: Principal, name: str, action: str) -> RepositoryRow:
         repo = self.get_repository(principal, name)
@@ -383,7 +401,6 @@ class AccessManager:
             rule_id = self.store.create_rule(ns_id, str(network), kind, description)
         except Conflict as exc:
             raise AlreadyExists(str(exc)) from None
-        self.authorizer.rules_changed()
         return next(r for r in self.store.rules() if r.id == rule_id)
 
     def list_rules(self, principal: Principal) -> list[NetworkRuleRow]:
@@ -408,7 +425,6 @@ class AccessManager:
         else:
             self._require(principal, rule.namespace, "manage_rules")
         self.store.delete_rule(rule_id)
-        self.authorizer.rules_changed()
 
     # -- instance -----------------------------------------------------------------------
     def usage(self) -> dict[str, int]:

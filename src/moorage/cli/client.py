@@ -99,8 +99,8 @@ class ApiClient:
     def patch(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("PATCH", path, json=body)
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.request("DELETE", path, params=params)
 
 
 def connect() -> ApiClient:

@@ -72,8 +72,9 @@ def show(name: str, json_out: JsonFlag = False) -> None:
 @app.command("update")
 def update(
     name: str,
-    public: Annotated[Optional[bool], typer.Option("--public/--private",
-                                                   help="Change the visibility.")] = None,
+    public: Annotated[Optional[bool], typer.Option(
+        "--public/--private", help="Change the visibility; at once for every repository that "
+                                   "has none of its own.")] = None,
     description: Annotated[Optional[str], typer.Option(help="Change the description.")] = None,
     credential_free_pull: Annotated[Optional[bool], typer.Option(
         "--credential-free-pull/--no-credential-free-pull",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from moorage.db.holders import Inspect, namespace_holders
+from moorage.db.metadata import effective_visibility, lock_namespace
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (access_tokens, memberships, namespaces, network_rules,
                                repositories, tags, users)
@@ -34,10 +36,15 @@ class RepositoryRow:
     id: int
     name: str
     namespace: str
-    visibility: str
+    visibility: str  # what applies: its own, or else its namespace's
     description: str
     created_at: float
     tag_count: int = 0
+    own_visibility: str | None = None  # None: it follows the namespace's
+
+    @property
+    def inherited(self) -> bool:
+        return self.own_visibility is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +94,16 @@ _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind
 
 
 # Plain SQL for RawReader: the visibility lookup is on every anonymous or public pull.
+# A repository without a visibility of its own has its namespace's, as it is now.
 _REPOSITORY_VISIBILITY = (
-    "SELECT r.visibility, n.name, n.credential_free_pull FROM repositories r "
-    "JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
+    "SELECT COALESCE(r.visibility, n.visibility), n.name, n.credential_free_pull "
+    "FROM repositories r JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
+
+
+# Plain SQL for RawReader: the network rules are consulted on every request.
+_NETWORK_RULES = (
+    "SELECT r.id, n.name, r.cidr, r.kind, r.description, r.created_at FROM network_rules r "
+    "LEFT JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id")
 
 
 class AccessStore:
@@ -135,18 +149,24 @@ class AccessStore:
             return conn.execute(update(namespaces).where(namespaces.c.name == name)
                                 .values(**values)).rowcount > 0
 
-    def delete_namespace(self, name: str) -> bool:
-        """Removes the namespace with its repositories, tags, robots and rules (cascade)."""
+    def delete_namespace(self, name: str, inspect: Inspect | None = None) -> bool:
+        """Removes the namespace with its repositories, tags, robots and rules (cascade);
+        `inspect` sees every tag in it first, under the namespace's lock."""
         with self.engine.begin() as conn:
-            return conn.execute(delete(namespaces).where(namespaces.c.name == name)).rowcount > 0
+            ns_id = lock_namespace(conn, name)
+            if ns_id is None:
+                return False
+            if inspect is not None:
+                inspect(namespace_holders(conn, ns_id))
+            return conn.execute(delete(namespaces).where(namespaces.c.id == ns_id)).rowcount > 0
 
     # -- repositories -------------------------------------------------------------------
     def _repo_query(self):  # type: ignore[no-untyped-def]
         tag_count = (select(func.count()).where(tags.c.repository_id == repositories.c.id)
                      .correlate(repositories).scalar_subquery())
         return (select(repositories.c.id, repositories.c.name, namespaces.c.name,
-                       repositories.c.visibility, repositories.c.description,
-                       repositories.c.created_at, tag_count)
+                       effective_visibility(), repositories.c.description,
+                       repositories.c.created_at, tag_count, repositories.c.visibility)
                 .select_from(repositories.join(namespaces)))
 
     def repositories(self, namespace: str | None = None) -> list[RepositoryRow]:
@@ -166,7 +186,7 @@ class AccessStore:
             return conn.execute(select(func.count()).select_from(repositories)).scalar_one()
 
     def repository_visibility(self, name: str) -> tuple[str, str, bool] | None:
-        """(repository visibility, namespace name, credential-free pull) in one query."""
+        """(visibility that applies, namespace name, credential-free pull) in one query."""
         found = self.reads.cached_rows(_REPOSITORY_VISIBILITY, (name,))  # asked on every public pull
         return (found[0][0], found[0][1], bool(found[0][2])) if found else None
 
@@ -302,13 +322,16 @@ class AccessStore:
             raise Conflict(f"a {kind} rule for {cidr} already exists there") from None
 
     def rules(self) -> list[NetworkRuleRow]:
-        query = (select(network_rules.c.id, namespaces.c.name, network_rules.c.cidr,
-                        network_rules.c.kind, network_rules.c.description,
-                        network_rules.c.created_at)
-                 .select_from(network_rules.outerjoin(namespaces))
-                 .order_by(network_rules.c.id))
-        with self.engine.connect() as conn:
-            return [NetworkRuleRow(*r) for r in conn.execute(query)]
+        return self.rules_of(self.rule_rows())
+
+    def rule_rows(self) -> list[tuple[object, ...]]:
+        """The rules' rows as they are now; the same list while nothing was committed
+        (SQLite), so that callers can keep what they made of it (authorization.py)."""
+        return self.reads.cached_rows(_NETWORK_RULES, ())
+
+    @staticmethod
+    def rules_of(rows: list[tuple[object, ...]]) -> list[NetworkRuleRow]:
+        return [NetworkRuleRow(*r) for r in rows]  # type: ignore[arg-type]
 
     def delete_rule(self, rule_id: int) -> bool:
         with self.engine.begin() as conn:

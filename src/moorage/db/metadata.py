@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from moorage.db.changes import ChangeSignal, signal_commits, unobserved
+from moorage.db.holders import Inspect, blob_holders, manifest_holders, repository_holders
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
                                namespaces, repositories, repository_blobs, repository_manifests,
@@ -39,12 +40,52 @@ def _insert_new(conn: Connection, table: Table, **values: object) -> bool:
     return conn.execute(statement).first() is not None
 
 
+def effective_visibility():  # type: ignore[no-untyped-def]
+    """The repository's own visibility, or its namespace's (a query joining both)."""
+    return func.coalesce(repositories.c.visibility, namespaces.c.visibility)
+
+
+def lock_namespace(conn: Connection, ns_name: str, create: bool = False) -> int | None:
+    """Take the namespace's lock, first thing in a write to anything in it; its id, or
+    None when it does not exist and `create` is false (it is created on a first push).
+
+    Every write to a repository's contents takes this lock first, and no row lock before
+    it. One lock, always first, keeps writers from waiting for each other in a circle:
+    pushes used to lock their repository and then the namespace (to count storage),
+    while deleting a namespace locks it and then, by cascade, its repositories, and
+    PostgreSQL aborted one of the two with a deadlock. On SQLite the lock is the
+    database's write lock, which pysqlite otherwise takes only at the first write: a
+    repository read before it could be deleted before the write (a foreign-key failure).
+    """
+    locked = select(namespaces.c.id).where(namespaces.c.name == ns_name)
+    while True:
+        if conn.dialect.name == "postgresql":
+            ns_id = conn.execute(locked.with_for_update(key_share=True)).scalar()
+        else:  # a write that may change nothing still takes the lock
+            conn.execute(update(namespaces).where(namespaces.c.name == ns_name)
+                         .values(name=namespaces.c.name))
+            ns_id = conn.execute(locked).scalar()
+        if ns_id is not None or not create:
+            return ns_id  # type: ignore[no-any-return]
+        # Another writer may create it first; the loop then locks theirs.
+        _insert_new(conn, namespaces, name=ns_name, visibility="private", description="",
+                    credential_free_pull=False, created_at=time.time())
+
+
 class MissingReferences(Exception):
     """A manifest references blobs or manifests its repository does not hold."""
 
     def __init__(self, digests: list[str]) -> None:
         super().__init__(", ".join(digests))
         self.digests = digests
+
+
+class WrongSizes(Exception):
+    """A manifest's descriptors declare sizes that are not those of the stored content."""
+
+    def __init__(self, wrong: list[tuple[str, int, int]]) -> None:
+        super().__init__(", ".join(f"{d}: {declared} != {actual}" for d, declared, actual in wrong))
+        self.wrong = wrong  # (digest, declared size, stored size)
 
 
 class StorageQuotaExceeded(Exception):
@@ -91,6 +132,9 @@ class NewManifest:
     annotations: dict[str, str] | None
     blob_digests: tuple[str, ...]
     child_digests: tuple[str, ...]
+    # The size each descriptor declares, by digest (blobs, children and the subject): it must
+    # be the stored content's, checked where existence is.
+    declared_sizes: tuple[tuple[str, int], ...] = ()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -151,44 +195,20 @@ class MetadataStore:
         return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
     def _lock_namespace(self, conn: Connection, ns_name: str, create: bool) -> int | None:
-        """Take the namespace's lock, first thing in a write to anything in it; its id, or
-        None when it does not exist and `create` is false (it is created on a first push).
-
-        Every write to a repository's contents takes this lock first, and no row lock before
-        it. One lock, always first, keeps writers from waiting for each other in a circle:
-        pushes used to lock their repository and then the namespace (to count storage),
-        while deleting a namespace locks it and then, by cascade, its repositories, and
-        PostgreSQL aborted one of the two with a deadlock. On SQLite the lock is the
-        database's write lock, which pysqlite otherwise takes only at the first write: a
-        repository read before it could be deleted before the write (a foreign-key failure).
-        """
-        locked = select(namespaces.c.id).where(namespaces.c.name == ns_name)
-        while True:
-            if conn.dialect.name == "postgresql":
-                ns_id = conn.execute(locked.with_for_update(key_share=True)).scalar()
-            else:  # a write that may change nothing still takes the lock
-                conn.execute(update(namespaces).where(namespaces.c.name == ns_name)
-                             .values(name=namespaces.c.name))
-                ns_id = conn.execute(locked).scalar()
-            if ns_id is not None or not create:
-                return ns_id  # type: ignore[no-any-return]
-            # Another writer may create it first; the loop then locks theirs.
-            _insert_new(conn, namespaces, name=ns_name, visibility="private", description="",
-                        credential_free_pull=False, created_at=time.time())
+        return lock_namespace(conn, ns_name, create)
 
     def _lock_repository(self, conn: Connection, name: str, create: bool) -> int | None:
-        """Lock the repository's namespace, then find the repository (creating it, private
-        unless the namespace is public, if asked). Whether the caller may create them, and
-        within which quota, was decided beforehand by the access layer."""
+        """Lock the repository's namespace, then find the repository (creating it, with the
+        namespace's visibility, if asked). Whether the caller may create them, and within
+        which quota, was decided beforehand by the access layer."""
         ns_id = self._lock_namespace(conn, namespace_of(name), create)
         if ns_id is None:
             return None
         repo_id = self._repository_id(conn, name)
         if repo_id is not None or not create:
             return repo_id
-        visibility = conn.execute(select(namespaces.c.visibility)
-                                  .where(namespaces.c.id == ns_id)).scalar_one()
-        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=visibility,
+        # No visibility of its own: it follows the namespace's, whenever that changes.
+        _insert_new(conn, repositories, name=name, namespace_id=ns_id, visibility=None,
                     description="", created_at=time.time())
         repo_id = self._repository_id(conn, name)
         assert repo_id is not None  # inserted now, or by a writer that held the lock before
@@ -210,7 +230,7 @@ class MetadataStore:
             names, include_public = visible
             condition = namespaces.c.name.in_(names) if names else false()
             if include_public:
-                condition = or_(condition, repositories.c.visibility == "public")
+                condition = or_(condition, effective_visibility() == "public")
             query = query.select_from(repositories.join(namespaces)).where(condition)
         if last:
             query = query.where(repositories.c.name > last)
@@ -259,11 +279,14 @@ class MetadataStore:
         with self.engine.begin() as conn:
             self._link_blob(conn, self._ensure_repository(conn, name), digest, size)
 
-    def unlink_blob(self, name: str, digest: str) -> bool:
+    def unlink_blob(self, name: str, digest: str, inspect: Inspect | None = None) -> bool:
+        """Stop the repository reading a blob; `inspect` sees the tags that hold it first."""
         with self.engine.begin() as conn:
-            repo_id = self._repository_id(conn, name)
+            repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
+            if inspect is not None:
+                inspect(blob_holders(conn, repo_id, digest))
             result = conn.execute(delete(repository_blobs).where(
                 repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest))
             return result.rowcount > 0
@@ -311,24 +334,38 @@ class MetadataStore:
                 self._set_tag(conn, repo_id, tag, new.digest, now)
 
     def _check_references(self, conn: Connection, repo_id: int, new: NewManifest) -> None:
+        """Every blob and child must be in the repository, with the size its descriptor
+        declares; the sizes come with the existence check, in the same queries. A subject
+        need not exist (a referrer may come first), but if it does, its size must match."""
         wanted_blobs = set(new.blob_digests)
         wanted_children = set(new.child_digests) - wanted_blobs
         missing: set[str] = set()
+        stored: dict[str, int] = {}
+        for wanted, link, content in ((wanted_blobs, repository_blobs, blobs),
+                                      (wanted_children, repository_manifests, manifests)):
+            if not wanted:
+                continue
+            found = dict(conn.execute(
+                select(link.c.digest, content.c.size).select_from(link.join(content))
+                .where(link.c.repository_id == repo_id, link.c.digest.in_(wanted))).all())
+            missing |= wanted - set(found)
+            stored.update(found)
         if wanted_blobs:
-            found = set(conn.execute(select(repository_blobs.c.digest).where(
-                repository_blobs.c.repository_id == repo_id,
-                repository_blobs.c.digest.in_(wanted_blobs))).scalars())
-            missing |= wanted_blobs - found
             conn.execute(update(repository_blobs).where(
                 repository_blobs.c.repository_id == repo_id,
-                repository_blobs.c.digest.in_(found)).values(touched_at=time.time()))
-        if wanted_children:
-            found = set(conn.execute(select(repository_manifests.c.digest).where(
-                repository_manifests.c.repository_id == repo_id,
-                repository_manifests.c.digest.in_(wanted_children))).scalars())
-            missing |= wanted_children - found
+                repository_blobs.c.digest.in_(wanted_blobs - missing))
+                .values(touched_at=time.time()))
         if missing:
             raise MissingReferences(sorted(missing))
+        if new.subject and new.subject not in stored:
+            size = conn.execute(select(manifests.c.size)
+                                .where(manifests.c.digest == new.subject)).scalar()
+            if size is not None:
+                stored[new.subject] = size
+        wrong = [(digest, declared, stored[digest]) for digest, declared in new.declared_sizes
+                 if digest in stored and stored[digest] != declared]
+        if wrong:
+            raise WrongSizes(wrong)
 
     def _count_storage(self, conn: Connection, repo_id: int, manifest_digest: str,
                        delta: int) -> None:
@@ -405,20 +442,26 @@ class MetadataStore:
             row = conn.execute(query).first()
         return StoredManifest(row[0], row[1], row[2], bytes(row[3])) if row else None
 
-    def delete_manifest(self, name: str, digest: str) -> bool:
-        """Remove a manifest and every tag pointing at it from one repository."""
+    def delete_manifest(self, name: str, digest: str, inspect: Inspect | None = None) -> bool:
+        """Remove a manifest and every tag pointing at it from one repository; `inspect`
+        sees the tags that hold it (its own, and those of indexes above it) first."""
         with self.engine.begin() as conn:
             repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
+            if inspect is not None:
+                inspect(manifest_holders(conn, repo_id, digest))
             return self._unlink_manifest(conn, repo_id, digest)
 
-    def delete_repository(self, name: str) -> bool:
-        """Remove a repository with its tags and links, releasing its share of storage."""
+    def delete_repository(self, name: str, inspect: Inspect | None = None) -> bool:
+        """Remove a repository with its tags and links, releasing its share of storage;
+        `inspect` sees its tags first."""
         with self.engine.begin() as conn:
             repo_id = self._lock_repository(conn, name, create=False)
             if repo_id is None:
                 return False
+            if inspect is not None:
+                inspect(repository_holders(conn, repo_id))
             linked = conn.execute(select(repository_manifests.c.digest).where(
                 repository_manifests.c.repository_id == repo_id)).scalars().all()
             for digest in linked:
@@ -437,12 +480,6 @@ class MetadataStore:
                  .where(repositories.c.name == name, tags.c.name.in_(wanted)))
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(query)}
-
-    def tags_of(self, name: str, digest: str) -> list[str]:
-        query = (select(tags.c.name).select_from(tags.join(repositories))
-                 .where(repositories.c.name == name, tags.c.digest == digest))
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
 
     def delete_tag(self, name: str, tag: str) -> bool:
         with self.engine.begin() as conn:

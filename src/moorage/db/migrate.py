@@ -61,12 +61,38 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to `revision` in one transaction.
+
+    On SQLite, foreign keys are off while it runs: a migration that alters a column there
+    rebuilds the table (copy, drop, rename), and dropping the old `repositories` with
+    foreign keys on cascades into every tag, blob link and manifest link of every
+    repository. The pragma only takes effect outside a transaction, so it is set (and
+    checked) before the migration's begins, the references are checked before it commits,
+    and it is set back on the connection before it returns to the pool.
+    """
     from alembic import command
 
     config = _config(engine)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            if conn.exec_driver_sql("PRAGMA foreign_keys").scalar() != 0:
+                raise RuntimeError("cannot turn SQLite foreign keys off to migrate safely")
+            conn.commit()  # ends SQLAlchemy's implicit transaction; nothing was written
+        try:
+            with conn.begin():
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migration broke {len(broken)} references, "
+                                           f"e.g. {broken[0]}; nothing was changed")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def check_migrated(engine: Engine, command_hint: str = "moorage migrate") -> None:

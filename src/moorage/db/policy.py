@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select
 
+from moorage.db.rawreads import RawReader
 from moorage.db.schema import (immutability_rules, manifest_references, manifests, namespaces,
                                repositories, repository_manifests, retention_rules, tags)
 
@@ -47,9 +48,6 @@ class ArtifactRow:
     is_child: bool  # referenced by an index linked in the same repository
 
 
-_IMM = (immutability_rules.c.id, namespaces.c.name, immutability_rules.c.repository_pattern,
-        immutability_rules.c.tag_pattern, immutability_rules.c.exclude_pattern,
-        immutability_rules.c.created_at)
 _RET = (retention_rules.c.id, namespaces.c.name, retention_rules.c.repository_pattern,
         retention_rules.c.tag_pattern, retention_rules.c.keep_last,
         retention_rules.c.older_than_seconds, retention_rules.c.untagged,
@@ -57,9 +55,19 @@ _RET = (retention_rules.c.id, namespaces.c.name, retention_rules.c.repository_pa
         retention_rules.c.created_at)
 
 
+# Plain SQL for RawReader: asked by every tag move and every delete, in every process.
+_IMMUTABILITY_RULES = (
+    "SELECT r.id, n.name, r.repository_pattern, r.tag_pattern, r.exclude_pattern, "
+    "r.created_at FROM immutability_rules r JOIN namespaces n ON n.id = r.namespace_id "
+    "ORDER BY r.id")
+
+
 class PolicyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = RawReader.of(engine)
+        # The rows last read and the rules made of them, as one value (threads share it).
+        self._rules: tuple[object, list[ImmutabilityRuleRow]] = (None, [])
 
     def _namespace_id(self, name: str) -> int | None:
         with self.engine.connect() as conn:
@@ -75,10 +83,19 @@ class PolicyStore:
                 created_at=time.time()).returning(immutability_rules.c.id)).scalar_one()
 
     def immutability_rules(self) -> list[ImmutabilityRuleRow]:
-        query = select(*_IMM).select_from(immutability_rules.join(namespaces)).order_by(
-            immutability_rules.c.id)
-        with self.engine.connect() as conn:
-            return [ImmutabilityRuleRow(*r) for r in conn.execute(query)]
+        """The rules as the database has them now, whichever process changed them last.
+
+        Read through RawReader: on SQLite its answer is kept until the next commit by any
+        process, on PostgreSQL it is asked each time; never a copy with a lifetime of its
+        own, which let a process apply rules a moment after another had deleted them, or
+        miss rules another had just added.
+        """
+        rows = self.reads.cached_rows(_IMMUTABILITY_RULES, ())
+        seen, rules = self._rules
+        if rows is not seen and rows != seen:
+            rules = [ImmutabilityRuleRow(*r) for r in rows]
+            self._rules = (rows, rules)
+        return rules
 
     def delete_immutability(self, rule_id: int) -> bool:
         with self.engine.begin() as conn:

@@ -33,7 +33,8 @@ repositories = Table(
     Column("name", String(255), nullable=False, unique=True),
     Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
            nullable=False),
-    Column("visibility", String(16), nullable=False, default="private"),
+    # Set on the repository itself, or NULL: the namespace's visibility applies, as it is now.
+    Column("visibility", String(16), nullable=True),
     Column("description", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
 )

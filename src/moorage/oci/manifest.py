@@ -2,7 +2,8 @@
 
 The registry stores manifest bytes exactly as pushed (the digest is of those bytes); this
 module only reads them to learn what they reference, so that the service can check that every
-blob and child manifest exists before the push is acknowledged.
+blob and child manifest exists, with the size its descriptor declares, before the push is
+acknowledged.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Manifest:
     def is_index(self) -> bool:
         return self.media_type in mt.INDEXES
 
+    @property
+    def descriptors(self) -> tuple[Descriptor, ...]:
+        """Every descriptor the registry checks: blobs, children and the subject."""
+        return self.blobs + self.children + ((self.subject,) if self.subject else ())
+
 
 def _invalid(message: str) -> RegistryError:
     return RegistryError("MANIFEST_INVALID", message)
@@ -76,6 +82,20 @@ def _descriptors(value: Any, where: str) -> tuple[Descriptor, ...]:
     if not isinstance(value, list):
         raise _invalid(f"{where} must be a list")
     return tuple(_descriptor(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def _check_sizes(descriptors: tuple[Descriptor, ...]) -> None:
+    """What a manifest alone can tell about sizes: content has one size, so descriptors of
+    one digest must agree, and the empty JSON blob is two bytes. Whether a size is that of
+    the stored content is the service's check, against the metadata database."""
+    sizes: dict[str, int] = {}
+    for d in descriptors:
+        if d.digest == mt.EMPTY_DIGEST and d.size != len(mt.EMPTY_JSON):
+            raise _invalid(f"descriptor of the empty blob {d.digest} declares size {d.size}; "
+                           f"it is {len(mt.EMPTY_JSON)} bytes")
+        known = sizes.setdefault(d.digest, d.size)
+        if known != d.size:
+            raise _invalid(f"descriptors of {d.digest} declare two sizes, {known} and {d.size}")
 
 
 def _media_type(doc: dict[str, Any], content_type: str | None) -> str:
@@ -130,7 +150,9 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         if "manifests" not in doc:
             raise _invalid("an index needs a manifests list")
         children = _descriptors(doc.get("manifests"), "manifests")
-        return Manifest(media_type, (), children, subject, artifact_type, annotations)
+        manifest = Manifest(media_type, (), children, subject, artifact_type, annotations)
+        _check_sizes(manifest.descriptors)
+        return manifest
 
     if "config" not in doc:
         raise _invalid("an image manifest needs a config descriptor")
@@ -140,8 +162,10 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     layers = _descriptors(doc.get("layers"), "layers")
     # Foreign layers live elsewhere by design; the registry does not hold their bytes.
     stored = tuple(d for d in layers if d.media_type != mt.DOCKER_FOREIGN_LAYER)
-    return Manifest(media_type, (config, *stored), (), subject,
-                    artifact_type or config.media_type, annotations)
+    manifest = Manifest(media_type, (config, *stored), (), subject,
+                        artifact_type or config.media_type, annotations)
+    _check_sizes(manifest.descriptors)
+    return manifest
 
 
 def accepts(accept: list[str], media_type: str) -> bool:

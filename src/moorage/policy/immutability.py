@@ -1,4 +1,6 @@
-"""Tag immutability: once pushed, a protected tag can be neither moved nor deleted.
+"""Tag immutability: once pushed, a protected tag can be neither moved nor deleted, and
+neither can what it holds: its manifest, the manifests of its index, their blobs, nor the
+repository or namespace around it (an administrator may force a repository delete).
 
 Signatures, attestations and SBOMs stored under the cosign tag scheme (`sha256-<hex>.sig`,
 `.att`, `.sbom`) and referrers are exempt: signing an immutable image must stay possible.
@@ -8,10 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from moorage.db.holders import Holder
 from moorage.db.policy import ImmutabilityRuleRow, PolicyStore
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import namespace_of
@@ -35,26 +37,37 @@ def rule_protects(rule: ImmutabilityRuleRow, repository: str, tag: str) -> bool:
     return not (rule.exclude_pattern and fnmatch.fnmatchcase(tag, rule.exclude_pattern))
 
 
+def _describe(rule: ImmutabilityRuleRow) -> str:
+    return f"rule {rule.id}: {rule.tag_pattern!r} in {rule.namespace}"
+
+
+def _refusal(message: str, rule: ImmutabilityRuleRow) -> RegistryError:
+    return RegistryError("DENIED", message, detail={"reason": "immutable", "rule": rule.id})
+
+
 @dataclass
 class ImmutabilityPolicy:
+    """The registry's tag check and content guard (see db/holders.py): refuses moving or
+    deleting a protected tag, and deleting anything such a tag holds or is part of."""
+
     store: PolicyStore
-    ttl: float = 2.0
-    _rules: list[ImmutabilityRuleRow] | None = None
-    _loaded: float = 0.0
 
     def rules(self) -> list[ImmutabilityRuleRow]:
-        if self._rules is None or time.monotonic() - self._loaded > self.ttl:
-            self._rules = self.store.immutability_rules()
-            self._loaded = time.monotonic()
-        return self._rules
+        return self.store.immutability_rules()  # current in every process; see there
 
-    def changed(self) -> None:
-        self._rules = None
-
-    def protecting_rule(self, repository: str, tag: str) -> ImmutabilityRuleRow | None:
+    def protecting_rule(self, repository: str, tag: str,
+                        rules: list[ImmutabilityRuleRow] | None = None
+                        ) -> ImmutabilityRuleRow | None:
         if SUPPLY_CHAIN_TAG.fullmatch(tag):
             return None
-        return next((r for r in self.rules() if rule_protects(r, repository, tag)), None)
+        return next((r for r in (self.rules() if rules is None else rules)
+                     if rule_protects(r, repository, tag)), None)
+
+    def snapshot(self) -> Callable[[str, str], bool]:
+        """Whether a tag is protected, by the rules as they are now: for a retention run,
+        which asks about every tag; its deletes are checked again as they happen."""
+        rules = self.rules()
+        return lambda repository, tag: self.protecting_rule(repository, tag, rules) is not None
 
     def check(self, repository: str, tag: str, old_digest: str, new_digest: str | None) -> None:
         """A registry tag check: refuse moving or deleting a protected tag."""
@@ -64,10 +77,27 @@ class ImmutabilityPolicy:
         if self.store.manifest_subject(old_digest) is not None:
             return  # a referrer (signature, SBOM) pushed under a tag stays manageable
         verb = "overwritten" if new_digest else "deleted"
-        raise RegistryError(
-            "DENIED", f"tag {tag} of {repository} is immutable (rule {rule.id}: "
-                      f"{rule.tag_pattern!r} in {rule.namespace}) and cannot be {verb}",
-            detail={"reason": "immutable", "rule": rule.id})
+        raise _refusal(f"tag {tag} of {repository} is immutable ({_describe(rule)}) and "
+                       f"cannot be {verb}", rule)
 
-    def as_check(self) -> Callable[[str, str, str, str | None], None]:
-        return self.check
+    def _protecting(self, holders: list[Holder]) -> Iterator[tuple[Holder, ImmutabilityRuleRow]]:
+        rules = self.rules()
+        for holder in holders:
+            if holder.referrer:
+                continue  # a referrer (signature, SBOM) pushed under a tag stays manageable
+            rule = self.protecting_rule(holder.repository, holder.tag, rules)
+            if rule is not None:
+                yield holder, rule
+
+    def refuse(self, what: str, holders: list[Holder], contains: bool) -> None:
+        """A content guard: refuse deleting what an immutable tag holds, or holds one."""
+        for holder, rule in self._protecting(holders):
+            tag = f"tag {holder.tag} of {holder.repository}"
+            if contains:
+                raise _refusal(f"{what} cannot be deleted: it holds immutable {tag} "
+                               f"({_describe(rule)})", rule)
+            raise _refusal(f"{what} cannot be deleted: immutable {tag}, at {holder.digest}, "
+                           f"holds it ({_describe(rule)})", rule)
+
+    def protected(self, holders: list[Holder]) -> list[Holder]:
+        return [holder for holder, _ in self._protecting(holders)]

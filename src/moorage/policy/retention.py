@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from moorage.db.policy import ArtifactRow, RetentionRuleRow
+from moorage.oci.errors import RegistryError
 from moorage.policy.immutability import SUPPLY_CHAIN_TAG, relative_path
 
 if TYPE_CHECKING:
@@ -36,10 +37,13 @@ class RepositoryPlan:
     delete_tags: list[str] = field(default_factory=list)
     delete_manifests: list[str] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)  # tag -> why it stays
+    # Planned, but refused when carried out (a rule added since the plan): reference -> why.
+    refused: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {"repository": self.repository, "delete_tags": self.delete_tags,
-                "delete_manifests": self.delete_manifests, "kept": self.kept}
+                "delete_manifests": self.delete_manifests, "kept": self.kept,
+                "refused": self.refused}
 
 
 def covers(rule: RetentionRuleRow, repository: str) -> bool:
@@ -119,6 +123,21 @@ def _with_referrers(doomed: list[str], artifacts: list[ArtifactRow]) -> list[str
 Report = Callable[[str], None]
 
 
+def _delete(registry: "Registry", plan: RepositoryPlan, reference: str, report: Report) -> None:
+    """Carry out one planned delete. The registry checks immutability again, in the delete's
+    own transaction: a refusal there (a rule added since the plan) leaves that reference and
+    the run goes on; something already gone is no failure either."""
+    try:
+        registry.delete_manifest(plan.repository, reference)
+    except RegistryError as exc:
+        if exc.code == "MANIFEST_UNKNOWN":
+            return
+        if exc.code != "DENIED":
+            raise
+        plan.refused[reference] = exc.message
+        report(f"{plan.repository}: kept {reference}: {exc.message}")
+
+
 def run_rule(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
              is_immutable: IsImmutable, dry_run: bool, report: Report = lambda _: None,
              check: Callable[[], None] = lambda: None) -> dict[str, object]:
@@ -138,14 +157,15 @@ def run_rule(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
                f"{len(plan.delete_manifests)} manifests")
         if dry_run:
             continue
-        doomed = set(plan.delete_manifests)
-        tags_of_doomed = {t for a in store.artifacts(repository) if a.digest in doomed
-                          for t, _ in a.tags}
-        for tag in plan.delete_tags:
-            if tag not in tags_of_doomed:
-                registry.delete_manifest(repository, tag)
-        for digest in plan.delete_manifests:
-            registry.delete_manifest(repository, digest)
+        tags_of = {a.digest: {t for t, _ in a.tags} for a in store.artifacts(repository)}
+        doomed_tags = {t for d in plan.delete_manifests for t in tags_of.get(d, ())}
+        for reference in [t for t in plan.delete_tags if t not in doomed_tags] + \
+                plan.delete_manifests:
+            _delete(registry, plan, reference, report)
+        if plan.refused:  # the result lists what went; `refused`, what stayed and why
+            stayed = set(plan.refused) | {t for d in plan.refused for t in tags_of.get(d, ())}
+            plan.delete_tags = [t for t in plan.delete_tags if t not in stayed]
+            plan.delete_manifests = [d for d in plan.delete_manifests if d not in stayed]
     return {"rule": rule.id, "dry_run": dry_run,
             "deleted_tags": sum(len(p.delete_tags) for p in plans),
             "deleted_manifests": sum(len(p.delete_manifests) for p in plans),

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from moorage.cache.lru import LRUCache
 from moorage.cache.tags import NoTagCache, TagCache
+from moorage.db.holders import Guard, Holder, inspect_with
 from moorage.db.metadata import (MetadataStore, MissingReferences, NewManifest, Referrer,
-                                 StorageQuotaExceeded, StoredManifest)
+                                 StorageQuotaExceeded, StoredManifest, WrongSizes)
 from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
@@ -48,6 +49,8 @@ class Registry:
         self.manifest_checks: list[Callable[[str, Manifest], None]] = []
         # Checks before a tag moves or goes: (repository, tag, old digest, new digest or None).
         self.tag_checks: list[Callable[[str, str, str, str | None], None]] = []
+        # Asked, inside the deleting transaction, before a manifest, blob or repository goes.
+        self.guards: list[Guard] = []
         # Manifest bytes are immutable per digest, so caching them never serves stale data;
         # whether a repository holds a digest is always asked of the database.
         self._manifests: LRUCache[str, StoredManifest] = LRUCache(manifest_cache_bytes)
@@ -66,12 +69,24 @@ class Registry:
         """A client checked that a blob exists; keep it safe from GC while it pushes on."""
         self.db.touch_blob(name, digest, self.touch_interval)
 
-    def delete_repository(self, name: str) -> bool:
+    def delete_repository(self, name: str, force: bool = False) -> bool:
+        """Refused while a guard protects a tag in it, unless `force` (the caller decided
+        who may force); a forced delete says so in its event, with the tags it overrode."""
         check_name(name)
-        deleted = self.db.delete_repository(name)
+        overridden: list[Holder] = []
+        if force:
+            def inspect(holders: list[Holder]) -> None:
+                overridden.extend(h for guard in self.guards for h in guard.protected(holders))
+            deleted = self.db.delete_repository(name, inspect)
+        else:
+            deleted = self.db.delete_repository(
+                name, inspect_with(self.guards, f"repository {name}", contains=True))
         self.tags_cache.invalidate(name)
         if deleted:
-            self.bus.publish(Event("delete", name, target=name, detail={"repository": True}))
+            detail: dict[str, object] = {"repository": True}
+            if force:
+                detail.update(forced=True, immutable_tags=sorted({h.tag for h in overridden}))
+            self.bus.publish(Event("delete", name, target=name, detail=detail))
         return deleted
 
     def blob_file(self, digest: str) -> Path | None:
@@ -80,7 +95,8 @@ class Registry:
     def delete_blob(self, name: str, digest: str) -> None:
         check_name(name)
         parse_digest(digest)
-        if not self.db.unlink_blob(name, digest):
+        if not self.db.unlink_blob(name, digest,
+                                   inspect_with(self.guards, f"blob {digest} of {name}")):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         self.bus.publish(Event("blob.delete", name, digest))
 
@@ -170,12 +186,21 @@ class Registry:
                 digest=digest, media_type=manifest.media_type, content=body, subject=subject,
                 artifact_type=manifest.artifact_type, annotations=manifest.annotations or None,
                 blob_digests=tuple(blob_digests),
-                child_digests=tuple(d.digest for d in manifest.children)), tags)
+                child_digests=tuple(d.digest for d in manifest.children),
+                declared_sizes=tuple({d.digest: d.size for d in manifest.descriptors}.items())),
+                tags)
         except MissingReferences as exc:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN",
                                 f"manifest references unknown content: "
                                 f"{', '.join(exc.digests[:5])}",
                                 detail={"digests": exc.digests}) from None
+        except WrongSizes as exc:
+            raise RegistryError(
+                "MANIFEST_INVALID", "manifest declares wrong sizes: " + "; ".join(
+                    f"{d} is {actual} bytes, not {declared}"
+                    for d, declared, actual in exc.wrong[:5]),
+                detail={"sizes": [{"digest": d, "declared": declared, "size": actual}
+                                  for d, declared, actual in exc.wrong]}) from None
         except StorageQuotaExceeded as exc:
             self.bus.publish(Event("quota", name, digest, manifest.media_type, result="failure",
                                    detail={"namespace": exc.namespace, "quota": exc.quota,
@@ -231,10 +256,9 @@ class Registry:
         check_name(name)
         if is_digest(reference):
             parse_digest(reference)
-            for tag in self.db.tags_of(name, reference):
-                for check in self.tag_checks:
-                    check(name, tag, reference, None)
-            deleted = self.db.delete_manifest(name, reference)
+            # The guards see every tag that holds it: its own, and any index's above it.
+            deleted = self.db.delete_manifest(
+                name, reference, inspect_with(self.guards, f"manifest {reference} of {name}"))
         else:
             check_tag(reference)
             current = self.db.tag_digest(name, reference)

@@ -10,7 +10,8 @@ the API leaves a trace too.
 Request bodies are never announced: they carry passwords and secrets. Only the names of the
 fields a request set are, plus the values of a short list of fields that identify what
 changed and are never secret (SAFE_FIELDS); a field that is not on the list, today's or one a
-future endpoint adds, is named without its value.
+future endpoint adds, is named without its value. Query flags that change what a request
+does (`force`) are recorded with their values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 
@@ -41,6 +43,8 @@ SAFE_FIELDS = frozenset({
     "exclude_pattern", "keep_last", "older_than_seconds", "untagged", "always_keep",
     "schedule", "enabled", "dry_run", "type", "events",
 })
+# Query flags recorded with a change (values are booleans, never secret).
+QUERY_FLAGS = frozenset({"force"})
 # Fields that name the thing a POST creates, so its target reads "namespaces/team".
 _NAMING_FIELDS = ("name", "username", "cidr")
 # Where the endpoint's name ("create_rule") says less than its resource does.
@@ -88,6 +92,16 @@ def _body_fields(body: bytes) -> tuple[list[str], dict[str, Any]]:
                                    (isinstance(value, str) and len(value) <= 255)):
             values[key] = value
     return sorted(names), values
+
+
+def _query_flags(scope: Scope) -> dict[str, bool]:
+    """The query flags of a change that alter what it does (`force`), as booleans the way
+    FastAPI reads them; other query parameters are not recorded."""
+    found: dict[str, bool] = {}
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if key in QUERY_FLAGS:
+            found[key] = value.lower() in ("1", "true", "yes", "on")
+    return found
 
 
 def _credential(scope: Scope) -> tuple[str, str]:
@@ -178,6 +192,9 @@ class AnnounceChanges:
             detail["fields"] = fields
         if values:
             detail["values"] = values
+        params = _query_flags(scope)
+        if params:
+            detail["params"] = params
         actor = (principal.username or "anonymous") if principal is not None else \
             (claimed or "anonymous")
         bus.publish(Event(action, repository=repository, target=target,

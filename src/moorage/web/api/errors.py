@@ -26,8 +26,9 @@ log = logging.getLogger("moorage.api")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "invalid request"},
     401: {"model": ErrorBody, "description": "authentication required or credentials refused"},
-    403: {"model": ErrorBody, "description": "denied: role, network, quota (QUOTA_EXCEEDED) "
-                                             "or edition (EDITION)"},
+    403: {"model": ErrorBody, "description": "denied: role, network, quota (QUOTA_EXCEEDED), "
+                                             "edition (EDITION) or an immutable tag "
+                                             "(IMMUTABLE)"},
     404: {"model": ErrorBody, "description": "not found, or not visible to the caller"},
     409: {"model": ErrorBody, "description": "already exists"},
     422: {"model": ErrorBody, "description": "the request body or parameters do not validate"},
@@ -57,7 +58,8 @@ def install_handlers(api: FastAPI) -> None:
     @api.exception_handler(RegistryError)
     async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
         reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
-        code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION"}.get(reason or "", exc.code)
+        code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION",
+                "immutable": "IMMUTABLE"}.get(reason or "", exc.code)
         return error(exc.status, code, exc.message)
 
     @api.exception_handler(RequestValidationError)

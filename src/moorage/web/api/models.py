@@ -139,7 +139,10 @@ class RobotCreated(Robot):
 class Repository(BaseModel):
     name: str
     namespace: str
-    visibility: Visibility
+    visibility: Visibility = Field(description="the visibility that applies: the "
+                                               "repository's own, or its namespace's")
+    visibility_inherited: bool = Field(
+        description="true: it follows its namespace's visibility, whenever that changes")
     description: str
     tag_count: int
     created_at: datetime
@@ -148,12 +151,14 @@ class Repository(BaseModel):
     def of(cls, row: RepositoryRow) -> Repository:
         return cls(name=row.name, namespace=row.namespace,
                    visibility=row.visibility,  # type: ignore[arg-type]
+                   visibility_inherited=row.inherited,
                    description=row.description, tag_count=row.tag_count,
                    created_at=when(row.created_at))  # type: ignore[arg-type]
 
 
 class RepositoryUpdate(RequestBody):
-    visibility: Visibility | None = None
+    visibility: Literal["private", "public", "inherit"] | None = Field(
+        None, description="its own visibility, or inherit: follow the namespace's")
     description: str | None = None
 
 

@@ -59,7 +59,8 @@ def update_namespace(namespace: str, body: NamespaceUpdate, instance: InstanceDe
 
 @router.delete("/{namespace}", tags=["namespaces"], status_code=status.HTTP_204_NO_CONTENT)
 def delete_namespace(namespace: str, instance: InstanceDep, principal: User) -> None:
-    """Removes its repositories, tags, robots and rules with it. Needs the owner role."""
+    """Removes its repositories, tags, robots and rules with it. Needs the owner role.
+    Refused (403 IMMUTABLE) while it holds immutable tags, for administrators too."""
     instance.manager.delete_namespace(principal, namespace)
 
 

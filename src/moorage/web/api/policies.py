@@ -87,7 +87,6 @@ def add_immutability(body: ImmutabilityCreate, instance: InstanceDep,
         raise Invalid("tag_pattern must not be empty")
     rule_id = instance.policies.add_immutability(ns_id, pattern, body.tag_pattern,
                                                  body.exclude_pattern)
-    instance.immutability.changed()
     return next(ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
                 if r.id == rule_id)
 
@@ -100,7 +99,6 @@ def delete_immutability(rule_id: int, instance: InstanceDep, principal: User) ->
         raise NotFound(f"immutability rule {rule_id} does not exist")
     _allowed(instance, principal, "tag_immutability", rule.namespace)
     instance.policies.delete_immutability(rule_id)
-    instance.immutability.changed()
 
 
 # -- retention ------------------------------------------------------------------------------

@@ -62,7 +62,12 @@ def update_repository(name: str, body: RepositoryUpdate, instance: InstanceDep,
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_repository(name: str, instance: InstanceDep, principal: User) -> None:
-    """Removes its tags and manifest links; the bytes go with garbage collection."""
-    instance.manager.require_repository_action(principal, name, "delete")
-    instance.registry.delete_repository(name)
+def delete_repository(name: str, instance: InstanceDep, principal: User,
+                      force: bool = Query(False, description="delete it even though it holds "
+                                                             "immutable tags (administrators "
+                                                             "only; the audit log records it)")
+                      ) -> None:
+    """Removes its tags and manifest links; the bytes go with garbage collection. Refused
+    (403 IMMUTABLE) while it holds immutable tags, unless an administrator forces it."""
+    instance.manager.require_repository_delete(principal, name, force)
+    instance.registry.delete_repository(name, force=force)
