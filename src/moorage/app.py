@@ -29,7 +29,8 @@ from moorage.policy.retention import run_rule
 from moorage.registry.events import EventBus
 from moorage.registry.gc import collect_garbage
 from moorage.cache.tags import RedisTagCache
-from moorage.registry.locks import FileBlobLock, RedisBlobLock
+from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
+                                    RedisUploadLock)
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
 from moorage.store.encrypted import wrap_if_enabled
@@ -78,11 +79,14 @@ def build_instance(settings: Settings) -> Instance:
     db = MetadataStore(engine)
     edition = Edition(settings.edition, settings.quota_overrides())
     redis_client = redis_from_url(settings.redis_url) if settings.redis_url else None
-    blob_lock = (RedisBlobLock(redis_client) if redis_client is not None
-                 else FileBlobLock(data_dir / "locks" / "blobs"))
+    if redis_client is not None:  # replicas: locks every one of them sees
+        blob_lock, upload_lock = RedisBlobLock(redis_client), RedisUploadLock(redis_client)
+    else:  # one machine: file locks cover all its worker processes
+        blob_lock = FileBlobLock(data_dir / "locks" / "blobs")
+        upload_lock = FileUploadLock(data_dir / "locks" / "uploads")
     bus = EventBus()
     store = wrap_if_enabled(open_blob_store(settings, data_dir), settings, data_dir)
-    registry = Registry(db, store, blob_lock,
+    registry = Registry(db, store, blob_lock, upload_lock,
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     if redis_client is not None:
@@ -205,8 +209,7 @@ class MoorageApp:
         """Uploads idle past their TTL are dropped, hourly; until then they can resume."""
         while True:
             try:
-                gone = await asyncio.to_thread(self.registry.uploads.expire,
-                                               self.settings.upload_ttl_seconds)
+                gone = await self.registry.uploads.expire(self.settings.upload_ttl_seconds)
                 if gone:
                     log.info("expired %d abandoned uploads", gone)
             except Exception:
