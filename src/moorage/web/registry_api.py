@@ -49,7 +49,10 @@ _ACTIONS = {
 # Requests that may bring a new repository into being: quotas and namespaces are checked here.
 _CREATES = {("uploads", "POST"), ("manifest", "PUT")}
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+# Offsets of chunks are byte positions: 19 digits hold any of them (and int() stays cheap).
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
+# Past any blob's size; what a Range number longer than this many digits is taken to be.
+_HUGE = 1 << 63
 _MAX_PAGE = 100_000
 _DECIMAL_RE = re.compile(r"[0-9]{1,18}")
 
@@ -343,15 +346,21 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     if not match or (match[1] == "" and match[2] == ""):
         return None
     if match[1] == "":
-        suffix = int(match[2])
+        suffix = _bounded(match[2])
         if suffix == 0:
             return None
         return max(size - suffix, 0), size
-    start = int(match[1])
-    end = int(match[2]) + 1 if match[2] else size
+    start = _bounded(match[1])
+    end = _bounded(match[2]) + 1 if match[2] else size
     if start >= size or end <= start:
         return None
     return start, min(end, size)
+
+
+def _bounded(digits: str) -> int:
+    """A Range number; one too long to be a byte position (a header may carry thousands of
+    digits, which int() refuses) is simply past the end of any blob."""
+    return int(digits) if len(digits) <= 19 else _HUGE
 
 
 def _upload_headers(name: str, upload_id: str, offset: int) -> dict[str, str]:
