@@ -36,6 +36,7 @@ from moorage.settings import Settings, load_settings
 from moorage.store.encrypted import wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
+from moorage.web.bodyguard import BODY_METHODS, guarded
 from moorage.web.ratelimit import RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
@@ -89,6 +90,7 @@ def build_instance(settings: Settings) -> Instance:
     registry = Registry(db, store, blob_lock, upload_lock,
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
+    registry.uploads.max_open = settings.max_open_uploads
     if redis_client is not None:
         registry.tags_cache = RedisTagCache(redis_client)
     if not edition.has("oci_artifacts"):
@@ -167,21 +169,28 @@ class MoorageApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            path = scope["path"]
-            if path.startswith("/v2"):
-                await self.registry_api(scope, receive, send)
-            elif path == "/auth/token":
-                await self.token_api(scope, receive, send)
-            elif path.startswith("/api/"):
-                await self.management_api(scope, receive, send)
-            elif path in ("/healthz", "/readyz"):
-                await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
+            timeout = self.settings.body_read_timeout_seconds
+            if timeout and scope["method"] in BODY_METHODS:
+                await guarded(self._route, scope, receive, send, timeout)
             else:
-                await respond(send, 404, json.dumps({"errors": [
-                    {"code": "NOT_FOUND", "message": "no such page"}]}).encode(),
-                    {"content-type": "application/json"})
+                await self._route(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path.startswith("/v2"):
+            await self.registry_api(scope, receive, send)
+        elif path == "/auth/token":
+            await self.token_api(scope, receive, send)
+        elif path.startswith("/api/"):
+            await self.management_api(scope, receive, send)
+        elif path in ("/healthz", "/readyz"):
+            await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
+        else:
+            await respond(send, 404, json.dumps({"errors": [
+                {"code": "NOT_FOUND", "message": "no such page"}]}).encode(),
+                {"content-type": "application/json"})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

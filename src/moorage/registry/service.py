@@ -109,11 +109,11 @@ class Registry:
         return size
 
     async def push_blob(self, name: str, digest: str, body: AsyncIterator[bytes],
-                        length: int | None) -> int:
+                        length: int | None, owner: str | None = None) -> int:
         """A monolithic upload in one request; nothing stays behind if it fails."""
         check_name(name)
         parse_digest(digest)
-        upload_id = await self.uploads.start(name)
+        upload_id = await self.uploads.start(name, owner)
         try:
             size = await self.uploads.finish(name, upload_id, digest, body, length)
         except BaseException:

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from moorage.db.metadata import MetadataStore, Upload
+from moorage.db.metadata import MetadataStore, TooManyUploads, Upload
 from moorage.oci.digest import parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.registry.locks import (BlobLock, UploadBusy, UploadLease, UploadLock,
@@ -65,13 +65,27 @@ class UploadManager:
         self.store = store
         self.lock = lock
         self.upload_lock = upload_lock
+        # uploads one owner may have open at once (max_open_uploads); 0 is no cap
+        self.max_open = 0
         self._hashes: dict[str, _HashState] = {}
 
     # -- sessions -----------------------------------------------------------------------
-    async def start(self, name: str) -> str:
+    async def start(self, name: str, owner: str | None = None) -> str:
+        """A new upload session. `owner` ("user:NAME" or "address:IP") is who it counts
+        against: TOOMANYREQUESTS once they have max_open uploads open."""
         upload_id = uuid.uuid4().hex
-        await asyncio.to_thread(self.store.upload_create, upload_id)
-        self.db.create_upload(upload_id, name)
+        try:
+            self.db.create_upload(upload_id, name, owner, self.max_open)
+        except TooManyUploads as exc:
+            raise RegistryError(
+                "TOOMANYREQUESTS",
+                f"{exc.open_now} uploads are open for {owner}; finish or cancel some first "
+                f"(max_open_uploads = {self.max_open})") from None
+        try:
+            await asyncio.to_thread(self.store.upload_create, upload_id)
+        except BaseException:
+            self.db.delete_upload(upload_id)
+            raise
         self._remember(upload_id, _HashState(0, hashlib.sha256()))
         return upload_id
 

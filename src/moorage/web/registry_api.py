@@ -232,10 +232,12 @@ class RegistryAPI:
                 await _created(send, name, mount)
                 return
         elif digest is not None:
-            await self.registry.push_blob(name, digest, body_stream(receive), _length(scope))
+            await self.registry.push_blob(name, digest, body_stream(receive), _length(scope),
+                                          _owner(scope["moorage.caller"]))
             await _created(send, name, digest)
             return
-        upload_id = await self.registry.uploads.start(check_name(name))
+        upload_id = await self.registry.uploads.start(check_name(name),
+                                                      _owner(scope["moorage.caller"]))
         await _upload_accepted(send, name, upload_id, 0)
 
     def _may_mount(self, caller: Caller, digest: str, source: str | None) -> bool:
@@ -281,6 +283,14 @@ class RegistryAPI:
         if artifact_type is not None:
             headers["oci-filters-applied"] = "artifactType"
         await respond(send, 200, body, headers)
+
+
+def _owner(caller: Caller) -> str:
+    """Whom an upload counts against: the account, or the address of an anonymous client."""
+    actor = caller.actor
+    if actor != "anonymous":
+        return f"user:{actor}"
+    return f"address:{address_text(caller.address)}"
 
 
 def _unsupported(method: str) -> RegistryError:
