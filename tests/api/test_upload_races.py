@@ -48,6 +48,15 @@ def _no_server_error(*responses: RawResponse | httpx.Response) -> None:
         assert status < 500, (status, getattr(r, "body", getattr(r, "text", "")))
 
 
+def _genuine_bytes_stay_genuine(target: Target, repo: str, genuine: bytes,
+                                put_status: int) -> None:
+    """After a round: a PUT that claimed the genuine digest stored the genuine bytes, and a
+    victim who pushes them later gets them back."""
+    if put_status == 201:
+        assert_served_as_named(target, repo, sha256(genuine))
+    victim_pushes_and_pulls(target, unique_repo("victim"), genuine)
+
+
 def test_two_patches_at_offset_zero_never_store_garbage_under_the_genuine_digest(
         target: Target) -> None:
     rng = random.Random(1)
@@ -65,9 +74,7 @@ def test_two_patches_at_offset_zero_never_store_garbage_under_the_genuine_digest
         put = RawRequest(target.url(), "PUT", _path(location, digest=sha256(genuine)),
                          {"Content-Length": "0"}).response()
         _no_server_error(*responses, put)
-        if put.status == 201:
-            assert_served_as_named(target, repo, sha256(genuine))
-        victim_pushes_and_pulls(target, unique_repo("victim"), genuine)
+        _genuine_bytes_stay_genuine(target, repo, genuine, put.status)
     assert_every_stored_blob_hashes_to_its_name(target)
 
 
@@ -96,9 +103,7 @@ def test_a_patch_streaming_while_the_put_commits_never_writes_into_the_blob(
         late.send(garbage[64 << 10:])
         responses = late.response(), closing.response()
         _no_server_error(*responses)
-        if responses[1].status == 201:
-            assert_served_as_named(target, repo, sha256(genuine))
-        victim_pushes_and_pulls(target, unique_repo("victim"), genuine)
+        _genuine_bytes_stay_genuine(target, repo, genuine, responses[1].status)
     assert_every_stored_blob_hashes_to_its_name(target)
 
 
