@@ -29,12 +29,14 @@ from moorage.policy.retention import run_rule
 from moorage.registry.events import EventBus
 from moorage.registry.gc import collect_garbage
 from moorage.cache.tags import RedisTagCache
-from moorage.registry.locks import FileBlobLock, RedisBlobLock
+from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
+                                    RedisUploadLock)
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
 from moorage.store.encrypted import wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
+from moorage.web.bodyguard import BODY_METHODS, guarded
 from moorage.web.ratelimit import RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
@@ -78,13 +80,17 @@ def build_instance(settings: Settings) -> Instance:
     db = MetadataStore(engine)
     edition = Edition(settings.edition, settings.quota_overrides())
     redis_client = redis_from_url(settings.redis_url) if settings.redis_url else None
-    blob_lock = (RedisBlobLock(redis_client) if redis_client is not None
-                 else FileBlobLock(data_dir / "locks" / "blobs"))
+    if redis_client is not None:  # replicas: locks every one of them sees
+        blob_lock, upload_lock = RedisBlobLock(redis_client), RedisUploadLock(redis_client)
+    else:  # one machine: file locks cover all its worker processes
+        blob_lock = FileBlobLock(data_dir / "locks" / "blobs")
+        upload_lock = FileUploadLock(data_dir / "locks" / "uploads")
     bus = EventBus()
     store = wrap_if_enabled(open_blob_store(settings, data_dir), settings, data_dir)
-    registry = Registry(db, store, blob_lock,
+    registry = Registry(db, store, blob_lock, upload_lock,
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
+    registry.uploads.max_open = settings.max_open_uploads
     if redis_client is not None:
         registry.tags_cache = RedisTagCache(redis_client)
     if not edition.has("oci_artifacts"):
@@ -164,21 +170,28 @@ class MoorageApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            path = scope["path"]
-            if path.startswith("/v2"):
-                await self.registry_api(scope, receive, send)
-            elif path == "/auth/token":
-                await self.token_api(scope, receive, send)
-            elif path.startswith("/api/"):
-                await self.management_api(scope, receive, send)
-            elif path in ("/healthz", "/readyz"):
-                await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
+            timeout = self.settings.body_read_timeout_seconds
+            if timeout and scope["method"] in BODY_METHODS:
+                await guarded(self._route, scope, receive, send, timeout)
             else:
-                await respond(send, 404, json.dumps({"errors": [
-                    {"code": "NOT_FOUND", "message": "no such page"}]}).encode(),
-                    {"content-type": "application/json"})
+                await self._route(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path.startswith("/v2"):
+            await self.registry_api(scope, receive, send)
+        elif path == "/auth/token":
+            await self.token_api(scope, receive, send)
+        elif path.startswith("/api/"):
+            await self.management_api(scope, receive, send)
+        elif path in ("/healthz", "/readyz"):
+            await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
+        else:
+            await respond(send, 404, json.dumps({"errors": [
+                {"code": "NOT_FOUND", "message": "no such page"}]}).encode(),
+                {"content-type": "application/json"})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -206,8 +219,7 @@ class MoorageApp:
         """Uploads idle past their TTL are dropped, hourly; until then they can resume."""
         while True:
             try:
-                gone = await asyncio.to_thread(self.registry.uploads.expire,
-                                               self.settings.upload_ttl_seconds)
+                gone = await self.registry.uploads.expire(self.settings.upload_ttl_seconds)
                 if gone:
                     log.info("expired %d abandoned uploads", gone)
             except Exception:

@@ -32,6 +32,10 @@ class Settings:
     log_level: str = "info"
     max_manifest_bytes: int = 4 << 20
     upload_ttl_seconds: int = 24 * 3600
+    # uploads open at once per account (per address for anonymous requests); 0: no limit
+    max_open_uploads: int = 500
+    # a request body that sends nothing for this long is answered 408; 0: wait forever
+    body_read_timeout_seconds: int = 60
     manifest_cache_bytes: int = 64 << 20
     # scale-out: empty means SQLite in data_dir / the local disk / in-process state
     database_url: str = ""
@@ -131,6 +135,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"setting 'listen': expected HOST:PORT, got {settings.listen!r}")
     if settings.workers < 1:
         raise SettingsError("setting 'workers' must be at least 1")
+    for name in ("max_open_uploads", "body_read_timeout_seconds"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"setting {name!r} must be 0 or more")
     if settings.auth not in ("token", "off"):
         raise SettingsError(f"setting 'auth' must be token or off, not {settings.auth!r}")
     if settings.edition not in ("personal", "basic", "advanced"):

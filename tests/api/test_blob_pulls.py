@@ -60,6 +60,8 @@ def test_malformed_blob_digest_is_400(client: httpx.Client, repo: str) -> None:
     ("bytes=95-500", 95, SIZE - 1),  # an end past the blob is cut to the blob
     ("bytes=-500", 0, SIZE - 1),   # a suffix longer than the blob is the whole blob
     ("bytes=99-99", SIZE - 1, SIZE - 1),  # the last byte alone
+    ("bytes=5-" + "9" * 5000, 5, SIZE - 1),  # an end of any length is cut to the blob
+    ("bytes=-" + "9" * 5000, 0, SIZE - 1),   # so is a suffix of any length
 ])
 def test_range_request_returns_206_with_content_range(client: httpx.Client, repo: str,
                                                       blob: tuple[str, bytes], header: str,
@@ -72,7 +74,9 @@ def test_range_request_returns_206_with_content_range(client: httpx.Client, repo
     assert r.headers["content-length"] == str(end - start + 1)
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=500-600", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=500-600", "bytes=-0",
+                                    "bytes=" + "9" * 5000 + "-",
+                                    "bytes=" + "1" * 5000 + "-" + "2" * 5000])
 def test_unsatisfiable_range_is_416(client: httpx.Client, repo: str, blob: tuple[str, bytes],
                                     header: str) -> None:
     digest, _ = blob

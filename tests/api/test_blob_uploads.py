@@ -294,3 +294,12 @@ def test_completed_upload_session_is_gone(client: httpx.Client, repo: str) -> No
     assert client.put(location, params={"digest": sha256(data)}, content=data).status_code == 201
     assert_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(client.patch(location, content=b"more"), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_a_content_range_with_numbers_of_any_length_is_refused_not_a_server_error(
+        client: httpx.Client, repo: str) -> None:
+    location = start_upload(client, repo)
+    for value in ("0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5001, "bytes 0-" + "9" * 30):
+        r = client.patch(location, content=b"abc", headers={"Content-Range": value})
+        assert_error(r, 416, "RANGE_INVALID")
+    assert upload_range_end(client, location) == 0  # nothing of it was written

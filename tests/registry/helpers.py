@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
-from moorage.registry.locks import FileBlobLock
+from moorage.registry.locks import FileBlobLock, FileUploadLock
 from moorage.registry.uploads import UploadManager
 from moorage.store.filesystem import FilesystemBlobStore
 
@@ -20,6 +20,7 @@ def workers(tmp_path: Path, count: int, store: type[FilesystemBlobStore] = Files
             ) -> tuple[list[UploadManager], MetadataStore]:
     db = MetadataStore(open_engine(sqlite_url(tmp_path)))
     db.create_schema()
-    managers = [UploadManager(db, store(tmp_path / "blobs"), FileBlobLock(tmp_path / "lock"))
+    managers = [UploadManager(db, store(tmp_path / "blobs"), FileBlobLock(tmp_path / "lock"),
+                              FileUploadLock(tmp_path / "upload-locks"))
                 for _ in range(count)]
     return managers, db

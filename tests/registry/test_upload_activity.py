@@ -42,7 +42,7 @@ def test_a_chunk_keeps_an_old_upload_alive_and_idle_ones_expire(tmp_path: Path) 
         return moving, idle
 
     moving, idle = asyncio.run(run())
-    assert manager.expire(HOUR) == 1
+    assert asyncio.run(manager.expire(HOUR)) == 1
     assert db.upload(idle) is None
     kept = db.upload(moving)
     assert kept is not None and time.time() - kept.updated_at < TOUCH_EVERY

@@ -18,7 +18,7 @@ import pytest
 
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.oci.errors import RegistryError
-from moorage.registry.locks import FileBlobLock
+from moorage.registry.locks import FileBlobLock, FileUploadLock
 from moorage.registry.uploads import UploadManager
 from tests.store.conftest import s3_store
 from tests.support.seaweed import SeaweedS3
@@ -39,7 +39,8 @@ def test_upload_moves_between_replicas(seaweed: SeaweedS3, tmp_path: Path) -> No
     db.create_schema()
     prefix = f"tests/{uuid.uuid4().hex}"
     stores = [s3_store(seaweed, prefix), s3_store(seaweed, prefix)]
-    a, b = (UploadManager(db, s, FileBlobLock(tmp_path / "lock")) for s in stores)
+    a, b = (UploadManager(db, s, FileBlobLock(tmp_path / "lock"),
+                          FileUploadLock(tmp_path / "upload-locks")) for s in stores)
     one, two, three = b"x" * 1000, bytes(range(256)) * 40_000, b"tail"  # two: ~9.8 MiB
     data = one + two + three
     digest = "sha256:" + hashlib.sha256(data).hexdigest()

@@ -74,8 +74,8 @@ class ProtocolOnly:
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return self._odd(self._fs.upload_read(upload_id, chunk_size))
 
-    def upload_commit(self, upload_id: str, digest: str) -> None:
-        self._fs.upload_commit(upload_id, digest)
+    def upload_commit(self, upload_id: str, digest: str, *, size: int | None = None) -> None:
+        self._fs.upload_commit(upload_id, digest, size=size)
 
     def upload_delete(self, upload_id: str) -> None:
         self._fs.upload_delete(upload_id)
@@ -376,7 +376,7 @@ def test_core_upload_manager_across_replicas(tmp_path: Path, keyring: Keyring) -
     """The registry core hashes plaintext as it streams and rehashes via upload_read when a
     chunk lands on another replica (here: another UploadManager with its own memory)."""
     from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
-    from moorage.registry.locks import FileBlobLock
+    from moorage.registry.locks import FileBlobLock, FileUploadLock
     from moorage.registry.uploads import UploadManager
 
     db = MetadataStore(open_engine(sqlite_url(tmp_path)))
@@ -385,7 +385,8 @@ def test_core_upload_manager_across_replicas(tmp_path: Path, keyring: Keyring) -
                                  Keyring.open(keyring.path, create=False))  # type: ignore[arg-type]
               for _ in range(2)]
     lock = FileBlobLock(tmp_path / "locks" / "blobs")
-    replicas = [UploadManager(db, s, lock) for s in stores]
+    replicas = [UploadManager(db, s, lock, FileUploadLock(tmp_path / "locks" / "uploads"))
+                for s in stores]
     data = pattern(2 * SEG + 999, 5)
 
     async def body(part: bytes) -> Iterator[bytes]:  # type: ignore[misc]

@@ -120,6 +120,14 @@ class Upload:
     updated_at: float  # last activity, as recorded; expiry compares it with the TTL
 
 
+class TooManyUploads(Exception):
+    """The owner of a new upload already has as many open as allowed."""
+
+    def __init__(self, open_now: int) -> None:
+        super().__init__(f"{open_now} uploads open")
+        self.open_now = open_now
+
+
 @dataclass(frozen=True, slots=True)
 class NewManifest:
     """A validated manifest ready to be recorded, with everything it references."""
@@ -600,12 +608,21 @@ class MetadataStore:
                 blobs.c.digest == digest, self._orphan_blob(cutoff))).rowcount > 0
 
     # -- uploads ------------------------------------------------------------------------
-    def create_upload(self, upload_id: str, name: str) -> None:
+    def create_upload(self, upload_id: str, name: str, owner: str | None = None,
+                      max_open: int = 0) -> None:
+        """Record a new upload; TooManyUploads if `owner` already has `max_open` open (0: no
+        cap). Counted in the transaction that inserts, so every worker counts the same rows
+        (two racing inserts may both pass: the cap bounds piles, not single requests)."""
         now = time.time()
         with self.engine.begin() as conn:
+            if owner is not None and max_open > 0:
+                count = conn.execute(select(func.count()).select_from(uploads)
+                                     .where(uploads.c.owner == owner)).scalar_one()
+                if count >= max_open:
+                    raise TooManyUploads(count)
             self._ensure_repository(conn, name)
             conn.execute(insert(uploads).values(id=upload_id, repository=name, started_at=now,
-                                                updated_at=now))
+                                                updated_at=now, owner=owner))
 
     def upload(self, upload_id: str) -> Upload | None:
         with self.engine.connect() as conn:

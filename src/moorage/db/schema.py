@@ -107,7 +107,11 @@ uploads = Table(
     Column("repository", String(255), nullable=False),
     Column("started_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # who opened it ("user:NAME", or "address:IP" for anonymous requests), for the cap on
+    # uploads open at once (max_open_uploads); NULL for uploads started before it existed
+    Column("owner", String(320), nullable=True),
 )
+Index("ix_uploads_owner", uploads.c.owner)
 
 
 # -- accounts and access -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The lock between upload commits (and mounts) and GC sweeps of the same blob.
+"""The locks of blobs and uploads: commits against GC sweeps, and one writer per upload.
 
 An upload that finishes a digest GC is sweeping at that instant must not lose its bytes: the
 commit (bytes in place, then the row) and the sweep (row gone, then the bytes) of one digest
@@ -9,12 +9,13 @@ off the blobs it copies. Replicas on shared storage use a per-digest mutex in Re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, ContextManager, Protocol
 
@@ -86,3 +87,160 @@ class RedisBlobLock:
 
     def sweeping(self, digest: str) -> ContextManager[None]:
         return self._mutex(digest)
+
+
+# -- uploads --------------------------------------------------------------------------------
+# How long a request waits for an upload another request is writing before it is refused.
+# Sequential clients never wait: a chunk's lock is released before its answer is sent.
+UPLOAD_LOCK_WAIT = 5.0
+
+
+class UploadBusy(Exception):
+    """Another request holds the upload's lock (a parallel PATCH, PUT or DELETE)."""
+
+
+class UploadLockLost(Exception):
+    """The lease on an upload ran out while it was held: another request may own it now."""
+
+
+class UploadLease:
+    """What a holder of an upload's lock is told: whether the lock is still surely theirs,
+    and a way to say that the upload ended (so that its lock file can go)."""
+
+    def __init__(self) -> None:
+        self.lost = False
+        self.ended = False
+
+    def check(self) -> None:
+        """Raise UploadLockLost before a write that only the lock's holder may make."""
+        if self.lost:
+            raise UploadLockLost("the upload's lock expired while this request held it")
+
+    def end(self) -> None:
+        self.ended = True
+
+
+class UploadLock(Protocol):
+    """One writer per upload at a time, across every worker and replica.
+
+    An upload's staged bytes, the digest noted on them and the decision to commit them must
+    describe the same bytes; a lock held in one process only let two workers write one upload
+    at once, and a blob end up under another blob's digest. Every PATCH holds the lock while
+    its body streams in, every closing PUT while it hashes and commits, every DELETE while it
+    removes the upload.
+    """
+
+    def hold(self, upload_id: str,
+             wait: float = UPLOAD_LOCK_WAIT) -> contextlib.AbstractAsyncContextManager[UploadLease]:
+        """Hold the upload's lock; UploadBusy if it stays taken for `wait` seconds."""
+
+
+async def _poll(try_once: Any, wait: float) -> None:
+    """Retry an attempt that returns True once it succeeded, backing off up to 50 ms."""
+    deadline = time.monotonic() + wait
+    delay = 0.002
+    while not await try_once():
+        if time.monotonic() >= deadline:
+            raise UploadBusy("another request is writing to this upload")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+class FileUploadLock:
+    """flock(2) on one file per upload, for every process on one machine.
+
+    A flock has no expiry and goes with the process that holds it, so a writer that holds one
+    is always the only writer. The file goes when its upload ends; a request that waited on
+    the file of an ended upload finds, once it has the lock, that the path no longer names the
+    file it locked, and tries again (then sees that the upload is gone).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, upload_id: str,
+                   wait: float = UPLOAD_LOCK_WAIT) -> AsyncIterator[UploadLease]:
+        path = self.root / upload_id
+        held: list[int] = []
+
+        async def try_once() -> bool:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current != os.fstat(fd).st_ino:  # locked a file its upload's end removed
+                os.close(fd)
+                return False
+            held.append(fd)
+            return True
+
+        await _poll(try_once, wait)
+        lease = UploadLease()
+        try:
+            yield lease
+        finally:
+            if lease.ended:
+                path.unlink(missing_ok=True)  # while still locked: waiters then retry
+            os.close(held[0])
+
+
+class RedisUploadLock:
+    """A lease per upload in Redis, for replicas: SET NX with a token and an expiry, renewed
+    while it is held, released only by its owner.
+
+    A lease can run out under its holder (a stall longer than its TTL, a Redis restart); the
+    holder's lease then says `lost`, and the upload code checks it before each batch it
+    writes and before it commits, so that it stops instead of writing beside the new owner.
+    """
+
+    _RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                "return redis.call('del', KEYS[1]) else return 0 end")
+    _EXTEND = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+               "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end")
+
+    def __init__(self, client: Any, prefix: str = "moorage:lock:upload:",
+                 ttl_ms: int = 30_000) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl_ms = ttl_ms
+
+    @contextlib.asynccontextmanager
+    async def hold(self, upload_id: str,
+                   wait: float = UPLOAD_LOCK_WAIT) -> AsyncIterator[UploadLease]:
+        key, token = self.prefix + upload_id, uuid.uuid4().hex
+
+        async def try_once() -> bool:
+            return bool(await asyncio.to_thread(self.client.set, key, token, nx=True,
+                                                px=self.ttl_ms))
+
+        await _poll(try_once, wait)
+        lease = UploadLease()
+        renewer = asyncio.create_task(self._renew(key, token, lease))
+        try:
+            yield lease
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            with contextlib.suppress(Exception):  # it expires by itself if Redis is away
+                await asyncio.to_thread(self.client.eval, self._RELEASE, 1, key, token)
+
+    async def _renew(self, key: str, token: str, lease: UploadLease) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                kept = await asyncio.to_thread(self.client.eval, self._EXTEND, 1, key, token,
+                                               self.ttl_ms)
+            except Exception:  # noqa: BLE001 - unknown is as good as lost
+                kept = 0
+            if not kept:
+                lease.lost = True
+                return

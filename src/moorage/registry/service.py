@@ -22,7 +22,7 @@ from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Manifest, accepts, parse_manifest
 from moorage.oci.names import check_name, check_tag, is_valid_name
 from moorage.registry.events import Event, EventBus
-from moorage.registry.locks import BlobLock
+from moorage.registry.locks import BlobLock, UploadLock
 from moorage.registry.uploads import UploadManager
 from moorage.store.base import BlobStore
 
@@ -35,7 +35,8 @@ class PushedManifest:
 
 class Registry:
     def __init__(self, db: MetadataStore, store: BlobStore, lock: BlobLock,
-                 bus: EventBus | None = None, manifest_cache_bytes: int = 64 << 20) -> None:
+                 upload_lock: UploadLock, bus: EventBus | None = None,
+                 manifest_cache_bytes: int = 64 << 20) -> None:
         self.db = db
         self.store = store
         self.lock = lock
@@ -44,7 +45,7 @@ class Registry:
         # the GC grace period, so that what a client saw still exists when it references it.
         self.touch_interval = 60.0
         self.tags_cache: TagCache = NoTagCache()
-        self.uploads = UploadManager(db, store, lock)
+        self.uploads = UploadManager(db, store, lock, upload_lock)
         # Checks a pushed manifest must pass (edition limits, policies); each raises to refuse.
         self.manifest_checks: list[Callable[[str, Manifest], None]] = []
         # Checks before a tag moves or goes: (repository, tag, old digest, new digest or None).
@@ -124,11 +125,11 @@ class Registry:
         return size
 
     async def push_blob(self, name: str, digest: str, body: AsyncIterator[bytes],
-                        length: int | None) -> int:
+                        length: int | None, owner: str | None = None) -> int:
         """A monolithic upload in one request; nothing stays behind if it fails."""
         check_name(name)
         parse_digest(digest)
-        upload_id = await self.uploads.start(name)
+        upload_id = await self.uploads.start(name, owner)
         try:
             size = await self.uploads.finish(name, upload_id, digest, body, length)
         except BaseException:

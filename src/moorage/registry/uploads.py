@@ -1,8 +1,17 @@
 """Blob uploads: stream to staging while hashing, commit atomically, survive restarts.
 
-The hash of an upload lives in this process's memory between chunks. After a restart, or when
-a chunk lands on another worker, the running hash is rebuilt from the staged bytes, so an
-upload can span restarts and processes without trusting any state but the staged file.
+One request at a time writes an upload, whatever worker or replica it lands on: every PATCH
+holds the upload's lock (registry/locks.py, shared by all processes) while its body streams
+in, every closing PUT while it hashes and commits, every DELETE while it removes the upload.
+So the staged bytes only ever grow by whole chunks appended at their end, the digest checked
+at commit is the digest of exactly the bytes committed, and nothing writes to a staged file
+once it has become a blob.
+
+The running hash of an upload is kept in this process's memory between chunks, as a cache
+of the staged bytes: valid while they have the size it was taken at (under the lock, bytes
+below the staged size never change). After a restart, or when a chunk lands on another
+worker, it is rebuilt from the staged bytes, so an upload can span restarts and processes
+without trusting any state but the staged upload.
 
 The one shortcut: after each chunk, the digest of everything staged so far is noted on the
 staged upload with its size, where the store can keep such a note (an extended attribute of
@@ -16,6 +25,7 @@ means the re-hash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import time
@@ -23,11 +33,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from moorage.db.metadata import MetadataStore, Upload
+from moorage.db.metadata import MetadataStore, TooManyUploads, Upload
 from moorage.oci.digest import parse_digest
 from moorage.oci.errors import RegistryError
-from moorage.registry.locks import BlobLock
-from moorage.store.base import BlobStore, ChunkWriter
+from moorage.registry.locks import (BlobLock, UploadBusy, UploadLease, UploadLock,
+                                    UploadLockLost)
+from moorage.store.base import BlobStore, ChunkWriter, StagedUploadInvalid
 
 _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -36,6 +47,9 @@ _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # committed (fsynced) write per PATCH, 9-11 ms of each 5 MiB chunk on the benchmark's disk
 # (the journal commit also wrote out the staged data).
 TOUCH_EVERY = 60.0
+# Running hashes kept per process; an upload abandoned here leaves its entry behind until
+# the upload expires, so the oldest go first past this many.
+MAX_HASH_STATES = 10_000
 
 
 @dataclass
@@ -45,50 +59,110 @@ class _HashState:
 
 
 class UploadManager:
-    def __init__(self, db: MetadataStore, store: BlobStore, lock: BlobLock) -> None:
+    def __init__(self, db: MetadataStore, store: BlobStore, lock: BlobLock,
+                 upload_lock: UploadLock) -> None:
         self.db = db
         self.store = store
         self.lock = lock
+        self.upload_lock = upload_lock
+        # uploads one owner may have open at once (max_open_uploads); 0 is no cap
+        self.max_open = 0
         self._hashes: dict[str, _HashState] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
 
     # -- sessions -----------------------------------------------------------------------
-    async def start(self, name: str) -> str:
+    async def start(self, name: str, owner: str | None = None) -> str:
+        """A new upload session. `owner` ("user:NAME" or "address:IP") is who it counts
+        against: TOOMANYREQUESTS once they have max_open uploads open."""
         upload_id = uuid.uuid4().hex
-        await asyncio.to_thread(self.store.upload_create, upload_id)
-        self.db.create_upload(upload_id, name)
-        self._hashes[upload_id] = _HashState(0, hashlib.sha256())
+        try:
+            self.db.create_upload(upload_id, name, owner, self.max_open)
+        except TooManyUploads as exc:
+            raise RegistryError(
+                "TOOMANYREQUESTS",
+                f"{exc.open_now} uploads are open for {owner}; finish or cancel some first "
+                f"(max_open_uploads = {self.max_open})") from None
+        try:
+            await asyncio.to_thread(self.store.upload_create, upload_id)
+        except BaseException:
+            self.db.delete_upload(upload_id)
+            raise
+        self._remember(upload_id, _HashState(0, hashlib.sha256()))
         return upload_id
 
+    def _remember(self, upload_id: str, state: _HashState) -> None:
+        self._hashes[upload_id] = state
+        if len(self._hashes) > MAX_HASH_STATES:
+            del self._hashes[next(iter(self._hashes))]
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, upload_id: str) -> AsyncIterator[UploadLease]:
+        """Hold the upload's lock, in the registry's words when it cannot be had or kept.
+
+        A request that finds no such upload ends the lease too, so that no lock file of an
+        upload that does not exist stays behind.
+        """
+        if not _UPLOAD_ID_RE.fullmatch(upload_id):
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", "malformed upload id")
+        try:
+            async with self.upload_lock.hold(upload_id) as lease:
+                try:
+                    yield lease
+                except RegistryError as error:
+                    if error.code == "BLOB_UPLOAD_UNKNOWN":
+                        lease.end()
+                    raise
+        except UploadBusy:
+            raise RegistryError("BLOB_UPLOAD_INVALID",
+                                "another request is writing to this upload; send its chunks "
+                                "one after another", status=409) from None
+        except UploadLockLost:
+            raise RegistryError("BLOB_UPLOAD_INVALID",
+                                "the upload's lock expired while this request held it; "
+                                "resume the upload", status=409) from None
+
     async def offset(self, name: str, upload_id: str) -> int:
-        """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository."""
+        """Bytes received so far; BLOB_UPLOAD_UNKNOWN if no such upload in this repository.
+
+        No lock: a status request reads what is committed, and chunks commit whole."""
         return (await self._session(name, upload_id))[1]
 
     async def _session(self, name: str, upload_id: str) -> tuple[Upload, int]:
         if not _UPLOAD_ID_RE.fullmatch(upload_id):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "malformed upload id")
         upload = self.db.upload(upload_id)
-        size = await asyncio.to_thread(self.store.upload_size, upload_id) if upload else None
+        try:
+            size = await asyncio.to_thread(self.store.upload_size, upload_id) if upload else None
+        except StagedUploadInvalid as exc:
+            raise RegistryError("BLOB_UPLOAD_INVALID", f"{exc}; start the upload again") from None
         if upload is None or upload.repository != name or size is None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN")
         return upload, size
 
     async def cancel(self, name: str, upload_id: str) -> None:
-        await self.offset(name, upload_id)
-        await asyncio.to_thread(self._forget, upload_id)
+        async with self._exclusive(upload_id) as lease:
+            await self._session(name, upload_id)
+            await asyncio.to_thread(self._forget, upload_id)
+            lease.end()
 
     def _forget(self, upload_id: str) -> None:
         self.store.upload_delete(upload_id)
         self.db.delete_upload(upload_id)
         self._hashes.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
 
-    def expire(self, ttl_seconds: float) -> int:
-        """Drop uploads idle for longer than the TTL; returns how many went."""
-        stale = self.db.stale_uploads(time.time() - ttl_seconds)
+    async def expire(self, ttl_seconds: float) -> int:
+        """Drop uploads idle for longer than the TTL; returns how many went. One that a
+        request is writing right now is not idle, whatever its row says: it is left."""
+        stale = await asyncio.to_thread(self.db.stale_uploads, time.time() - ttl_seconds)
+        gone = 0
         for upload_id in stale:
-            self._forget(upload_id)
-        return len(stale)
+            try:
+                async with self.upload_lock.hold(upload_id, wait=0) as lease:
+                    await asyncio.to_thread(self._forget, upload_id)
+                    lease.end()
+                    gone += 1
+            except UploadBusy:
+                continue
+        return gone
 
     # -- data ---------------------------------------------------------------------------
     async def append(self, name: str, upload_id: str, body: AsyncIterator[bytes],
@@ -98,33 +172,38 @@ class UploadManager:
         `start` comes from Content-Range: a chunk that does not begin where the upload ends is
         out of order and refused with 416 before a byte is written.
         """
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
-        async with lock:
-            upload, offset = await self._session(name, upload_id)
-            if start is not None and start != offset:
-                raise RegistryError(
-                    "RANGE_INVALID", f"chunk starts at {start}, upload is at {offset}",
-                    headers={"Range": range_header(offset), "Location": upload_location(name, upload_id)})
-            state = await self._state(upload_id, offset)
-            saved = state.hasher.copy()
-            writer = await asyncio.to_thread(self.store.upload_chunk, upload_id, offset)
-            try:
-                received = await self._stream(writer, state, body)
-                if length is not None and received != length:
-                    raise RegistryError("SIZE_INVALID",
-                                        f"chunk declared {length} bytes, received {received}")
-                await asyncio.to_thread(self._commit_chunk, upload_id, writer, state)
-            except BaseException:
-                # A failed or dropped chunk leaves nothing, so the upload resumes at `offset`.
-                await asyncio.to_thread(writer.abort)
-                state.offset, state.hasher = offset, saved
-                raise
-            if time.time() - upload.updated_at >= TOUCH_EVERY:
-                self.db.touch_upload(upload_id)
-            return state.offset
+        async with self._exclusive(upload_id) as lease:
+            return await self._append(name, upload_id, body, start, length, lease)
+
+    async def _append(self, name: str, upload_id: str, body: AsyncIterator[bytes],
+                      start: int | None, length: int | None, lease: UploadLease) -> int:
+        """append() once the upload's lock is held."""
+        upload, offset = await self._session(name, upload_id)
+        if start is not None and start != offset:
+            raise RegistryError(
+                "RANGE_INVALID", f"chunk starts at {start}, upload is at {offset}",
+                headers={"Range": range_header(offset), "Location": upload_location(name, upload_id)})
+        state = await self._state(upload_id, offset)
+        saved = state.hasher.copy()
+        writer = await asyncio.to_thread(self.store.upload_chunk, upload_id, offset)
+        try:
+            received = await self._stream(writer, state, body, lease)
+            if length is not None and received != length:
+                raise RegistryError("SIZE_INVALID",
+                                    f"chunk declared {length} bytes, received {received}")
+            lease.check()
+            await asyncio.to_thread(self._commit_chunk, upload_id, writer, state)
+        except BaseException:
+            # A failed or dropped chunk leaves nothing, so the upload resumes at `offset`.
+            await asyncio.to_thread(writer.abort)
+            state.offset, state.hasher = offset, saved
+            raise
+        if time.time() - upload.updated_at >= TOUCH_EVERY:
+            self.db.touch_upload(upload_id)
+        return state.offset
 
     async def _stream(self, writer: ChunkWriter, state: _HashState,
-                      body: AsyncIterator[bytes]) -> int:
+                      body: AsyncIterator[bytes], lease: UploadLease) -> int:
         """Hash and write in batches in a worker thread while the event loop keeps receiving.
 
         One batch is written while the next one arrives (never two at once: the hash and the
@@ -145,12 +224,14 @@ class UploadManager:
                     data, batch, pending = b"".join(batch), [], 0
                     if writing is not None:
                         await writing
+                    lease.check()
                     writing = asyncio.ensure_future(
                         asyncio.to_thread(self._write, writer, state, data))
                     received += len(data)
             if writing is not None:
                 await writing
             if pending:
+                lease.check()
                 await asyncio.to_thread(self._write, writer, state, b"".join(batch))
                 received += pending
         finally:
@@ -198,7 +279,8 @@ class UploadManager:
         state = self._hashes.get(upload_id)
         if state is None or state.offset != offset:
             hasher = await asyncio.to_thread(self._rehash, upload_id, "sha256")
-            state = self._hashes[upload_id] = _HashState(offset, hasher)
+            state = _HashState(offset, hasher)
+            self._remember(upload_id, state)
         return state
 
     def _rehash(self, upload_id: str, algorithm: str) -> "hashlib._Hash":
@@ -212,14 +294,15 @@ class UploadManager:
                      start: int | None = None) -> int:
         """Verify the whole upload against `digest` and commit it; returns the blob size.
 
-        A mismatch deletes the upload: nothing of it stays behind.
+        The last chunk (if the PUT brings one), the hash and the commit happen under one hold
+        of the upload's lock, so no other request's bytes can come between them. A mismatch
+        deletes the upload: nothing of it stays behind.
         """
         expected = parse_digest(digest)
-        if body is not None:
-            await self.append(name, upload_id, body, start, length)
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
-        async with lock:
-            size = await self.offset(name, upload_id)
+        async with self._exclusive(upload_id) as lease:
+            if body is not None:
+                await self._append(name, upload_id, body, start, length, lease)
+            size = (await self._session(name, upload_id))[1]
             if expected.algorithm == "sha256":
                 actual = await self._sha256(upload_id, size)
             else:
@@ -227,19 +310,27 @@ class UploadManager:
                     self._rehash, upload_id, expected.algorithm)).hexdigest()
             if actual != expected.hex:
                 await asyncio.to_thread(self._forget, upload_id)
+                lease.end()
                 raise RegistryError("DIGEST_INVALID",
                                     f"upload has digest {expected.algorithm}:{actual}, "
                                     f"not {digest}")
-            await asyncio.to_thread(self._commit, name, upload_id, digest, size)
+            lease.check()
+            try:
+                await asyncio.to_thread(self._commit, name, upload_id, digest, size)
+            except StagedUploadInvalid as exc:
+                await asyncio.to_thread(self._forget, upload_id)
+                lease.end()
+                raise RegistryError("BLOB_UPLOAD_INVALID", str(exc)) from None
             self.db.delete_upload(upload_id)
             self._hashes.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
+            lease.end()
         return size
 
     def _commit(self, name: str, upload_id: str, digest: str, size: int) -> None:
-        """Bytes into place, then the row, under the shared lock GC's sweep excludes."""
+        """Bytes into place, then the row, under the shared lock GC's sweep excludes. The
+        store refuses if the staged bytes are no longer the `size` that was hashed."""
         with self.lock.committing(digest):
-            self.store.upload_commit(upload_id, digest)
+            self.store.upload_commit(upload_id, digest, size=size)
             self.db.link_blob(name, digest, size)
 
 

@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Protocol
 
 
+class StagedUploadInvalid(Exception):
+    """The staged bytes of an upload cannot be committed as they are: they are not the size
+    that was hashed, or the store finds them inconsistent (two writers raced on them)."""
+
+
 class ChunkWriter(Protocol):
     """One chunk of an upload being written: all of it becomes part of the upload, or none."""
 
@@ -59,8 +64,13 @@ class BlobStore(Protocol):
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
 
-    def upload_commit(self, upload_id: str, digest: str) -> None:
-        """Make the staged bytes the blob `digest`, atomically; the upload is gone after."""
+    def upload_commit(self, upload_id: str, digest: str, *, size: int | None = None) -> None:
+        """Make the staged bytes the blob `digest`, atomically; the upload is gone after.
+
+        With `size`, refuse (StagedUploadInvalid) unless exactly that many bytes are staged:
+        the caller hashed that many. A blob already stored under `digest` is kept, unless its
+        size shows it is not the verified bytes; then it is replaced, atomically.
+        """
 
     def upload_delete(self, upload_id: str) -> None: ...
 

@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from moorage.store.base import BlobStore
+from moorage.store.base import BlobStore, StagedUploadInvalid
 from moorage.store.keys import (EncryptionError, Keyring, KeyringError, UnknownKeyError,
                                 key_file_path, load_keyring)
 
@@ -756,14 +756,20 @@ class EncryptedBlobStore:
         if assembler is not None and (out := assembler.flush()) is not None:
             yield out
 
-    def upload_commit(self, upload_id: str, digest: str) -> None:
-        """Make the staged streams one blob sealed to `digest` (see the module docstring)."""
-        if self.inner.size(digest) is not None:
-            self.upload_delete(upload_id)  # stored already, same content by its digest
-            return
+    def upload_commit(self, upload_id: str, digest: str, *, size: int | None = None) -> None:
+        """Make the staged streams one blob sealed to `digest` (see the module docstring).
+
+        A blob already stored under the digest is kept: its segments are authenticated
+        against the digest, so a stored impostor could only fail reads, never be served."""
         staged = self._staged(upload_id)
         if staged is None:
             raise FileNotFoundError(f"upload {upload_id} does not exist")
+        if size is not None and staged.size != size:
+            raise StagedUploadInvalid(f"upload {upload_id} holds {staged.size} bytes, not the "
+                                      f"{size} that were verified")
+        if self.inner.size(digest) is not None:
+            self.upload_delete(upload_id)  # stored already, same content by its digest
+            return
         streams = staged.streams
         write_at = getattr(self.inner, "upload_write_at", None)
         if len(streams) == 1 and write_at is not None and staged.inner_stored == staged.stored:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from moorage.store.base import StagedUploadInvalid
 from moorage.store.writeback import start_writeback
 
 
@@ -104,12 +105,16 @@ class FilesystemBlobStore:
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return _read_file(self._upload_path(upload_id), 0, None, chunk_size)
 
-    def upload_commit(self, upload_id: str, digest: str) -> None:
+    def upload_commit(self, upload_id: str, digest: str, *, size: int | None = None) -> None:
         source = self._upload_path(upload_id)
         target = self._blob_path(digest)
         with open(source, "rb+") as f:
+            staged = os.fstat(f.fileno()).st_size
+            if size is not None and staged != size:
+                raise StagedUploadInvalid(f"upload {upload_id} holds {staged} bytes, not the "
+                                          f"{size} that were verified")
             os.fsync(f.fileno())
-        if target.exists():
+        if self.size(digest) == staged:
             source.unlink()
             return
         target.parent.mkdir(parents=True, exist_ok=True)

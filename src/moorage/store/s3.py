@@ -35,6 +35,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from moorage.store.base import StagedUploadInvalid
+
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
@@ -74,6 +76,10 @@ def _session() -> boto3.session.Session:
 
 class S3StoreError(RuntimeError):
     """The bucket holds something the store cannot make sense of (e.g. a gap between chunks)."""
+
+
+class S3UploadInconsistent(S3StoreError, StagedUploadInvalid):
+    """An upload's chunk objects do not follow one another: not to be trusted or committed."""
 
 
 def _error_code(exc: ClientError) -> str:
@@ -391,12 +397,16 @@ class S3BlobStore:
         for chunk in listing:
             yield from self._stream(chunk.key, 0, chunk.size, chunk_size)
 
-    def upload_commit(self, upload_id: str, digest: str) -> None:
+    def upload_commit(self, upload_id: str, digest: str, *, size: int | None = None) -> None:
         listing = self._listing(upload_id)
         if listing is None:
             raise FileNotFoundError(f"upload {upload_id} does not exist")
+        staged = sum(c.size for c in listing)
+        if size is not None and staged != size:
+            raise S3UploadInconsistent(f"upload {upload_id} holds {staged} bytes, not the "
+                                       f"{size} that were verified")
         target = self.blob_key(digest)
-        if self._head_size(target) is None:
+        if self._head_size(target) != staged:
             self._assemble(listing, target)
         self._delete_keys([self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)])
 
@@ -550,7 +560,7 @@ class S3BlobStore:
         expected = 0
         for chunk in chunks:
             if chunk.offset != expected:
-                raise S3StoreError(f"upload {upload_id}: chunk at {chunk.offset}, expected "
+                raise S3UploadInconsistent(f"upload {upload_id}: chunk at {chunk.offset}, expected "
                                    f"one at {expected}")
             expected += chunk.size
         return chunks

@@ -49,7 +49,10 @@ _ACTIONS = {
 # Requests that may bring a new repository into being: quotas and namespaces are checked here.
 _CREATES = {("uploads", "POST"), ("manifest", "PUT")}
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+# Offsets of chunks are byte positions: 19 digits hold any of them (and int() stays cheap).
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
+# Past any blob's size; what a Range number longer than this many digits is taken to be.
+_HUGE = 1 << 63
 _MAX_PAGE = 100_000
 _DECIMAL_RE = re.compile(r"[0-9]{1,18}")
 
@@ -229,10 +232,12 @@ class RegistryAPI:
                 await _created(send, name, mount)
                 return
         elif digest is not None:
-            await self.registry.push_blob(name, digest, body_stream(receive), _length(scope))
+            await self.registry.push_blob(name, digest, body_stream(receive), _length(scope),
+                                          _owner(scope["moorage.caller"]))
             await _created(send, name, digest)
             return
-        upload_id = await self.registry.uploads.start(check_name(name))
+        upload_id = await self.registry.uploads.start(check_name(name),
+                                                      _owner(scope["moorage.caller"]))
         await _upload_accepted(send, name, upload_id, 0)
 
     def _may_mount(self, caller: Caller, digest: str, source: str | None) -> bool:
@@ -278,6 +283,14 @@ class RegistryAPI:
         if artifact_type is not None:
             headers["oci-filters-applied"] = "artifactType"
         await respond(send, 200, body, headers)
+
+
+def _owner(caller: Caller) -> str:
+    """Whom an upload counts against: the account, or the address of an anonymous client."""
+    actor = caller.actor
+    if actor != "anonymous":
+        return f"user:{actor}"
+    return f"address:{address_text(caller.address)}"
 
 
 def _unsupported(method: str) -> RegistryError:
@@ -343,15 +356,21 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     if not match or (match[1] == "" and match[2] == ""):
         return None
     if match[1] == "":
-        suffix = int(match[2])
+        suffix = _bounded(match[2])
         if suffix == 0:
             return None
         return max(size - suffix, 0), size
-    start = int(match[1])
-    end = int(match[2]) + 1 if match[2] else size
+    start = _bounded(match[1])
+    end = _bounded(match[2]) + 1 if match[2] else size
     if start >= size or end <= start:
         return None
     return start, min(end, size)
+
+
+def _bounded(digits: str) -> int:
+    """A Range number; one too long to be a byte position (a header may carry thousands of
+    digits, which int() refuses) is simply past the end of any blob."""
+    return int(digits) if len(digits) <= 19 else _HUGE
 
 
 def _upload_headers(name: str, upload_id: str, offset: int) -> dict[str, str]:
