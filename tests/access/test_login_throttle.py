@@ -21,15 +21,11 @@ from tests.access.helpers import api, unique
 from tests.audit.helpers import wait_for
 from tests.conftest import SECURED
 from tests.support.server import MoorageServer
-
-PASSWORD = "password-of-a-throttle-test"
+from tests.web.helpers import make_user as _make_user
 
 
 def make_user(secured: Secured) -> tuple[str, str]:
-    name = unique("guessed")
-    resp = api(secured.servers[0], "POST", "/users", json={"username": name, "password": PASSWORD})
-    assert resp.status_code == 201, resp.text
-    return name, PASSWORD
+    return _make_user(secured.servers[0], "guessed")
 
 
 def attempt(secured: Secured, door: str, username: str, password: str,

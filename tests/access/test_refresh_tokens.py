@@ -12,15 +12,11 @@ import httpx
 
 from tests.access.conftest import Secured
 from tests.access.helpers import ADMIN, api, unique
-
-PASSWORD = "password-of-a-refresh-test"
+from tests.web.helpers import make_user as _make_user
 
 
 def make_user(secured: Secured) -> tuple[str, str]:
-    name = unique("refresh")
-    resp = api(secured.servers[0], "POST", "/users", json={"username": name, "password": PASSWORD})
-    assert resp.status_code == 201, resp.text
-    return name, PASSWORD
+    return _make_user(secured.servers[0], "refresh")
 
 
 def offline(secured: Secured, username: str, password: str, client_id: str = "tests") -> str:
@@ -88,6 +84,22 @@ def test_expired_user_cannot_use_a_personal_access_token_as_bearer(secured: Secu
     resp = api(secured.next(), "GET", "/user", auth=None, headers=bearer)
     assert resp.status_code == 401, resp.text
     assert "expired" in resp.json()["error"]["message"]
+
+
+def test_expired_or_revoked_access_token_is_refused_as_bearer(secured: Secured) -> None:
+    user = make_user(secured)
+    tokens = [api(secured.next(), "POST", "/tokens", auth=user, json={"name": name}).json()
+              for name in ("to-expire", "to-revoke")]
+    bearers = [{"Authorization": f"Bearer {t['secret']}"} for t in tokens]
+    for bearer in bearers:
+        assert api(secured.next(), "GET", "/user", auth=None, headers=bearer).status_code == 200
+    secured.sql("UPDATE access_tokens SET expires_at = :t WHERE id = :i",
+                t=time.time() - 1, i=tokens[0]["id"])
+    assert api(secured.next(), "DELETE", f"/tokens/{tokens[1]['id']}", auth=user
+               ).status_code == 204
+    for bearer, words in zip(bearers, ("has expired", "was revoked")):
+        resp = api(secured.next(), "GET", "/user", auth=None, headers=bearer)
+        assert resp.status_code == 401 and words in resp.json()["error"]["message"], resp.text
 
 
 def test_owner_lists_and_revokes_refresh_tokens(secured: Secured) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.access.conftest import Secured, from_address, new_address
-from tests.access.helpers import ADMIN, admin_push, api, bearer, token, unique
+from tests.access.helpers import ADMIN, admin_push, bearer, token, unique
 
 MAX_SCOPES = 100
 

@@ -9,17 +9,14 @@ import httpx
 
 from tests.access.conftest import Secured
 from tests.access.helpers import ADMIN, admin_push, api, bearer, error_code, push, token, unique
-
-PASSWORD = "password-of-a-revocation-test"
+from tests.web.helpers import USER_PASSWORD as PASSWORD
+from tests.web.helpers import grant, make_user
 
 
 def member(secured: Secured, namespace: str, role: str) -> tuple[str, str]:
-    name = unique("holder")
-    assert api(secured.servers[0], "POST", "/users",
-               json={"username": name, "password": PASSWORD}).status_code == 201
-    assert api(secured.servers[0], "PUT", f"/namespaces/{namespace}/members/{name}",
-               json={"role": role}).status_code == 200
-    return name, PASSWORD
+    user = make_user(secured.servers[0], "holder")
+    grant(secured.servers[0], namespace, user[0], role)
+    return user
 
 
 def repository(secured: Secured) -> str:

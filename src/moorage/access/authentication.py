@@ -119,11 +119,8 @@ class Authenticator:
         return self._principal(user, origin)
 
     def _password_ok(self, user: UserRow | None, password: str) -> bool:
-        if user is None or user.kind != "user":
+        if user is None or user.kind != "user" or not password:
             verify_password(dummy_password_hash(), password)  # the same work, for nothing
-            return False
-        if not password:
-            verify_password(dummy_password_hash(), "-")
             return False
         key = (user.username, hashlib.sha256(password.encode()).hexdigest(), user.password_hash)
         if self._verified.get(key):
@@ -257,4 +254,3 @@ def parse_basic(value: str) -> tuple[str, str] | None:
         return None
     username, sep, password = decoded.partition(":")
     return (username, password) if sep else None
-
