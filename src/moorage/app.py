@@ -13,10 +13,13 @@ from moorage.access.authentication import Authenticator
 from moorage.access.authorization import Authorizer
 from moorage.access.editions import Edition, artifact_check
 from moorage.access.management import AccessManager
-from moorage.access.tokens import TokenIssuer, load_or_create_key, load_or_create_shared_key
+from moorage.access.throttle import LoginThrottle, ThrottlePolicy
+from moorage.access.tokens import (TokenIssuer, derived_key, load_or_create_key,
+                                   load_or_create_shared_key)
+from moorage.cache.login_failures import RedisLoginFailures
 from moorage.db.migrate import ensure_schema
 from moorage.audit import AuditRecorder, AuditStore  # audit
-from moorage.db.access import AccessStore
+from moorage.db.access import AccessStore, LoginFailureStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
 from moorage.events import WebhookService
@@ -37,7 +40,7 @@ from moorage.store.encrypted import wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.bodyguard import BODY_METHODS, guarded
-from moorage.web.ratelimit import RateLimiter
+from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
 from moorage.web.token_api import TokenAPI
@@ -96,18 +99,23 @@ def build_instance(settings: Settings) -> Instance:
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
     access_store = AccessStore(engine)
-    authenticator = Authenticator(access_store)
+    key = (load_or_create_key(data_dir / "keys") if engine.dialect.name == "sqlite"
+           else load_or_create_shared_key(engine))
+    failures = (RedisLoginFailures(redis_client) if redis_client is not None
+                else LoginFailureStore(engine))
+    throttle = LoginThrottle(failures, ThrottlePolicy(
+        settings.login_lockout_failures, settings.login_lockout_address_failures,
+        settings.login_lockout_base_seconds, settings.login_lockout_max_seconds))
+    authenticator = Authenticator(access_store, throttle, bus, derived_key(key, "login names"))
     authorizer = Authorizer(access_store, edition, settings.auto_create_namespace,
                             settings.namespace_creators)
     manager = AccessManager(access_store, authorizer, edition)
-    key = (load_or_create_key(data_dir / "keys") if engine.dialect.name == "sqlite"
-           else load_or_create_shared_key(engine))
     issuer = TokenIssuer(key, settings.service, ttl_seconds=settings.token_ttl_seconds)
     access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
                             RegistryAccess.proxies(settings.trusted_proxies),
                             settings.proxy_header, bus)
     if settings.rate_limit_per_minute > 0:
-        access.limiter = RateLimiter(settings.rate_limit_per_minute, redis_client)
+        access.limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url)
     policies = PolicyStore(engine)
     immutability = ImmutabilityPolicy(policies)
     registry.tag_checks.append(immutability.check)
@@ -164,7 +172,9 @@ class MoorageApp:
                                         settings.max_manifest_bytes)
         self.token_api = TokenAPI(self.instance.access, settings.refresh_token_ttl_seconds)
         from moorage.web.management_api import create_management_api
-        self.management_api = create_management_api(self.instance)
+        # The request rate limit applies to the management API as to /v2 and /auth/token.
+        self.management_api = RateLimited(create_management_api(self.instance),
+                                          self.instance.access.limit)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

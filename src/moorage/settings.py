@@ -40,8 +40,16 @@ class Settings:
     # scale-out: empty means SQLite in data_dir / the local disk / in-process state
     database_url: str = ""
     redis_url: str = ""
-    # requests a minute per client address on /v2 (0: no limit); shared through Redis
+    # requests a minute per client address on /v2, /auth/token and /api/v1 (0: no limit);
+    # shared through Redis
     rate_limit_per_minute: int = 0
+    # login lockouts (access/throttle.py): after this many failed logins for one account, or
+    # from one address (0: never), refuse logins for base seconds, doubling with each further
+    # failure up to max; counted in Redis if configured, else in the database
+    login_lockout_failures: int = 5
+    login_lockout_address_failures: int = 20
+    login_lockout_base_seconds: int = 1
+    login_lockout_max_seconds: int = 900
     # webhooks may reach loopback and private networks (off: a namespace owner could probe them)
     webhook_allow_private_networks: bool = False
     # lifecycle
@@ -145,6 +153,13 @@ def _validate(settings: Settings) -> None:
                             f"not {settings.edition!r}")
     if settings.namespace_creators not in ("everyone", "admins"):
         raise SettingsError("setting 'namespace_creators' must be everyone or admins")
+    for name in ("login_lockout_failures", "login_lockout_address_failures",
+                 "login_lockout_base_seconds"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"setting {name!r} must be 0 or more")
+    if settings.login_lockout_max_seconds < settings.login_lockout_base_seconds:
+        raise SettingsError("setting 'login_lockout_max_seconds' must be at least "
+                            "login_lockout_base_seconds")
     from moorage.store.factory import parse_storage_url  # here: the factory imports settings
 
     parse_storage_url(settings.storage_url)

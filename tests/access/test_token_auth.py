@@ -173,3 +173,54 @@ def test_personal_edition_refuses_oci_artifacts(make_registry) -> None:  # type:
                    artifact_type="application/vnd.example.sbom.v1+json")
     assert refused.status_code == 403
     assert "OCI artifacts (non-image media types) needs the basic edition" in error_message(refused)
+
+
+def _challenge_params(value: str) -> dict[str, str]:
+    """The auth-params of a `Bearer k="v",k2="v2"` challenge, quoted-string escapes undone;
+    anything that does not parse as such a list fails the test."""
+    import re
+
+    assert value.startswith("Bearer "), value
+    rest, params = value[len("Bearer "):], {}
+    pair = re.compile(r'([a-z]+)="((?:[^"\\]|\\.)*)"(?:,|$)')
+    while rest:
+        match = pair.match(rest)
+        assert match, f"unparseable challenge: {value!r}"
+        params[match[1]] = re.sub(r"\\(.)", r"\1", match[2])
+        rest = rest[match.end():]
+    return params
+
+
+@pytest.mark.parametrize("host", ['evil.example", error="injected', 'back\\slash.example',
+                                  "spaced host", "ex ample.com:5000/path?x"])
+def test_a_bad_host_header_cannot_bend_the_challenge(secure_registry: MoorageServer,
+                                                     host: str) -> None:
+    resp = httpx.get(f"{secure_registry.url}/v2/", headers={"Host": host})
+    assert resp.status_code == 401
+    params = _challenge_params(resp.headers["WWW-Authenticate"])
+    assert set(params) == {"realm", "service"}, params
+    # Not a host name: the realm names the address the request came in on instead.
+    assert params["realm"] == f"{secure_registry.url}/auth/token"
+
+
+def test_a_good_host_header_names_the_realm(secure_registry: MoorageServer) -> None:
+    for host in ("registry.example.com:5000", "[::1]:5000", "10.0.0.7"):
+        resp = httpx.get(f"{secure_registry.url}/v2/", headers={"Host": host})
+        assert _challenge_params(resp.headers["WWW-Authenticate"])["realm"] == \
+            f"http://{host}/auth/token"
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_time_claims_must_be_numbers(secure_registry: MoorageServer, claim: str) -> None:
+    """PyJWT reads "9999999999" as a number; a token we did not write that way is not ours."""
+    repo = unique("claims") + "/app"
+    admin_push(secure_registry, repo)
+    url = f"{secure_registry.url}/v2/{repo}/manifests/v1"
+    key = _signing_key(secure_registry)
+    good = _claims(repo)
+    assert httpx.get(url, headers=bearer(jwt.encode(good, key, algorithm="ES256"))
+                     ).status_code == 200
+    stringly = jwt.encode({**good, claim: str(good[claim])}, key, algorithm="ES256")
+    resp = httpx.get(url, headers=bearer(stringly))
+    assert resp.status_code == 401, resp.text
+    assert claim in error_message(resp)

@@ -67,16 +67,17 @@ def test_skopeo_push_pull_and_delete(secure_registry: MoorageServer, tmp_path: P
 
 
 def test_failed_logins_everywhere(secure_registry: MoorageServer) -> None:
-    """The token endpoint, Basic credentials on /v2, and the management API."""
+    """The token endpoint, Basic credentials on /v2, and the management API. (The accounts
+    exist: an unknown username is recorded as a pseudonym, tests/access/test_login_throttle.)"""
     guess = f"guessed-{unique('')}"
-    mallory = unique("mallory")
+    mallory = make_user(secure_registry, "mallory")[0]
     resp = httpx.get(f"{secure_registry.url}/auth/token", auth=(mallory, guess),
                      params={"service": "moorage", "scope": "repository:x/y:pull"})
     assert resp.status_code == 401
-    eve = unique("eve")
+    eve = make_user(secure_registry, "eve")[0]
     assert httpx.get(f"{secure_registry.url}/v2/x/y/tags/list",
                      auth=(eve, guess)).status_code == 401
-    trudy = unique("trudy")
+    trudy = make_user(secure_registry, "trudy")[0]
     assert api(secure_registry, "GET", "/user", auth=(trudy, guess)).status_code == 401
 
     for actor, target in ((mallory, "moorage"), (eve, "moorage"), (trudy, "api")):

@@ -15,7 +15,7 @@ from moorage.access.roles import ROLE_ACTIONS, least_role_for
 from moorage.access.scopes import ACTIONS, Scope
 from moorage.db.access import AccessStore
 from moorage.oci.errors import RegistryError
-from moorage.oci.names import namespace_of
+from moorage.oci.names import is_valid_name, namespace_of
 
 REGISTRY_ACTIONS = frozenset(ACTIONS)
 
@@ -146,12 +146,19 @@ class Authorizer:
 
     def grant(self, principal: Principal, scopes: list[Scope],
               address: Address | None) -> list[Scope]:
-        """The intersection of what was asked and what is held, scope by scope."""
+        """The intersection of what was asked and what is held, scope by scope.
+
+        Blocking (a few lookups per repository). The same repository asked for twice is
+        looked up once, and a name no repository can have is not looked up at all; the token
+        endpoint caps the number of scopes per request."""
+        held: dict[str, frozenset[str]] = {}
         granted: list[Scope] = []
         for scope in scopes:
             if scope.type == "repository":
-                held = self.permissions(principal, scope.name, address)
-                actions = scope.actions & held
+                if scope.name not in held:
+                    held[scope.name] = self.permissions(principal, scope.name, address) \
+                        if is_valid_name(scope.name) else frozenset()
+                actions = scope.actions & held[scope.name]
             elif scope.type == "registry" and scope.name == "catalog":
                 actions = scope.actions if not principal.anonymous else frozenset()
             else:

@@ -29,6 +29,7 @@ _USERNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$")
 _ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VISIBILITIES = ("private", "public")
 INHERIT = "inherit"  # a repository's visibility: its namespace's, whatever it becomes
+TOKEN_KINDS = ("personal", "refresh")
 MIN_PASSWORD = 8
 
 
@@ -257,10 +258,11 @@ class AccessManager:
                     is_admin: bool | None = None) -> UserRow:
         user = self.get_user(principal, username)
         values: dict[str, object] = {}
+        new_hash = None
         if password is not None:
             if len(password) < MIN_PASSWORD:
                 raise Invalid(f"password must have at least {MIN_PASSWORD} characters")
-            values["password_hash"] = hash_password(password)
+            new_hash = hash_password(password)
         if is_admin is not None:
             self._require_admin(principal)
             if not is_admin and user.is_admin and self.store.count_admins() <= 1:
@@ -268,6 +270,9 @@ class AccessManager:
             values["is_admin"] = is_admin
         if values:
             self.store.update_user(username, **values)
+        if new_hash is not None:
+            # The refresh tokens the old password got end with it, in the same transaction.
+            self.store.change_password(username, new_hash)
         return self.get_user(principal, username)
 
     def delete_user(self, principal: Principal, username: str) -> None:
@@ -327,9 +332,24 @@ class AccessManager:
         self.store.create_token(token_id, principal.id, "personal", name, secret_hash, expires)
         return CreatedSecret(token_id, name, token, expires)
 
-    def list_tokens(self, principal: Principal, username: str | None = None) -> list[TokenRow]:
-        user = self.get_user(principal, username or principal.username)
-        return self.store.tokens(user.id, "personal")
+    def list_tokens(self, principal: Principal, username: str | None = None,
+                    kind: str = "personal") -> list[TokenRow]:
+        """An account's personal access tokens or OAuth2 refresh tokens: one's own (users
+        and robots alike), or anyone's for an administrator."""
+        if kind not in TOKEN_KINDS:
+            raise Invalid(f"kind must be one of {', '.join(TOKEN_KINDS)}")
+        if username is None or username == principal.username:
+            if principal.id is None:
+                raise Forbidden("anonymous callers have no tokens")
+            owner = principal.id
+        else:
+            if not principal.is_admin:
+                raise Forbidden("only administrators may look at other accounts")
+            user = self.store.user(username)
+            if user is None:
+                raise NotFound(f"account {username} does not exist")
+            owner = user.id
+        return self.store.tokens(owner, kind)
 
     def revoke_token(self, principal: Principal, token_id: str) -> None:
         row = self.store.token(token_id)

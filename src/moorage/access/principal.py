@@ -12,6 +12,12 @@ class Principal:
     kind: str  # "user" | "robot" | "anonymous"
     is_admin: bool = False
     robot_namespace: str | None = None
+    # The access or refresh token this login presented ("p:<id>", "r:<id>"), if any: bearer
+    # tokens issued from it carry it, and lose push and delete when it is revoked.
+    origin: str | None = None
+    # When the account was created: with the id, what tells it from a later account of the
+    # same name (SQLite reuses the highest id after a deletion).
+    created_at: float | None = None
 
     @property
     def anonymous(self) -> bool:

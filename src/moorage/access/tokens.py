@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 KEY_FILE = "token-signing-es256.pem"
+_TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class TokenInvalid(Exception):
@@ -89,6 +90,15 @@ def load_or_create_shared_key(engine: "Engine") -> ec.EllipticCurvePrivateKey:
     return loaded
 
 
+def derived_key(key: ec.EllipticCurvePrivateKey, purpose: str) -> bytes:
+    """A secret for another purpose (keyed hashes of login names), derived from the signing
+    key so that every process and replica of the instance has the same one with nothing more
+    to store or rotate."""
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return hashlib.sha256(b"moorage:" + purpose.encode() + b"\0" + der).digest()
+
+
 def key_id(key: ec.EllipticCurvePrivateKey) -> str:
     der = key.public_key().public_bytes(serialization.Encoding.DER,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -100,6 +110,13 @@ class Claims:
     subject: str
     access: dict[tuple[str, str], frozenset[str]]
     expires_at: float
+    # The account's id and creation time (`uid`, `uct`): a user deleted and re-created
+    # under the same name is another account, and the old one's tokens are not its. None in
+    # tokens issued before these claims existed.
+    user_id: int | None = None
+    # The access or refresh token the login presented (`src`: "p:<id>" or "r:<id>").
+    origin: str | None = None
+    account_created: float | None = None
 
     def allows(self, resource_type: str, name: str, action: str) -> bool:
         return action in self.access.get((resource_type, name), frozenset())
@@ -125,14 +142,21 @@ class TokenIssuer:
         # until it expires.
         self._verified: LRUCache[str, Claims] = LRUCache(20_000)
 
-    def issue(self, subject: str, scopes: list[Scope]) -> IssuedToken:
+    def issue(self, subject: str, scopes: list[Scope], user_id: int | None = None,
+              origin: str | None = None, account_created: float | None = None) -> IssuedToken:
         now = time.time()
-        claims = {
+        claims: dict[str, object] = {
             "iss": self.issuer, "sub": subject, "aud": self.service,
             "iat": int(now), "nbf": int(now) - 5, "exp": int(now) + self.ttl,
             "jti": uuid.uuid4().hex,
             "access": [s.claim() for s in scopes if s.actions],
         }
+        if user_id is not None:
+            claims["uid"] = user_id
+        if origin is not None:
+            claims["src"] = origin
+        if account_created is not None:
+            claims["uct"] = account_created
         token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
         return IssuedToken(token, self.ttl, now)
 
@@ -155,12 +179,23 @@ class TokenIssuer:
                                "or altered)") from None
         except jwt.PyJWTError as exc:
             raise TokenInvalid(f"token is invalid: {type(exc).__name__}") from None
+        # PyJWT reads a numeric string ("9999999999") as a time; we never write one.
+        for claim in _TIME_CLAIMS:
+            value = payload.get(claim)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                raise TokenInvalid(f"token is invalid: its {claim} claim is not a number")
         access: dict[tuple[str, str], frozenset[str]] = {}
         for entry in payload.get("access") or []:
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
                 key = (str(entry.get("type")), entry["name"])
                 access[key] = access.get(key, frozenset()) | frozenset(
                     a for a in entry.get("actions") or [] if isinstance(a, str))
-        claims = Claims(str(payload["sub"]), access, float(payload["exp"]))
+        uid, origin, created = payload.get("uid"), payload.get("src"), payload.get("uct")
+        claims = Claims(str(payload["sub"]), access, float(payload["exp"]),
+                        uid if isinstance(uid, int) and not isinstance(uid, bool) else None,
+                        origin if isinstance(origin, str) else None,
+                        float(created) if isinstance(created, (int, float))
+                        and not isinstance(created, bool) else None)
         self._verified.put(token, claims)
         return claims

@@ -1,4 +1,5 @@
-"""`moorage token …`: personal access tokens, for scripts and docker login."""
+"""`moorage token …`: personal access tokens, for scripts and docker login, and the refresh
+tokens clients keep."""
 
 from __future__ import annotations
 
@@ -37,10 +38,17 @@ def create(
 
 
 @app.command("list")
-def list_(json_out: JsonFlag = False) -> None:
+def list_(
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="The OAuth2 refresh tokens clients (docker, podman) keep, named "
+                          "after the client that asked, instead of access tokens.")] = False,
+    user: Annotated[Optional[str], typer.Option(
+        "--user", help="Another account's tokens (administrators).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
     """List your tokens (never their secrets)."""
     with connect() as api:
-        found = api.get("/tokens")
+        found = api.get("/tokens", kind="refresh" if refresh else None, username=user)
     if json_out:
         print_json(found)
         return
@@ -54,7 +62,7 @@ def list_(json_out: JsonFlag = False) -> None:
 @app.command("revoke")
 def revoke(token_id: Annotated[str, typer.Argument(metavar="ID")],
            json_out: JsonFlag = False) -> None:
-    """Revoke a token; it stops working at once."""
+    """Revoke an access or refresh token; it stops working at once."""
     with connect() as api:
         api.delete(f"/tokens/{segment(token_id)}")
     if json_out:

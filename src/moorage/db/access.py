@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.holders import Inspect, namespace_holders
 from moorage.db.metadata import effective_visibility, lock_namespace
 from moorage.db.rawreads import RawReader
-from moorage.db.schema import (access_tokens, memberships, namespaces, network_rules,
-                               repositories, tags, users)
+from moorage.db.schema import (access_tokens, login_failures, memberships, namespaces,
+                               network_rules, repositories, tags, users)
 
 
 class Conflict(Exception):
@@ -233,6 +234,22 @@ class AccessStore:
             return conn.execute(update(users).where(users.c.username == username)
                                 .values(**values)).rowcount > 0
 
+    def change_password(self, username: str, password_hash: str) -> bool:
+        """A new password, and the end of every refresh token the old one got, in one
+        transaction: no refresh token outlives the password it was issued against."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            user_id = conn.execute(select(users.c.id).where(users.c.username == username)
+                                   ).scalar()
+            if user_id is None:
+                return False
+            conn.execute(update(users).where(users.c.id == user_id)
+                         .values(password_hash=password_hash))
+            conn.execute(update(access_tokens).where(
+                access_tokens.c.user_id == user_id, access_tokens.c.kind == "refresh",
+                access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+        return True
+
     def delete_user(self, username: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(delete(users).where(users.c.username == username)).rowcount > 0
@@ -337,3 +354,47 @@ class AccessStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(network_rules).where(
                 network_rules.c.id == rule_id)).rowcount > 0
+
+
+class LoginFailureStore:
+    """The counts behind login lockouts (access/throttle.py) in the database, for instances
+    without Redis: every worker process, and every replica, sees the same counts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def failures(self, keys: Sequence[str], now: float,
+                 window: float) -> dict[str, tuple[int, float]]:
+        query = select(login_failures.c.key, login_failures.c.failures,
+                       login_failures.c.last_failure_at).where(
+            login_failures.c.key.in_(list(keys)),
+            login_failures.c.last_failure_at >= now - window)
+        with self.engine.connect() as conn:
+            return {r[0]: (int(r[1]), float(r[2])) for r in conn.execute(query)}
+
+    def add_failure(self, keys: Sequence[str], now: float,
+                    window: float) -> dict[str, tuple[int, float]]:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        stale = now - window
+        counts: dict[str, tuple[int, float]] = {}
+        with self.engine.begin() as conn:
+            for key in sorted(keys):  # one order for every writer: no deadlock on PostgreSQL
+                statement = upsert(login_failures).values(key=key, failures=1,
+                                                          last_failure_at=now)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[login_failures.c.key],
+                    set_={"failures": case((login_failures.c.last_failure_at < stale, 1),
+                                           else_=login_failures.c.failures + 1),
+                          "last_failure_at": now},
+                ).returning(login_failures.c.failures)
+                counts[key] = (int(conn.execute(statement).scalar_one()), now)
+            # Forgotten counts go with the next failure; the index keeps this a short walk.
+            conn.execute(delete(login_failures).where(login_failures.c.last_failure_at < stale))
+        return counts
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(login_failures).where(login_failures.c.key == key))

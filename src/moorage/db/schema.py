@@ -145,6 +145,17 @@ access_tokens = Table(
 )
 Index("ix_access_tokens_user", access_tokens.c.user_id)
 
+# Failed logins, per account (a keyed hash of the name tried: it may be a password typed into
+# the wrong field) and per client address, for the lockouts of access/throttle.py when no Redis
+# is configured. Rows older than the throttle's window are ignored and swept by later failures.
+login_failures = Table(
+    "login_failures", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", Float, nullable=False),
+)
+Index("ix_login_failures_last", login_failures.c.last_failure_at)
+
 memberships = Table(
     "memberships", metadata,
     Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),

@@ -3,28 +3,65 @@
 Decides, per request, who is asking (Basic credentials, a bearer token, or nobody) and answers
 refusals the way Docker and OCI clients expect: 401 with a `WWW-Authenticate: Bearer` challenge
 naming the scope to ask for, or 403 DENIED with the reason when asking again would not help.
+
+What blocks runs in a pool of worker threads of its own (AUTH_THREADS per process), never on
+the event loop: logins (the database, argon2) and every decision that needs the database. The
+one thing left on the loop is the hot path: a pull with a bearer token that grants it, which
+needs nothing but the (cached) signature check. Pushes and deletes with a bearer token look
+the account up again at request time: it must still exist, be unexpired and hold the role,
+and the access or refresh token the bearer token came from must not have been revoked.
+Pulls keep the token's grant for its lifetime (token_ttl_seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from moorage.access.authentication import Authenticator, parse_basic
 from moorage.access.authorization import REGISTRY_ACTIONS, Authorizer
-from moorage.access.errors import Unauthenticated
+from moorage.access.errors import LoginFailed, Throttled, Unauthenticated
 from moorage.access.management import AccessManager
-from moorage.access.network import (Address, Network, client_address, parse_address,
-                                    parse_network)
+from moorage.access.network import (Address, Network, address_text, client_address,
+                                    parse_address, parse_network)
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.access.tokens import Claims, TokenInvalid, TokenIssuer
 from moorage.oci.errors import RegistryError
-from moorage.registry.events import Event, EventBus
-from moorage.web.ratelimit import RateLimiter
 from moorage.oci.names import namespace_of
+from moorage.registry.events import Event, EventBus
 from moorage.web.http import Scope, header
+from moorage.web.ratelimit import RateLimiter
 
 # With auth off, every request acts as this principal: anything goes, nobody is recorded.
 OPEN = Principal(None, "", "anonymous", is_admin=True)
+
+# Threads for blocking auth work, per process. Argon2 itself is bounded further (2 at once,
+# access/secrets.py), so password guesses can never hold all of them.
+AUTH_THREADS = 16
+
+# A Host header worth naming in a challenge: a DNS name, an IPv4 or a bracketed IPv6
+# address, and a port. Anything else (quotes, spaces, paths) is replaced by the address the
+# request came in on, so a client cannot bend the challenge it is sent.
+_HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+                      r"|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+T = TypeVar("T")
+
+
+def quoted(value: str) -> str:
+    """An RFC 9110 quoted-string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def throttled(exc: Throttled) -> RegistryError:
+    return RegistryError("TOOMANYREQUESTS", exc.message, headers=exc.headers)
 
 
 @dataclass
@@ -56,20 +93,37 @@ class RegistryAccess:
         self.proxy_header = proxy_header
         self.bus = bus or EventBus()
         self.limiter: RateLimiter | None = None
+        self._pool = ThreadPoolExecutor(AUTH_THREADS, thread_name_prefix="moorage-auth")
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking auth work in the auth threads, with the request's context (who is
+        asking, for events published there)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(context.run, fn, *args))
+
+    async def limit(self, scope: Scope, address: Address | None = None) -> None:
+        """The per-address request rate limit (rate_limit_per_minute), if one is set."""
+        if self.limiter is not None:
+            await self.limiter.check(address_text(address or self.address(scope)))
 
     def login(self, scope: Scope, username: str, password: str) -> Principal:
-        """Check credentials and record the attempt, whatever its outcome."""
-        address = str(self.address(scope) or "")
+        """Check credentials and record the attempt, whatever its outcome (blocking: call it
+        from a worker thread)."""
+        address = address_text(self.address(scope))
         try:
-            principal = self.authenticator.login(username, password)
-        except Unauthenticated as exc:
-            self.bus.publish(Event("login", result="failure", target=self.issuer.service,
-                                   actor=username[:255], address=address,
-                                   detail={"reason": exc.message}))
+            principal = self.authenticator.login(username, password, address or None)
+        except LoginFailed as exc:
+            self._failed(exc, address)
             raise
-        self.bus.publish(Event("login", target=self.issuer.service, actor=username,
+        self.bus.publish(Event("login", target=self.issuer.service, actor=principal.username,
                                address=address))
         return principal
+
+    def _failed(self, exc: LoginFailed, address: str) -> None:
+        self.bus.publish(Event("login", result="failure", target=self.issuer.service,
+                               actor=exc.actor[:255], address=address,
+                               detail={"reason": exc.message}))
 
     @classmethod
     def proxies(cls, setting: str) -> list[Network]:
@@ -85,16 +139,24 @@ class RegistryAccess:
         return client_address(peer, headers, self.trusted_proxies, self.proxy_header)
 
     def realm(self, scope: Scope) -> str:
-        host = header(scope, b"host") or "localhost"
-        return f"{scope.get('scheme', 'http')}://{host}/auth/token"
+        host = header(scope, b"host") or ""
+        if len(host) > 300 or not _HOST_RE.fullmatch(host):
+            server = scope.get("server")
+            if server and server[1] is not None:
+                name = f"[{server[0]}]" if ":" in str(server[0]) else str(server[0])
+                host = f"{name}:{server[1]}"
+            else:
+                host = str(server[0]) if server else "localhost"
+        scheme = scope.get("scheme") if scope.get("scheme") in ("http", "https") else "http"
+        return f"{scheme}://{host}/auth/token"
 
     def challenge(self, scope: Scope, resource: str | None, message: str,
                   error: str | None = None) -> RegistryError:
-        parts = [f'realm="{self.realm(scope)}"', f'service="{self.issuer.service}"']
+        parts = [f"realm={quoted(self.realm(scope))}", f"service={quoted(self.issuer.service)}"]
         if resource:
-            parts.append(f'scope="{resource}"')
+            parts.append(f"scope={quoted(resource)}")
         if error:
-            parts.append(f'error="{error}"')
+            parts.append(f"error={quoted(error)}")
         return RegistryError("UNAUTHORIZED", message,
                              headers={"www-authenticate": "Bearer " + ",".join(parts)})
 
@@ -102,75 +164,96 @@ class RegistryAccess:
         error = self.challenge(scope, resource, message, "insufficient_scope")
         return RegistryError("DENIED", message, status=403, headers=error.headers)
 
-    def identify(self, scope: Scope, resource: str | None) -> Caller:
+    async def identify(self, scope: Scope, resource: str | None) -> Caller:
         """Parse the credentials of a request; bad credentials are a 401 challenge."""
         address = self.address(scope)
         self.authorizer.check_instance_network(address)
-        if self.limiter is not None:
-            self.limiter.check(str(address))
+        await self.limit(scope, address)
         raw = header(scope, b"authorization")
         if not raw:
             return Caller(address, ANONYMOUS)
         kind, _, value = raw.partition(" ")
         kind = kind.lower()
-        try:
-            if kind == "basic":
-                creds = parse_basic(value)
-                if creds is None:
-                    raise Unauthenticated("malformed Basic credentials")
-                return Caller(address, self._basic(*creds, str(address or "")))
-            if kind == "bearer":
-                try:
-                    return Caller(address, None, self.issuer.verify(value.strip()))
-                except TokenInvalid as exc:
-                    raise self.challenge(scope, resource, str(exc), "invalid_token") from None
-        except Unauthenticated as exc:
-            raise self.challenge(scope, resource, exc.message) from None
+        if kind == "basic":
+            creds = parse_basic(value)
+            if creds is None:
+                raise self.challenge(scope, resource, "malformed Basic credentials")
+            return Caller(address, await self.run(self._basic, scope, resource, *creds,
+                                                  address_text(address)))
+        if kind == "bearer":
+            try:
+                return Caller(address, None, self.issuer.verify(value.strip()))
+            except TokenInvalid as exc:
+                raise self.challenge(scope, resource, str(exc), "invalid_token") from None
         raise self.challenge(scope, resource, f"unsupported authorization scheme {kind[:20]!r}")
 
-    def _basic(self, username: str, password: str, address: str) -> Principal:
+    def _basic(self, scope: Scope, resource: str | None, username: str, password: str,
+               address: str) -> Principal:
         """Basic credentials on a registry request: only failures are worth recording, or
         every request of a Basic-auth client would be a login."""
         try:
-            return self.authenticator.login(username, password)
-        except Unauthenticated as exc:
-            self.bus.publish(Event("login", result="failure", target=self.issuer.service,
-                                   actor=username[:255], address=address,
-                                   detail={"reason": exc.message}))
-            raise
+            return self.authenticator.login(username, password, address or None)
+        except LoginFailed as exc:
+            self._failed(exc, address)
+            raise self.challenge(scope, resource, exc.message) from None
+        except Throttled as exc:
+            raise throttled(exc) from None
 
     def principal(self, caller: Caller) -> Principal:
+        """The account behind a caller; for a bearer token, as it is now (a deleted or
+        expired account is anonymous). Blocking when it has to look the account up."""
         if caller.principal is None:
-            subject = caller.claims.subject if caller.claims else ""
-            caller.principal = (self.authenticator.principal_for(subject) if subject else None) \
-                or ANONYMOUS
+            claims = caller.claims
+            try:
+                caller.principal = self.authenticator.holder(
+                    claims.subject, claims.user_id, None, claims.account_created) \
+                    if claims and claims.subject else ANONYMOUS
+            except Unauthenticated:
+                caller.principal = ANONYMOUS
         return caller.principal
 
     # -- may they -----------------------------------------------------------------------
-    def base(self, scope: Scope) -> Caller:
+    async def base(self, scope: Scope) -> Caller:
         """`/v2/`: any valid credentials will do; none is a challenge, so clients log in."""
         if not self.enabled:
             return Caller(self.address(scope), OPEN)
-        caller = self.identify(scope, None)
+        caller = await self.identify(scope, None)
         if caller.principal is ANONYMOUS:
             raise self.challenge(scope, None, "authentication required")
         return caller
 
-    def authorize(self, scope: Scope, name: str, action: str) -> Caller:
+    async def authorize(self, scope: Scope, name: str, action: str) -> Caller:
         """Check one registry action on one repository; raises 401 or 403 with the reason."""
         if not self.enabled:
             caller = Caller(self.address(scope), OPEN)
             self.authorizer.check_instance_network(caller.address)
-            if self.limiter is not None:
-                self.limiter.check(str(caller.address))
+            await self.limit(scope, caller.address)
             self.authorizer.check_namespace_network(caller.address, namespace_of(name))
             return caller
         wanted = "pull,push" if action == "push" else action
         resource = f"repository:{name}:{wanted}"
-        caller = self.identify(scope, resource)
+        caller = await self.identify(scope, resource)
         self.authorizer.check_namespace_network(caller.address, namespace_of(name))
-        if caller.claims is not None and caller.claims.allows("repository", name, action):
-            return caller
+        if action == "pull" and caller.claims is not None \
+                and caller.claims.allows("repository", name, action):
+            return caller  # the hot path: the token's own lifetime bounds it
+        return await self.run(self._decide, scope, caller, name, action, resource)
+
+    def _decide(self, scope: Scope, caller: Caller, name: str, action: str,
+                resource: str) -> Caller:
+        """Everything but a granted pull: looks things up, so it runs in an auth thread."""
+        claims = caller.claims
+        if claims is not None and claims.allows("repository", name, action):
+            # A push or a delete: the token's grounds are checked again, now.
+            try:
+                principal = self.authenticator.holder(claims.subject, claims.user_id,
+                                                      claims.origin, claims.account_created)
+            except Unauthenticated as exc:
+                raise self.challenge(scope, resource, exc.message, "invalid_token") from None
+            caller.principal = principal
+            if action in self.authorizer.permissions(principal, name, caller.address):
+                return caller
+            raise self.authorizer.denial(principal, name, action)
         principal = self.principal(caller)
         if action in self.authorizer.permissions(principal, name, caller.address):
             if caller.claims is None:
@@ -197,13 +280,16 @@ class RegistryAccess:
     def prepare_push(self, caller: Caller, name: str) -> None:
         self.manager.prepare_push(self.principal(caller) if self.enabled else OPEN, name)
 
-    def catalog_filter(self, scope: Scope) -> tuple[set[str], bool] | None:
+    async def catalog_filter(self, scope: Scope) -> tuple[set[str], bool] | None:
         """Which namespaces a caller sees in the catalog; None means all of them."""
         if not self.enabled:
             return None
-        caller = self.identify(scope, "registry:catalog:*")
+        caller = await self.identify(scope, "registry:catalog:*")
         if caller.claims is not None and not caller.claims.allows("registry", "catalog", "*"):
             raise self.insufficient(scope, "registry:catalog:*", "token does not grant the catalog")
+        return await self.run(self._catalog, scope, caller)
+
+    def _catalog(self, scope: Scope, caller: Caller) -> tuple[set[str], bool] | None:
         principal = self.principal(caller)
         if principal.anonymous:
             raise self.challenge(scope, "registry:catalog:*", "authentication required")
@@ -215,4 +301,4 @@ class RegistryAccess:
         return set(roles), True
 
 
-__all__ = ["RegistryAccess", "Caller", "OPEN", "REGISTRY_ACTIONS"]
+__all__ = ["RegistryAccess", "Caller", "OPEN", "REGISTRY_ACTIONS", "quoted", "throttled"]

@@ -2,37 +2,57 @@
 
 A fixed one-minute window per address: simple, one round trip, and fair enough to stop a
 runaway client from starving the others. Off unless `rate_limit_per_minute` is set; the
-limited client gets 429 TOOMANYREQUESTS with Retry-After.
+limited client gets 429 TOOMANYREQUESTS with Retry-After. It covers /v2, /auth/token and
+/api/v1 with one budget per address.
+
+The Redis round trip is made with redis-py's asyncio client, so that the event loop keeps
+serving while it waits; each event loop (one per worker process) gets its own connection
+pool. Without Redis the count is kept per process (with several workers, each allows the
+limit), which is what a limit of requests, unlike a lockout, can afford.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from typing import Any
 
 from moorage.oci.errors import RegistryError
+from moorage.web.http import Receive, Scope, Send, respond
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, redis_client: Any = None,
+    def __init__(self, per_minute: int, redis_url: str = "",
                  prefix: str = "moorage:rate:") -> None:
         self.per_minute = per_minute
-        self.redis = redis_client
+        self.redis_url = redis_url
         self.prefix = prefix
+        self._clients: dict[int, Any] = {}
         self._counts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
-    def check(self, address: str) -> None:
+    def _redis(self) -> Any:
+        loop = id(asyncio.get_running_loop())
+        client = self._clients.get(loop)
+        if client is None:
+            import redis.asyncio
+
+            client = self._clients[loop] = redis.asyncio.Redis.from_url(
+                self.redis_url, socket_timeout=5, health_check_interval=30)
+        return client
+
+    async def check(self, address: str) -> None:
         if self.per_minute <= 0:
             return
         window = int(time.time() // 60)
-        if self.redis is not None:
+        if self.redis_url:
             key = f"{self.prefix}{address}:{window}"
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = self._redis().pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, 120)
-            count = int(pipe.execute()[0])
+            count = int((await pipe.execute())[0])
         else:
             with self._lock:
                 count = self._counts.get((address, window), 0) + 1
@@ -44,3 +64,24 @@ class RateLimiter:
             raise RegistryError("TOOMANYREQUESTS",
                                 f"more than {self.per_minute} requests a minute from {address}",
                                 headers={"retry-after": str(retry)})
+
+
+class RateLimited:
+    """ASGI wrapper that applies the limit before an app (the management API) sees the
+    request, and answers a refusal in that app's error shape."""
+
+    def __init__(self, app: Any, limit: Any) -> None:
+        self.app = app
+        self.limit = limit  # async (scope) -> None, raising RegistryError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                await self.limit(scope)
+            except RegistryError as exc:
+                body = json.dumps({"error": {"code": "TOOMANYREQUESTS",
+                                             "message": exc.message}}).encode()
+                await respond(send, exc.status, body,
+                              {"content-type": "application/json", **exc.headers})
+                return
+        await self.app(scope, receive, send)

@@ -84,7 +84,7 @@ class RegistryAPI:
         if path in ("/v2/", "/v2"):
             if method not in ("GET", "HEAD"):
                 raise _unsupported(method)
-            self.access.base(scope)
+            await self.access.base(scope)
             await respond(send, 200, b"{}", {"content-type": "application/json"}, head=method == "HEAD")
             return
         if path == "/v2/_catalog":
@@ -101,7 +101,7 @@ class RegistryAPI:
                 if handler is None:
                     raise _unsupported(method)
                 name = check_name(match["name"])
-                caller = self.access.authorize(scope, name, _ACTIONS[kind, method])
+                caller = await self.access.authorize(scope, name, _ACTIONS[kind, method])
                 if (kind, method) in _CREATES:
                     self.access.prepare_push(caller, name)
                 scope["moorage.caller"] = caller
@@ -114,7 +114,7 @@ class RegistryAPI:
     async def catalog(self, scope: Scope, send: Send) -> None:
         query = _query(scope)
         limit, last = _page(query)
-        visible = self.access.catalog_filter(scope)
+        visible = await self.access.catalog_filter(scope)
         names = self.registry.catalog(_plus_one(limit), last, visible)
         await self._paged(send, "/v2/_catalog", "repositories", names, limit, {})
 

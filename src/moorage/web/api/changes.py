@@ -27,7 +27,7 @@ from moorage.access.authentication import parse_basic
 from moorage.access.principal import Principal
 from moorage.app import Instance
 from moorage.registry.events import Event, set_caller
-from moorage.web.api.deps import caller, get_instance
+from moorage.web.api.deps import FAILED_ACTOR_KEY, caller, get_instance
 from moorage.web.http import Receive, Scope, Send
 
 log = logging.getLogger("moorage.api")
@@ -171,8 +171,11 @@ class AnnounceChanges:
         bus = self.instance.registry.bus
         scheme, claimed = _credential(scope)
         if status == 401 and credentials:
+            # The username as deps.caller vouched for it: a name no account has may be a
+            # password typed into the wrong field, and is recorded as a pseudonym.
+            actor = scope.get(FAILED_ACTOR_KEY) or "anonymous"
             bus.publish(Event("login", result="failure", target="api",
-                              actor=claimed or "anonymous", address=address,
+                              actor=actor, address=address,
                               detail={"request": action, "status": status,
                                       "credential": scheme}))
             return
@@ -195,8 +198,11 @@ class AnnounceChanges:
         params = _query_flags(scope)
         if params:
             detail["params"] = params
+        # Without a principal the claimed name was never vouched for (a throttled login):
+        # a pseudonym, as for failed logins.
         actor = (principal.username or "anonymous") if principal is not None else \
-            (claimed or "anonymous")
+            scope.get(FAILED_ACTOR_KEY) or (
+                self.instance.authenticator.actor_of(None, claimed) if claimed else "anonymous")
         bus.publish(Event(action, repository=repository, target=target,
                           result="success" if status < 400 else "failure", actor=actor,
                           address=address, detail=detail))

@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, HTTPBearer
 
 from moorage.access.authentication import parse_basic
-from moorage.access.errors import Unauthenticated
+from moorage.access.errors import LoginFailed, Unauthenticated
+from moorage.access.network import address_text
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.app import Instance
 from moorage.web.auth import OPEN
@@ -46,6 +47,8 @@ def get_instance(request: Request) -> Instance:
 
 
 InstanceDep = Annotated[Instance, Depends(get_instance)]
+# Where `caller` leaves what may be recorded of a refused username (changes.py announces it).
+FAILED_ACTOR_KEY = "moorage.failed_actor"
 
 
 def caller(request: Request, instance: InstanceDep,
@@ -63,7 +66,12 @@ def caller(request: Request, instance: InstanceDep,
         creds = parse_basic(value)
         if creds is None:
             raise Unauthenticated("malformed Basic credentials")
-        return instance.authenticator.login(*creds)
+        try:
+            return instance.authenticator.login(
+                *creds, address=address_text(access.address(request.scope)) or None)
+        except LoginFailed as exc:
+            request.scope[FAILED_ACTOR_KEY] = exc.actor  # what the audit log may record
+            raise
     if kind.lower() == "bearer":
         return instance.authenticator.login_token(value.strip())
     raise Unauthenticated("use Basic credentials or a Bearer access token")

@@ -52,8 +52,8 @@ def _where(loc: tuple[Any, ...]) -> str:
 def install_handlers(api: FastAPI) -> None:
     @api.exception_handler(AccessError)
     async def _access_error(_: Request, exc: AccessError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else None
-        return error(exc.status, exc.code, exc.message, headers)
+        headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else {}
+        return error(exc.status, exc.code, exc.message, {**headers, **exc.headers})
 
     @api.exception_handler(RegistryError)
     async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:

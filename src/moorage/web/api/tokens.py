@@ -1,8 +1,10 @@
-"""Personal access tokens: what scripts and the CLI log in with instead of a password."""
+"""Personal access tokens (what scripts and the CLI log in with instead of a password) and the
+OAuth2 refresh tokens that clients keep: listed and revoked by their owner."""
 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from fastapi import APIRouter, Query, status
 
@@ -15,11 +17,17 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], responses=ERROR_RES
 
 @router.get("")
 def list_tokens(instance: InstanceDep, principal: User,
-                username: str | None = Query(None, description="another user's tokens "
-                                                               "(administrators)")) -> list[Token]:
-    """The caller's tokens, revoked and expired ones included; never their secrets."""
+                username: str | None = Query(None, description="another account's tokens "
+                                                               "(administrators)"),
+                kind: Literal["personal", "refresh"] = Query(
+                    "personal", description="personal: access tokens; refresh: the OAuth2 "
+                                            "refresh tokens clients got with the password "
+                                            "(named after the client_id that asked)")
+                ) -> list[Token]:
+    """The caller's tokens, revoked and expired ones included; never their secrets. Revoke
+    either kind with DELETE /tokens/{id}; a password change revokes every refresh token."""
     now = time.time()
-    return [Token.of(t, now) for t in instance.manager.list_tokens(principal, username)]
+    return [Token.of(t, now) for t in instance.manager.list_tokens(principal, username, kind)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -32,5 +40,6 @@ def create_token(body: TokenCreate, instance: InstanceDep, principal: User) -> T
 
 @router.delete("/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(token_id: str, instance: InstanceDep, principal: User) -> None:
-    """Revoked at once: the next request that presents it is refused."""
+    """Revoked at once: the next request that presents it is refused, and bearer tokens
+    issued from it can no longer push or delete."""
     instance.manager.revoke_token(principal, token_id)
