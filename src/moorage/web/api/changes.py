@@ -10,7 +10,9 @@ the API leaves a trace too.
 Request bodies are never announced: they carry passwords and secrets. Only the names of the
 fields a request set are, plus the values of a short list of fields that identify what
 changed and are never secret (SAFE_FIELDS); a field that is not on the list, today's or one a
-future endpoint adds, is named without its value.
+future endpoint adds, is named without its value. What a hostile body puts there (1e999,
+NaN, a NUL, a lone surrogate, a huge number) reaches subscribers as JSON parsed it; the audit
+log records it in its safe form (moorage.audit.chain).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def _body_fields(body: bytes) -> tuple[list[str], dict[str, Any]]:
     """The names of the fields a JSON body set, and the values of the safe ones."""
     try:
         data = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the parser: still a change
         return [], {}
     if not isinstance(data, dict):
         return [], {}
