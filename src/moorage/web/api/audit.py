@@ -1,8 +1,12 @@
-"""The audit log: read it page by page, export it for a SIEM, verify its hash chain.
+"""The audit log: read it page by page, export it for a SIEM, verify its hash chain, and see
+whether it is complete.
 
 Administrators only, and only on editions with the audit log. Reads first flush this process's
 own buffer, so that an administrator sees their own last action at once; entries buffered in
 other worker processes appear within their flush interval (a few hundred milliseconds).
+What went wrong while writing (events lost, entries that could not be written as they were,
+periods when writes failed) is read from the log's reports on itself, in the chain, so that
+every worker and replica answers the same (moorage.audit.chain.SELF_REPORTS).
 """
 
 from __future__ import annotations
@@ -55,14 +59,37 @@ class AuditPage(BaseModel):
                                          "on the last page")
 
 
-class AuditVerification(BaseModel):
-    ok: bool
+class AuditReport(BaseModel):
+    id: int
+    at: datetime
+    action: str = Field(description="audit.dropped, audit.unwritable or audit.write_failed")
+    error: str = Field(description="the error that made the writer report")
+
+
+class AuditLosses(BaseModel):
+    complete: bool = Field(description="no event was lost or recorded only as unwritable")
+    dropped: int = Field(description="events lost because the database refused writes until "
+                                     "a worker's buffer was full (audit.dropped entries)")
+    unwritable: int = Field(description="events the database would not store as they were; "
+                                        "an audit.unwritable entry stands for each")
+    write_failures: int = Field(description="periods when writes failed and entries were "
+                                            "written late (audit.write_failed entries)")
+    last_report: AuditReport | None = Field(description="the newest of those entries")
+
+
+class AuditVerification(AuditLosses):
+    ok: bool = Field(description="the hash chain is intact (whether or not it is complete)")
     checked: int = Field(description="entries checked, oldest first, up to the first break")
     first_broken_id: int | None
     reason: str
     last_id: int | None = Field(description="the newest entry that checked out")
     last_hash: str | None = Field(description="its hash: note it outside Moorage to detect "
                                               "a later removal of the newest entries")
+
+
+class AuditStatus(AuditLosses):
+    last_id: int | None = Field(description="the newest entry")
+    last_at: datetime | None = Field(description="when it happened")
 
 
 def entry_json(row: ChainedEntry) -> dict[str, Any]:
@@ -167,3 +194,13 @@ def verify_chain(instance: InstanceDep, principal: User) -> AuditVerification:
     busy 2-core machine (measured), streamed in chunks so memory stays flat."""
     store = _open(instance, principal)
     return AuditVerification(**store.verify().as_dict())
+
+
+@router.get("/status")
+def audit_status(instance: InstanceDep, principal: User) -> AuditStatus:
+    """Whether the log is complete: the newest entry, and what the writers reported about
+    themselves (events lost, entries they could not write as they were, periods when writes
+    failed, the last error), for all workers and replicas. Quick on a log of any size; it
+    reads those reports as stored, while `verify` also checks the chain they are in."""
+    store = _open(instance, principal)
+    return AuditStatus(**store.status().as_dict())
