@@ -89,7 +89,7 @@ def test_personal_edition_refuses_by_name(make_registry: Callable[..., MoorageSe
     """The API and the CLI both name the edition needed; nothing is recorded meanwhile."""
     server = make_registry("personal", env={"MOORAGE_EDITION": "personal"})
     make_namespace(server, prefix="audit-personal")
-    for path in ("/audit", "/audit/export", "/audit/verify"):
+    for path in ("/audit", "/audit/export", "/audit/verify", "/audit/status"):
         resp = api(server, "GET", path)
         assert resp.status_code == 403, resp.text
         assert error(resp) == ("EDITION", "audit log needs the basic edition or higher; this "

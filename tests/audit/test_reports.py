@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
+import pytest
 
 from tests.audit.helpers import wait_for
 from tests.audit.test_cli import _cli, _env
@@ -33,6 +34,7 @@ def _statuses(server: MoorageServer, times: int = 6) -> list[dict[str, object]]:
     return found
 
 
+@pytest.mark.slow
 def test_an_entry_the_database_refuses_is_reported_by_every_worker(
         make_registry: Callable[..., MoorageServer], tmp_path: Path) -> None:
     server = make_registry("refusing", args=["--workers", "2"])
@@ -78,6 +80,7 @@ def test_an_entry_the_database_refuses_is_reported_by_every_worker(
            f"written" in listed, listed
 
 
+@pytest.mark.slow
 def test_a_locked_database_delays_entries_says_so_and_logs_once(
         make_registry: Callable[..., MoorageServer]) -> None:
     server = make_registry("locked", args=["--workers", "2"])

@@ -40,6 +40,7 @@ def _sigterm(server: MoorageServer, whole_group: bool) -> int:
         return server.kill() or -9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whole_group", [False, True], ids=["main-process", "process-group"])
 def test_sigterm_while_clients_send_keeps_every_answered_requests_entry(
         make_registry: Callable[..., MoorageServer], whole_group: bool) -> None:
@@ -94,7 +95,7 @@ def test_sigterm_while_clients_send_keeps_every_answered_requests_entry(
     store = AuditStore(open_engine(sqlite_url(server.data_dir)))
     result = store.verify()
     assert result.ok and result.checked == result.last_id, result
-    server.start()  # a restart reads the same log
+    server.start(timeout=120)  # a restart reads the same log (two workers start slowly here)
     found = entries(server, auth=None, action="namespace.create")
     missing = set(created) - {e["target"].removeprefix("namespaces/") for e in found}
     assert not missing, f"{len(missing)} of {len(created)} answered changes were not recorded"
