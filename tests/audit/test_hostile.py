@@ -18,7 +18,7 @@ import pytest
 
 from tests.audit.helpers import Entries, entries, page, verify, wait_for
 from tests.support.server import MoorageServer
-from tests.web.helpers import ADMIN, api, make_namespace
+from tests.web.helpers import ADMIN, api, error, make_namespace
 
 REPLACEMENT = "\ufffd"
 
@@ -153,3 +153,25 @@ def test_huge_and_deeply_nested_values_are_bounded(audited: MoorageServer) -> No
     assert len(json.dumps(numbers["detail"])) < 1000, numbers
     assert numbers["detail"]["values"] == {"name": "<integer of 13288 bits>",
                                            "keep_last": "<negative integer of 13288 bits>"}
+
+
+def test_hostile_filters_get_a_clear_answer(audited: MoorageServer) -> None:
+    """Reading the log with such values: a NUL in a filter (PostgreSQL refuses it even in a
+    query) finds what was recorded with U+FFFD in its place; ids beyond 64 bits and times
+    that are not numbers are refused by name, never a 500."""
+    start = newest_id(audited)
+    resp = api(audited, "DELETE", "/repositories/team/a%00b", auth=None)
+    assert resp.status_code == 401, resp.text
+    assert_the_log_goes_on(audited, start)
+    [found] = since(audited, start, repository="team/a\x00b")
+    assert found["repository"] == f"team/a{REPLACEMENT}b" and found["action"] == "repository.delete"
+    assert page(audited, actor="nobody\x00").json()["entries"] == []
+
+    for params in ({"before_id": 10**24}, {"since": "nan"}, {"until": "1e999"},
+                   {"since": "inf"}, {"since": "9" * 400 + "d"}):
+        resp = page(audited, **params)
+        assert resp.status_code == 422 or resp.status_code == 400, (params, resp.text)
+        code, message = error(resp)
+        assert code == "INVALID" and next(iter(params)) in message, (params, message)
+    resp = api(audited, "GET", "/audit/export", params={"after_id": 10**24})
+    assert resp.status_code == 422 and error(resp)[0] == "INVALID", resp.text

@@ -12,6 +12,7 @@ every worker and replica answers the same (moorage.audit.chain.SELF_REPORTS).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from moorage.access.errors import Forbidden, Invalid
 from moorage.access.principal import Principal
 from moorage.app import Instance
 from moorage.audit import AuditFilter, AuditStore
-from moorage.audit.chain import ChainedEntry
+from moorage.audit.chain import ChainedEntry, safe_text
 from moorage.audit.store import MAX_PAGE
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
@@ -34,6 +35,8 @@ from moorage.web.api.errors import ERROR_RESPONSES
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Ids are 64-bit integers on both databases; SQLite cannot even compare with a larger one.
+MAX_ID = 2**63 - 1
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
@@ -106,18 +109,26 @@ def parse_time(value: str | None, name: str) -> float | None:
     if value is None or not value.strip():
         return None
     value = value.strip()
+    expected = Invalid(f"{name}: expected epoch seconds, ISO 8601 (2024-05-01T12:00:00Z) or "
+                       f"a duration such as 15m, 2h or 7d")
     relative = _RELATIVE.fullmatch(value)
     if relative:
-        return time.time() - float(relative[1]) * _UNITS[relative[2]]
+        found = time.time() - float(relative[1]) * _UNITS[relative[2]]
+        if not math.isfinite(found):
+            raise expected
+        return found
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # "nan", "inf", "1e999": no time at all
+            raise expected
+        return number
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid(f"{name}: expected epoch seconds, ISO 8601 (2024-05-01T12:00:00Z) or a "
-                      f"duration such as 15m, 2h or 7d") from None
+        raise expected from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
@@ -136,8 +147,15 @@ def _open(instance: Instance, principal: Principal) -> AuditStore:
 
 def _filter(actor: str | None, action: str | None, repository: str | None,
             result: str | None, since: str | None, until: str | None) -> AuditFilter:
-    return AuditFilter(actor=actor, action=action, repository=repository, result=result,
-                       since=parse_time(since, "since"), until=parse_time(until, "until"))
+    # Filters in the safe form the entries are stored in: a NUL (which PostgreSQL refuses
+    # even in a query) finds what was recorded with U+FFFD in its place.
+    return AuditFilter(actor=_safe(actor), action=_safe(action), repository=_safe(repository),
+                       result=result, since=parse_time(since, "since"),
+                       until=parse_time(until, "until"))
+
+
+def _safe(value: str | None) -> str | None:
+    return None if value is None else safe_text(value)
 
 
 ActorQ = Annotated[str | None, Query(description="exact user or robot name")]
@@ -155,8 +173,8 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                  action: ActionQ = None, repository: RepositoryQ = None, result: ResultQ = None,
                  since: SinceQ = None, until: UntilQ = None,
                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                 before_id: Annotated[int | None, Query(ge=1, description="the `next` of the "
-                                                                          "previous page")] = None,
+                 before_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the "
+                                                        "`next` of the previous page")] = None,
                  ) -> AuditPage:
     """Entries newest first, a page at a time."""
     store = _open(instance, principal)
@@ -171,9 +189,10 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
 def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                    action: ActionQ = None, repository: RepositoryQ = None,
                    result: ResultQ = None, since: SinceQ = None, until: UntilQ = None,
-                   after_id: Annotated[int, Query(ge=0, description="only entries after this "
-                                                                    "id (incremental export)")] = 0,
-                   limit: Annotated[int | None, Query(ge=1)] = None) -> StreamingResponse:
+                   after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="only entries "
+                                                  "after this id (incremental export)")] = 0,
+                   limit: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                   ) -> StreamingResponse:
     """JSON lines, oldest first, streamed: a SIEM can fetch everything after the last id it
     holds with `after_id`. Each line carries prev_hash and hash, so the chain can be checked
     outside Moorage too (the canonical form is documented in moorage.audit.chain)."""
