@@ -154,7 +154,8 @@ def test_a_database_outage_is_retried_and_overflow_is_recorded(
         recorder.record(_event(i))
     assert recorder.flush() == 0
     assert recorder.flush() == 0
-    assert (recorder.stats.failures, recorder.stats.dropped, recorder.waiting()) == (2, 3, 8)
+    assert (recorder.stats.failures, recorder.stats.dropped) == (2, 3)
+    assert (recorder.waiting(), recorder.unreported()) == (5, 3)
     assert "database is locked" in recorder.stats.last_error
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1, "one line per kind of failure, not one per attempt"
@@ -168,11 +169,40 @@ def test_a_database_outage_is_retried_and_overflow_is_recorded(
     assert "database is locked" in rows[0].entry.detail["error"]
     assert [r.entry.detail["tag"] for r in rows[1:6]] == ["v0", "v1", "v2", "v3", "v4"]
     assert rows[6].entry.action == "audit.dropped" and rows[6].entry.detail["dropped"] == 3
-    assert recorder.waiting() == 0
+    assert "database is locked" in rows[6].entry.detail["error"]
+    assert recorder.waiting() == recorder.unreported() == 0
     found = store.verify()
     assert found.ok and (found.losses.dropped, found.losses.write_failures) == (3, 1)
     assert not found.losses.complete and found.losses.last_report["id"] == 7
     assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]
+
+
+def test_stop_retries_a_write_the_database_refuses_until_it_takes_it(tmp_path: Path) -> None:
+    store, holder = _locked_out(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=0.01)
+    for i in range(3):
+        recorder.record(_event(i))
+    stopping = threading.Thread(target=recorder.stop)
+    stopping.start()
+    while not recorder.stats.failures:  # stop() has tried and failed at least once
+        time.sleep(0.01)
+    holder.rollback()
+    stopping.join()
+    assert [r.entry.action for r in store.scan()] == ["audit.write_failed"] + ["push"] * 3
+
+
+def test_stop_says_how_many_entries_it_could_not_write(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, holder = _locked_out(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=3600, max_buffered=2)
+    for i in range(3):
+        recorder.record(_event(i))
+    recorder.stop(timeout=0)  # one attempt, no retry
+    holder.rollback()
+    assert recorder.waiting() == 2 and recorder.unreported() == 1
+    [last] = [r for r in caplog.records if "before this process stopped" in r.getMessage()]
+    assert last.getMessage().startswith("2 audit entries could not be written before this "
+                                        "process stopped, and 1 events dropped earlier")
 
 
 def _refuse_inserts(store: AuditStore, when: str) -> None:

@@ -167,19 +167,25 @@ class AuditRecorder:
             except Exception:  # a bug in the flush must not fail the shutdown
                 log.exception("the final audit flush failed")
                 break
-            if not self.waiting():
+            if not self.waiting() and not self.unreported():
                 return
             pause = min(self._backoff(), deadline - time.monotonic())
             if pause <= 0:
                 break
             time.sleep(pause)
-        log.error("%d audit entries could not be written before this process stopped: %s",
-                  self.waiting(), self.stats.last_error)
+        log.error("%d audit entries could not be written before this process stopped, and "
+                  "%d events dropped earlier were not reported in the log: %s",
+                  self.waiting(), self.unreported(), self.stats.last_error)
 
     def waiting(self) -> int:
-        """Entries not written yet: buffered, retried, or lost and not yet reported."""
+        """Entries not written yet: buffered, or waiting for the database."""
         with self._lock:
-            return len(self._buffer) + self._backlog + self._dropped + self._lost
+            return len(self._buffer) + self._backlog
+
+    def unreported(self) -> int:
+        """Events dropped (the buffer was full) that no audit.dropped entry counts yet."""
+        with self._lock:
+            return self._dropped + self._lost
 
     def _backoff(self) -> float:
         if not self._failed_attempts:
@@ -204,6 +210,7 @@ class AuditRecorder:
         with self._flush_lock:
             with self._lock:
                 events, self._buffer = self._buffer, []
+                self._backlog += len(events)  # still counted against max_buffered
                 self._lost += self._dropped
                 self._dropped = 0
             self._pending.extend(self._entry(e) for e in events)
@@ -314,6 +321,7 @@ class AuditRecorder:
     def _after_fork(self) -> None:
         """A forked child must neither write its parent's buffer a second time nor believe
         the parent's flusher thread runs for it."""
+        self.stats = RecorderStats()
         self._buffer = []
         self._pending = []
         self._dropped = self._lost = self._backlog = self._failed_attempts = 0
