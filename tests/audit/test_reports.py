@@ -67,7 +67,7 @@ def test_an_entry_the_database_refuses_is_reported_by_every_worker(
     cli, env = _cli(server, tmp_path), _env(server)
     verified = cli("audit", "verify", env=env)
     assert verified.code == 0 and verified.stdout.startswith("The audit log is intact"), verified
-    assert "warning: 1 events could not be written as they were" in verified.stderr
+    assert "warning: 1 event could not be written unchanged" in verified.stderr
     assert f"newest report: entry {stand_in['id']} (audit.unwritable" in verified.stderr
     as_json = json.loads(cli.ok("audit", "verify", "--json", env=env))
     assert (as_json["ok"], as_json["unwritable"]) == (True, 1)

@@ -70,10 +70,17 @@ def list_(actor: Actor = None, action: Action = None, repository: Repository = N
         say(f"More: add --before {page['next']}")
 
 
+def _events(count: int, verb: str | None = "lost") -> str:
+    """"1 event was lost", "3 events were lost"; without a verb, "1 event", "3 events"."""
+    noun = "1 event" if count == 1 else f"{count} events"
+    return noun if verb is None else f"{noun} {'was' if count == 1 else 'were'} {verb}"
+
+
 def _report(detail: dict[str, Any]) -> str:
+    """One of the log's reports on itself, in a sentence."""
     what = []
     if "dropped" in detail:
-        what.append(f"{detail['dropped']} events lost")
+        what.append(_events(detail["dropped"]))
     if "attempts" in detail:
         what.append(f"{detail['attempts']} failed attempts")
     if "action" in detail:
@@ -136,13 +143,13 @@ def _losses(found: dict[str, Any]) -> list[str]:
     """What the writers reported about themselves, as sentences; none when all went well."""
     lines = []
     if found.get("dropped"):
-        lines.append(f"{found['dropped']} events were lost: the database refused writes "
-                     f"until a worker's buffer was full (audit.dropped entries)")
+        lines.append(f"{_events(found['dropped'])}: the database refused writes until "
+                     f"a worker's buffer was full (audit.dropped entries)")
     if found.get("unwritable"):
-        lines.append(f"{found['unwritable']} events could not be written as they were; an "
-                     f"audit.unwritable entry stands for each")
+        lines.append(f"{_events(found['unwritable'], None)} could not be written "
+                     f"unchanged; an audit.unwritable entry stands for each")
     if found.get("write_failures"):
-        lines.append(f"writes failed {found['write_failures']} times for a while and entries "
+        lines.append(f"writes failed for a while {found['write_failures']} time(s) and entries "
                      f"were written late (audit.write_failed entries)")
     last = found.get("last_report")
     if lines and last:
