@@ -30,16 +30,19 @@ plain JSON cannot hold. The safe form is applied before hashing; the rules above
   entry is made);
 - structure: `detail` is an object with string keys (str() of any other key); nesting deeper
   than MAX_DEPTH is the string "<nested too deep>"; after MAX_VALUES values in all, an array
-  ends with "… N more" and an object gets the key "…" with "N more"; anything else (a set,
-  a date) is its str(); a canonical detail longer than MAX_DETAIL characters is replaced by
-  {"oversized": <its length>, "fields": [<its first keys>]}.
+  ends with "… N more" and an object gets the key "…" with "N more"; a set is an array in
+  str() order; anything else (a date, bytes) is its str(); a canonical detail longer than
+  MAX_DETAIL characters is replaced by {"oversized": <its length>, "fields": [<its first
+  32 keys>]}.
 
-The log also reports on itself, in entries anyone can read in the chain (actor "", result
-"failure"): `audit.dropped` ({"dropped": N, "error": …}: N events lost because the database
-refused writes until the buffer was full), `audit.unwritable` (one event that could not be
-written as it was: its action, actor and address ASCII-escaped, and the error) and
-`audit.write_failed` ({"attempts": N, "since": t, "error": …}: writes failed for a while; the
-entries after it were written late, with their own times). SELF_REPORTS names them.
+The log also reports on itself, in entries of the chain like any other (actor "", result
+"failure"; SELF_REPORTS names them):
+- `audit.dropped` {"dropped": N, "error": …}: N events lost because the database refused
+  writes until a buffer was full;
+- `audit.unwritable` {"action", "actor", "address", "error"}: one event the database would
+  not store as it was, with its own `at` and its target in `target`, all ASCII-escaped;
+- `audit.write_failed` {"attempts": N, "since": t, "error": …}: writes failed for a while;
+  the entries after it were written late, with their own times.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, NamedTuple
 
 from moorage.registry.events import Event
