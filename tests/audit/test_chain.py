@@ -203,6 +203,9 @@ def test_stop_says_how_many_entries_it_could_not_write(
     [last] = [r for r in caplog.records if "before this process stopped" in r.getMessage()]
     assert last.getMessage().startswith("2 audit entries could not be written before this "
                                         "process stopped, and 1 events dropped earlier")
+    recorder.stop()  # the exit handler would try again; this time the database takes them
+    assert [r.entry.action for r in store.scan()] == ["audit.write_failed", "push", "push",
+                                                      "audit.dropped"]
 
 
 def _refuse_inserts(store: AuditStore, when: str) -> None:
