@@ -17,8 +17,7 @@ from typing import Callable
 import httpx
 import pytest
 
-from tests.audit.helpers import wait_for
-from tests.audit.test_cli import _cli, _env
+from tests.audit.helpers import cli_env, cli_for, wait_for
 from tests.support.server import MoorageServer
 from tests.web.helpers import ADMIN, api, make_namespace, unique
 
@@ -64,7 +63,7 @@ def test_an_entry_the_database_refuses_is_reported_by_every_worker(
     found = api(server, "GET", "/audit/verify").json()
     assert found["ok"] and (found["complete"], found["unwritable"]) == (False, 1), found
 
-    cli, env = _cli(server, tmp_path), _env(server)
+    cli, env = cli_for(server, tmp_path), cli_env(server)
     verified = cli("audit", "verify", env=env)
     assert verified.code == 0 and verified.stdout.startswith("The audit log is intact"), verified
     assert "warning: 1 event could not be written unchanged" in verified.stderr
