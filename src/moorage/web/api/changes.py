@@ -10,9 +10,7 @@ the API leaves a trace too.
 Request bodies are never announced: they carry passwords and secrets. Only the names of the
 fields a request set are, plus the values of a short list of fields that identify what
 changed and are never secret (SAFE_FIELDS); a field that is not on the list, today's or one a
-future endpoint adds, is named without its value. What a hostile body puts there (1e999,
-NaN, a NUL, a lone surrogate, a huge number) reaches subscribers as JSON parsed it; the audit
-log records it in its safe form (moorage.audit.chain).
+future endpoint adds, is named without its value.
 """
 
 from __future__ import annotations
@@ -75,7 +73,10 @@ def action_name(scope: Scope, method: str, path: str) -> str:
 
 
 def _body_fields(body: bytes) -> tuple[list[str], dict[str, Any]]:
-    """The names of the fields a JSON body set, and the values of the safe ones."""
+    """The names of the fields a JSON body set, and the values of the safe ones. What a
+    hostile body puts there (1e999, NaN, a NUL, a lone surrogate, a huge number) reaches
+    subscribers as JSON parsed it; the audit log records it in its safe form
+    (moorage.audit.chain)."""
     try:
         data = json.loads(body) if body else None
     except (ValueError, RecursionError):  # nested too deep for the parser: still a change
