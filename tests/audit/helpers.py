@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.cli.conftest import Cli
+from tests.conftest import ADMIN_PASSWORD
 from tests.support.server import MoorageServer
 from tests.web.helpers import ADMIN, api
 
@@ -61,3 +64,14 @@ def verify(server: MoorageServer) -> dict[str, Any]:
     resp = api(server, "GET", "/audit/verify")
     assert resp.status_code == 200, resp.text
     return resp.json()  # type: ignore[no-any-return]
+
+
+def cli_for(server: MoorageServer, tmp_path: Path) -> Cli:
+    """The `moorage` command with a config folder of the test's own."""
+    return Cli(server, tmp_path / "config")
+
+
+def cli_env(server: MoorageServer) -> dict[str, str]:
+    """The administrator's credentials, as `moorage` reads them from the environment."""
+    return {"MOORAGE_URL": server.url, "MOORAGE_USERNAME": "admin",
+            "MOORAGE_PASSWORD": ADMIN_PASSWORD}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from moorage.audit import AuditFilter, AuditRecorder, AuditStore
 from moorage.audit.chain import (GENESIS, ChainedEntry, canonical, canonical_detail, chain,
@@ -25,8 +27,9 @@ def _store(folder: Path) -> AuditStore:
 
 
 def _event(i: int, **extra: object) -> Event:
+    fields: dict[str, object] = {"actor": "alice", "address": "10.0.0.1", **extra}
     return Event("push", "team/app", f"sha256:{i:064x}", "application/vnd.oci.image.manifest.v1+json",
-                 f"v{i}", 100 + i, actor="alice", address="10.0.0.1", **extra)  # type: ignore[arg-type]
+                 f"v{i}", 100 + i, **fields)  # type: ignore[arg-type]
 
 
 def test_canonical_form_is_the_documented_one() -> None:
@@ -131,24 +134,127 @@ def test_recorder_flushes_a_full_batch_at_once(tmp_path: Path) -> None:
         recorder.stop()
 
 
-def test_a_database_outage_is_retried_and_overflow_is_recorded(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def _locked_out(tmp_path: Path) -> tuple[AuditStore, sqlite3.Connection]:
+    """A store whose connections give up on a lock at once, and another connection holding
+    the database's write lock (as a backup or another writer may, past busy_timeout)."""
+    _store(tmp_path)
+    engine = open_engine(sqlite_url(tmp_path))
+    sqlalchemy.event.listen(engine, "connect",
+                            lambda conn, _: conn.execute("PRAGMA busy_timeout=0"))
+    holder = sqlite3.connect(tmp_path / "moorage.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return AuditStore(engine), holder
+
+
+def test_a_database_outage_is_retried_and_overflow_is_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, holder = _locked_out(tmp_path)
     recorder = AuditRecorder(store, flush_interval=3600, max_buffered=5)
-    original = store.append
-
-    def refuse(entries: object) -> object:  # as when a writer holds the lock past busy_timeout
-        raise RuntimeError("database is locked")
-
-    store.append = refuse  # type: ignore[method-assign]
     for i in range(8):
         recorder.record(_event(i))
     assert recorder.flush() == 0
-    store.append = original  # type: ignore[method-assign]
-    assert recorder.flush() == 6  # the 5 kept, in order, then the record of the 3 dropped
+    assert recorder.flush() == 0
+    assert (recorder.stats.failures, recorder.stats.dropped) == (2, 3)
+    assert (recorder.waiting(), recorder.unreported()) == (5, 3)
+    assert "database is locked" in recorder.stats.last_error
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, "one line per kind of failure, not one per attempt"
+
+    holder.rollback()
+    # The report of the failed attempts, the 5 kept in order, then the record of the 3 lost.
+    assert recorder.flush() == 7
     rows = list(store.scan())
-    assert [r.entry.detail["tag"] for r in rows[:5]] == ["v0", "v1", "v2", "v3", "v4"]
-    assert rows[5].entry.action == "audit.dropped" and rows[5].entry.detail == {"dropped": 3}
-    assert store.verify().ok
+    assert rows[0].entry.action == "audit.write_failed"
+    assert rows[0].entry.detail["attempts"] == 2
+    assert "database is locked" in rows[0].entry.detail["error"]
+    assert [r.entry.detail["tag"] for r in rows[1:6]] == ["v0", "v1", "v2", "v3", "v4"]
+    assert rows[6].entry.action == "audit.dropped" and rows[6].entry.detail["dropped"] == 3
+    assert "database is locked" in rows[6].entry.detail["error"]
+    assert recorder.waiting() == recorder.unreported() == 0
+    found = store.verify()
+    assert found.ok and (found.losses.dropped, found.losses.write_failures) == (3, 1)
+    assert not found.losses.complete and found.losses.last_report["id"] == 7
+    assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]
+
+
+def test_stop_retries_a_write_the_database_refuses_until_it_takes_it(tmp_path: Path) -> None:
+    store, holder = _locked_out(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=0.01)
+    for i in range(3):
+        recorder.record(_event(i))
+    stopping = threading.Thread(target=recorder.stop)
+    stopping.start()
+    while not recorder.stats.failures:  # stop() has tried and failed at least once
+        time.sleep(0.01)
+    holder.rollback()
+    stopping.join()
+    assert [r.entry.action for r in store.scan()] == ["audit.write_failed"] + ["push"] * 3
+
+
+def test_stop_says_how_many_entries_it_could_not_write(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, holder = _locked_out(tmp_path)
+    recorder = AuditRecorder(store, flush_interval=3600, max_buffered=2)
+    for i in range(3):
+        recorder.record(_event(i))
+    recorder.stop(timeout=0)  # one attempt, no retry
+    holder.rollback()
+    assert recorder.waiting() == 2 and recorder.unreported() == 1
+    [last] = [r for r in caplog.records if "before this process stopped" in r.getMessage()]
+    assert last.getMessage().startswith("2 audit entries could not be written before this "
+                                        "process stopped, and 1 events dropped earlier")
+    recorder.stop()  # the exit handler would try again; this time the database takes them
+    assert [r.entry.action for r in store.scan()] == ["audit.write_failed", "push", "push",
+                                                      "audit.dropped"]
+
+
+def _refuse_inserts(store: AuditStore, when: str) -> None:
+    """A trigger: the database itself refuses some rows (as PostgreSQL refuses a NUL)."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON audit_log WHEN {when} "
+                             f"BEGIN SELECT RAISE(ABORT, 'refused by the database'); END")
+
+
+def test_an_entry_the_database_refuses_is_replaced_and_the_rest_are_written(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = _store(tmp_path)
+    _refuse_inserts(store, "NEW.actor = 'mallory'")
+    recorder = AuditRecorder(store, flush_interval=3600)
+    for i in range(10):
+        recorder.record(_event(i, actor="mallory", at=1000.0 + i) if i in (3, 7) else _event(i))
+    assert recorder.flush() == 10  # 8 as they were, 2 stand-ins
+    rows = list(store.scan())
+    assert [r.entry.action for r in rows] == ["push"] * 3 + ["audit.unwritable"] + \
+        ["push"] * 3 + ["audit.unwritable"] + ["push"] * 2
+    stand_in = rows[3].entry
+    assert (stand_in.result, stand_in.target) == ("failure", f"team/app:v3@sha256:{3:064x}")
+    assert stand_in.detail["actor"] == "mallory" and stand_in.detail["action"] == "push"
+    assert "refused by the database" in stand_in.detail["error"]
+    assert stand_in.at == 1003.0, "a stand-in keeps the time of the entry it stands for"
+
+    recorder.record(_event(10))  # the writer goes on
+    assert recorder.flush() == 1
+    assert recorder.stats.unwritable == 2 and recorder.waiting() == 0
+    found = store.verify()
+    assert found.ok and found.checked == 11 and found.losses.unwritable == 2
+    assert store.status().losses.unwritable == 2 and store.status().last_id == 11
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+
+
+def test_a_database_that_refuses_everything_is_unavailable_not_a_reason_to_drop(
+        tmp_path: Path) -> None:
+    """An entry counts as unwritable only if its stand-in can be written in its place."""
+    store = _store(tmp_path)
+    _refuse_inserts(store, "1")
+    recorder = AuditRecorder(store, flush_interval=3600)
+    for i in range(4):
+        recorder.record(_event(i))
+    assert recorder.flush() == 0
+    assert recorder.waiting() == 4 and recorder.stats.unwritable == 0
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse")
+    assert recorder.flush() == 5
+    assert [r.entry.action for r in store.scan()] == ["audit.write_failed"] + ["push"] * 4
 
 
 @pytest.mark.parametrize("action", ["namespace.*", "namespace.create"])

@@ -7,24 +7,13 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-from tests.audit.helpers import verify, wait_for
-from tests.cli.conftest import Cli
-from tests.conftest import ADMIN_PASSWORD
+from tests.audit.helpers import cli_env, cli_for, verify, wait_for
 from tests.support.server import MoorageServer
 from tests.web.helpers import api, error, make_namespace
 
 
-def _cli(server: MoorageServer, tmp_path: Path) -> Cli:
-    return Cli(server, tmp_path / "config")
-
-
-def _env(server: MoorageServer) -> dict[str, str]:
-    return {"MOORAGE_URL": server.url, "MOORAGE_USERNAME": "admin",
-            "MOORAGE_PASSWORD": ADMIN_PASSWORD}
-
-
 def test_list_export_and_verify(secure_registry: MoorageServer, tmp_path: Path) -> None:
-    cli, env = _cli(secure_registry, tmp_path), _env(secure_registry)
+    cli, env = cli_for(secure_registry, tmp_path), cli_env(secure_registry)
     make_namespace(secure_registry, prefix="audit-cli")
     namespace = make_namespace(secure_registry, prefix="audit-cli")
     wait_for(secure_registry, lambda es: len(es) >= 2, action="namespace.create")
@@ -55,7 +44,7 @@ def test_list_export_and_verify(secure_registry: MoorageServer, tmp_path: Path) 
 def test_verify_names_the_first_broken_link(make_registry: Callable[..., MoorageServer],
                                             tmp_path: Path) -> None:
     server = make_registry("tampered")
-    cli, env = _cli(server, tmp_path), _env(server)
+    cli, env = cli_for(server, tmp_path), cli_env(server)
     for _ in range(4):
         make_namespace(server, prefix="audit-tamper")
     wait_for(server, lambda es: len(es) >= 4, action="namespace.create")
@@ -89,12 +78,12 @@ def test_personal_edition_refuses_by_name(make_registry: Callable[..., MoorageSe
     """The API and the CLI both name the edition needed; nothing is recorded meanwhile."""
     server = make_registry("personal", env={"MOORAGE_EDITION": "personal"})
     make_namespace(server, prefix="audit-personal")
-    for path in ("/audit", "/audit/export", "/audit/verify"):
+    for path in ("/audit", "/audit/export", "/audit/verify", "/audit/status"):
         resp = api(server, "GET", path)
         assert resp.status_code == 403, resp.text
         assert error(resp) == ("EDITION", "audit log needs the basic edition or higher; this "
                                           "instance runs the personal edition")
-    result = _cli(server, tmp_path)("audit", "verify", env=_env(server))
+    result = cli_for(server, tmp_path)("audit", "verify", env=cli_env(server))
     assert result.code == 1
     assert result.stderr == ("moorage: audit log needs the basic edition or higher; this "
                              "instance runs the personal edition\n"), result

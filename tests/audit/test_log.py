@@ -208,11 +208,15 @@ def test_verify_on_an_untouched_log(secure_registry: MoorageServer) -> None:
     result = verify(secure_registry)
     assert result["ok"] is True and result["first_broken_id"] is None, result
     assert result["checked"] >= 1 and result["last_id"] == result["checked"]
+    assert (result["complete"], result["dropped"], result["unwritable"],
+            result["write_failures"], result["last_report"]) == (True, 0, 0, 0, None)
+    status = api(secure_registry, "GET", "/audit/status").json()
+    assert status["last_id"] >= result["last_id"] and status["complete"] is True, status
 
 
 def test_only_administrators_read_the_log(secure_registry: MoorageServer) -> None:
     user = make_user(secure_registry, "audit-nosy")
-    for path in ("/audit", "/audit/export", "/audit/verify"):
+    for path in ("/audit", "/audit/export", "/audit/verify", "/audit/status"):
         resp = api(secure_registry, "GET", path, auth=user)
         assert resp.status_code == 403, resp.text
         assert error(resp) == ("DENIED", "the audit log is open to administrators only")

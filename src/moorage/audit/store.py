@@ -16,12 +16,26 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import Select
 
-from moorage.audit.chain import GENESIS, ChainChecker, ChainedEntry, Entry, Verification, chain
+from moorage.audit.chain import (GENESIS, SELF_REPORTS, ChainChecker, ChainedEntry, Entry,
+                                 Losses, Verification, chain)
 from moorage.db.changes import unobserved
 from moorage.db.schema import audit_log
 
 MAX_PAGE = 1000
 _SCAN_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStatus:
+    """The newest entry, and what the log's reports on itself add up to (unverified: they
+    are read straight from the table; `verify` checks the chain they are in)."""
+
+    last_id: int | None
+    last_at: float | None
+    losses: Losses
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"last_id": self.last_id, "last_at": self.last_at, **self.losses.as_dict()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +170,19 @@ class AuditStore:
             if not checker.feed(row):
                 break
         return checker.result()
+
+    def status(self) -> AuditStatus:
+        """Cheap on a log of any size: the newest entry by the primary key, the reports by
+        the action index (there are none unless writes have failed)."""
+        with self.engine.connect() as conn:
+            newest = conn.execute(select(audit_log.c.id, audit_log.c.at)
+                                  .order_by(audit_log.c.id.desc()).limit(1)).first()
+            reports = conn.execute(select(*_COLUMNS).where(audit_log.c.action.in_(SELF_REPORTS))
+                                   .order_by(audit_log.c.id))
+            losses = Losses()
+            for row in reports:
+                losses.count(_chained(row))
+        return AuditStatus(newest[0] if newest else None, newest[1] if newest else None, losses)
 
     def count(self) -> int:
         with self.engine.connect() as conn:

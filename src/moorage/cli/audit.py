@@ -11,7 +11,8 @@ import httpx
 import typer
 
 from moorage.cli.client import ApiClient, ApiError, connect
-from moorage.cli.output import CliError, JsonFlag, print_error, print_json, say, table
+from moorage.cli.output import (CliError, JsonFlag, details, print_error, print_json, say,
+                                table)
 
 app = typer.Typer(help="The tamper-evident audit log: who pushed, pulled, deleted, logged in "
                        "or changed what, from where (administrators).", no_args_is_help=True)
@@ -62,8 +63,30 @@ def list_(actor: Actor = None, action: Action = None, repository: Repository = N
     table(["ID", "TIME", "ACTOR", "ADDRESS", "ACTION", "TARGET", "RESULT"],
           [(e["id"], _time(e["at"]), e["actor"], e["address"], e["action"], e["target"],
             e["result"]) for e in page["entries"]], empty="no audit entries")
+    for e in page["entries"]:  # the log's reports on itself (audit.*): say what went wrong
+        if e["action"].startswith("audit."):
+            say(f"Entry {e['id']} ({e['action']}): {_report(e['detail'])}")
     if page.get("next"):
         say(f"More: add --before {page['next']}")
+
+
+def _events(count: int, verb: str | None = "lost") -> str:
+    """"1 event was lost", "3 events were lost"; without a verb, "1 event", "3 events"."""
+    noun = "1 event" if count == 1 else f"{count} events"
+    return noun if verb is None else f"{noun} {'was' if count == 1 else 'were'} {verb}"
+
+
+def _report(detail: dict[str, Any]) -> str:
+    """One of the log's reports on itself, in a sentence."""
+    what = []
+    if "dropped" in detail:
+        what.append(_events(detail["dropped"]))
+    if "attempts" in detail:
+        what.append(f"{detail['attempts']} failed attempts")
+    if "action" in detail:
+        what.append(f"a {detail['action']} by {detail.get('actor') or 'nobody'} could not be "
+                    f"written")
+    return "; ".join([*what, str(detail.get("error") or "no error recorded")])
 
 
 def _stream(api: ApiClient, params: dict[str, Any], out: Any) -> int:
@@ -116,9 +139,30 @@ def export(actor: Actor = None, action: Action = None, repository: Repository = 
     sys.stderr.write(f"Exported {count} entr{'y' if count == 1 else 'ies'} to {output}.\n")
 
 
+def _losses(found: dict[str, Any]) -> list[str]:
+    """What the writers reported about themselves, as sentences; none when all went well."""
+    lines = []
+    if found.get("dropped"):
+        lines.append(f"{_events(found['dropped'])}: the database refused writes until "
+                     f"a worker's buffer was full (audit.dropped entries)")
+    if found.get("unwritable"):
+        lines.append(f"{_events(found['unwritable'], None)} could not be written "
+                     f"unchanged; an audit.unwritable entry stands for each")
+    if found.get("write_failures"):
+        lines.append(f"writes failed for a while {found['write_failures']} time(s) and entries "
+                     f"were written late (audit.write_failed entries)")
+    last = found.get("last_report")
+    if lines and last:
+        lines.append(f"newest report: entry {last['id']} ({last['action']}, "
+                     f"{_time(last['at'])}): {last['error'] or 'no error recorded'}")
+    return lines
+
+
 @app.command("verify")
 def verify(json_out: JsonFlag = False) -> None:
-    """Check the hash chain; exits 1 and names the first broken link if it is broken."""
+    """Check the hash chain; exits 1 and names the first broken link if it is broken. Also
+    says whether events were lost or could not be written (the chain is intact all the same;
+    the exit code is 0)."""
     with connect() as api:
         found = api.get("/audit/verify")
     if json_out:
@@ -127,8 +171,30 @@ def verify(json_out: JsonFlag = False) -> None:
         last = f" (newest entry {found['last_id']}, hash {found['last_hash']})" \
             if found.get("last_id") else ""
         say(f"The audit log is intact: {found['checked']} entries checked{last}.")
+        for line in _losses(found):
+            print_error(f"warning: {line}")
     else:
         print_error(f"the audit log is broken at entry {found['first_broken_id']}: "
                     f"{found['reason']}")
     if not found["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("status")
+def status(json_out: JsonFlag = False) -> None:
+    """Whether the log is complete: the newest entry, and what the writers of every worker
+    and replica reported (events lost, entries not written as they were, write failures)."""
+    with connect() as api:
+        found = api.get("/audit/status")
+    if json_out:
+        print_json(found)
+        return
+    last = found.get("last_report") or {}
+    details([("newest entry", found.get("last_id")),
+             ("time", _time(found["last_at"]) if found.get("last_at") else None),
+             ("complete", found["complete"]),
+             ("dropped", found["dropped"]), ("unwritable", found["unwritable"]),
+             ("write failures", found["write_failures"]),
+             ("last report", f"entry {last['id']} ({last['action']}, {_time(last['at'])})"
+              if last else None),
+             ("last error", last.get("error"))])

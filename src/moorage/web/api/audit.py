@@ -1,13 +1,18 @@
-"""The audit log: read it page by page, export it for a SIEM, verify its hash chain.
+"""The audit log: read it page by page, export it for a SIEM, verify its hash chain, and see
+whether it is complete.
 
 Administrators only, and only on editions with the audit log. Reads first flush this process's
 own buffer, so that an administrator sees their own last action at once; entries buffered in
 other worker processes appear within their flush interval (a few hundred milliseconds).
+What went wrong while writing (events lost, entries that could not be written as they were,
+periods when writes failed) is read from the log's reports on itself, in the chain, so that
+every worker and replica answers the same (moorage.audit.chain.SELF_REPORTS).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -22,7 +27,7 @@ from moorage.access.errors import Forbidden, Invalid
 from moorage.access.principal import Principal
 from moorage.app import Instance
 from moorage.audit import AuditFilter, AuditStore
-from moorage.audit.chain import ChainedEntry
+from moorage.audit.chain import ChainedEntry, safe_text
 from moorage.audit.store import MAX_PAGE
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
@@ -30,6 +35,8 @@ from moorage.web.api.errors import ERROR_RESPONSES
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Ids are 64-bit integers on both databases; SQLite cannot even compare with a larger one.
+MAX_ID = 2**63 - 1
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
@@ -55,14 +62,37 @@ class AuditPage(BaseModel):
                                          "on the last page")
 
 
-class AuditVerification(BaseModel):
-    ok: bool
+class AuditReport(BaseModel):
+    id: int
+    at: datetime
+    action: str = Field(description="audit.dropped, audit.unwritable or audit.write_failed")
+    error: str = Field(description="the error that made the writer report")
+
+
+class AuditLosses(BaseModel):
+    complete: bool = Field(description="no event was lost or recorded only as unwritable")
+    dropped: int = Field(description="events lost because the database refused writes until "
+                                     "a worker's buffer was full (audit.dropped entries)")
+    unwritable: int = Field(description="events the database would not store as they were; "
+                                        "an audit.unwritable entry stands for each")
+    write_failures: int = Field(description="periods when writes failed and entries were "
+                                            "written late (audit.write_failed entries)")
+    last_report: AuditReport | None = Field(description="the newest of those entries")
+
+
+class AuditVerification(AuditLosses):
+    ok: bool = Field(description="the hash chain is intact (whether or not it is complete)")
     checked: int = Field(description="entries checked, oldest first, up to the first break")
     first_broken_id: int | None
     reason: str
     last_id: int | None = Field(description="the newest entry that checked out")
     last_hash: str | None = Field(description="its hash: note it outside Moorage to detect "
                                               "a later removal of the newest entries")
+
+
+class AuditStatus(AuditLosses):
+    last_id: int | None = Field(description="the newest entry")
+    last_at: datetime | None = Field(description="when it happened")
 
 
 def entry_json(row: ChainedEntry) -> dict[str, Any]:
@@ -79,18 +109,26 @@ def parse_time(value: str | None, name: str) -> float | None:
     if value is None or not value.strip():
         return None
     value = value.strip()
+    expected = Invalid(f"{name}: expected epoch seconds, ISO 8601 (2024-05-01T12:00:00Z) or "
+                       f"a duration such as 15m, 2h or 7d")
     relative = _RELATIVE.fullmatch(value)
     if relative:
-        return time.time() - float(relative[1]) * _UNITS[relative[2]]
+        found = time.time() - float(relative[1]) * _UNITS[relative[2]]
+        if not math.isfinite(found):
+            raise expected
+        return found
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # "nan", "inf", "1e999": no time at all
+            raise expected
+        return number
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid(f"{name}: expected epoch seconds, ISO 8601 (2024-05-01T12:00:00Z) or a "
-                      f"duration such as 15m, 2h or 7d") from None
+        raise expected from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
@@ -109,8 +147,15 @@ def _open(instance: Instance, principal: Principal) -> AuditStore:
 
 def _filter(actor: str | None, action: str | None, repository: str | None,
             result: str | None, since: str | None, until: str | None) -> AuditFilter:
-    return AuditFilter(actor=actor, action=action, repository=repository, result=result,
-                       since=parse_time(since, "since"), until=parse_time(until, "until"))
+    # Filters in the safe form the entries are stored in: a NUL (which PostgreSQL refuses
+    # even in a query) finds what was recorded with U+FFFD in its place.
+    return AuditFilter(actor=_safe(actor), action=_safe(action), repository=_safe(repository),
+                       result=result, since=parse_time(since, "since"),
+                       until=parse_time(until, "until"))
+
+
+def _safe(value: str | None) -> str | None:
+    return None if value is None else safe_text(value)
 
 
 ActorQ = Annotated[str | None, Query(description="exact user or robot name")]
@@ -128,8 +173,8 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                  action: ActionQ = None, repository: RepositoryQ = None, result: ResultQ = None,
                  since: SinceQ = None, until: UntilQ = None,
                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                 before_id: Annotated[int | None, Query(ge=1, description="the `next` of the "
-                                                                          "previous page")] = None,
+                 before_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the "
+                                                        "`next` of the previous page")] = None,
                  ) -> AuditPage:
     """Entries newest first, a page at a time."""
     store = _open(instance, principal)
@@ -144,9 +189,10 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
 def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                    action: ActionQ = None, repository: RepositoryQ = None,
                    result: ResultQ = None, since: SinceQ = None, until: UntilQ = None,
-                   after_id: Annotated[int, Query(ge=0, description="only entries after this "
-                                                                    "id (incremental export)")] = 0,
-                   limit: Annotated[int | None, Query(ge=1)] = None) -> StreamingResponse:
+                   after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="only entries "
+                                                  "after this id (incremental export)")] = 0,
+                   limit: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                   ) -> StreamingResponse:
     """JSON lines, oldest first, streamed: a SIEM can fetch everything after the last id it
     holds with `after_id`. Each line carries prev_hash and hash, so the chain can be checked
     outside Moorage too (the canonical form is documented in moorage.audit.chain)."""
@@ -167,3 +213,13 @@ def verify_chain(instance: InstanceDep, principal: User) -> AuditVerification:
     busy 2-core machine (measured), streamed in chunks so memory stays flat."""
     store = _open(instance, principal)
     return AuditVerification(**store.verify().as_dict())
+
+
+@router.get("/status")
+def audit_status(instance: InstanceDep, principal: User) -> AuditStatus:
+    """Whether the log is complete: the newest entry, and what the writers reported about
+    themselves (events lost, entries they could not write as they were, periods when writes
+    failed, the last error), for all workers and replicas. Quick on a log of any size; it
+    reads those reports as stored, while `verify` also checks the chain they are in."""
+    store = _open(instance, principal)
+    return AuditStatus(**store.status().as_dict())

@@ -77,10 +77,13 @@ def action_name(scope: Scope, method: str, path: str) -> str:
 
 
 def _body_fields(body: bytes) -> tuple[list[str], dict[str, Any]]:
-    """The names of the fields a JSON body set, and the values of the safe ones."""
+    """The names of the fields a JSON body set, and the values of the safe ones. What a
+    hostile body puts there (1e999, NaN, a NUL, a lone surrogate, a huge number) reaches
+    subscribers as JSON parsed it; the audit log records it in its safe form
+    (moorage.audit.chain)."""
     try:
         data = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the parser: still a change
         return [], {}
     if not isinstance(data, dict):
         return [], {}
