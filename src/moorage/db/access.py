@@ -87,6 +87,12 @@ class NetworkRuleRow:
 _NS_COLS = (namespaces.c.id, namespaces.c.name, namespaces.c.visibility, namespaces.c.description,
             namespaces.c.credential_free_pull, namespaces.c.created_at, namespaces.c.storage_used,
             namespaces.c.storage_quota)
+def _storable(text: str, length: int | None) -> bool:
+    """Whether a lookup key from a request could be in its column at all: no NUL (which
+    PostgreSQL text cannot hold, and refuses with an error) and within the column's length."""
+    return "\x00" not in text and (length is None or len(text) <= length)
+
+
 _USER_COLS = (users.c.id, users.c.username, users.c.password_hash, users.c.kind, users.c.is_admin,
               users.c.namespace_id, users.c.description, users.c.expires_at, users.c.created_at)
 _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind,
@@ -213,6 +219,8 @@ class AccessStore:
         return found
 
     def user(self, username: str) -> UserRow | None:
+        if not _storable(username, users.c.username.type.length):
+            return None  # no row holds it; PostgreSQL would refuse a NUL with an error
         with self.engine.connect() as conn:
             row = conn.execute(select(*_USER_COLS).where(users.c.username == username)).first()
         return UserRow(*row) if row else None
@@ -268,6 +276,8 @@ class AccessStore:
                 expires_at=expires_at, created_at=time.time()))
 
     def token(self, token_id: str) -> TokenRow | None:
+        if not _storable(token_id, access_tokens.c.id.type.length):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(*_TOKEN_COLS).where(access_tokens.c.id == token_id)).first()
         return TokenRow(*row) if row else None
