@@ -17,6 +17,7 @@ from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.errors import install_handlers
+from moorage.web.api.guard import RequestGuard
 
 TAGS = [
     {"name": "instance", "description": "version, edition, features, quotas"},
@@ -46,6 +47,8 @@ def create_management_api(instance: Instance) -> FastAPI:
                   # who is behind each request, for the event bus (changes.py)
                   dependencies=[Depends(announce_caller)])
     api.state.instance = instance
+    # The guard sits inside AnnounceChanges, so that what it refuses is announced too.
+    api.add_middleware(RequestGuard, instance=instance)  # caller first, bodies bounded
     api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):

@@ -25,13 +25,12 @@ from moorage.access.authentication import parse_basic
 from moorage.access.principal import Principal
 from moorage.app import Instance
 from moorage.registry.events import Event, set_caller
-from moorage.web.api.deps import caller, get_instance
+from moorage.web.api.deps import CALLER_KEY, caller, get_instance
 from moorage.web.http import Receive, Scope, Send
 
 log = logging.getLogger("moorage.api")
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-PRINCIPAL_KEY = "moorage.principal"
 _BODY_LIMIT = 64 << 10
 _MAX_FIELDS = 32
 
@@ -52,12 +51,11 @@ async def announce_caller(request: Request,
                           instance: Annotated[Instance, Depends(get_instance)]) -> None:
     """Tell the event bus who is behind this request, as the registry API does for /v2, so
     that core events a management call causes (a repository deleted through the API) carry
-    the actor too; and leave the principal in the scope for AnnounceChanges.
+    the actor too. (AnnounceChanges finds the principal where RequestGuard left it.)
 
     Async on purpose: a context variable set here is copied into the thread that runs the
     endpoint; one set in a sync dependency would stay in that dependency's own thread.
     """
-    request.scope[PRINCIPAL_KEY] = principal
     set_caller(principal.username or "anonymous",
                str(instance.access.address(request.scope) or ""))
 
@@ -153,7 +151,7 @@ class AnnounceChanges:
         path = scope["path"]
         action = action_name(scope, method, path)
         address = str(self.instance.access.address(scope) or "")
-        principal: Principal | None = scope.get(PRINCIPAL_KEY)
+        principal: Principal | None = scope.get(CALLER_KEY)
         bus = self.instance.registry.bus
         scheme, claimed = _credential(scope)
         if status == 401 and credentials:

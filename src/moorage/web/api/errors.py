@@ -48,17 +48,25 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def refusal(exc: AccessError | RegistryError) -> JSONResponse:
+    """The answer to a refusal of the core, shared by the handlers below and RequestGuard
+    (which answers before the endpoint runs)."""
+    if isinstance(exc, AccessError):
+        headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else None
+        return error(exc.status, exc.code, exc.message, headers)
+    reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
+    code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION"}.get(reason or "", exc.code)
+    return error(exc.status, code, exc.message)
+
+
 def install_handlers(api: FastAPI) -> None:
     @api.exception_handler(AccessError)
     async def _access_error(_: Request, exc: AccessError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else None
-        return error(exc.status, exc.code, exc.message, headers)
+        return refusal(exc)
 
     @api.exception_handler(RegistryError)
     async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
-        reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
-        code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION"}.get(reason or "", exc.code)
-        return error(exc.status, code, exc.message)
+        return refusal(exc)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
