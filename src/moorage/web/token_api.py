@@ -34,7 +34,8 @@ class TokenAPI:
             elif scope["method"] == "POST":
                 await self._post(scope, receive, send)
             else:
-                raise RegistryError("UNSUPPORTED", "use GET or POST", status=405)
+                raise RegistryError("UNSUPPORTED", "use GET or POST", status=405,
+                                    headers={"allow": "GET, POST"})
         except RegistryError as error:
             await respond_error(send, error)
 
