@@ -26,11 +26,14 @@ from moorage.audit.chain import ChainedEntry
 from moorage.audit.store import MAX_PAGE
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
+from moorage.web.api.models import INT64_MAX, when
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc).timestamp()
+_LATEST = datetime.max.replace(tzinfo=timezone.utc).timestamp()
 
 
 class AuditEntry(BaseModel):
@@ -68,24 +71,38 @@ class AuditVerification(BaseModel):
 def entry_json(row: ChainedEntry) -> dict[str, Any]:
     e = row.entry
     return {"id": row.id,
-            "at": datetime.fromtimestamp(e.at, timezone.utc).isoformat().replace("+00:00", "Z"),
+            "at": _iso(e.at),
             "timestamp": e.at, "actor": e.actor, "address": e.address, "action": e.action,
             "target": e.target, "repository": e.repository, "result": e.result,
             "detail": e.detail, "prev_hash": row.prev_hash, "hash": row.hash}
 
 
+def _iso(timestamp: float) -> str:
+    moment = when(timestamp)
+    assert moment is not None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def parse_time(value: str | None, name: str) -> float | None:
-    """Epoch seconds, ISO 8601 (naive means UTC), or a duration back from now ("15m", "7d")."""
+    """Epoch seconds, ISO 8601 (naive means UTC), or a duration back from now ("15m", "7d");
+    always a moment between the years 1 and 9999, which entries can be compared with."""
     if value is None or not value.strip():
         return None
     value = value.strip()
     relative = _RELATIVE.fullmatch(value)
     if relative:
-        return time.time() - float(relative[1]) * _UNITS[relative[2]]
-    try:
-        return float(value)
-    except ValueError:
-        pass
+        moment = time.time() - float(relative[1]) * _UNITS[relative[2]]
+    else:
+        try:
+            moment = float(value)
+        except ValueError:
+            moment = _iso_moment(value, name)
+    if not _EARLIEST <= moment <= _LATEST:  # NaN, infinities, 1e400 and the like
+        raise Invalid(f"{name}: out of range; a time between the years 1 and 9999")
+    return moment
+
+
+def _iso_moment(value: str, name: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -128,8 +145,9 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                  action: ActionQ = None, repository: RepositoryQ = None, result: ResultQ = None,
                  since: SinceQ = None, until: UntilQ = None,
                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                 before_id: Annotated[int | None, Query(ge=1, description="the `next` of the "
-                                                                          "previous page")] = None,
+                 before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX,
+                                                        description="the `next` of the "
+                                                                    "previous page")] = None,
                  ) -> AuditPage:
     """Entries newest first, a page at a time."""
     store = _open(instance, principal)
@@ -144,9 +162,11 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
 def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                    action: ActionQ = None, repository: RepositoryQ = None,
                    result: ResultQ = None, since: SinceQ = None, until: UntilQ = None,
-                   after_id: Annotated[int, Query(ge=0, description="only entries after this "
-                                                                    "id (incremental export)")] = 0,
-                   limit: Annotated[int | None, Query(ge=1)] = None) -> StreamingResponse:
+                   after_id: Annotated[int, Query(ge=0, le=INT64_MAX,
+                                                  description="only entries after this id "
+                                                              "(incremental export)")] = 0,
+                   limit: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None
+                   ) -> StreamingResponse:
     """JSON lines, oldest first, streamed: a SIEM can fetch everything after the last id it
     holds with `after_id`. Each line carries prev_hash and hash, so the chain can be checked
     outside Moorage too (the canonical form is documented in moorage.audit.chain)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -82,9 +83,10 @@ def _body_fields(body: bytes) -> tuple[list[str], dict[str, Any]]:
     values: dict[str, Any] = {}
     for key in names:
         value = data[key]
-        if key in SAFE_FIELDS and (value is None or isinstance(value, (bool, int, float)) or
+        if key in SAFE_FIELDS and (value is None or isinstance(value, (bool, int)) or
+                                   (isinstance(value, float) and math.isfinite(value)) or
                                    (isinstance(value, str) and len(value) <= 255)):
-            values[key] = value
+            values[key] = value  # never NaN or 1e999: entries are strict JSON
     return sorted(names), values
 
 

@@ -1,0 +1,193 @@
+"""Numbers in the management API: each has a range, a bool is not a number, and a number out
+of range is a 422 with nothing stored (no 500, no half-made row).
+
+Run on both backends: PostgreSQL enforces the widths of its integer columns, SQLite refuses
+integers beyond 64 bits, and each fails differently when the API lets such a value through.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from moorage.access.authentication import make_token
+from moorage.db.access import AccessStore
+from moorage.db.metadata import open_engine, sqlite_url
+from tests.support.server import MoorageServer
+from tests.web.helpers import api, error, make_namespace, make_user, unique
+
+BEYOND_64_BITS = 2**63
+INT64_MAX = 2**63 - 1
+
+
+def _refused(resp: Any, status: int = 422) -> str:
+    assert resp.status_code == status, (resp.status_code, resp.text[:300])
+    return error(resp)[1]
+
+
+def _raw(server: MoorageServer, method: str, path: str, body: str, **kwargs: Any) -> Any:
+    """A body as written, for what Python's json module would never produce (1e999)."""
+    return api(server, method, path, content=body,
+               headers={"Content-Type": "application/json"}, **kwargs)
+
+
+def _store(server: MoorageServer) -> AccessStore:
+    url = server.env.get("MOORAGE_DATABASE_URL") or sqlite_url(server.data_dir)
+    return AccessStore(open_engine(url))
+
+
+@pytest.mark.parametrize("days", ["1e10", "1e999", "-1", "0", "true", "\"30\"", "36501"])
+def test_token_lifetimes(secured: MoorageServer, days: str) -> None:
+    name = unique("tok")
+    _refused(_raw(secured, "POST", "/tokens", f'{{"name": "{name}", "expires_in_days": {days}}}'))
+    listed = api(secured, "GET", "/tokens")
+    assert listed.status_code == 200
+    assert name not in [t["name"] for t in listed.json()], "nothing half-made is stored"
+
+
+def test_the_longest_token_lifetime_is_taken(secured: MoorageServer) -> None:
+    made = api(secured, "POST", "/tokens", json={"name": unique("long"),
+                                                  "expires_in_days": 36500})
+    assert made.status_code == 201, made.text
+    assert made.json()["expires_at"].startswith(str(time.gmtime().tm_year + 99)) or \
+        made.json()["expires_at"].startswith(str(time.gmtime().tm_year + 100))
+
+
+@pytest.mark.parametrize("days", ["1e10", "1e999", "false", "36501"])
+def test_robot_lifetimes(secured: MoorageServer, days: str) -> None:
+    namespace = make_namespace(secured)
+    _refused(_raw(secured, "POST", f"/namespaces/{namespace}/robots",
+                  f'{{"name": "ci", "expires_in_days": {days}}}'))
+    listed = api(secured, "GET", f"/namespaces/{namespace}/robots")
+    assert listed.status_code == 200 and listed.json() == [], "nothing half-made is stored"
+
+
+def test_rows_written_by_older_code_still_list(secured: MoorageServer) -> None:
+    """A token or robot stored with an expiry beyond any date (as the API once allowed) is
+    shown as expiring at the end of time, and its listing still answers."""
+    username, password = make_user(secured, "old-rows")
+    store = _store(secured)
+    account = store.user(username)
+    assert account is not None
+    token_id, _, secret_hash = make_token("personal")
+    store.create_token(token_id, account.id, "personal", "ancient", secret_hash, 8.64e14)
+    namespace = make_namespace(secured)
+    ns_id = store.namespace(namespace).id  # type: ignore[union-attr]
+    store.create_user(f"robot${namespace}+old", "x", kind="robot", namespace_id=ns_id,
+                      expires_at=1e300)
+
+    tokens = api(secured, "GET", "/tokens", auth=(username, password))
+    assert tokens.status_code == 200, tokens.text
+    [token] = tokens.json()
+    assert token["expires_at"].startswith("9999-12-31") and token["active"] is True
+    robots = api(secured, "GET", f"/namespaces/{namespace}/robots")
+    assert robots.status_code == 200, robots.text
+    assert robots.json()[0]["expires_at"].startswith("9999-12-31")
+
+
+@pytest.mark.parametrize("quota", [BEYOND_64_BITS, -1, "true", "1.5", "\"10\""])
+def test_storage_quota(secured: MoorageServer, quota: Any) -> None:
+    namespace = make_namespace(secured)
+    _refused(_raw(secured, "PATCH", f"/namespaces/{namespace}", f'{{"storage_quota": {quota}}}'))
+    assert api(secured, "GET", f"/namespaces/{namespace}").json()["storage_quota"] is None
+
+
+def test_the_largest_storage_quota_is_taken(secured: MoorageServer) -> None:
+    namespace = make_namespace(secured)
+    taken = api(secured, "PATCH", f"/namespaces/{namespace}", json={"storage_quota": INT64_MAX})
+    assert taken.status_code == 200 and taken.json()["storage_quota"] == INT64_MAX
+
+
+@pytest.mark.parametrize("fields", [
+    {"keep_last": BEYOND_64_BITS}, {"keep_last": 2**31}, {"keep_last": True},
+    {"keep_last": -1},
+    {"older_than": "9" * 400 + "d"}, {"older_than": "99999999999999999999d"},
+    {"older_than": BEYOND_64_BITS}, {"older_than": -5}, {"older_than": False},
+    {"older_than": "1e400"}, {"schedule": "0 0 31 2 *"}, {"untagged": 1},
+], ids=lambda f: json.dumps(f)[:40])
+def test_retention_numbers(secured: MoorageServer, fields: dict[str, Any]) -> None:
+    namespace = make_namespace(secured)
+    body = json.dumps({"scope": namespace, **fields})
+    refused = _raw(secured, "POST", "/retention", body)
+    assert refused.status_code in (400, 422), (refused.status_code, refused.text[:300])
+    error(refused)
+    listed = api(secured, "GET", "/retention", params={"namespace": namespace})
+    assert listed.status_code == 200 and listed.json() == [], "nothing half-made is stored"
+
+
+def test_retention_limits_are_taken(secured: MoorageServer) -> None:
+    namespace = make_namespace(secured)
+    made = api(secured, "POST", "/retention", json={"scope": namespace, "keep_last": 2**31 - 1,
+                                                    "older_than": "24855d"})
+    assert made.status_code == 201, made.text
+    assert made.json()["keep_last"] == 2**31 - 1
+    assert made.json()["older_than_seconds"] == 24855 * 86400
+
+
+@pytest.mark.parametrize("path", [
+    f"/jobs/{BEYOND_64_BITS}", f"/jobs?before_id={BEYOND_64_BITS}", "/jobs/0",
+    f"/webhooks/{BEYOND_64_BITS}", f"/webhooks/{BEYOND_64_BITS}/deliveries",
+    f"/audit?before_id={BEYOND_64_BITS}", f"/audit/export?after_id={BEYOND_64_BITS}",
+    f"/audit/export?limit={BEYOND_64_BITS}", "/audit?since=1e400", "/audit?until=nan",
+    "/audit?since=99999999999999999999d",
+])
+def test_ids_and_cursors_in_paths_and_queries(secured: MoorageServer, path: str) -> None:
+    resp = api(secured, "GET", path)
+    assert resp.status_code in (400, 422), (resp.status_code, resp.text[:300])
+    error(resp)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("DELETE", f"/network-rules/{BEYOND_64_BITS}"),
+    ("DELETE", f"/immutability/{BEYOND_64_BITS}"),
+    ("DELETE", f"/retention/{BEYOND_64_BITS}"),
+    ("POST", f"/retention/{BEYOND_64_BITS}/run"),
+    ("PATCH", f"/webhooks/{BEYOND_64_BITS}"),
+    ("DELETE", f"/webhooks/{BEYOND_64_BITS}"),
+    ("POST", f"/webhooks/{BEYOND_64_BITS}/test"),
+])
+def test_ids_of_changes(secured: MoorageServer, method: str, path: str) -> None:
+    resp = api(secured, method, path, json={} if method in ("POST", "PATCH") else None)
+    _refused(resp)
+
+
+def test_the_largest_ids_are_not_found(secured: MoorageServer) -> None:
+    for path in (f"/jobs/{INT64_MAX}", f"/webhooks/{INT64_MAX}"):
+        resp = api(secured, "GET", path)
+        assert resp.status_code == 404, (path, resp.text)
+    page = api(secured, "GET", "/audit", params={"before_id": INT64_MAX})
+    assert page.status_code == 200, page.text
+
+
+@pytest.mark.parametrize("grace", ["false", "true", str(BEYOND_64_BITS), "-1", "\"1e400s\"",
+                                   "\"99999999999999999999d\"", "1.5"])
+def test_gc_grace(secured: MoorageServer, grace: str) -> None:
+    """`{"grace": false}` once queued a collection with no grace period at all."""
+    before = api(secured, "GET", "/jobs", params={"type": "gc"}).json()
+    _refused(_raw(secured, "POST", "/gc", f'{{"dry_run": true, "grace": {grace}}}'))
+    assert api(secured, "GET", "/jobs", params={"type": "gc"}).json() == before
+
+
+def test_gc_flags_are_booleans(secured: MoorageServer) -> None:
+    _refused(_raw(secured, "POST", "/gc", '{"dry_run": 0}'))
+
+
+def test_numbers_json_cannot_carry_never_stall_the_audit_log(secured: MoorageServer) -> None:
+    """Python's JSON reader takes 1e999 and NaN; the audit log, which records the values of
+    safe fields, must not be handed them (it once retried such a batch for ever, and
+    recorded nothing after it)."""
+    from tests.audit.helpers import wait_for
+
+    for body in ('{"name": "x", "expires_in_days": 1e999}', '{"name": "x", "expires_in_days": NaN}'):
+        _refused(_raw(secured, "POST", "/tokens", body))
+    namespace = make_namespace(secured)
+    found = wait_for(secured, lambda es: any(e["target"] == f"namespaces/{namespace}" for e in es),
+                     timeout=30, action="namespace.create")
+    assert any(e["target"] == f"namespaces/{namespace}" for e in found)
+    refused = wait_for(secured, lambda es: len(es) >= 2, timeout=30, action="token.create",
+                       result="failure")
+    assert all(e["detail"].get("values", {}).get("expires_in_days") is None
+               for e in refused[:2]), "the field is named, its value left out"
