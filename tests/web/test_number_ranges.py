@@ -191,3 +191,58 @@ def test_numbers_json_cannot_carry_never_stall_the_audit_log(secured: MoorageSer
                        result="failure")
     assert all(e["detail"].get("values", {}).get("expires_in_days") is None
                for e in refused[:2]), "the field is named, its value left out"
+
+
+@pytest.mark.parametrize("path,fields", [
+    ("/immutability", {"tag_pattern": "v" * 256}),
+    ("/immutability", {"tag_pattern": "v*", "exclude_pattern": "x" * 256}),
+    ("/immutability", {"tag_pattern": "v*", "scope_suffix": "/" + "a" * 256}),
+    ("/retention", {"tag_pattern": "t" * 256}),
+    ("/retention", {"always_keep": "k" * 256}),
+    ("/retention", {"schedule": "0 4 * * *" + " " * 130}),
+    ("/retention", {"scope_suffix": "/" + "a" * 256}),
+], ids=lambda v: v if isinstance(v, str) else "-".join(v))
+def test_rule_texts_fit_their_columns(secured: MoorageServer, path: str,
+                                      fields: dict[str, Any]) -> None:
+    """Text the rules keep in VARCHAR columns is bounded by the API (PostgreSQL refuses
+    longer text with an error; SQLite stores it), and nothing is left behind."""
+    namespace = make_namespace(secured)
+    fields = dict(fields)
+    scope = namespace + fields.pop("scope_suffix", "")
+    refused = api(secured, "POST", path, json={"scope": scope, **fields})
+    assert refused.status_code in (400, 422), (refused.status_code, refused.text[:300])
+    error(refused)
+    listed = api(secured, "GET", path, params={"namespace": namespace})
+    assert listed.status_code == 200 and listed.json() == []
+
+
+def test_the_document_states_the_ranges(secured: MoorageServer) -> None:
+    """The OpenAPI document gives each range as it is enforced. (FastAPI writes bounds as
+    floats: a bound it would round, such as 2**63 - 1, would be documented wrong.)"""
+    import httpx
+
+    doc = httpx.get(f"{secured.url}/api/v1/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def branch(prop: dict[str, Any], kind: str) -> dict[str, Any]:
+        return next(s for s in prop.get("anyOf", [prop]) if s.get("type") == kind)
+
+    days = branch(schemas["TokenCreate"]["properties"]["expires_in_days"], "number")
+    assert (days["exclusiveMinimum"], days["maximum"]) == (0, 36500)
+    quota = branch(schemas["NamespaceUpdate"]["properties"]["storage_quota"], "integer")
+    assert (quota["minimum"], quota["exclusiveMaximum"]) == (0, 2**63)
+    keep = branch(schemas["RetentionCreate"]["properties"]["keep_last"], "integer")
+    assert keep["maximum"] == 2**31 - 1
+    [job_id] = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]["parameters"]
+    assert (job_id["schema"]["minimum"], job_id["schema"]["exclusiveMaximum"]) == (1, 2**63)
+
+    def bounds(node: Any) -> list[float]:
+        if isinstance(node, dict):
+            found = [v for k, v in node.items() if k in ("maximum", "exclusiveMaximum",
+                                                         "minimum", "exclusiveMinimum")]
+            return found + [b for v in node.values() for b in bounds(v)]
+        if isinstance(node, list):
+            return [b for v in node for b in bounds(v)]
+        return []
+
+    assert all(abs(b) < 2**53 or abs(b) == 2**63 for b in bounds(doc)), "every bound exact"

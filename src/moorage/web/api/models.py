@@ -27,7 +27,9 @@ RuleKind = Literal["allow", "trusted"]
 # Every number the API takes has one. Ids and cursors fit a signed 64-bit integer (what the
 # databases compare them as); counts and durations stored in Integer columns fit 32 bits
 # (PostgreSQL's INTEGER); lifetimes end well before datetime's last day, year 9999.
-INT64_MAX = 2**63 - 1
+# 64-bit bounds are written `lt=2**63`: FastAPI's OpenAPI document carries bounds as floats,
+# and 2**63 - 1 would come out as 2**63, while 2**63 itself is exact.
+INT64_LIMIT = 2**63
 INT32_MAX = 2**31 - 1
 MAX_LIFETIME_DAYS = 36500  # a hundred years
 MAX_DURATION_SECONDS = INT32_MAX  # about 68 years
@@ -70,8 +72,8 @@ Duration = Annotated[
 # A number of days something lives: more than none, at most a hundred years.
 Lifetime = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS, allow_inf_nan=False)]
 # Row ids in paths, and the cursors that page through them.
-IdPath = Annotated[int, Path(ge=1, le=INT64_MAX)]
-CursorQuery = Annotated[int | None, Query(ge=1, le=INT64_MAX,
+IdPath = Annotated[int, Path(ge=1, lt=INT64_LIMIT)]
+CursorQuery = Annotated[int | None, Query(ge=1, lt=INT64_LIMIT,
                                           description="only rows with a smaller id")]
 
 
@@ -141,7 +143,7 @@ class NamespaceUpdate(RequestBody):
     visibility: Visibility | None = None
     description: str | None = None
     credential_free_pull: bool | None = None
-    storage_quota: int | None = Field(None, ge=0, le=INT64_MAX,
+    storage_quota: int | None = Field(None, ge=0, lt=INT64_LIMIT,
                                       description="bytes; null removes the limit "
                                                   "(administrators only)")
 

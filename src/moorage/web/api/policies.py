@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
@@ -25,11 +26,22 @@ from moorage.web.api.models import INT32_MAX, Duration, IdPath, RequestBody, whe
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 
+# The rules' texts live in VARCHAR columns of these sizes (db/schema.py).
+PATTERN_MAX = 255
+SCHEDULE_MAX = 128
+Pattern = Annotated[str, Field(max_length=PATTERN_MAX)]
+Scope = Annotated[str, Field(max_length=64 + 1 + PATTERN_MAX,
+                             description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB",
+                             examples=["team"])]
+
+
 def split_scope(scope: str) -> tuple[str, str]:
     """`team` → (team, "**"); `team/apps/*` → (team, "apps/*")."""
     namespace, _, pattern = scope.strip().partition("/")
     if not namespace:
         raise Invalid("a scope is NAMESPACE or NAMESPACE/REPOSITORY-GLOB")
+    if len(pattern) > PATTERN_MAX:
+        raise Invalid(f"a scope's repository glob has at most {PATTERN_MAX} characters")
     return namespace, pattern or "**"
 
 
@@ -64,9 +76,9 @@ class ImmutabilityRule(BaseModel):
 
 
 class ImmutabilityCreate(RequestBody):
-    scope: str = Field(description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB", examples=["team"])
-    tag_pattern: str = Field(description="glob of protected tags", examples=["v*"])
-    exclude_pattern: str | None = Field(None, description="glob of tags left mutable")
+    scope: Scope
+    tag_pattern: Pattern = Field(description="glob of protected tags", examples=["v*"])
+    exclude_pattern: Pattern | None = Field(None, description="glob of tags left mutable")
 
 
 @router.get("/immutability", tags=["immutability"])
@@ -126,15 +138,16 @@ class RetentionRule(BaseModel):
 
 
 class RetentionCreate(RequestBody):
-    scope: str = Field(description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB", examples=["team"])
-    tag_pattern: str = Field("*", description="glob of the tags the rule considers")
+    scope: Scope
+    tag_pattern: Pattern = Field("*", description="glob of the tags the rule considers")
     keep_last: int | None = Field(None, ge=0, le=INT32_MAX,
                                   description="keep the newest N by push time")
     older_than: Duration | None = Field(None, description="only delete tags older than this: "
                                                           "seconds, or 30d, 12h, …")
     untagged: bool = Field(False, description="also delete manifests that have no tag")
-    always_keep: str | None = Field(None, description="glob of tags never deleted")
-    schedule: str | None = Field(None, description="cron expression for scheduled runs",
+    always_keep: Pattern | None = Field(None, description="glob of tags never deleted")
+    schedule: str | None = Field(None, max_length=SCHEDULE_MAX,
+                                 description="cron expression for scheduled runs",
                                  examples=["0 4 * * *"])
 
 
