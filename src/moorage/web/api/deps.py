@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -106,6 +107,17 @@ def require_user(principal: Principal) -> Principal:
 def user(principal: Annotated[Principal, Depends(caller)]) -> Principal:
     """Like `caller`, but anonymous callers are refused with 401."""
     return require_user(principal)
+
+
+def one_value_each(request: Request) -> None:
+    """Each query parameter of the API takes one value: a repeated one is refused, rather
+    than silently reduced to its last value."""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise RequestValidationError([{"type": "repeated", "loc": ("query", key[:64]),
+                                           "msg": "given more than once"}])
+        seen.add(key)
 
 
 Caller = Annotated[Principal, Depends(caller)]
