@@ -26,7 +26,7 @@ from moorage.audit.chain import ChainedEntry
 from moorage.audit.store import MAX_PAGE
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import INT64_LIMIT, when
+from moorage.web.api.models import INT32_MAX, when
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -145,7 +145,7 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                  action: ActionQ = None, repository: RepositoryQ = None, result: ResultQ = None,
                  since: SinceQ = None, until: UntilQ = None,
                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                 before_id: Annotated[int | None, Query(ge=1, lt=INT64_LIMIT,
+                 before_id: Annotated[int | None, Query(ge=1, le=INT32_MAX,
                                                         description="the `next` of the "
                                                                     "previous page")] = None,
                  ) -> AuditPage:
@@ -162,10 +162,10 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
 def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                    action: ActionQ = None, repository: RepositoryQ = None,
                    result: ResultQ = None, since: SinceQ = None, until: UntilQ = None,
-                   after_id: Annotated[int, Query(ge=0, lt=INT64_LIMIT,
+                   after_id: Annotated[int, Query(ge=0, le=INT32_MAX,
                                                   description="only entries after this id "
                                                               "(incremental export)")] = 0,
-                   limit: Annotated[int | None, Query(ge=1, lt=INT64_LIMIT)] = None
+                   limit: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
                    ) -> StreamingResponse:
     """JSON lines, oldest first, streamed: a SIEM can fetch everything after the last id it
     holds with `after_id`. Each line carries prev_hash and hash, so the chain can be checked

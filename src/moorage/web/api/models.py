@@ -24,11 +24,12 @@ RuleKind = Literal["allow", "trusted"]
 
 
 # -- ranges ---------------------------------------------------------------------------------
-# Every number the API takes has one. Ids and cursors fit a signed 64-bit integer (what the
-# databases compare them as); counts and durations stored in Integer columns fit 32 bits
-# (PostgreSQL's INTEGER); lifetimes end well before datetime's last day, year 9999.
-# 64-bit bounds are written `lt=2**63`: FastAPI's OpenAPI document carries bounds as floats,
-# and 2**63 - 1 would come out as 2**63, while 2**63 itself is exact.
+# Every number the API takes has one. Row ids, and the cursors and counts compared with them,
+# fit the INTEGER columns they live in: 32 bits on PostgreSQL, which refuses to compare a
+# larger number with such a column ("integer out of range"), so the same bound holds on both
+# backends. Byte counts live in BIGINT columns: below 2**63, written `lt=2**63` because
+# FastAPI's OpenAPI document carries bounds as floats (2**63 - 1 would come out as 2**63;
+# 2**63 itself is exact). Lifetimes end well before datetime's last day, in the year 9999.
 INT64_LIMIT = 2**63
 INT32_MAX = 2**31 - 1
 MAX_LIFETIME_DAYS = 36500  # a hundred years
@@ -72,8 +73,8 @@ Duration = Annotated[
 # A number of days something lives: more than none, at most a hundred years.
 Lifetime = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS, allow_inf_nan=False)]
 # Row ids in paths, and the cursors that page through them.
-IdPath = Annotated[int, Path(ge=1, lt=INT64_LIMIT)]
-CursorQuery = Annotated[int | None, Query(ge=1, lt=INT64_LIMIT,
+IdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
+CursorQuery = Annotated[int | None, Query(ge=1, le=INT32_MAX,
                                           description="only rows with a smaller id")]
 
 
