@@ -16,8 +16,16 @@ import pytest
 from moorage.access.authentication import make_token
 from moorage.db.access import AccessStore
 from moorage.db.metadata import open_engine, sqlite_url
+from tests.support.secured import Secured
 from tests.support.server import MoorageServer
 from tests.web.helpers import api, error, make_namespace, make_user, unique
+
+
+@pytest.fixture
+def server(secured: Secured) -> MoorageServer:
+    """A secured instance on each backend (tests.support.secured)."""
+    return secured.server
+
 
 BEYOND_64_BITS = 2**63
 INT64_MAX = 2**63 - 1
@@ -41,16 +49,16 @@ def _store(server: MoorageServer) -> AccessStore:
 
 
 @pytest.mark.parametrize("days", ["1e10", "1e999", "-1", "0", "true", "\"30\"", "36501"])
-def test_token_lifetimes(secured: MoorageServer, days: str) -> None:
+def test_token_lifetimes(server: MoorageServer, days: str) -> None:
     name = unique("tok")
-    _refused(_raw(secured, "POST", "/tokens", f'{{"name": "{name}", "expires_in_days": {days}}}'))
-    listed = api(secured, "GET", "/tokens")
+    _refused(_raw(server, "POST", "/tokens", f'{{"name": "{name}", "expires_in_days": {days}}}'))
+    listed = api(server, "GET", "/tokens")
     assert listed.status_code == 200
     assert name not in [t["name"] for t in listed.json()], "nothing half-made is stored"
 
 
-def test_the_longest_token_lifetime_is_taken(secured: MoorageServer) -> None:
-    made = api(secured, "POST", "/tokens", json={"name": unique("long"),
+def test_the_longest_token_lifetime_is_taken(server: MoorageServer) -> None:
+    made = api(server, "POST", "/tokens", json={"name": unique("long"),
                                                   "expires_in_days": 36500})
     assert made.status_code == 201, made.text
     assert made.json()["expires_at"].startswith(str(time.gmtime().tm_year + 99)) or \
@@ -58,47 +66,47 @@ def test_the_longest_token_lifetime_is_taken(secured: MoorageServer) -> None:
 
 
 @pytest.mark.parametrize("days", ["1e10", "1e999", "false", "36501"])
-def test_robot_lifetimes(secured: MoorageServer, days: str) -> None:
-    namespace = make_namespace(secured)
-    _refused(_raw(secured, "POST", f"/namespaces/{namespace}/robots",
+def test_robot_lifetimes(server: MoorageServer, days: str) -> None:
+    namespace = make_namespace(server)
+    _refused(_raw(server, "POST", f"/namespaces/{namespace}/robots",
                   f'{{"name": "ci", "expires_in_days": {days}}}'))
-    listed = api(secured, "GET", f"/namespaces/{namespace}/robots")
+    listed = api(server, "GET", f"/namespaces/{namespace}/robots")
     assert listed.status_code == 200 and listed.json() == [], "nothing half-made is stored"
 
 
-def test_rows_written_by_older_code_still_list(secured: MoorageServer) -> None:
+def test_rows_written_by_older_code_still_list(server: MoorageServer) -> None:
     """A token or robot stored with an expiry beyond any date (as the API once allowed) is
     shown as expiring at the end of time, and its listing still answers."""
-    username, password = make_user(secured, "old-rows")
-    store = _store(secured)
+    username, password = make_user(server, "old-rows")
+    store = _store(server)
     account = store.user(username)
     assert account is not None
     token_id, _, secret_hash = make_token("personal")
     store.create_token(token_id, account.id, "personal", "ancient", secret_hash, 8.64e14)
-    namespace = make_namespace(secured)
+    namespace = make_namespace(server)
     ns_id = store.namespace(namespace).id  # type: ignore[union-attr]
     store.create_user(f"robot${namespace}+old", "x", kind="robot", namespace_id=ns_id,
                       expires_at=1e300)
 
-    tokens = api(secured, "GET", "/tokens", auth=(username, password))
+    tokens = api(server, "GET", "/tokens", auth=(username, password))
     assert tokens.status_code == 200, tokens.text
     [token] = tokens.json()
     assert token["expires_at"].startswith("9999-12-31") and token["active"] is True
-    robots = api(secured, "GET", f"/namespaces/{namespace}/robots")
+    robots = api(server, "GET", f"/namespaces/{namespace}/robots")
     assert robots.status_code == 200, robots.text
     assert robots.json()[0]["expires_at"].startswith("9999-12-31")
 
 
 @pytest.mark.parametrize("quota", [BEYOND_64_BITS, -1, "true", "1.5", "\"10\""])
-def test_storage_quota(secured: MoorageServer, quota: Any) -> None:
-    namespace = make_namespace(secured)
-    _refused(_raw(secured, "PATCH", f"/namespaces/{namespace}", f'{{"storage_quota": {quota}}}'))
-    assert api(secured, "GET", f"/namespaces/{namespace}").json()["storage_quota"] is None
+def test_storage_quota(server: MoorageServer, quota: Any) -> None:
+    namespace = make_namespace(server)
+    _refused(_raw(server, "PATCH", f"/namespaces/{namespace}", f'{{"storage_quota": {quota}}}'))
+    assert api(server, "GET", f"/namespaces/{namespace}").json()["storage_quota"] is None
 
 
-def test_the_largest_storage_quota_is_taken(secured: MoorageServer) -> None:
-    namespace = make_namespace(secured)
-    taken = api(secured, "PATCH", f"/namespaces/{namespace}", json={"storage_quota": INT64_MAX})
+def test_the_largest_storage_quota_is_taken(server: MoorageServer) -> None:
+    namespace = make_namespace(server)
+    taken = api(server, "PATCH", f"/namespaces/{namespace}", json={"storage_quota": INT64_MAX})
     assert taken.status_code == 200 and taken.json()["storage_quota"] == INT64_MAX
 
 
@@ -109,19 +117,19 @@ def test_the_largest_storage_quota_is_taken(secured: MoorageServer) -> None:
     {"older_than": BEYOND_64_BITS}, {"older_than": -5}, {"older_than": False},
     {"older_than": "1e400"}, {"schedule": "0 0 31 2 *"}, {"untagged": 1},
 ], ids=lambda f: json.dumps(f)[:40])
-def test_retention_numbers(secured: MoorageServer, fields: dict[str, Any]) -> None:
-    namespace = make_namespace(secured)
+def test_retention_numbers(server: MoorageServer, fields: dict[str, Any]) -> None:
+    namespace = make_namespace(server)
     body = json.dumps({"scope": namespace, **fields})
-    refused = _raw(secured, "POST", "/retention", body)
+    refused = _raw(server, "POST", "/retention", body)
     assert refused.status_code in (400, 422), (refused.status_code, refused.text[:300])
     error(refused)
-    listed = api(secured, "GET", "/retention", params={"namespace": namespace})
+    listed = api(server, "GET", "/retention", params={"namespace": namespace})
     assert listed.status_code == 200 and listed.json() == [], "nothing half-made is stored"
 
 
-def test_retention_limits_are_taken(secured: MoorageServer) -> None:
-    namespace = make_namespace(secured)
-    made = api(secured, "POST", "/retention", json={"scope": namespace, "keep_last": 2**31 - 1,
+def test_retention_limits_are_taken(server: MoorageServer) -> None:
+    namespace = make_namespace(server)
+    made = api(server, "POST", "/retention", json={"scope": namespace, "keep_last": 2**31 - 1,
                                                     "older_than": "24855d"})
     assert made.status_code == 201, made.text
     assert made.json()["keep_last"] == 2**31 - 1
@@ -137,8 +145,8 @@ def test_retention_limits_are_taken(secured: MoorageServer) -> None:
     f"/audit/export?limit={BEYOND_64_BITS}", "/audit?since=1e400", "/audit?until=nan",
     "/audit?since=99999999999999999999d",
 ])
-def test_ids_and_cursors_in_paths_and_queries(secured: MoorageServer, path: str) -> None:
-    resp = api(secured, "GET", path)
+def test_ids_and_cursors_in_paths_and_queries(server: MoorageServer, path: str) -> None:
+    resp = api(server, "GET", path)
     assert resp.status_code in (400, 422), (resp.status_code, resp.text[:300])
     error(resp)
 
@@ -152,45 +160,45 @@ def test_ids_and_cursors_in_paths_and_queries(secured: MoorageServer, path: str)
     ("DELETE", f"/webhooks/{BEYOND_64_BITS}"),
     ("POST", f"/webhooks/{BEYOND_64_BITS}/test"),
 ])
-def test_ids_of_changes(secured: MoorageServer, method: str, path: str) -> None:
-    resp = api(secured, method, path, json={} if method in ("POST", "PATCH") else None)
+def test_ids_of_changes(server: MoorageServer, method: str, path: str) -> None:
+    resp = api(server, method, path, json={} if method in ("POST", "PATCH") else None)
     _refused(resp)
 
 
-def test_the_largest_ids_are_not_found(secured: MoorageServer) -> None:
+def test_the_largest_ids_are_not_found(server: MoorageServer) -> None:
     for path in (f"/jobs/{BEYOND_32_BITS - 1}", f"/webhooks/{BEYOND_32_BITS - 1}"):
-        resp = api(secured, "GET", path)
+        resp = api(server, "GET", path)
         assert resp.status_code == 404, (path, resp.text)
-    page = api(secured, "GET", "/audit", params={"before_id": BEYOND_32_BITS - 1})
+    page = api(server, "GET", "/audit", params={"before_id": BEYOND_32_BITS - 1})
     assert page.status_code == 200, page.text
 
 
 @pytest.mark.parametrize("grace", ["false", "true", str(BEYOND_64_BITS), "-1", "\"1e400s\"",
                                    "\"99999999999999999999d\"", "1.5"])
-def test_gc_grace(secured: MoorageServer, grace: str) -> None:
+def test_gc_grace(server: MoorageServer, grace: str) -> None:
     """`{"grace": false}` once queued a collection with no grace period at all."""
-    before = api(secured, "GET", "/jobs", params={"type": "gc"}).json()
-    _refused(_raw(secured, "POST", "/gc", f'{{"dry_run": true, "grace": {grace}}}'))
-    assert api(secured, "GET", "/jobs", params={"type": "gc"}).json() == before
+    before = api(server, "GET", "/jobs", params={"type": "gc"}).json()
+    _refused(_raw(server, "POST", "/gc", f'{{"dry_run": true, "grace": {grace}}}'))
+    assert api(server, "GET", "/jobs", params={"type": "gc"}).json() == before
 
 
-def test_gc_flags_are_booleans(secured: MoorageServer) -> None:
-    _refused(_raw(secured, "POST", "/gc", '{"dry_run": 0}'))
+def test_gc_flags_are_booleans(server: MoorageServer) -> None:
+    _refused(_raw(server, "POST", "/gc", '{"dry_run": 0}'))
 
 
-def test_numbers_json_cannot_carry_never_stall_the_audit_log(secured: MoorageServer) -> None:
+def test_numbers_json_cannot_carry_never_stall_the_audit_log(server: MoorageServer) -> None:
     """Python's JSON reader takes 1e999 and NaN; the audit log, which records the values of
     safe fields, must not be handed them (it once retried such a batch for ever, and
     recorded nothing after it)."""
     from tests.audit.helpers import wait_for
 
     for body in ('{"name": "x", "expires_in_days": 1e999}', '{"name": "x", "expires_in_days": NaN}'):
-        _refused(_raw(secured, "POST", "/tokens", body))
-    namespace = make_namespace(secured)
-    found = wait_for(secured, lambda es: any(e["target"] == f"namespaces/{namespace}" for e in es),
+        _refused(_raw(server, "POST", "/tokens", body))
+    namespace = make_namespace(server)
+    found = wait_for(server, lambda es: any(e["target"] == f"namespaces/{namespace}" for e in es),
                      timeout=30, action="namespace.create")
     assert any(e["target"] == f"namespaces/{namespace}" for e in found)
-    refused = wait_for(secured, lambda es: len(es) >= 2, timeout=30, action="token.create",
+    refused = wait_for(server, lambda es: len(es) >= 2, timeout=30, action="token.create",
                        result="failure")
     assert all(e["detail"].get("values", {}).get("expires_in_days") is None
                for e in refused[:2]), "the field is named, its value left out"
@@ -205,26 +213,26 @@ def test_numbers_json_cannot_carry_never_stall_the_audit_log(secured: MoorageSer
     ("/retention", {"schedule": "0 4 * * *" + " " * 130}),
     ("/retention", {"scope_suffix": "/" + "a" * 256}),
 ], ids=lambda v: v if isinstance(v, str) else "-".join(v))
-def test_rule_texts_fit_their_columns(secured: MoorageServer, path: str,
+def test_rule_texts_fit_their_columns(server: MoorageServer, path: str,
                                       fields: dict[str, Any]) -> None:
     """Text the rules keep in VARCHAR columns is bounded by the API (PostgreSQL refuses
     longer text with an error; SQLite stores it), and nothing is left behind."""
-    namespace = make_namespace(secured)
+    namespace = make_namespace(server)
     fields = dict(fields)
     scope = namespace + fields.pop("scope_suffix", "")
-    refused = api(secured, "POST", path, json={"scope": scope, **fields})
+    refused = api(server, "POST", path, json={"scope": scope, **fields})
     assert refused.status_code in (400, 422), (refused.status_code, refused.text[:300])
     error(refused)
-    listed = api(secured, "GET", path, params={"namespace": namespace})
+    listed = api(server, "GET", path, params={"namespace": namespace})
     assert listed.status_code == 200 and listed.json() == []
 
 
-def test_the_document_states_the_ranges(secured: MoorageServer) -> None:
+def test_the_document_states_the_ranges(server: MoorageServer) -> None:
     """The OpenAPI document gives each range as it is enforced. (FastAPI writes bounds as
     floats: a bound it would round, such as 2**63 - 1, would be documented wrong.)"""
     import httpx
 
-    doc = httpx.get(f"{secured.url}/api/v1/openapi.json").json()
+    doc = httpx.get(f"{server.url}/api/v1/openapi.json").json()
     schemas = doc["components"]["schemas"]
 
     def branch(prop: dict[str, Any], kind: str) -> dict[str, Any]:

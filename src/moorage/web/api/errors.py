@@ -32,12 +32,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                                              "or edition (EDITION)"},
     404: {"model": ErrorBody, "description": "not found, or not visible to the caller"},
     409: {"model": ErrorBody, "description": "already exists"},
+    413: {"model": ErrorBody, "description": "the request body is larger than 1 MiB "
+                                             "(TOO_LARGE)"},
     422: {"model": ErrorBody, "description": "the request body or parameters do not validate"},
 }
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_CODES = {400: "INVALID", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND",
-               405: "UNSUPPORTED", 409: "CONFLICT", 422: "INVALID"}
+               405: "UNSUPPORTED", 409: "CONFLICT", 413: "TOO_LARGE", 422: "INVALID"}
 
 
 def error(status: int, code: str, message: str,

@@ -12,10 +12,18 @@ import json
 
 import pytest
 
+from tests.support.secured import Secured
 from tests.support.server import MoorageServer
 from tests.web.helpers import (ADMIN, USER_PASSWORD, api, chunked, error, make_namespace,
-                               peak_memory_growth, process_tree, raw_request,
+                               make_user, peak_memory_growth, process_tree, raw_request,
                                reset_peak_memory, resident_memory)
+
+
+@pytest.fixture
+def server(secured: Secured) -> MoorageServer:
+    """A secured instance on each backend (tests.support.secured)."""
+    return secured.server
+
 
 LIMIT = 1 << 20
 HUGE = 256 << 20  # what an attacker streams: far more than any body the API takes
@@ -41,12 +49,12 @@ def _measure(server: MoorageServer) -> tuple[list[int], dict[int, int]]:
 @pytest.mark.parametrize("credentials", ["", _basic("admin", "wrong-password"),
                                          "Authorization: Bearer mrg_p_0123456789abcdef_no"],
                          ids=["anonymous", "wrong-password", "bad-token"])
-def test_bodies_of_unknown_callers_are_refused_unread(secured: MoorageServer,
+def test_bodies_of_unknown_callers_are_refused_unread(server: MoorageServer,
                                                        credentials: str) -> None:
     # warm up the route, so that what is measured is the request, not first-use imports
-    assert api(secured, "POST", "/namespaces", auth=None, json={"name": "x"}).status_code == 401
-    pids, before = _measure(secured)
-    answer = raw_request(secured, _head("POST", "/namespaces", "Transfer-Encoding: chunked",
+    assert api(server, "POST", "/namespaces", auth=None, json={"name": "x"}).status_code == 401
+    pids, before = _measure(server)
+    answer = raw_request(server, _head("POST", "/namespaces", "Transfer-Encoding: chunked",
                                         *([credentials] if credentials else [])),
                          chunked(HUGE, prefix=b'{"name": "'))
     assert answer.status == 401, answer
@@ -57,10 +65,10 @@ def test_bodies_of_unknown_callers_are_refused_unread(secured: MoorageServer,
 
 
 @pytest.mark.slow
-def test_streamed_bodies_stop_at_the_limit(secured: MoorageServer) -> None:
-    namespace = make_namespace(secured)
-    pids, before = _measure(secured)
-    answer = raw_request(secured, _head("PATCH", f"/namespaces/{namespace}", _basic(*ADMIN),
+def test_streamed_bodies_stop_at_the_limit(server: MoorageServer) -> None:
+    namespace = make_namespace(server)
+    pids, before = _measure(server)
+    answer = raw_request(server, _head("PATCH", f"/namespaces/{namespace}", _basic(*ADMIN),
                                         "Transfer-Encoding: chunked"),
                          chunked(HUGE, prefix=b'{"description": "'))
     assert answer.status == 413, answer
@@ -68,26 +76,26 @@ def test_streamed_bodies_stop_at_the_limit(secured: MoorageServer) -> None:
     assert str(LIMIT) in answer.json()["error"]["message"]
     assert answer.body_bytes_sent < HUGE
     assert peak_memory_growth(pids, before) < GROWTH
-    assert api(secured, "GET", f"/namespaces/{namespace}").json()["description"] == ""
+    assert api(server, "GET", f"/namespaces/{namespace}").json()["description"] == ""
 
 
 @pytest.mark.parametrize("credentials", ["", _basic(*ADMIN)], ids=["anonymous", "admin"])
 def test_a_declared_length_over_the_limit_is_refused_before_the_body(
-        secured: MoorageServer, credentials: str) -> None:
+        server: MoorageServer, credentials: str) -> None:
     """10 GiB announced, nothing sent: the answer comes without waiting for the body."""
-    answer = raw_request(secured, _head("POST", "/namespaces", "Content-Length: 10737418240",
+    answer = raw_request(server, _head("POST", "/namespaces", "Content-Length: 10737418240",
                                         *([credentials] if credentials else [])),
                          give_up_after=30)
     assert answer.status == 413, answer
     assert answer.json()["error"]["code"] == "TOO_LARGE"
 
 
-def test_bodies_up_to_the_limit_are_taken(secured: MoorageServer) -> None:
-    namespace = make_namespace(secured)
+def test_bodies_up_to_the_limit_are_taken(server: MoorageServer) -> None:
+    namespace = make_namespace(server)
     frame = json.dumps({"description": ""}).encode()
     exact = json.dumps({"description": "d" * (LIMIT - len(frame))})
     assert len(exact) == LIMIT
-    taken = api(secured, "PATCH", f"/namespaces/{namespace}", content=exact,
+    taken = api(server, "PATCH", f"/namespaces/{namespace}", content=exact,
                 headers={"Content-Type": "application/json"})
     assert taken.status_code == 200, taken.text[:200]
     assert len(taken.json()["description"]) == LIMIT - len(frame)
@@ -96,24 +104,22 @@ def test_bodies_up_to_the_limit_are_taken(secured: MoorageServer) -> None:
     # the answer comes before the body is all sent, which some clients take for an error.)
     over = json.dumps({"description": "e" * (LIMIT - len(frame) + 1)}).encode()
     path = f"/namespaces/{namespace}"
-    declared = raw_request(secured, _head("PATCH", path, _basic(*ADMIN),
+    declared = raw_request(server, _head("PATCH", path, _basic(*ADMIN),
                                           f"Content-Length: {len(over)}"), iter([over]))
-    streamed = raw_request(secured, _head("PATCH", path, _basic(*ADMIN),
+    streamed = raw_request(server, _head("PATCH", path, _basic(*ADMIN),
                                           "Transfer-Encoding: chunked"),
                            iter([b"%x\r\n%s\r\n0\r\n\r\n" % (len(over), over)]))
     for answer in (declared, streamed):
         assert answer.status == 413, answer
         assert answer.json()["error"]["code"] == "TOO_LARGE"
-    description = api(secured, "GET", f"/namespaces/{namespace}").json()["description"]
+    description = api(server, "GET", f"/namespaces/{namespace}").json()["description"]
     assert description == "d" * (LIMIT - len(frame))
 
 
 def test_a_user_without_the_right_still_gets_a_refusal_not_a_read(
-        secured: MoorageServer) -> None:
+        server: MoorageServer) -> None:
     """Known callers are authorized by the endpoint as before (403), bodies within limit."""
-    from tests.web.helpers import make_user
-
-    username, password = make_user(secured, "limits")
-    denied = api(secured, "POST", "/users", auth=(username, password),
+    username, password = make_user(server, "limits")
+    denied = api(server, "POST", "/users", auth=(username, password),
                  json={"username": "nobody-here", "password": USER_PASSWORD})
     assert denied.status_code == 403 and error(denied)[0] == "DENIED"
