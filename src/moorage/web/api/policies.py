@@ -30,9 +30,9 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 PATTERN_MAX = 255
 SCHEDULE_MAX = 128
 Pattern = Annotated[str, Field(max_length=PATTERN_MAX)]
-Scope = Annotated[str, Field(max_length=64 + 1 + PATTERN_MAX,
-                             description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB",
-                             examples=["team"])]
+RuleScope = Annotated[str, Field(max_length=64 + 1 + PATTERN_MAX,
+                                 description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB",
+                                 examples=["team"])]
 
 
 def split_scope(scope: str) -> tuple[str, str]:
@@ -76,7 +76,7 @@ class ImmutabilityRule(BaseModel):
 
 
 class ImmutabilityCreate(RequestBody):
-    scope: Scope
+    scope: RuleScope
     tag_pattern: Pattern = Field(description="glob of protected tags", examples=["v*"])
     exclude_pattern: Pattern | None = Field(None, description="glob of tags left mutable")
 
@@ -138,7 +138,7 @@ class RetentionRule(BaseModel):
 
 
 class RetentionCreate(RequestBody):
-    scope: Scope
+    scope: RuleScope
     tag_pattern: Pattern = Field("*", description="glob of the tags the rule considers")
     keep_last: int | None = Field(None, ge=0, le=INT32_MAX,
                                   description="keep the newest N by push time")

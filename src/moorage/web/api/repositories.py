@@ -19,7 +19,6 @@ from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import Repository, RepositoryUpdate, Tag, when
 
 
-
 class _RepositoryName(Convertor[str]):
     """A repository name in a path, except the forms that address tags (see above)."""
 
