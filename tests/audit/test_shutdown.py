@@ -10,7 +10,6 @@ default (the whole process group).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading

@@ -19,7 +19,7 @@ from moorage.store.filesystem import FilesystemBlobStore
 from moorage.store.s3 import (COPY_PIECE, MAX_PART, MAX_PARTS, MIN_PART, CopyPart, DataPart,
                               S3BlobStore, S3StoreError, plan_parts)
 from tests.store.conftest import s3_store
-from tests.store.helpers import append, blob, digest_of, new_upload, payload, staged
+from tests.store.helpers import append, digest_of, new_upload, payload, staged
 from tests.support.seaweed import SeaweedS3
 
 MiB = 1 << 20

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import select
+import socket
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,3 +95,114 @@ def push_image(server: MoorageServer, repo: str, tag: str,
 def server_log(server: MoorageServer) -> str:
     """The whole log file (MoorageServer.log() keeps only its tail)."""
     return server.log_path.read_text(errors="replace")
+
+
+# -- raw HTTP and memory, for the request-size tests ---------------------------------------
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (granian's workers), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def reset_peak_memory(pids: list[int]) -> None:
+    """Start each process's peak resident size (VmHWM) afresh from its current size."""
+    for pid in pids:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def peak_memory_growth(pids: list[int], before: dict[int, int]) -> int:
+    """The largest growth, in bytes, of any one process's peak resident size over `before`
+    (its resident size when the peaks were reset)."""
+    return max(_status_kib(pid, "VmHWM") - before[pid] for pid in pids) * 1024
+
+
+def resident_memory(pids: list[int]) -> dict[int, int]:
+    return {pid: _status_kib(pid, "VmRSS") for pid in pids}
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    body_bytes_sent: int = field(default=0)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(server: MoorageServer, head: str, body: Iterator[bytes] = iter(()),
+                give_up_after: float = 60.0) -> RawAnswer:
+    """Send a request over a plain socket: `head` is the request line and headers; the body
+    goes piece by piece only while the server has not answered, as a client that streams
+    does. Returns the answer and how many body bytes went out before it came."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=give_up_after)
+    try:
+        sock.sendall(head.replace("\n", "\r\n").encode("latin-1") + b"\r\n")
+        sent = _send_until_answered(sock, body, give_up_after)
+        sock.setblocking(True)
+        sock.settimeout(give_up_after)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"connection closed before an answer: {data!r}")
+            data += chunk
+        top, _, rest = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip()
+                   for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return RawAnswer(int(lines[0].split()[1]), headers, rest[:length], sent)
+    finally:
+        sock.close()
+
+
+def _send_until_answered(sock: socket.socket, body: Iterator[bytes], give_up_after: float) -> int:
+    sock.setblocking(False)
+    sent = 0
+    for piece in body:
+        view = memoryview(piece)
+        while view:
+            readable, writable, _ = select.select([sock], [sock], [], give_up_after)
+            if readable:
+                return sent
+            if not writable:
+                raise AssertionError("the server neither took more of the body nor answered")
+            try:
+                n = sock.send(view)
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                return sent
+            view = view[n:]
+            sent += n
+    return sent
+
+
+def chunked(total: int, piece: int = 1 << 20, prefix: bytes = b"") -> Iterator[bytes]:
+    """A chunked transfer-encoded body of `total` bytes (a JSON string that never ends)."""
+    first = prefix + b"a" * (piece - len(prefix))
+    yield b"%x\r\n%s\r\n" % (len(first), first)
+    filler = b"%x\r\n%s\r\n" % (piece, b"a" * piece)
+    for _ in range(total // piece - 1):
+        yield filler
+    yield b"0\r\n\r\n"

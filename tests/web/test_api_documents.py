@@ -83,3 +83,11 @@ def test_unknown_endpoints_and_methods(secure_registry: MoorageServer) -> None:
     bad_token = httpx.get(f"{secure_registry.url}/api/v1/user",
                           headers={"Authorization": "Bearer mrg_p_0123456789abcdef_nope"})
     assert bad_token.status_code == 401
+
+
+def test_a_query_parameter_given_twice_is_refused(secure_registry: MoorageServer) -> None:
+    """Not silently reduced to its last value (found by the fuzz run)."""
+    twice = api(secure_registry, "GET", "/retention?namespace=a&namespace=b")
+    assert twice.status_code == 422
+    assert error(twice) == ("INVALID", "query.namespace: given more than once")
+    assert api(secure_registry, "GET", "/retention?namespace=a").status_code == 200

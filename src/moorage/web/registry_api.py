@@ -46,6 +46,8 @@ _ACTIONS = {
     ("upload", "PUT"): "push", ("upload", "DELETE"): "push",
     ("tags", "GET"): "pull", ("referrers", "GET"): "pull",
 }
+# route kind -> the methods it takes (what a 405's Allow header lists)
+_METHODS = {kind: [m for k, m in _ACTIONS if k == kind] for kind, _ in _ACTIONS}
 # Requests that may bring a new repository into being: quotas and namespaces are checked here.
 _CREATES = {("uploads", "POST"), ("manifest", "PUT")}
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -83,13 +85,13 @@ class RegistryAPI:
                         path: str) -> None:
         if path in ("/v2/", "/v2"):
             if method not in ("GET", "HEAD"):
-                raise _unsupported(method)
+                raise _unsupported(method, ["GET", "HEAD"])
             await self.access.base(scope)
             await respond(send, 200, b"{}", {"content-type": "application/json"}, head=method == "HEAD")
             return
         if path == "/v2/_catalog":
             if method != "GET":
-                raise _unsupported(method)
+                raise _unsupported(method, ["GET"])
             await self.catalog(scope, send)
             return
         if len(path) > MAX_NAME_LENGTH + 400:
@@ -97,9 +99,10 @@ class RegistryAPI:
         for pattern, kind in _ROUTES:
             match = pattern.fullmatch(path)
             if match:
-                handler = getattr(self, f"{kind}_{method.lower()}", None)
-                if handler is None:
-                    raise _unsupported(method)
+                # Exact names only: a lowercase "get" is another method, not GET.
+                if method not in _METHODS[kind]:
+                    raise _unsupported(method, _METHODS[kind])
+                handler = getattr(self, f"{kind}_{method.lower()}")
                 name = check_name(match["name"])
                 caller = await self.access.authorize(scope, name, _ACTIONS[kind, method])
                 if (kind, method) in _CREATES:
@@ -293,8 +296,10 @@ def _owner(caller: Caller) -> str:
     return f"address:{address_text(caller.address)}"
 
 
-def _unsupported(method: str) -> RegistryError:
-    return RegistryError("UNSUPPORTED", f"method {method[:20]} is not allowed here", status=405)
+def _unsupported(method: str, allowed: list[str]) -> RegistryError:
+    """405, with the methods the route does take (RFC 9110 requires the Allow header)."""
+    return RegistryError("UNSUPPORTED", f"method {method[:20]} is not allowed here",
+                         status=405, headers={"allow": ", ".join(allowed)})
 
 
 def _query(scope: Scope) -> dict[str, list[str]]:

@@ -72,7 +72,8 @@ class TokenAPI:
                 status, body, headers = await self.access.run(self._post, scope, raw)
                 await _json(send, status, body, headers)
             else:
-                raise RegistryError("UNSUPPORTED", "use GET or POST", status=405)
+                raise RegistryError("UNSUPPORTED", "use GET or POST", status=405,
+                                    headers={"allow": "GET, POST"})
         except RegistryError as error:
             await respond_error(send, error)
 

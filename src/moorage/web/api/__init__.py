@@ -16,7 +16,9 @@ from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
 from moorage.web.api.changes import AnnounceChanges, announce_caller
+from moorage.web.api.deps import one_value_each
 from moorage.web.api.errors import install_handlers
+from moorage.web.api.guard import RequestGuard
 
 TAGS = [
     {"name": "instance", "description": "version, edition, features, quotas"},
@@ -43,9 +45,12 @@ def create_management_api(instance: Instance) -> FastAPI:
                               "Errors are always {\"error\": {\"code\", \"message\"}}.",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
                   openapi_tags=TAGS,
-                  # who is behind each request, for the event bus (changes.py)
-                  dependencies=[Depends(announce_caller)])
+                  # who is behind each request, for the event bus (changes.py); then
+                  # query parameters given twice are refused
+                  dependencies=[Depends(announce_caller), Depends(one_value_each)])
     api.state.instance = instance
+    # The guard sits inside AnnounceChanges, so that what it refuses is announced too.
+    api.add_middleware(RequestGuard, instance=instance)  # caller first, bodies bounded
     api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):

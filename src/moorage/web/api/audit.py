@@ -12,7 +12,6 @@ every worker and replica answers the same (moorage.audit.chain.SELF_REPORTS).
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Iterator
@@ -31,13 +30,14 @@ from moorage.audit.chain import ChainedEntry, safe_text
 from moorage.audit.store import MAX_PAGE
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
+from moorage.web.api.models import INT32_MAX, when
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-# Ids are 64-bit integers on both databases; SQLite cannot even compare with a larger one.
-MAX_ID = 2**63 - 1
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc).timestamp()
+_LATEST = datetime.max.replace(tzinfo=timezone.utc).timestamp()
 
 
 class AuditEntry(BaseModel):
@@ -98,37 +98,43 @@ class AuditStatus(AuditLosses):
 def entry_json(row: ChainedEntry) -> dict[str, Any]:
     e = row.entry
     return {"id": row.id,
-            "at": datetime.fromtimestamp(e.at, timezone.utc).isoformat().replace("+00:00", "Z"),
+            "at": _iso(e.at),
             "timestamp": e.at, "actor": e.actor, "address": e.address, "action": e.action,
             "target": e.target, "repository": e.repository, "result": e.result,
             "detail": e.detail, "prev_hash": row.prev_hash, "hash": row.hash}
 
 
+def _iso(timestamp: float) -> str:
+    moment = when(timestamp)
+    assert moment is not None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def parse_time(value: str | None, name: str) -> float | None:
-    """Epoch seconds, ISO 8601 (naive means UTC), or a duration back from now ("15m", "7d")."""
+    """Epoch seconds, ISO 8601 (naive means UTC), or a duration back from now ("15m", "7d");
+    always a moment between the years 1 and 9999, which entries can be compared with."""
     if value is None or not value.strip():
         return None
     value = value.strip()
-    expected = Invalid(f"{name}: expected epoch seconds, ISO 8601 (2024-05-01T12:00:00Z) or "
-                       f"a duration such as 15m, 2h or 7d")
     relative = _RELATIVE.fullmatch(value)
     if relative:
-        found = time.time() - float(relative[1]) * _UNITS[relative[2]]
-        if not math.isfinite(found):
-            raise expected
-        return found
-    try:
-        number = float(value)
-    except ValueError:
-        pass
+        moment = time.time() - float(relative[1]) * _UNITS[relative[2]]
     else:
-        if not math.isfinite(number):  # "nan", "inf", "1e999": no time at all
-            raise expected
-        return number
+        try:
+            moment = float(value)
+        except ValueError:
+            moment = _iso_moment(value, name)
+    if not _EARLIEST <= moment <= _LATEST:  # NaN, infinities, 1e400 and the like
+        raise Invalid(f"{name}: out of range; a time between the years 1 and 9999")
+    return moment
+
+
+def _iso_moment(value: str, name: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise expected from None
+        raise Invalid(f"{name}: expected epoch seconds, ISO 8601 (2024-05-01T12:00:00Z) or a "
+                      f"duration such as 15m, 2h or 7d") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
@@ -173,8 +179,9 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                  action: ActionQ = None, repository: RepositoryQ = None, result: ResultQ = None,
                  since: SinceQ = None, until: UntilQ = None,
                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                 before_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the "
-                                                        "`next` of the previous page")] = None,
+                 before_id: Annotated[int | None, Query(ge=1, le=INT32_MAX,
+                                                        description="the `next` of the "
+                                                                    "previous page")] = None,
                  ) -> AuditPage:
     """Entries newest first, a page at a time."""
     store = _open(instance, principal)
@@ -189,9 +196,10 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
 def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                    action: ActionQ = None, repository: RepositoryQ = None,
                    result: ResultQ = None, since: SinceQ = None, until: UntilQ = None,
-                   after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="only entries "
-                                                  "after this id (incremental export)")] = 0,
-                   limit: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                   after_id: Annotated[int, Query(ge=0, le=INT32_MAX,
+                                                  description="only entries after this id "
+                                                              "(incremental export)")] = 0,
+                   limit: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
                    ) -> StreamingResponse:
     """JSON lines, oldest first, streamed: a SIEM can fetch everything after the last id it
     holds with `after_id`. Each line carries prev_hash and hash, so the chain can be checked

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -27,13 +28,12 @@ from moorage.access.authentication import parse_basic
 from moorage.access.principal import Principal
 from moorage.app import Instance
 from moorage.registry.events import Event, set_caller
-from moorage.web.api.deps import FAILED_ACTOR_KEY, caller, get_instance
+from moorage.web.api.deps import CALLER_KEY, FAILED_ACTOR_KEY, caller, get_instance
 from moorage.web.http import Receive, Scope, Send
 
 log = logging.getLogger("moorage.api")
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-PRINCIPAL_KEY = "moorage.principal"
 _BODY_LIMIT = 64 << 10
 _MAX_FIELDS = 32
 
@@ -56,12 +56,11 @@ async def announce_caller(request: Request,
                           instance: Annotated[Instance, Depends(get_instance)]) -> None:
     """Tell the event bus who is behind this request, as the registry API does for /v2, so
     that core events a management call causes (a repository deleted through the API) carry
-    the actor too; and leave the principal in the scope for AnnounceChanges.
+    the actor too. (AnnounceChanges finds the principal where RequestGuard left it.)
 
     Async on purpose: a context variable set here is copied into the thread that runs the
     endpoint; one set in a sync dependency would stay in that dependency's own thread.
     """
-    request.scope[PRINCIPAL_KEY] = principal
     set_caller(principal.username or "anonymous",
                str(instance.access.address(request.scope) or ""))
 
@@ -91,9 +90,10 @@ def _body_fields(body: bytes) -> tuple[list[str], dict[str, Any]]:
     values: dict[str, Any] = {}
     for key in names:
         value = data[key]
-        if key in SAFE_FIELDS and (value is None or isinstance(value, (bool, int, float)) or
+        if key in SAFE_FIELDS and (value is None or isinstance(value, (bool, int)) or
+                                   (isinstance(value, float) and math.isfinite(value)) or
                                    (isinstance(value, str) and len(value) <= 255)):
-            values[key] = value
+            values[key] = value  # never NaN or 1e999: entries are strict JSON
     return sorted(names), values
 
 
@@ -170,7 +170,7 @@ class AnnounceChanges:
         path = scope["path"]
         action = action_name(scope, method, path)
         address = str(self.instance.access.address(scope) or "")
-        principal: Principal | None = scope.get(PRINCIPAL_KEY)
+        principal: Principal | None = scope.get(CALLER_KEY)
         bus = self.instance.registry.bus
         scheme, claimed = _credential(scope)
         if status == 401 and credentials:

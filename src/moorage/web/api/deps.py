@@ -4,6 +4,9 @@ The API takes the same credentials as the registry: Basic with a password, a per
 token or a robot secret, or a personal access token as a Bearer credential (what the CLI
 sends). Network allowlists apply here as on /v2, so an address the registry refuses cannot
 manage it either.
+
+The caller is established once per request, by `RequestGuard` (guard.py), before the body is
+read; the dependencies below hand out what it found.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBasic, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from moorage.access.authentication import parse_basic
 from moorage.access.errors import LoginFailed, Unauthenticated
@@ -19,6 +24,11 @@ from moorage.access.network import address_text
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.app import Instance
 from moorage.web.auth import OPEN
+from moorage.web.http import Scope, header
+
+# Where RequestGuard leaves the principal it established, or the refusal it decided on.
+CALLER_KEY = "moorage.api.caller"
+REFUSAL_KEY = "moorage.api.refusal"
 
 
 class _DocumentedBasic(HTTPBasic):
@@ -51,14 +61,15 @@ InstanceDep = Annotated[Instance, Depends(get_instance)]
 FAILED_ACTOR_KEY = "moorage.failed_actor"
 
 
-def caller(request: Request, instance: InstanceDep,
-           _b: Annotated[None, Depends(_basic)], _t: Annotated[None, Depends(_bearer)]) -> Principal:
-    """The principal behind the request, or ANONYMOUS when it carries no credentials."""
+def resolve_caller(instance: Instance, scope: Scope) -> Principal:
+    """The principal behind a request, or ANONYMOUS when it carries no credentials; raises
+    AccessError for refused credentials or addresses. Blocking (argon2, the database): run it
+    in a worker thread."""
     access = instance.access
-    access.authorizer.check_instance_network(access.address(request.scope))
+    access.authorizer.check_instance_network(access.address(scope))
     if not access.enabled:
         return OPEN  # auth off: anyone may do anything, as on /v2
-    raw = request.headers.get("authorization")
+    raw = header(scope, b"authorization")
     if not raw:
         return ANONYMOUS
     kind, _, value = raw.partition(" ")
@@ -68,20 +79,53 @@ def caller(request: Request, instance: InstanceDep,
             raise Unauthenticated("malformed Basic credentials")
         try:
             return instance.authenticator.login(
-                *creds, address=address_text(access.address(request.scope)) or None)
+                *creds, address=address_text(access.address(scope)) or None)
         except LoginFailed as exc:
-            request.scope[FAILED_ACTOR_KEY] = exc.actor  # what the audit log may record
+            scope[FAILED_ACTOR_KEY] = exc.actor  # what the audit log may record
             raise
     if kind.lower() == "bearer":
         return instance.authenticator.login_token(value.strip())
     raise Unauthenticated("use Basic credentials or a Bearer access token")
 
 
-def user(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-    """Like `caller`, but anonymous callers are refused with 401."""
+async def caller(request: Request, instance: InstanceDep,
+                 _b: Annotated[None, Depends(_basic)],
+                 _t: Annotated[None, Depends(_bearer)]) -> Principal:
+    """The principal RequestGuard established; or the refusal it decided on, raised here so
+    that it is answered as this endpoint's."""
+    refused = request.scope.get(REFUSAL_KEY)
+    if refused is not None:
+        raise refused
+    found = request.scope.get(CALLER_KEY)
+    if isinstance(found, Principal):
+        return found
+    # Only an app assembled without the guard gets here; resolve the same way.
+    principal = await run_in_threadpool(resolve_caller, instance, request.scope)
+    request.scope[CALLER_KEY] = principal
+    return principal
+
+
+def require_user(principal: Principal) -> Principal:
+    """Anonymous callers are refused with 401 (with auth off everyone is OPEN, not them)."""
     if principal.anonymous and principal is not OPEN:
         raise Unauthenticated("authentication required")
     return principal
+
+
+def user(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """Like `caller`, but anonymous callers are refused with 401."""
+    return require_user(principal)
+
+
+def one_value_each(request: Request) -> None:
+    """Each query parameter of the API takes one value: a repeated one is refused, rather
+    than silently reduced to its last value."""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise RequestValidationError([{"type": "repeated", "loc": ("query", key[:64]),
+                                           "msg": "given more than once"}])
+        seen.add(key)
 
 
 Caller = Annotated[Principal, Depends(caller)]

@@ -14,10 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from moorage.access.errors import AccessError
 from moorage.oci.errors import RegistryError
 from moorage.web.api.models import ErrorBody
+from moorage.web.http import Scope
 
 log = logging.getLogger("moorage.api")
 
@@ -31,11 +33,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                                              "(IMMUTABLE)"},
     404: {"model": ErrorBody, "description": "not found, or not visible to the caller"},
     409: {"model": ErrorBody, "description": "already exists"},
+    413: {"model": ErrorBody, "description": "the request body is larger than 1 MiB "
+                                             "(TOO_LARGE)"},
     422: {"model": ErrorBody, "description": "the request body or parameters do not validate"},
 }
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_CODES = {400: "INVALID", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND",
-               405: "UNSUPPORTED", 409: "CONFLICT", 422: "INVALID"}
+               405: "UNSUPPORTED", 409: "CONFLICT", 413: "TOO_LARGE", 422: "INVALID"}
 
 
 def error(status: int, code: str, message: str,
@@ -49,18 +54,35 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def refusal(exc: AccessError | RegistryError) -> JSONResponse:
+    """The answer to a refusal of the core, shared by the handlers below and RequestGuard
+    (which answers before the endpoint runs)."""
+    if isinstance(exc, AccessError):
+        headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else {}
+        return error(exc.status, exc.code, exc.message, {**headers, **exc.headers})
+    reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
+    code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION",
+            "immutable": "IMMUTABLE"}.get(reason or "", exc.code)
+    return error(exc.status, code, exc.message)
+
+
+def allowed_methods(scope: Scope) -> list[str]:
+    """Every method some route of the app takes on this path, found by asking the routes
+    themselves (the same matching the router does), in a stable order."""
+    routes = scope["app"].router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
+
+
 def install_handlers(api: FastAPI) -> None:
     @api.exception_handler(AccessError)
     async def _access_error(_: Request, exc: AccessError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else {}
-        return error(exc.status, exc.code, exc.message, {**headers, **exc.headers})
+        return refusal(exc)
 
     @api.exception_handler(RegistryError)
     async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
-        reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
-        code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION",
-                "immutable": "IMMUTABLE"}.get(reason or "", exc.code)
-        return error(exc.status, code, exc.message)
+        return refusal(exc)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,12 +93,19 @@ def install_handlers(api: FastAPI) -> None:
         return error(422, "INVALID", "; ".join(problems) or "invalid request")
 
     @api.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = dict(exc.headers) if exc.headers else {}
         if exc.status_code == 404 and message == "Not Found":
             message = "no such API endpoint"
+        if exc.status_code == 405:
+            # The router names the methods of the first route on the path only.
+            allowed = allowed_methods(request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"method {request.method[:20]} is not allowed here; use " \
+                      f"{', '.join(m for m in allowed if m != 'HEAD')}"
         return error(exc.status_code, _HTTP_CODES.get(exc.status_code, "INVALID"), message,
-                     dict(exc.headers) if exc.headers else None)
+                     headers or None)
 
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,7 +12,8 @@ from moorage.web.api.models import InstanceInfo, QuotaUsage
 router = APIRouter(prefix="/api/v1", tags=["instance"], responses=ERROR_RESPONSES)
 
 
-@router.get("/info")
+# Credentials are optional here: `{}` among the requirements says so in the OpenAPI document.
+@router.get("/info", openapi_extra={"security": [{}]})
 def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
     """Open to anonymous callers: a client needs the edition before it logs in, to know which
     commands the instance supports. Network allowlists still apply."""

@@ -12,7 +12,7 @@ from moorage.access.errors import NotFound
 from moorage.jobs.queue import Job as QueuedJob
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import when
+from moorage.web.api.models import CursorQuery, IdPath, when
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -46,14 +46,14 @@ class Job(BaseModel):
 @router.get("")
 def list_jobs(instance: InstanceDep, principal: User, status: Status | None = None,
               type: str | None = None, limit: int = Query(50, ge=1, le=500),
-              before_id: int | None = None) -> list[Job]:
+              before_id: CursorQuery = None) -> list[Job]:
     """Newest first; page with `before_id`. Administrators only."""
     instance.manager.require_admin(principal)
     return [Job.of(j) for j in instance.worker.queue.list(status, type, limit, before_id)]
 
 
 @router.get("/{job_id}")
-def get_job(job_id: int, instance: InstanceDep, principal: User) -> Job:
+def get_job(job_id: IdPath, instance: InstanceDep, principal: User) -> Job:
     """One job with its log (the last 64 KiB)."""
     instance.manager.require_admin(principal)
     job = instance.worker.queue.get(job_id)

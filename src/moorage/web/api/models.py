@@ -9,11 +9,13 @@ returned once by the creation endpoints.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from moorage.db.access import NamespaceRow, NetworkRuleRow, RepositoryRow, TokenRow, UserRow
+from moorage.units import parse_duration
 
 Visibility = Literal["private", "public"]
 Role = Literal["owner", "maintainer", "developer", "guest"]
@@ -21,16 +23,67 @@ RobotRole = Literal["maintainer", "developer", "guest"]
 RuleKind = Literal["allow", "trusted"]
 
 
+# -- ranges ---------------------------------------------------------------------------------
+# Every number the API takes has one. Row ids, and the cursors and counts compared with them,
+# fit the INTEGER columns they live in: 32 bits on PostgreSQL, which refuses to compare a
+# larger number with such a column ("integer out of range"), so the same bound holds on both
+# backends. Byte counts live in BIGINT columns: below 2**63, written `lt=2**63` because
+# FastAPI's OpenAPI document carries bounds as floats (2**63 - 1 would come out as 2**63;
+# 2**63 itself is exact). Lifetimes end well before datetime's last day, in the year 9999.
+INT64_LIMIT = 2**63
+INT32_MAX = 2**31 - 1
+MAX_LIFETIME_DAYS = 36500  # a hundred years
+MAX_DURATION_SECONDS = INT32_MAX  # about 68 years
+_FIRST_MOMENT = datetime.min.replace(tzinfo=timezone.utc)
+_LAST_MOMENT = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def when(timestamp: float | None) -> datetime | None:
-    """Epoch seconds from the database as an aware UTC datetime (ISO 8601 in JSON)."""
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+    """Epoch seconds from the database as an aware UTC datetime (ISO 8601 in JSON).
+
+    Total: a row stored by older code with a time beyond datetime's range (an expiry a
+    billion days out) shows as the first or last representable moment, so that listing it
+    never fails."""
+    if timestamp is None:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return _LAST_MOMENT if timestamp > 0 else _FIRST_MOMENT
+
+
+def _seconds(value: str | int) -> int:
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, OverflowError):
+        raise ValueError("expected seconds, or a number with a unit: 45s, 30m, 12h, 7d, 2w") \
+            from None
+    if not 0 <= seconds <= MAX_DURATION_SECONDS:
+        raise ValueError(f"at most {MAX_DURATION_SECONDS} seconds (about 68 years)")
+    return seconds
+
+
+# A duration as people write it ("30d") or in seconds; validated into seconds.
+Duration = Annotated[
+    Annotated[int, Field(ge=0, le=MAX_DURATION_SECONDS)]
+    | Annotated[str, Field(pattern=r"^\s*[0-9]+(\.[0-9]+)?\s*[smhdwSMHDW]?\s*$",
+                           max_length=32)],
+    AfterValidator(_seconds),
+]
+# A number of days something lives: more than none, at most a hundred years.
+Lifetime = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS, allow_inf_nan=False)]
+# Row ids in paths, and the cursors that page through them.
+IdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
+CursorQuery = Annotated[int | None, Query(ge=1, le=INT32_MAX,
+                                          description="only rows with a smaller id")]
 
 
 class RequestBody(BaseModel):
     """Request bodies refuse unknown fields: a typo ("admin" for "is_admin") must not pass
-    silently as a no-op."""
+    silently as a no-op. And they are strict: `false` is not the number 0, nor `"7"` the
+    number 7, nor `0` a boolean."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -91,8 +144,9 @@ class NamespaceUpdate(RequestBody):
     visibility: Visibility | None = None
     description: str | None = None
     credential_free_pull: bool | None = None
-    storage_quota: int | None = Field(None, ge=0, description="bytes; null removes the limit "
-                                                              "(administrators only)")
+    storage_quota: int | None = Field(None, ge=0, lt=INT64_LIMIT,
+                                      description="bytes; null removes the limit "
+                                                  "(administrators only)")
 
 
 # -- members ------------------------------------------------------------------------------
@@ -128,7 +182,7 @@ class RobotCreate(RequestBody):
     name: str = Field(examples=["ci"])
     role: RobotRole = "developer"
     description: str = ""
-    expires_in_days: float | None = Field(None, gt=0, description="null: never expires")
+    expires_in_days: Lifetime | None = Field(None, description="null: never expires")
 
 
 class RobotCreated(Robot):
@@ -219,7 +273,7 @@ class Token(BaseModel):
 
 class TokenCreate(RequestBody):
     name: str = Field(examples=["laptop"])
-    expires_in_days: float | None = Field(90, gt=0, description="null: never expires")
+    expires_in_days: Lifetime | None = Field(90, description="null: never expires")
 
 
 class TokenCreated(BaseModel):

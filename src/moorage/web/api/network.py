@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, status
 
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import NetworkRule, NetworkRuleCreate
+from moorage.web.api.models import IdPath, NetworkRule, NetworkRuleCreate
 
 router = APIRouter(prefix="/api/v1/network-rules", tags=["network rules"],
                    responses=ERROR_RESPONSES)
@@ -30,6 +30,6 @@ def create_rule(body: NetworkRuleCreate, request: Request, instance: InstanceDep
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rule(rule_id: int, request: Request, instance: InstanceDep, principal: User) -> None:
+def delete_rule(rule_id: IdPath, request: Request, instance: InstanceDep, principal: User) -> None:
     """Deleting the instance allow rule that admits the caller's own address is refused."""
     instance.manager.delete_rule(principal, rule_id, caller=instance.access.address(request.scope))

@@ -6,7 +6,9 @@ repository path inside the namespace (`team/apps/*` covers team/apps/web and tea
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
@@ -15,14 +17,22 @@ from moorage.access.errors import AccessError, Invalid, NotFound
 from moorage.app import Instance
 from moorage.access.principal import Principal
 from moorage.db.policy import ImmutabilityRuleRow, RetentionRuleRow
-from moorage.jobs.scheduler import valid_cron
-from moorage.units import parse_duration
+from moorage.jobs.scheduler import next_time, valid_cron
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.jobs import Job
-from moorage.web.api.models import RequestBody, when
+from moorage.web.api.models import INT32_MAX, Duration, IdPath, RequestBody, when
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+
+# The rules' texts live in VARCHAR columns of these sizes (db/schema.py).
+PATTERN_MAX = 255
+SCHEDULE_MAX = 128
+Pattern = Annotated[str, Field(max_length=PATTERN_MAX)]
+RuleScope = Annotated[str, Field(max_length=64 + 1 + PATTERN_MAX,
+                                 description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB",
+                                 examples=["team"])]
 
 
 def split_scope(scope: str) -> tuple[str, str]:
@@ -30,6 +40,8 @@ def split_scope(scope: str) -> tuple[str, str]:
     namespace, _, pattern = scope.strip().partition("/")
     if not namespace:
         raise Invalid("a scope is NAMESPACE or NAMESPACE/REPOSITORY-GLOB")
+    if len(pattern) > PATTERN_MAX:
+        raise Invalid(f"a scope's repository glob has at most {PATTERN_MAX} characters")
     return namespace, pattern or "**"
 
 
@@ -64,9 +76,9 @@ class ImmutabilityRule(BaseModel):
 
 
 class ImmutabilityCreate(RequestBody):
-    scope: str = Field(description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB", examples=["team"])
-    tag_pattern: str = Field(description="glob of protected tags", examples=["v*"])
-    exclude_pattern: str | None = Field(None, description="glob of tags left mutable")
+    scope: RuleScope
+    tag_pattern: Pattern = Field(description="glob of protected tags", examples=["v*"])
+    exclude_pattern: Pattern | None = Field(None, description="glob of tags left mutable")
 
 
 @router.get("/immutability", tags=["immutability"])
@@ -93,7 +105,7 @@ def add_immutability(body: ImmutabilityCreate, instance: InstanceDep,
 
 @router.delete("/immutability/{rule_id}", tags=["immutability"],
                status_code=status.HTTP_204_NO_CONTENT)
-def delete_immutability(rule_id: int, instance: InstanceDep, principal: User) -> None:
+def delete_immutability(rule_id: IdPath, instance: InstanceDep, principal: User) -> None:
     rule = next((r for r in instance.policies.immutability_rules() if r.id == rule_id), None)
     if rule is None:
         raise NotFound(f"immutability rule {rule_id} does not exist")
@@ -124,14 +136,16 @@ class RetentionRule(BaseModel):
 
 
 class RetentionCreate(RequestBody):
-    scope: str = Field(description="NAMESPACE or NAMESPACE/REPOSITORY-GLOB", examples=["team"])
-    tag_pattern: str = Field("*", description="glob of the tags the rule considers")
-    keep_last: int | None = Field(None, ge=0, description="keep the newest N by push time")
-    older_than: str | int | None = Field(None, description="only delete tags older than this "
-                                                           "(e.g. 30d)")
+    scope: RuleScope
+    tag_pattern: Pattern = Field("*", description="glob of the tags the rule considers")
+    keep_last: int | None = Field(None, ge=0, le=INT32_MAX,
+                                  description="keep the newest N by push time")
+    older_than: Duration | None = Field(None, description="only delete tags older than this: "
+                                                          "seconds, or 30d, 12h, …")
     untagged: bool = Field(False, description="also delete manifests that have no tag")
-    always_keep: str | None = Field(None, description="glob of tags never deleted")
-    schedule: str | None = Field(None, description="cron expression for scheduled runs",
+    always_keep: Pattern | None = Field(None, description="glob of tags never deleted")
+    schedule: str | None = Field(None, max_length=SCHEDULE_MAX,
+                                 description="cron expression for scheduled runs",
                                  examples=["0 4 * * *"])
 
 
@@ -141,6 +155,19 @@ class RetentionRun(RequestBody):
 
 def _schedule_name(rule_id: int) -> str:
     return f"retention-{rule_id}"
+
+
+def _check_schedule(cron: str) -> None:
+    """A cron expression that parses and fires some day ("0 0 31 2 *" parses, never fires)."""
+    try:
+        ok = valid_cron(cron)
+        if ok:
+            next_time(cron, time.time())
+    except Exception:  # croniter's errors have no common base
+        ok = False
+    if not ok:
+        raise Invalid(f"invalid cron expression {cron[:100]!r}: five fields (m h dom mon dow) "
+                      f"that match some future time")
 
 
 @router.get("/retention", tags=["retention"])
@@ -155,20 +182,20 @@ def add_retention(body: RetentionCreate, instance: InstanceDep, principal: User)
     """Needs the maintainer role; the basic edition or higher. Try it with a dry run first."""
     namespace, pattern = split_scope(body.scope)
     ns_id = _allowed(instance, principal, "retention", namespace)
-    try:
-        older = parse_duration(body.older_than) if body.older_than is not None else None
-    except ValueError as exc:
-        raise Invalid(str(exc)) from None
-    if body.schedule and not valid_cron(body.schedule):
-        raise Invalid(f"invalid cron expression {body.schedule!r}")
+    if body.schedule:
+        _check_schedule(body.schedule)
     rule_id = instance.policies.add_retention(
         ns_id, repository_pattern=pattern, tag_pattern=body.tag_pattern,
-        keep_last=body.keep_last, older_than_seconds=older, untagged=body.untagged,
+        keep_last=body.keep_last, older_than_seconds=body.older_than, untagged=body.untagged,
         always_keep=body.always_keep, schedule=body.schedule, enabled=True)
     if body.schedule:
         assert instance.worker.scheduler is not None
-        instance.worker.scheduler.upsert(_schedule_name(rule_id), body.schedule, "retention",
-                                         {"rule_id": rule_id})
+        try:
+            instance.worker.scheduler.upsert(_schedule_name(rule_id), body.schedule,
+                                             "retention", {"rule_id": rule_id})
+        except BaseException:  # all or nothing: no rule without the schedule it was given
+            instance.policies.delete_retention(rule_id)
+            raise
     rule = instance.policies.retention_rule(rule_id)
     assert rule is not None
     return RetentionRule.of(rule)
@@ -176,7 +203,7 @@ def add_retention(body: RetentionCreate, instance: InstanceDep, principal: User)
 
 @router.delete("/retention/{rule_id}", tags=["retention"],
                status_code=status.HTTP_204_NO_CONTENT)
-def delete_retention(rule_id: int, instance: InstanceDep, principal: User) -> None:
+def delete_retention(rule_id: IdPath, instance: InstanceDep, principal: User) -> None:
     rule = instance.policies.retention_rule(rule_id)
     if rule is None:
         raise NotFound(f"retention rule {rule_id} does not exist")
@@ -188,7 +215,7 @@ def delete_retention(rule_id: int, instance: InstanceDep, principal: User) -> No
 
 @router.post("/retention/{rule_id}/run", tags=["retention"],
              status_code=status.HTTP_202_ACCEPTED)
-def run_retention(rule_id: int, body: RetentionRun, instance: InstanceDep,
+def run_retention(rule_id: IdPath, body: RetentionRun, instance: InstanceDep,
                   principal: User) -> Job:
     """Queue a run; its result (what was, or would be, deleted) is the job's result."""
     rule = instance.policies.retention_rule(rule_id)

@@ -1,19 +1,37 @@
 """Repositories and their tags. Repositories come into being with their first push; here
 they are listed, described, made public or private, and deleted.
 
-Names contain slashes, so the routes take `{name:path}`; the `/tags` routes are declared
-first so that `team/app/tags` lists the tags of `team/app`.
+Names contain slashes, so the routes take `{name:path}`. `NAME/tags` is the tag list of NAME
+and `NAME/tags/TAG` one of its tags, whatever the method: the repository routes take any
+other name (`{name:repository}`), so that a path means one resource only, and a method the
+tag routes do not take is a 405 rather than a request about a repository `team/app/tags`.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
+from starlette.convertors import Convertor, register_url_convertor
 
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import check_tag
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import Repository, RepositoryUpdate, Tag, when
+
+
+class _RepositoryName(Convertor[str]):
+    """A repository name in a path, except the forms that address tags (see above)."""
+
+    regex = r"(?!.+/tags(?:/[^/]+)?$).+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("repository", _RepositoryName())
 
 router = APIRouter(prefix="/api/v1/repositories", tags=["repositories"],
                    responses=ERROR_RESPONSES)
@@ -48,12 +66,12 @@ def delete_tag(name: str, tag: str, instance: InstanceDep, principal: User) -> N
     instance.registry.delete_manifest(name, tag)
 
 
-@router.get("/{name:path}")
+@router.get("/{name:repository}")
 def get_repository(name: str, instance: InstanceDep, principal: User) -> Repository:
     return Repository.of(instance.manager.get_repository(principal, name))
 
 
-@router.patch("/{name:path}")
+@router.patch("/{name:repository}")
 def update_repository(name: str, body: RepositoryUpdate, instance: InstanceDep,
                       principal: User) -> Repository:
     """Only the fields present change. Needs maintainer or higher."""
@@ -61,7 +79,7 @@ def update_repository(name: str, body: RepositoryUpdate, instance: InstanceDep,
                                                             body.description))
 
 
-@router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name:repository}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_repository(name: str, instance: InstanceDep, principal: User,
                       force: bool = Query(False, description="delete it even though it holds "
                                                              "immutable tags (administrators "

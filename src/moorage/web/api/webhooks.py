@@ -17,7 +17,7 @@ from moorage.events.service import UNCHANGED, DeliveryView, WebhookService
 from moorage.events.store import SubscriptionRow
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import RequestBody, when
+from moorage.web.api.models import IdPath, RequestBody, when
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
@@ -130,12 +130,12 @@ def create_webhook(body: WebhookCreate, instance: InstanceDep, principal: User) 
 
 
 @router.get("/{webhook_id}")
-def get_webhook(webhook_id: int, instance: InstanceDep, principal: User) -> Webhook:
+def get_webhook(webhook_id: IdPath, instance: InstanceDep, principal: User) -> Webhook:
     return Webhook.of(_service(instance).get(principal, webhook_id))
 
 
 @router.patch("/{webhook_id}")
-def update_webhook(webhook_id: int, body: WebhookUpdate, instance: InstanceDep,
+def update_webhook(webhook_id: IdPath, body: WebhookUpdate, instance: InstanceDep,
                    principal: User) -> Webhook:
     given = body.model_fields_set
     return Webhook.of(_service(instance).update(
@@ -146,12 +146,12 @@ def update_webhook(webhook_id: int, body: WebhookUpdate, instance: InstanceDep,
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_webhook(webhook_id: int, instance: InstanceDep, principal: User) -> None:
+def delete_webhook(webhook_id: IdPath, instance: InstanceDep, principal: User) -> None:
     _service(instance).delete(principal, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries")
-def list_deliveries(webhook_id: int, instance: InstanceDep, principal: User,
+def list_deliveries(webhook_id: IdPath, instance: InstanceDep, principal: User,
                     status: Annotated[DeliveryStatus | None, Query()] = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[Delivery]:
     """Newest first, each with every attempt's response code."""
@@ -160,6 +160,6 @@ def list_deliveries(webhook_id: int, instance: InstanceDep, principal: User,
 
 
 @router.post("/{webhook_id}/test")
-def test_webhook(webhook_id: int, instance: InstanceDep, principal: User) -> Delivery:
+def test_webhook(webhook_id: IdPath, instance: InstanceDep, principal: User) -> Delivery:
     """Send a `ping` event now and answer with its outcome (one attempt, no retries)."""
     return Delivery.of(_service(instance).test(principal, webhook_id))
