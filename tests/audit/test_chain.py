@@ -276,3 +276,30 @@ def test_artifact_detail_is_the_canonical_json_of_its_fields(fields: dict[str, o
     """Pushes and pulls take a hand-written path to their detail; it must equal the rule."""
     event = Event("pull", "team/app", **fields)  # type: ignore[arg-type]
     assert entry_from_event(event).detail_json == canonical_detail(fields)
+
+
+def test_the_log_goes_on_past_two_to_the_31_entries_on_postgresql() -> None:
+    """An instance that audits every pull passes 2^31 entries within a month at 1,000 pulls a
+    second: ids are 64-bit on PostgreSQL too (SQLite's INTEGER always was)."""
+    from moorage.db.migrate import upgrade
+    from tests.support.postgres import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    try:
+        engine = open_engine(cluster.url())
+        upgrade(engine)
+        store = AuditStore(engine)
+        [first] = chain(2**31 - 2, GENESIS, [entry_from_event(_event(0))])
+        with engine.begin() as conn:  # a log that has come this far
+            conn.exec_driver_sql(
+                "INSERT INTO audit_log (id, at, actor, address, action, target, repository, "
+                "result, detail, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s)", (first.id, *first.entry, first.prev_hash, first.hash))
+        written = store.append([entry_from_event(_event(i)) for i in range(1, 4)])
+        assert [c.id for c in written] == [2**31, 2**31 + 1, 2**31 + 2]
+        rows, _ = store.page(AuditFilter(), limit=10, before_id=2**31 + 2)
+        assert [r.id for r in rows] == [2**31 + 1, 2**31, 2**31 - 1]
+        assert [r.id for r in store.scan(after_id=2**31)] == [2**31 + 1, 2**31 + 2]
+        assert verify([first, *written]).ok
+    finally:
+        cluster.stop()
