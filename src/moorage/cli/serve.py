@@ -2,6 +2,8 @@
 
 Heavy imports (granian, the app) happen inside the command, so that the client commands,
 which never need them, start fast.
+
+Before granian starts, the command makes the data folder private (see store/datadir.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from moorage.settings import Settings
 
 
 def serve(
@@ -31,7 +36,9 @@ def serve(
     from granian.constants import Interfaces
 
     from moorage.settings import SettingsError, export_settings, load_settings
+    from moorage.store.datadir import private_umask
 
+    private_umask()
     try:
         settings = load_settings(config, overrides={
             "listen": listen, "data_dir": data_dir, "workers": workers,
@@ -42,6 +49,7 @@ def serve(
         raise typer.Exit(2) from None
     data = Path(settings.data_dir).resolve()
     settings = dataclasses.replace(settings, data_dir=data)
+    _claim(settings)
     os.environ.update(export_settings(settings))
     _prepare_in_child()
     typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
@@ -53,6 +61,18 @@ def serve(
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
     )
     server.serve()
+
+
+def _claim(settings: Settings) -> None:
+    """Make the data folder private, tightening one an earlier version left open."""
+    from moorage.store.datadir import tighten
+
+    changed = tighten(Path(settings.data_dir))
+    if changed:
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        typer.echo(f"moorage: tightened the modes of {len(changed)} path(s) in the data folder "
+                   f"that other users could reach (group and other access removed): "
+                   f"{', '.join(changed[:4])}{more}", err=True)
 
 
 def _prepare_in_child() -> None:
