@@ -235,12 +235,15 @@ def create_app() -> MoorageApp:
 
 
 def bind_worker_to_server() -> None:
-    """First thing in a worker: what it writes in the data folder is private (umask 077,
+    """First thing in a worker: it exits when the `moorage serve` main process that forked it
+    dies (moorage/processes.py), and what it writes in the data folder is private (umask 077,
     store/datadir.py). Kept out of the app's assembly: it is about the process, not the app.
     """
+    from moorage.processes import die_with_parent
     from moorage.store.datadir import private_umask
 
     private_umask()
+    die_with_parent()
 
 
 def tune_worker_runtime() -> None:

@@ -16,6 +16,7 @@ from tests.support.modes import moorage_permissive, open_members, open_to_others
 from tests.support.server import MoorageServer
 
 pytestmark = pytest.mark.slow
+START = 120.0  # seconds a server may take to start on a loaded machine
 
 
 def _loosen(archive: Path, loose: Path) -> None:
@@ -37,7 +38,7 @@ def _loosen(archive: Path, loose: Path) -> None:
 
 def test_restore_of_a_backup_with_open_modes_gives_a_private_data_folder(
         tmp_path: Path) -> None:
-    server = MoorageServer(tmp_path / "source", env=OPEN).start()
+    server = MoorageServer(tmp_path / "source", env=OPEN).start(timeout=START)
     try:
         images = push_images(server, 3, prefix="loose")
         made = moorage_permissive("backup", tmp_path / "b.tar", "--data-dir", server.data_dir)
@@ -52,7 +53,7 @@ def test_restore_of_a_backup_with_open_modes_gives_a_private_data_folder(
     assert done.returncode == 0, done.stderr
     assert open_to_others(target) == []
 
-    restored = MoorageServer(target, env=OPEN).start()
+    restored = MoorageServer(target, env=OPEN).start(timeout=START)
     try:
         assert_pulls(restored, images)
     finally:

@@ -18,6 +18,7 @@ from tests.support.modes import (PermissiveServer, mode_of, moorage_permissive, 
                                  open_to_others)
 
 pytestmark = pytest.mark.slow
+START = 120.0  # seconds a server may take to start on a loaded machine
 
 
 def _start_an_upload(server: PermissiveServer) -> None:
@@ -35,12 +36,13 @@ def test_everything_in_the_data_folder_and_its_backups_is_private(
         tmp_path: Path, encryption: bool) -> None:
     env = {**OPEN, "MOORAGE_ENCRYPTION": "true" if encryption else "false"}
     data = tmp_path / "data"
-    server = PermissiveServer(data, extra_args=["--workers", "2"], env=env).start()
+    server = PermissiveServer(data, extra_args=["--workers", "2"], env=env)
+    server.start(timeout=START)
     try:
         push_images(server, 4, prefix="modes")
         _start_an_upload(server)
         expected = ["moorage.db", "moorage.db-wal", "moorage.db-shm", "blobs/sha256",
-                    "keys/token-signing-es256.pem", "locks"]
+                    "keys/token-signing-es256.pem", "locks", "serve.lock"]
         if encryption:
             expected.append("keys/master.keys")
         for name in expected:
@@ -74,7 +76,7 @@ def test_everything_in_the_data_folder_and_its_backups_is_private(
 def test_a_data_folder_left_open_by_an_earlier_version_is_tightened_on_start(
         tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = PermissiveServer(data, env=OPEN).start()
+    server = PermissiveServer(data, env=OPEN).start(timeout=START)
     push_images(server, 1, prefix="old")
     server.stop()
     # What a data folder made before this fix looks like under umask 022.
@@ -82,7 +84,7 @@ def test_a_data_folder_left_open_by_an_earlier_version_is_tightened_on_start(
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
 
-    server.start()
+    server.start(timeout=START)
     try:
         assert mode_of(data) == 0o700  # no other user can reach anything below it now
         top = [data / p.name for p in data.iterdir()] + list((data / "keys").rglob("*"))

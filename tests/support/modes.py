@@ -23,7 +23,10 @@ def open_to_others(root: Path) -> list[str]:
     """Every path at or under `root` (not following links) that group or others may use."""
     found = []
     for path in [root, *sorted(root.rglob("*"))]:
-        mode = path.lstat().st_mode
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue  # a temporary file of a server at work, gone since the listing
         if not stat.S_ISLNK(mode) and mode & 0o077:
             found.append(f"{path} {stat.S_IMODE(mode):04o}")
     return found

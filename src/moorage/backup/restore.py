@@ -7,7 +7,7 @@ snapshot's `blobs` table lists is there and hashes to its digest. Only then does
 folder become the data dir. A failed restore leaves the target exactly as it was.
 
 The restored data dir is private (folders 0700, files 0600) whatever modes the backup
-recorded.
+recorded, and a data dir a server is using is never replaced under it (its `serve.lock`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from moorage.backup.format import (BLOBS_DIR, CHECKSUMS_NAME, DB_NAME, MANIFEST_
                                    ProgressEvent, Transfer, blob_algorithms, blob_relpath,
                                    check_digest, file_hashes, fsync_dir, fsync_tree, is_tar,
                                    no_progress, read_checksums, safe_relpath)
-from moorage.store.datadir import PRIVATE_DIR, make_tree_private
+from moorage.store.datadir import (LOCK_NAME, PRIVATE_DIR, DataDirBusy, ServeLock,
+                                   make_tree_private)
 
 
 @dataclass
@@ -104,6 +105,22 @@ def restore(backup: Path, data_dir: Path, force: bool = False, partial: bool = F
             or real_backup in real_data.parents:
         raise BackupError("the backup and the data dir must not contain one another")
 
+    # Only a non-empty folder can be in use, and a server holds its serve.lock.
+    lock = ServeLock(data_dir) if occupied and (data_dir / LOCK_NAME).exists() else None
+    if lock is not None:
+        try:
+            lock.acquire("restore", grace=0)
+        except DataDirBusy as exc:
+            raise BackupError(str(exc)) from None
+    try:
+        return _restore(backup, data_dir, occupied, partial, progress, link)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _restore(backup: Path, data_dir: Path, occupied: bool, partial: bool,
+             progress: Progress, link: bool) -> RestoreResult:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = data_dir.parent / f".{data_dir.name}.restore-{uuid.uuid4().hex[:12]}"
     staging.mkdir(mode=PRIVATE_DIR)

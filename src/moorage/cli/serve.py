@@ -3,7 +3,9 @@
 Heavy imports (granian, the app) happen inside the command, so that the client commands,
 which never need them, start fast.
 
-Before granian starts, the command makes the data folder private (see store/datadir.py).
+Before granian starts, the command makes the data folder private and claims it (one server
+per folder, see store/datadir.py) and checks that nothing listens on the port (see
+moorage/processes.py): a refusal is one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import typer
 
 if TYPE_CHECKING:
     from moorage.settings import Settings
+    from moorage.store.datadir import ServeLock
 
 
 def serve(
@@ -35,6 +38,7 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces
 
+    from moorage.processes import export_server_pid
     from moorage.settings import SettingsError, export_settings, load_settings
     from moorage.store.datadir import private_umask
 
@@ -49,7 +53,8 @@ def serve(
         raise typer.Exit(2) from None
     data = Path(settings.data_dir).resolve()
     settings = dataclasses.replace(settings, data_dir=data)
-    _claim(settings)
+    lock = _claim(settings)  # workers inherit it: held until the last of them has exited
+    export_server_pid()
     os.environ.update(export_settings(settings))
     _prepare_in_child()
     typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
@@ -60,19 +65,45 @@ def serve(
         log_enabled=True, log_access=False, backlog=2048,
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
     )
-    server.serve()
+    server.serve()  # returns once the workers have stopped
+    if lock is not None:
+        lock.release()
 
 
-def _claim(settings: Settings) -> None:
-    """Make the data folder private, tightening one an earlier version left open."""
-    from moorage.store.datadir import tighten
+def _claim(settings: Settings) -> ServeLock | None:
+    """Make the data folder private and this server's, and check that the port is free;
+    exit 1 with the reason otherwise.
 
-    changed = tighten(Path(settings.data_dir))
+    The folder is locked when the instance lives in it (SQLite metadata): replicas of a
+    scale-out deployment keep their state in shared services and may share a local folder.
+    """
+    from moorage.processes import wait_for_port
+    from moorage.store.datadir import STALE_GRACE_SECONDS, DataDirBusy, ServeLock, tighten
+
+    def say(message: str) -> None:
+        typer.echo(f"moorage: {message}", err=True)
+
+    data = Path(settings.data_dir)
+    changed = tighten(data)
     if changed:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        typer.echo(f"moorage: tightened the modes of {len(changed)} path(s) in the data folder "
-                   f"that other users could reach (group and other access removed): "
-                   f"{', '.join(changed[:4])}{more}", err=True)
+        say(f"tightened the modes of {len(changed)} path(s) in the data folder that other "
+            f"users could reach (group and other access removed): "
+            f"{', '.join(changed[:4])}{more}")
+    lock = None
+    if not settings.database_url or settings.database_url.startswith("sqlite"):
+        lock = ServeLock(data)
+        try:
+            lock.acquire("serve", settings.listen, notice=say)
+        except DataDirBusy as exc:
+            say(str(exc))
+            raise typer.Exit(1) from None
+    busy = wait_for_port(settings.host, settings.port, STALE_GRACE_SECONDS, notice=say)
+    if busy is not None:
+        say(f"{settings.listen} is in use by another process ({busy.strerror}); stop it, "
+            f"or choose another --listen")
+        raise typer.Exit(1)
+    return lock
 
 
 def _prepare_in_child() -> None:
