@@ -57,6 +57,7 @@ def serve(
     export_server_pid()
     os.environ.update(export_settings(settings))
     _prepare_in_child()
+    _check_port(settings)  # last, just before granian binds: the narrowest window
     typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
     server = Granian(
@@ -70,40 +71,48 @@ def serve(
         lock.release()
 
 
+def _say(message: str) -> None:
+    typer.echo(f"moorage: {message}", err=True)
+
+
 def _claim(settings: Settings) -> ServeLock | None:
-    """Make the data folder private and this server's, and check that the port is free;
-    exit 1 with the reason otherwise.
+    """Make the data folder private and this server's; exit 1 saying why if another
+    generation holds it.
 
     The folder is locked when the instance lives in it (SQLite metadata): replicas of a
     scale-out deployment keep their state in shared services and may share a local folder.
     """
-    from moorage.processes import wait_for_port
-    from moorage.store.datadir import STALE_GRACE_SECONDS, DataDirBusy, ServeLock, tighten
-
-    def say(message: str) -> None:
-        typer.echo(f"moorage: {message}", err=True)
+    from moorage.store.datadir import DataDirBusy, ServeLock, tighten
 
     data = Path(settings.data_dir)
     changed = tighten(data)
     if changed:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        say(f"tightened the modes of {len(changed)} path(s) in the data folder that other "
-            f"users could reach (group and other access removed): "
-            f"{', '.join(changed[:4])}{more}")
+        _say(f"tightened the modes of {len(changed)} path(s) in the data folder that other "
+             f"users could reach (group and other access removed): "
+             f"{', '.join(changed[:4])}{more}")
     lock = None
     if not settings.database_url or settings.database_url.startswith("sqlite"):
         lock = ServeLock(data)
         try:
-            lock.acquire("serve", settings.listen, notice=say)
+            lock.acquire("serve", settings.listen, notice=_say)
         except DataDirBusy as exc:
-            say(str(exc))
+            _say(str(exc))
             raise typer.Exit(1) from None
-    busy = wait_for_port(settings.host, settings.port, STALE_GRACE_SECONDS, notice=say)
-    if busy is not None:
-        say(f"{settings.listen} is in use by another process ({busy.strerror}); stop it, "
-            f"or choose another --listen")
-        raise typer.Exit(1)
     return lock
+
+
+def _check_port(settings: Settings) -> None:
+    """Exit 1 if another process listens on the address: granian binds with SO_REUSEPORT
+    and would silently share the port with it (a stale generation's workers, say)."""
+    from moorage.processes import wait_for_port
+    from moorage.store.datadir import STALE_GRACE_SECONDS
+
+    busy = wait_for_port(settings.host, settings.port, STALE_GRACE_SECONDS, notice=_say)
+    if busy is not None:
+        _say(f"{settings.listen} is in use by another process ({busy.strerror}); stop it, "
+             f"or choose another --listen")
+        raise typer.Exit(1)
 
 
 def _prepare_in_child() -> None:

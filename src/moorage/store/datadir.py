@@ -58,7 +58,8 @@ def private_dirs(path: Path) -> None:
 
 
 def create_private_file(path: Path, exclusive: bool = False) -> int:
-    """Open `path` for writing, created 0600 if it does not exist; the descriptor."""
+    """Open `path` to read and write, created 0600 if it does not exist (with `exclusive`,
+    it must not exist); the descriptor, closed on exec."""
     flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else 0)
     return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
 
@@ -76,8 +77,8 @@ def make_private(path: Path) -> bool:
 
 
 def make_tree_private(root: Path) -> None:
-    """`make_private` on `root` and everything below it (for a tree this process just wrote:
-    a restore in staging, a backup folder)."""
+    """`make_private` on `root` and everything below it: for a tree this process has just
+    written from elsewhere, such as a restore's staging folder unpacked from an archive."""
     make_private(root)
     for folder, dirs, files in os.walk(root):
         for name in (*dirs, *files):
