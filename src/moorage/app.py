@@ -248,12 +248,25 @@ def prepare_instance(settings: Settings, admin_password: str | None) -> str | No
 
 def create_app() -> MoorageApp:
     """Factory for granian workers: settings come from the environment the CLI exported."""
+    bind_worker_to_server()
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = MoorageApp(settings)
     tune_worker_runtime()
     return app
+
+
+def bind_worker_to_server() -> None:
+    """First thing in a worker: it exits when the `moorage serve` main process that forked it
+    dies (moorage/processes.py), and what it writes in the data folder is private (umask 077,
+    store/datadir.py). Kept out of the app's assembly: it is about the process, not the app.
+    """
+    from moorage.processes import die_with_parent
+    from moorage.store.datadir import private_umask
+
+    private_umask()
+    die_with_parent()
 
 
 def tune_worker_runtime() -> None:

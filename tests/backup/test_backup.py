@@ -318,3 +318,12 @@ def test_archive_and_folder_restore_alike(source: MoorageServer, base: list[Push
     assert files(tmp_path / "from-tar") == files(tmp_path / "from-folder")
     assert sorted(os.listdir(tmp_path / "from-tar")) == ["blobs", "keys", "locks",
                                                          "moorage.db", "uploads"]
+
+
+def test_restore_refuses_the_data_folder_of_a_running_server(
+        source: MoorageServer, base: list[Pushed], tmp_path: Path) -> None:
+    """--force replaces a folder's contents: never the folder a live server is using."""
+    backup(source.data_dir, tmp_path / "backup")
+    with pytest.raises(BackupError, match="is already serving"):
+        restore(tmp_path / "backup", source.data_dir, force=True)
+    assert_pulls(source, base)

@@ -13,6 +13,9 @@ Consistency comes from two facts about how the registry writes, plus one lock:
 
 Hence every push acknowledged before the backup began is in the snapshot, with all its bytes.
 Pushes acknowledged during the backup may or may not be, but never half.
+
+A backup holds the signing and master keys and the password hashes: its folders are 0700,
+its files 0600, an archive is 0600 and records 0600 for every member, whatever the umask.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from moorage.backup.format import (CHECKSUMS_NAME, DB_NAME, KEYS_DIR, MANIFEST_N
                                    check_digest, file_hashes, fsync_dir, fsync_tree, is_tar,
                                    no_progress, utc_now, write_checksums)
 from moorage.registry.locks import FileBlobLock
+from moorage.store.datadir import PRIVATE_DIR, PRIVATE_FILE, create_private_file, private_dirs
 
 # Row counts reported in the manifest, so that an operator can tell backups apart at a glance.
 COUNTED_TABLES = ("namespaces", "repositories", "manifests", "tags", "blobs", "users")
@@ -80,7 +84,7 @@ class _FolderSink:
         self.scratch = staging
         self.transfer = Transfer(link)
         self.files = Transfer(link=False)  # keys and the snapshot: not blobs, never linked
-        staging.mkdir()
+        staging.mkdir(mode=PRIVATE_DIR)
 
     def add_blob(self, source: Path, relpath: str, digest: str) -> tuple[dict[str, str], int]:
         return self.transfer.place(source, self.root / relpath, blob_algorithms(digest))
@@ -95,7 +99,7 @@ class _FolderSink:
 
     def add_bytes(self, relpath: str, data: bytes) -> None:
         target = self.root / relpath
-        with open(target, "xb") as f:
+        with open(create_private_file(target, exclusive=True), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -139,9 +143,9 @@ class _TarSink:
     def __init__(self, temp: Path, dest: Path) -> None:
         self.temp = temp
         self.scratch = temp.with_name(temp.name + ".scratch")
-        self.scratch.mkdir()
+        self.scratch.mkdir(mode=PRIVATE_DIR)
         gz = dest.name.endswith((".gz", ".tgz"))
-        self._file = open(temp, "xb")
+        self._file = open(create_private_file(temp, exclusive=True), "wb")
         self.tar = tarfile.open(fileobj=self._file, mode="w:gz" if gz else "w",
                                 format=tarfile.PAX_FORMAT,
                                 **({"compresslevel": 1} if gz else {}))  # type: ignore[call-overload]
@@ -153,6 +157,7 @@ class _TarSink:
         with open(source, "rb") as f:
             info = self.tar.gettarinfo(fileobj=f, arcname=relpath)
             info.uname = info.gname = ""
+            info.mode = PRIVATE_FILE
             reader = _HashingReader(f, hashers)
             self.tar.addfile(info, reader)  # type: ignore[arg-type]
         return {a: h.hexdigest() for a, h in hashers.items()}, reader.size
@@ -169,7 +174,7 @@ class _TarSink:
     def add_bytes(self, relpath: str, data: bytes) -> None:
         info = tarfile.TarInfo(relpath)
         info.size = len(data)
-        info.mode = 0o644
+        info.mode = PRIVATE_FILE
         info.mtime = int(time.time())
         self.tar.addfile(info, io.BytesIO(data))
 
@@ -217,7 +222,7 @@ def backup(data_dir: Path, dest: Path, progress: Progress = no_progress,
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir()) or is_tar(dest)):
         raise BackupError(f"{dest} already exists; choose a new name (backups never "
                           f"overwrite one another)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(dest.parent)
 
     temp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
     sink: _Sink = _TarSink(temp, dest) if is_tar(dest) else _FolderSink(temp, link)
@@ -317,6 +322,7 @@ def _snapshot(source: Path, target: Path) -> None:
     src = sqlite3.connect(f"{source.as_uri()}?mode=rw", uri=True, timeout=30)
     try:
         src.execute("PRAGMA busy_timeout=30000")
+        os.close(create_private_file(target, exclusive=True))  # 0600 before SQLite fills it
         dst = sqlite3.connect(target)
         try:
             src.backup(dst)

@@ -20,13 +20,13 @@ import errno
 import hashlib
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from moorage.store.datadir import create_private_file, make_private, private_dirs
 from moorage.store.filesystem import fsync_dir  # noqa: F401  (used by create and restore)
 
 FORMAT = "moorage-backup"
@@ -201,8 +201,12 @@ class Transfer:
 
     def place(self, source: Path, target: Path, algorithms: Iterable[str],
               link: bool = True) -> tuple[dict[str, str], int]:
-        """Put `source` at `target`; its hashes and size as they landed."""
-        target.parent.mkdir(parents=True, exist_ok=True)
+        """Put `source` at `target`, 0600 in folders 0700; its hashes and size as they landed.
+
+        A hard link shares its mode with the source: taking group and other bits off it
+        tightens a blob an earlier version left open in the data folder, which is no loss.
+        """
+        private_dirs(target.parent)
         if link and self.link:
             try:
                 os.link(source, target)
@@ -213,10 +217,12 @@ class Transfer:
                 self.link = False
             else:
                 self.linked += 1
+                make_private(target)
                 return file_hashes(target, algorithms)
         hashers = {a: hashlib.new(a) for a in algorithms}
         size = 0
-        with open(source, "rb") as src, open(target, "xb") as dst:
+        with open(source, "rb") as src, \
+                open(create_private_file(target, exclusive=True), "wb") as dst:
             while chunk := src.read(CHUNK):
                 size += len(chunk)
                 for h in hashers.values():
@@ -224,7 +230,6 @@ class Transfer:
                 dst.write(chunk)
             dst.flush()
             os.fsync(dst.fileno())
-        shutil.copymode(source, target)
         self.copied += 1
         return {a: h.hexdigest() for a, h in hashers.items()}, size
 

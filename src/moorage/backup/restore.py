@@ -5,6 +5,9 @@ so the final step is a rename): the manifest and checksum file agree, the databa
 hashes right and passes SQLite's integrity check, every key matches, and every blob the
 snapshot's `blobs` table lists is there and hashes to its digest. Only then does the staging
 folder become the data dir. A failed restore leaves the target exactly as it was.
+
+The restored data dir is private (folders 0700, files 0600) whatever modes the backup
+recorded, and a data dir a server is using is never replaced under it (its `serve.lock`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from moorage.backup.format import (BLOBS_DIR, CHECKSUMS_NAME, DB_NAME, MANIFEST_
                                    ProgressEvent, Transfer, blob_algorithms, blob_relpath,
                                    check_digest, file_hashes, fsync_dir, fsync_tree, is_tar,
                                    no_progress, read_checksums, safe_relpath)
+from moorage.store.datadir import (LOCK_NAME, PRIVATE_DIR, DataDirBusy, ServeLock,
+                                   make_tree_private)
 
 
 @dataclass
@@ -100,9 +105,25 @@ def restore(backup: Path, data_dir: Path, force: bool = False, partial: bool = F
             or real_backup in real_data.parents:
         raise BackupError("the backup and the data dir must not contain one another")
 
+    # Only a non-empty folder can be in use, and a server holds its serve.lock.
+    lock = ServeLock(data_dir) if occupied and (data_dir / LOCK_NAME).exists() else None
+    if lock is not None:
+        try:
+            lock.acquire("restore", grace=0)
+        except DataDirBusy as exc:
+            raise BackupError(str(exc)) from None
+    try:
+        return _restore(backup, data_dir, occupied, partial, progress, link)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _restore(backup: Path, data_dir: Path, occupied: bool, partial: bool,
+             progress: Progress, link: bool) -> RestoreResult:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = data_dir.parent / f".{data_dir.name}.restore-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
+    staging.mkdir(mode=PRIVATE_DIR)
     try:
         if is_tar(backup):
             _extract(backup, staging, progress)
@@ -117,7 +138,8 @@ def restore(backup: Path, data_dir: Path, force: bool = False, partial: bool = F
                 f"{first.problem}{': ' + first.detail if first.detail else ''}); nothing was "
                 f"restored (--partial restores the rest)")
         for name in ("uploads", "locks"):
-            (staging / name).mkdir(exist_ok=True)
+            (staging / name).mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        make_tree_private(staging)  # an archive's members carry the modes they were made with
         fsync_tree(staging)
         result.replaced = occupied
         _swap(staging, data_dir, occupied)

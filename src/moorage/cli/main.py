@@ -16,6 +16,7 @@ from moorage.cli import auth, info, members, namespaces, network, repos, robots,
 from moorage.cli import webhooks
 from moorage.cli import audit  # audit
 from moorage.cli.output import CliError, print_error
+from moorage.store.datadir import private_umask
 from moorage.cli.serve import serve
 from moorage.cli import jobs, policies
 from moorage.cli.worker import worker
@@ -67,7 +68,12 @@ app.add_typer(audit.app, name="audit")  # audit
 
 def main() -> None:
     """Entry point: a refusal or a usage problem is one line on stderr and an exit code
-    (1 refused, 2 usage), never a traceback or a decorated panel that scripts must parse."""
+    (1 refused, 2 usage), never a traceback or a decorated panel that scripts must parse.
+
+    umask 077 first: `serve`, `worker`, `migrate`, `keys`, `backup` and `restore` write the
+    data folder or a copy of it, which are for this user only (see store/datadir.py).
+    """
+    private_umask()
     try:
         code = app(prog_name="moorage", standalone_mode=False)
     except CliError as exc:

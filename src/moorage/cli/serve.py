@@ -2,6 +2,10 @@
 
 Heavy imports (granian, the app) happen inside the command, so that the client commands,
 which never need them, start fast.
+
+Before granian starts, the command makes the data folder private and claims it (one server
+per folder, see store/datadir.py) and checks that nothing listens on the port (see
+moorage/processes.py): a refusal is one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from moorage.settings import Settings
+    from moorage.store.datadir import ServeLock
 
 
 def serve(
@@ -30,8 +38,11 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces
 
+    from moorage.processes import export_server_pid
     from moorage.settings import SettingsError, export_settings, load_settings
+    from moorage.store.datadir import private_umask
 
+    private_umask()
     try:
         settings = load_settings(config, overrides={
             "listen": listen, "data_dir": data_dir, "workers": workers,
@@ -42,8 +53,11 @@ def serve(
         raise typer.Exit(2) from None
     data = Path(settings.data_dir).resolve()
     settings = dataclasses.replace(settings, data_dir=data)
+    lock = _claim(settings)  # workers inherit it: held until the last of them has exited
+    export_server_pid()
     os.environ.update(export_settings(settings))
     _prepare_in_child()
+    _check_port(settings)  # last, just before granian binds: the narrowest window
     typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
     server = Granian(
@@ -52,7 +66,53 @@ def serve(
         log_enabled=True, log_access=False, backlog=2048,
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
     )
-    server.serve()
+    server.serve()  # returns once the workers have stopped
+    if lock is not None:
+        lock.release()
+
+
+def _say(message: str) -> None:
+    typer.echo(f"moorage: {message}", err=True)
+
+
+def _claim(settings: Settings) -> ServeLock | None:
+    """Make the data folder private and this server's; exit 1 saying why if another
+    generation holds it.
+
+    The folder is locked when the instance lives in it (SQLite metadata): replicas of a
+    scale-out deployment keep their state in shared services and may share a local folder.
+    """
+    from moorage.store.datadir import DataDirBusy, ServeLock, tighten
+
+    data = Path(settings.data_dir)
+    changed = tighten(data)
+    if changed:
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        _say(f"tightened the modes of {len(changed)} path(s) in the data folder that other "
+             f"users could reach (group and other access removed): "
+             f"{', '.join(changed[:4])}{more}")
+    lock = None
+    if not settings.database_url or settings.database_url.startswith("sqlite"):
+        lock = ServeLock(data)
+        try:
+            lock.acquire("serve", settings.listen, notice=_say)
+        except DataDirBusy as exc:
+            _say(str(exc))
+            raise typer.Exit(1) from None
+    return lock
+
+
+def _check_port(settings: Settings) -> None:
+    """Exit 1 if another process listens on the address: granian binds with SO_REUSEPORT
+    and would silently share the port with it (a stale generation's workers, say)."""
+    from moorage.processes import wait_for_port
+    from moorage.store.datadir import STALE_GRACE_SECONDS
+
+    busy = wait_for_port(settings.host, settings.port, STALE_GRACE_SECONDS, notice=_say)
+    if busy is not None:
+        _say(f"{settings.listen} is in use by another process ({busy.strerror}); stop it, "
+             f"or choose another --listen")
+        raise typer.Exit(1)
 
 
 def _prepare_in_child() -> None:

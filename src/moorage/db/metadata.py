@@ -166,8 +166,20 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         database = engine.url.database
         if database and database != ":memory:":
+            _create_private(Path(database))
             signal_commits(engine, ChangeSignal(Path(database + ".changes")))
     return engine
+
+
+def _create_private(database: Path) -> None:
+    """Create a new database file 0600 before SQLite does (it would make it 0644 less the
+    umask). SQLite gives the `-wal` and `-shm` files it creates beside it the database file's
+    mode, so they are private too: the file holds password hashes and webhook secrets."""
+    if not database.exists() and database.parent.is_dir():
+        try:
+            database.touch(mode=0o600, exist_ok=False)
+        except FileExistsError:
+            pass  # another worker made it first
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -2,6 +2,7 @@
 
 Staged bytes are fsynced and renamed into place, so a crash leaves either the whole blob or
 nothing under its digest, and a blob store shared by repositories holds each digest once.
+Files are created 0600 and folders 0700, whatever the umask (see datadir.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from moorage.store.base import StagedUploadInvalid
+from moorage.store.datadir import PRIVATE_FILE, private_dirs
 from moorage.store.writeback import start_writeback
 
 
@@ -48,8 +50,8 @@ class FilesystemBlobStore:
         self.root = root
         self.blob_root = root / "blobs"
         self.upload_root = root / "uploads"
-        self.blob_root.mkdir(parents=True, exist_ok=True)
-        self.upload_root.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.blob_root)
+        private_dirs(self.upload_root)
 
     def _blob_path(self, digest: str) -> Path:
         algorithm, _, hexpart = digest.partition(":")
@@ -79,9 +81,9 @@ class FilesystemBlobStore:
         path = self._blob_path(digest)
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -91,7 +93,7 @@ class FilesystemBlobStore:
         self._blob_path(digest).unlink(missing_ok=True)
 
     def upload_create(self, upload_id: str) -> None:
-        self._upload_path(upload_id).touch(exist_ok=False)
+        self._upload_path(upload_id).touch(mode=PRIVATE_FILE, exist_ok=False)
 
     def upload_size(self, upload_id: str) -> int | None:
         try:
@@ -117,7 +119,7 @@ class FilesystemBlobStore:
         if self.size(digest) == staged:
             source.unlink()
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(target.parent)
         os.replace(source, target)
         fsync_dir(target.parent)
 
@@ -138,7 +140,7 @@ class FilesystemBlobStore:
         target = self._blob_path(digest)
         with open(source, "rb+") as f:
             os.fsync(f.fileno())
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(target.parent)
         os.replace(source, target)
         fsync_dir(target.parent)
 

@@ -42,6 +42,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from moorage.store.datadir import private_dirs
+
 log = logging.getLogger("moorage.store")
 
 KEY_BYTES = 32
@@ -157,7 +159,7 @@ class Keyring:
         if not path.exists():
             if not create:
                 raise KeyringError(f"no master key file at {path}")
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dirs(path.parent)
             with _file_lock(path):
                 if not path.exists():
                     _write_key_file(path, [MasterKey(os.urandom(KEY_BYTES), time.time())])
