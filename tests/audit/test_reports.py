@@ -19,7 +19,7 @@ import pytest
 
 from tests.audit.helpers import cli_env, cli_for, wait_for
 from tests.support.server import MoorageServer
-from tests.web.helpers import ADMIN, api, make_namespace, unique
+from tests.web.helpers import ADMIN, api, make_namespace, make_user
 
 
 def _statuses(server: MoorageServer, times: int = 6) -> list[dict[str, object]]:
@@ -37,7 +37,7 @@ def _statuses(server: MoorageServer, times: int = 6) -> list[dict[str, object]]:
 def test_an_entry_the_database_refuses_is_reported_by_every_worker(
         make_registry: Callable[..., MoorageServer], tmp_path: Path) -> None:
     server = make_registry("refusing", args=["--workers", "2"])
-    mallory = unique("mallory")
+    mallory, _ = make_user(server, "mallory")  # an account: its name is recorded as it is
     db = sqlite3.connect(server.data_dir / "moorage.db")
     with db:
         db.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON audit_log WHEN NEW.actor = "
@@ -83,12 +83,13 @@ def test_an_entry_the_database_refuses_is_reported_by_every_worker(
 def test_a_locked_database_delays_entries_says_so_and_logs_once(
         make_registry: Callable[..., MoorageServer]) -> None:
     server = make_registry("locked", args=["--workers", "2"])
+    reader = make_user(server, "reader")
     holder = sqlite3.connect(server.data_dir / "moorage.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # as a long backup or a stuck writer would
     try:
-        # A failed login only reads the database, so it is answered while the lock is held.
-        guesser = unique("guesser")
-        assert httpx.get(f"{server.url}/v2/", auth=(guesser, "guess")).status_code == 401
+        # A successful login only reads the database (a failed one counts the failure), so
+        # it is answered while the lock is held; its audit entry has to wait.
+        assert httpx.get(f"{server.url}/auth/token", auth=reader).status_code == 200
         # Hold the lock until a worker has failed to write (its log says so), however long
         # busy_timeout takes on this machine.
         with httpx.Client(timeout=5) as wait:
@@ -98,7 +99,7 @@ def test_a_locked_database_delays_entries_says_so_and_logs_once(
         holder.rollback()
         holder.close()
 
-    assert wait_for(server, actor=guesser, action="login"), "the delayed entry is written"
+    assert wait_for(server, actor=reader[0], action="login"), "the delayed entry is written"
     [report, *_] = wait_for(server, action="audit.write_failed")
     assert report["detail"]["attempts"] >= 1 and "database is locked" in report["detail"]["error"]
     for status in _statuses(server):

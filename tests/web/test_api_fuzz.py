@@ -39,8 +39,11 @@ FUZZER = ("fuzzer", "fuzzer-password-for-tests")
 # that would lock its author out); "schema-valid request rejected" would flag each of them.
 EXCLUDED = ["positive_data_acceptance"]
 # Production's default (tests elsewhere receive webhooks on loopback): the fuzzer's
-# webhooks then point nowhere reachable.
-ENV = {**SECURED, **ROOMY, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false"}
+# webhooks then point nowhere reachable. No account lockout: the fuzzer's own checks send
+# wrong credentials for its account on purpose, and would lock it out (lockouts have their
+# tests in tests/access).
+ENV = {**SECURED, **ROOMY, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false",
+       "MOORAGE_LOGIN_LOCKOUT_FAILURES": "0"}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

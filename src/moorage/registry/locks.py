@@ -93,6 +93,10 @@ class RedisBlobLock:
 # How long a request waits for an upload another request is writing before it is refused.
 # Sequential clients never wait: a chunk's lock is released before its answer is sent.
 UPLOAD_LOCK_WAIT = 5.0
+# A Redis lease lives this long unless renewed (four times per life while held): a replica
+# that dies holding one blocks its upload for at most this long, and the next request of
+# the client waits for it to lapse (this plus UPLOAD_LOCK_WAIT) instead of being refused.
+UPLOAD_LEASE_MS = 10_000
 
 
 class UploadBusy(Exception):
@@ -130,9 +134,10 @@ class UploadLock(Protocol):
     removes the upload.
     """
 
-    def hold(self, upload_id: str,
-             wait: float = UPLOAD_LOCK_WAIT) -> contextlib.AbstractAsyncContextManager[UploadLease]:
-        """Hold the upload's lock; UploadBusy if it stays taken for `wait` seconds."""
+    def hold(self, upload_id: str, wait: float | None = None
+             ) -> contextlib.AbstractAsyncContextManager[UploadLease]:
+        """Hold the upload's lock; UploadBusy if it stays taken for `wait` seconds (None: the
+        lock's own bound, long enough for a lock a dead holder left to lapse)."""
 
 
 async def _poll(try_once: Any, wait: float) -> None:
@@ -161,7 +166,7 @@ class FileUploadLock:
 
     @contextlib.asynccontextmanager
     async def hold(self, upload_id: str,
-                   wait: float = UPLOAD_LOCK_WAIT) -> AsyncIterator[UploadLease]:
+                   wait: float | None = None) -> AsyncIterator[UploadLease]:
         path = self.root / upload_id
         held: list[int] = []
 
@@ -182,7 +187,7 @@ class FileUploadLock:
             held.append(fd)
             return True
 
-        await _poll(try_once, wait)
+        await _poll(try_once, UPLOAD_LOCK_WAIT if wait is None else wait)
         lease = UploadLease()
         try:
             yield lease
@@ -207,21 +212,21 @@ class RedisUploadLock:
                "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end")
 
     def __init__(self, client: Any, prefix: str = "moorage:lock:upload:",
-                 ttl_ms: int = 30_000) -> None:
+                 ttl_ms: int = UPLOAD_LEASE_MS) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = ttl_ms
 
     @contextlib.asynccontextmanager
     async def hold(self, upload_id: str,
-                   wait: float = UPLOAD_LOCK_WAIT) -> AsyncIterator[UploadLease]:
+                   wait: float | None = None) -> AsyncIterator[UploadLease]:
         key, token = self.prefix + upload_id, uuid.uuid4().hex
 
         async def try_once() -> bool:
             return bool(await asyncio.to_thread(self.client.set, key, token, nx=True,
                                                 px=self.ttl_ms))
 
-        await _poll(try_once, wait)
+        await _poll(try_once, self.ttl_ms / 1000 + UPLOAD_LOCK_WAIT if wait is None else wait)
         lease = UploadLease()
         renewer = asyncio.create_task(self._renew(key, token, lease))
         try:
@@ -235,7 +240,7 @@ class RedisUploadLock:
 
     async def _renew(self, key: str, token: str, lease: UploadLease) -> None:
         while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
+            await asyncio.sleep(self.ttl_ms / 4000)
             try:
                 kept = await asyncio.to_thread(self.client.eval, self._EXTEND, 1, key, token,
                                                self.ttl_ms)

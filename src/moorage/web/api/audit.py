@@ -34,8 +34,9 @@ from moorage.web.api.models import INT32_MAX, when
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
-# Entry ids are 64-bit on both databases (audit_log.id).
-MAX_ID = 2**63 - 1
+# Entry ids are 64-bit on both databases (audit_log.id); written as the exclusive 2^63, which
+# the OpenAPI document (whose numbers are floats) states exactly, as models.py does.
+ID_BOUND = 2**63
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc).timestamp()
@@ -181,7 +182,7 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                  action: ActionQ = None, repository: RepositoryQ = None, result: ResultQ = None,
                  since: SinceQ = None, until: UntilQ = None,
                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                 before_id: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                 before_id: Annotated[int | None, Query(ge=1, lt=ID_BOUND,
                                                         description="the `next` of the "
                                                                     "previous page")] = None,
                  ) -> AuditPage:
@@ -198,7 +199,7 @@ def list_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
 def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
                    action: ActionQ = None, repository: RepositoryQ = None,
                    result: ResultQ = None, since: SinceQ = None, until: UntilQ = None,
-                   after_id: Annotated[int, Query(ge=0, le=MAX_ID,
+                   after_id: Annotated[int, Query(ge=0, lt=ID_BOUND,
                                                   description="only entries after this id "
                                                               "(incremental export)")] = 0,
                    limit: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None

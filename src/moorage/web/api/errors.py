@@ -36,6 +36,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "the request body is larger than 1 MiB "
                                              "(TOO_LARGE)"},
     422: {"model": ErrorBody, "description": "the request body or parameters do not validate"},
+    429: {"model": ErrorBody, "description": "too many failed logins, or requests, from this "
+                                             "account or address (TOOMANYREQUESTS); see "
+                                             "Retry-After"},
 }
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
