@@ -82,23 +82,31 @@ class Secured:
             engine.dispose()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def secured(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    if request.param == "scaleout":
-        from tests.support.scaleout import ScaleOut
+@pytest.fixture(scope="session")
+def secured_scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    from tests.support.scaleout import ScaleOut
 
-        cluster = ScaleOut(tmp_path_factory.mktemp("secured-scaleout"), env=THROTTLED)
-        try:
-            cluster.start(replicas=2)
-            assert cluster.postgres is not None
-            yield Secured("scaleout", cluster.replicas, database_url=cluster.postgres.url())
-        finally:
-            cluster.stop()
-        return
-    data = tmp_path_factory.mktemp("secured") / "data"
+    cluster = ScaleOut(tmp_path_factory.mktemp("throttled-scaleout"), env=THROTTLED)
+    try:
+        cluster.start(replicas=2)
+        assert cluster.postgres is not None
+        yield Secured("scaleout", cluster.replicas, database_url=cluster.postgres.url())
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    data = tmp_path_factory.mktemp("throttled") / "data"
     server = MoorageServer(data, extra_args=["--workers", "2"], env=THROTTLED).start(timeout=120)
     try:
         yield Secured("embedded", [server], sqlite_path=data / "moorage.db")
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def secured(request: pytest.FixtureRequest) -> Secured:
+    """The instance of the test's backend, each made once per session (see
+    tests/support/secured.py for why not one parametrized session fixture)."""
+    return request.getfixturevalue(f"secured_{request.param}")  # type: ignore[no-any-return]

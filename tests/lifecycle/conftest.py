@@ -1,3 +1,4 @@
 """Fixtures of the lifecycle tests: secured instances on both backends (tests/support/secured.py)."""
 
-from tests.support.secured import secured  # noqa: F401  (a fixture)
+# fixtures: both backends, 2 processes
+from tests.support.secured import secured, secured_embedded, secured_scaleout  # noqa: F401

@@ -5,7 +5,8 @@ tested here: on the embedded backend with `--workers 2`, on scale-out with two r
 share only PostgreSQL, S3 and Redis. A test spreads its requests over `servers` and opens a
 new connection for each request, so that consecutive requests land on different processes.
 
-Conftests import `secured` to use it (pytest finds fixtures imported into a conftest).
+Conftests import `secured`, `secured_embedded` and `secured_scaleout` to use them (pytest
+finds fixtures imported into a conftest).
 """
 
 from __future__ import annotations
@@ -29,23 +30,31 @@ class Secured:
         return self.servers[0]
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def secured(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    env = {**SECURED, **ROOMY}
-    if request.param == "scaleout":
-        from tests.support.scaleout import ScaleOut
-
-        cluster = ScaleOut(tmp_path_factory.mktemp("secured-scaleout"), env=env)
-        try:
-            cluster.start(replicas=2)
-            yield Secured("scaleout", list(cluster.replicas))
-        finally:
-            cluster.stop()
-        return
-    server = MoorageServer(tmp_path_factory.mktemp("secured") / "data", env=env,
-                           extra_args=["--workers", "2"]).start()
+@pytest.fixture(scope="session")
+def secured_embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    server = MoorageServer(tmp_path_factory.mktemp("secured") / "data", env={**SECURED, **ROOMY},
+                           extra_args=["--workers", "2"]).start(timeout=120)
     try:
         yield Secured("embedded", [server, server])
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    from tests.support.scaleout import ScaleOut
+
+    cluster = ScaleOut(tmp_path_factory.mktemp("secured-scaleout"), env={**SECURED, **ROOMY})
+    try:
+        cluster.start(replicas=2)
+        yield Secured("scaleout", list(cluster.replicas))
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def secured(request: pytest.FixtureRequest) -> Secured:
+    """The instance of the test's backend. Each backend's is made once per session: a
+    session fixture parametrized by backend would be torn down and made again whenever
+    pytest's order of tests switches backend (a scale-out cluster costs ~15 s to start)."""
+    return request.getfixturevalue(f"secured_{request.param}")  # type: ignore[no-any-return]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.secured import secured  # noqa: F401  (a fixture: both backends, 2 processes)
+# fixtures: both backends, 2 processes
+from tests.support.secured import secured, secured_embedded, secured_scaleout  # noqa: F401
 from tests.support.server import MoorageServer
 from tests.web.helpers import make_user
 
