@@ -13,7 +13,7 @@ def test_user_life_cycle(secure_registry: MoorageServer) -> None:
     created = api(secure_registry, "POST", "/users",
                   json={"username": name, "password": "carol-password"})
     assert created.status_code == 201
-    assert set(created.json()) == {"username", "is_admin", "created_at"}
+    assert set(created.json()) == {"username", "is_admin", "disabled", "created_at"}
     assert created.json()["is_admin"] is False
     assert name in [u["username"] for u in api(secure_registry, "GET", "/users").json()]
     assert api(secure_registry, "GET", f"/users/{name}").json()["username"] == name

@@ -62,6 +62,16 @@ def expired(at: float | None, now: float) -> bool:
     return at is not None and at < now
 
 
+def unusable(user: UserRow) -> str | None:
+    """Why an account whose credentials are right may not be used now, or None: it has
+    expired, or an administrator disabled it."""
+    if user.disabled_at is not None:
+        return f"account {user.username} is disabled"
+    if expired(user.expires_at, time.time()):
+        return f"account {user.username} has expired"
+    return None
+
+
 class Authenticator:
     def __init__(self, store: AccessStore, throttle: LoginThrottle | None = None,
                  bus: EventBus | None = None, name_key: bytes = b"") -> None:
@@ -113,9 +123,10 @@ class Authenticator:
             ok = self._password_ok(user, password)
         if not ok or user is None:
             raise LoginFailed(BAD_CREDENTIALS, actor)
-        # Only once the credentials are right: the expiry of an account is its owner's news.
-        if expired(user.expires_at, time.time()):
-            raise LoginFailed(f"account {username} has expired", actor, guess=False)
+        # Only once the credentials are right: that an account is unusable is its owner's news.
+        refusal = unusable(user)
+        if refusal:
+            raise LoginFailed(refusal, actor, guess=False)
         return self._principal(user, origin)
 
     def _password_ok(self, user: UserRow | None, password: str) -> bool:
@@ -183,8 +194,9 @@ class Authenticator:
         user = self.store.user_by_id(row.user_id)
         if user is None:
             raise Unauthenticated(f"invalid {word} token")
-        if expired(user.expires_at, time.time()):
-            raise Unauthenticated(f"account {user.username} has expired")
+        refusal = unusable(user)
+        if refusal:
+            raise Unauthenticated(refusal)
         return self._principal(user, f"{letter}:{row.id}")
 
     def login_token(self, value: str) -> Principal:
@@ -218,8 +230,9 @@ class Authenticator:
         if user is None or user.username != subject or \
                 (created_at is not None and user.created_at != created_at):
             raise Unauthenticated(f"the account {subject} no longer exists")
-        if expired(user.expires_at, time.time()):
-            raise Unauthenticated(f"account {subject} has expired")
+        refusal = unusable(user)
+        if refusal:
+            raise Unauthenticated(refusal)
         if origin is not None:
             _, _, token_id = origin.partition(":")
             row = self.store.token(token_id)

@@ -255,7 +255,7 @@ class AccessManager:
         return user
 
     def update_user(self, principal: Principal, username: str, password: str | None = None,
-                    is_admin: bool | None = None) -> UserRow:
+                    is_admin: bool | None = None, disabled: bool | None = None) -> UserRow:
         user = self.get_user(principal, username)
         values: dict[str, object] = {}
         new_hash = None
@@ -265,22 +265,33 @@ class AccessManager:
             new_hash = hash_password(password)
         if is_admin is not None:
             self._require_admin(principal)
-            if not is_admin and user.is_admin and self.store.count_admins() <= 1:
+            if not is_admin and self._last_admin(user):
                 raise Invalid("the last administrator cannot be demoted")
             values["is_admin"] = is_admin
+        if disabled is not None:
+            self._require_admin(principal)
+            if disabled and self._last_admin(user):
+                raise Invalid("the last administrator cannot be disabled")
         if values:
             self.store.update_user(username, **values)
         if new_hash is not None:
             # The refresh tokens the old password got end with it, in the same transaction.
             self.store.change_password(username, new_hash)
+        if disabled is not None and disabled != (user.disabled_at is not None):
+            self.store.set_disabled(username, disabled)  # with its refresh tokens
         return self.get_user(principal, username)
 
     def delete_user(self, principal: Principal, username: str) -> None:
         self._require_admin(principal)
         user = self.get_user(principal, username)
-        if user.is_admin and self.store.count_admins() <= 1:
+        if self._last_admin(user):
             raise Invalid("the last administrator cannot be deleted")
         self.store.delete_user(username)
+
+    def _last_admin(self, user: UserRow) -> bool:
+        """Whether the user is the one administrator left who can log in: demoting,
+        disabling or deleting them would leave the instance without one."""
+        return user.is_admin and user.disabled_at is None and self.store.count_admins() <= 1
 
     # -- robots -------------------------------------------------------------------------
     def create_robot(self, principal: Principal, namespace: str, name: str,

@@ -42,8 +42,8 @@ def list_(json_out: JsonFlag = False) -> None:
     if json_out:
         print_json(found)
         return
-    table(["USERNAME", "ADMIN", "CREATED"],
-          [(u["username"], u["is_admin"], when(u["created_at"])) for u in found],
+    table(["USERNAME", "ADMIN", "DISABLED", "CREATED"],
+          [(u["username"], u["is_admin"], u["disabled"], when(u["created_at"])) for u in found],
           empty="no users")
 
 
@@ -56,7 +56,7 @@ def show(username: str, json_out: JsonFlag = False) -> None:
         print_json(user)
     else:
         details([("username", user["username"]), ("administrator", user["is_admin"]),
-                 ("created", when(user["created_at"]))])
+                 ("disabled", user["disabled"]), ("created", when(user["created_at"]))])
 
 
 @app.command("delete")
@@ -98,3 +98,26 @@ def set_admin(
     else:
         say(f"{user['username']} is {'now' if user['is_admin'] else 'no longer'} "
             f"an administrator.")
+
+
+@app.command("disable")
+def disable(username: str, json_out: JsonFlag = False) -> None:
+    """Disable an account (administrators only): it can no longer log in, its refresh tokens
+    end, and its bearer tokens stop pushing and deleting at once (pulls within their five
+    minutes)."""
+    _set_disabled(username, True, json_out)
+
+
+@app.command("enable")
+def enable(username: str, json_out: JsonFlag = False) -> None:
+    """Enable a disabled account again (administrators only)."""
+    _set_disabled(username, False, json_out)
+
+
+def _set_disabled(username: str, disabled: bool, json_out: bool) -> None:
+    with connect() as api:
+        user = api.patch(f"/users/{segment(username)}", {"disabled": disabled})
+    if json_out:
+        print_json(user)
+    else:
+        say(f"{user['username']} is {'disabled' if user['disabled'] else 'enabled'}.")

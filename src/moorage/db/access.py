@@ -59,6 +59,7 @@ class UserRow:
     description: str
     expires_at: float | None
     created_at: float
+    disabled_at: float | None = None  # when an administrator disabled it; None: enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,8 @@ def _storable(text: str, length: int | None) -> bool:
 
 
 _USER_COLS = (users.c.id, users.c.username, users.c.password_hash, users.c.kind, users.c.is_admin,
-              users.c.namespace_id, users.c.description, users.c.expires_at, users.c.created_at)
+              users.c.namespace_id, users.c.description, users.c.expires_at, users.c.created_at,
+              users.c.disabled_at)
 _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind,
                access_tokens.c.name, access_tokens.c.secret_hash, access_tokens.c.expires_at,
                access_tokens.c.revoked_at, access_tokens.c.last_used_at, access_tokens.c.created_at)
@@ -258,14 +260,33 @@ class AccessStore:
                 access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
         return True
 
+    def set_disabled(self, username: str, disabled: bool) -> bool:
+        """Disable an account, ending its refresh tokens in the same transaction (they do not
+        come back when it is enabled again), or enable it."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            user_id = conn.execute(select(users.c.id).where(users.c.username == username)
+                                   ).scalar()
+            if user_id is None:
+                return False
+            conn.execute(update(users).where(users.c.id == user_id)
+                         .values(disabled_at=now if disabled else None))
+            if disabled:
+                conn.execute(update(access_tokens).where(
+                    access_tokens.c.user_id == user_id, access_tokens.c.kind == "refresh",
+                    access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+        return True
+
     def delete_user(self, username: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(delete(users).where(users.c.username == username)).rowcount > 0
 
     def count_admins(self) -> int:
+        """Administrators who can still log in (not disabled)."""
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(users).where(
-                users.c.is_admin.is_(True), users.c.kind == "user")).scalar_one()
+                users.c.is_admin.is_(True), users.c.kind == "user",
+                users.c.disabled_at.is_(None))).scalar_one()
 
     # -- tokens -------------------------------------------------------------------------
     def create_token(self, token_id: str, user_id: int, kind: str, name: str, secret_hash: str,

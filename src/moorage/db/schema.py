@@ -128,6 +128,9 @@ users = Table(
     Column("description", Text, nullable=False, default=""),
     Column("expires_at", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+    # When an administrator disabled the account (NULL: enabled); it cannot log in or refresh
+    # until enabled again.
+    Column("disabled_at", Float, nullable=True),
 )
 
 # Personal access tokens and OAuth2 refresh tokens: only a hash of the secret is kept.

@@ -40,7 +40,7 @@ SAFE_FIELDS = frozenset({
     "name", "username", "namespace", "cidr", "kind", "role", "visibility", "is_admin",
     "credential_free_pull", "expires_in_days", "repository_pattern", "tag_pattern",
     "exclude_pattern", "keep_last", "older_than_seconds", "untagged", "always_keep",
-    "schedule", "enabled", "dry_run", "type", "events",
+    "schedule", "enabled", "dry_run", "type", "events", "disabled",
 })
 # Query flags recorded with a change (values are booleans, never secret).
 QUERY_FLAGS = frozenset({"force"})

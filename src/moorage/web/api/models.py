@@ -226,11 +226,14 @@ class Tag(BaseModel):
 class User(BaseModel):
     username: str
     is_admin: bool
+    disabled: bool = Field(False, description="disabled by an administrator: it can neither "
+                                              "log in nor refresh tokens")
     created_at: datetime
 
     @classmethod
     def of(cls, row: UserRow) -> User:
         return cls(username=row.username, is_admin=row.is_admin,
+                   disabled=row.disabled_at is not None,
                    created_at=when(row.created_at))  # type: ignore[arg-type]
 
 
@@ -243,6 +246,9 @@ class UserCreate(RequestBody):
 class UserUpdate(RequestBody):
     password: str | None = Field(None, description="a new password, at least 8 characters")
     is_admin: bool | None = None
+    disabled: bool | None = Field(None, description="disable the account (administrators "
+                                                    "only): its refresh tokens end, and it "
+                                                    "can log in again only once enabled")
 
 
 class Me(BaseModel):

@@ -44,9 +44,10 @@ def get_user(username: str, instance: InstanceDep, principal: User) -> UserModel
 @router.patch("/users/{username}")
 def update_user(username: str, body: UserUpdate, instance: InstanceDep,
                 principal: User) -> UserModel:
-    """Users may change their own password; only administrators change `is_admin`."""
+    """Users may change their own password; only administrators change `is_admin` and
+    `disabled` (the last enabled administrator can be neither demoted nor disabled)."""
     return UserModel.of(instance.manager.update_user(principal, username, body.password,
-                                                     body.is_admin))
+                                                     body.is_admin, body.disabled))
 
 
 @router.delete("/users/{username}", status_code=status.HTTP_204_NO_CONTENT)
