@@ -126,7 +126,7 @@ def build_instance(settings: Settings) -> Instance:
                         manager, issuer, access, policies, immutability, worker)
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
-    instance.webhooks = install_webhooks(instance)
+    instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)

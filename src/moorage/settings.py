@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from moorage.store.location import StorageUrlInvalid, parse_storage_url
+
 ENV_PREFIX = "MOORAGE_"
 
 
@@ -26,7 +28,7 @@ class Settings:
     listen: str = "127.0.0.1:5000"
     data_dir: Path = field(default_factory=lambda: Path("./moorage-data"))
     # where blob bytes live: empty for data_dir, or s3://BUCKET/PREFIX?endpoint=...&region=...
-    # &redirect=true (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); see store/factory.py
+    # &redirect=true (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); see store/location.py
     storage_url: str = ""
     workers: int = 1
     log_level: str = "info"
@@ -160,9 +162,10 @@ def _validate(settings: Settings) -> None:
     if settings.login_lockout_max_seconds < settings.login_lockout_base_seconds:
         raise SettingsError("setting 'login_lockout_max_seconds' must be at least "
                             "login_lockout_base_seconds")
-    from moorage.store.factory import parse_storage_url  # here: the factory imports settings
-
-    parse_storage_url(settings.storage_url)
+    try:
+        parse_storage_url(settings.storage_url)
+    except StorageUrlInvalid as exc:
+        raise SettingsError(str(exc)) from None
     for cidr in filter(None, (c.strip() for c in settings.trusted_proxies.split(","))):
         try:
             ipaddress.ip_network(cidr, strict=False)

@@ -12,8 +12,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import httpx
 
 from moorage.access.editions import Edition
@@ -27,12 +25,10 @@ from moorage.events.dispatcher import (JOB_TIMEOUT_SECONDS, JOB_TYPE, MAX_ATTEMP
 from moorage.events.payloads import EVENT_TYPES, FORMATS, PING, Origin, render
 from moorage.events.store import (AttemptRow, DeliveryRow, NewDelivery, SubscriptionRow,
                                   WebhookStore)
-from moorage.jobs.worker import JobType
+from moorage.jobs.worker import JobType, Worker
 from moorage.registry.events import Event
+from moorage.registry.service import Registry
 from moorage.settings import Settings
-
-if TYPE_CHECKING:  # app.py imports this module; the type is only needed by checkers
-    from moorage.app import Instance
 
 MAX_URL = 2048
 MAX_SECRET = 256
@@ -240,20 +236,18 @@ def base_url(settings: Settings) -> str:
     return f"http://{host}:{port}"
 
 
-def install(instance: Instance) -> WebhookService:
-    """Wire webhooks into an instance: the job type always (so that deliveries queued before
-    an edition change still end cleanly), the bus subscription only when the edition has
-    webhooks."""
-    store = WebhookStore(instance.registry.db.engine)
+def install(settings: Settings, registry: Registry, worker: Worker, edition: Edition,
+            manager: AccessManager) -> WebhookService:
+    """Wire webhooks in, from the parts they use (app.py hands them over): the job type always
+    (so that deliveries queued before an edition change still end cleanly), the bus
+    subscription only when the edition has webhooks."""
+    store = WebhookStore(registry.db.engine)
     # Distribution's instanceID changes with each start; ours does too, per process.
-    dispatcher = Dispatcher(store, instance.worker,
-                            Origin(base_url(instance.settings), uuid.uuid4().hex))
-    job = DeliveryJob(store, Sender(allow_private_networks=
-                                    instance.settings.webhook_allow_private_networks),
-                      instance.edition)
-    instance.worker.register(JobType(JOB_TYPE, job, concurrency=8,
-                                     timeout_seconds=JOB_TIMEOUT_SECONDS,
-                                     max_attempts=MAX_ATTEMPTS))
-    if instance.edition.has("webhooks"):
-        instance.registry.bus.subscribe(dispatcher)
-    return WebhookService(store, instance.manager, instance.edition, dispatcher, job)
+    dispatcher = Dispatcher(store, worker, Origin(base_url(settings), uuid.uuid4().hex))
+    job = DeliveryJob(store, Sender(allow_private_networks=settings.webhook_allow_private_networks),
+                      edition)
+    worker.register(JobType(JOB_TYPE, job, concurrency=8, timeout_seconds=JOB_TIMEOUT_SECONDS,
+                            max_attempts=MAX_ATTEMPTS))
+    if edition.has("webhooks"):
+        registry.bus.subscribe(dispatcher)
+    return WebhookService(store, manager, edition, dispatcher, job)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from moorage import __version__
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.web.api import instance as instance_routes
 from moorage.web.api import namespaces, network, repositories, tokens, users
 from moorage.web.api import gc, jobs, policies
@@ -38,7 +38,7 @@ TAGS = [
 ]
 
 
-def create_management_api(instance: Instance) -> FastAPI:
+def create_management_api(instance: ApiParts) -> FastAPI:
     api = FastAPI(title="Moorage management API", version=__version__,
                   description="Manage a Moorage registry: namespaces, members, robots, "
                               "repositories, users, access tokens and network rules. "

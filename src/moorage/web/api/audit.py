@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from moorage.access.errors import Forbidden, Invalid
 from moorage.access.principal import Principal
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.audit import AuditFilter, AuditStore
 from moorage.audit.chain import ChainedEntry, safe_text
 from moorage.audit.store import MAX_PAGE
@@ -143,7 +143,7 @@ def _iso_moment(value: str, name: str) -> float:
     return parsed.timestamp()
 
 
-def _open(instance: Instance, principal: Principal) -> AuditStore:
+def _open(instance: ApiParts, principal: Principal) -> AuditStore:
     """The edition first (its error names the edition needed), then the role."""
     instance.edition.require("audit_log")
     if not principal.is_admin:

@@ -25,7 +25,7 @@ from fastapi import Depends, Request
 
 from moorage.access.authentication import parse_basic
 from moorage.access.principal import Principal
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.registry.events import Event, set_caller
 from moorage.web.api.deps import CALLER_KEY, FAILED_ACTOR_KEY, caller, get_instance
 from moorage.web.http import Receive, Scope, Send
@@ -52,7 +52,7 @@ _NOUNS = {"rule": "network_rule"}
 
 async def announce_caller(request: Request,
                           principal: Annotated[Principal, Depends(caller)],
-                          instance: Annotated[Instance, Depends(get_instance)]) -> None:
+                          instance: Annotated[ApiParts, Depends(get_instance)]) -> None:
     """Tell the event bus who is behind this request, as the registry API does for /v2, so
     that core events a management call causes (a repository deleted through the API) carry
     the actor too. (AnnounceChanges finds the principal where RequestGuard left it.)
@@ -125,7 +125,7 @@ class AnnounceChanges:
     """Pure ASGI middleware (no BaseHTTPMiddleware: that would run the app in another task
     and cost a copy of every response)."""
 
-    def __init__(self, app: Any, instance: Instance) -> None:
+    def __init__(self, app: Any, instance: ApiParts) -> None:
         self.app = app
         self.instance = instance
 

@@ -22,7 +22,7 @@ from moorage.access.authentication import parse_basic
 from moorage.access.errors import LoginFailed, Unauthenticated
 from moorage.access.network import address_text
 from moorage.access.principal import ANONYMOUS, Principal
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.web.auth import OPEN
 from moorage.web.http import Scope, header
 
@@ -52,16 +52,16 @@ _bearer = _DocumentedBearer(scheme_name="bearer", auto_error=False,
                             description="a personal access token (mrg_p_…)")
 
 
-def get_instance(request: Request) -> Instance:
+def get_instance(request: Request) -> ApiParts:
     return request.app.state.instance  # type: ignore[no-any-return]
 
 
-InstanceDep = Annotated[Instance, Depends(get_instance)]
+InstanceDep = Annotated[ApiParts, Depends(get_instance)]
 # Where `caller` leaves what may be recorded of a refused username (changes.py announces it).
 FAILED_ACTOR_KEY = "moorage.failed_actor"
 
 
-def resolve_caller(instance: Instance, scope: Scope) -> Principal:
+def resolve_caller(instance: ApiParts, scope: Scope) -> Principal:
     """The principal behind a request, or ANONYMOUS when it carries no credentials; raises
     AccessError for refused credentials or addresses. Blocking (argon2, the database): run it
     in a worker thread."""

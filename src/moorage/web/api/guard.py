@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from moorage.access.errors import AccessError
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.oci.errors import RegistryError
 from moorage.web.api.deps import CALLER_KEY, REFUSAL_KEY, require_user, resolve_caller
 from moorage.web.api.errors import error, refusal
@@ -44,7 +44,7 @@ class TooLarge(AccessError):
 
 
 class RequestGuard:
-    def __init__(self, app: Any, instance: Instance, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: Any, instance: ApiParts, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.instance = instance
         self.limit = max_body_bytes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from moorage.access.principal import Principal
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import (Member, MemberSet, Namespace, NamespaceCreate,
@@ -14,7 +14,7 @@ from moorage.web.api.models import (Member, MemberSet, Namespace, NamespaceCreat
 router = APIRouter(prefix="/api/v1/namespaces", responses=ERROR_RESPONSES)
 
 
-def _roles(instance: Instance, principal: Principal) -> dict[str, str]:
+def _roles(instance: ApiParts, principal: Principal) -> dict[str, str]:
     """The caller's roles in one query, to label a whole listing."""
     if principal.id is None:
         return {}

@@ -14,7 +14,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from moorage.access.errors import AccessError, Invalid, NotFound
-from moorage.app import Instance
+from moorage.web.api.parts import ApiParts
 from moorage.access.principal import Principal
 from moorage.db.policy import ImmutabilityRuleRow, RetentionRuleRow
 from moorage.jobs.scheduler import next_time, valid_cron
@@ -45,12 +45,12 @@ def split_scope(scope: str) -> tuple[str, str]:
     return namespace, pattern or "**"
 
 
-def _allowed(instance: Instance, principal: Principal, feature: str, namespace: str) -> int:
+def _allowed(instance: ApiParts, principal: Principal, feature: str, namespace: str) -> int:
     instance.edition.require(feature)
     return instance.manager.require_namespace_action(principal, namespace, "manage_rules").id
 
 
-def _visible(instance: Instance, principal: Principal, namespace: str) -> bool:
+def _visible(instance: ApiParts, principal: Principal, namespace: str) -> bool:
     if principal.is_admin:
         return True
     try:

@@ -1,0 +1,49 @@
+"""What the management API uses of an instance.
+
+The routers are handed these parts by `app.py` (which builds them) and name them here, by
+type, instead of importing `app.py`: nothing below `app.py` imports it, and a reader sees at
+one glance what `/api/v1` may touch. `app.Instance` has all of them, so it is passed as is.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from moorage.access.authentication import Authenticator
+from moorage.access.editions import Edition
+from moorage.access.management import AccessManager
+from moorage.audit import AuditRecorder
+from moorage.db.access import AccessStore
+from moorage.db.policy import PolicyStore
+from moorage.events import WebhookService
+from moorage.jobs.worker import Worker
+from moorage.registry.service import Registry
+from moorage.settings import Settings
+from moorage.web.auth import RegistryAccess
+
+
+class ApiParts(Protocol):
+    """The parts of an instance the management API reads (attributes, read-only)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def access_store(self) -> AccessStore: ...
+    @property
+    def edition(self) -> Edition: ...
+    @property
+    def authenticator(self) -> Authenticator: ...
+    @property
+    def manager(self) -> AccessManager: ...
+    @property
+    def access(self) -> RegistryAccess: ...
+    @property
+    def policies(self) -> PolicyStore: ...
+    @property
+    def worker(self) -> Worker: ...
+    @property
+    def webhooks(self) -> WebhookService | None: ...
+    @property
+    def audit(self) -> AuditRecorder | None: ...
