@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moorage.cache.lru import LRUCache
+from moorage.cache.outage import Unavailable
 from moorage.cache.tags import NoTagCache, TagCache
 from moorage.db.holders import Guard, Holder, inspect_with
 from moorage.db.metadata import (MetadataStore, MissingReferences, NewManifest, Referrer,
@@ -75,6 +76,7 @@ class Registry:
         who may force); a forced delete says so in its event, with the tags it overrode."""
         check_name(name)
         overridden: list[Holder] = []
+        self.tags_cache.before_change(name)
         if force:
             def inspect(holders: list[Holder]) -> None:
                 overridden.extend(h for guard in self.guards for h in guard.protected(holders))
@@ -135,6 +137,8 @@ class Registry:
         except BaseException:
             try:
                 await self.uploads.cancel(name, upload_id)
+            except Unavailable:
+                await self.uploads.abandon(upload_id)
             except RegistryError:
                 pass  # already gone (a digest mismatch removes it)
             raise
@@ -182,6 +186,8 @@ class Registry:
                     for check in self.tag_checks:
                         check(name, tag, current[tag], digest)
         subject = manifest.subject.digest if manifest.subject else None
+        if tags:
+            self.tags_cache.before_change(name)
         try:
             self.db.put_manifest(name, NewManifest(
                 digest=digest, media_type=manifest.media_type, content=body, subject=subject,
@@ -255,6 +261,7 @@ class Registry:
 
     def delete_manifest(self, name: str, reference: str) -> None:
         check_name(name)
+        self.tags_cache.before_change(name)
         if is_digest(reference):
             parse_digest(reference)
             # The guards see every tag that holds it: its own, and any index's above it.

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from moorage.cache.outage import Unavailable
 from moorage.db.metadata import MetadataStore, TooManyUploads, Upload
 from moorage.oci.digest import parse_digest
 from moorage.oci.errors import RegistryError
@@ -162,7 +163,15 @@ class UploadManager:
                     gone += 1
             except UploadBusy:
                 continue
+            except Unavailable:
+                break  # no lock to be had (Redis is away): the next round takes them
         return gone
+
+    async def abandon(self, upload_id: str) -> None:
+        """Forget an upload whose id no client was ever told (a monolithic push that failed)
+        without its lock, which no other request can hold: used when the lock itself cannot
+        be had, so that a refused push leaves nothing behind."""
+        await asyncio.to_thread(self._forget, upload_id)
 
     # -- data ---------------------------------------------------------------------------
     async def append(self, name: str, upload_id: str, body: AsyncIterator[bytes],
