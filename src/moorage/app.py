@@ -37,7 +37,7 @@ from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
-from moorage.store.encrypted import wrap_if_enabled
+from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.bodyguard import BODY_METHODS, guarded
@@ -256,6 +256,7 @@ def prepare_instance(settings: Settings, admin_password: str | None) -> str | No
     Returns the admin password when it was generated, so the caller can print it once.
     """
     instance = build_instance(settings)
+    warn_if_plaintext(instance.registry.store)
     return instance.manager.bootstrap_admin(admin_password)
 
 
