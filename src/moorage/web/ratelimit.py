@@ -46,7 +46,7 @@ class RateLimiter:
             import redis.asyncio
 
             from redis.backoff import NoBackoff
-            from redis.retry import Retry
+            from redis.asyncio.retry import Retry
 
             client = self._clients[loop] = redis.asyncio.Redis.from_url(
                 self.redis_url, socket_timeout=5, socket_connect_timeout=2,
