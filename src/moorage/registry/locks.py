@@ -130,10 +130,16 @@ class UploadLease:
 
     def __init__(self) -> None:
         self.lost = False
+        self.unreachable = ""  # where the lock lives, when it was lost because that went away
         self.ended = False
 
     def check(self) -> None:
-        """Raise UploadLockLost before a write that only the lock's holder may make."""
+        """Raise UploadLockLost before a write that only the lock's holder may make
+        (Unavailable, a 503, when it was lost because Redis went away: the chunk is dropped
+        and the client resumes once Redis is back)."""
+        if self.lost and self.unreachable:
+            raise Unavailable(f"upload locks ({self.unreachable}) became unavailable during "
+                              "this request; resume the upload later, try again later")
         if self.lost:
             raise UploadLockLost("the upload's lock expired while this request held it")
 
@@ -267,7 +273,9 @@ class RedisUploadLock:
             try:
                 kept = await asyncio.to_thread(self.client.eval, self._EXTEND, 1, key, token,
                                                self.ttl_ms)
-            except Exception:  # noqa: BLE001 - unknown is as good as lost
+            except Exception as exc:  # noqa: BLE001 - unknown is as good as lost
+                self.health.failed("an upload lock renewal", exc)
+                lease.unreachable = f"Redis at {self.health.where}"
                 kept = 0
             if not kept:
                 lease.lost = True
