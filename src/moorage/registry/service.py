@@ -174,10 +174,13 @@ class Registry:
         self.bus.publish(Event("quota", name, digest, media_type, result="failure",
                                detail={"namespace": exc.namespace, "quota": exc.quota,
                                        "used": exc.used, "adding": exc.adding}))
-        for linked in self.db.forget_if_empty(name) or []:
-            with self.lock.sweeping(linked):
-                if self.db.gc_delete_blob(linked, cutoff=time.time() + 3600):  # however young
-                    self.store.delete(linked)
+        try:
+            for linked in self.db.forget_if_empty(name) or []:
+                with self.lock.sweeping(linked):
+                    if self.db.gc_delete_blob(linked, cutoff=time.time() + 3600):  # any age
+                        self.store.delete(linked)
+        except Unavailable:
+            pass  # no sweep lock while Redis is away: GC takes what is left, unreferenced
         return RegistryError("DENIED", str(exc), detail={"reason": "quota"})
 
     # -- manifests ----------------------------------------------------------------------
