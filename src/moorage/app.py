@@ -16,7 +16,8 @@ from moorage.access.management import AccessManager
 from moorage.access.throttle import LoginThrottle, ThrottlePolicy
 from moorage.access.tokens import (TokenIssuer, derived_key, load_or_create_key,
                                    load_or_create_shared_key)
-from moorage.cache.login_failures import RedisLoginFailures
+from moorage.cache.login_failures import FallbackFailures, RedisLoginFailures
+from moorage.cache.outage import RedisHealth
 from moorage.db.migrate import ensure_schema
 from moorage.audit import AuditRecorder, AuditStore  # audit
 from moorage.db.access import AccessStore, LoginFailureStore
@@ -36,7 +37,7 @@ from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
-from moorage.store.encrypted import wrap_if_enabled
+from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.bodyguard import BODY_METHODS, guarded
@@ -70,9 +71,15 @@ class Instance:
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
+    """A client that fails fast when Redis is away (one immediate retry, which reconnects
+    after a Redis restart; redis-py's default retries for seconds with backoff), so that the
+    callers' fallbacks (cache/outage.py) answer at once."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                health_check_interval=30, retry=Retry(NoBackoff(), 1))
 
 
 def build_instance(settings: Settings) -> Instance:
@@ -83,8 +90,12 @@ def build_instance(settings: Settings) -> Instance:
     db = MetadataStore(engine)
     edition = Edition(settings.edition, settings.quota_overrides())
     redis_client = redis_from_url(settings.redis_url) if settings.redis_url else None
+    # one view per process of whether Redis answers: callers skip it for a moment after a
+    # failure, and the outage is logged once a minute, not once per request
+    health = RedisHealth(settings.redis_url)
     if redis_client is not None:  # replicas: locks every one of them sees
-        blob_lock, upload_lock = RedisBlobLock(redis_client), RedisUploadLock(redis_client)
+        blob_lock = RedisBlobLock(redis_client, health=health)
+        upload_lock = RedisUploadLock(redis_client, health=health)
     else:  # one machine: file locks cover all its worker processes
         blob_lock = FileBlobLock(data_dir / "locks" / "blobs")
         upload_lock = FileUploadLock(data_dir / "locks" / "uploads")
@@ -95,13 +106,14 @@ def build_instance(settings: Settings) -> Instance:
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     registry.uploads.max_open = settings.max_open_uploads
     if redis_client is not None:
-        registry.tags_cache = RedisTagCache(redis_client)
+        registry.tags_cache = RedisTagCache(redis_client, health=health)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
     access_store = AccessStore(engine)
     key = (load_or_create_key(data_dir / "keys") if engine.dialect.name == "sqlite"
            else load_or_create_shared_key(engine))
-    failures = (RedisLoginFailures(redis_client) if redis_client is not None
+    failures = (FallbackFailures(RedisLoginFailures(redis_client), LoginFailureStore(engine),
+                                 health) if redis_client is not None
                 else LoginFailureStore(engine))
     throttle = LoginThrottle(failures, ThrottlePolicy(
         settings.login_lockout_failures, settings.login_lockout_address_failures,
@@ -115,7 +127,8 @@ def build_instance(settings: Settings) -> Instance:
                             RegistryAccess.proxies(settings.trusted_proxies),
                             settings.proxy_header, bus)
     if settings.rate_limit_per_minute > 0:
-        access.limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url)
+        access.limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url,
+                                     health=health)
     policies = PolicyStore(engine)
     immutability = ImmutabilityPolicy(policies)
     registry.tag_checks.append(immutability.check)
@@ -243,6 +256,7 @@ def prepare_instance(settings: Settings, admin_password: str | None) -> str | No
     Returns the admin password when it was generated, so the caller can print it once.
     """
     instance = build_instance(settings)
+    warn_if_plaintext(instance.registry.store)
     return instance.manager.bootstrap_admin(admin_password)
 
 

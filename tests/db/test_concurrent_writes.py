@@ -110,6 +110,10 @@ def test_uploads_started_at_once_in_a_new_repository(stores: list[MetadataStore]
 
     race(stores, start)
     assert len(started) == WRITERS * ROUNDS
+    # an upload makes no repository (a refused push must leave none); its first commit does
+    assert not any(stores[0].repository_exists(f"fresh{n}/app") for n in range(ROUNDS))
+    race(stores, lambda store, n: store.link_blob(
+        f"fresh{n}/app", "sha256:" + f"{stores.index(store):02x}" * 32, 7))
     assert all(stores[0].repository_exists(f"fresh{n}/app") for n in range(ROUNDS))
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.access.helpers import api, error_message, unique
 from tests.conftest import ADMIN_PASSWORD
-from tests.lifecycle.helpers import admin_client, make_image, push, wait_job
+from tests.lifecycle.helpers import admin_client, digest, make_image, push, wait_job
 from tests.support.server import MoorageServer
 
 
@@ -184,7 +184,9 @@ def test_storage_quota_refuses_the_push_that_would_pass_it(make_registry) -> Non
                json={"storage_quota": 20_000}).status_code == 200
     with admin_client(server) as client:
         assert push(client, "small/app", "a", make_image([os.urandom(10_000)])).status_code == 201
-        refused = push(client, "small/app", "b", make_image([os.urandom(15_000)]))
+        big = os.urandom(15_000)  # refused as it arrives (tests/lifecycle/test_quota_refusals.py)
+        refused = client.post("/v2/small/app/blobs/uploads/", content=big,
+                              params={"digest": digest(big)})
         assert refused.status_code == 403
         assert "storage quota of namespace small is 20000 bytes" in error_message(refused)
         assert client.get("/v2/small/app/tags/list").json()["tags"] == ["a"]

@@ -174,3 +174,33 @@ def test_a_chunk_whose_lease_is_lost_is_cut_off_and_refused(tmp_path: Path,
         return await manager.offset("library/app", upload_id)
 
     assert asyncio.run(run()) == 0  # nothing of the chunk stayed
+
+
+def test_redis_gone_while_a_lease_is_held_is_a_503_and_no_lease_without_it() -> None:
+    """A holder whose renewal fails because Redis is away stops with Unavailable (503, not a
+    409 or a 500); while it is away no lease can be had (503); once it is back, one can."""
+    from moorage.cache.outage import Unavailable
+
+    server = RedisServer().start()
+    client = redis.Redis(port=server.port)
+    lock = RedisUploadLock(client, prefix="t9:", ttl_ms=300)
+    try:
+        async def run() -> None:
+            async with lock.hold(UPLOAD) as lease:
+                server.kill()
+                deadline = time.monotonic() + 30
+                while not lease.lost and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                with pytest.raises(Unavailable) as refused:
+                    lease.check()
+                assert refused.value.status == 503
+            with pytest.raises(Unavailable):
+                async with lock.hold(UPLOAD, wait=0):
+                    pass
+            server.start()
+            async with lock.hold(UPLOAD, wait=0) as lease:
+                lease.check()
+
+        asyncio.run(run())
+    finally:
+        server.stop()

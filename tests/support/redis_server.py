@@ -42,6 +42,14 @@ class RedisServer:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not answer")
 
+    def kill(self) -> None:
+        """Kill the server by PID but keep its port and folder: start() brings it back there
+        (an outage, for the tests of degraded modes)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from moorage.cache.outage import RedisDown, RedisHealth
+
 _ADD = """
 local counts = {}
 for i, key in ipairs(KEYS) do
@@ -49,3 +51,41 @@ class RedisLoginFailures:
 
     def clear(self, key: str) -> None:
         self.redis.delete(self.prefix + key)
+
+
+class FallbackFailures:
+    """Redis counts while Redis answers, the database's while it does not.
+
+    A lockout is a defence: it must not turn off because a cache is away, nor turn a login
+    into a 500. While Redis is unavailable, failures are counted in the database (as on an
+    instance without Redis), which every replica sees; when it is back, Redis counts again.
+    A count begun on one side is not carried to the other: an outage at most restarts it.
+    """
+
+    def __init__(self, redis: RedisLoginFailures, database: Any, health: RedisHealth) -> None:
+        self.redis = redis
+        self.database = database
+        self.health = health
+
+    def failures(self, keys: Sequence[str], now: float,
+                 window: float) -> dict[str, tuple[int, float]]:
+        try:
+            return self.health.call("a login failure count",
+                                    lambda: self.redis.failures(keys, now, window))
+        except RedisDown:
+            return self.database.failures(keys, now, window)
+
+    def add_failure(self, keys: Sequence[str], now: float,
+                    window: float) -> dict[str, tuple[int, float]]:
+        try:
+            return self.health.call("a login failure count",
+                                    lambda: self.redis.add_failure(keys, now, window))
+        except RedisDown:
+            return self.database.add_failure(keys, now, window)
+
+    def clear(self, key: str) -> None:
+        try:
+            self.health.call("a login failure reset", lambda: self.redis.clear(key))
+        except RedisDown:
+            pass
+        self.database.clear(key)

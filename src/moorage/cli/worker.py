@@ -28,7 +28,16 @@ def worker(
     import logging
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    instance = build_instance(settings)
+    from moorage.cli.startup import startup_failure
+
+    try:
+        instance = build_instance(settings)
+    except Exception as exc:  # a service that does not answer: one line, not a traceback
+        line = startup_failure(exc, settings.database_url)
+        if line is None:
+            raise
+        typer.echo(f"moorage: {line}", err=True)
+        raise typer.Exit(1) from None
     if once:
         ran = instance.worker.drain()
         typer.echo(f"ran {ran} job{'s' if ran != 1 else ''}", err=True)

@@ -299,6 +299,44 @@ class MetadataStore:
         with self.engine.begin() as conn:
             self._link_blob(conn, self._ensure_repository(conn, name), digest, size)
 
+    def check_blob_quota(self, name: str, digest: str | None, size: int) -> None:
+        """StorageQuotaExceeded if a blob of `size` bytes would pass the storage quota of the
+        repository's namespace, counted the way a manifest push counts it (a blob the
+        namespace already holds adds nothing). Checked when bytes arrive, so that a push the
+        manifest would be refused for stores nothing; the manifest push stays the exact
+        check (uploads running side by side are not counted until a manifest holds them)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(namespaces.c.id, namespaces.c.name,
+                                      namespaces.c.storage_used, namespaces.c.storage_quota)
+                               .where(namespaces.c.name == namespace_of(name))).first()
+            if row is None or row[3] is None or row[2] + size <= row[3]:
+                return
+            if digest is not None and conn.execute(select(namespace_blobs.c.refs).where(
+                    namespace_blobs.c.namespace_id == row[0],
+                    namespace_blobs.c.digest == digest)).scalar() is not None:
+                return
+        raise StorageQuotaExceeded(row[1], row[3], row[2], size)
+
+    def forget_if_empty(self, name: str) -> list[str] | None:
+        """Remove a repository that holds no manifest and has no upload open, with its blob
+        links (what a refused push left); the digests it linked, or None if it stays."""
+        with self.engine.begin() as conn:
+            repo_id = self._lock_repository(conn, name, create=False)
+            if repo_id is None:
+                return None
+            if conn.execute(select(repository_manifests.c.digest).where(
+                    repository_manifests.c.repository_id == repo_id).limit(1)).first():
+                return None
+            if conn.execute(select(uploads.c.id).where(uploads.c.repository == name)
+                            .limit(1)).first():
+                return None
+            linked = list(conn.execute(select(repository_blobs.c.digest).where(
+                repository_blobs.c.repository_id == repo_id)).scalars())
+            conn.execute(delete(repository_blobs).where(
+                repository_blobs.c.repository_id == repo_id))
+            conn.execute(delete(repositories).where(repositories.c.id == repo_id))
+            return linked
+
     def unlink_blob(self, name: str, digest: str, inspect: Inspect | None = None) -> bool:
         """Stop the repository reading a blob; `inspect` sees the tags that hold it first."""
         with self.engine.begin() as conn:
@@ -632,7 +670,8 @@ class MetadataStore:
                                      .where(uploads.c.owner == owner)).scalar_one()
                 if count >= max_open:
                     raise TooManyUploads(count)
-            self._ensure_repository(conn, name)
+            # No repository row yet: it comes with the first blob or manifest committed to
+            # it, so that a push refused halfway leaves no empty repository behind.
             conn.execute(insert(uploads).values(id=upload_id, repository=name, started_at=now,
                                                 updated_at=now, owner=owner))
 

@@ -5,6 +5,10 @@ commit (bytes in place, then the row) and the sweep (row gone, then the bytes) o
 never interleave. On one machine a file lock covers every worker process: commits share it,
 a sweep of one blob holds it alone for an instant, and a backup can hold it shared to keep GC
 off the blobs it copies. Replicas on shared storage use a per-digest mutex in Redis instead.
+
+Without Redis, replicas cannot agree on who writes: a Redis lock that cannot be had raises
+`Unavailable` (503 with Retry-After) instead of letting the write go ahead unguarded, and
+the next attempt after Redis is back simply takes the lock (cache/outage.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, ContextManager, Protocol
+
+from moorage.cache.outage import RedisDown, RedisHealth, Unavailable
 
 
 class BlobLock(Protocol):
@@ -63,24 +69,35 @@ class RedisBlobLock:
                 "return redis.call('del', KEYS[1]) else return 0 end")
 
     def __init__(self, client: Any, prefix: str = "moorage:lock:blob:",
-                 ttl_ms: int = 60_000, wait_seconds: float = 60.0) -> None:
+                 ttl_ms: int = 60_000, wait_seconds: float = 60.0,
+                 health: RedisHealth | None = None) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = ttl_ms
         self.wait_seconds = wait_seconds
+        self.health = health or RedisHealth()
 
     @contextlib.contextmanager
     def _mutex(self, digest: str) -> Iterator[None]:
         key, token = self.prefix + digest, uuid.uuid4().hex
         deadline = time.monotonic() + self.wait_seconds
-        while not self.client.set(key, token, nx=True, px=self.ttl_ms):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not lock blob {digest} within {self.wait_seconds}s")
-            time.sleep(0.01)
+        try:
+            while not self.health.call("a blob lock", lambda: self.client.set(
+                    key, token, nx=True, px=self.ttl_ms), may_skip=False):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not lock blob {digest} within "
+                                       f"{self.wait_seconds}s")
+                time.sleep(0.01)
+        except RedisDown:
+            raise Unavailable(f"blob locks (Redis at {self.health.where}) are unavailable; "
+                              "pushes resume when it is back, try again later") from None
         try:
             yield
         finally:
-            self.client.eval(self._RELEASE, 1, key, token)
+            with contextlib.suppress(RedisDown):  # it expires by itself if Redis is away
+                self.health.call("a blob lock release",
+                                 lambda: self.client.eval(self._RELEASE, 1, key, token),
+                                 may_skip=False)
 
     def committing(self, digest: str) -> ContextManager[None]:
         return self._mutex(digest)
@@ -113,10 +130,16 @@ class UploadLease:
 
     def __init__(self) -> None:
         self.lost = False
+        self.unreachable = ""  # where the lock lives, when it was lost because that went away
         self.ended = False
 
     def check(self) -> None:
-        """Raise UploadLockLost before a write that only the lock's holder may make."""
+        """Raise UploadLockLost before a write that only the lock's holder may make
+        (Unavailable, a 503, when it was lost because Redis went away: the chunk is dropped
+        and the client resumes once Redis is back)."""
+        if self.lost and self.unreachable:
+            raise Unavailable(f"upload locks ({self.unreachable}) became unavailable during "
+                              "this request; resume the upload later, try again later")
         if self.lost:
             raise UploadLockLost("the upload's lock expired while this request held it")
 
@@ -212,10 +235,11 @@ class RedisUploadLock:
                "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end")
 
     def __init__(self, client: Any, prefix: str = "moorage:lock:upload:",
-                 ttl_ms: int = UPLOAD_LEASE_MS) -> None:
+                 ttl_ms: int = UPLOAD_LEASE_MS, health: RedisHealth | None = None) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = ttl_ms
+        self.health = health or RedisHealth()
 
     @contextlib.asynccontextmanager
     async def hold(self, upload_id: str,
@@ -223,10 +247,15 @@ class RedisUploadLock:
         key, token = self.prefix + upload_id, uuid.uuid4().hex
 
         async def try_once() -> bool:
-            return bool(await asyncio.to_thread(self.client.set, key, token, nx=True,
-                                                px=self.ttl_ms))
+            return bool(await asyncio.to_thread(self.health.call, "an upload lock", lambda: (
+                self.client.set(key, token, nx=True, px=self.ttl_ms)), False))
 
-        await _poll(try_once, self.ttl_ms / 1000 + UPLOAD_LOCK_WAIT if wait is None else wait)
+        try:
+            await _poll(try_once,
+                        self.ttl_ms / 1000 + UPLOAD_LOCK_WAIT if wait is None else wait)
+        except RedisDown:
+            raise Unavailable(f"upload locks (Redis at {self.health.where}) are unavailable; "
+                              "uploads resume when it is back, try again later") from None
         lease = UploadLease()
         renewer = asyncio.create_task(self._renew(key, token, lease))
         try:
@@ -244,7 +273,9 @@ class RedisUploadLock:
             try:
                 kept = await asyncio.to_thread(self.client.eval, self._EXTEND, 1, key, token,
                                                self.ttl_ms)
-            except Exception:  # noqa: BLE001 - unknown is as good as lost
+            except Exception as exc:  # noqa: BLE001 - unknown is as good as lost
+                self.health.failed("an upload lock renewal", exc)
+                lease.unreachable = f"Redis at {self.health.where}"
                 kept = 0
             if not kept:
                 lease.lost = True

@@ -7,11 +7,13 @@ announces what happened on the event bus. It never touches HTTP.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from moorage.cache.lru import LRUCache
+from moorage.cache.outage import Unavailable
 from moorage.cache.tags import NoTagCache, TagCache
 from moorage.db.holders import Guard, Holder, inspect_with
 from moorage.db.metadata import (MetadataStore, MissingReferences, NewManifest, Referrer,
@@ -75,6 +77,7 @@ class Registry:
         who may force); a forced delete says so in its event, with the tags it overrode."""
         check_name(name)
         overridden: list[Holder] = []
+        self.tags_cache.before_change(name)
         if force:
             def inspect(holders: list[Holder]) -> None:
                 overridden.extend(h for guard in self.guards for h in guard.protected(holders))
@@ -126,15 +129,25 @@ class Registry:
 
     async def push_blob(self, name: str, digest: str, body: AsyncIterator[bytes],
                         length: int | None, owner: str | None = None) -> int:
-        """A monolithic upload in one request; nothing stays behind if it fails."""
+        """A monolithic upload in one request; nothing stays behind if it fails. A body whose
+        declared length would pass the storage quota is refused before it is read."""
         check_name(name)
         parse_digest(digest)
+        if length is not None:
+            try:
+                self.db.check_blob_quota(name, digest, length)
+            except StorageQuotaExceeded as exc:
+                raise self._refused_by_quota(name, exc, digest) from None
         upload_id = await self.uploads.start(name, owner)
         try:
             size = await self.uploads.finish(name, upload_id, digest, body, length)
+        except StorageQuotaExceeded as exc:
+            raise self._refused_by_quota(name, exc, digest) from None
         except BaseException:
             try:
                 await self.uploads.cancel(name, upload_id)
+            except Unavailable:
+                await self.uploads.abandon(upload_id)
             except RegistryError:
                 pass  # already gone (a digest mismatch removes it)
             raise
@@ -145,9 +158,30 @@ class Registry:
                             body: AsyncIterator[bytes] | None, length: int | None,
                             start: int | None = None) -> int:
         check_name(name)
-        size = await self.uploads.finish(name, upload_id, digest, body, length, start)
+        try:
+            size = await self.uploads.finish(name, upload_id, digest, body, length, start)
+        except StorageQuotaExceeded as exc:
+            raise self._refused_by_quota(name, exc, digest) from None
         self.bus.publish(Event("blob.push", name, digest, size=size))
         return size
+
+    def _refused_by_quota(self, name: str, exc: StorageQuotaExceeded, digest: str,
+                          media_type: str | None = None) -> RegistryError:
+        """Announce a storage quota refusal and undo what the refused push left: a repository
+        that it made and that holds no manifest goes, with the blobs only it linked (swept
+        at once, under the same lock as GC's sweep, so a push that claims one meanwhile keeps
+        it). The error to raise: 403 DENIED, naming the quota."""
+        self.bus.publish(Event("quota", name, digest, media_type, result="failure",
+                               detail={"namespace": exc.namespace, "quota": exc.quota,
+                                       "used": exc.used, "adding": exc.adding}))
+        try:
+            for linked in self.db.forget_if_empty(name) or []:
+                with self.lock.sweeping(linked):
+                    if self.db.gc_delete_blob(linked, cutoff=time.time() + 3600):  # any age
+                        self.store.delete(linked)
+        except Unavailable:
+            pass  # no sweep lock while Redis is away: GC takes what is left, unreferenced
+        return RegistryError("DENIED", str(exc), detail={"reason": "quota"})
 
     # -- manifests ----------------------------------------------------------------------
     def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None,
@@ -182,6 +216,8 @@ class Registry:
                     for check in self.tag_checks:
                         check(name, tag, current[tag], digest)
         subject = manifest.subject.digest if manifest.subject else None
+        if tags:
+            self.tags_cache.before_change(name)
         try:
             self.db.put_manifest(name, NewManifest(
                 digest=digest, media_type=manifest.media_type, content=body, subject=subject,
@@ -203,10 +239,7 @@ class Registry:
                 detail={"sizes": [{"digest": d, "declared": declared, "size": actual}
                                   for d, declared, actual in exc.wrong]}) from None
         except StorageQuotaExceeded as exc:
-            self.bus.publish(Event("quota", name, digest, manifest.media_type, result="failure",
-                                   detail={"namespace": exc.namespace, "quota": exc.quota,
-                                           "used": exc.used, "adding": exc.adding}))
-            raise RegistryError("DENIED", str(exc), detail={"reason": "quota"}) from None
+            raise self._refused_by_quota(name, exc, digest, manifest.media_type) from None
         if tags:
             self.tags_cache.invalidate(name)
         self._manifests.put(digest, StoredManifest(digest, manifest.media_type, len(body), body),
@@ -255,6 +288,7 @@ class Registry:
 
     def delete_manifest(self, name: str, reference: str) -> None:
         check_name(name)
+        self.tags_cache.before_change(name)
         if is_digest(reference):
             parse_digest(reference)
             # The guards see every tag that holds it: its own, and any index's above it.

@@ -33,7 +33,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from moorage.db.metadata import MetadataStore, TooManyUploads, Upload
+from moorage.cache.outage import Unavailable
+from moorage.db.metadata import MetadataStore, StorageQuotaExceeded, TooManyUploads, Upload
 from moorage.oci.digest import parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.registry.locks import (BlobLock, UploadBusy, UploadLease, UploadLock,
@@ -162,7 +163,15 @@ class UploadManager:
                     gone += 1
             except UploadBusy:
                 continue
+            except Unavailable:
+                break  # no lock to be had (Redis is away): the next round takes them
         return gone
+
+    async def abandon(self, upload_id: str) -> None:
+        """Forget an upload whose id no client was ever told (a monolithic push that failed)
+        without its lock, which no other request can hold: used when the lock itself cannot
+        be had, so that a refused push leaves nothing behind."""
+        await asyncio.to_thread(self._forget, upload_id)
 
     # -- data ---------------------------------------------------------------------------
     async def append(self, name: str, upload_id: str, body: AsyncIterator[bytes],
@@ -296,7 +305,8 @@ class UploadManager:
 
         The last chunk (if the PUT brings one), the hash and the commit happen under one hold
         of the upload's lock, so no other request's bytes can come between them. A mismatch
-        deletes the upload: nothing of it stays behind.
+        deletes the upload: nothing of it stays behind; so does a blob that would pass the
+        namespace's storage quota (StorageQuotaExceeded), checked before its bytes are stored.
         """
         expected = parse_digest(digest)
         async with self._exclusive(upload_id) as lease:
@@ -314,6 +324,12 @@ class UploadManager:
                 raise RegistryError("DIGEST_INVALID",
                                     f"upload has digest {expected.algorithm}:{actual}, "
                                     f"not {digest}")
+            try:
+                self.db.check_blob_quota(name, digest, size)
+            except StorageQuotaExceeded:
+                await asyncio.to_thread(self._forget, upload_id)  # refused: nothing stays
+                lease.end()
+                raise
             lease.check()
             try:
                 await asyncio.to_thread(self._commit, name, upload_id, digest, size)

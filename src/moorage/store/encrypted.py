@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import struct
@@ -83,6 +84,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from moorage.oci.errors import RegistryError
 from moorage.store.base import BlobStore, StagedUploadInvalid
 from moorage.store.keys import (EncryptionError, Keyring, KeyringError, UnknownKeyError,
                                 key_file_path, load_keyring)
@@ -116,6 +118,26 @@ log = logging.getLogger("moorage.store")
 
 class IntegrityError(EncryptionError):
     """Encrypted bytes failed authentication: tampered, truncated, reordered or misplaced."""
+
+
+# What the operator runs to encrypt blobs stored before encryption was turned on.
+REWRAP_ADVICE = ("set encryption_allow_plaintext = true (MOORAGE_ENCRYPTION_ALLOW_PLAINTEXT)"
+                 ", run `moorage keys rewrap`, then turn encryption_allow_plaintext off")
+
+
+class PlaintextBlob(IntegrityError, RegistryError):
+    """A blob stored without encryption while encryption is on and plaintext is not allowed.
+
+    Not damage but an unfinished migration, which only the operator can finish: the client
+    gets the registry's error (503, the spec's body, what to run) instead of a 500, and can
+    pull again once `rewrap` has run."""
+
+    def __init__(self, digest: str) -> None:
+        RegistryError.__init__(
+            self, "UNKNOWN",
+            f"blob {digest} is not encrypted (no Moorage header) while encryption is on: it "
+            f"was stored before encryption was turned on, or replaced. The operator must "
+            f"{REWRAP_ADVICE}", detail={"digest": digest, "reason": "plaintext"}, status=503)
 
 
 # -- the format ---------------------------------------------------------------------------
@@ -518,10 +540,26 @@ class EncryptedBlobStore:
         return Header.parse(raw, f"blob {digest}")
 
     def _not_encrypted(self, digest: str) -> IntegrityError:
-        return IntegrityError(
-            f"blob {digest} is not encrypted (no Moorage header): it was stored before "
-            f"encryption was turned on (run `rewrap`, or set encryption_allow_plaintext while "
-            f"it runs), or it was replaced")
+        return PlaintextBlob(digest)
+
+    def plaintext_sample(self, limit: int = 100) -> tuple[int, int, str | None]:
+        """(plaintext blobs, blobs checked, the first plaintext digest) among the first
+        `limit` blobs the store lists: cheap enough for every start (one header read each),
+        enough to see an instance where encryption was turned on without `rewrap`."""
+        listing = getattr(self.inner, "digests", None)
+        if listing is None:
+            return 0, 0, None
+        found, checked, first = 0, 0, None
+        for digest in itertools.islice(listing(), limit):
+            try:
+                header = self._header(digest)
+            except (FileNotFoundError, IntegrityError):
+                continue  # gone meanwhile, or damaged: reads report that themselves
+            checked += 1
+            if header is None:
+                found += 1
+                first = first or digest
+        return found, checked, first
 
     def size(self, digest: str) -> int | None:
         stored = self.inner.size(digest)
@@ -978,6 +1016,20 @@ def key_usage(store: EncryptedBlobStore, digests: Iterable[str] | None = None) -
         if key is not None:
             counts[key or "plaintext"] = counts.get(key or "plaintext", 0) + 1
     return counts
+
+
+def warn_if_plaintext(store: BlobStore) -> bool:
+    """At start: say so, with what to run, when encryption is on, plaintext is not allowed
+    and blobs are stored in plaintext (every GET of one would be refused). True if it warned."""
+    if not isinstance(store, EncryptedBlobStore) or store.allow_plaintext:
+        return False
+    found, checked, first = store.plaintext_sample()
+    if not found:
+        return False
+    log.warning("encryption is on, but %d of the first %d blobs checked are stored in "
+                "plaintext (%s, …); they are refused (503) until they are encrypted: %s",
+                found, checked, first, REWRAP_ADVICE)
+    return True
 
 
 def wrap_if_enabled(store: BlobStore, settings: Settings, data_dir: Path,

@@ -64,9 +64,9 @@ def refusal(exc: AccessError | RegistryError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Basic realm="moorage"'} if exc.status == 401 else {}
         return error(exc.status, exc.code, exc.message, {**headers, **exc.headers})
     reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
-    code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION",
-            "immutable": "IMMUTABLE"}.get(reason or "", exc.code)
-    return error(exc.status, code, exc.message)
+    code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION", "immutable": "IMMUTABLE",
+            "unavailable": "UNAVAILABLE"}.get(reason or "", exc.code)
+    return error(exc.status, code, exc.message, exc.headers)
 
 
 def allowed_methods(scope: Scope) -> list[str]:
