@@ -140,3 +140,15 @@ def test_oras_deletes_a_tag_as_a_maintainer(secure_registry: MoorageServer,
                      auth=("admin", ADMIN_PASSWORD))
     assert tags.status_code in (200, 404)
     assert tags.status_code == 404 or tags.json()["tags"] == []
+
+
+def test_skopeo_deletes_as_a_maintainer(secure_registry: MoorageServer, tmp_path: Path) -> None:
+    """skopeo asks for `pull,delete` itself; with a maintainer's credentials it deletes."""
+    busybox_image(tmp_path / "src", "v1")
+    namespace = "skopeodel" + uuid.uuid4().hex[:10]
+    ref = f"docker://{secure_registry.host}/{namespace}/app:v1"
+    user, password = _maintainer(secure_registry, namespace)
+    copy_in(f"oci:{tmp_path / 'src'}:v1", ref, "--dest-creds", f"{user}:{password}")
+    skopeo("delete", "--tls-verify=false", "--creds", f"{user}:{password}", ref)
+    gone = skopeo("inspect", "--tls-verify=false", "--creds", CREDS, ref, check=False)
+    assert gone.returncode != 0
