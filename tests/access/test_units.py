@@ -10,6 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from moorage.access.authorization import implied
 from moorage.access.editions import Edition, EditionError
 from moorage.access.network import client_address, parse_network
 from moorage.access.scopes import Scope, parse_scope, parse_scopes
@@ -59,6 +60,17 @@ def test_unknown_edition_or_quota_is_refused() -> None:
 ])
 def test_scope_parsing(raw: str, expected: Scope) -> None:
     assert parse_scope(raw) == expected
+
+
+@pytest.mark.parametrize("asked,meant", [
+    ({"pull"}, {"pull"}),
+    ({"pull", "push"}, {"pull", "push", "delete"}),  # crane asks push,pull before a DELETE
+    ({"push"}, {"push", "delete"}),
+    ({"delete"}, {"delete"}),
+    ({"pull", "push", "delete"}, {"pull", "push", "delete"}),
+])
+def test_push_implies_delete(asked: set[str], meant: set[str]) -> None:
+    assert implied(frozenset(asked)) == frozenset(meant)
 
 
 def test_malformed_scopes_are_dropped_and_spaces_split() -> None:

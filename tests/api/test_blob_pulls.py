@@ -81,8 +81,35 @@ def test_unsatisfiable_range_is_416(client: httpx.Client, repo: str, blob: tuple
                                     header: str) -> None:
     digest, _ = blob
     r = client.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": header})
-    assert r.status_code == 416
+    assert_error(r, 416, "SIZE_INVALID")
     assert r.headers["content-range"] == f"bytes */{SIZE}"
+    head = client.head(f"/v2/{repo}/blobs/{digest}", headers={"Range": header})
+    assert head.status_code == 416
+    assert head.headers["content-range"] == f"bytes */{SIZE}"
+
+
+@pytest.mark.parametrize("header", [
+    "items=0-9",             # another unit: RFC 9110 14.2, the server MUST ignore it
+    "bytes=0-9,20-29",       # several ranges: a server MAY ignore the header; we do
+    "bytes=0-9, 50-",        # several ranges with a space
+    "bytes=abc",             # not a range at all: ignored (14.2, an invalid ranges-specifier)
+    "bytes=9-3",             # last before first: an invalid int-range (14.1.1), ignored
+    "bytes=",                # an empty range set
+    "bytes 0-9",             # not the header's syntax
+    "",                      # an empty header
+])
+def test_a_range_the_server_ignores_answers_the_whole_blob(
+        client: httpx.Client, repo: str, blob: tuple[str, bytes], header: str) -> None:
+    """A Range header that is not one satisfiable-or-not byte range is ignored: 200 with the
+    whole blob (RFC 9110 14.2), never a 416 (which says the range missed the blob)."""
+    digest, data = blob
+    r = client.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": header})
+    assert r.status_code == 200, r.text
+    assert r.content == data
+    assert "content-range" not in r.headers
+    head = client.head(f"/v2/{repo}/blobs/{digest}", headers={"Range": header})
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(SIZE)
 
 
 def test_head_with_range_reports_the_partial_length(client: httpx.Client, repo: str,

@@ -108,9 +108,11 @@ def test_out_of_order_chunk_is_416_and_upload_resumes(client: httpx.Client, repo
                         headers={"Content-Range": "0-1999"}).status_code == 202
     # A chunk that skips ahead: refused, and the answer says where the upload really is.
     r = client.patch(location, content=data[3000:4000], headers={"Content-Range": "3000-3999"})
-    assert_error(r, 416, None)
+    assert_error(r, 416, "BLOB_UPLOAD_INVALID")
     assert range_end(r.headers["range"]) == 1999
     assert r.headers["location"]
+    # RFC 9110 (15.5.17): a 416 names the current length of what the range was about.
+    assert r.headers["content-range"] == "bytes */2000"
     # A chunk that overlaps what is already there: also out of order.
     r = client.patch(location, content=data[1000:2500], headers={"Content-Range": "1000-2499"})
     assert_error(r, 416, None)
@@ -132,7 +134,8 @@ def test_out_of_order_final_chunk_in_put_is_416_and_upload_survives(client: http
                         headers={"Content-Range": "0-1999"}).status_code == 202
     r = client.put(location, params={"digest": sha256(data)}, content=data[4000:],
                    headers={"Content-Range": f"4000-{len(data) - 1}"})
-    assert_error(r, 416, None)
+    assert_error(r, 416, "BLOB_UPLOAD_INVALID")
+    assert r.headers["content-range"] == "bytes */2000"
     assert upload_range_end(client, location) == 1999
     assert client.patch(location, content=data[2000:4000],
                         headers={"Content-Range": "2000-3999"}).status_code == 202
@@ -143,11 +146,17 @@ def test_out_of_order_final_chunk_in_put_is_416_and_upload_survives(client: http
 
 
 def test_malformed_content_range_is_416(client: httpx.Client, repo: str) -> None:
+    """Still 416 (as Distribution answers), with the spec's code for a refused chunk, the
+    upload's offset in `Range` and, as RFC 9110 asks of every 416, `Content-Range`."""
     location = start_upload(client, repo)
+    assert client.patch(location, content=b"xyz", headers={"Content-Range": "0-2"}
+                        ).status_code == 202
     for value in ("garbage", "5-2", "a-b", "-5"):
         r = client.patch(location, content=b"abc", headers={"Content-Range": value})
-        assert_error(r, 416, None)
-    assert upload_range_end(client, location) == 0
+        assert_error(r, 416, "BLOB_UPLOAD_INVALID")
+        assert r.headers["content-range"] == "bytes */3"
+        assert range_end(r.headers["range"]) == 2
+    assert upload_range_end(client, location) == 2
 
 
 def test_upload_status_reports_progress(client: httpx.Client, repo: str) -> None:
@@ -301,5 +310,6 @@ def test_a_content_range_with_numbers_of_any_length_is_refused_not_a_server_erro
     location = start_upload(client, repo)
     for value in ("0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5001, "bytes 0-" + "9" * 30):
         r = client.patch(location, content=b"abc", headers={"Content-Range": value})
-        assert_error(r, 416, "RANGE_INVALID")
+        assert_error(r, 416, "BLOB_UPLOAD_INVALID")
+        assert r.headers["content-range"] == "bytes */0"
     assert upload_range_end(client, location) == 0  # nothing of it was written

@@ -25,6 +25,13 @@ from tests.api.helpers import (OCI_MANIFEST, Image, assert_error, canonical,
 from tests.support.server import MoorageServer
 
 
+# The distribution spec's error codes (its "Error Codes" table, code-1 to code-14).
+SPEC_CODES = {"BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+              "MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
+              "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED",
+              "TOOMANYREQUESTS"}
+
+
 @dataclass
 class World:
     """Content on the shared server that error requests can aim at."""
@@ -74,11 +81,12 @@ CASES = [
     Case("blob-bad-digest", lambda c, w: c.get(f"/v2/{w.repo}/blobs/sha256:zz"),
          400, "DIGEST_INVALID"),
     Case("blob-range-unsatisfiable", lambda c, w: c.get(
-        f"/v2/{w.repo}/blobs/{w.blob_digest}", headers={"Range": "bytes=1000-"}), 416, None),
+        f"/v2/{w.repo}/blobs/{w.blob_digest}", headers={"Range": "bytes=1000-"}), 416, "SIZE_INVALID"),
     Case("upload-unknown", lambda c, w: c.get(f"/v2/{w.repo}/blobs/uploads/{'a' * 32}"),
          404, "BLOB_UPLOAD_UNKNOWN"),
     Case("upload-patch-out-of-order", lambda c, w: c.patch(
-        _fresh_upload(c, w), content=b"zz", headers={"Content-Range": "10-11"}), 416, None),
+        _fresh_upload(c, w), content=b"zz", headers={"Content-Range": "10-11"}), 416,
+        "BLOB_UPLOAD_INVALID"),
     Case("upload-put-digest-mismatch", lambda c, w: c.put(
         _fresh_upload(c, w), params={"digest": sha256(b"other")}), 400, "DIGEST_INVALID"),
     Case("upload-put-no-digest", lambda c, w: c.put(_fresh_upload(c, w)),
@@ -104,13 +112,17 @@ CASES = [
         headers={"Content-Type": OCI_MANIFEST}), 413, None),
     Case("tag-invalid", lambda c, w: c.put(
         f"/v2/{w.repo}/manifests/-bad", content=w.image.manifest,
-        headers={"Content-Type": OCI_MANIFEST}), 400, "TAG_INVALID"),
+        headers={"Content-Type": OCI_MANIFEST}), 400, "MANIFEST_INVALID"),
+    Case("manifest-get-not-a-reference", lambda c, w: c.get(
+        f"/v2/{w.repo}/manifests/.INVALID_MANIFEST_NAME"), 404, "MANIFEST_UNKNOWN"),
+    Case("manifest-delete-not-a-reference", lambda c, w: c.delete(
+        f"/v2/{w.repo}/manifests/.INVALID_MANIFEST_NAME"), 404, "MANIFEST_UNKNOWN"),
     Case("name-invalid", lambda c, w: c.get("/v2/Upper/Case/tags/list"), 400, "NAME_INVALID"),
     Case("name-unknown", lambda c, w: c.get(f"/v2/{unique_repo()}/tags/list"),
          404, "NAME_UNKNOWN"),
     Case("tags-bad-n", lambda c, w: c.get(f"/v2/{w.repo}/tags/list", params={"n": "x"}),
-         400, None),
-    Case("catalog-bad-n", lambda c, w: c.get("/v2/_catalog", params={"n": "-1"}), 400, None),
+         400, "UNSUPPORTED"),
+    Case("catalog-bad-n", lambda c, w: c.get("/v2/_catalog", params={"n": "-1"}), 400, "UNSUPPORTED"),
     Case("method-not-allowed", lambda c, w: c.post(f"/v2/{w.repo}/tags/list"),
          405, "UNSUPPORTED"),
     Case("referrers-bad-digest", lambda c, w: c.get(f"/v2/{w.repo}/referrers/nope"),
@@ -124,6 +136,10 @@ def test_error_has_the_spec_body_code_and_status(client: httpx.Client, world: Wo
     r = case.request(client, world)
     assert_error(r, case.status, case.code)
     assert r.headers["docker-distribution-api-version"] == "registry/2.0"
+    # Only the codes of the spec's table (a client branches on them), on every 4XX.
+    assert set(error_codes(r)) <= SPEC_CODES, r.text
+    if r.status_code == 416:
+        assert r.headers["content-range"].startswith("bytes */"), r.headers
 
 
 # -- fuzzing ------------------------------------------------------------------------------
@@ -205,7 +221,10 @@ def test_malformed_requests_never_crash_the_server(client: httpx.Client, world: 
     text = r.content.decode("utf-8", "replace")
     assert "Traceback" not in text and 'File "' not in text, text[:300]
     if r.status_code >= 400 and request["method"] != "HEAD" and r.content:
-        error_codes(r)  # JSON errors body with the spec's shape
+        # JSON errors body with the spec's shape and only the spec's codes
+        assert set(error_codes(r)) <= SPEC_CODES, (request, r.text[:300])
+    if r.status_code == 416:
+        assert r.headers["content-range"].startswith("bytes */"), (request, r.headers)
 
 
 def test_probes_with_edge_values_never_crash(client: httpx.Client, world: World) -> None:

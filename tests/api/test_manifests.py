@@ -334,10 +334,12 @@ def test_manifest_of_exactly_4_mib_is_accepted(client: httpx.Client, repo: str) 
 
 @pytest.mark.parametrize("tag", ["-leading-dash", ".leading-dot", "x" * 129, "bad+plus",
                                  "sp ace", "latest\n", "tab\tbed"])
-def test_invalid_tag_is_tag_invalid(client: httpx.Client, repo: str, tag: str) -> None:
+def test_invalid_tag_is_manifest_invalid(client: httpx.Client, repo: str, tag: str) -> None:
+    """A PUT to a tag the grammar refuses is 400 MANIFEST_INVALID: the spec's list of error
+    codes has no TAG_INVALID, and the request is the manifest's to fix (its tag)."""
     image = push_image(client, repo, tag=None)
     r = put_manifest(client, repo, quote(tag, safe=""), image.manifest, image.media_type)
-    assert_error(r, 400, "TAG_INVALID")
+    assert_error(r, 400, "MANIFEST_INVALID")
     tags = client.get(f"/v2/{repo}/tags/list").json()["tags"]
     assert tag not in tags
 
@@ -438,7 +440,7 @@ def test_put_with_an_invalid_tag_parameter_tags_nothing(client: httpx.Client,
     image = push_image(client, repo, tag=None)
     r = put_manifest(client, repo, image.digest, image.manifest, image.media_type,
                      params=[("tag", "good"), ("tag", "-bad")])
-    assert_error(r, 400, "TAG_INVALID")
+    assert_error(r, 400, "MANIFEST_INVALID")
     assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == []
 
 
@@ -537,3 +539,43 @@ def test_empty_config_with_a_wrong_size_is_manifest_invalid(client: httpx.Client
     doc["config"]["size"] = 3
     assert_error(put_manifest(client, repo, "thing", canonical(doc), OCI_MANIFEST), 400,
                  "MANIFEST_INVALID")
+
+
+# -- references that are neither a tag nor a digest ----------------------------------------
+
+# What the conformance suite asks for ("nonexistent manifest"), and others the grammar
+# refuses; each is a manifest this repository cannot hold, which is what 404 says.
+_NOT_A_REFERENCE = [".INVALID_MANIFEST_NAME", "-leading-dash", "x" * 129, "bad+plus",
+                    "a:b:c", "sp ace"]
+
+
+@pytest.mark.parametrize("reference", _NOT_A_REFERENCE)
+def test_get_and_head_of_a_reference_that_is_no_tag_nor_digest_is_manifest_unknown(
+        client: httpx.Client, repo: str, reference: str) -> None:
+    """CNCF Distribution answers these 404 (no route matches); the OCI conformance suite's
+    "nonexistent manifest" cases expect 404 with MANIFEST_UNKNOWN."""
+    push_image(client, repo, tag="latest")
+    path = f"/v2/{repo}/manifests/{quote(reference, safe=':')}"
+    assert_error(client.get(path, headers={"Accept": OCI_MANIFEST}), 404, "MANIFEST_UNKNOWN")
+    assert_error(client.head(path, headers={"Accept": OCI_MANIFEST}), 404, "MANIFEST_UNKNOWN")
+
+
+@pytest.mark.parametrize("reference", _NOT_A_REFERENCE)
+def test_delete_of_a_reference_that_is_no_tag_nor_digest_is_manifest_unknown(
+        client: httpx.Client, repo: str, reference: str) -> None:
+    """Distribution v3.1.1 answers 404 to such a DELETE too; nothing is deleted."""
+    image = push_image(client, repo, tag="latest")
+    r = client.delete(f"/v2/{repo}/manifests/{quote(reference, safe=':')}")
+    assert_error(r, 404, "MANIFEST_UNKNOWN")
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["latest"]
+    assert _pull(client, repo, image.digest).status_code == 200
+
+
+def test_a_malformed_digest_reference_is_still_digest_invalid(client: httpx.Client,
+                                                              repo: str) -> None:
+    """A reference shaped like a digest whose algorithm or hex is wrong names no tag either;
+    it stays 400 DIGEST_INVALID, as Distribution answers it."""
+    push_image(client, repo, tag="latest")
+    for reference in ("sha256:zz", "md5:" + "0" * 32):
+        assert_error(client.get(f"/v2/{repo}/manifests/{reference}"), 400, "DIGEST_INVALID")
+        assert_error(client.delete(f"/v2/{repo}/manifests/{reference}"), 400, "DIGEST_INVALID")

@@ -6,8 +6,10 @@ token from /auth/token with the credentials they were given, and retry, as with 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import httpx
 import oras.client
 import pytest
 
@@ -89,3 +91,64 @@ def test_oras_with_credentials(secure_registry: MoorageServer, tmp_path: Path) -
     with pytest.raises(Exception):
         stranger.pull(target=target, outdir=str(tmp_path / "nope"))
 
+
+
+def _maintainer(server: MoorageServer, namespace: str) -> tuple[str, str]:
+    """A fresh user holding the delete right (maintainer) in `namespace`."""
+    name = "maint" + uuid.uuid4().hex[:10]
+    password = "password-" + uuid.uuid4().hex
+    admin = ("admin", ADMIN_PASSWORD)
+    resp = httpx.post(f"{server.url}/api/v1/namespaces", auth=admin, json={"name": namespace})
+    assert resp.status_code == 201, resp.text
+    resp = httpx.post(f"{server.url}/api/v1/users", auth=admin,
+                      json={"username": name, "password": password})
+    assert resp.status_code == 201, resp.text
+    resp = httpx.put(f"{server.url}/api/v1/namespaces/{namespace}/members/{name}", auth=admin,
+                     json={"role": "maintainer"})
+    assert resp.status_code in (200, 204), resp.text
+    return name, password
+
+
+def test_oras_deletes_a_tag_as_a_maintainer(secure_registry: MoorageServer,
+                                            tmp_path: Path) -> None:
+    """oras-py's delete: HEAD for the digest, then DELETE, on the token it already holds.
+    After a push that token asked for pull,push (and carries delete, which the maintainer
+    holds); after a pull it asked for pull only, and the 403 insufficient_scope challenge
+    makes oras-py fetch a token for `repository:NAME:delete`."""
+    payload = tmp_path / "notes.txt"
+    namespace = "orasdel" + uuid.uuid4().hex[:10]
+    repo = f"{namespace}/notes"
+    user, password = _maintainer(secure_registry, namespace)
+
+    pusher = oras.client.OrasClient(hostname=secure_registry.host, insecure=True)
+    pusher.login(username=user, password=password, hostname=secure_registry.host,
+                 tls_verify=False, config_path=str(tmp_path / "pusher.json"))
+    for tag in ("one", "two"):  # two manifests: oras-py deletes by digest
+        payload.write_text(f"to be deleted: {tag}\n")
+        resp = pusher.push(files=[str(payload)], target=f"{secure_registry.host}/{repo}:{tag}",
+                           disable_path_validation=True)
+        assert resp.status_code in (200, 201), resp.text
+    assert pusher.delete_tag(f"{secure_registry.host}/{repo}", "one")
+
+    puller = oras.client.OrasClient(hostname=secure_registry.host, insecure=True)
+    puller.login(username=user, password=password, hostname=secure_registry.host,
+                 tls_verify=False, config_path=str(tmp_path / "puller.json"))
+    puller.pull(target=f"{secure_registry.host}/{repo}:two", outdir=str(tmp_path / "out"))
+    assert puller.delete_tag(f"{secure_registry.host}/{repo}", "two")
+
+    tags = httpx.get(f"{secure_registry.url}/v2/{repo}/tags/list",
+                     auth=("admin", ADMIN_PASSWORD))
+    assert tags.status_code in (200, 404)
+    assert tags.status_code == 404 or tags.json()["tags"] == []
+
+
+def test_skopeo_deletes_as_a_maintainer(secure_registry: MoorageServer, tmp_path: Path) -> None:
+    """skopeo asks for `pull,delete` itself; with a maintainer's credentials it deletes."""
+    busybox_image(tmp_path / "src", "v1")
+    namespace = "skopeodel" + uuid.uuid4().hex[:10]
+    ref = f"docker://{secure_registry.host}/{namespace}/app:v1"
+    user, password = _maintainer(secure_registry, namespace)
+    copy_in(f"oci:{tmp_path / 'src'}:v1", ref, "--dest-creds", f"{user}:{password}")
+    skopeo("delete", "--tls-verify=false", "--creds", f"{user}:{password}", ref)
+    gone = skopeo("inspect", "--tls-verify=false", "--creds", CREDS, ref, check=False)
+    assert gone.returncode != 0

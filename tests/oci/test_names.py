@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from moorage.oci.errors import RegistryError
-from moorage.oci.names import MAX_NAME_LENGTH, check_name, check_tag, is_valid_tag
+from moorage.oci.names import (MAX_NAME_LENGTH, check_name, check_tag, is_valid_tag,
+                               lookup_kind)
 
 # Straight from the spec text; `fullmatch` so that nothing (not even "\n") may trail.
 SPEC_NAME = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*")
@@ -31,7 +32,7 @@ def _tag_accepted(tag: str) -> bool:
     try:
         assert check_tag(tag) == tag
     except RegistryError as exc:
-        assert exc.code == "TAG_INVALID" and exc.status == 400
+        assert exc.code == "MANIFEST_INVALID" and exc.status == 400
         return False
     assert is_valid_tag(tag)
     return True
@@ -76,3 +77,21 @@ def test_valid_tags(tag: str) -> None:
                                  "latest\n", "\nlatest", "é"])
 def test_invalid_tags(tag: str) -> None:
     assert not _tag_accepted(tag), repr(tag)
+
+
+@pytest.mark.parametrize("reference,kind", [
+    ("latest", "tag"), ("v1.0_rc-2", "tag"), ("x" * 128, "tag"),
+    ("sha256:" + "a" * 64, "digest"),
+    ("sha256:zz", "digest"),          # shaped like one: parse_digest says DIGEST_INVALID
+    ("md5:" + "0" * 32, "digest"),
+])
+def test_lookup_kind_of_tags_and_digests(reference: str, kind: str) -> None:
+    assert lookup_kind(reference) == kind
+
+
+@pytest.mark.parametrize("reference", [".INVALID_MANIFEST_NAME", "-dash", "x" * 129, "a:b:c",
+                                       "sp ace", "", "bad+plus", "Sha256:abc"])
+def test_a_reference_that_is_neither_names_no_manifest(reference: str) -> None:
+    with pytest.raises(RegistryError) as refused:
+        lookup_kind(reference)
+    assert refused.value.code == "MANIFEST_UNKNOWN" and refused.value.status == 404

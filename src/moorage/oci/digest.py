@@ -39,6 +39,11 @@ def parse_digest(value: str) -> Digest:
     return Digest(algorithm, hexpart)
 
 
+def looks_like_digest(value: str) -> bool:
+    """The digest grammar (`algorithm:encoded`), whether or not the algorithm is known."""
+    return bool(_DIGEST_RE.fullmatch(value))
+
+
 def is_digest(value: str) -> bool:
     """True when a manifest reference is a digest rather than a tag (it has a colon)."""
     return ":" in value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from moorage.oci.digest import looks_like_digest
 from moorage.oci.errors import RegistryError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
@@ -21,9 +22,29 @@ def check_name(name: str) -> str:
 
 
 def check_tag(tag: str) -> str:
+    """A tag to write (a manifest PUT, `?tag=`): one the grammar refuses is MANIFEST_INVALID,
+    the spec's code for a manifest the registry will not take as sent (it has no TAG_INVALID).
+    `reason` lets the management API keep its own, finer code."""
     if not _TAG_RE.fullmatch(tag):
-        raise RegistryError("TAG_INVALID", f"invalid tag {tag[:200]!r}")
+        raise RegistryError("MANIFEST_INVALID", f"invalid tag {tag[:200]!r}",
+                            detail={"reason": "tag", "tag": tag[:200]})
     return tag
+
+
+def lookup_kind(reference: str) -> str:
+    """What a reference to read or delete names: "digest" or "tag".
+
+    A reference that is neither names no manifest this repository can hold, so it is 404
+    MANIFEST_UNKNOWN, as CNCF Distribution answers it (no route of its matches) and the OCI
+    conformance suite's "nonexistent manifest" cases expect. A reference shaped like a digest
+    is a digest: a wrong algorithm or hex is still DIGEST_INVALID (parse_digest says so).
+    """
+    if looks_like_digest(reference):
+        return "digest"
+    if _TAG_RE.fullmatch(reference):
+        return "tag"
+    raise RegistryError("MANIFEST_UNKNOWN", "no manifest has this reference: it is neither a "
+                        "tag nor a digest", detail={"reference": reference[:200]})
 
 
 def is_valid_name(name: str) -> bool:

@@ -22,7 +22,7 @@ from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Manifest, accepts, parse_manifest
-from moorage.oci.names import check_name, check_tag, is_valid_name
+from moorage.oci.names import check_name, check_tag, is_valid_name, lookup_kind
 from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock, UploadLock
 from moorage.registry.uploads import UploadManager
@@ -252,12 +252,11 @@ class Registry:
     def resolve(self, name: str, reference: str) -> str:
         """The digest a tag or digest reference names in this repository."""
         check_name(name)
-        if is_digest(reference):
+        if lookup_kind(reference) == "digest":
             parse_digest(reference)
             if not self.db.manifest_in_repository(name, reference):
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
             return reference
-        check_tag(reference)
         generation, digest = self.tags_cache.get(name, reference)
         if digest is None:
             digest = self.db.tag_digest(name, reference)
@@ -289,13 +288,12 @@ class Registry:
     def delete_manifest(self, name: str, reference: str) -> None:
         check_name(name)
         self.tags_cache.before_change(name)
-        if is_digest(reference):
+        if lookup_kind(reference) == "digest":
             parse_digest(reference)
             # The guards see every tag that holds it: its own, and any index's above it.
             deleted = self.db.delete_manifest(
                 name, reference, inspect_with(self.guards, f"manifest {reference} of {name}"))
         else:
-            check_tag(reference)
             current = self.db.tag_digest(name, reference)
             if current is not None:
                 for check in self.tag_checks:

@@ -189,9 +189,8 @@ class UploadManager:
         """append() once the upload's lock is held."""
         upload, offset = await self._session(name, upload_id)
         if start is not None and start != offset:
-            raise RegistryError(
-                "RANGE_INVALID", f"chunk starts at {start}, upload is at {offset}",
-                headers={"Range": range_header(offset), "Location": upload_location(name, upload_id)})
+            raise refused_chunk(name, upload_id, offset,
+                                f"chunk starts at {start}, upload is at {offset}")
         state = await self._state(upload_id, offset)
         saved = state.hasher.copy()
         writer = await asyncio.to_thread(self.store.upload_chunk, upload_id, offset)
@@ -352,6 +351,18 @@ class UploadManager:
 
 def upload_location(name: str, upload_id: str) -> str:
     return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def refused_chunk(name: str, upload_id: str, offset: int, message: str) -> RegistryError:
+    """416 to a chunk that is out of order or whose Content-Range is malformed.
+
+    BLOB_UPLOAD_INVALID is the spec's code for it (it has no RANGE_INVALID). The answer says
+    where the upload is, so the client resumes there: `Range` as the spec's upload status
+    does, and `Content-Range: bytes */OFFSET`, which RFC 9110 (15.5.17) asks of every 416.
+    """
+    return RegistryError("BLOB_UPLOAD_INVALID", message, status=416, headers={
+        "range": range_header(offset), "content-range": f"bytes */{offset}",
+        "location": upload_location(name, upload_id)})
 
 
 def range_header(offset: int) -> str:

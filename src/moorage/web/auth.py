@@ -260,6 +260,10 @@ class RegistryAccess:
                 return caller
             # Held but not in this token: a fresh token for the scope will carry it. RFC 6750
             # answers insufficient_scope with 403 and a challenge naming the scope to ask for.
+            # Not 401 (as CNCF Distribution answers): oras-py resends the token it holds after
+            # a 401 and asks for a new one only after a 403. crane, which re-asks only after a
+            # 401, never gets here for a delete: its push token carries delete when held
+            # (access.authorization.implied).
             raise self.insufficient(scope, resource, f"token does not grant {action} on {name}")
         if principal.anonymous:
             raise self.challenge(scope, resource, f"authentication required to {action} {name}")

@@ -17,7 +17,7 @@ import orjson
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
-from moorage.registry.uploads import range_header, upload_location
+from moorage.registry.uploads import range_header, refused_chunk, upload_location
 from moorage.registry.events import set_caller
 from moorage.access.network import address_text
 from moorage.web.auth import Caller, RegistryAccess
@@ -50,7 +50,8 @@ _ACTIONS = {
 _METHODS = {kind: [m for k, m in _ACTIONS if k == kind] for kind, _ in _ACTIONS}
 # Requests that may bring a new repository into being: quotas and namespaces are checked here.
 _CREATES = {("uploads", "POST"), ("manifest", "PUT")}
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# One byte range of a Range header's range set (RFC 9110 14.1.2), after its unit and `=`.
+_RANGE_RE = re.compile(r"[ \t]*([0-9]*)-([0-9]*)[ \t]*")
 # Offsets of chunks are byte positions: 19 digits hold any of them (and int() stays cheap).
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
 # Past any blob's size; what a Range number longer than this many digits is taken to be.
@@ -187,11 +188,8 @@ class RegistryAPI:
                    "accept-ranges": "bytes", "etag": f'"{digest}"'}
         start, end, status = 0, size, 200
         requested = header(scope, b"range")
-        if requested is not None:
-            span = _parse_range(requested, size)
-            if span is None:
-                raise RegistryError("RANGE_INVALID", f"cannot satisfy range {requested[:100]!r}",
-                                    headers={"content-range": f"bytes */{size}"})
+        span = _parse_range(requested, size) if requested is not None else None
+        if span is not None:
             start, end = span
             status = 206
             headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
@@ -255,9 +253,19 @@ class RegistryAPI:
         offset = await self.registry.uploads.offset(check_name(name), upload_id)
         await respond(send, 204, b"", _upload_headers(name, upload_id, offset))
 
+    async def _chunk_span(self, scope: Scope, name: str, upload_id: str
+                          ) -> tuple[int | None, int | None]:
+        """_chunk_span(), with a malformed Content-Range answered as an out-of-order chunk
+        is: 416 saying where the upload is (which only the upload's record knows)."""
+        try:
+            return _chunk_span(scope)
+        except _MalformedRange as exc:
+            offset = await self.registry.uploads.offset(check_name(name), upload_id)
+            raise refused_chunk(name, upload_id, offset, str(exc)) from None
+
     async def upload_patch(self, scope: Scope, receive: Receive, send: Send, name: str,
                            upload_id: str) -> None:
-        start, length = _chunk_span(scope)
+        start, length = await self._chunk_span(scope, name, upload_id)
         offset = await self.registry.uploads.append(check_name(name), upload_id,
                                                     body_stream(receive), start, length)
         await _upload_accepted(send, name, upload_id, offset)
@@ -267,7 +275,7 @@ class RegistryAPI:
         digest = _one(_query(scope), "digest")
         if digest is None:
             raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
-        start, length = _chunk_span(scope)
+        start, length = await self._chunk_span(scope, name, upload_id)
         body = None if length == 0 else body_stream(receive)
         await self.registry.finish_upload(name, upload_id, digest, body, length, start)
         await _created(send, name, digest)
@@ -319,8 +327,9 @@ def _page(query: dict[str, list[str]]) -> tuple[int | None, str | None]:
     limit = None
     if raw is not None and raw != "":
         if not _DECIMAL_RE.fullmatch(raw) or int(raw) > _MAX_PAGE:
-            raise RegistryError("PAGINATION_NUMBER_INVALID",
-                                f"n must be an integer between 0 and {_MAX_PAGE}")
+            # UNSUPPORTED: the spec's code for "an invalid set of parameters".
+            raise RegistryError("UNSUPPORTED",
+                                f"n must be an integer between 0 and {_MAX_PAGE}", status=400)
         limit = int(raw)
     return limit, _one(query, "last") or None
 
@@ -339,6 +348,10 @@ def _length(scope: Scope) -> int | None:
     return int(raw)
 
 
+class _MalformedRange(ValueError):
+    """A Content-Range of an upload chunk that cannot be read (or disagrees with its length)."""
+
+
 def _chunk_span(scope: Scope) -> tuple[int | None, int | None]:
     """(start, length) of an upload chunk from Content-Range and Content-Length."""
     length = _length(scope)
@@ -347,29 +360,57 @@ def _chunk_span(scope: Scope) -> tuple[int | None, int | None]:
         return None, length
     match = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
     if not match or int(match[2]) < int(match[1]):
-        raise RegistryError("RANGE_INVALID", f"bad Content-Range {content_range[:100]!r}")
+        raise _MalformedRange(f"bad Content-Range {content_range[:100]!r}")
     start = int(match[1])
     chunk_length = int(match[2]) - start + 1
     if length is not None and length != chunk_length:
-        raise RegistryError("RANGE_INVALID", "Content-Range and Content-Length disagree")
+        raise _MalformedRange("Content-Range and Content-Length disagree")
     return start, chunk_length
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b` range as a half-open span, or None if it cannot be satisfied."""
-    match = _RANGE_RE.fullmatch(value.strip())
+    """The half-open span a Range header asks of a blob of `size` bytes, or None when the
+    header is ignored and the whole blob answered (200).
+
+    RFC 9110 14.2: a range unit other than bytes MUST be ignored; a server MAY ignore an
+    invalid ranges-specifier (no range, `9-3`, not the syntax at all) and a set of several
+    ranges, which we do rather than answer multipart/byteranges. Only a valid single range
+    that misses the blob (a first byte at or past its end, a suffix of 0) is refused, with
+    416 and `Content-Range: bytes */SIZE` (15.5.17).
+    """
+    unit, equals, range_set = value.strip().partition("=")
+    if not equals or unit.strip().lower() != "bytes" or "," in range_set:
+        return None
+    match = _RANGE_RE.fullmatch(range_set)
     if not match or (match[1] == "" and match[2] == ""):
         return None
-    if match[1] == "":
-        suffix = _bounded(match[2])
-        if suffix == 0:
-            return None
+    first, last = match[1], match[2]
+    if first and last and _digits_key(last) < _digits_key(first):
+        return None  # an invalid int-range (14.1.1)
+    if first == "":
+        suffix = _bounded(last)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(value, size)
         return max(size - suffix, 0), size
-    start = _bounded(match[1])
-    end = _bounded(match[2]) + 1 if match[2] else size
-    if start >= size or end <= start:
-        return None
+    start = _bounded(first)
+    if start >= size:
+        raise _unsatisfiable(value, size)
+    end = _bounded(last) + 1 if last else size
     return start, min(end, size)
+
+
+def _unsatisfiable(value: str, size: int) -> RegistryError:
+    """416 to a range that misses the blob; SIZE_INVALID is the spec's nearest code (the range
+    and the blob's size disagree), and Content-Range says the size."""
+    return RegistryError("SIZE_INVALID", f"range {value[:100]!r} is not satisfiable: the blob "
+                         f"is {size} bytes", status=416,
+                         headers={"content-range": f"bytes */{size}"})
+
+
+def _digits_key(digits: str) -> tuple[int, str]:
+    """Orders decimal strings of any length by value, without int() on thousands of digits."""
+    digits = digits.lstrip("0") or "0"
+    return len(digits), digits
 
 
 def _bounded(digits: str) -> int:

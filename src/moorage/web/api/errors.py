@@ -65,7 +65,7 @@ def refusal(exc: AccessError | RegistryError) -> JSONResponse:
         return error(exc.status, exc.code, exc.message, {**headers, **exc.headers})
     reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
     code = {"quota": "QUOTA_EXCEEDED", "feature": "EDITION", "immutable": "IMMUTABLE",
-            "unavailable": "UNAVAILABLE"}.get(reason or "", exc.code)
+            "unavailable": "UNAVAILABLE", "tag": "TAG_INVALID"}.get(reason or "", exc.code)
     return error(exc.status, code, exc.message, exc.headers)
 
 
