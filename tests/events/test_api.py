@@ -171,3 +171,26 @@ def test_cli(admin_cli: Cli, receiver: Receiver) -> None:
     gone = api(server, "GET", f"/webhooks/{hook['id']}")
     assert gone.status_code == 404
     assert error(gone)[1] == f"webhook {hook['id']} does not exist"
+
+
+def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) -> None:
+    """Nothing in this version scans or builds: a webhook for `scan` or `build` would never
+    fire, so it is refused, by the API (with the events one may choose) and by the CLI."""
+    server = admin_cli.server
+    ns = make_namespace(server)
+    for event in ("scan", "build"):
+        refused = api(server, "POST", "/webhooks",
+                      json={"namespace": ns, "url": receiver.url, "events": ["push", event]})
+        assert refused.status_code in (400, 422), refused.text
+        # The API never echoes input; it names the field and the events one may choose.
+        code, message = error(refused)
+        assert message == "events.1: Input should be 'push', 'delete', 'pull' or 'quota'"
+    hook = create_hook(server, receiver.url, ["push"], ns)
+    changed = api(server, "PATCH", f"/webhooks/{hook['id']}", json={"events": ["scan"]})
+    assert changed.status_code in (400, 422) and "'quota'" in error(changed)[1]
+    cli = admin_cli("webhook", "create", "--namespace", ns, "--url", receiver.url,
+                    "--events", "push,scan")
+    assert cli.code == 2 and "push, delete, pull, quota" in cli.stderr, cli
+    assert "scan" not in admin_cli.ok("webhook", "create", "--help")
+    assert api(server, "GET", "/webhooks", params={"namespace": ns}).json()[0]["events"] == \
+        ["push"]
