@@ -163,3 +163,30 @@ def test_info_and_usage_errors(admin_cli: Cli) -> None:
     unreachable = admin_cli("info", env={"MOORAGE_URL": "http://127.0.0.1:9"})
     assert unreachable.code == 1
     assert unreachable.stderr.startswith("moorage: cannot reach http://127.0.0.1:9")
+
+
+def test_errors_under_json_are_json(admin_cli: Cli) -> None:
+    """Under --json every failure is one JSON object on stderr (stdout holds only results),
+    with the exit code it always had: refusals by the server, usage errors found before the
+    command runs, and an unreachable server."""
+    missing = unique("nosuch")
+    refused = admin_cli("namespace", "show", missing, "--json")
+    assert refused.code == 1 and refused.stdout == ""
+    assert json.loads(refused.stderr) == {"error": f"namespace {missing} does not exist",
+                                          "exit_code": 1, "code": "NOT_FOUND", "status": 404}
+    assert refused.stderr.count("\n") == 1
+
+    bad_role = admin_cli("member", "set", "ns", "someone", "king", "--json")
+    assert bad_role.code == 2
+    body = json.loads(bad_role.stderr)
+    assert body["exit_code"] == 2 and "king" in body["error"]
+
+    unconfirmed = admin_cli("namespace", "delete", missing, "--json")
+    assert unconfirmed.code == 2 and "--yes" in json.loads(unconfirmed.stderr)["error"]
+
+    unreachable = admin_cli("info", "--json", env={"MOORAGE_URL": "http://127.0.0.1:9"})
+    assert unreachable.code == 1
+    assert json.loads(unreachable.stderr)["error"].startswith("cannot reach http://127.0.0.1:9")
+    # Without --json, the one line for people, as before.
+    plain = admin_cli("namespace", "show", missing)
+    assert plain.stderr == f"moorage: namespace {missing} does not exist\n"
