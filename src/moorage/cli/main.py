@@ -29,8 +29,11 @@ Client commands find the server and credentials in the file `moorage login` writ
 MOORAGE_URL, MOORAGE_USERNAME and MOORAGE_PASSWORD (which win). Every command takes --json.
 """
 
+# Plain help (click's formatter, which every subcommand inherits from the root), not Rich
+# panels: on an 80-column terminal Rich's option table cut long flag names to
+# `--credential-free-p…`, and a flag one cannot read is a flag one cannot type.
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @app.callback()
