@@ -8,10 +8,14 @@ Set-up that is not under test (namespaces, images) goes through the API directly
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import httpx
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, Result
 from tests.web.conftest import People
 from tests.web.test_api_documents import BUILT_FEATURES, UNBUILT_FEATURES, UNBUILT_QUOTAS
 from tests.web.helpers import USER_PASSWORD, api, make_namespace, push_image, unique
@@ -81,6 +85,29 @@ def test_token_commands(admin_cli: Cli) -> None:
     assert httpx.get(f"{admin_cli.server.url}/api/v1/user", headers=bearer).status_code == 401
 
 
+def on_a_terminal(cli: Cli, args: list[str], answer: str) -> Result:
+    """Run with stdin and stdout on a pseudo-terminal (as a person would), typing `answer`."""
+    main, child = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env.update({"XDG_CONFIG_HOME": str(cli.config_home), "NO_COLOR": "1"})
+    proc = subprocess.Popen([sys.executable, "-m", "moorage", *args], stdin=child,
+                            stdout=child, stderr=subprocess.PIPE, env=env)
+    os.close(child)
+    os.write(main, answer.encode())
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    return Result(proc.wait(timeout=60), output.decode(errors="replace"), stderr)
+
+
 def test_user_commands(admin_cli: Cli) -> None:
     name = unique("dave")
     created = admin_cli.ok("user", "create", name, "--password-stdin",
@@ -98,7 +125,15 @@ def test_user_commands(admin_cli: Cli) -> None:
                  env=as_dave)
     as_dave["MOORAGE_PASSWORD"] = "the-new-password"
     assert json.loads(admin_cli.ok("whoami", "--json", env=as_dave))["username"] == name
-    assert f"Deleted user {name}." in admin_cli.ok("user", "delete", name)
+    # Deleting an account asks first; with no terminal to ask on, only --yes will do.
+    unconfirmed = admin_cli("user", "delete", name)
+    assert unconfirmed.code == 2 and "--yes" in unconfirmed.stderr, unconfirmed
+    assert rows(admin_cli.ok("user", "list"))[name]
+    # On a terminal it asks, and "n" keeps the account.
+    declined = on_a_terminal(admin_cli, ["user", "delete", name], answer="n\n")
+    assert declined.code == 1 and f"Delete user {name}" in declined.stdout, declined
+    assert rows(admin_cli.ok("user", "list"))[name]
+    assert f"Deleted user {name}." in admin_cli.ok("user", "delete", name, "--yes")
 
 
 def test_repo_commands(admin_cli: Cli) -> None:
