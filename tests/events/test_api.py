@@ -194,3 +194,28 @@ def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) ->
     assert "scan" not in admin_cli.ok("webhook", "create", "--help")
     assert api(server, "GET", "/webhooks", params={"namespace": ns}).json()[0]["events"] == \
         ["push"]
+
+
+def test_webhook_test_fails_when_the_ping_is_not_delivered(admin_cli: Cli) -> None:
+    """`moorage webhook test` is how one checks a receiver: a ping that was not delivered is
+    a failure (exit 1) that says why, in both output modes; a delivered one exits 0."""
+    server = admin_cli.server
+    ns = make_namespace(server)
+    failing = Receiver(answers=[503, 503]).start()
+    try:
+        hook = create_hook(server, failing.url, ["push"], ns)
+        said = admin_cli("webhook", "test", str(hook["id"]))
+        assert said.code == 1, said
+        assert "failed (HTTP 503" in said.stdout
+        assert said.stderr == (f"moorage: the ping to webhook {hook['id']} was not delivered: "
+                               f"HTTP 503 (the receiver said: receiver failure 503)\n")
+        as_json = admin_cli("webhook", "test", str(hook["id"]), "--json")
+        assert as_json.code == 1
+        assert json.loads(as_json.stdout)["status"] == "failed"
+        assert "HTTP 503" in json.loads(as_json.stderr)["error"]
+        delivered = admin_cli("webhook", "test", str(hook["id"]))
+        assert delivered.code == 0 and "delivered (HTTP 200" in delivered.stdout, delivered
+    finally:
+        failing.stop()
+    down = admin_cli("webhook", "test", str(hook["id"]))  # nothing listens there any more
+    assert down.code == 1 and "ConnectError" in down.stderr, down
