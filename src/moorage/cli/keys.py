@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from moorage.cli.output import CliError, JsonFlag, print_error, print_json, say, table
+from moorage.cli.datafolder import announce, existing_instance
+from moorage.cli.output import CliError, JsonFlag, print_json, say, table
 
 if TYPE_CHECKING:
     from moorage.settings import Settings
@@ -29,28 +30,18 @@ Config = Annotated[Optional[Path], typer.Option(help="TOML settings file")]
 
 
 def _instance(data_dir: Path | None, config: Path | None) -> tuple[Settings, Path]:
-    """The settings and the data folder of an instance that exists. Nothing is created: these
-    commands act on an instance, and one run in the wrong folder must say so rather than make
-    a new instance (database, signing key, master key) there."""
+    """The settings and the data folder of an instance that exists and encrypts: nothing is
+    created (see cli/datafolder.py)."""
     from moorage.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(config, overrides={"data_dir": data_dir})
     except SettingsError as exc:
         raise CliError(str(exc)) from None
-    folder = Path(settings.data_dir).resolve()
-    if not settings.database_url and not (folder / "moorage.db").is_file():
-        raise CliError(f"no Moorage instance in {folder} (no moorage.db): give the "
-                       f"instance's folder with --data-dir")
+    folder = existing_instance(settings)
     if not settings.encryption:
         raise CliError(f"encryption is off on the instance in {folder} (set encryption = true)")
     return settings, folder
-
-
-def _acting_on(folder: Path, json_out: bool) -> None:
-    """Say which data folder a command acts on (in the JSON answer under --json instead)."""
-    if not json_out:
-        print_error(f"data folder: {folder}")
 
 
 def _read_only_store(settings: Settings, folder: Path) -> EncryptedBlobStore:
@@ -88,7 +79,7 @@ def status(data_dir: DataDir = None, config: Config = None, json_out: JsonFlag =
 
     settings, folder = _instance(data_dir, config)
     store = _read_only_store(settings, folder)
-    _acting_on(folder, json_out)
+    announce(folder, json_out)
     active = store.keyring.active.hex_id
     usage = key_usage(store)
     rows = [{"key": k.hex_id, "active": k.hex_id == active, "blobs": usage.get(k.hex_id, 0)}
@@ -107,7 +98,7 @@ def status(data_dir: DataDir = None, config: Config = None, json_out: JsonFlag =
 def rotate(data_dir: DataDir = None, config: Config = None, json_out: JsonFlag = False) -> None:
     """Add a new active master key; old keys keep reading what they wrap."""
     settings, folder = _instance(data_dir, config)
-    _acting_on(folder, json_out)
+    announce(folder, json_out)
     _, store = _built(settings)
     key = store.keyring.rotate()
     if json_out:
@@ -123,7 +114,7 @@ def rewrap_cmd(data_dir: DataDir = None, config: Config = None, json_out: JsonFl
     from moorage.store.encrypted import rewrap
 
     settings, folder = _instance(data_dir, config)
-    _acting_on(folder, json_out)
+    announce(folder, json_out)
     instance, store = _built(settings)
     guard = getattr(instance.registry.lock, "shared", None)
     # The bar goes to stderr, and only to a terminal: stdout keeps the result alone.

@@ -1,4 +1,5 @@
-"""`moorage keys …` through the real command: read-only means read-only, and every command
+"""Commands that work on a data folder directly (`keys`, `worker`), through the real command:
+read-only means read-only, none makes an instance where there is none, and every one
 says which data folder it acted on.
 
 `keys status` once made a whole instance (database, signing key, even a master key) in the
@@ -115,3 +116,16 @@ def test_keys_rotate_and_rewrap_print_tables_and_json(encrypted: Path, tmp_path:
     status = json.loads(moorage("keys", "status", "--data-dir", str(encrypted), "--json",
                                 cwd=tmp_path, env=ENCRYPTED).stdout)
     assert {k["key"]: k["blobs"] for k in status["keys"]}[new_key] == blobs
+
+
+def test_worker_creates_no_instance_and_names_its_folder(encrypted: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = moorage("worker", "--once", cwd=empty)
+    assert refused.returncode == 1, refused
+    assert refused.stderr == (f"moorage: no Moorage instance in {empty / 'moorage-data'} (no "
+                              f"moorage.db): give the instance's folder with --data-dir\n")
+    assert list(empty.iterdir()) == []
+    ran = moorage("worker", "--once", "--data-dir", str(encrypted), cwd=empty, env=ENCRYPTED)
+    assert ran.returncode == 0, ran
+    assert ran.stderr.startswith(f"moorage: data folder: {encrypted}\n"), ran.stderr
