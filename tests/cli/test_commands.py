@@ -17,8 +17,8 @@ import httpx
 
 from tests.cli.conftest import Cli, Result
 from tests.web.conftest import People
-from tests.web.test_api_documents import BUILT_FEATURES, UNBUILT_FEATURES, UNBUILT_QUOTAS
 from tests.web.helpers import USER_PASSWORD, api, make_namespace, push_image, unique
+from tests.web.test_api_documents import BUILT_FEATURES, UNBUILT_FEATURES, UNBUILT_QUOTAS
 
 
 def rows(table: str) -> dict[str, str]:

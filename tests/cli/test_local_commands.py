@@ -29,7 +29,7 @@ def moorage(*args: str, cwd: Path, env: dict[str, str] | None = None
     base = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
     base.update({"NO_COLOR": "1", **(env or {})})
     return subprocess.run([sys.executable, "-m", "moorage", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -183,7 +183,7 @@ def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) ->
                       json={"namespace": ns, "url": receiver.url, "events": ["push", event]})
         assert refused.status_code in (400, 422), refused.text
         # The API never echoes input; it names the field and the events one may choose.
-        code, message = error(refused)
+        _, message = error(refused)
         assert message == "events.1: Input should be 'push', 'delete', 'pull' or 'quota'"
     hook = create_hook(server, receiver.url, ["push"], ns)
     changed = api(server, "PATCH", f"/webhooks/{hook['id']}", json={"events": ["scan"]})

@@ -47,16 +47,17 @@ def _instance(data_dir: Path | None, config: Path | None) -> tuple[Settings, Pat
 def _read_only_store(settings: Settings, folder: Path) -> EncryptedBlobStore:
     """The encrypted blob store, opened without creating anything: no instance assembly, and
     a missing master key file is an error rather than a new key."""
+    from moorage.settings import SettingsError
     from moorage.store.encrypted import EncryptedBlobStore
     from moorage.store.factory import open_blob_store
     from moorage.store.keys import EncryptionError, load_keyring
 
     try:
         keyring = load_keyring(settings.master_key_file, folder, create=False)
-    except EncryptionError as exc:
+        inner = open_blob_store(settings, folder)  # an unreachable bucket: SettingsError
+    except (EncryptionError, SettingsError) as exc:
         raise CliError(str(exc)) from None
-    return EncryptedBlobStore(open_blob_store(settings, folder), keyring,
-                              allow_plaintext=settings.encryption_allow_plaintext)
+    return EncryptedBlobStore(inner, keyring, allow_plaintext=settings.encryption_allow_plaintext)
 
 
 def _built(settings: Settings) -> tuple[Any, EncryptedBlobStore]:
