@@ -74,15 +74,10 @@ class Settings:
     namespace_creators: str = "everyone"  # "everyone" | "admins"
     trusted_proxies: str = ""  # comma-separated CIDRs whose forwarding header is believed
     proxy_header: str = "x-forwarded-for"
-    # quota overrides; empty means the edition's value
+    # quota overrides; empty means the edition's value. One per quota this version enforces
+    # (access/editions.py BUILT_QUOTAS); the plan's other quotas get theirs when built.
     quota_namespaces: int | None = None
     quota_repositories: int | None = None
-    quota_helm_namespaces: int | None = None
-    quota_helm_repositories: int | None = None
-    quota_concurrent_builds: int | None = None
-    quota_artifact_subscriptions: int | None = None
-    quota_sync_rules: int | None = None
-    quota_pull_qps: int | None = None
 
     def quota_overrides(self) -> dict[str, int]:
         return {f.name[len("quota_"):]: getattr(self, f.name) for f in fields(self)

@@ -38,11 +38,22 @@ def test_missing_feature_names_the_edition_needed() -> None:
     with pytest.raises(EditionError) as refused:
         Edition("personal").require("network_acl")
     assert "needs the basic edition" in refused.value.message
-    with pytest.raises(EditionError) as refused:
-        Edition("basic").require("signing")
-    assert "needs the advanced edition" in refused.value.message
-    Edition("advanced").require("signing")
+    Edition("basic").require("webhooks")
     Edition("personal").require("credential_free_pull")
+
+
+def test_planned_features_and_quotas_are_never_on_or_shown() -> None:
+    """The edition table is the product's plan; what this version does not build is off in
+    every edition, refused as such, and never listed (issue 13)."""
+    advanced = Edition("advanced")
+    assert advanced.has("signing") is False and "signing" not in advanced.features()
+    with pytest.raises(EditionError) as refused:
+        advanced.require("signing")
+    assert refused.value.message == ("image signing and signature verification is not part "
+                                     "of this version")
+    assert set(advanced.quotas()) == {"namespaces", "repositories"}
+    with pytest.raises(ValueError, match="this version has namespaces, repositories"):
+        Edition("basic", {"helm_namespaces": 1})
 
 
 def test_unknown_edition_or_quota_is_refused() -> None:

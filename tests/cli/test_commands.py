@@ -8,12 +8,17 @@ Set-up that is not under test (namespaces, images) goes through the API directly
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import httpx
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, Result
 from tests.web.conftest import People
 from tests.web.helpers import USER_PASSWORD, api, make_namespace, push_image, unique
+from tests.web.test_api_documents import BUILT_FEATURES, UNBUILT_FEATURES, UNBUILT_QUOTAS
 
 
 def rows(table: str) -> dict[str, str]:
@@ -80,6 +85,29 @@ def test_token_commands(admin_cli: Cli) -> None:
     assert httpx.get(f"{admin_cli.server.url}/api/v1/user", headers=bearer).status_code == 401
 
 
+def on_a_terminal(cli: Cli, args: list[str], answer: str) -> Result:
+    """Run with stdin and stdout on a pseudo-terminal (as a person would), typing `answer`."""
+    main, child = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env.update({"XDG_CONFIG_HOME": str(cli.config_home), "NO_COLOR": "1"})
+    proc = subprocess.Popen([sys.executable, "-m", "moorage", *args], stdin=child,
+                            stdout=child, stderr=subprocess.PIPE, env=env)
+    os.close(child)
+    os.write(main, answer.encode())
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    return Result(proc.wait(timeout=60), output.decode(errors="replace"), stderr)
+
+
 def test_user_commands(admin_cli: Cli) -> None:
     name = unique("dave")
     created = admin_cli.ok("user", "create", name, "--password-stdin",
@@ -97,7 +125,15 @@ def test_user_commands(admin_cli: Cli) -> None:
                  env=as_dave)
     as_dave["MOORAGE_PASSWORD"] = "the-new-password"
     assert json.loads(admin_cli.ok("whoami", "--json", env=as_dave))["username"] == name
-    assert f"Deleted user {name}." in admin_cli.ok("user", "delete", name)
+    # Deleting an account asks first; with no terminal to ask on, only --yes will do.
+    unconfirmed = admin_cli("user", "delete", name)
+    assert unconfirmed.code == 2 and "--yes" in unconfirmed.stderr, unconfirmed
+    assert rows(admin_cli.ok("user", "list"))[name]
+    # On a terminal it asks, and "n" keeps the account.
+    declined = on_a_terminal(admin_cli, ["user", "delete", name], answer="n\n")
+    assert declined.code == 1 and f"Delete user {name}" in declined.stdout, declined
+    assert rows(admin_cli.ok("user", "list"))[name]
+    assert f"Deleted user {name}." in admin_cli.ok("user", "delete", name, "--yes")
 
 
 def test_repo_commands(admin_cli: Cli) -> None:
@@ -146,7 +182,13 @@ def test_member_and_network_commands(admin_cli: Cli, people: People) -> None:
 def test_info_and_usage_errors(admin_cli: Cli) -> None:
     info = json.loads(admin_cli.ok("info", "--json"))
     assert info["edition"] == "advanced" and "namespaces" in info["quotas"]
-    assert "advanced" in rows(admin_cli.ok("info")).get("edition", "")
+    table = admin_cli.ok("info")
+    assert "advanced" in rows(table).get("edition", "")
+    # Only what this version builds: nothing of the product plan that is still to come.
+    for listing in (table, json.dumps(info)):
+        for name in UNBUILT_FEATURES | UNBUILT_QUOTAS:
+            assert name not in listing, name
+    assert set(info["features"]) == BUILT_FEATURES and "webhooks" in table
     bad_role = admin_cli("member", "set", "ns", "someone", "king")
     assert bad_role.code == 2 and bad_role.stderr.startswith("moorage: ")
     assert bad_role.stderr.count("\n") == 1
@@ -156,3 +198,30 @@ def test_info_and_usage_errors(admin_cli: Cli) -> None:
     unreachable = admin_cli("info", env={"MOORAGE_URL": "http://127.0.0.1:9"})
     assert unreachable.code == 1
     assert unreachable.stderr.startswith("moorage: cannot reach http://127.0.0.1:9")
+
+
+def test_errors_under_json_are_json(admin_cli: Cli) -> None:
+    """Under --json every failure is one JSON object on stderr (stdout holds only results),
+    with the exit code it always had: refusals by the server, usage errors found before the
+    command runs, and an unreachable server."""
+    missing = unique("nosuch")
+    refused = admin_cli("namespace", "show", missing, "--json")
+    assert refused.code == 1 and refused.stdout == ""
+    assert json.loads(refused.stderr) == {"error": f"namespace {missing} does not exist",
+                                          "exit_code": 1, "code": "NOT_FOUND", "status": 404}
+    assert refused.stderr.count("\n") == 1
+
+    bad_role = admin_cli("member", "set", "ns", "someone", "king", "--json")
+    assert bad_role.code == 2
+    body = json.loads(bad_role.stderr)
+    assert body["exit_code"] == 2 and "king" in body["error"]
+
+    unconfirmed = admin_cli("namespace", "delete", missing, "--json")
+    assert unconfirmed.code == 2 and "--yes" in json.loads(unconfirmed.stderr)["error"]
+
+    unreachable = admin_cli("info", "--json", env={"MOORAGE_URL": "http://127.0.0.1:9"})
+    assert unreachable.code == 1
+    assert json.loads(unreachable.stderr)["error"].startswith("cannot reach http://127.0.0.1:9")
+    # Without --json, the one line for people, as before.
+    plain = admin_cli("namespace", "show", missing)
+    assert plain.stderr == f"moorage: namespace {missing} does not exist\n"

@@ -171,3 +171,51 @@ def test_cli(admin_cli: Cli, receiver: Receiver) -> None:
     gone = api(server, "GET", f"/webhooks/{hook['id']}")
     assert gone.status_code == 404
     assert error(gone)[1] == f"webhook {hook['id']} does not exist"
+
+
+def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) -> None:
+    """Nothing in this version scans or builds: a webhook for `scan` or `build` would never
+    fire, so it is refused, by the API (with the events one may choose) and by the CLI."""
+    server = admin_cli.server
+    ns = make_namespace(server)
+    for event in ("scan", "build"):
+        refused = api(server, "POST", "/webhooks",
+                      json={"namespace": ns, "url": receiver.url, "events": ["push", event]})
+        assert refused.status_code in (400, 422), refused.text
+        # The API never echoes input; it names the field and the events one may choose.
+        _, message = error(refused)
+        assert message == "events.1: Input should be 'push', 'delete', 'pull' or 'quota'"
+    hook = create_hook(server, receiver.url, ["push"], ns)
+    changed = api(server, "PATCH", f"/webhooks/{hook['id']}", json={"events": ["scan"]})
+    assert changed.status_code in (400, 422) and "'quota'" in error(changed)[1]
+    cli = admin_cli("webhook", "create", "--namespace", ns, "--url", receiver.url,
+                    "--events", "push,scan")
+    assert cli.code == 2 and "push, delete, pull, quota" in cli.stderr, cli
+    assert "scan" not in admin_cli.ok("webhook", "create", "--help")
+    assert api(server, "GET", "/webhooks", params={"namespace": ns}).json()[0]["events"] == \
+        ["push"]
+
+
+def test_webhook_test_fails_when_the_ping_is_not_delivered(admin_cli: Cli) -> None:
+    """`moorage webhook test` is how one checks a receiver: a ping that was not delivered is
+    a failure (exit 1) that says why, in both output modes; a delivered one exits 0."""
+    server = admin_cli.server
+    ns = make_namespace(server)
+    failing = Receiver(answers=[503, 503]).start()
+    try:
+        hook = create_hook(server, failing.url, ["push"], ns)
+        said = admin_cli("webhook", "test", str(hook["id"]))
+        assert said.code == 1, said
+        assert "failed (HTTP 503" in said.stdout
+        assert said.stderr == (f"moorage: the ping to webhook {hook['id']} was not delivered: "
+                               f"HTTP 503 (the receiver said: receiver failure 503)\n")
+        as_json = admin_cli("webhook", "test", str(hook["id"]), "--json")
+        assert as_json.code == 1
+        assert json.loads(as_json.stdout)["status"] == "failed"
+        assert "HTTP 503" in json.loads(as_json.stderr)["error"]
+        delivered = admin_cli("webhook", "test", str(hook["id"]))
+        assert delivered.code == 0 and "delivered (HTTP 200" in delivered.stdout, delivered
+    finally:
+        failing.stop()
+    down = admin_cli("webhook", "test", str(hook["id"]))  # nothing listens there any more
+    assert down.code == 1 and "ConnectError" in down.stderr, down

@@ -203,16 +203,45 @@ def test_ping(secure_registry: MoorageServer, receiver: Receiver) -> None:
         ["failed", "delivered"]
 
 
-def test_internal_destinations_are_refused_by_default(make_registry, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_internal_destinations_are_refused_by_default(make_registry, receiver, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A namespace owner must not make the registry probe its own network: by default a
-    webhook to loopback or a private address is never sent, and the history says why."""
+    webhook to loopback or a private address is refused when it is created or pointed there
+    (the same rule delivery applies), and one made while the setting allowed it is never
+    sent once it does not, with the history saying why."""
     from tests.events.helpers import create_hook, deliveries
     from tests.access.helpers import api
+    from tests.cli.conftest import Cli
     import time
 
     server = make_registry(env={"MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false"})
     api(server, "POST", "/namespaces", json={"name": "guarded"})
+    for url, address in ((receiver.url, "127.0.0.1"), ("http://localhost:9/hook", "127.0.0.1"),
+                         ("https://10.1.2.3/hook", "10.1.2.3"), ("http://[::1]:8/", "::1")):
+        refused = api(server, "POST", "/webhooks",
+                      json={"namespace": "guarded", "url": url, "events": ["push"]})
+        assert refused.status_code == 400, refused.text
+        message = refused.json()["error"]["message"]
+        assert f"internal address {address}" in message, message
+        assert "webhook_allow_private_networks" in message, message
+    cli = Cli(server, tmp_path / "cli")
+    assert cli.login().code == 0
+    said = cli("webhook", "create", "--namespace", "guarded", "--url", receiver.url,
+               "--events", "push")
+    assert said.code == 1 and "webhook_allow_private_networks" in said.stderr, said
+    assert api(server, "GET", "/webhooks").json() == []
+
+    # Made while the operator allowed it; then the setting is turned off again.
+    server.stop()
+    server.env["MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "true"
+    server.start(timeout=120)
     hook = create_hook(server, receiver.url, ["push"], namespace="guarded")
+    server.stop()
+    server.env["MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "false"
+    server.start(timeout=120)
+    assert api(server, "PATCH", f"/webhooks/{hook['id']}",
+               json={"description": "kept"}).status_code == 200
+    assert api(server, "PATCH", f"/webhooks/{hook['id']}",
+               json={"url": receiver.url + "2"}).status_code == 400
     from tests.access.helpers import admin_push
 
     admin_push(server, "guarded/app")

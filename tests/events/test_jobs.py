@@ -91,13 +91,12 @@ def test_disabled_and_deleted_subscriptions_send_nothing(instance: Instance,
 
 def test_internal_events_are_not_delivered(instance: Instance, hook: Receiver) -> None:
     assert instance.webhooks is not None
-    sub = instance.webhooks.create(OPEN, None, hook.url,
-                                   ["push", "delete", "pull", "quota", "scan", "build"])
-    for action in ("blob.push", "blob.mount", "blob.delete", "login", "namespace.create"):
+    sub = instance.webhooks.create(OPEN, None, hook.url, ["push", "delete", "pull", "quota"])
+    for action in ("blob.push", "blob.mount", "blob.delete", "login", "namespace.create",
+                   "scan.completed", "build.failed"):
         instance.registry.bus.publish(Event(action, "team/app", DIGEST))
-    instance.registry.bus.publish(Event("scan.completed", "team/app", DIGEST,
-                                        detail={"critical": 0}))
+    instance.registry.bus.publish(Event("quota", "team/app", DIGEST, result="failure"))
     assert instance.worker.drain() == 1
     (got,) = hook.received()
-    assert got.event == "scan.completed" and got.json()["detail"] == {"critical": 0}
+    assert got.event == "quota"
     assert len(instance.webhooks.deliveries(OPEN, sub.id)) == 1

@@ -1,5 +1,11 @@
 """Editions: the quotas and feature switches of PRODUCT.md's table, with overrides.
 
+The tables are the product's plan; `BUILT_FEATURES` and `BUILT_QUOTAS` say what this version
+implements. Only what is built is ever shown (`moorage info`, `/api/v1/info`, the OpenAPI
+document) or enforced: an instance must not advertise scanning it cannot do. A feature folder
+adds its names to the BUILT sets in the change that builds it, and the edition table then
+decides whether it is on.
+
 A refusal always names what was hit: the quota and its value, or the edition a feature needs,
 so that an operator knows whether to clean up, raise a setting, or change edition.
 """
@@ -47,6 +53,17 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
     "credential_free_pull": ("credential-free pull", frozenset(EDITION_NAMES)),
 }
 
+# What this version implements, out of the plan above. Add a name here when its feature lands.
+BUILT_FEATURES: frozenset[str] = frozenset({
+    "oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks", "network_acl",
+    "credential_free_pull",
+})
+BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories"})
+# In the tables' order, for listings and the OpenAPI enums.
+FEATURE_NAMES: tuple[str, ...] = tuple(name for name in FEATURES if name in BUILT_FEATURES)
+QUOTA_NAMES: tuple[str, ...] = tuple(name for name in QUOTAS if name in BUILT_QUOTAS)
+assert set(FEATURE_NAMES) == BUILT_FEATURES and set(QUOTA_NAMES) == BUILT_QUOTAS
+
 
 class EditionError(RegistryError):
     """A quota reached or a feature missing: 403 DENIED with a message that names it."""
@@ -64,9 +81,10 @@ class Edition:
     def __post_init__(self) -> None:
         if self.name not in EDITION_NAMES:
             raise ValueError(f"unknown edition {self.name!r}; choose one of {', '.join(EDITION_NAMES)}")
-        unknown = set(self.overrides) - set(QUOTAS)
+        unknown = set(self.overrides) - BUILT_QUOTAS
         if unknown:
-            raise ValueError(f"unknown quotas: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown quotas: {', '.join(sorted(unknown))} (this version has "
+                             f"{', '.join(QUOTA_NAMES)})")
 
     def quota(self, name: str) -> int | None:
         if name in self.overrides:
@@ -74,15 +92,20 @@ class Edition:
         return QUOTAS[name][self.name]
 
     def quotas(self) -> dict[str, int | None]:
-        return {name: self.quota(name) for name in QUOTAS}
+        """The quotas this version enforces, with their values in force."""
+        return {name: self.quota(name) for name in QUOTA_NAMES}
 
     def has(self, feature: str) -> bool:
-        return self.name in FEATURES[feature][1]
+        """On in this edition and built: a planned feature is never on."""
+        return feature in BUILT_FEATURES and self.name in FEATURES[feature][1]
 
     def features(self) -> dict[str, bool]:
-        return {name: self.has(name) for name in FEATURES}
+        """Each built feature, and whether this edition has it."""
+        return {name: self.has(name) for name in FEATURE_NAMES}
 
     def require(self, feature: str) -> None:
+        if feature not in BUILT_FEATURES:
+            raise EditionError(f"{FEATURES[feature][0]} is not part of this version", "feature")
         if not self.has(feature):
             label, editions = FEATURES[feature]
             needed = next(e for e in EDITION_NAMES if e in editions)

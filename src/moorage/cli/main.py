@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
 from moorage.cli import webhooks
 from moorage.cli import audit  # audit
-from moorage.cli.output import CliError, print_error
+from moorage.cli.output import CliError, json_requested, print_failure
 from moorage.store.datadir import private_umask
 from moorage.cli.serve import serve
 from moorage.cli import jobs, policies
@@ -29,8 +29,11 @@ Client commands find the server and credentials in the file `moorage login` writ
 MOORAGE_URL, MOORAGE_USERNAME and MOORAGE_PASSWORD (which win). Every command takes --json.
 """
 
+# Plain help (click's formatter, which every subcommand inherits from the root), not Rich
+# panels: on an 80-column terminal Rich's option table cut long flag names to
+# `--credential-free-p…`, and a flag one cannot read is a flag one cannot type.
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @app.callback()
@@ -74,10 +77,12 @@ def main() -> None:
     data folder or a copy of it, which are for this user only (see store/datadir.py).
     """
     private_umask()
+    as_json = json_requested(sys.argv[1:])
     try:
         code = app(prog_name="moorage", standalone_mode=False)
     except CliError as exc:
-        print_error(exc.message)
+        print_failure(exc.message, exc.exit_code, as_json, code=getattr(exc, "code", None),
+                      status=getattr(exc, "status", None))
         sys.exit(exc.exit_code)
     except _CommandLineError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
@@ -85,10 +90,10 @@ def main() -> None:
         else:
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            print_error(exc.format_message() + hint)
+            print_failure(exc.format_message() + hint, exc.exit_code, as_json)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        print_error("aborted")
+        print_failure("aborted", 1, as_json)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

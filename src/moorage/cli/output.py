@@ -49,7 +49,33 @@ def console() -> Console:
 
 
 def print_error(message: str) -> None:
+    """A warning or an error for people: one line on stderr."""
     sys.stderr.write(f"moorage: {message}\n")
+    sys.stderr.flush()
+
+
+def json_requested(argv: Sequence[str]) -> bool:
+    """Was `--json` given (before a `--` that ends the options)? Decided from the command line
+    itself, so that even a usage error, found before any command runs, is answered in JSON."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def print_failure(message: str, exit_code: int, as_json: bool, **extra: Any) -> None:
+    """The one way a command reports its failure: one line on stderr, as `moorage: MESSAGE`
+    for people or, under --json, as `{"error": MESSAGE, "exit_code": N, …}` for scripts.
+    stderr in both cases: stdout holds only results, so it never carries two JSON documents
+    (a command may have printed its result before failing)."""
+    if not as_json:
+        print_error(message)
+        return
+    body = {"error": message, "exit_code": exit_code,
+            **{k: v for k, v in extra.items() if v not in (None, "")}}
+    sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
     sys.stderr.flush()
 
 

@@ -8,7 +8,7 @@ import typer
 
 from moorage.cli.auth import read_password
 from moorage.cli.client import connect, segment
-from moorage.cli.output import JsonFlag, details, print_json, say, table, when
+from moorage.cli.output import JsonFlag, confirm, details, print_json, say, table, when
 
 app = typer.Typer(help="User accounts.", no_args_is_help=True)
 
@@ -60,8 +60,13 @@ def show(username: str, json_out: JsonFlag = False) -> None:
 
 
 @app.command("delete")
-def delete(username: str, json_out: JsonFlag = False) -> None:
-    """Delete a user account (administrators only)."""
+def delete(
+    username: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Delete a user account (administrators only); asks first, as it cannot be undone."""
+    confirm(f"Delete user {username}, their tokens and memberships?", yes)
     with connect() as api:
         api.delete(f"/users/{segment(username)}")
     if json_out:

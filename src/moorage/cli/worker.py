@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from moorage.cli.datafolder import announce, existing_instance
 from moorage.settings import SettingsError, load_settings
 
 
@@ -25,6 +26,8 @@ def worker(
     except SettingsError as exc:
         typer.echo(f"moorage: {exc}", err=True)
         raise typer.Exit(2) from None
+    folder = existing_instance(settings)  # never a new instance where there was none
+    announce(folder)
     import logging
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

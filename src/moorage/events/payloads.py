@@ -18,9 +18,11 @@ from moorage import __version__
 from moorage.oci.names import namespace_of
 from moorage.registry.events import Event
 
-# What a subscription may ask for. scan and build come from features that announce
-# "scan…" and "build…" actions; the core announces the others.
-EVENT_TYPES = ("push", "delete", "pull", "quota", "scan", "build")
+# What a subscription may ask for: only what something in this version announces (the core
+# announces all four). A feature that announces a family of actions ("scan.completed",
+# "build.failed") adds the family to FEATURE_EVENT_FAMILIES and to EVENT_TYPES when it lands.
+FEATURE_EVENT_FAMILIES: tuple[str, ...] = ()
+EVENT_TYPES: tuple[str, ...] = ("push", "delete", "pull", "quota", *FEATURE_EVENT_FAMILIES)
 FORMATS = ("moorage", "cloudevents", "distribution")
 PING = "ping"
 
@@ -50,13 +52,13 @@ class Origin:
 def event_type(action: str) -> str | None:
     """The subscription event type an action belongs to, or None if none may subscribe to it.
 
-    "scan.completed" and "build.failed" belong to scan and build; blob-level and login
-    actions are internal and never leave the instance as webhooks.
+    A feature's "family.verb" actions belong to their family once it is registered above;
+    blob-level and login actions are internal and never leave the instance as webhooks.
     """
     if action in EVENT_TYPES or action == PING:
         return action
     prefix = action.split(".", 1)[0]
-    return prefix if prefix in ("scan", "build") else None
+    return prefix if prefix in FEATURE_EVENT_FAMILIES else None
 
 
 def event_namespace(event: Event) -> str | None:

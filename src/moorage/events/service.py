@@ -17,6 +17,7 @@ import httpx
 from moorage.access.editions import Edition
 from moorage.access.errors import Forbidden, Invalid, NotFound
 from moorage.access.management import AccessManager
+from moorage.access.network import private_destination
 from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS
 from moorage.events.delivery import DeliveryJob, Sender
@@ -56,6 +57,21 @@ def check_url(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise Invalid("the webhook URL must be an absolute http:// or https:// URL")
     return url
+
+
+def check_destination(url: str, allow_private_networks: bool) -> None:
+    """Refuse a URL that delivery would refuse (events/delivery.py applies the same rule to
+    every attempt): a webhook that can never be sent is a mistake to report now, not a
+    history of failures to find later. A name that resolves elsewhere later is still caught
+    at delivery."""
+    if allow_private_networks:
+        return
+    host = httpx.URL(url).host
+    internal = private_destination(host)
+    if internal is not None:
+        raise Invalid(f"the webhook URL's host {host} is the internal address {internal}: "
+                      f"webhooks are not sent to loopback or private networks unless the "
+                      f"operator sets webhook_allow_private_networks")
 
 
 def check_events(events: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -129,8 +145,10 @@ class WebhookService:
                enabled: bool = True) -> SubscriptionRow:
         self.edition.require("webhooks")
         namespace_id = self._scope(principal, namespace)
+        url = check_url(url)
+        check_destination(url, self.job.sender.allow_private_networks)
         sub_id = self.store.create_subscription(
-            namespace_id, check_url(url), check_events(events), check_format(fmt),
+            namespace_id, url, check_events(events), check_format(fmt),
             check_secret(secret), enabled, check_description(description), principal.username)
         self.dispatcher.invalidate()
         return self._subscription(principal, sub_id)
@@ -164,7 +182,8 @@ class WebhookService:
         self._subscription(principal, subscription_id)
         values: dict[str, object] = {}
         if url is not None:
-            values["url"] = check_url(url)
+            values["url"] = url = check_url(url)
+            check_destination(url, self.job.sender.allow_private_networks)
         if events is not None:
             values["events"] = check_events(events)
         if fmt is not None:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from moorage.access.editions import FEATURE_NAMES, QUOTA_NAMES
 from moorage.db.access import NamespaceRow, NetworkRuleRow, RepositoryRow, TokenRow, UserRow
 from moorage.units import parse_duration
 
@@ -103,12 +104,20 @@ class QuotaUsage(BaseModel):
     used: int | None = Field(description="null when this instance does not count it")
 
 
+# The names this version builds (access/editions.py), so that the OpenAPI document lists
+# exactly what `info` can answer and nothing of the plan that is still to come.
+FeatureName = Literal[FEATURE_NAMES]  # type: ignore[valid-type]
+QuotaName = Literal[QUOTA_NAMES]  # type: ignore[valid-type]
+
+
 class InstanceInfo(BaseModel):
     version: str
     edition: Literal["personal", "basic", "advanced"]
     auth: Literal["token", "off"]
-    features: dict[str, bool]
-    quotas: dict[str, QuotaUsage]
+    features: dict[FeatureName, bool] = Field(  # type: ignore[valid-type]
+        description="each feature this version implements, and whether the edition has it")
+    quotas: dict[QuotaName, QuotaUsage] = Field(  # type: ignore[valid-type]
+        description="each quota this version enforces")
 
 
 # -- namespaces ---------------------------------------------------------------------------

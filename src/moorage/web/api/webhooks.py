@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
+from moorage.events.payloads import EVENT_TYPES
 from moorage.events.service import UNCHANGED, DeliveryView, WebhookService
 from moorage.events.store import SubscriptionRow
 from moorage.web.api.deps import InstanceDep, User
@@ -21,7 +22,8 @@ from moorage.web.api.models import IdPath, RequestBody, when
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
-EventName = Literal["push", "delete", "pull", "quota", "scan", "build"]
+# Only the events something emits (events/payloads.py), so the OpenAPI enum stays true.
+EventName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Format = Literal["moorage", "cloudevents", "distribution"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
@@ -42,8 +44,11 @@ class Webhook(BaseModel):
 
     @classmethod
     def of(cls, row: SubscriptionRow) -> Webhook:
+        # A subscription stored by an earlier version may name events nothing emits
+        # (scan, build): they are not shown, as they will never be sent.
         return cls(id=row.id, namespace=row.namespace, url=row.url,
-                   events=list(row.events), format=row.format,  # type: ignore[arg-type]
+                   events=[e for e in row.events if e in EVENT_TYPES],
+                   format=row.format,  # type: ignore[arg-type]
                    enabled=row.enabled, has_secret=bool(row.secret),
                    description=row.description, created_by=row.created_by,
                    created_at=when(row.created_at), updated_at=when(row.updated_at))
