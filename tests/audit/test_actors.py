@@ -11,7 +11,7 @@ import httpx
 
 from tests.audit.helpers import entries, wait_for
 from tests.clients.tools import skopeo
-from tests.lifecycle.helpers import admin_client, make_image, push, wait_job
+from tests.lifecycle.helpers import admin_client, make_image, push, run_gc, wait_job
 from tests.support.images import busybox_image
 from tests.support.server import MoorageServer
 from tests.web.helpers import api, make_namespace, make_user, unique
@@ -99,3 +99,17 @@ def test_a_refresh_is_a_token_issued_and_basic_on_v2_is_no_login(
         ("failure", None), ("success", "refresh_token"), ("success", "password")]
     assert found[2]["detail"]["refresh_token"] is True
     assert "scope" in found[1]["detail"] and password not in str(found)
+
+
+def test_a_gc_run_is_recorded_as_gcs(secure_registry: MoorageServer) -> None:
+    """A real run is one row, actor "gc", with what it deleted; a dry run deletes nothing
+    and writes none."""
+    before = len(entries(secure_registry, actor="gc"))
+    run_gc(secure_registry, dry_run=True)
+    done = run_gc(secure_registry)
+    found = wait_for(secure_registry, lambda es: len(es) > before, actor="gc")
+    assert len(found) == before + 1, "one row for the real run, none for the dry run"
+    entry = found[0]
+    assert (entry["action"], entry["result"], entry["address"]) == ("gc", "success", "")
+    for count in ("manifests_deleted", "links_deleted", "blobs_deleted", "bytes_freed"):
+        assert entry["detail"][count] == done[count]

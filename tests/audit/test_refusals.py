@@ -140,7 +140,7 @@ def test_refused_uploads_and_blob_deletes_are_recorded(secure_registry: MoorageS
 
 def test_challenges_without_credentials_are_not_refusals(secure_registry: MoorageServer) -> None:
     """The docker login flow: an anonymous request, a 401 challenge, a token, the request
-    again. Only the wrong password is recorded (as a failed login and a refused request)."""
+    again. Only the wrong password is recorded, once: as the failed login it is."""
     namespace = make_namespace(secure_registry, prefix="refused-anon")
     repo = f"{namespace}/app"
     push_image(secure_registry, repo, "v1")
@@ -153,11 +153,15 @@ def test_challenges_without_credentials_are_not_refusals(secure_registry: Moorag
     user, _ = make_user(secure_registry, "wrong-password")
     wrong = httpx.get(f"{secure_registry.url}/v2/{repo}/manifests/v1", auth=(user, "nope"))
     assert wrong.status_code == 401
-    # The refusal of the wrong password is written after the anonymous requests before it.
+    expired = httpx.get(f"{secure_registry.url}/v2/{repo}/manifests/v1",
+                        headers=bearer("not.a-token.at-all"))
+    assert expired.status_code == 401
+    # The refusal of the bad token is written after the anonymous requests before it.
     [entry] = refusals(secure_registry, repo)
     assert (entry["action"], entry["detail"]["status"]) == ("manifest.pull", 401)
-    assert entry["actor"] == user
-    assert wait_for(secure_registry, actor=user, action="login", result="failure")
+    assert entry["actor"] == "anonymous" and entry["detail"]["reason"]
+    [login] = wait_for(secure_registry, actor=user)
+    assert (login["action"], login["result"]) == ("login", "failure")
 
 
 def test_an_immutability_refusal_names_the_rule(secure_registry: MoorageServer) -> None:

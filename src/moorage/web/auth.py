@@ -209,7 +209,7 @@ class RegistryAccess:
             return self.authenticator.login(username, password, address or None)
         except LoginFailed as exc:
             self._failed(exc, address)
-            scope["moorage.actor"] = exc.actor[:255]  # as the failed login names them
+            scope["moorage.actor"] = exc.actor[:255]  # recorded: no refusal row on top
             raise self.challenge(scope, resource, exc.message) from None
         except Throttled as exc:
             raise throttled(exc) from None

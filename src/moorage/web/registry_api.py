@@ -127,10 +127,11 @@ class RegistryAPI:
         """Announce a refusal the audit log records (web/refusals.py decides which), with
         whoever the auth layer found behind the request, even if it refused them."""
         try:
+            if "moorage.actor" in scope:  # a wrong password: its failed login is the record
+                return
             credentials = bool(header(scope, b"authorization"))
             caller = scope.get("moorage.caller")
-            actor = caller.actor if isinstance(caller, Caller) else \
-                scope.get("moorage.actor") or "anonymous"
+            actor = caller.actor if isinstance(caller, Caller) else "anonymous"
             event = refusal(kind, method, name, params, error, actor,
                             address_text(self.access.address(scope)), credentials)
         except Exception:  # recording must never turn a refusal into a 500
