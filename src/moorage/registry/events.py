@@ -18,7 +18,9 @@ from typing import Any
 log = logging.getLogger("moorage.events")
 
 # Actions: push, pull, delete (manifests and tags, repositories), blob.push, blob.mount,
-# blob.delete, login, quota, and management changes as "<resource>.<verb>".
+# blob.delete, login (a token issued, or a failed login), quota, gc, refused /v2 requests
+# (web/refusals.py: manifest.push, blob.upload, ... with result "failure"), and management
+# changes as "<resource>.<verb>".
 _caller: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "moorage_caller", default=("", ""))
 
