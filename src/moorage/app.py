@@ -31,6 +31,7 @@ from moorage.jobs.worker import JobContext, JobType, Worker
 from moorage.policy.immutability import ImmutabilityPolicy
 from moorage.policy.retention import run_rule
 from moorage.registry.events import EventBus
+from moorage.registry.gc import announce as announce_gc
 from moorage.registry.gc import collect_garbage
 from moorage.cache.tags import RedisTagCache
 from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
@@ -154,6 +155,7 @@ def register_jobs(instance: Instance) -> None:
         grace = float(ctx.payload.get("grace_seconds", settings.gc_grace_seconds))
         result = collect_garbage(registry.db, registry.store, registry.lock, grace,
                                  bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress)
+        announce_gc(registry.bus, result)
         return result.as_dict()
 
     def retention(ctx: JobContext) -> dict[str, object]:

@@ -60,7 +60,8 @@ MAX_BACKOFF = 5.0
 STOP_TIMEOUT = 10.0
 
 # Blob events are noise for an audit trail: the manifest push that follows says what was
-# pushed and by whom, and a pull of a 40-layer image would otherwise be 41 entries.
+# pushed and by whom, and a pull of a 40-layer image would otherwise be 41 entries. Only
+# their successes are skipped: a refused blob upload or delete is recorded.
 SKIPPED_ACTIONS = frozenset({"blob.push", "blob.mount", "blob.delete"})
 
 # Errors that say the database, not the data, is the problem: retry the same entries later.
@@ -121,7 +122,7 @@ class AuditRecorder:
 
     def record(self, event: Event) -> None:
         """Queue an event; never blocks on the database."""
-        if event.action in SKIPPED_ACTIONS:
+        if event.action in SKIPPED_ACTIONS and event.result == "success":
             return
         with self._lock:
             if len(self._buffer) + self._backlog >= self.max_buffered:

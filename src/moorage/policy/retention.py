@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from moorage.db.policy import ArtifactRow, RetentionRuleRow
 from moorage.oci.errors import RegistryError
 from moorage.policy.immutability import SUPPLY_CHAIN_TAG, relative_path
+from moorage.registry.events import acting_as
 
 if TYPE_CHECKING:
     from moorage.db.policy import PolicyStore
@@ -138,10 +139,25 @@ def _delete(registry: "Registry", plan: RepositoryPlan, reference: str, report: 
         report(f"{plan.repository}: kept {reference}: {exc.message}")
 
 
+def actor_of(rule: RetentionRuleRow) -> str:
+    """Who the audit log says deleted what a rule deleted: the rule, not the job's nobody."""
+    return f"retention:{rule.id}"
+
+
 def run_rule(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
              is_immutable: IsImmutable, dry_run: bool, report: Report = lambda _: None,
              check: Callable[[], None] = lambda: None) -> dict[str, object]:
-    """Plan every covered repository, and unless `dry_run`, carry the plans out."""
+    """Plan every covered repository, and unless `dry_run`, carry the plans out; every
+    delete is announced as the rule's (actor `retention:<id>`, the rule in its detail)."""
+    cause = {"id": rule.id, "namespace": rule.namespace,
+             "repository_pattern": rule.repository_pattern, "tag_pattern": rule.tag_pattern}
+    with acting_as(actor_of(rule), rule=cause):
+        return _run(rule, store, registry, is_immutable, dry_run, report, check)
+
+
+def _run(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
+         is_immutable: IsImmutable, dry_run: bool, report: Report,
+         check: Callable[[], None]) -> dict[str, object]:
     plans: list[RepositoryPlan] = []
     now = time.time()
     for repository in store.repositories_in(rule.namespace):

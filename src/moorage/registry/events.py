@@ -10,14 +10,17 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("moorage.events")
 
 # Actions: push, pull, delete (manifests and tags, repositories), blob.push, blob.mount,
-# blob.delete, login, quota, and management changes as "<resource>.<verb>".
+# blob.delete, login (a token issued, or a failed login), quota, gc, refused /v2 requests
+# (web/refusals.py: manifest.push, blob.upload, ... with result "failure"), and management
+# changes as "<resource>.<verb>".
 _caller: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "moorage_caller", default=("", ""))
 
@@ -27,12 +30,36 @@ def set_caller(actor: str, address: str) -> None:
     _caller.set((actor, address))
 
 
+# What a background actor (a retention rule, GC) adds to the detail of every event it causes.
+_cause: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "moorage_cause", default=None)
+
+
+@contextmanager
+def acting_as(actor: str, **cause: Any) -> Iterator[None]:
+    """Within the block, events are done by `actor` (a rule, GC: not a person) and carry
+    `cause` in their detail, so that the audit log names the rule behind a delete, not the
+    nobody of a background job. Restored on exit: the worker thread serves other jobs."""
+    caller = _caller.set((actor, ""))
+    because = _cause.set(cause or None)
+    try:
+        yield
+    finally:
+        _cause.reset(because)
+        _caller.reset(caller)
+
+
 def _current_actor() -> str:
     return _caller.get()[0]
 
 
 def _current_address() -> str:
     return _caller.get()[1]
+
+
+def _current_detail() -> dict[str, Any]:
+    cause = _cause.get()
+    return dict(cause) if cause else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +72,11 @@ class Event:
     size: int | None = None
     result: str = "success"
     target: str = ""
-    # Unless given, who and from where come from the request being served (set_caller).
+    # Unless given, who and from where come from the request being served (set_caller), or
+    # the background actor (acting_as), whose cause is then the detail.
     actor: str = field(default_factory=_current_actor)
     address: str = field(default_factory=_current_address)
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=_current_detail)
     at: float = field(default_factory=time.time)
 
     def describe_target(self) -> str:

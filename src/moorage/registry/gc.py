@@ -15,11 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from moorage.db.metadata import MetadataStore
+from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock
 from moorage.store.base import BlobStore
 
 Report = Callable[[str], None]
 Progress = Callable[[int, int | None, str], None]
+
+# Who the audit log says deleted what a GC run deleted.
+GC_ACTOR = "gc"
 
 
 @dataclass
@@ -75,3 +79,14 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
     report(f"swept: {len(result.blobs)} blobs deleted, {result.bytes_freed} bytes freed in "
            f"{result.seconds:.2f}s")
     return result
+
+
+def announce(bus: EventBus, result: GCResult) -> None:
+    """One event per real run, done by GC_ACTOR, saying what it deleted: the audit log's
+    record of deletions nobody asked for one by one. A dry run deletes nothing: no event."""
+    if result.dry_run:
+        return
+    bus.publish(Event("gc", target="blobs", actor=GC_ACTOR, address="", detail={
+        "manifests_deleted": len(result.manifests), "links_deleted": result.links,
+        "blobs_deleted": len(result.blobs), "bytes_freed": result.bytes_freed,
+        "manifests": result.manifests[:100]}))

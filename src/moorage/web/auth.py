@@ -108,17 +108,27 @@ class RegistryAccess:
             await self.limiter.check(address_text(address or self.address(scope)))
 
     def login(self, scope: Scope, username: str, password: str) -> Principal:
-        """Check credentials and record the attempt, whatever its outcome (blocking: call it
-        from a worker thread)."""
+        """Check credentials, recording a failure (blocking: call it from a worker thread).
+        A success is recorded once the token it earns is issued (`issued`): a login is a
+        token issued, so the log has one row per token and none for a token refused."""
         address = address_text(self.address(scope))
         try:
-            principal = self.authenticator.login(username, password, address or None)
+            return self.authenticator.login(username, password, address or None)
         except LoginFailed as exc:
             self._failed(exc, address)
             raise
+
+    def issued(self, scope: Scope, principal: Principal, grant: str, granted: str,
+               refresh_token: bool) -> None:
+        """Record a token issued to an account: the `login` row of the audit log, with how
+        it was earned (`password`, `refresh_token`), the scopes it carries and whether a
+        refresh token came with it. Anonymous tokens are no login and are not recorded."""
+        if principal.anonymous:
+            return
         self.bus.publish(Event("login", target=self.issuer.service, actor=principal.username,
-                               address=address))
-        return principal
+                               address=address_text(self.address(scope)),
+                               detail={"grant": grant, "scope": granted,
+                                       "refresh_token": refresh_token}))
 
     def _failed(self, exc: LoginFailed, address: str) -> None:
         self.bus.publish(Event("login", result="failure", target=self.issuer.service,
@@ -178,13 +188,17 @@ class RegistryAccess:
             creds = parse_basic(value)
             if creds is None:
                 raise self.challenge(scope, resource, "malformed Basic credentials")
-            return Caller(address, await self.run(self._basic, scope, resource, *creds,
-                                                  address_text(address)))
+            caller = Caller(address, await self.run(self._basic, scope, resource, *creds,
+                                                    address_text(address)))
+            scope["moorage.caller"] = caller  # who a refusal after this is recorded as
+            return caller
         if kind == "bearer":
             try:
-                return Caller(address, None, self.issuer.verify(value.strip()))
+                caller = Caller(address, None, self.issuer.verify(value.strip()))
             except TokenInvalid as exc:
                 raise self.challenge(scope, resource, str(exc), "invalid_token") from None
+            scope["moorage.caller"] = caller
+            return caller
         raise self.challenge(scope, resource, f"unsupported authorization scheme {kind[:20]!r}")
 
     def _basic(self, scope: Scope, resource: str | None, username: str, password: str,
@@ -195,6 +209,7 @@ class RegistryAccess:
             return self.authenticator.login(username, password, address or None)
         except LoginFailed as exc:
             self._failed(exc, address)
+            scope["moorage.actor"] = exc.actor[:255]  # recorded: no refusal row on top
             raise self.challenge(scope, resource, exc.message) from None
         except Throttled as exc:
             raise throttled(exc) from None

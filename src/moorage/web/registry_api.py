@@ -21,6 +21,7 @@ from moorage.registry.uploads import range_header, refused_chunk, upload_locatio
 from moorage.registry.events import set_caller
 from moorage.access.network import address_text
 from moorage.web.auth import Caller, RegistryAccess
+from moorage.web.refusals import refusal
 from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
                               prepare_headers, read_body, respond, respond_error,
                               respond_prepared, send_file, send_stream)
@@ -93,7 +94,11 @@ class RegistryAPI:
         if path == "/v2/_catalog":
             if method != "GET":
                 raise _unsupported(method, ["GET"])
-            await self.catalog(scope, send)
+            try:
+                await self.catalog(scope, send)
+            except RegistryError as error:
+                self._refused(scope, "catalog", method, None, {}, error)
+                raise
             return
         if len(path) > MAX_NAME_LENGTH + 400:
             raise RegistryError("NAME_INVALID", "request path too long")
@@ -105,14 +110,36 @@ class RegistryAPI:
                     raise _unsupported(method, _METHODS[kind])
                 handler = getattr(self, f"{kind}_{method.lower()}")
                 name = check_name(match["name"])
-                caller = await self.access.authorize(scope, name, _ACTIONS[kind, method])
-                if (kind, method) in _CREATES:
-                    self.access.prepare_push(caller, name)
-                scope["moorage.caller"] = caller
-                set_caller(caller.actor, address_text(caller.address))
-                await handler(scope, receive, send, **match.groupdict())
+                try:
+                    caller = await self.access.authorize(scope, name, _ACTIONS[kind, method])
+                    if (kind, method) in _CREATES:
+                        self.access.prepare_push(caller, name)
+                    scope["moorage.caller"] = caller
+                    set_caller(caller.actor, address_text(caller.address))
+                    await handler(scope, receive, send, **match.groupdict())
+                except RegistryError as error:
+                    self._refused(scope, kind, method, name, match.groupdict(), error)
+                    raise
                 return
         raise RegistryError("UNSUPPORTED", f"no such endpoint: {path[:200]}", status=404)
+
+    def _refused(self, scope: Scope, kind: str, method: str, name: str | None,
+                 params: dict[str, str | None], error: RegistryError) -> None:
+        """Announce a refusal the audit log records (web/refusals.py decides which), with
+        whoever the auth layer found behind the request, even if it refused them."""
+        try:
+            if "moorage.actor" in scope:  # a wrong password: its failed login is the record
+                return
+            credentials = bool(header(scope, b"authorization"))
+            caller = scope.get("moorage.caller")
+            actor = caller.actor if isinstance(caller, Caller) else "anonymous"
+            event = refusal(kind, method, name, params, error, actor,
+                            address_text(self.access.address(scope)), credentials)
+        except Exception:  # recording must never turn a refusal into a 500
+            log.exception("could not describe the refusal of %s %s", method, scope["path"])
+            return
+        if event is not None:
+            self.access.bus.publish(event)
 
     # -- /v2/_catalog and tags ----------------------------------------------------------
     async def catalog(self, scope: Scope, send: Send) -> None:

@@ -117,6 +117,8 @@ class TokenAPI:
         if query.get("offline_token", [""])[0].lower() == "true" and not principal.anonymous:
             body["refresh_token"] = self.access.authenticator.issue_refresh_token(
                 principal, self.refresh_ttl, _client_name(query.get("client_id", [""])[0]))
+        self.access.issued(scope, principal, "password", str(body["scope"]),
+                           "refresh_token" in body)
         return body
 
     def _post(self, scope: Scope, raw: bytes) -> Answer:
@@ -150,6 +152,8 @@ class TokenAPI:
                 principal, self.refresh_ttl, _client_name(form.get("client_id", "")))
         elif grant == "refresh_token":
             body["refresh_token"] = form["refresh_token"]
+        self.access.issued(scope, principal, str(grant), str(body["scope"]),
+                           grant == "password" and "refresh_token" in body)
         return 200, body, {}
 
 

@@ -47,10 +47,13 @@ class AuditEntry(BaseModel):
     id: int
     at: datetime = Field(description="when it happened (UTC)")
     timestamp: float = Field(description="`at` as epoch seconds, exactly as hashed")
-    actor: str = Field(description="user or robot; \"anonymous\"; empty for background jobs")
+    actor: str = Field(description="user or robot; \"anonymous\"; what a rule does is the "
+                                   "rule's (\"retention:<rule id>\"), GC's is \"gc\"")
     address: str = Field(description="the client's address (through trusted proxies)")
-    action: str = Field(description="push, pull, delete, login, quota, or a management "
-                                    "change such as namespace.create")
+    action: str = Field(description="push, pull, delete, login (a token issued), quota, gc, a "
+                                    "refused /v2 request (manifest.push, manifest.delete, "
+                                    "blob.upload, blob.delete, manifest.pull, ...), or a "
+                                    "management change such as namespace.create")
     target: str = Field(description="repo:tag@digest, or the resource changed")
     repository: str | None
     result: str = Field(description="success or failure")
