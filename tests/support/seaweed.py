@@ -138,7 +138,7 @@ class SeaweedS3:
 
     # -- life cycle ------------------------------------------------------------------------
     @classmethod
-    def start(cls, root: Path, bucket: str = DEFAULT_BUCKET, timeout: float = 30.0,
+    def start(cls, root: Path, bucket: str = DEFAULT_BUCKET, timeout: float = 180.0,
               attempts: int = 3) -> "SeaweedS3":
         """Start on fresh free ports, retrying if a port was taken between pick and bind."""
         last: Exception | None = None

@@ -56,7 +56,7 @@ class RegistryProcess:
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def start(self, timeout: float = 30.0) -> "Self":
+    def start(self, timeout: float = 180.0) -> "Self":  # bounds a hang; a loaded machine is slow
         cmd = self.command()
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
