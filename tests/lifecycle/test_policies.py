@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -188,3 +189,55 @@ def test_storage_quota_refuses_the_push_that_would_pass_it(make_registry) -> Non
         assert refused.status_code == 403
         assert "storage quota of namespace small is 20000 bytes" in error_message(refused)
         assert client.get("/v2/small/app/tags/list").json()["tags"] == ["a"]
+
+
+def _cli(server: MoorageServer, tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "MOORAGE_URL": server.url,
+           "MOORAGE_USERNAME": "admin", "MOORAGE_PASSWORD": ADMIN_PASSWORD, "COLUMNS": "200"}
+
+    def moorage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "moorage", *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+    return moorage
+
+
+def test_retention_output_says_why_each_tag_stays(secure_registry: MoorageServer,
+                                                  tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every repository the rule covers is in the result, and every tag it considered is
+    either going or kept with its reason; durations read as people wrote them (30d)."""
+    ns = unique("why")
+    with admin_client(secure_registry) as client:
+        for n in range(3):
+            assert push(client, f"{ns}/app", f"b{n}", make_image([os.urandom(500)])).status_code == 201
+        assert push(client, f"{ns}/quiet", "keep-me", make_image([os.urandom(500)])).status_code == 201
+    moorage = _cli(secure_registry, tmp_path)
+
+    added = moorage("retention", "add", ns, "--keep-last", "1", "--always-keep", "keep-*", "--json")
+    assert added.returncode == 0, added.stderr
+    rule_id = str(json.loads(added.stdout)["id"])
+    dry = moorage("retention", "run", rule_id, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plans = {p["repository"]: p for p in json.loads(dry.stdout)["result"]["repositories"]}
+    assert set(plans) == {f"{ns}/app", f"{ns}/quiet"}, "a repository where nothing goes is listed"
+    assert plans[f"{ns}/quiet"]["delete_tags"] == []
+    assert plans[f"{ns}/quiet"]["kept"] == {"keep-me": "matches always-keep 'keep-*'"}
+    assert plans[f"{ns}/app"]["kept"] == {"b2": "among the newest 1"}
+    assert plans[f"{ns}/app"]["delete_reasons"] == {"b0": "beyond the newest 1",
+                                                    "b1": "beyond the newest 1"}
+
+    shown = moorage("retention", "run", rule_id, "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    row = lambda repo, tag: next((l for l in lines if repo in l and f" {tag} " in f" {l} "), "")  # noqa: E731
+    assert "keep" in row(f"{ns}/quiet", "keep-me") and "always-keep" in row(f"{ns}/quiet", "keep-me")
+    assert "among the newest 1" in row(f"{ns}/app", "b2")
+    assert "would delete" in row(f"{ns}/app", "b0") and "beyond the newest 1" in row(f"{ns}/app", "b0")
+
+    aged = moorage("retention", "add", ns, "--older-than", "30d", "--json")
+    assert aged.returncode == 0, aged.stderr
+    listed = moorage("retention", "list", "--namespace", ns)
+    assert listed.returncode == 0, listed.stderr
+    assert "30d" in listed.stdout and "2592000" not in listed.stdout, listed.stdout
+    young = moorage("retention", "run", str(json.loads(aged.stdout)["id"]), "--dry-run")
+    assert young.returncode == 0, young.stderr
+    assert "younger than 30d" in young.stdout and "2592000" not in young.stdout, young.stdout

@@ -9,6 +9,7 @@ import typer
 from moorage.cli.client import connect
 from moorage.cli.jobs import finish, follow
 from moorage.cli.output import JsonFlag, print_json, say, table, when
+from moorage.units import human_duration
 
 immutability = typer.Typer(help="Tags that can be neither overwritten nor deleted.",
                            no_args_is_help=True)
@@ -91,7 +92,7 @@ def retention_list(namespace: Annotated[Optional[str], typer.Option("--namespace
     table(["ID", "SCOPE", "TAGS", "KEEP LAST", "OLDER THAN", "UNTAGGED", "ALWAYS KEEP",
            "SCHEDULE"],
           [(r["id"], r["scope"], r["tag_pattern"], r["keep_last"] if r["keep_last"] is not None else "",
-            f"{r['older_than_seconds']}s" if r["older_than_seconds"] else "",
+            human_duration(r["older_than_seconds"]) if r["older_than_seconds"] else "",
             "yes" if r["untagged"] else "", r["always_keep"] or "", r["schedule"] or "")
            for r in found], empty="no retention rules")
 
@@ -105,12 +106,30 @@ def retention_run(rule_id: Annotated[int, typer.Argument(metavar="ID")],
         job = follow(api, api.post(f"/retention/{rule_id}/run", {"dry_run": dry_run}),
                      quiet=json_out)
     if not json_out and job["status"] == "succeeded":
-        rows = [(repo["repository"], ", ".join(repo["delete_tags"]) or "-",
-                 len(repo["delete_manifests"]))
-                for repo in (job.get("result") or {}).get("repositories", [])]
-        table(["REPOSITORY", "WOULD DELETE TAGS" if dry_run else "DELETED TAGS", "MANIFESTS"],
-              rows, empty="nothing to delete")
+        table(["REPOSITORY", "TAG", "DECISION", "WHY"],
+              _decisions((job.get("result") or {}).get("repositories", []), dry_run),
+              empty="no repository covered by the rule")
     finish(job, json_out)
+
+
+def _decisions(plans: list[dict[str, Any]], dry_run: bool) -> list[tuple[str, str, str, str]]:
+    """One row per tag the rule considered: going (and why), or kept (and why); a row per
+    repository for its deleted manifests, and one for a repository where nothing was
+    considered at all, so that no covered repository is missing from the table."""
+    going = "would delete" if dry_run else "deleted"
+    rows: list[tuple[str, str, str, str]] = []
+    for plan in plans:
+        repo = plan["repository"]
+        reasons = plan.get("delete_reasons") or {}
+        rows += [(repo, tag, going, reasons.get(tag, "")) for tag in plan["delete_tags"]]
+        rows += [(repo, tag, "keep", why) for tag, why in sorted(plan.get("kept", {}).items())]
+        rows += [(repo, ref, "kept", why) for ref, why in sorted(plan.get("refused", {}).items())]
+        if plan["delete_manifests"]:
+            rows.append((repo, f"{len(plan['delete_manifests'])} manifest(s)", going,
+                         "untagged, or all their tags go (with their referrers)"))
+        if not rows or rows[-1][0] != repo:
+            rows.append((repo, "-", "nothing to do", "no tag matches the rule"))
+    return rows
 
 
 @retention.command("delete")
