@@ -241,3 +241,62 @@ def test_retention_output_says_why_each_tag_stays(secure_registry: MoorageServer
     young = moorage("retention", "run", str(json.loads(aged.stdout)["id"]), "--dry-run")
     assert young.returncode == 0, young.stderr
     assert "younger than 30d" in young.stdout and "2592000" not in young.stdout, young.stdout
+
+
+def test_rules_are_edited_and_retention_rules_disabled_in_place(
+        secure_registry: MoorageServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An immutability rule's patterns and a retention rule's settings change without
+    deleting and re-creating the rule (same id, API and CLI); a disabled retention rule
+    stays listed, its schedule paused."""
+    ns = unique("edit")
+    moorage = _cli(secure_registry, tmp_path)
+    first, second = make_image([os.urandom(800)]), make_image([os.urandom(800)])
+    with admin_client(secure_registry) as client:
+        assert push(client, f"{ns}/app", "v1", first).status_code == 201
+        assert push(client, f"{ns}/app", "release-1", first).status_code == 201
+        made = moorage("immutability", "add", ns, "--pattern", "v*", "--json")
+        assert made.returncode == 0, made.stderr
+        imm_id = json.loads(made.stdout)["id"]
+        assert push(client, f"{ns}/app", "v1", second).status_code == 403
+
+        edited = moorage("immutability", "update", str(imm_id), "--pattern", "release-*",
+                         "--exclude", "*-rc", "--json")
+        assert edited.returncode == 0, edited.stderr
+        assert json.loads(edited.stdout)["id"] == imm_id
+        assert json.loads(edited.stdout)["exclude_pattern"] == "*-rc"
+        assert push(client, f"{ns}/app", "v1", second).status_code == 201, "v* is free again"
+        assert push(client, f"{ns}/app", "release-1", second).status_code == 403
+        cleared = api(secure_registry, "PATCH", f"/immutability/{imm_id}",
+                      json={"exclude_pattern": None})
+        assert cleared.status_code == 200 and cleared.json()["exclude_pattern"] is None
+        assert api(secure_registry, "PATCH", "/immutability/999999",
+                   json={"tag_pattern": "x"}).status_code == 404
+        assert api(secure_registry, "PATCH", f"/immutability/{imm_id}",
+                   json={"tag_pattern": " "}).status_code in (400, 422)
+
+    added = moorage("retention", "add", ns, "--keep-last", "1", "--schedule", "0 4 * * *", "--json")
+    assert added.returncode == 0, added.stderr
+    ret_id = json.loads(added.stdout)["id"]
+    off = moorage("retention", "disable", str(ret_id))
+    assert off.returncode == 0, off.stderr
+    rule = api(secure_registry, "GET", "/retention", params={"namespace": ns}).json()[0]
+    assert rule["id"] == ret_id and rule["enabled"] is False
+    listed = moorage("retention", "list", "--namespace", ns)
+    assert "disabled" in listed.stdout, listed.stdout
+
+    changed = moorage("retention", "update", str(ret_id), "--keep-last", "3", "--older-than",
+                      "7d", "--tags", "b*", "--clear", "schedule", "--json")
+    assert changed.returncode == 0, changed.stderr
+    body = json.loads(changed.stdout)
+    assert (body["id"], body["keep_last"], body["older_than_seconds"], body["tag_pattern"],
+            body["schedule"], body["enabled"]) == (ret_id, 3, 7 * 86400, "b*", None, False)
+    on = moorage("retention", "enable", str(ret_id), "--json")
+    assert on.returncode == 0 and json.loads(on.stdout)["enabled"] is True, on.stderr
+    bad = api(secure_registry, "PATCH", f"/retention/{ret_id}", json={"schedule": "0 0 31 2 *"})
+    assert bad.status_code in (400, 422), bad.text
+    assert api(secure_registry, "GET", "/retention",
+               params={"namespace": ns}).json()[0]["keep_last"] == 3, "a refused edit changes nothing"
+
+    paths = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").json()["paths"]
+    assert "patch" in paths["/api/v1/retention/{rule_id}"]
+    assert "patch" in paths["/api/v1/immutability/{rule_id}"]
