@@ -154,3 +154,44 @@ def test_worker_can_run_apart_from_the_server(make_registry) -> None:  # type: i
 def test_gc_needs_an_administrator(secure_registry: MoorageServer) -> None:
     resp = httpx.post(f"{secure_registry.url}/api/v1/gc", json={})
     assert resp.status_code == 401
+
+
+def test_gc_dry_run_shows_what_would_go(server: MoorageServer, tmp_path: Path) -> None:
+    """`moorage gc --dry-run` lists each manifest, repository link and blob a run would
+    remove, with the blobs' sizes, not only counts; the JSON result has the same."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    keep, doomed = make_image([os.urandom(3_000)], "keep"), make_image([os.urandom(7_000)], "doomed")
+    with admin_client(server) as client:
+        assert push(client, "team/app", "keep", keep).status_code == 201
+        assert push(client, "team/app", "doomed", doomed).status_code == 201
+        assert client.delete(f"/v2/team/app/manifests/{doomed.digest}").status_code == 202
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "MOORAGE_URL": server.url,
+           "MOORAGE_USERNAME": "admin", "MOORAGE_PASSWORD": ADMIN_PASSWORD, "COLUMNS": "250"}
+
+    def moorage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "moorage", *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    shown = moorage("gc", "--dry-run", "--grace", "0")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(doomed.digest in line and "manifest" in line for line in lines), shown.stdout
+    for blob, data in doomed.blobs.items():
+        row = next((line for line in lines if blob in line and "blob" in line), "")
+        assert str(len(data)) in row.replace(",", "") or f"{len(data) / 1024:.1f} KiB" in row, \
+            shown.stdout
+        assert any(blob in line and "team/app" in line for line in lines), shown.stdout
+    assert not any(b in shown.stdout for b in keep.blobs), "what stays is not listed"
+
+    as_json = moorage("gc", "--dry-run", "--grace", "0", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    result = json.loads(as_json.stdout)["result"]
+    assert {b["digest"]: b["size"] for b in result["blob_sizes"]} == doomed.blob_sizes
+    assert {(link["repository"], link["digest"]) for link in result["links"]} == \
+        {("team/app", d) for d in doomed.blobs}
+    assert run_gc(server, grace="0")["blobs_deleted"] == len(doomed.blobs), "a dry run deleted nothing"
