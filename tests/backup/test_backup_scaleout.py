@@ -38,7 +38,7 @@ def run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProce
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
     return subprocess.run([sys.executable, "-m", "moorage", *args], cwd=cwd,
                           env={**clean, "NO_COLOR": "1", **env}, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
 
 
 @pytest.mark.parametrize("which", ["both", "database_url", "storage_url"])
