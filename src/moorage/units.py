@@ -36,6 +36,19 @@ def parse_size(text: str | int) -> int:
     return int(float(match[1]) * (1024 if binary else 1000) ** _POWERS[prefix])
 
 
+def human_duration(seconds: float) -> str:
+    """The largest unit that writes `seconds` exactly, as `parse_duration` reads it back:
+    2592000 is "30d", 5400 is "90m", 90 is "90s" (a rule's "30d" must not come back as
+    "2592000s")."""
+    whole = int(seconds)
+    if whole != seconds or whole <= 0:
+        return f"{seconds:g}s"
+    for unit in ("w", "d", "h", "m"):
+        if whole % _SECONDS[unit] == 0:
+            return f"{whole // _SECONDS[unit]}{unit}"
+    return f"{whole}s"
+
+
 def human_size(size: int | None) -> str:
     if size is None:
         return "-"

@@ -122,3 +122,31 @@ def test_schedule_fires_once_across_replicas(queue: JobQueue) -> None:
     assert job is not None and job.type == "gc" and job.payload["schedule"] == "nightly-gc"
     with pytest.raises(ValueError, match="invalid cron"):
         one.upsert("bad", "every day", "gc")
+
+
+def test_a_job_that_succeeds_on_a_retry_shows_no_error(queue: JobQueue) -> None:
+    """`jobs list` showed a succeeded job with the error of its failed first attempt; the
+    error of an attempt belongs in the log, the job's error is that of its outcome."""
+    calls: list[int] = []
+
+    def handler(ctx: JobContext) -> dict[str, int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the first attempt fails")
+        return {"attempts": len(calls)}
+
+    worker = Worker(queue)
+    worker.register(JobType("flaky", handler, max_attempts=3))
+    job_id = worker.enqueue("flaky")
+    assert job_id is not None
+    assert worker.drain() == 1
+    failed_once = queue.get(job_id)
+    assert failed_once is not None and failed_once.status == "queued"
+    assert "first attempt fails" in (failed_once.last_error or "")
+    with queue.engine.begin() as conn:  # its backoff, passed
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(run_at=0))
+    assert worker.drain() == 1
+    done = queue.get(job_id)
+    assert done is not None and done.status == "succeeded" and done.result == {"attempts": 2}
+    assert done.last_error is None
+    assert "first attempt fails" in done.log, "what went wrong stays in the log"

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -75,8 +75,9 @@ def test_retention_dry_run_and_real_run_agree(secure_registry: MoorageServer) ->
     images = {f"v{n}": make_image([os.urandom(3000)], f"v{n}") for n in range(6)}
     with admin_client(secure_registry) as client:
         for tag, image in images.items():
+            # one push after the other: each tag's push time is later than the one before
+            # (a push takes milliseconds; the clock counts nanoseconds), so v5 is the newest
             assert push(client, repo, tag, image).status_code == 201
-            time.sleep(0.02)  # distinct push times: v5 is the newest
         assert push(client, repo, "release-1", images["v0"]).status_code == 201
         stray = make_image([os.urandom(100)], "untagged")
         assert push(client, repo, None, stray).status_code == 201
@@ -115,7 +116,6 @@ def test_retention_from_the_cli(secure_registry: MoorageServer, tmp_path) -> Non
     with admin_client(secure_registry) as client:
         for n in range(3):
             assert push(client, f"{ns}/app", f"b{n}", make_image([os.urandom(500)])).status_code == 201
-            time.sleep(0.02)
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "MOORAGE_URL": secure_registry.url,
            "MOORAGE_USERNAME": "admin", "MOORAGE_PASSWORD": ADMIN_PASSWORD}
 
@@ -190,3 +190,114 @@ def test_storage_quota_refuses_the_push_that_would_pass_it(make_registry) -> Non
         assert refused.status_code == 403
         assert "storage quota of namespace small is 20000 bytes" in error_message(refused)
         assert client.get("/v2/small/app/tags/list").json()["tags"] == ["a"]
+
+
+def _cli(server: MoorageServer, tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "MOORAGE_URL": server.url,
+           "MOORAGE_USERNAME": "admin", "MOORAGE_PASSWORD": ADMIN_PASSWORD, "COLUMNS": "200"}
+
+    def moorage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "moorage", *args], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+    return moorage
+
+
+def test_retention_output_says_why_each_tag_stays(secure_registry: MoorageServer,
+                                                  tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every repository the rule covers is in the result, and every tag it considered is
+    either going or kept with its reason; durations read as people wrote them (30d)."""
+    ns = unique("why")
+    with admin_client(secure_registry) as client:
+        for n in range(3):
+            assert push(client, f"{ns}/app", f"b{n}", make_image([os.urandom(500)])).status_code == 201
+        assert push(client, f"{ns}/quiet", "keep-me", make_image([os.urandom(500)])).status_code == 201
+    moorage = _cli(secure_registry, tmp_path)
+
+    added = moorage("retention", "add", ns, "--keep-last", "1", "--always-keep", "keep-*", "--json")
+    assert added.returncode == 0, added.stderr
+    rule_id = str(json.loads(added.stdout)["id"])
+    dry = moorage("retention", "run", rule_id, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plans = {p["repository"]: p for p in json.loads(dry.stdout)["result"]["repositories"]}
+    assert set(plans) == {f"{ns}/app", f"{ns}/quiet"}, "a repository where nothing goes is listed"
+    assert plans[f"{ns}/quiet"]["delete_tags"] == []
+    assert plans[f"{ns}/quiet"]["kept"] == {"keep-me": "matches always-keep 'keep-*'"}
+    assert plans[f"{ns}/app"]["kept"] == {"b2": "among the newest 1"}
+    assert plans[f"{ns}/app"]["delete_reasons"] == {"b0": "beyond the newest 1",
+                                                    "b1": "beyond the newest 1"}
+
+    shown = moorage("retention", "run", rule_id, "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    row = lambda repo, tag: next((l for l in lines if repo in l and f" {tag} " in f" {l} "), "")
+    assert "keep" in row(f"{ns}/quiet", "keep-me") and "always-keep" in row(f"{ns}/quiet", "keep-me")
+    assert "among the newest 1" in row(f"{ns}/app", "b2")
+    assert "would delete" in row(f"{ns}/app", "b0") and "beyond the newest 1" in row(f"{ns}/app", "b0")
+
+    aged = moorage("retention", "add", ns, "--older-than", "30d", "--json")
+    assert aged.returncode == 0, aged.stderr
+    listed = moorage("retention", "list", "--namespace", ns)
+    assert listed.returncode == 0, listed.stderr
+    assert "30d" in listed.stdout and "2592000" not in listed.stdout, listed.stdout
+    young = moorage("retention", "run", str(json.loads(aged.stdout)["id"]), "--dry-run")
+    assert young.returncode == 0, young.stderr
+    assert "younger than 30d" in young.stdout and "2592000" not in young.stdout, young.stdout
+
+
+def test_rules_are_edited_and_retention_rules_disabled_in_place(
+        secure_registry: MoorageServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An immutability rule's patterns and a retention rule's settings change without
+    deleting and re-creating the rule (same id, API and CLI); a disabled retention rule
+    stays listed, its schedule paused."""
+    ns = unique("edit")
+    moorage = _cli(secure_registry, tmp_path)
+    first, second = make_image([os.urandom(800)]), make_image([os.urandom(800)])
+    with admin_client(secure_registry) as client:
+        assert push(client, f"{ns}/app", "v1", first).status_code == 201
+        assert push(client, f"{ns}/app", "release-1", first).status_code == 201
+        made = moorage("immutability", "add", ns, "--pattern", "v*", "--json")
+        assert made.returncode == 0, made.stderr
+        imm_id = json.loads(made.stdout)["id"]
+        assert push(client, f"{ns}/app", "v1", second).status_code == 403
+
+        edited = moorage("immutability", "update", str(imm_id), "--pattern", "release-*",
+                         "--exclude", "*-rc", "--json")
+        assert edited.returncode == 0, edited.stderr
+        assert json.loads(edited.stdout)["id"] == imm_id
+        assert json.loads(edited.stdout)["exclude_pattern"] == "*-rc"
+        assert push(client, f"{ns}/app", "v1", second).status_code == 201, "v* is free again"
+        assert push(client, f"{ns}/app", "release-1", second).status_code == 403
+        cleared = api(secure_registry, "PATCH", f"/immutability/{imm_id}",
+                      json={"exclude_pattern": None})
+        assert cleared.status_code == 200 and cleared.json()["exclude_pattern"] is None
+        assert api(secure_registry, "PATCH", "/immutability/999999",
+                   json={"tag_pattern": "x"}).status_code == 404
+        assert api(secure_registry, "PATCH", f"/immutability/{imm_id}",
+                   json={"tag_pattern": " "}).status_code in (400, 422)
+
+    added = moorage("retention", "add", ns, "--keep-last", "1", "--schedule", "0 4 * * *", "--json")
+    assert added.returncode == 0, added.stderr
+    ret_id = json.loads(added.stdout)["id"]
+    off = moorage("retention", "disable", str(ret_id))
+    assert off.returncode == 0, off.stderr
+    rule = api(secure_registry, "GET", "/retention", params={"namespace": ns}).json()[0]
+    assert rule["id"] == ret_id and rule["enabled"] is False
+    listed = moorage("retention", "list", "--namespace", ns)
+    assert "disabled" in listed.stdout, listed.stdout
+
+    changed = moorage("retention", "update", str(ret_id), "--keep-last", "3", "--older-than",
+                      "7d", "--tags", "b*", "--clear", "schedule", "--json")
+    assert changed.returncode == 0, changed.stderr
+    body = json.loads(changed.stdout)
+    assert (body["id"], body["keep_last"], body["older_than_seconds"], body["tag_pattern"],
+            body["schedule"], body["enabled"]) == (ret_id, 3, 7 * 86400, "b*", None, False)
+    on = moorage("retention", "enable", str(ret_id), "--json")
+    assert on.returncode == 0 and json.loads(on.stdout)["enabled"] is True, on.stderr
+    bad = api(secure_registry, "PATCH", f"/retention/{ret_id}", json={"schedule": "0 0 31 2 *"})
+    assert bad.status_code in (400, 422), bad.text
+    assert api(secure_registry, "GET", "/retention",
+               params={"namespace": ns}).json()[0]["keep_last"] == 3, "a refused edit changes nothing"
+
+    paths = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").json()["paths"]
+    assert "patch" in paths["/api/v1/retention/{rule_id}"]
+    assert "patch" in paths["/api/v1/immutability/{rule_id}"]

@@ -47,7 +47,8 @@ def test_age_and_pattern_and_always_keep_combine() -> None:
                                 always_keep="*-keep"), "team/app", artifacts, never, NOW)
     assert plan.delete_tags == ["dev-1"]
     assert "release-1" not in plan.kept and "release-1" not in plan.delete_tags
-    assert plan.kept["dev-2"].startswith("younger than")
+    assert plan.kept["dev-2"] == "younger than 1w", "the duration as written, not 604800s"
+    assert plan.delete_reasons == {"dev-1": "older than 1w"}
     assert plan.kept["dev-keep"].startswith("matches always-keep")
 
 

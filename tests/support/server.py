@@ -56,7 +56,9 @@ class RegistryProcess:
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def start(self, timeout: float = 180.0) -> "Self":  # bounds a hang; a loaded machine is slow
+    def start(self, timeout: float = 180.0) -> "Self":
+        # An upper bound only (a healthy server answers in about a second): on two cores
+        # shared by several suites, importing the app alone took 17 s, and 30 s failed starts.
         cmd = self.command()
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,

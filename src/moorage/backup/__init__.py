@@ -4,7 +4,7 @@
 and every blob that snapshot references, each verified as it is copied; `restore()` checks
 all of it again before it becomes a data dir. See create.py for why the copy is consistent
 and format.py for the layout. Scale-out instances (PostgreSQL, S3) back up with their own
-tools; this package only knows the embedded layout.
+tools; this package only knows the embedded layout, and scope.py refuses the others.
 """
 
 from moorage.backup.create import backup

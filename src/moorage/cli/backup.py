@@ -28,12 +28,21 @@ _STAGES = {"snapshot": "database snapshot", "keys": "keys", "blobs": "blobs",
            "extract": "unpacking", "done": "done"}
 
 
-def _data_dir(data_dir: Path | None, config: Path | None) -> Path:
+def _data_dir(data_dir: Path | None, config: Path | None, action: str) -> Path:
+    """The embedded instance's data folder; refused (nothing written) when the settings say
+    the registry lives in PostgreSQL or S3 instead (backup/scope.py)."""
+    from moorage.backup import BackupError
+    from moorage.backup.scope import require_embedded
     from moorage.settings import SettingsError, load_settings
     try:
-        return Path(load_settings(config, overrides={"data_dir": data_dir}).data_dir)
+        settings = load_settings(config, overrides={"data_dir": data_dir})
     except SettingsError as exc:
         raise usage(str(exc)) from None
+    try:
+        require_embedded(action, settings.database_url, settings.storage_url)
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    return Path(settings.data_dir)
 
 
 @contextlib.contextmanager
@@ -89,12 +98,14 @@ def backup(
 ) -> None:
     """Back up an embedded instance (database, keys, blobs) while it keeps serving.
 
+    Refused when the settings point at PostgreSQL or S3 (a scale-out deployment).
+
     Every push acknowledged before the backup starts is in it, whole. Not included: uploads still in progress (clients restart them after a restore) and the settings file.
     """
     from moorage.backup import BackupError
     from moorage.backup import backup as make_backup
 
-    source = _data_dir(data_dir, config)
+    source = _data_dir(data_dir, config, "backup")
     try:
         with _progress_bar(not json_) as progress:
             manifest = make_backup(source, dest, progress)
@@ -142,7 +153,7 @@ def restore(
     from moorage.backup import BackupError
     from moorage.backup import restore as do_restore
 
-    target = _data_dir(data_dir, config)
+    target = _data_dir(data_dir, config, "restore")
     try:
         with _progress_bar(not json_) as progress:
             result = do_restore(backup, target, force=force, partial=partial, progress=progress)

@@ -107,4 +107,20 @@ def gc(
     if not wait:
         print_json(job) if json_out else say(f"Queued job {job['id']}.")
         return
+    if not json_out and job["status"] == "succeeded":
+        _gc_table(job.get("result") or {})
     finish(job, json_out)
+
+
+def _gc_table(result: dict[str, Any]) -> None:
+    """Each manifest, repository link and blob the run removed (or would remove)."""
+    from moorage.units import human_size
+
+    rows = [("manifest", "-", d, "-") for d in result.get("manifests", [])]
+    rows += [("link", link["repository"], link["digest"], "-") for link in result.get("links", [])]
+    rows += [("blob", "-", b["digest"], human_size(b["size"])) for b in result.get("blob_sizes", [])]
+    verb = "WOULD DELETE" if result.get("dry_run") else "DELETED"
+    table([verb, "REPOSITORY", "DIGEST", "SIZE"], rows, empty="nothing to collect")
+    listed = len(result.get("blob_sizes", []))
+    if listed < result.get("blobs_deleted", 0):
+        say(f"(the first {listed} of {result['blobs_deleted']} blobs; --json for the result)")

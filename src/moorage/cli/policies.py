@@ -8,7 +8,8 @@ import typer
 
 from moorage.cli.client import connect
 from moorage.cli.jobs import finish, follow
-from moorage.cli.output import JsonFlag, print_json, say, table, when
+from moorage.cli.output import CliError, JsonFlag, print_json, say, table, when
+from moorage.units import human_duration
 
 immutability = typer.Typer(help="Tags that can be neither overwritten nor deleted.",
                            no_args_is_help=True)
@@ -50,6 +51,29 @@ def immutability_list(namespace: Annotated[Optional[str], typer.Option("--namesp
             when(r["created_at"])) for r in found], empty="no immutability rules")
 
 
+@immutability.command("update")
+def immutability_update(
+    rule_id: Annotated[int, typer.Argument(metavar="ID")],
+    pattern: Annotated[Optional[str], typer.Option("--pattern", help="new glob of protected tags")] = None,
+    exclude: Annotated[Optional[str], typer.Option(help="new glob of tags left mutable")] = None,
+    no_exclude: Annotated[bool, typer.Option("--no-exclude", help="remove the exception")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Change a rule's patterns in place (same id); it applies at once."""
+    body: dict[str, Any] = {}
+    if pattern is not None:
+        body["tag_pattern"] = pattern
+    if exclude is not None or no_exclude:
+        body["exclude_pattern"] = None if no_exclude else exclude
+    with connect() as api:
+        rule = api.patch(f"/immutability/{rule_id}", body)
+    if json_out:
+        print_json(rule)
+    else:
+        except_ = f" except {rule['exclude_pattern']}" if rule["exclude_pattern"] else ""
+        say(f"Immutability rule {rule['id']}: {rule['tag_pattern']}{except_} in {rule['scope']}.")
+
+
 @immutability.command("delete")
 def immutability_delete(rule_id: Annotated[int, typer.Argument(metavar="ID")],
                         json_out: JsonFlag = False) -> None:
@@ -89,10 +113,11 @@ def retention_list(namespace: Annotated[Optional[str], typer.Option("--namespace
         print_json(found)
         return
     table(["ID", "SCOPE", "TAGS", "KEEP LAST", "OLDER THAN", "UNTAGGED", "ALWAYS KEEP",
-           "SCHEDULE"],
+           "SCHEDULE", "STATE"],
           [(r["id"], r["scope"], r["tag_pattern"], r["keep_last"] if r["keep_last"] is not None else "",
-            f"{r['older_than_seconds']}s" if r["older_than_seconds"] else "",
-            "yes" if r["untagged"] else "", r["always_keep"] or "", r["schedule"] or "")
+            human_duration(r["older_than_seconds"]) if r["older_than_seconds"] else "",
+            "yes" if r["untagged"] else "", r["always_keep"] or "", r["schedule"] or "",
+            "enabled" if r["enabled"] else "disabled")
            for r in found], empty="no retention rules")
 
 
@@ -105,12 +130,88 @@ def retention_run(rule_id: Annotated[int, typer.Argument(metavar="ID")],
         job = follow(api, api.post(f"/retention/{rule_id}/run", {"dry_run": dry_run}),
                      quiet=json_out)
     if not json_out and job["status"] == "succeeded":
-        rows = [(repo["repository"], ", ".join(repo["delete_tags"]) or "-",
-                 len(repo["delete_manifests"]))
-                for repo in (job.get("result") or {}).get("repositories", [])]
-        table(["REPOSITORY", "WOULD DELETE TAGS" if dry_run else "DELETED TAGS", "MANIFESTS"],
-              rows, empty="nothing to delete")
+        table(["REPOSITORY", "TAG", "DECISION", "WHY"],
+              _decisions((job.get("result") or {}).get("repositories", []), dry_run),
+              empty="no repository covered by the rule")
     finish(job, json_out)
+
+
+def _decisions(plans: list[dict[str, Any]], dry_run: bool) -> list[tuple[str, str, str, str]]:
+    """One row per tag the rule considered: going (and why), or kept (and why); a row per
+    repository for its deleted manifests, and one for a repository where nothing was
+    considered at all, so that no covered repository is missing from the table."""
+    going = "would delete" if dry_run else "deleted"
+    rows: list[tuple[str, str, str, str]] = []
+    for plan in plans:
+        repo = plan["repository"]
+        reasons = plan.get("delete_reasons") or {}
+        rows += [(repo, tag, going, reasons.get(tag, "")) for tag in plan["delete_tags"]]
+        rows += [(repo, tag, "keep", why) for tag, why in sorted(plan.get("kept", {}).items())]
+        rows += [(repo, ref, "kept", why) for ref, why in sorted(plan.get("refused", {}).items())]
+        if plan["delete_manifests"]:
+            rows.append((repo, f"{len(plan['delete_manifests'])} manifest(s)", going,
+                         "untagged, or all their tags go (with their referrers)"))
+        if not rows or rows[-1][0] != repo:
+            rows.append((repo, "-", "nothing to do", "no tag matches the rule"))
+    return rows
+
+
+_CLEARABLE = {"keep-last": "keep_last", "older-than": "older_than",
+              "always-keep": "always_keep", "schedule": "schedule"}
+
+
+def _show_retention(rule: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(rule)
+        return
+    say(f"Retention rule {rule['id']} for {rule['scope']} "
+        f"({'enabled' if rule['enabled'] else 'disabled'}).")
+
+
+@retention.command("update")
+def retention_update(
+    rule_id: Annotated[int, typer.Argument(metavar="ID")],
+    tags: Annotated[Optional[str], typer.Option("--tags", help="glob of the tags the rule considers")] = None,
+    keep_last: Annotated[Optional[int], typer.Option(help="keep the newest N tags")] = None,
+    older_than: Annotated[Optional[str], typer.Option(help="only delete tags older than this, e.g. 30d")] = None,
+    untagged: Annotated[Optional[bool], typer.Option("--untagged/--no-untagged",
+                                                     help="also delete untagged manifests")] = None,
+    always_keep: Annotated[Optional[str], typer.Option(help="glob of tags never deleted")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="cron expression, e.g. '0 4 * * *'")] = None,
+    clear: Annotated[Optional[list[str]], typer.Option(
+        help="remove a setting: keep-last, older-than, always-keep or schedule (repeatable)")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Change a rule in place (same id); options not given stay as they are."""
+    body: dict[str, Any] = {}
+    for name in clear or []:
+        if name not in _CLEARABLE:
+            raise CliError(f"--clear takes {', '.join(_CLEARABLE)}, not {name!r}")
+        body[_CLEARABLE[name]] = None
+    given = {"tag_pattern": tags, "keep_last": keep_last, "older_than": older_than,
+             "untagged": untagged, "always_keep": always_keep, "schedule": schedule}
+    body.update({k: v for k, v in given.items() if v is not None})
+    with connect() as api:
+        rule = api.patch(f"/retention/{rule_id}", body)
+    _show_retention(rule, json_out)
+
+
+@retention.command("disable")
+def retention_disable(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                      json_out: JsonFlag = False) -> None:
+    """Keep the rule but stop its scheduled runs (`retention run` still runs it by hand)."""
+    with connect() as api:
+        rule = api.patch(f"/retention/{rule_id}", {"enabled": False})
+    _show_retention(rule, json_out)
+
+
+@retention.command("enable")
+def retention_enable(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                     json_out: JsonFlag = False) -> None:
+    """Resume a disabled rule's scheduled runs."""
+    with connect() as api:
+        rule = api.patch(f"/retention/{rule_id}", {"enabled": True})
+    _show_retention(rule, json_out)
 
 
 @retention.command("delete")

@@ -635,13 +635,21 @@ class MetadataStore:
             links = self._gc_links(conn, cutoff)
         return gone, links
 
-    def gc_preview(self, cutoff: float) -> tuple[list[str], int, list[tuple[str, int]]]:
-        """What a real run would remove: the same statements in a transaction rolled back."""
+    def gc_preview(self, cutoff: float
+                   ) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, int]]]:
+        """What a real run would remove: the same statements in a transaction rolled back.
+        (unlinked manifests, (repository, digest) of the blob links, (digest, size) of blobs)"""
         with self.engine.connect() as conn:
             txn = conn.begin()
             try:
                 gone = self._gc_manifests(conn, cutoff)
-                links = self._gc_links(conn, cutoff)
+                links = [(r[0], r[1]) for r in conn.execute(
+                    select(repositories.c.name, repository_blobs.c.digest)
+                    .select_from(repository_blobs.join(
+                        repositories, repositories.c.id == repository_blobs.c.repository_id))
+                    .where(self._stale_link(cutoff))
+                    .order_by(repositories.c.name, repository_blobs.c.digest))]
+                self._gc_links(conn, cutoff)
                 blobs_ = self._gc_blob_candidates(conn, cutoff, 1_000_000)
             finally:
                 txn.rollback()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (immutability_rules, manifest_references, manifests, namespaces,
@@ -97,6 +97,15 @@ class PolicyStore:
             self._rules = (rows, rules)
         return rules
 
+    def update_immutability(self, rule_id: int, **values: object) -> bool:
+        """Change a rule's patterns in place (its id, scope and creation time stay); every
+        process sees the change at its next read (see `immutability_rules`)."""
+        if not values:
+            return True
+        with self.engine.begin() as conn:
+            return conn.execute(update(immutability_rules).where(
+                immutability_rules.c.id == rule_id).values(**values)).rowcount > 0
+
     def delete_immutability(self, rule_id: int) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(delete(immutability_rules).where(
@@ -119,6 +128,14 @@ class PolicyStore:
 
     def retention_rule(self, rule_id: int) -> RetentionRuleRow | None:
         return next((r for r in self.retention_rules() if r.id == rule_id), None)
+
+    def update_retention(self, rule_id: int, **values: object) -> bool:
+        """Change a rule's settings in place, `enabled` included (id, scope, creation stay)."""
+        if not values:
+            return True
+        with self.engine.begin() as conn:
+            return conn.execute(update(retention_rules).where(
+                retention_rules.c.id == rule_id).values(**values)).rowcount > 0
 
     def delete_retention(self, rule_id: int) -> bool:
         with self.engine.begin() as conn:

@@ -135,10 +135,13 @@ class JobQueue:
                     jobs.c.status == "running")
 
     def succeed(self, job: Job, result: dict[str, Any] | None) -> None:
+        """Record the outcome. An earlier attempt's error is cleared: the job's error is that
+        of its outcome (a succeeded job listed with an error reads as a failure); what went
+        wrong on the way stays in the log."""
         with unobserved(), self.engine.begin() as conn:
             conn.execute(update(jobs).where(self._mine(job)).values(
                 status="succeeded", result=json.dumps(result) if result is not None else None,
-                finished_at=time.time(), dedupe_key=None))
+                finished_at=time.time(), dedupe_key=None, last_error=None))
 
     def fail(self, job: Job, error: str, retry: bool = True) -> str:
         """Record a failure; requeue with backoff while attempts remain. Returns the status."""

@@ -24,6 +24,7 @@ from moorage.db.policy import ArtifactRow, RetentionRuleRow
 from moorage.oci.errors import RegistryError
 from moorage.policy.immutability import SUPPLY_CHAIN_TAG, relative_path
 from moorage.registry.events import acting_as
+from moorage.units import human_duration
 
 if TYPE_CHECKING:
     from moorage.db.policy import PolicyStore
@@ -38,13 +39,14 @@ class RepositoryPlan:
     delete_tags: list[str] = field(default_factory=list)
     delete_manifests: list[str] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)  # tag -> why it stays
+    delete_reasons: dict[str, str] = field(default_factory=dict)  # tag -> why it goes
     # Planned, but refused when carried out (a rule added since the plan): reference -> why.
     refused: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {"repository": self.repository, "delete_tags": self.delete_tags,
                 "delete_manifests": self.delete_manifests, "kept": self.kept,
-                "refused": self.refused}
+                "delete_reasons": self.delete_reasons, "refused": self.refused}
 
 
 def covers(rule: RetentionRuleRow, repository: str) -> bool:
@@ -68,15 +70,20 @@ def plan_repository(rule: RetentionRuleRow, repository: str, artifacts: list[Art
             candidates.append((updated_at, tag, artifact.digest))
     candidates.sort(key=lambda c: (-c[0], c[1]))
     keep = rule.keep_last if rule.keep_last is not None else 0
+    age = human_duration(rule.older_than_seconds) if rule.older_than_seconds else None
+    why_going = "; ".join(filter(None, (
+        f"beyond the newest {keep}" if keep else None,
+        f"older than {age}" if age else None))) or f"matches {rule.tag_pattern!r}"
     for rank, (updated_at, tag, _) in enumerate(candidates):
         if rank < keep:
             plan.kept[tag] = f"among the newest {keep}"
         elif rule.older_than_seconds is not None and now - updated_at <= rule.older_than_seconds:
-            plan.kept[tag] = f"younger than {rule.older_than_seconds}s"
+            plan.kept[tag] = f"younger than {age}"
         elif is_immutable(repository, tag):
             plan.kept[tag] = "immutable"
         else:
             plan.delete_tags.append(tag)
+            plan.delete_reasons[tag] = why_going
 
     removed = set(plan.delete_tags)
     doomed: list[str] = []
@@ -165,9 +172,9 @@ def _run(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
         if not covers(rule, repository):
             continue
         plan = plan_repository(rule, repository, store.artifacts(repository), is_immutable, now)
+        plans.append(plan)  # also where nothing goes: its `kept` says why each tag stays
         if not plan.delete_tags and not plan.delete_manifests:
             continue
-        plans.append(plan)
         verb = "would delete" if dry_run else "deleting"
         report(f"{repository}: {verb} tags {plan.delete_tags or '-'} and "
                f"{len(plan.delete_manifests)} manifests")
@@ -181,6 +188,8 @@ def _run(rule: RetentionRuleRow, store: "PolicyStore", registry: "Registry",
         if plan.refused:  # the result lists what went; `refused`, what stayed and why
             stayed = set(plan.refused) | {t for d in plan.refused for t in tags_of.get(d, ())}
             plan.delete_tags = [t for t in plan.delete_tags if t not in stayed]
+            plan.delete_reasons = {t: why for t, why in plan.delete_reasons.items()
+                                   if t not in stayed}
             plan.delete_manifests = [d for d in plan.delete_manifests if d not in stayed]
     return {"rule": rule.id, "dry_run": dry_run,
             "deleted_tags": sum(len(p.delete_tags) for p in plans),

@@ -26,20 +26,31 @@ Progress = Callable[[int, int | None, str], None]
 GC_ACTOR = "gc"
 
 
+LISTED = 1000  # entries of each kind a result lists; the counts are always whole
+
+
 @dataclass
 class GCResult:
+    """What a run removed (or, dry, would remove): counts, and the items themselves, so
+    that an operator sees which digests, repositories and bytes a run is about."""
+
     dry_run: bool
     manifests: list[str] = field(default_factory=list)
     links: int = 0
     blobs: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     seconds: float = 0.0
+    sizes: dict[str, int] = field(default_factory=dict)  # blob digest -> bytes
+    link_list: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
 
     def as_dict(self) -> dict[str, object]:
         return {"dry_run": self.dry_run, "manifests_deleted": len(self.manifests),
                 "links_deleted": self.links, "blobs_deleted": len(self.blobs),
                 "bytes_freed": self.bytes_freed, "seconds": round(self.seconds, 3),
-                "manifests": self.manifests[:1000], "blobs": self.blobs[:1000]}
+                "manifests": self.manifests[:LISTED], "blobs": self.blobs[:LISTED],
+                "blob_sizes": [{"digest": d, "size": self.sizes.get(d, 0)}
+                               for d in self.blobs[:LISTED]],
+                "links": [{"repository": r, "digest": d} for r, d in self.link_list[:LISTED]]}
 
 
 def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_seconds: float,
@@ -49,8 +60,10 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
     cutoff = time.time() - grace_seconds
     result = GCResult(dry_run)
     if dry_run:
-        result.manifests, result.links, candidates = db.gc_preview(cutoff)
+        result.manifests, result.link_list, candidates = db.gc_preview(cutoff)
+        result.links = len(result.link_list)
         result.blobs = [d for d, _ in candidates]
+        result.sizes = dict(candidates)
         result.bytes_freed = sum(size for _, size in candidates)
         report(f"dry run: would delete {len(result.manifests)} manifests, {result.links} blob "
                f"links and {len(result.blobs)} blobs ({result.bytes_freed} bytes)")
@@ -70,6 +83,7 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
                 if db.gc_delete_blob(digest, cutoff):
                     store.delete(digest)
                     result.blobs.append(digest)
+                    result.sizes[digest] = size
                     result.bytes_freed += size
                     swept += 1
             progress(len(result.blobs), None, "sweeping blobs")

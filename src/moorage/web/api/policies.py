@@ -113,6 +113,33 @@ def delete_immutability(rule_id: IdPath, instance: InstanceDep, principal: User)
     instance.policies.delete_immutability(rule_id)
 
 
+class ImmutabilityUpdate(RequestBody):
+    """The fields to change; absent ones stay. `exclude_pattern: null` removes the exception.
+    The scope stays: a rule moves to another namespace by being made there."""
+
+    tag_pattern: Pattern | None = Field(None, description="glob of protected tags")
+    exclude_pattern: Pattern | None = Field(None, description="glob of tags left mutable; "
+                                                              "null for none")
+
+
+@router.patch("/immutability/{rule_id}", tags=["immutability"])
+def update_immutability(rule_id: IdPath, body: ImmutabilityUpdate, instance: InstanceDep,
+                        principal: User) -> ImmutabilityRule:
+    """Edit a rule in place; it applies at once in every worker. Needs the maintainer role."""
+    rule = next((r for r in instance.policies.immutability_rules() if r.id == rule_id), None)
+    if rule is None:
+        raise NotFound(f"immutability rule {rule_id} does not exist")
+    _allowed(instance, principal, "tag_immutability", rule.namespace)
+    given = body.model_fields_set
+    if "tag_pattern" in given and not (body.tag_pattern or "").strip():
+        raise Invalid("tag_pattern must not be empty")
+    values = {name: getattr(body, name) for name in ("tag_pattern", "exclude_pattern")
+              if name in given}
+    instance.policies.update_immutability(rule_id, **values)
+    return next(ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
+                if r.id == rule_id)
+
+
 # -- retention ------------------------------------------------------------------------------
 class RetentionRule(BaseModel):
     id: int
@@ -226,6 +253,54 @@ def run_retention(rule_id: IdPath, body: RetentionRun, instance: InstanceDep,
     job = instance.worker.queue.get(job_id) if job_id else None
     assert job is not None
     return Job.of(job)
+
+
+class RetentionUpdate(RequestBody):
+    """The fields to change; absent ones stay, `null` clears keep_last, older_than,
+    always_keep or schedule. `enabled: false` keeps the rule and pauses its schedule (a run
+    asked for by hand still runs). The scope stays."""
+
+    tag_pattern: Pattern | None = Field(None, description="glob of the tags the rule considers")
+    keep_last: int | None = Field(None, ge=0, le=INT32_MAX, description="keep the newest N")
+    older_than: Duration | None = Field(None, description="only delete tags older than this")
+    untagged: bool | None = Field(None, description="also delete manifests that have no tag")
+    always_keep: Pattern | None = Field(None, description="glob of tags never deleted")
+    schedule: str | None = Field(None, max_length=SCHEDULE_MAX, description="cron expression")
+    enabled: bool | None = Field(None, description="false: kept, but its schedule is paused")
+
+
+_NOT_NULL = ("tag_pattern", "untagged", "enabled")
+
+
+@router.patch("/retention/{rule_id}", tags=["retention"])
+def update_retention(rule_id: IdPath, body: RetentionUpdate, instance: InstanceDep,
+                     principal: User) -> RetentionRule:
+    """Edit, disable or enable a rule in place. Needs the maintainer role."""
+    rule = instance.policies.retention_rule(rule_id)
+    if rule is None:
+        raise NotFound(f"retention rule {rule_id} does not exist")
+    _allowed(instance, principal, "retention", rule.namespace)
+    given = body.model_fields_set
+    for name in _NOT_NULL:
+        if name in given and getattr(body, name) is None:
+            raise Invalid(f"{name} cannot be null")
+    if "tag_pattern" in given and not (body.tag_pattern or "").strip():
+        raise Invalid("tag_pattern must not be empty")
+    if body.schedule:
+        _check_schedule(body.schedule)
+    columns = {"older_than": "older_than_seconds"}
+    values = {columns.get(name, name): getattr(body, name) for name in given}
+    instance.policies.update_retention(rule_id, **values)
+    updated = instance.policies.retention_rule(rule_id)
+    assert updated is not None
+    scheduler = instance.worker.scheduler
+    if scheduler is not None and ({"schedule", "enabled"} & given):
+        if updated.schedule:
+            scheduler.upsert(_schedule_name(rule_id), updated.schedule, "retention",
+                             {"rule_id": rule_id}, enabled=updated.enabled)
+        else:
+            scheduler.remove(_schedule_name(rule_id))
+    return RetentionRule.of(updated)
 
 
 __all__ = ["router"]
