@@ -14,7 +14,6 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from moorage.access.errors import AccessError, Invalid, NotFound
-from moorage.web.api.parts import ApiParts
 from moorage.access.principal import Principal
 from moorage.db.policy import ImmutabilityRuleRow, RetentionRuleRow
 from moorage.jobs.scheduler import next_time, valid_cron
@@ -22,6 +21,7 @@ from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.jobs import Job
 from moorage.web.api.models import INT32_MAX, Duration, IdPath, RequestBody, when
+from moorage.web.api.parts import ApiParts
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
