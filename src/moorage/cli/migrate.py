@@ -20,7 +20,7 @@ def migrate(
     """Apply the schema migrations this version of Moorage needs."""
     from moorage.db.metadata import open_engine, sqlite_url
     from moorage.db.migrate import current_revision, head_revision, upgrade
-    from moorage.cli.startup import startup_failure
+    from moorage.cli.startup import reported_in_one_line
     from moorage.settings import SettingsError, load_settings
 
     try:
@@ -32,17 +32,11 @@ def migrate(
     data = Path(settings.data_dir).resolve()
     if not settings.database_url:
         data.mkdir(parents=True, exist_ok=True)
-    try:
+    with reported_in_one_line(settings.database_url):
         engine = open_engine(settings.database_url or sqlite_url(data))
         before = current_revision(engine)
         upgrade(engine)
         after, head = current_revision(engine), head_revision()
-    except Exception as exc:  # a database that does not answer: one line, not a traceback
-        line = startup_failure(exc, settings.database_url)
-        if line is None:
-            raise
-        typer.echo(f"moorage: {line}", err=True)
-        raise typer.Exit(1) from None
     if json_out:
         print_json({"from": before, "to": after, "head": head})
     elif before == after:

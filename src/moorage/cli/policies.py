@@ -200,17 +200,19 @@ def retention_update(
 def retention_disable(rule_id: Annotated[int, typer.Argument(metavar="ID")],
                       json_out: JsonFlag = False) -> None:
     """Keep the rule but stop its scheduled runs (`retention run` still runs it by hand)."""
-    with connect() as api:
-        rule = api.patch(f"/retention/{rule_id}", {"enabled": False})
-    _show_retention(rule, json_out)
+    _set_retention_enabled(rule_id, False, json_out)
 
 
 @retention.command("enable")
 def retention_enable(rule_id: Annotated[int, typer.Argument(metavar="ID")],
                      json_out: JsonFlag = False) -> None:
     """Resume a disabled rule's scheduled runs."""
+    _set_retention_enabled(rule_id, True, json_out)
+
+
+def _set_retention_enabled(rule_id: int, enabled: bool, json_out: bool) -> None:
     with connect() as api:
-        rule = api.patch(f"/retention/{rule_id}", {"enabled": True})
+        rule = api.patch(f"/retention/{rule_id}", {"enabled": enabled})
     _show_retention(rule, json_out)
 
 

@@ -134,20 +134,15 @@ def prepare_from_environment() -> int:
     from moorage.db.migrate import NotMigrated
     from moorage.settings import load_settings
 
-    from moorage.cli.startup import startup_failure
+    from moorage.cli.startup import reported_in_one_line
 
     settings = load_settings()
     try:
-        generated = prepare_instance(settings, os.environ.get("MOORAGE_ADMIN_PASSWORD"))
+        with reported_in_one_line(settings.database_url):
+            generated = prepare_instance(settings, os.environ.get("MOORAGE_ADMIN_PASSWORD"))
     except NotMigrated as exc:
         print(f"moorage: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a service that does not answer: one line, not a traceback
-        line = startup_failure(exc, settings.database_url)
-        if line is None:
-            raise
-        print(f"moorage: {line}", file=sys.stderr)
-        return 1
     if generated:
         print(f"Created the administrator account: user 'admin', password '{generated}' "
               f"(shown once; change it with `moorage user passwd admin`)", file=sys.stderr)

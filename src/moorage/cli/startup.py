@@ -7,6 +7,9 @@ never a password from the URL), not the hundred lines of a driver's traceback.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from moorage.settings import SettingsError
@@ -37,3 +40,17 @@ def startup_failure(exc: BaseException, database_url: str) -> str | None:
         where = database_location(database_url) if database_url else "the SQLite database"
         return f"cannot reach the database at {where}: {_first_line(exc)}"
     return None
+
+
+@contextmanager
+def reported_in_one_line(database_url: str) -> Iterator[None]:
+    """Around the start of a command: a database or bucket that does not answer ends it with
+    exit 1 and the one line of startup_failure on stderr; anything else keeps its traceback."""
+    try:
+        yield
+    except Exception as exc:
+        line = startup_failure(exc, database_url)
+        if line is None:
+            raise
+        print(f"moorage: {line}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -31,16 +31,10 @@ def worker(
     import logging
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from moorage.cli.startup import startup_failure
+    from moorage.cli.startup import reported_in_one_line
 
-    try:
+    with reported_in_one_line(settings.database_url):
         instance = build_instance(settings)
-    except Exception as exc:  # a service that does not answer: one line, not a traceback
-        line = startup_failure(exc, settings.database_url)
-        if line is None:
-            raise
-        typer.echo(f"moorage: {line}", err=True)
-        raise typer.Exit(1) from None
     if once:
         ran = instance.worker.drain()
         typer.echo(f"ran {ran} job{'s' if ran != 1 else ''}", err=True)

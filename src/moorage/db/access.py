@@ -247,34 +247,27 @@ class AccessStore:
     def change_password(self, username: str, password_hash: str) -> bool:
         """A new password, and the end of every refresh token the old one got, in one
         transaction: no refresh token outlives the password it was issued against."""
-        now = time.time()
-        with self.engine.begin() as conn:
-            user_id = conn.execute(select(users.c.id).where(users.c.username == username)
-                                   ).scalar()
-            if user_id is None:
-                return False
-            conn.execute(update(users).where(users.c.id == user_id)
-                         .values(password_hash=password_hash))
-            conn.execute(update(access_tokens).where(
-                access_tokens.c.user_id == user_id, access_tokens.c.kind == "refresh",
-                access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
-        return True
+        return self._update_user_ending_refresh(username, {"password_hash": password_hash})
 
     def set_disabled(self, username: str, disabled: bool) -> bool:
         """Disable an account, ending its refresh tokens in the same transaction (they do not
         come back when it is enabled again), or enable it."""
+        if not disabled:
+            return self.update_user(username, disabled_at=None)
+        return self._update_user_ending_refresh(username, {"disabled_at": time.time()})
+
+    def _update_user_ending_refresh(self, username: str, values: dict[str, object]) -> bool:
+        """Change a user's row and revoke every refresh token it holds, in one transaction."""
         now = time.time()
         with self.engine.begin() as conn:
             user_id = conn.execute(select(users.c.id).where(users.c.username == username)
                                    ).scalar()
             if user_id is None:
                 return False
-            conn.execute(update(users).where(users.c.id == user_id)
-                         .values(disabled_at=now if disabled else None))
-            if disabled:
-                conn.execute(update(access_tokens).where(
-                    access_tokens.c.user_id == user_id, access_tokens.c.kind == "refresh",
-                    access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+            conn.execute(update(users).where(users.c.id == user_id).values(**values))
+            conn.execute(update(access_tokens).where(
+                access_tokens.c.user_id == user_id, access_tokens.c.kind == "refresh",
+                access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
         return True
 
     def delete_user(self, username: str) -> bool:
