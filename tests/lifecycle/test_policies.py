@@ -247,8 +247,9 @@ def test_retention_output_says_why_each_tag_stays(secure_registry: MoorageServer
 def test_rules_are_edited_and_retention_rules_disabled_in_place(
         secure_registry: MoorageServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An immutability rule's patterns and a retention rule's settings change without
-    deleting and re-creating the rule (same id, API and CLI); a disabled retention rule
-    stays listed, its schedule paused."""
+    deleting and re-creating the rule (same id, API and CLI); a disabled immutability rule
+    protects nothing until enabled; a disabled retention rule stays listed, its schedule
+    paused."""
     ns = unique("edit")
     moorage = _cli(secure_registry, tmp_path)
     first, second = make_image([os.urandom(800)]), make_image([os.urandom(800)])
@@ -274,6 +275,15 @@ def test_rules_are_edited_and_retention_rules_disabled_in_place(
                    json={"tag_pattern": "x"}).status_code == 404
         assert api(secure_registry, "PATCH", f"/immutability/{imm_id}",
                    json={"tag_pattern": " "}).status_code in (400, 422)
+        # Disabled, the rule stays listed and protects nothing; enabled, it protects again.
+        off = moorage("immutability", "disable", str(imm_id))
+        assert off.returncode == 0 and "disabled" in off.stdout, off.stderr
+        assert push(client, f"{ns}/app", "release-1", first).status_code == 201
+        listed = moorage("immutability", "list", "--namespace", ns)
+        assert "disabled" in listed.stdout, listed.stdout
+        on = moorage("immutability", "enable", str(imm_id), "--json")
+        assert on.returncode == 0 and json.loads(on.stdout)["enabled"] is True, on.stderr
+        assert push(client, f"{ns}/app", "release-1", second).status_code == 403
 
     added = moorage("retention", "add", ns, "--keep-last", "1", "--schedule", "0 4 * * *", "--json")
     assert added.returncode == 0, added.stderr

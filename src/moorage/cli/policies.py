@@ -46,9 +46,10 @@ def immutability_list(namespace: Annotated[Optional[str], typer.Option("--namesp
     if json_out:
         print_json(found)
         return
-    table(["ID", "SCOPE", "TAGS", "EXCEPT", "CREATED"],
+    table(["ID", "SCOPE", "TAGS", "EXCEPT", "STATE", "CREATED"],
           [(r["id"], r["scope"], r["tag_pattern"], r["exclude_pattern"] or "",
-            when(r["created_at"])) for r in found], empty="no immutability rules")
+            "enabled" if r["enabled"] else "disabled", when(r["created_at"])) for r in found],
+          empty="no immutability rules")
 
 
 @immutability.command("update")
@@ -65,13 +66,33 @@ def immutability_update(
         body["tag_pattern"] = pattern
     if exclude is not None or no_exclude:
         body["exclude_pattern"] = None if no_exclude else exclude
+    _patch_immutability(rule_id, body, json_out)
+
+
+@immutability.command("disable")
+def immutability_disable(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                         json_out: JsonFlag = False) -> None:
+    """Keep the rule but let its tags be overwritten and deleted until it is enabled."""
+    _patch_immutability(rule_id, {"enabled": False}, json_out)
+
+
+@immutability.command("enable")
+def immutability_enable(rule_id: Annotated[int, typer.Argument(metavar="ID")],
+                        json_out: JsonFlag = False) -> None:
+    """Protect the rule's tags again."""
+    _patch_immutability(rule_id, {"enabled": True}, json_out)
+
+
+def _patch_immutability(rule_id: int, body: dict[str, Any], json_out: bool) -> None:
     with connect() as api:
         rule = api.patch(f"/immutability/{rule_id}", body)
     if json_out:
         print_json(rule)
     else:
         except_ = f" except {rule['exclude_pattern']}" if rule["exclude_pattern"] else ""
-        say(f"Immutability rule {rule['id']}: {rule['tag_pattern']}{except_} in {rule['scope']}.")
+        state = "" if rule["enabled"] else " (disabled)"
+        say(f"Immutability rule {rule['id']}: {rule['tag_pattern']}{except_} in "
+            f"{rule['scope']}{state}.")
 
 
 @immutability.command("delete")

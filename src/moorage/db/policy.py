@@ -20,6 +20,7 @@ class ImmutabilityRuleRow:
     tag_pattern: str
     exclude_pattern: str | None
     created_at: float
+    enabled: bool = True  # a disabled rule protects nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ _RET = (retention_rules.c.id, namespaces.c.name, retention_rules.c.repository_pa
 # Plain SQL for RawReader: asked by every tag move and every delete, in every process.
 _IMMUTABILITY_RULES = (
     "SELECT r.id, n.name, r.repository_pattern, r.tag_pattern, r.exclude_pattern, "
-    "r.created_at FROM immutability_rules r JOIN namespaces n ON n.id = r.namespace_id "
+    "r.created_at, r.enabled FROM immutability_rules r JOIN namespaces n ON n.id = r.namespace_id "
     "ORDER BY r.id")
 
 
@@ -93,13 +94,13 @@ class PolicyStore:
         rows = self.reads.cached_rows(_IMMUTABILITY_RULES, ())
         seen, rules = self._rules
         if rows is not seen and rows != seen:
-            rules = [ImmutabilityRuleRow(*r) for r in rows]
+            rules = [ImmutabilityRuleRow(*r[:-1], enabled=bool(r[-1])) for r in rows]
             self._rules = (rows, rules)
         return rules
 
     def update_immutability(self, rule_id: int, **values: object) -> bool:
-        """Change a rule's patterns in place (its id, scope and creation time stay); every
-        process sees the change at its next read (see `immutability_rules`)."""
+        """Change a rule's patterns or `enabled` in place (its id, scope and creation time
+        stay); every process sees the change at its next read (see `immutability_rules`)."""
         if not values:
             return True
         with self.engine.begin() as conn:

@@ -7,7 +7,7 @@ and manifests are stored once per instance and linked to the repositories that m
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, func)
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint, func, true)
 
 metadata = MetaData()
 
@@ -242,6 +242,8 @@ immutability_rules = Table(
     Column("tag_pattern", String(255), nullable=False),
     Column("exclude_pattern", String(255), nullable=True),
     Column("created_at", Float, nullable=False),
+    # A disabled rule stays listed and protects nothing until it is enabled again.
+    Column("enabled", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 retention_rules = Table(

@@ -53,7 +53,8 @@ class ImmutabilityPolicy:
     store: PolicyStore
 
     def rules(self) -> list[ImmutabilityRuleRow]:
-        return self.store.immutability_rules()  # current in every process; see there
+        # current in every process (see there); a disabled rule protects nothing
+        return [r for r in self.store.immutability_rules() if r.enabled]
 
     def protecting_rule(self, repository: str, tag: str,
                         rules: list[ImmutabilityRuleRow] | None = None

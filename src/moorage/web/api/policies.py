@@ -66,12 +66,14 @@ class ImmutabilityRule(BaseModel):
     scope: str
     tag_pattern: str
     exclude_pattern: str | None
+    enabled: bool = Field(description="a disabled rule stays listed and protects nothing")
     created_at: datetime
 
     @classmethod
     def of(cls, row: ImmutabilityRuleRow) -> "ImmutabilityRule":
         return cls(id=row.id, scope=f"{row.namespace}/{row.repository_pattern}",
                    tag_pattern=row.tag_pattern, exclude_pattern=row.exclude_pattern,
+                   enabled=row.enabled,
                    created_at=when(row.created_at))  # type: ignore[arg-type]
 
 
@@ -120,6 +122,7 @@ class ImmutabilityUpdate(RequestBody):
     tag_pattern: Pattern | None = Field(None, description="glob of protected tags")
     exclude_pattern: Pattern | None = Field(None, description="glob of tags left mutable; "
                                                               "null for none")
+    enabled: bool | None = Field(None, description="false: the rule stays, protecting nothing")
 
 
 @router.patch("/immutability/{rule_id}", tags=["immutability"])
@@ -133,7 +136,9 @@ def update_immutability(rule_id: IdPath, body: ImmutabilityUpdate, instance: Ins
     given = body.model_fields_set
     if "tag_pattern" in given and not (body.tag_pattern or "").strip():
         raise Invalid("tag_pattern must not be empty")
-    values = {name: getattr(body, name) for name in ("tag_pattern", "exclude_pattern")
+    if "enabled" in given and body.enabled is None:
+        raise Invalid("enabled is true or false")
+    values = {name: getattr(body, name) for name in ("tag_pattern", "exclude_pattern", "enabled")
               if name in given}
     instance.policies.update_immutability(rule_id, **values)
     return next(ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
