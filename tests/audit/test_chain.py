@@ -126,7 +126,7 @@ def test_recorder_flushes_a_full_batch_at_once(tmp_path: Path) -> None:
     try:
         for i in range(50):
             recorder.record(_event(i))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # a bound on a hang: the flush interval is an hour
         while store.count() < 50 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert store.count() == 50

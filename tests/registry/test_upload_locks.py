@@ -98,16 +98,22 @@ def test_an_ended_uploads_lock_file_goes_and_a_waiter_takes_a_fresh_one(tmp_path
 
 def test_a_redis_lease_excludes_others_and_outlives_its_ttl_while_held(
         redis_client: redis.Redis) -> None:
-    lock = RedisUploadLock(redis_client, prefix="t1:", ttl_ms=300)
+    # Renewed every ttl/4: a TTL of 3 s leaves a loaded machine 2.25 s of slack per renewal.
+    lock = RedisUploadLock(redis_client, prefix="t1:", ttl_ms=3000)
 
     async def run() -> None:
         async with lock.hold(UPLOAD) as lease:
-            start = time.monotonic()
-            while time.monotonic() - start < 1.0:  # three TTLs: only renewal keeps it
+            # Held through three renewals, each seen as the key's TTL going back up (not
+            # timed: the loop waits for them however slow the machine is).
+            renewals, left = 0, redis_client.pttl("t1:" + UPLOAD)
+            while renewals < 3:
                 with pytest.raises(UploadBusy):
                     async with lock.hold(UPLOAD, wait=0):
                         pass
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
+                now = redis_client.pttl("t1:" + UPLOAD)
+                assert now > 0 and not lease.lost, "the lease ran out while held"
+                renewals, left = renewals + (now > left), now
             assert not lease.lost
         async with lock.hold(UPLOAD, wait=0):  # released
             pass
