@@ -147,7 +147,7 @@ def _check(session: Session, plan: list[list[Patch | Put | Delete | Status]]) ->
         victim_pushes_and_pulls(session.target, unique_repo("victim"), content)
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])
 @given(plan=rounds, seed=st.integers(0, 2**32 - 1))
 def test_every_committed_blob_hashes_to_its_name(target: Target,

@@ -150,7 +150,7 @@ def test_challenges_without_credentials_are_not_refusals(secure_registry: Moorag
     anonymous_put = httpx.put(f"{secure_registry.url}/v2/{repo}/manifests/v2", content=b"{}",
                               headers={"Content-Type": OCI_MANIFEST})
     assert anonymous_put.status_code == 401
-    user, _ = make_user(secure_registry, "wrong-password")
+    user, _ = make_user(secure_registry, "mistyped")
     wrong = httpx.get(f"{secure_registry.url}/v2/{repo}/manifests/v1", auth=(user, "nope"))
     assert wrong.status_code == 401
     expired = httpx.get(f"{secure_registry.url}/v2/{repo}/manifests/v1",

@@ -9,7 +9,7 @@ what the fuzzer finds). Invoked as
 
     python -m schemathesis.cli run URL/api/v1/openapi.json --checks all \
         --exclude-checks positive_data_acceptance --generation-deterministic --workers 1 \
-        --auth fuzzer:PASSWORD --max-examples 4               (every phase, each backend)
+        --auth fuzzer:PASSWORD --max-examples 2               (every phase, each backend)
         --phases examples,fuzzing --max-examples 3            (anonymous, embedded)
 
 with the hooks in fuzz_hooks.py.
@@ -84,7 +84,7 @@ def _report(run: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_as_an_administrator(target: MoorageServer, tmp_path: Path) -> None:
-    run = _fuzz(target, tmp_path, "--auth", ":".join(FUZZER), "--max-examples", "4")
+    run = _fuzz(target, tmp_path, "--auth", ":".join(FUZZER), "--max-examples", "2")
     assert run.returncode == 0, _report(run)
     # The run tested something: the fuzzer was an administrator to the end.
     me = api(target, "GET", "/user", auth=FUZZER)
