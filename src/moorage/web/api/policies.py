@@ -61,6 +61,21 @@ def _visible(instance: ApiParts, principal: Principal, namespace: str) -> bool:
 
 
 # -- immutability ---------------------------------------------------------------------------
+def _find_immutability(instance: ApiParts, rule_id: int) -> ImmutabilityRuleRow:
+    rule = next((r for r in instance.policies.immutability_rules() if r.id == rule_id), None)
+    if rule is None:
+        raise NotFound(f"immutability rule {rule_id} does not exist")
+    return rule
+
+
+def _immutability_rule(instance: ApiParts, principal: Principal,
+                       rule_id: int) -> ImmutabilityRuleRow:
+    """The rule, once the caller may manage the rules of its namespace."""
+    rule = _find_immutability(instance, rule_id)
+    _allowed(instance, principal, "tag_immutability", rule.namespace)
+    return rule
+
+
 class ImmutabilityRule(BaseModel):
     id: int
     scope: str
@@ -101,17 +116,13 @@ def add_immutability(body: ImmutabilityCreate, instance: InstanceDep,
         raise Invalid("tag_pattern must not be empty")
     rule_id = instance.policies.add_immutability(ns_id, pattern, body.tag_pattern,
                                                  body.exclude_pattern)
-    return next(ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
-                if r.id == rule_id)
+    return ImmutabilityRule.of(_find_immutability(instance, rule_id))
 
 
 @router.delete("/immutability/{rule_id}", tags=["immutability"],
                status_code=status.HTTP_204_NO_CONTENT)
 def delete_immutability(rule_id: IdPath, instance: InstanceDep, principal: User) -> None:
-    rule = next((r for r in instance.policies.immutability_rules() if r.id == rule_id), None)
-    if rule is None:
-        raise NotFound(f"immutability rule {rule_id} does not exist")
-    _allowed(instance, principal, "tag_immutability", rule.namespace)
+    _immutability_rule(instance, principal, rule_id)
     instance.policies.delete_immutability(rule_id)
 
 
@@ -129,10 +140,7 @@ class ImmutabilityUpdate(RequestBody):
 def update_immutability(rule_id: IdPath, body: ImmutabilityUpdate, instance: InstanceDep,
                         principal: User) -> ImmutabilityRule:
     """Edit a rule in place; it applies at once in every worker. Needs the maintainer role."""
-    rule = next((r for r in instance.policies.immutability_rules() if r.id == rule_id), None)
-    if rule is None:
-        raise NotFound(f"immutability rule {rule_id} does not exist")
-    _allowed(instance, principal, "tag_immutability", rule.namespace)
+    _immutability_rule(instance, principal, rule_id)
     given = body.model_fields_set
     if "tag_pattern" in given and not (body.tag_pattern or "").strip():
         raise Invalid("tag_pattern must not be empty")
@@ -141,11 +149,20 @@ def update_immutability(rule_id: IdPath, body: ImmutabilityUpdate, instance: Ins
     values = {name: getattr(body, name) for name in ("tag_pattern", "exclude_pattern", "enabled")
               if name in given}
     instance.policies.update_immutability(rule_id, **values)
-    return next(ImmutabilityRule.of(r) for r in instance.policies.immutability_rules()
-                if r.id == rule_id)
+    return ImmutabilityRule.of(_find_immutability(instance, rule_id))
 
 
 # -- retention ------------------------------------------------------------------------------
+def _retention_rule(instance: ApiParts, principal: Principal,
+                    rule_id: int) -> RetentionRuleRow:
+    """The rule, once the caller may manage the rules of its namespace."""
+    rule = instance.policies.retention_rule(rule_id)
+    if rule is None:
+        raise NotFound(f"retention rule {rule_id} does not exist")
+    _allowed(instance, principal, "retention", rule.namespace)
+    return rule
+
+
 class RetentionRule(BaseModel):
     id: int
     scope: str
@@ -236,10 +253,7 @@ def add_retention(body: RetentionCreate, instance: InstanceDep, principal: User)
 @router.delete("/retention/{rule_id}", tags=["retention"],
                status_code=status.HTTP_204_NO_CONTENT)
 def delete_retention(rule_id: IdPath, instance: InstanceDep, principal: User) -> None:
-    rule = instance.policies.retention_rule(rule_id)
-    if rule is None:
-        raise NotFound(f"retention rule {rule_id} does not exist")
-    _allowed(instance, principal, "retention", rule.namespace)
+    _retention_rule(instance, principal, rule_id)
     instance.policies.delete_retention(rule_id)
     if instance.worker.scheduler is not None:
         instance.worker.scheduler.remove(_schedule_name(rule_id))
@@ -250,10 +264,7 @@ def delete_retention(rule_id: IdPath, instance: InstanceDep, principal: User) ->
 def run_retention(rule_id: IdPath, body: RetentionRun, instance: InstanceDep,
                   principal: User) -> Job:
     """Queue a run; its result (what was, or would be, deleted) is the job's result."""
-    rule = instance.policies.retention_rule(rule_id)
-    if rule is None:
-        raise NotFound(f"retention rule {rule_id} does not exist")
-    _allowed(instance, principal, "retention", rule.namespace)
+    _retention_rule(instance, principal, rule_id)
     job_id = instance.worker.enqueue("retention", {"rule_id": rule_id, "dry_run": body.dry_run})
     job = instance.worker.queue.get(job_id) if job_id else None
     assert job is not None
@@ -281,10 +292,7 @@ _NOT_NULL = ("tag_pattern", "untagged", "enabled")
 def update_retention(rule_id: IdPath, body: RetentionUpdate, instance: InstanceDep,
                      principal: User) -> RetentionRule:
     """Edit, disable or enable a rule in place. Needs the maintainer role."""
-    rule = instance.policies.retention_rule(rule_id)
-    if rule is None:
-        raise NotFound(f"retention rule {rule_id} does not exist")
-    _allowed(instance, principal, "retention", rule.namespace)
+    _retention_rule(instance, principal, rule_id)
     given = body.model_fields_set
     for name in _NOT_NULL:
         if name in given and getattr(body, name) is None:
