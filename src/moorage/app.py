@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from moorage.access.authentication import Authenticator
 from moorage.access.authorization import Authorizer
 from moorage.access.editions import Edition, artifact_check
 from moorage.access.management import AccessManager
+from moorage.access.sessions import ConsoleSessions
 from moorage.access.throttle import LoginThrottle, ThrottlePolicy
 from moorage.access.tokens import (TokenIssuer, derived_key, load_or_create_key,
                                    load_or_create_shared_key)
@@ -42,6 +42,8 @@ from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.bodyguard import BODY_METHODS, guarded
+from moorage.web.console import ConsoleSite
+from moorage.web.console.pages import CORE_PAGES
 from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond
 from moorage.web.registry_api import RegistryAPI
@@ -66,6 +68,7 @@ class Instance:
     policies: PolicyStore
     immutability: ImmutabilityPolicy
     worker: Worker
+    sessions: ConsoleSessions
     # -- features (set by their install functions in build_instance) --
     webhooks: WebhookService | None = None
     audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
@@ -136,8 +139,10 @@ def build_instance(settings: Settings) -> Instance:
     registry.guards.append(immutability)
     manager.guards.append(immutability)
     worker = Worker(JobQueue(engine), Scheduler(engine))
+    sessions = ConsoleSessions(access_store, authenticator, derived_key(key, "console csrf"),
+                               settings.console_session_seconds, settings.console_idle_seconds)
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
-                        manager, issuer, access, policies, immutability, worker)
+                        manager, issuer, access, policies, immutability, worker, sessions)
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
@@ -188,8 +193,9 @@ class MoorageApp:
         self.token_api = TokenAPI(self.instance.access, settings.refresh_token_ttl_seconds)
         from moorage.web.management_api import create_management_api
         # The request rate limit applies to the management API as to /v2 and /auth/token.
-        self.management_api = RateLimited(create_management_api(self.instance),
-                                          self.instance.access.limit)
+        api = create_management_api(self.instance)
+        self.management_api = RateLimited(api, self.instance.access.limit)
+        self.console = build_console(self.instance, api)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -213,10 +219,8 @@ class MoorageApp:
             await self.management_api(scope, receive, send)
         elif path in ("/healthz", "/readyz"):
             await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
-        else:
-            await respond(send, 404, json.dumps({"errors": [
-                {"code": "NOT_FOUND", "message": "no such page"}]}).encode(),
-                {"content-type": "application/json"})
+        else:  # the web console has every other path
+            await self.console(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -250,6 +254,15 @@ class MoorageApp:
             except Exception:
                 log.exception("upload expiry failed")
             await asyncio.sleep(3600)
+
+
+def build_console(instance: Instance, api: object) -> ConsoleSite:
+    """The web console, with the core's pages; features add theirs here when they are on."""
+    site = ConsoleSite(instance.access, instance.sessions, api,
+                       instance.settings.console_secure_cookies)
+    for pages in CORE_PAGES:
+        site.install(pages)
+    return site
 
 
 def prepare_instance(settings: Settings, admin_password: str | None) -> str | None:

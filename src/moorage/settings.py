@@ -70,6 +70,11 @@ class Settings:
     service: str = "moorage"
     token_ttl_seconds: int = 300
     refresh_token_ttl_seconds: int = 30 * 86400
+    # web console sessions: at most this long after sign-in, and this long without a request
+    console_session_seconds: int = 12 * 3600
+    console_idle_seconds: int = 3600
+    # mark console cookies Secure even on plain HTTP (a TLS proxy that is not trusted_proxies)
+    console_secure_cookies: bool = False
     auto_create_namespace: bool = True
     namespace_creators: str = "everyone"  # "everyone" | "admins"
     trusted_proxies: str = ""  # comma-separated CIDRs whose forwarding header is believed
@@ -154,6 +159,9 @@ def _validate(settings: Settings) -> None:
                  "login_lockout_base_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting {name!r} must be 0 or more")
+    for name in ("console_session_seconds", "console_idle_seconds"):
+        if not 60 <= getattr(settings, name) <= 90 * 86400:
+            raise SettingsError(f"setting {name!r} must be between 60 and 7776000 seconds")
     if settings.login_lockout_max_seconds < settings.login_lockout_base_seconds:
         raise SettingsError("setting 'login_lockout_max_seconds' must be at least "
                             "login_lockout_base_seconds")

@@ -127,7 +127,7 @@ class Authenticator:
         refusal = unusable(user)
         if refusal:
             raise LoginFailed(refusal, actor, guess=False)
-        return self._principal(user, origin)
+        return self.principal_of_row(user, origin)
 
     def _password_ok(self, user: UserRow | None, password: str) -> bool:
         if user is None or user.kind != "user" or not password:
@@ -197,7 +197,7 @@ class Authenticator:
         refusal = unusable(user)
         if refusal:
             raise Unauthenticated(refusal)
-        return self._principal(user, f"{letter}:{row.id}")
+        return self.principal_of_row(user, f"{letter}:{row.id}")
 
     def login_token(self, value: str) -> Principal:
         """A personal access token on its own (as a Bearer credential for the API)."""
@@ -243,13 +243,13 @@ class Authenticator:
                 raise Unauthenticated(f"the {word} token this token came from was revoked")
             if expired(row.expires_at, time.time()):
                 raise Unauthenticated(f"the {word} token this token came from has expired")
-        return self._principal(user, origin)
+        return self.principal_of_row(user, origin)
 
     def principal_for(self, username: str) -> Principal | None:
         user = self.store.user(username)
-        return self._principal(user) if user else None
+        return self.principal_of_row(user) if user else None
 
-    def _principal(self, user: UserRow, origin: str | None = None) -> Principal:
+    def principal_of_row(self, user: UserRow, origin: str | None = None) -> Principal:
         robot_ns = None
         if user.kind == "robot" and user.namespace_id is not None:
             robot_ns = self.store.namespace_name(user.namespace_id)

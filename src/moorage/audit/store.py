@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, Integer, func, select, text, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import Select
 
@@ -183,6 +183,17 @@ class AuditStore:
             for row in reports:
                 losses.count(_chained(row))
         return AuditStatus(newest[0] if newest else None, newest[1] if newest else None, losses)
+
+    def activity(self, since: float, actions: Sequence[str]) -> dict[tuple[int, str], int]:
+        """Successful entries of these actions per UTC day (days since the epoch) from
+        `since` on: what the console's activity chart draws."""
+        day = func.cast(audit_log.c.at / 86400, Integer)
+        query = (select(day, audit_log.c.action, func.count())
+                 .where(audit_log.c.at >= since, audit_log.c.action.in_(list(actions)),
+                        audit_log.c.result == "success")
+                 .group_by(day, audit_log.c.action))
+        with self.engine.connect() as conn:
+            return {(int(d), a): int(n) for d, a, n in conn.execute(query)}
 
     def count(self) -> int:
         with self.engine.connect() as conn:

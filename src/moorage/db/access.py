@@ -257,7 +257,8 @@ class AccessStore:
         return self._update_user_ending_refresh(username, {"disabled_at": time.time()})
 
     def _update_user_ending_refresh(self, username: str, values: dict[str, object]) -> bool:
-        """Change a user's row and revoke every refresh token it holds, in one transaction."""
+        """Change a user's row and revoke every refresh token and console session it holds,
+        in one transaction."""
         now = time.time()
         with self.engine.begin() as conn:
             user_id = conn.execute(select(users.c.id).where(users.c.username == username)
@@ -266,7 +267,8 @@ class AccessStore:
                 return False
             conn.execute(update(users).where(users.c.id == user_id).values(**values))
             conn.execute(update(access_tokens).where(
-                access_tokens.c.user_id == user_id, access_tokens.c.kind == "refresh",
+                access_tokens.c.user_id == user_id,
+                access_tokens.c.kind.in_(("refresh", "session")),
                 access_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
         return True
 

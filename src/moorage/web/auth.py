@@ -130,6 +130,12 @@ class RegistryAccess:
                                detail={"grant": grant, "scope": granted,
                                        "refresh_token": refresh_token}))
 
+    def signed_in(self, scope: Scope, principal: Principal) -> None:
+        """Record a sign-in to the web console: a `login` row, as for a token issued."""
+        self.bus.publish(Event("login", target="console", actor=principal.username,
+                               address=address_text(self.address(scope)),
+                               detail={"grant": "password", "client": "console"}))
+
     def _failed(self, exc: LoginFailed, address: str) -> None:
         self.bus.publish(Event("login", result="failure", target=self.issuer.service,
                                actor=exc.actor[:255], address=address,

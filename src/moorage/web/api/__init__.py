@@ -19,6 +19,7 @@ from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
 from moorage.web.api.errors import install_handlers
 from moorage.web.api.guard import RequestGuard
+from moorage.web.api.docs import install_docs_page
 
 TAGS = [
     {"name": "instance", "description": "version, edition, features, quotas"},
@@ -43,7 +44,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
                   description="Manage a Moorage registry: namespaces, members, robots, "
                               "repositories, users, access tokens and network rules. "
                               "Errors are always {\"error\": {\"code\", \"message\"}}.",
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
                   openapi_tags=TAGS,
                   # who is behind each request, for the event bus (changes.py); then
                   # query parameters given twice are refused
@@ -53,6 +54,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.add_middleware(RequestGuard, instance=instance)  # caller first, bodies bounded
     api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
+    install_docs_page(api)
     for module in (instance_routes, namespaces, repositories, users, tokens, network):
         api.include_router(module.router)
     # lifecycle

@@ -220,6 +220,31 @@ def export_entries(instance: InstanceDep, principal: User, actor: ActorQ = None,
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+class ActivityDay(BaseModel):
+    date: str = Field(description="the UTC day, YYYY-MM-DD")
+    pushes: int = Field(description="manifests pushed")
+    pulls: int = Field(description="manifests pulled")
+
+
+class Activity(BaseModel):
+    days: list[ActivityDay] = Field(description="oldest first, one per day, today last")
+
+
+@router.get("/activity")
+def activity(instance: InstanceDep, principal: User,
+             days: Annotated[int, Query(ge=1, le=90)] = 14) -> Activity:
+    """Manifest pushes and pulls per UTC day, from the audit log (what the console's
+    overview draws)."""
+    store = _open(instance, principal)
+    today = int(time.time() // 86400)
+    first = today - days + 1
+    counts = store.activity(first * 86400.0, ("push", "pull"))
+    return Activity(days=[ActivityDay(
+        date=datetime.fromtimestamp(d * 86400, timezone.utc).strftime("%Y-%m-%d"),
+        pushes=counts.get((d, "push"), 0), pulls=counts.get((d, "pull"), 0))
+        for d in range(first, today + 1)])
+
+
 @router.get("/verify")
 def verify_chain(instance: InstanceDep, principal: User) -> AuditVerification:
     """Recompute the chain from the oldest entry on; reports the first broken link. Reads the

@@ -29,6 +29,9 @@ from moorage.web.http import Scope, header
 # Where RequestGuard leaves the principal it established, or the refusal it decided on.
 CALLER_KEY = "moorage.api.caller"
 REFUSAL_KEY = "moorage.api.refusal"
+# Where an in-process caller (the console, acting for a signed-in user) puts the principal it
+# established itself. Only code in this process can set a scope key: no request can.
+ACTING_KEY = "moorage.api.acting_for"
 
 
 class _DocumentedBasic(HTTPBasic):

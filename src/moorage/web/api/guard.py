@@ -27,7 +27,9 @@ from starlette.routing import Match
 from moorage.access.errors import AccessError
 from moorage.web.api.parts import ApiParts
 from moorage.oci.errors import RegistryError
-from moorage.web.api.deps import CALLER_KEY, REFUSAL_KEY, require_user, resolve_caller
+from moorage.web.api.deps import (ACTING_KEY, CALLER_KEY, REFUSAL_KEY, require_user,
+                                  resolve_caller)
+from moorage.web.api.docs import DOCS_URL
 from moorage.web.api.errors import error, refusal
 from moorage.web.http import Receive, Scope, Send, header, header_values, read_body
 
@@ -85,7 +87,12 @@ class RequestGuard:
         it; raises the refusal otherwise."""
         if length is not None and length > self.limit:
             raise self._too_large()
-        principal = await run_in_threadpool(resolve_caller, self.instance, scope)
+        principal = scope.get(ACTING_KEY)
+        if principal is None:
+            principal = await run_in_threadpool(resolve_caller, self.instance, scope)
+        else:  # an in-process call on behalf of a console session (web/console/apicall.py)
+            access = self.instance.access
+            access.authorizer.check_instance_network(access.address(scope))
         scope[CALLER_KEY] = principal
         if not _may_have_body(scope, length):
             return None
@@ -103,7 +110,7 @@ def _reaches_endpoint(scope: Scope) -> bool:
     """Whether the request matches one of the API's endpoints, path and method (the
     documentation pages are FastAPI's own, open to all)."""
     api = scope["app"]
-    if scope["path"] in (api.openapi_url, api.docs_url, api.redoc_url,
+    if scope["path"] in (api.openapi_url, DOCS_URL, api.redoc_url,
                          api.swagger_ui_oauth2_redirect_url):
         return False
     return any(route.matches(scope)[0] is Match.FULL for route in api.router.routes)
