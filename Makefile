@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test install install-test install-system bench bench-smoke clean
+.PHONY: run test install install-test install-system install-npm bench bench-smoke clean
 
 # Two stamps, one per set of Python packages: serving needs only the base dependencies (`.`);
 # the suite and the benchmark need the test extras too (`.[test]`: pytest, hypothesis, oras,
@@ -37,10 +37,20 @@ install-test: $(TEST_STAMP)
 install-system:
 	@scripts/install-system-deps.sh
 
+# npm packages the tests use (axe-core, the accessibility checker of the console's browser
+# tests), in a project-local folder; never a browser download (Debian's chromium is used)
+NPM_DIR := .npm-packages
+AXE := $(NPM_DIR)/node_modules/axe-core/axe.min.js
+
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) axe-core@4
+
+install-npm: $(AXE)
+
 run: install
 	$(BIN)/moorage serve $(ARGS)
 
-test: install-system install-test
+test: install-system install-test install-npm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # the profiler of the benchmark's profile step
@@ -55,4 +65,4 @@ bench-smoke: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/smoke.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) moorage-data .pytest_cache
+	rm -rf $(VENV) moorage-data .pytest_cache $(NPM_DIR)

@@ -17,6 +17,8 @@ declare -A wanted=(
   [postgresql]=postgresql
   [wrk]=wrk
   [ab]=apache2-utils
+  [chromium]=chromium
+  [npm]=npm
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
