@@ -57,8 +57,10 @@ class ConsoleSessions:
         value, to be handed to the browser once."""
         assert principal.id is not None
         token_id, token, secret_hash = make_token(KIND)
+        now = self.clock()
         self.store.create_token(token_id, principal.id, KIND, f"console {client}"[:100].strip(),
-                                secret_hash, self.clock() + self.lifetime)
+                                secret_hash, now + self.lifetime)
+        self.store.touch_token(token_id, at=now)  # idle time counts from here
         return token
 
     def resolve(self, value: str) -> Session:
@@ -77,7 +79,7 @@ class ConsoleSessions:
         if user is None or user.kind != "user" or unusable(user):
             raise Unauthenticated("the session has ended; sign in again")
         if now - last > _TOUCH_EVERY:
-            self.store.touch_token(row.id)
+            self.store.touch_token(row.id, at=now)
         principal = self.authenticator.principal_of_row(user, f"s:{row.id}")
         return Session(principal, row.id, self.csrf_for(value))
 

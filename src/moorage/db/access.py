@@ -311,10 +311,10 @@ class AccessStore:
                 access_tokens.c.id == token_id, access_tokens.c.revoked_at.is_(None))
                 .values(revoked_at=time.time())).rowcount > 0
 
-    def touch_token(self, token_id: str) -> None:
+    def touch_token(self, token_id: str, at: float | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(access_tokens).where(access_tokens.c.id == token_id)
-                         .values(last_used_at=time.time()))
+                         .values(last_used_at=time.time() if at is None else at))
 
     # -- roles --------------------------------------------------------------------------
     def set_role(self, namespace_id: int, user_id: int, role: str) -> None:
