@@ -198,3 +198,16 @@ def status(json_out: JsonFlag = False) -> None:
              ("last report", f"entry {last['id']} ({last['action']}, {_time(last['at'])})"
               if last else None),
              ("last error", last.get("error"))])
+
+
+@app.command("activity")
+def activity(days: Annotated[int, typer.Option(help="How many days back (1-90).")] = 14,
+             json_out: JsonFlag = False) -> None:
+    """Manifest pushes and pulls per UTC day (what the console's overview draws)."""
+    with connect() as api:
+        found = api.get("/audit/activity", days=days)
+    if json_out:
+        print_json(found)
+        return
+    table(["DAY", "PUSHES", "PULLS"],
+          [(d["date"], d["pushes"], d["pulls"]) for d in found["days"]], empty="no days")
