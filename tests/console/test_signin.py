@@ -127,3 +127,20 @@ def sign_in(client: httpx.Client, username: str, password: str) -> str:
                                          "password": password, "next": "/"})
     assert answer.status_code == 303, answer.text
     return answer.cookies["moorage_session"]
+
+
+def test_sign_ins_are_audited_as_console_logins(console_server: MoorageServer,
+                                                admin_password: str) -> None:
+    from tests.audit.helpers import wait_for
+
+    with httpx.Client(base_url=console_server.url) as client:
+        page = client.get("/login")
+        client.post("/login", data={"csrf_token": csrf_of(page.text), "username": "admin",
+                                    "password": "wrong-one", "next": "/"})
+        sign_in(client, "admin", admin_password)
+    found = wait_for(console_server, lambda es: any(e["result"] == "failure" for e in es)
+                     and any(e["result"] == "success" for e in es), timeout=60,
+                     action="login", actor="admin")
+    console = [e for e in found if e["target"] == "console"]
+    assert {e["result"] for e in console} == {"success", "failure"}
+    assert any(e["detail"].get("client") == "console" for e in console)

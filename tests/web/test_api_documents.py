@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.conftest import ROOMY
@@ -53,7 +55,15 @@ def test_openapi_document_lists_every_path_with_types(secure_registry: MoorageSe
     assert "secret" in schemas["TokenCreated"]["properties"]
     assert "secret" not in schemas["Token"]["properties"]
     assert {"basic", "bearer"} <= set(doc["components"]["securitySchemes"])
-    assert httpx.get(f"{secure_registry.url}/api/v1/docs").status_code == 200
+    page = httpx.get(f"{secure_registry.url}/api/v1/docs")
+    assert page.status_code == 200
+    # Every script and stylesheet of the reference page is served by Moorage itself: the
+    # page renders on a network without internet.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for asset in assets:
+        served = httpx.get(f"{secure_registry.url}{asset}")
+        assert served.status_code == 200 and len(served.content) > 0, asset
 
 
 def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:

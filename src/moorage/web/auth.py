@@ -107,7 +107,8 @@ class RegistryAccess:
         if self.limiter is not None:
             await self.limiter.check(address_text(address or self.address(scope)))
 
-    def login(self, scope: Scope, username: str, password: str) -> Principal:
+    def login(self, scope: Scope, username: str, password: str,
+              target: str | None = None) -> Principal:
         """Check credentials, recording a failure (blocking: call it from a worker thread).
         A success is recorded once the token it earns is issued (`issued`): a login is a
         token issued, so the log has one row per token and none for a token refused."""
@@ -115,7 +116,7 @@ class RegistryAccess:
         try:
             return self.authenticator.login(username, password, address or None)
         except LoginFailed as exc:
-            self._failed(exc, address)
+            self._failed(exc, address, target)
             raise
 
     def issued(self, scope: Scope, principal: Principal, grant: str, granted: str,
@@ -136,8 +137,8 @@ class RegistryAccess:
                                address=address_text(self.address(scope)),
                                detail={"grant": "password", "client": "console"}))
 
-    def _failed(self, exc: LoginFailed, address: str) -> None:
-        self.bus.publish(Event("login", result="failure", target=self.issuer.service,
+    def _failed(self, exc: LoginFailed, address: str, target: str | None = None) -> None:
+        self.bus.publish(Event("login", result="failure", target=target or self.issuer.service,
                                actor=exc.actor[:255], address=address,
                                detail={"reason": exc.message}))
 

@@ -355,7 +355,7 @@ class ConsoleSite:
                 target = _safe_next(form.get("next", target))
                 try:
                     principal = await self.access.run(self.access.login, scope, username,
-                                                      form.get("password", ""))
+                                                      form.get("password", ""), "console")
                     if principal.kind != "user":
                         raise Unauthenticated("robot accounts cannot sign in to the console")
                     cookie = await self.access.run(self.sessions.start, principal,
