@@ -28,6 +28,7 @@ from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
 from moorage.jobs.scheduler import Scheduler
 from moorage.jobs.worker import JobContext, JobType, Worker
+from moorage.ops.health import Readiness, alive, database_check, redis_check, store_check
 from moorage.policy.immutability import ImmutabilityPolicy
 from moorage.policy.retention import run_rule
 from moorage.registry.events import EventBus
@@ -45,7 +46,7 @@ from moorage.web.bodyguard import BODY_METHODS, guarded
 from moorage.web.console import ConsoleSite
 from moorage.web.console.pages import CORE_PAGES
 from moorage.web.ratelimit import RateLimited, RateLimiter
-from moorage.web.http import Receive, Scope, Send, respond
+from moorage.web.http import Receive, Scope, Send
 from moorage.web.registry_api import RegistryAPI
 from moorage.web.token_api import TokenAPI
 
@@ -69,6 +70,7 @@ class Instance:
     immutability: ImmutabilityPolicy
     worker: Worker
     sessions: ConsoleSessions
+    redis: object | None = None  # the Redis client, when one is configured
     # -- features (set by their install functions in build_instance) --
     webhooks: WebhookService | None = None
     audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
@@ -143,6 +145,7 @@ def build_instance(settings: Settings) -> Instance:
                                settings.console_session_seconds, settings.console_idle_seconds)
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
                         manager, issuer, access, policies, immutability, worker, sessions)
+    instance.redis = redis_client
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
@@ -196,6 +199,7 @@ class MoorageApp:
         api = create_management_api(self.instance)
         self.management_api = RateLimited(api, self.instance.access.limit)
         self.console = build_console(self.instance, api)
+        self.readiness = build_readiness(self.instance)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -217,8 +221,10 @@ class MoorageApp:
             await self.token_api(scope, receive, send)
         elif path.startswith("/api/"):
             await self.management_api(scope, receive, send)
-        elif path in ("/healthz", "/readyz"):
-            await respond(send, 200, b'{"status":"ok"}', {"content-type": "application/json"})
+        elif path == "/healthz":
+            await alive(scope, receive, send)
+        elif path == "/readyz":
+            await self.readiness(scope, receive, send)
         else:  # the web console has every other path
             await self.console(scope, receive, send)
 
@@ -254,6 +260,15 @@ class MoorageApp:
             except Exception:
                 log.exception("upload expiry failed")
             await asyncio.sleep(3600)
+
+
+def build_readiness(instance: Instance) -> Readiness:
+    """What /readyz checks: the database, the blob store and, when configured, Redis."""
+    checks = {"database": database_check(instance.registry.db.engine),
+              "storage": store_check(instance.registry.store)}
+    if instance.redis is not None:
+        checks["redis"] = redis_check(instance.redis)
+    return Readiness(checks)
 
 
 def build_console(instance: Instance, api: object) -> ConsoleSite:

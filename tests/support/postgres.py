@@ -67,6 +67,15 @@ class PostgresCluster:
     def url(self, database: str = "moorage") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def pause(self) -> None:
+        """Stop the server but keep its data and port: resume() brings it back (an outage)."""
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
+                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+                        f"-c fsync=off -c max_connections=200", "start")
+
     def stop(self) -> None:
         try:
             self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")

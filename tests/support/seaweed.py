@@ -152,7 +152,23 @@ class SeaweedS3:
                 last = exc
         raise RuntimeError(f"SeaweedFS did not start after {attempts} attempts: {last}")
 
+    def pause(self) -> None:
+        """Kill the server but keep its data and ports: resume() brings it back (an outage)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def resume(self, timeout: float = 180.0) -> None:
+        self._launch(self.ports)
+        self._wait_ready(timeout)
+
     def _start(self, timeout: float) -> None:
+        self._launch(dict(zip(_PORT_FLAGS, _free_port_pairs(len(_PORT_FLAGS)))))
+        self._wait_ready(timeout)
+        self.make_bucket(self.bucket)
+
+    def _launch(self, ports: dict[str, int]) -> None:
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.root / "s3cfg.json"
@@ -161,7 +177,7 @@ class SeaweedS3:
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
-        self.ports = dict(zip(_PORT_FLAGS, _free_port_pairs(len(_PORT_FLAGS))))
+        self.ports = ports
         cmd = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-s3.config={config}", "-admin.ui=false", "-webdav=false",
                "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -169,12 +185,10 @@ class SeaweedS3:
         env = {k: v for k, v in os.environ.items()
                if k != "AWS_CA_BUNDLE" and not k.startswith("AWS_")}
         self.log_path = self.root / "weed.log"
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
-        self._wait_ready(timeout)
-        self.make_bucket(self.bucket)
 
     def _wait_ready(self, timeout: float) -> None:
         """Until the S3 gateway answers an authenticated request (an anonymous one can

@@ -53,6 +53,13 @@ class FilesystemBlobStore:
         private_dirs(self.blob_root)
         private_dirs(self.upload_root)
 
+    def check(self) -> None:
+        """Readiness: the blob and upload folders are there and writable (a disk unmounted
+        or remounted read-only shows here, not on the next push)."""
+        for folder in (self.blob_root, self.upload_root):
+            if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+                raise OSError(f"{folder} is missing or not writable")
+
     def _blob_path(self, digest: str) -> Path:
         algorithm, _, hexpart = digest.partition(":")
         return self.blob_root / algorithm / hexpart[:2] / hexpart
