@@ -28,6 +28,7 @@ from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
 from moorage.jobs.scheduler import Scheduler
 from moorage.jobs.worker import JobContext, JobType, Worker
+from moorage.ops.maintenance import ReadOnlyMode, registry_refusal
 from moorage.ops.health import Readiness, alive, database_check, redis_check, store_check
 from moorage.policy.immutability import ImmutabilityPolicy
 from moorage.policy.retention import run_rule
@@ -46,11 +47,13 @@ from moorage.web.bodyguard import BODY_METHODS, guarded
 from moorage.web.console import ConsoleSite
 from moorage.web.console.pages import CORE_PAGES
 from moorage.web.ratelimit import RateLimited, RateLimiter
-from moorage.web.http import Receive, Scope, Send
+from moorage.web.http import Receive, Scope, Send, respond_error
 from moorage.web.registry_api import RegistryAPI
 from moorage.web.token_api import TokenAPI
 
 log = logging.getLogger("moorage")
+# Methods that change something on /v2: refused while the registry is read-only.
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Instance:
     immutability: ImmutabilityPolicy
     worker: Worker
     sessions: ConsoleSessions
+    read_only: ReadOnlyMode
     redis: object | None = None  # the Redis client, when one is configured
     # -- features (set by their install functions in build_instance) --
     webhooks: WebhookService | None = None
@@ -144,7 +148,8 @@ def build_instance(settings: Settings) -> Instance:
     sessions = ConsoleSessions(access_store, authenticator, derived_key(key, "console csrf"),
                                settings.console_session_seconds, settings.console_idle_seconds)
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
-                        manager, issuer, access, policies, immutability, worker, sessions)
+                        manager, issuer, access, policies, immutability, worker, sessions,
+                        ReadOnlyMode(engine))
     instance.redis = redis_client
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
@@ -160,6 +165,9 @@ def register_jobs(instance: Instance) -> None:
     registry, settings = instance.registry, instance.settings
 
     def gc(ctx: JobContext) -> dict[str, object]:
+        if not ctx.payload.get("dry_run") and instance.read_only.state().on:
+            ctx.log("skipped: the registry is in read-only mode")
+            return {"skipped": "read-only mode"}
         grace = float(ctx.payload.get("grace_seconds", settings.gc_grace_seconds))
         result = collect_garbage(registry.db, registry.store, registry.lock, grace,
                                  bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress)
@@ -173,6 +181,9 @@ def register_jobs(instance: Instance) -> None:
             return {"skipped": "rule deleted"}
         if not rule.enabled and ctx.payload.get("schedule"):
             return {"skipped": "rule disabled"}
+        if not ctx.payload.get("dry_run") and instance.read_only.state().on:
+            ctx.log("skipped: the registry is in read-only mode")
+            return {"skipped": "read-only mode"}
         return run_rule(rule, instance.policies, registry, instance.immutability.snapshot(),
                         bool(ctx.payload.get("dry_run")), ctx.log, ctx.check)
 
@@ -216,6 +227,11 @@ class MoorageApp:
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path.startswith("/v2"):
+            if scope["method"] in WRITES:
+                state = await asyncio.to_thread(self.instance.read_only.state)
+                if state.on:
+                    await respond_error(send, registry_refusal(state))
+                    return
             await self.registry_api(scope, receive, send)
         elif path == "/auth/token":
             await self.token_api(scope, receive, send)

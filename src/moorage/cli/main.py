@@ -22,6 +22,7 @@ from moorage.cli import jobs, policies
 from moorage.cli.worker import worker
 from moorage.cli.migrate import migrate
 from moorage.cli import keys as keys_cli
+from moorage.cli import maintenance as maintenance_cli
 
 HELP = """Moorage: a self-hosted OCI container registry.
 
@@ -67,6 +68,7 @@ app.command()(backup_cli.backup)
 app.command()(backup_cli.restore)
 app.add_typer(webhooks.app, name="webhook")  # feature: event notifications
 app.add_typer(audit.app, name="audit")  # audit
+app.add_typer(maintenance_cli.app, name="maintenance")  # operations: read-only mode
 
 
 def main() -> None:

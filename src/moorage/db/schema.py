@@ -273,6 +273,16 @@ instance_secrets = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# Switches an administrator flips at runtime that every worker and replica must see at once
+# (the read-only mode of ops/maintenance.py): one row per switch, read where it applies.
+instance_settings = Table(
+    "instance_settings", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)
+
 # -- webhooks ------------------------------------------------------------------------------
 # Event notifications: a subscription per namespace (or instance-wide when namespace_id is
 # NULL) and a delivery row per event and subscription, written in the same transaction as

@@ -15,6 +15,8 @@ from moorage.web.api import namespaces, network, repositories, tokens, users
 from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
+from moorage.web.api import maintenance
+from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
 from moorage.web.api.errors import install_handlers
@@ -36,6 +38,7 @@ TAGS = [
     {"name": "retention", "description": "tag cleanup rules, dry runs and runs"},
     {"name": "webhooks", "description": "event notifications: subscriptions, deliveries, pings"},
     {"name": "audit", "description": "the tamper-evident audit log (administrators)"},
+    {"name": "maintenance", "description": "read-only mode for upgrades and storage moves"},
 ]
 
 
@@ -48,7 +51,8 @@ def create_management_api(instance: ApiParts) -> FastAPI:
                   openapi_tags=TAGS,
                   # who is behind each request, for the event bus (changes.py); then
                   # query parameters given twice are refused
-                  dependencies=[Depends(announce_caller), Depends(one_value_each)])
+                  dependencies=[Depends(announce_caller), Depends(one_value_each),
+                                Depends(refuse_changes_when_read_only)])
     api.state.instance = instance
     # The guard sits inside AnnounceChanges, so that what it refuses is announced too.
     api.add_middleware(RequestGuard, instance=instance)  # caller first, bodies bounded
@@ -62,6 +66,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
         api.include_router(module.router)
     api.include_router(webhooks.router)  # feature: event notifications
     api.include_router(audit.router)  # audit
+    api.include_router(maintenance.router)  # operations: read-only mode
     return api
 
 

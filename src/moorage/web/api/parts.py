@@ -17,6 +17,7 @@ from moorage.db.access import AccessStore
 from moorage.db.policy import PolicyStore
 from moorage.events import WebhookService
 from moorage.jobs.worker import Worker
+from moorage.ops.maintenance import ReadOnlyMode
 from moorage.registry.service import Registry
 from moorage.settings import Settings
 from moorage.web.auth import RegistryAccess
@@ -47,3 +48,5 @@ class ApiParts(Protocol):
     def webhooks(self) -> WebhookService | None: ...
     @property
     def audit(self) -> AuditRecorder | None: ...
+    @property
+    def read_only(self) -> ReadOnlyMode: ...
