@@ -1,9 +1,253 @@
-"""Console pages: admin (being built)."""
+"""Administration: instance information, user accounts and network rules; and, for every
+user, their own personal access tokens under /account/tokens.
+
+As everywhere in the console, the management API decides: a page for administrators asks
+the API as the signed-in user, and a refusal is shown with the API's status and words. The
+network rules' lock-out guard is the API's too: its refusal is shown on the form (the API
+has no override for it; an allow rule that contains the caller's address must come first).
+"""
 
 from __future__ import annotations
 
-from moorage.web.console.site import ConsoleSite
+from typing import Any
+
+from starlette.responses import Response
+
+from moorage.web.console.apicall import Answer
+from moorage.web.console.pages.namespaces import read_days
+from moorage.web.console.site import ConsoleSite, Visit
+
+RULE_KINDS = ("allow", "trusted")
+SECTIONS = (("Instance", "/admin"), ("Users", "/admin/users"),
+            ("Network rules", "/admin/network"))
+
+
+def _failed(answer: Answer) -> bool:
+    """Refusals of authority and of something missing are pages of their own; the others
+    (invalid, conflict) are shown on the form that asked."""
+    return answer.status in (401, 403, 404) or answer.status >= 500
+
+
+def _render(visit: Visit, template: str, status: int = 200, **context: Any) -> Response:
+    return visit.render(template, status=status, sections=SECTIONS, **context)
+
+
+# -- instance -----------------------------------------------------------------------------
+async def instance(visit: Visit) -> Response:
+    answer = await visit.get("/api/v1/info")
+    if not answer.ok:
+        return visit.refused(answer)
+    info = answer.data
+    features = sorted(info.get("features", {}).items(), key=lambda f: (not f[1], f[0]))
+    return _render(visit, "admin.html", title="Administration", info=info, features=features)
+
+
+# -- users --------------------------------------------------------------------------------
+async def users_page(visit: Visit, error: str = "", status: int = 200,
+                     form: dict[str, str] | None = None) -> Response:
+    answer = await visit.get("/api/v1/users")
+    if not answer.ok:
+        return visit.refused(answer)
+    users = sorted(answer.data, key=lambda u: u["username"])
+    return _render(visit, "admin_users.html", status=status, title="Users", users=users,
+                   error=error, form=form or {})
+
+
+async def users(visit: Visit) -> Response:
+    return await users_page(visit)
+
+
+async def create_user(visit: Visit) -> Response:
+    form = visit.form
+    username = form.get("username", "").strip()
+    body = {"username": username, "password": form.get("password", ""),
+            "is_admin": form.get("is_admin") == "on"}
+    answer = await visit.api("POST", "/api/v1/users", body=body)
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await users_page(visit, answer.message, answer.status,
+                                {k: v for k, v in form.items() if k != "password"})
+    return visit.redirect(f"/admin/users/{username}", flash=f"User {username} created.")
+
+
+async def user_page(visit: Visit, error: str = "", status: int = 200) -> Response:
+    username = visit.params["username"]
+    answer = await visit.get(f"/api/v1/users/{username}")
+    if not answer.ok:
+        return visit.refused(answer)
+    return _render(visit, "admin_user.html", status=status, title=f"User {username}",
+                   account=answer.data, error=error,
+                   itself=username == visit.principal.username)
+
+
+async def user(visit: Visit) -> Response:
+    return await user_page(visit)
+
+
+async def _change_user(visit: Visit, body: dict[str, Any], done: str) -> Response:
+    username = visit.params["username"]
+    answer = await visit.api("PATCH", f"/api/v1/users/{username}", body=body)
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await user_page(visit, answer.message, answer.status)
+    return visit.redirect(f"/admin/users/{username}", flash=done)
+
+
+async def set_admin(visit: Visit) -> Response:
+    make = visit.form.get("is_admin") == "true"
+    username = visit.params["username"]
+    return await _change_user(visit, {"is_admin": make},
+                              f"{username} is {'now' if make else 'no longer'} an "
+                              f"administrator.")
+
+
+async def set_disabled(visit: Visit) -> Response:
+    disable = visit.form.get("disabled") == "true"
+    username = visit.params["username"]
+    return await _change_user(visit, {"disabled": disable},
+                              f"{username} is {'disabled' if disable else 'enabled'}.")
+
+
+async def reset_password(visit: Visit) -> Response:
+    password = visit.form.get("password", "")
+    if password != visit.form.get("password_again", ""):
+        return await user_page(visit, "The two passwords differ.", 400)
+    return await _change_user(visit, {"password": password},
+                              f"The password of {visit.params['username']} is changed; its "
+                              f"sessions and refresh tokens ended with the old one.")
+
+
+async def confirm_delete_user(visit: Visit, error: str = "", status: int = 200) -> Response:
+    username = visit.params["username"]
+    answer = await visit.get(f"/api/v1/users/{username}")
+    if not answer.ok:
+        return visit.refused(answer)
+    return _render(visit, "admin_user_delete.html", status=status,
+                   title=f"Delete user {username}", account=answer.data, error=error)
+
+
+async def delete_user(visit: Visit) -> Response:
+    username = visit.params["username"]
+    answer = await visit.api("DELETE", f"/api/v1/users/{username}")
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await confirm_delete_user(visit, answer.message, answer.status)
+    return visit.redirect("/admin/users", flash=f"User {username} deleted.")
+
+
+# -- network rules ------------------------------------------------------------------------
+async def network_page(visit: Visit, error: str = "", status: int = 200,
+                       form: dict[str, str] | None = None, lockout: bool = False) -> Response:
+    answer = await visit.get("/api/v1/network-rules")
+    if not answer.ok:
+        return visit.refused(answer)
+    rules = sorted(answer.data, key=lambda r: (r["namespace"] or "", r["kind"], r["cidr"]))
+    return _render(visit, "admin_network.html", status=status, title="Network rules",
+                   rules=rules, kinds=RULE_KINDS, error=error, form=form or {},
+                   lockout=lockout)
+
+
+async def network(visit: Visit) -> Response:
+    return await network_page(visit)
+
+
+def _locks_out(answer: Answer) -> bool:
+    return "lock you out" in answer.message
+
+
+async def add_rule(visit: Visit) -> Response:
+    form = visit.form
+    body = {"cidr": form.get("cidr", "").strip(), "kind": form.get("kind", "allow"),
+            "namespace": form.get("namespace", "").strip() or None,
+            "description": form.get("description", "")}
+    answer = await visit.api("POST", "/api/v1/network-rules", body=body)
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await network_page(visit, answer.message, answer.status, form, _locks_out(answer))
+    return visit.redirect("/admin/network", flash=f"Rule {body['kind']} {answer.data['cidr']} "
+                                                  f"added.")
+
+
+async def delete_rule(visit: Visit) -> Response:
+    rule = visit.params["rule"]
+    if not rule.isdigit() or len(rule) > 10:
+        return visit.render("error.html", status=404, title="Not found",
+                            message=f"network rule {rule[:20]} does not exist")
+    answer = await visit.api("DELETE", f"/api/v1/network-rules/{rule}")
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await network_page(visit, answer.message, answer.status, None, _locks_out(answer))
+    return visit.redirect("/admin/network", flash="Rule deleted.")
+
+
+# -- the signed-in user's personal access tokens ------------------------------------------
+async def tokens_page(visit: Visit, error: str = "", status: int = 200,
+                      form: dict[str, str] | None = None) -> Response:
+    answer = await visit.get("/api/v1/tokens")
+    if not answer.ok:
+        return visit.refused(answer)
+    newest = sorted(answer.data, key=lambda t: t["created_at"], reverse=True)
+    tokens = sorted(newest, key=lambda t: not t["active"])  # the active ones first
+    return visit.render("admin_tokens.html", status=status, title="Access tokens",
+                        tokens=tokens, error=error, form=form or {})
+
+
+async def account(visit: Visit) -> Response:
+    return visit.redirect("/account/tokens")
+
+
+async def tokens(visit: Visit) -> Response:
+    return await tokens_page(visit)
+
+
+async def create_token(visit: Visit) -> Response:
+    form = visit.form
+    try:
+        days = read_days(form.get("expires_in_days", ""))
+    except ValueError as exc:
+        return await tokens_page(visit, str(exc), 400, form)
+    answer = await visit.api("POST", "/api/v1/tokens",
+                             body={"name": form.get("name", "").strip(), "expires_in_days": days})
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await tokens_page(visit, answer.message, answer.status, form)
+    # The token is in this answer only: shown on this page, never again.
+    return visit.render("admin_token.html", title=f"Access token {answer.data['name']}",
+                        token=answer.data)
+
+
+async def revoke_token(visit: Visit) -> Response:
+    token = visit.params["token"]
+    answer = await visit.api("DELETE", f"/api/v1/tokens/{token}")
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await tokens_page(visit, answer.message, answer.status)
+    return visit.redirect("/account/tokens", flash="Token revoked.")
 
 
 def install(site: ConsoleSite) -> None:
-    """Adds this area's routes and navigation entry."""
+    site.add_nav("Administration", "/admin", 90, admin_only=True)
+    site.add_nav("Account", "/account/tokens", 95)
+    site.get("/admin", instance)
+    site.get("/admin/users", users)
+    site.post("/admin/users", create_user)
+    site.get("/admin/users/{username}", user)
+    site.post("/admin/users/{username}/admin", set_admin)
+    site.post("/admin/users/{username}/disabled", set_disabled)
+    site.post("/admin/users/{username}/password", reset_password)
+    site.get("/admin/users/{username}/delete", confirm_delete_user)
+    site.post("/admin/users/{username}/delete", delete_user)
+    site.get("/admin/network", network)
+    site.post("/admin/network", add_rule)
+    site.post("/admin/network/{rule}/delete", delete_rule)
+    site.get("/account", account)
+    site.get("/account/tokens", tokens)
+    site.post("/account/tokens", create_token)
+    site.post("/account/tokens/{token}/revoke", revoke_token)
