@@ -116,8 +116,9 @@ def test_access_tokens_are_shown_once_and_revoked(console_server: MoorageServer,
     copy = page.get_by_role("button", name=re.compile("^Copy token"))
     assert copy.get_attribute("data-copy") == secret
     assert not accessibility_violations(page)
-    copy.click()
-    expect(copy).to_have_text("Copied")
+    copy = page.locator(f'button[data-copy="{copy.get_attribute("data-copy")}"]')
+    copy.click()  # the text and the accessible name say "Copied" for a moment
+    expect(copy).to_have_attribute("data-copied", "true")
     assert login_status(console_server, username, secret) == 200
     me = api(console_server, "GET", "/user", auth=(username, secret))
     assert me.status_code == 200 and me.json()["username"] == username
@@ -220,3 +221,24 @@ def test_network_rules_and_the_lock_out_guard(console_server: MoorageServer, bro
     expect(page.get_by_role("status")).to_contain_text("Rule deleted.")
     assert api(console_server, "GET", "/network-rules").json() == []
     assert b.log.foreign(b.host) == []
+
+
+def test_read_only_mode_is_switched_from_the_administration_page(
+        console_server: MoorageServer, browse, admin_password: str) -> None:
+    b = browse(console_server)
+    page = b.new_page()
+    b.sign_in(page, "admin", admin_password)
+    page.goto(f"{b.base}/admin")
+    page.get_by_label("Message for refused clients").fill("moving storage")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Turn read-only mode on").click()
+    expect(page.get_by_role("status")).to_contain_text("Read-only mode is on")
+    expect(page.locator("#maintenance-h + p")).to_contain_text("moving storage")
+    try:
+        refused = api(console_server, "POST", "/namespaces", json={"name": unique("ro")})
+        assert refused.status_code == 503 and "moving storage" in refused.text
+        assert not accessibility_violations(page)
+    finally:
+        page.get_by_role("button", name="Turn read-only mode off").click()
+        expect(page.get_by_role("status")).to_contain_text("Read-only mode is off")
+    assert api(console_server, "GET", "/maintenance").json()["read_only"] is False

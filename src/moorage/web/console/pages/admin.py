@@ -39,7 +39,20 @@ async def instance(visit: Visit) -> Response:
         return visit.refused(answer)
     info = answer.data
     features = sorted(info.get("features", {}).items(), key=lambda f: (not f[1], f[0]))
-    return _render(visit, "admin.html", title="Administration", info=info, features=features)
+    maintenance = await visit.get("/api/v1/maintenance")
+    return _render(visit, "admin.html", title="Administration", info=info, features=features,
+                   maintenance=maintenance.data if maintenance.ok else None)
+
+
+async def set_read_only(visit: Visit) -> Response:
+    """Turn read-only mode on (with the operator's message) or off."""
+    on = visit.form.get("read_only") == "on"
+    answer = await visit.api("PUT", "/api/v1/maintenance",
+                             body={"read_only": on, "message": visit.form.get("message", "")})
+    if not answer.ok:
+        return visit.refused(answer)
+    return visit.redirect("/admin", "Read-only mode is on: pulls only." if on
+                          else "Read-only mode is off: pushes and changes are accepted.")
 
 
 # -- users --------------------------------------------------------------------------------
@@ -236,6 +249,7 @@ def install(site: ConsoleSite) -> None:
     site.add_nav("Administration", "/admin", 90, admin_only=True)
     site.add_nav("Account", "/account/tokens", 95)
     site.get("/admin", instance)
+    site.post("/admin/maintenance", set_read_only)
     site.get("/admin/users", users)
     site.post("/admin/users", create_user)
     site.get("/admin/users/{username}", user)

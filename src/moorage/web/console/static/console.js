@@ -10,10 +10,16 @@
 
   function copyText(text, button) {
     function done() {
-      var old = button.textContent;
+      // The accessible name changes with the visible text, so that one always contains
+      // the other (and a screen reader hears that it worked).
+      var old = button.textContent, oldLabel = button.getAttribute("aria-label");
       button.textContent = "Copied";
+      if (oldLabel) button.setAttribute("aria-label", "Copied: " + text);
       button.setAttribute("data-copied", "true");
-      setTimeout(function () { button.textContent = old; }, 1500);
+      setTimeout(function () {
+        button.textContent = old;
+        if (oldLabel) button.setAttribute("aria-label", oldLabel);
+      }, 1500);
     }
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, function () { fallback(text); done(); });
