@@ -28,6 +28,8 @@ from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
 from moorage.jobs.scheduler import Scheduler
 from moorage.jobs.worker import JobContext, JobType, Worker
+from moorage.ops.logs import RequestIds
+from moorage.ops.logs import configure as configure_logs
 from moorage.ops.maintenance import ReadOnlyMode, registry_refusal
 from moorage.ops.health import Readiness, alive, database_check, redis_check, store_check
 from moorage.policy.immutability import ImmutabilityPolicy
@@ -211,18 +213,23 @@ class MoorageApp:
         self.management_api = RateLimited(api, self.instance.access.limit)
         self.console = build_console(self.instance, api)
         self.readiness = build_readiness(self.instance)
+        # Outermost: every request gets its id (and its access log line) whatever answers it.
+        self._http = RequestIds(self._guarded, self.instance.access, settings.access_log)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            timeout = self.settings.body_read_timeout_seconds
-            if timeout and scope["method"] in BODY_METHODS:
-                await guarded(self._route, scope, receive, send, timeout)
-            else:
-                await self._route(scope, receive, send)
+            await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        timeout = self.settings.body_read_timeout_seconds
+        if timeout and scope["method"] in BODY_METHODS:
+            await guarded(self._route, scope, receive, send, timeout)
+        else:
+            await self._route(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -310,8 +317,7 @@ def create_app() -> MoorageApp:
     """Factory for granian workers: settings come from the environment the CLI exported."""
     bind_worker_to_server()
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs(settings.log_level, settings.log_format)
     app = MoorageApp(settings)
     tune_worker_runtime()
     return app

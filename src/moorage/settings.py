@@ -32,6 +32,9 @@ class Settings:
     storage_url: str = ""
     workers: int = 1
     log_level: str = "info"
+    log_format: str = "text"  # "text" | "json": one JSON object per line
+    # one line per request (method, path, status, bytes, duration, actor, client); off: none
+    access_log: bool = False
     max_manifest_bytes: int = 4 << 20
     upload_ttl_seconds: int = 24 * 3600
     # uploads open at once per account (per address for anonymous requests); 0: no limit
@@ -148,6 +151,9 @@ def _validate(settings: Settings) -> None:
     for name in ("max_open_uploads", "body_read_timeout_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting {name!r} must be 0 or more")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"setting 'log_format' must be text or json, "
+                            f"not {settings.log_format!r}")
     if settings.auth not in ("token", "off"):
         raise SettingsError(f"setting 'auth' must be token or off, not {settings.auth!r}")
     if settings.edition not in ("personal", "basic", "advanced"):

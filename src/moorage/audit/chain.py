@@ -321,6 +321,8 @@ def entry_from_event(event: Event, clock: Callable[[], float] = time.time) -> En
             detail.update(event.detail)
         else:
             detail["value"] = event.detail
+        if getattr(event, "request_id", ""):
+            detail.setdefault("request_id", event.request_id)
         detail_json = canonical_detail(detail)
     else:  # pushes and pulls: written out directly, ~5x faster than json.dumps(sort_keys)
         detail_json = _artifact_detail(event)
@@ -343,6 +345,8 @@ def _artifact_detail(event: Event) -> str:
         parts.append('"digest":' + _string(_text(event.digest)))
     if event.media_type is not None:
         parts.append('"media_type":' + _string(_text(event.media_type)))
+    if getattr(event, "request_id", ""):
+        parts.append('"request_id":' + _string(_text(event.request_id)))
     if event.size is not None:
         size = event.size
         parts.append('"size":' + (str(size) if type(size) is int and

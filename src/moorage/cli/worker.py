@@ -28,9 +28,9 @@ def worker(
         raise typer.Exit(2) from None
     folder = existing_instance(settings)  # never a new instance where there was none
     announce(folder)
-    import logging
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from moorage.ops.logs import configure as configure_logs
+
+    configure_logs(settings.log_level, settings.log_format)
     from moorage.cli.startup import reported_in_one_line
 
     with reported_in_one_line(settings.database_url):

@@ -30,6 +30,24 @@ def set_caller(actor: str, address: str) -> None:
     _caller.set((actor, address))
 
 
+# The id of the request being served (ops/logs.py), carried into the events it causes.
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("moorage_request_id",
+                                                                  default="")
+
+
+def set_request_id(value: str) -> None:
+    _request_id.set(value)
+
+
+def request_id() -> str:
+    return _request_id.get()
+
+
+def current_actor() -> str:
+    """Who is behind the request being served, as set_caller recorded it ("" if unknown)."""
+    return _caller.get()[0]
+
+
 # What a background actor (a retention rule, GC) adds to the detail of every event it causes.
 _cause: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "moorage_cause", default=None)
@@ -78,6 +96,7 @@ class Event:
     address: str = field(default_factory=_current_address)
     detail: dict[str, Any] = field(default_factory=_current_detail)
     at: float = field(default_factory=time.time)
+    request_id: str = field(default_factory=request_id)
 
     def describe_target(self) -> str:
         if self.target:
