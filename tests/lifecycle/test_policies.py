@@ -311,3 +311,58 @@ def test_rules_are_edited_and_retention_rules_disabled_in_place(
     paths = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").json()["paths"]
     assert "patch" in paths["/api/v1/retention/{rule_id}"]
     assert "patch" in paths["/api/v1/immutability/{rule_id}"]
+
+
+def test_a_maintainer_reads_the_runs_of_their_retention_rules(
+        secure_registry: MoorageServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Whoever may run a namespace's retention rule reads that run's job (a dry run is only
+    worth its result), through the API and with `moorage retention run`; every other job,
+    the job list and the job types stay an administrator's."""
+    ns = unique("mine")
+    maintainer, stranger = unique("maint"), unique("stranger")
+    password = "maintainer-password"
+    for name in (maintainer, stranger):
+        assert api(secure_registry, "POST", "/users",
+                   json={"username": name, "password": password}).status_code == 201
+    assert api(secure_registry, "POST", "/namespaces", json={"name": ns}).status_code == 201
+    assert api(secure_registry, "PUT", f"/namespaces/{ns}/members/{maintainer}",
+               json={"role": "maintainer"}).status_code == 200
+    with admin_client(secure_registry) as client:
+        for n in range(2):
+            assert push(client, f"{ns}/app", f"t{n}", make_image([os.urandom(500)])).status_code == 201
+    mine = (maintainer, password)
+    rule = api(secure_registry, "POST", "/retention", auth=mine,
+               json={"scope": ns, "keep_last": 1})
+    assert rule.status_code == 201, rule.text
+    job = api(secure_registry, "POST", f"/retention/{rule.json()['id']}/run", auth=mine,
+              json={"dry_run": True})
+    assert job.status_code == 202, job.text
+    job_id = job.json()["id"]
+    read = api(secure_registry, "GET", f"/jobs/{job_id}", auth=mine)
+    assert read.status_code == 200, read.text
+    assert read.json()["type"] == "retention" and "log" in read.json()
+    assert api(secure_registry, "GET", f"/jobs/{job_id}",
+               auth=(stranger, password)).status_code == 403
+    # Another kind of job, and one that does not exist, are refused alike: no oracle.
+    gc_job = api(secure_registry, "POST", "/gc", json={"dry_run": True})
+    other_id = gc_job.json()["id"] if gc_job.status_code == 202 else job_id + 1000000
+    assert api(secure_registry, "GET", f"/jobs/{other_id}", auth=mine).status_code == 403
+    assert api(secure_registry, "GET", "/jobs/99999999", auth=mine).status_code == 403
+    assert api(secure_registry, "GET", "/jobs/99999999").status_code == 404
+    assert api(secure_registry, "GET", "/jobs", auth=mine).status_code == 403
+    assert api(secure_registry, "GET", "/jobs/types", auth=mine).status_code == 403
+    types = api(secure_registry, "GET", "/jobs/types")
+    assert types.status_code == 200 and {"gc", "retention"} <= set(types.json())
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "MOORAGE_URL": secure_registry.url,
+           "MOORAGE_USERNAME": maintainer, "MOORAGE_PASSWORD": password, "COLUMNS": "200"}
+    followed = subprocess.run([sys.executable, "-m", "moorage", "retention", "run",
+                               str(rule.json()["id"]), "--dry-run"], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+    assert followed.returncode == 0, followed.stderr
+    assert "among the newest 1" in followed.stdout and "would delete" in followed.stdout
+    listed = _cli(secure_registry, tmp_path)("jobs", "types", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {"gc", "retention"} <= set(json.loads(listed.stdout))
+    table = _cli(secure_registry, tmp_path)("jobs", "types")
+    assert table.returncode == 0 and "retention" in table.stdout, table.stderr

@@ -72,6 +72,17 @@ def list_(status: Annotated[Optional[str], typer.Option(help="queued, running, s
            for j in found], empty="no jobs")
 
 
+@app.command("types")
+def types(json_out: JsonFlag = False) -> None:
+    """The job types this instance runs (what `jobs list --type` takes)."""
+    with connect() as api:
+        found = api.get("/jobs/types")
+    if json_out:
+        print_json(found)
+        return
+    table(["TYPE"], [(name,) for name in found], empty="no job types")
+
+
 @app.command("show")
 def show(job_id: Annotated[int, typer.Argument(metavar="ID")], json_out: JsonFlag = False) -> None:
     """One job: status, progress, result and log."""

@@ -1,4 +1,8 @@
-"""Background jobs (GC, retention, webhooks, …): their status, progress, result and log."""
+"""Background jobs (GC, retention, webhooks, …): their status, progress, result and log.
+
+Administrators read every job. Whoever may manage a namespace's rules also reads the runs of
+its retention rules (they may start them: a dry run is only worth its result).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from moorage.access.errors import NotFound
+from moorage.access.errors import AccessError, NotFound
+from moorage.access.principal import Principal
 from moorage.jobs.queue import Job as QueuedJob
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import CursorQuery, IdPath, when
+from moorage.web.api.parts import ApiParts
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -52,11 +58,38 @@ def list_jobs(instance: InstanceDep, principal: User, status: Status | None = No
     return [Job.of(j) for j in instance.worker.queue.list(status, type, limit, before_id)]
 
 
+@router.get("/types")
+def list_job_types(instance: InstanceDep, principal: User) -> list[str]:
+    """The job types this instance runs (what `type` filters on). Administrators only."""
+    instance.manager.require_admin(principal)
+    return sorted(instance.worker.types)
+
+
+def _may_read(instance: ApiParts, principal: Principal, job: QueuedJob) -> bool:
+    """Administrators read every job; a rule manager, the runs of the namespace's retention
+    rules (while the rule exists: its namespace is what says who may)."""
+    if principal.is_admin:
+        return True
+    if job.type != "retention":
+        return False
+    rule_id = job.payload.get("rule_id")
+    rule = instance.policies.retention_rule(int(rule_id)) if isinstance(rule_id, int) else None
+    if rule is None:
+        return False
+    try:
+        instance.manager.require_namespace_action(principal, rule.namespace, "manage_rules")
+    except AccessError:
+        return False
+    return True
+
+
 @router.get("/{job_id}")
 def get_job(job_id: IdPath, instance: InstanceDep, principal: User) -> Job:
-    """One job with its log (the last 64 KiB)."""
-    instance.manager.require_admin(principal)
+    """One job with its log (the last 64 KiB). Administrators; for a retention run, whoever
+    may manage the rules of the rule's namespace."""
     job = instance.worker.queue.get(job_id)
+    if job is None or not _may_read(instance, principal, job):
+        instance.manager.require_admin(principal)  # the same refusal whether or not it exists
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     return Job.of(job, with_log=True)
