@@ -144,3 +144,12 @@ def test_sign_ins_are_audited_as_console_logins(console_server: MoorageServer,
     console = [e for e in found if e["target"] == "console"]
     assert {e["result"] for e in console} == {"success", "failure"}
     assert any(e["detail"].get("client") == "console" for e in console)
+
+
+def test_a_live_update_after_the_session_ended_sends_the_page_to_sign_in(
+        console_server: MoorageServer) -> None:
+    answer = httpx.get(f"{console_server.url}/jobs/1", headers={
+        "HX-Request": "true", "HX-Current-URL": f"{console_server.url}/jobs/1"})
+    assert answer.status_code == 204
+    assert answer.headers["hx-redirect"] == "/login?next=%2Fjobs%2F1"
+    assert answer.text == ""

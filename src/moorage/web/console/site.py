@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -264,6 +264,14 @@ class ConsoleSite:
                 allowed = True
         session = await self._session(request)
         if session is None:
+            if header(scope, b"hx-request") == "true":
+                # A fragment a page asked for (a live update): send the whole page to the
+                # sign-in form, rather than the form into a corner of the page.
+                page = header(scope, b"hx-current-url") or "/"
+                where = urlsplit(page)
+                target = where.path + (f"?{where.query}" if where.query else "")
+                return Response(status_code=204, headers={
+                    "hx-redirect": "/login?next=" + quote(_safe_next(target), safe="")})
             if method in ("GET", "HEAD"):
                 target = scope["path"] + (("?" + scope["query_string"].decode("latin-1"))
                                           if scope.get("query_string") else "")
