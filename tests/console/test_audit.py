@@ -172,3 +172,71 @@ def test_an_edition_without_the_audit_log_says_so(tmp_path: Path) -> None:
             assert said["message"] in page.text.replace("&#39;", "'")
     finally:
         server.stop()
+
+
+def test_the_export_is_streamed_through_in_pieces() -> None:
+    """The console reads the API's export as it is produced (ApiCaller.stream): every piece
+    arrives, in order, while the API is still writing (it waits for the reader, so a log of
+    millions of lines never sits in memory); a reader that stops early stops the API too."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from moorage.access.principal import ANONYMOUS as nobody
+    from moorage.web.console.apicall import ApiCaller
+
+    produced: list[int] = []
+    ended: list[bool] = []
+
+    async def lines(count: int) -> Any:
+        try:
+            for i in range(count):
+                produced.append(i)
+                yield f"{i}\n".encode()
+                await asyncio.sleep(0)
+        finally:
+            ended.append(True)
+
+    async def export(request: Any) -> StreamingResponse:
+        return StreamingResponse(lines(int(request.query_params["count"])),
+                                 media_type="application/x-ndjson")
+
+    caller = ApiCaller(Starlette(routes=[Route("/export", export)]))
+    origin = {"type": "http", "headers": [], "client": ("127.0.0.1", 1)}
+
+    async def read_all() -> bytes:
+        answer, body = await caller.stream(origin, nobody, "GET", "/export",
+                                           query={"count": 5000})
+        assert answer.status == 200 and body is not None
+        pieces = [piece async for piece in body]
+        assert len(pieces) == 5000
+        return b"".join(pieces)
+
+    async def read_some() -> int:
+        answer, body = await caller.stream(origin, nobody, "GET", "/export",
+                                           query={"count": 100000})
+        assert body is not None
+        async for piece in body:
+            if piece == b"10\n":
+                break
+        await body.aclose()  # type: ignore[attr-defined]
+        assert ended == [True]  # the API's generator was closed, not left waiting
+        return len(produced)
+
+    def run(coroutine: Any) -> Any:
+        # A thread of its own: Playwright's sync API may hold this thread's event loop.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    everything = run(read_all())
+    assert everything == b"".join(f"{i}\n".encode() for i in range(5000))
+    # A page's ordinary call gets such an answer whole too.
+    whole = run(caller(origin, nobody, "GET", "/export", query={"count": 3000}))
+    assert whole.body == b"".join(f"{i}\n".encode() for i in range(3000))
+    produced.clear()
+    ended.clear()
+    made = run(read_some())
+    assert made < 100  # the queue is bounded: the API got no further than a few pieces ahead

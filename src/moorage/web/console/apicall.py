@@ -68,12 +68,16 @@ class ApiCaller:
         scope = _scope(origin, principal, method, path, payload if body is not None else None,
                        query)
         sent = False
+        answered = asyncio.Event()
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": payload, "more_body": False}
+            # Still "connected" until the whole answer is sent: a streaming response that
+            # listens for a disconnect meanwhile (Starlette's does) would stop early.
+            await answered.wait()
             return {"type": "http.disconnect"}
 
         status = 500
@@ -87,6 +91,8 @@ class ApiCaller:
                 answer_headers.update(_headers(message))
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    answered.set()
 
         await self.api(scope, receive, send)
         return _answer(status, answer_headers, b"".join(chunks))
