@@ -130,6 +130,11 @@ def test_filter_page_export_and_verify(console_server: MoorageServer, browse: An
     last_hash = result.locator("button.copy").get_attribute("data-copy")
     assert last_hash and re.fullmatch(r"[0-9a-f]{64}", last_hash)
     assert accessibility_violations(page) == []
+    # Without script, the verification is a page of its own.
+    page.goto(f"{b.base}/audit/verify")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Audit log verification")
+    expect(page.locator("main")).to_contain_text("The chain is intact")
+    assert accessibility_violations(page) == []
     assert b.log.foreign(b.host) == []
 
 
