@@ -219,3 +219,106 @@ def test_webhook_test_fails_when_the_ping_is_not_delivered(admin_cli: Cli) -> No
         failing.stop()
     down = admin_cli("webhook", "test", str(hook["id"]))  # nothing listens there any more
     assert down.code == 1 and "ConnectError" in down.stderr, down
+
+
+def test_redeliver(secure_registry: MoorageServer, people: People) -> None:
+    """A failed delivery is sent again, after the receiver is fixed, as a new delivery of the
+    same event with the same body; the queue delivers it; the history links the two."""
+    server = secure_registry
+    ns = make_namespace(server)
+    receiver = Receiver(answers=[500]).start()
+    try:
+        hook = create_hook(server, receiver.url, ["push"], ns, secret="k")
+        failed = api(server, "POST", f"/webhooks/{hook['id']}/test").json()
+        assert failed["status"] == "failed" and failed["response_code"] == 500
+        assert failed["redelivery_of"] is None
+
+        again = api(server, "POST",
+                    f"/webhooks/{hook['id']}/deliveries/{failed['id']}/redeliver")
+        assert again.status_code == 202, again.text
+        redelivery = again.json()
+        assert redelivery["id"] != failed["id"] and redelivery["event_id"] == failed["event_id"]
+        assert redelivery["redelivery_of"] == failed["id"] and redelivery["event"] == "ping"
+        assert redelivery["status"] in ("pending", "delivered")
+        found = wait_deliveries(server, hook["id"], 1)
+        by_id = {d["id"]: d for d in found}
+        assert by_id[redelivery["id"]]["status"] == "delivered"
+        assert by_id[redelivery["id"]]["response_code"] == 200
+        assert by_id[redelivery["id"]]["redelivery_of"] == failed["id"]
+        assert by_id[failed["id"]]["status"] == "failed"  # its own history stays as it was
+        first, second = receiver.wait_for(2)
+        assert first.body == second.body and second.signed_with("k")
+        assert (first.delivery, second.delivery) == (failed["id"], redelivery["id"])
+
+        # A delivered one may be sent again too (a receiver that lost what it got).
+        twice = api(server, "POST",
+                    f"/webhooks/{hook['id']}/deliveries/{redelivery['id']}/redeliver").json()
+        assert twice["redelivery_of"] == failed["id"]
+        wait_deliveries(server, hook["id"], 2)
+
+        # While a delivery of the event is pending, its retries will send it: 409.
+        receiver.answers = [500, 500, 500, 500]
+        push_image(server, f"{ns}/app", "v1")
+        receiver.wait_for(1, event="push")
+        (pending,) = [d for d in api(server, "GET", f"/webhooks/{hook['id']}/deliveries").json()
+                      if d["event"] == "push"]
+        assert pending["status"] == "pending"
+        busy = api(server, "POST",
+                   f"/webhooks/{hook['id']}/deliveries/{pending['id']}/redeliver")
+        assert busy.status_code == 409 and "still pending" in error(busy)[1]
+    finally:
+        receiver.stop()
+
+    base = f"/webhooks/{hook['id']}/deliveries"
+    missing = api(server, "POST", f"{base}/{'0' * 32}/redeliver")
+    assert missing.status_code == 404 and error(missing)[0] == "NOT_FOUND"
+    assert api(server, "POST", f"{base}/not-a-delivery/redeliver").status_code == 422
+    other = create_hook(server, "http://127.0.0.1:9/other", ["push"], ns)
+    elsewhere = api(server, "POST",
+                    f"/webhooks/{other['id']}/deliveries/{failed['id']}/redeliver")
+    assert elsewhere.status_code == 404  # a delivery of another webhook
+
+    # Authorized like the other webhook routes.
+    alice, bob, carol = people.alice, people.bob, people.carol
+    grant(server, ns, alice[0], "maintainer")
+    grant(server, ns, bob[0], "developer")
+    path = f"{base}/{failed['id']}/redeliver"
+    assert api(server, "POST", path, auth=bob).status_code == 403
+    assert api(server, "POST", path, auth=carol).status_code == 404
+    assert api(server, "POST", path, auth=None).status_code == 401
+    assert api(server, "PATCH", f"/webhooks/{hook['id']}",
+               json={"enabled": False}).status_code == 200
+    disabled = api(server, "POST", path, auth=alice)
+    assert disabled.status_code == 409 and "disabled" in error(disabled)[1]
+
+    audit = api(server, "GET", "/audit", params={"action": "webhook.redeliver"}).json()
+    assert {e["actor"] for e in audit["entries"]} >= {"admin", alice[0]}
+    operation = api(server, "GET", "/openapi.json").json()["paths"][
+        "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"]["post"]
+    assert "202" in operation["responses"] and "409" in operation["responses"]
+
+
+def test_redeliver_cli(admin_cli: Cli) -> None:
+    server = admin_cli.server
+    ns = make_namespace(server)
+    receiver = Receiver(answers=[502]).start()
+    try:
+        hook = create_hook(server, receiver.url, ["push"], ns)
+        failed = api(server, "POST", f"/webhooks/{hook['id']}/test").json()
+        assert failed["status"] == "failed"
+        out = admin_cli.ok("webhook", "redeliver", str(hook["id"]), failed["id"])
+        lines = out.splitlines()
+        assert lines[0].split() == ["DELIVERY", "EVENT", "STATUS", "REDELIVERY", "OF",
+                                    "CREATED"]
+        new_id, event, status, first = lines[1].split()[:4]
+        assert event == "ping" and status in ("pending", "delivered") and first == failed["id"]
+        wait_deliveries(server, hook["id"], 1)
+        as_json = json.loads(admin_cli.ok("webhook", "redeliver", str(hook["id"]), new_id,
+                                          "--json"))
+        assert as_json["redelivery_of"] == failed["id"] and as_json["event"] == "ping"
+        history = admin_cli.ok("webhook", "deliveries", str(hook["id"]))
+        assert new_id in history and as_json["id"] in history
+    finally:
+        receiver.stop()
+    gone = admin_cli("webhook", "redeliver", str(hook["id"]), "0" * 32)
+    assert gone.code == 1 and f"webhook {hook['id']} has no delivery" in gone.stderr, gone

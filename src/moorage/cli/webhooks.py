@@ -195,3 +195,19 @@ def test(webhook_id: Annotated[int, typer.Argument(metavar="ID")],
     excerpt = (delivery["response_excerpt"] or "").strip()[:300]
     said = f" (the receiver said: {excerpt})" if excerpt else ""
     raise CliError(f"the ping to webhook {webhook_id} was not delivered: {answer}{said}")
+
+
+@app.command("redeliver")
+def redeliver(webhook_id: Annotated[int, typer.Argument(metavar="ID")],
+              delivery_id: Annotated[str, typer.Argument(metavar="DELIVERY_ID")],
+              json_out: JsonFlag = False) -> None:
+    """Send a delivered or failed delivery again: a new delivery of the same event and body,
+    queued with the usual retries (see `moorage webhook deliveries ID` for its outcome)."""
+    with connect() as api:
+        delivery = api.post(f"/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", {})
+    if json_out:
+        print_json(delivery)
+        return
+    table(["DELIVERY", "EVENT", "STATUS", "REDELIVERY OF", "CREATED"],
+          [(delivery["id"], delivery["event"], delivery["status"], delivery["redelivery_of"],
+            when(delivery["created_at"]))])

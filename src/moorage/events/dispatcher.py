@@ -15,7 +15,7 @@ import time
 import uuid
 
 from moorage.events.payloads import (PING, Origin, event_namespace, event_type, render)
-from moorage.events.store import NewDelivery, SubscriptionRow, WebhookStore
+from moorage.events.store import DeliveryRow, NewDelivery, SubscriptionRow, WebhookStore
 from moorage.jobs.worker import Worker
 from moorage.registry.events import Event
 
@@ -89,6 +89,22 @@ class Dispatcher:
         log.debug("event %s (%s): %d webhook deliveries queued", event_id, event.action,
                   len(ids))
         return ids
+
+
+    def redeliver(self, delivery: DeliveryRow) -> str:
+        """Queue the same body again as a new delivery of the same event (a new id, so that a
+        receiver that dedupes on X-Moorage-Delivery takes it), with its job, atomically;
+        returns its id. The body is the one rendered at event time, in its format."""
+        new = NewDelivery(uuid.uuid4().hex, delivery.subscription_id, delivery.event_id,
+                          delivery.event_type, delivery.format, delivery.payload)
+        with self.store.engine.begin() as conn:
+            self.store.add_delivery(conn, new, time.time())
+            self.worker.queue.enqueue(JOB_TYPE, {"delivery_id": new.id},
+                                      max_attempts=MAX_ATTEMPTS,
+                                      timeout_seconds=JOB_TIMEOUT_SECONDS, conn=conn)
+        _wake(self.worker)
+        log.debug("delivery %s queued again as %s", delivery.id, new.id)
+        return new.id
 
 
 def _wake(worker: Worker) -> None:

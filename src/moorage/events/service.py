@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from moorage.access.editions import Edition
-from moorage.access.errors import Forbidden, Invalid, NotFound
+from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from moorage.access.management import AccessManager
 from moorage.access.network import private_destination
 from moorage.access.principal import Principal
@@ -44,6 +44,7 @@ class DeliveryView:
 
     delivery: DeliveryRow
     attempts: list[AttemptRow]
+    redelivery_of: str | None = None  # the event's first delivery, when this one repeats it
 
 
 def check_url(url: str) -> str:
@@ -216,8 +217,37 @@ class WebhookService:
         if not 1 <= limit <= 500:
             raise Invalid("limit must be between 1 and 500")
         rows = self.store.deliveries(subscription_id, status, limit)
+        return self._views(subscription_id, rows)
+
+    def _views(self, subscription_id: int, rows: list[DeliveryRow]) -> list[DeliveryView]:
         attempts = self.store.attempts(r.id for r in rows)
-        return [DeliveryView(r, attempts[r.id]) for r in rows]
+        first = self.store.first_deliveries(subscription_id, (r.event_id for r in rows))
+        return [DeliveryView(r, attempts[r.id],
+                             first.get(r.event_id) if first.get(r.event_id) != r.id else None)
+                for r in rows]
+
+    def redeliver(self, principal: Principal, subscription_id: int,
+                  delivery_id: str) -> DeliveryView:
+        """Queue a delivered or failed delivery's body again, as a new delivery of the same
+        event through the durable queue (with the usual retries); answers with it, pending.
+
+        Refused while a delivery of that event is still pending (its retries would send it
+        as well), and while the webhook is disabled (the job would only give up)."""
+        self.edition.require("webhooks")
+        sub = self._subscription(principal, subscription_id)
+        delivery = self.store.delivery(delivery_id)
+        if delivery is None or delivery.subscription_id != sub.id:
+            raise NotFound(f"webhook {subscription_id} has no delivery {delivery_id}")
+        if not sub.enabled:
+            raise AlreadyExists(f"webhook {sub.id} is disabled: enable it to redeliver")
+        pending = self.store.pending_of_event(sub.id, delivery.event_id)
+        if pending is not None:
+            raise AlreadyExists(f"delivery {pending} of the same event is still pending; "
+                                f"it is retried with backoff until it is delivered or fails")
+        new_id = self.dispatcher.redeliver(delivery)
+        new = self.store.delivery(new_id)
+        assert new is not None
+        return self._views(sub.id, [new])[0]
 
     def test(self, principal: Principal, subscription_id: int) -> DeliveryView:
         """Send a `ping` now, once, even to a disabled subscription, and show what came back.

@@ -166,6 +166,29 @@ class WebhookStore:
         with self.engine.connect() as conn:
             return [DeliveryRow(*r) for r in conn.execute(query)]
 
+    def pending_of_event(self, subscription_id: int, event_id: str) -> str | None:
+        """A delivery of this event to this subscription still waiting to be sent, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(_D.c.id).where(
+                _D.c.subscription_id == subscription_id, _D.c.event_id == event_id,
+                _D.c.status == "pending").limit(1)).scalar()
+
+    def first_deliveries(self, subscription_id: int,
+                         event_ids: Iterable[str]) -> dict[str, str]:
+        """The first delivery of each event to one subscription (event id → delivery id).
+
+        A subscription gets one delivery per event; any later one of the same event is a
+        redelivery of that first one (WebhookService.redeliver)."""
+        ids = sorted(set(event_ids))
+        if not ids:
+            return {}
+        query = (select(_D.c.event_id, _D.c.id)
+                 .where(_D.c.subscription_id == subscription_id, _D.c.event_id.in_(ids))
+                 .order_by(_D.c.created_at.desc(), _D.c.id.desc()))
+        with self.engine.connect() as conn:
+            # Newest first, so that the oldest of each event is the one that stays.
+            return {event_id: delivery_id for event_id, delivery_id in conn.execute(query)}
+
     def attempts(self, delivery_ids: Iterable[str]) -> dict[str, list[AttemptRow]]:
         ids = list(delivery_ids)
         found: dict[str, list[AttemptRow]] = {i: [] for i in ids}

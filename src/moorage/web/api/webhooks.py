@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
 from moorage.events.payloads import EVENT_TYPES
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=ERROR
 EventName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Format = Literal["moorage", "cloudevents", "distribution"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryIdPath = Annotated[str, Path(pattern="^[0-9a-f]{32}$",
+                                     description="a delivery's id (X-Moorage-Delivery)")]
 
 
 class Webhook(BaseModel):
@@ -97,6 +99,8 @@ class Delivery(BaseModel):
     response_excerpt: str | None = Field(description="the start of the last answer's body")
     created_at: datetime
     delivered_at: datetime | None
+    redelivery_of: str | None = Field(None, description="the event's first delivery, when "
+                                                        "this one is a redelivery of it")
     history: list[Attempt]
 
     @classmethod
@@ -107,6 +111,7 @@ class Delivery(BaseModel):
                    attempts=d.attempts, response_code=d.last_response_code,
                    error=d.last_error, response_excerpt=d.response_excerpt,
                    created_at=when(d.created_at), delivered_at=when(d.delivered_at),
+                   redelivery_of=view.redelivery_of,
                    history=[Attempt(attempt=a.attempt, response_code=a.response_code,
                                     error=a.error, duration_ms=a.duration_ms, at=when(a.at))
                             for a in view.attempts])
@@ -168,3 +173,14 @@ def list_deliveries(webhook_id: IdPath, instance: InstanceDep, principal: User,
 def test_webhook(webhook_id: IdPath, instance: InstanceDep, principal: User) -> Delivery:
     """Send a `ping` event now and answer with its outcome (one attempt, no retries)."""
     return Delivery.of(_service(instance).test(principal, webhook_id))
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver",
+             status_code=status.HTTP_202_ACCEPTED)
+def redeliver_webhook(webhook_id: IdPath, delivery_id: DeliveryIdPath, instance: InstanceDep,
+                      principal: User) -> Delivery:
+    """Send a delivered or failed delivery's body again: a new delivery of the same event
+    (its own id, `redelivery_of` naming the first), queued through the durable job queue with
+    the usual retries; the answer is the new delivery, usually still pending. 409 while a
+    delivery of that event is pending, or while the webhook is disabled."""
+    return Delivery.of(_service(instance).redeliver(principal, webhook_id, delivery_id))

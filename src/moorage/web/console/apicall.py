@@ -11,7 +11,10 @@ The client's address and forwarding headers are passed on, so network rules appl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -62,27 +65,19 @@ class ApiCaller:
     async def __call__(self, origin: Scope, principal: Principal, method: str, path: str,
                        body: Any = None, query: dict[str, Any] | None = None) -> Answer:
         payload = b"" if body is None else json.dumps(body).encode()
-        headers = [(k, v) for k, v in origin.get("headers", ()) if k in _PASSED_HEADERS]
-        headers.append((b"accept", b"application/json"))
-        if body is not None:
-            headers += [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(payload)).encode())]
-        params = {k: v for k, v in (query or {}).items() if v is not None and v != ""}
-        scope: Scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": method, "scheme": origin.get("scheme", "http"),
-            "path": path, "raw_path": path.encode(), "root_path": "",
-            "query_string": urlencode(params, doseq=True).encode(),
-            "headers": headers, "client": origin.get("client"), "server": origin.get("server"),
-            ACTING_KEY: principal,
-        }
+        scope = _scope(origin, principal, method, path, payload if body is not None else None,
+                       query)
         sent = False
+        answered = asyncio.Event()
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": payload, "more_body": False}
+            # Still "connected" until the whole answer is sent: a streaming response that
+            # listens for a disconnect meanwhile (Starlette's does) would stop early.
+            await answered.wait()
             return {"type": "http.disconnect"}
 
         status = 500
@@ -93,20 +88,130 @@ class ApiCaller:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                answer_headers.update((k.decode("latin-1"), v.decode("latin-1"))
-                                      for k, v in message.get("headers", ()))
+                answer_headers.update(_headers(message))
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    answered.set()
 
         await self.api(scope, receive, send)
-        raw = b"".join(chunks)
-        data = None
-        if raw and answer_headers.get("content-type", "").startswith("application/json"):
+        return _answer(status, answer_headers, b"".join(chunks))
+
+    async def stream(self, origin: Scope, principal: Principal, method: str, path: str,
+                     query: dict[str, Any] | None = None
+                     ) -> tuple[Answer, AsyncIterator[bytes] | None]:
+        """Like calling, but a successful answer's body arrives piece by piece as the API
+        sends it (an export of millions of lines never sits in memory): returns the answer's
+        status and headers with an iterator of its body. A refusal comes whole, as from a
+        call, with no iterator. The API runs as a task that waits while the iterator's
+        reader is behind (a bounded queue), and is cancelled if the reader stops early."""
+        scope = _scope(origin, principal, method, path, None, query)
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_STREAM_QUEUE)
+        finished = asyncio.Event()
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            # Starlette's streaming responses listen for a disconnect while they send: the
+            # reader is "connected" until it has read everything or given up.
+            await finished.wait()
+            return {"type": "http.disconnect"}
+
+        async def run() -> None:
             try:
-                data = json.loads(raw)
-            except ValueError:
-                data = None
-        return Answer(status, data, raw, answer_headers)
+                await self.api(scope, receive, queue.put)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the reader raises it
+                await queue.put(exc)
+                return
+            await queue.put(_END)
+
+        task = asyncio.create_task(run())
+
+        async def stop() -> None:
+            finished.set()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        async def next_message() -> Any:
+            item = await queue.get()
+            if isinstance(item, Exception):
+                raise item
+            return item
+
+        try:
+            start = await next_message()
+            while start is not _END and start["type"] != "http.response.start":
+                start = await next_message()
+        except BaseException:
+            await stop()
+            raise
+        if start is _END:
+            await stop()
+            return Answer(500), None
+        status, headers = int(start["status"]), dict(_headers(start))
+        if not 200 <= status < 300:
+            chunks = []
+            try:
+                while (item := await next_message()) is not _END:
+                    if item["type"] == "http.response.body":
+                        chunks.append(item.get("body", b""))
+            finally:
+                await stop()
+            return _answer(status, headers, b"".join(chunks)), None
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while (item := await next_message()) is not _END:
+                    if item["type"] == "http.response.body" and item.get("body"):
+                        yield item["body"]
+            finally:
+                await stop()
+
+        return Answer(status, None, b"", headers), body()
+
+
+_END = object()
+_STREAM_QUEUE = 16
+
+
+def _scope(origin: Scope, principal: Principal, method: str, path: str,
+           payload: bytes | None, query: dict[str, Any] | None) -> Scope:
+    """The in-process request: the origin's address headers, JSON, the acting principal."""
+    headers = [(k, v) for k, v in origin.get("headers", ()) if k in _PASSED_HEADERS]
+    headers.append((b"accept", b"application/json"))
+    if payload is not None:
+        headers += [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode())]
+    params = {k: v for k, v in (query or {}).items() if v is not None and v != ""}
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method, "scheme": origin.get("scheme", "http"),
+        "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": urlencode(params, doseq=True).encode(),
+        "headers": headers, "client": origin.get("client"), "server": origin.get("server"),
+        ACTING_KEY: principal,
+    }
+
+
+def _headers(start: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", ())]
+
+
+def _answer(status: int, headers: dict[str, str], raw: bytes) -> Answer:
+    data = None
+    if raw and headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+    return Answer(status, data, raw, headers)
 
 
 __all__ = ["Answer", "ApiCaller", "Receive", "Send"]
