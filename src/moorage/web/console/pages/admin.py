@@ -34,6 +34,9 @@ def _render(visit: Visit, template: str, status: int = 200, **context: Any) -> R
 
 # -- instance -----------------------------------------------------------------------------
 async def instance(visit: Visit) -> Response:
+    if not visit.principal.is_admin:  # the section is theirs; each of its calls is, too
+        return visit.render("error.html", status=403, title="Not allowed",
+                            message="Administration is open to administrators only.")
     answer = await visit.get("/api/v1/info")
     if not answer.ok:
         return visit.refused(answer)
