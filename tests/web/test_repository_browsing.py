@@ -157,6 +157,17 @@ def test_a_private_namespace_stays_out_of_sight(secure_registry: MoorageServer,
     assert api(secure_registry, "GET", f"/repositories/{repo}/manifests/v1",
                auth=outsider).status_code == 200
 
+    # Private on its own in a public namespace: listed to nobody the repository itself hides
+    # from (the listing follows GET /repositories/{name}).
+    shared = make_namespace(secure_registry, visibility="public")
+    own = f"{shared}/own"
+    image(secure_registry, own, "v1")
+    assert api(secure_registry, "PATCH", f"/repositories/{own}",
+               json={"visibility": "private"}).status_code == 200
+    assert api(secure_registry, "GET", f"/repositories/{own}", auth=outsider).status_code == 404
+    assert listing(secure_registry, "/repositories", auth=outsider, namespace=shared)[1] == 0
+    assert listing(secure_registry, "/repositories", namespace=shared)[1] == 1
+
 
 def test_tags_in_pages_with_size_platforms_and_lock(secure_registry: MoorageServer) -> None:
     server = secure_registry

@@ -184,9 +184,14 @@ class AccessManager:
                                                        contains=True))
 
     # -- repositories -------------------------------------------------------------------
-    def list_repositories(self, principal: Principal, namespace: str | None = None,
-                          search: str = "", sort: str = "name", limit: int = 100,
-                          offset: int = 0) -> tuple[list[RepositoryRow], int]:
+    def list_repositories(self, principal: Principal, namespace: str | None = None
+                          ) -> list[RepositoryRow]:
+        """Every repository the caller may see, by name (repository_page: a page of them)."""
+        return self.repository_page(principal, namespace, limit=2**31 - 1)[0]
+
+    def repository_page(self, principal: Principal, namespace: str | None = None,
+                        search: str = "", sort: str = "name", limit: int = 100,
+                        offset: int = 0) -> tuple[list[RepositoryRow], int]:
         """A page of the repositories the caller may see, and how many there are in all:
         those get_repository shows them (public ones, and all of the namespaces they hold a
         role in), chosen, sorted and cut into pages by the database."""

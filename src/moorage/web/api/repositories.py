@@ -75,8 +75,8 @@ def list_repositories(request: Request, response: Response, instance: InstanceDe
                       offset: Offset = 0) -> list[Repository]:
     """The repositories the caller can see, a page at a time: `sort` by name, last push,
     tag count or creation (`-` first: descending; the name breaks ties)."""
-    rows, total = instance.manager.list_repositories(principal, namespace, q, sort, limit,
-                                                     offset)
+    rows, total = instance.manager.repository_page(principal, namespace, q, sort, limit,
+                                                   offset)
     _paged(request, response, total, offset, limit, len(rows))
     return [Repository.of(r) for r in rows]
 

@@ -30,6 +30,13 @@ REPOSITORY_SORTS = [("name", "Name"), ("-pushed", "Last push, newest first"),
 TAG_SORTS = [("-pushed", "Pushed, newest first"), ("pushed", "Pushed, oldest first"),
              ("name", "Name"), ("-name", "Name, Z to A"), ("-pulled", "Pulled, latest first"),
              ("pulled", "Pulled, longest ago first")]
+# Manifest media types as people call them (the full type is in the cell's title).
+MEDIA_NAMES = {
+    "application/vnd.oci.image.manifest.v1+json": "OCI manifest",
+    "application/vnd.oci.image.index.v1+json": "OCI index",
+    "application/vnd.docker.distribution.manifest.v2+json": "Docker manifest",
+    "application/vnd.docker.distribution.manifest.list.v2+json": "Docker manifest list",
+}
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
 MANIFESTS = "/-/manifests/"
 
@@ -142,7 +149,8 @@ async def repository(visit: Visit, name: str) -> Response:
                     tags[0]["name"] if tags else None)
     context = {"name": name, "repo": repo, "tags": tags, "q": q, "sort": sort,
                "sorts": TAG_SORTS, "pages": pages, "host": host, "base": base,
-               "pull_tag": pull_tag, "namespace": name.split("/", 1)[0]}
+               "pull_tag": pull_tag, "namespace": name.split("/", 1)[0],
+               "media_names": MEDIA_NAMES}
     template = "repositories_tags.html" if fragment else "repositories_show.html"
     return _timed(visit.render(template, title=name, **context), started)
 
