@@ -169,8 +169,8 @@ def test_a_private_namespace_stays_out_of_sight(secure_registry: MoorageServer,
     assert listing(secure_registry, "/repositories", namespace=shared)[1] == 1
 
 
-def test_tags_in_pages_with_size_platforms_and_lock(secure_registry: MoorageServer) -> None:
-    server = secure_registry
+def test_tags_in_pages_with_size_platforms_and_lock(secured: Secured) -> None:
+    server = secured.server
     ns = make_namespace(server)
     repo = f"{ns}/app"
     amd, amd_size, amd_bytes = image(server, repo, None, "amd64")
@@ -217,7 +217,8 @@ def test_tags_in_pages_with_size_platforms_and_lock(secure_registry: MoorageServ
     assert listing(server, f"/repositories/{repo}/tags", q="1.0")[0][0]["immutable"] is False
 
 
-def test_a_pull_by_tag_records_when(secure_registry: MoorageServer) -> None:
+def test_a_pull_by_tag_records_when(secured: Secured) -> None:
+    secure_registry, other = secured.servers  # pulled from one, read from the other
     ns = make_namespace(secure_registry)
     repo = f"{ns}/app"
     push_image(secure_registry, repo, "v1")
@@ -230,7 +231,7 @@ def test_a_pull_by_tag_records_when(secure_registry: MoorageServer) -> None:
     assert pulled.status_code == 200
     deadline = time.monotonic() + 60  # the write is off the request path: wait for it
     while True:
-        tags = {t["name"]: t for t in listing(secure_registry, f"/repositories/{repo}/tags")[0]}
+        tags = {t["name"]: t for t in listing(other, f"/repositories/{repo}/tags")[0]}
         if tags["v1"]["pulled_at"] or time.monotonic() > deadline:
             break
         time.sleep(0.1)
