@@ -1,7 +1,8 @@
 # The two commands: `make run` serves on embedded defaults; `make test` runs the whole suite.
 # Both install what is missing first. `make bench` compares Moorage with CNCF Distribution
 # side by side (docs/benchmarks.md; BENCH_QUICK=1 for a short smoke run, BENCH_ARGS for
-# options such as --workers 4); `make bench-smoke` checks that the harness itself runs.
+# options such as --workers 4), then times the console's repository pages with 5,000
+# repositories and 10,000 tags; `make bench-smoke` checks that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -60,6 +61,7 @@ $(BIN)/py-spy: | $(TEST_STAMP)
 # PYTHONPATH: the code of this checkout, whatever the venv's editable install points at
 bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/run.py $(BENCH_ARGS)
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
 
 bench-smoke: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/smoke.py $(BENCH_ARGS)

@@ -17,7 +17,8 @@ import httpx
 
 from tests.cli.conftest import Cli, Result
 from tests.web.conftest import People
-from tests.web.helpers import USER_PASSWORD, api, make_namespace, push_image, unique
+from tests.web.helpers import (OCI_MANIFEST, USER_PASSWORD, api, make_namespace, push_image,
+                               unique)
 from tests.web.test_api_documents import BUILT_FEATURES, UNBUILT_FEATURES, UNBUILT_QUOTAS
 
 
@@ -152,6 +153,49 @@ def test_repo_commands(admin_cli: Cli) -> None:
     assert admin_cli("repo", "delete", f"{ns}/db").code == 2  # no --yes, no terminal
     admin_cli.ok("repo", "delete", f"{ns}/db", "--yes")
     assert api(admin_cli.server, "GET", f"/repositories/{ns}/db").status_code == 404
+
+
+def test_repo_tags_and_show_a_manifest(admin_cli: Cli) -> None:
+    from tests.web.test_repository_browsing import OCI_INDEX, artifact, image, put_manifest
+
+    server = admin_cli.server
+    ns = make_namespace(server)
+    repo = f"{ns}/app"
+    single, size, total = image(server, repo, "1.0", env=["A=1"], labels={"team": "shop"})
+    arm, arm_size, _ = image(server, repo, None, "arm64")
+    put_manifest(server, repo, "multi", {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                         "manifests": [{"mediaType": OCI_MANIFEST,
+                                                        "digest": arm, "size": arm_size,
+                                                        "platform": {"os": "linux",
+                                                                     "architecture": "arm64",
+                                                                     "variant": "v8"}}]},
+                 OCI_INDEX)
+    sbom = artifact(server, repo, (single, size, OCI_MANIFEST), "application/spdx+json", b"{}")
+
+    tags = admin_cli.ok("repo", "tags", repo)
+    assert tags.splitlines()[0].split() == ["TAG", "DIGEST", "KIND", "PLATFORMS", "SIZE",
+                                            "PUSHED", "PULLED", "LOCKED"]
+    assert rows(tags)["1.0"].split()[1:3] == [single, "image"]
+    assert rows(tags)["multi"].split()[2:4] == ["index", "linux/arm64/v8"]
+    listed = json.loads(admin_cli.ok("repo", "tags", repo, "--json", "--search", "MUL"))
+    assert [t["name"] for t in listed] == ["multi"]
+    assert listed[0]["platforms"][0]["digest"] == arm
+    assert len(json.loads(admin_cli.ok("repo", "tags", repo, "--json", "--limit", "1"))) == 1
+
+    shown = admin_cli.ok("repo", "show", f"{repo}:1.0")
+    assert single in shown and "A=1" in shown and "team" in shown and "/bin/app" in shown
+    assert sbom in shown and "sbom" in shown  # the referrers tree
+    by_digest = json.loads(admin_cli.ok("repo", "show", f"{repo}@{single}", "--json"))
+    assert by_digest["digest"] == single and by_digest["total_size"] == total
+    assert by_digest["config"]["labels"] == {"team": "shop"}
+    index = admin_cli.ok("repo", "show", f"{repo}:multi")
+    assert "linux/arm64/v8" in index and arm in index
+    missing = admin_cli("repo", "show", f"{repo}:nope")
+    assert missing.code == 1 and "manifest" in missing.stderr.lower()
+    assert json.loads(admin_cli.ok("repo", "show", repo, "--json"))["tag_count"] == 2
+    found = json.loads(admin_cli.ok("repo", "list", "--search", repo, "--sort", "-pushed",
+                                    "--json"))
+    assert [r["name"] for r in found] == [repo]
 
 
 def test_member_and_network_commands(admin_cli: Cli, people: People) -> None:

@@ -184,10 +184,31 @@ class AccessManager:
                                                        contains=True))
 
     # -- repositories -------------------------------------------------------------------
-    def list_repositories(self, principal: Principal, namespace: str | None = None) -> list[RepositoryRow]:
-        visible = {ns.name for ns in self.list_namespaces(principal)}
-        return [r for r in self.store.repositories(namespace)
-                if r.namespace in visible or r.visibility == "public" or principal.is_admin]
+    def list_repositories(self, principal: Principal, namespace: str | None = None
+                          ) -> list[RepositoryRow]:
+        """Every repository the caller may see, by name (repository_page: a page of them)."""
+        return self.repository_page(principal, namespace, limit=2**31 - 1)[0]
+
+    def repository_page(self, principal: Principal, namespace: str | None = None,
+                        search: str = "", sort: str = "name", limit: int = 100,
+                        offset: int = 0) -> tuple[list[RepositoryRow], int]:
+        """A page of the repositories the caller may see, and how many there are in all:
+        those get_repository shows them (public ones, and all of the namespaces they hold a
+        role in), chosen, sorted and cut into pages by the database."""
+        return self.store.repository_page(self._member_of(principal), namespace, search, sort,
+                                          limit, offset)
+
+    def _member_of(self, principal: Principal) -> set[str] | None:
+        """The namespaces whose every repository the principal sees; None: all of them."""
+        if principal.is_admin:
+            return None
+        if principal.id is None:
+            return set()
+        roles = self.store.roles(principal.id)
+        if principal.kind == "robot":
+            return {principal.robot_namespace} & set(roles) if principal.robot_namespace \
+                else set()
+        return set(roles)
 
     def get_repository(self, principal: Principal, name: str) -> RepositoryRow:
         repo = self.store.repository(name)

@@ -6,14 +6,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, case, delete, func, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.holders import Inspect, namespace_holders
 from moorage.db.metadata import effective_visibility, lock_namespace
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (access_tokens, login_failures, memberships, namespaces,
-                               network_rules, repositories, tags, users)
+                               network_rules, repositories, repository_manifests, tags, users)
+
+
+# What a repository listing may be sorted by (`-` first: descending): the API's names for
+# the keys of AccessStore.repository_page.
+REPOSITORY_SORTS = {"name": "name", "tags": "tags", "pushed": "pushed", "created": "created"}
 
 
 class Conflict(Exception):
@@ -42,6 +47,7 @@ class RepositoryRow:
     created_at: float
     tag_count: int = 0
     own_visibility: str | None = None  # None: it follows the namespace's
+    last_pushed_at: float | None = None  # the last manifest pushed into it (None: none)
 
     @property
     def inherited(self) -> bool:
@@ -170,12 +176,22 @@ class AccessStore:
             return conn.execute(delete(namespaces).where(namespaces.c.id == ns_id)).rowcount > 0
 
     # -- repositories -------------------------------------------------------------------
+    @staticmethod
+    def _tag_count():  # type: ignore[no-untyped-def]
+        return (select(func.count()).where(tags.c.repository_id == repositories.c.id)
+                .correlate(repositories).scalar_subquery())
+
+    @staticmethod
+    def _last_push():  # type: ignore[no-untyped-def]
+        return (select(func.max(repository_manifests.c.pushed_at))
+                .where(repository_manifests.c.repository_id == repositories.c.id)
+                .correlate(repositories).scalar_subquery())
+
     def _repo_query(self):  # type: ignore[no-untyped-def]
-        tag_count = (select(func.count()).where(tags.c.repository_id == repositories.c.id)
-                     .correlate(repositories).scalar_subquery())
         return (select(repositories.c.id, repositories.c.name, namespaces.c.name,
                        effective_visibility(), repositories.c.description,
-                       repositories.c.created_at, tag_count, repositories.c.visibility)
+                       repositories.c.created_at, self._tag_count(), repositories.c.visibility,
+                       self._last_push())
                 .select_from(repositories.join(namespaces)))
 
     def repositories(self, namespace: str | None = None) -> list[RepositoryRow]:
@@ -184,6 +200,43 @@ class AccessStore:
             query = query.where(namespaces.c.name == namespace)
         with self.engine.connect() as conn:
             return [RepositoryRow(*r) for r in conn.execute(query)]
+
+    def repository_page(self, visible: set[str] | None, namespace: str | None = None,
+                        search: str = "", sort: str = "name", limit: int = 100,
+                        offset: int = 0) -> tuple[list[RepositoryRow], int]:
+        """One page of repositories and how many match in all, in SQL (LIMIT/OFFSET).
+
+        `visible`: the namespaces whose repositories the caller sees whatever their
+        visibility (public ones are seen anyway); None: all (administrators). `search`: a
+        part of the name, any case. `sort`: a key of REPOSITORY_SORTS, `-` first for
+        descending; the name breaks ties. The tag count and last push of the page's rows
+        only are counted when sorting by name; sorting by them counts every match's
+        (indexed counts: a few milliseconds for 5,000 repositories)."""
+        conditions = []
+        if visible is not None:
+            public = effective_visibility() == "public"
+            conditions.append(or_(public, namespaces.c.name.in_(sorted(visible)))
+                              if visible else public)
+        if namespace is not None:
+            conditions.append(namespaces.c.name == namespace)
+        if search:
+            conditions.append(repositories.c.name.contains(search.lower(), autoescape=True))
+        descending = sort.startswith("-")
+        key = REPOSITORY_SORTS[sort.lstrip("-")]
+        order = {"name": repositories.c.name, "tags": self._tag_count(),
+                 "pushed": func.coalesce(self._last_push(), 0),
+                 "created": repositories.c.created_at}[key]
+        ordering = [order.desc() if descending else order.asc()]
+        if key != "name":
+            ordering.append(repositories.c.name.asc())
+        query = self._repo_query().where(*conditions).order_by(*ordering) \
+            .limit(limit).offset(offset)
+        counted = (select(func.count()).select_from(repositories.join(namespaces))
+                   .where(*conditions))
+        with self.engine.connect() as conn:
+            rows = [RepositoryRow(*r) for r in conn.execute(query)]
+            total = conn.execute(counted).scalar_one()
+        return rows, total
 
     def repository(self, name: str) -> RepositoryRow | None:
         with self.engine.connect() as conn:

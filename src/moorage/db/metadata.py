@@ -196,6 +196,8 @@ _MANIFEST_IN_REPOSITORY = (
     "SELECT 1 FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id "
     "WHERE r.name = ? AND rm.digest = ?")
 _REPOSITORY_ID = "SELECT id FROM repositories WHERE name = ?"
+_TAG_PULLED_AT = ("SELECT t.repository_id, t.pulled_at FROM tags t "
+                  "JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?")
 _TAGS_PAGE = "SELECT name FROM tags WHERE repository_id = ? ORDER BY lower(name), name"
 _TAGS_PAGE_AFTER = ("SELECT name FROM tags WHERE repository_id = ? AND "
                     "(lower(name) > ? OR (lower(name) = ? AND name > ?)) "
@@ -574,6 +576,29 @@ class MetadataStore:
             query = (select(tags.c.name, tags.c.digest, tags.c.updated_at)
                      .where(tags.c.repository_id == repo_id).order_by(tags.c.name))
             return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+    def record_pulls(self, pulls: Iterable[tuple[str, str, float]], interval: float) -> int:
+        """Note that tags were pulled: (repository, tag, when). A tag's `pulled_at` moves only
+        when it is older than `interval` seconds, decided here, in the database every worker
+        and replica shares: a read first (most pulls of a busy tag stop there, without taking
+        the write lock), then an update that checks again, so two writers racing write once.
+        Returns how many tags changed. Unobserved: no cached pull-path lookup reads
+        `pulled_at`, so these writes leave every worker's cache of tags intact."""
+        due = []
+        for name, tag, at in pulls:
+            found = self.reads.rows(_TAG_PULLED_AT, (name, tag))
+            if found and (found[0][1] is None or found[0][1] < at - interval):
+                due.append((found[0][0], tag, at))
+        if not due:
+            return 0
+        changed = 0
+        with unobserved(), self.engine.begin() as conn:
+            for repo_id, tag, at in due:
+                changed += conn.execute(update(tags).where(
+                    tags.c.repository_id == repo_id, tags.c.name == tag,
+                    or_(tags.c.pulled_at.is_(None), tags.c.pulled_at < at - interval))
+                    .values(pulled_at=at)).rowcount
+        return changed
 
     def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[Referrer]:
         query = (select(manifests.c.digest, manifests.c.media_type, manifests.c.size,

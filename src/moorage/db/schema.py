@@ -97,9 +97,14 @@ tags = Table(
     Column("name", String(128), primary_key=True),
     Column("digest", String(200), nullable=False),
     Column("updated_at", Float, nullable=False),
+    # When a client last pulled the manifest by this tag (NULL: not since it was recorded).
+    # Written at most once a minute per tag (registry/pulls.py), never on every pull.
+    Column("pulled_at", Float, nullable=True),
 )
 Index("ix_tags_repository_digest", tags.c.repository_id, tags.c.digest)
 Index("ix_tags_repository_folded", tags.c.repository_id, func.lower(tags.c.name), tags.c.name)
+# The console's tag list, newest first, a page at a time.
+Index("ix_tags_repository_updated", tags.c.repository_id, tags.c.updated_at)
 
 uploads = Table(
     "uploads", metadata,

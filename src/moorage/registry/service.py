@@ -23,8 +23,11 @@ from moorage.oci.digest import digest_of, is_digest, parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Manifest, accepts, parse_manifest
 from moorage.oci.names import check_name, check_tag, is_valid_name, lookup_kind
+from moorage.db.browse import BrowseStore
+from moorage.registry.browse import RepositoryBrowser
 from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock, UploadLock
+from moorage.registry.pulls import PullClock
 from moorage.registry.uploads import UploadManager
 from moorage.store.base import BlobStore
 
@@ -57,6 +60,11 @@ class Registry:
         # Manifest bytes are immutable per digest, so caching them never serves stale data;
         # whether a repository holds a digest is always asked of the database.
         self._manifests: LRUCache[str, StoredManifest] = LRUCache(manifest_cache_bytes)
+        # When each tag was last pulled: written at most once a minute per tag, off the
+        # request path (pulls.py).
+        self.pulls = PullClock(db)
+        # Read-only views of a repository's tags and manifests (the console, the API).
+        self.browse = RepositoryBrowser(BrowseStore(db.engine), store)
 
     # -- blobs --------------------------------------------------------------------------
     def blob_size(self, name: str, digest: str) -> int:
@@ -281,8 +289,10 @@ class Registry:
                 f"manifest is {stored.media_type}, which the Accept header does not allow",
                 detail={"mediaType": stored.media_type})
         if pull:
-            self.bus.publish(Event("pull", name, digest, stored.media_type,
-                                   None if is_digest(reference) else reference, stored.size))
+            tag = None if is_digest(reference) else reference
+            if tag is not None:
+                self.pulls.pulled(name, tag)
+            self.bus.publish(Event("pull", name, digest, stored.media_type, tag, stored.size))
         return stored
 
     def delete_manifest(self, name: str, reference: str) -> None:

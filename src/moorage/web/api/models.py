@@ -209,6 +209,8 @@ class Repository(BaseModel):
     description: str
     tag_count: int
     created_at: datetime
+    last_pushed_at: datetime | None = Field(None, description="when a manifest was last "
+                                                              "pushed into it")
 
     @classmethod
     def of(cls, row: RepositoryRow) -> Repository:
@@ -216,7 +218,8 @@ class Repository(BaseModel):
                    visibility=row.visibility,  # type: ignore[arg-type]
                    visibility_inherited=row.inherited,
                    description=row.description, tag_count=row.tag_count,
-                   created_at=when(row.created_at))  # type: ignore[arg-type]
+                   created_at=when(row.created_at),  # type: ignore[arg-type]
+                   last_pushed_at=when(row.last_pushed_at))
 
 
 class RepositoryUpdate(RequestBody):
@@ -225,10 +228,131 @@ class RepositoryUpdate(RequestBody):
     description: str | None = None
 
 
+ManifestKind = Literal["image", "index", "artifact", "unknown"]
+ReferrerKind = Literal["signature", "sbom", "attestation", "artifact"]
+
+
+class Platform(BaseModel):
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+
+
+class TagPlatform(Platform):
+    digest: str = Field(description="the index's manifest for this platform")
+    size: int | None = Field(description="bytes of its config and layers; null when that "
+                                         "manifest is not stored here")
+
+
 class Tag(BaseModel):
     name: str
     digest: str
-    updated_at: datetime
+    updated_at: datetime = Field(description="when it was last pushed (moved)")
+    pulled_at: datetime | None = Field(
+        None, description="when its manifest was last pulled by this tag, recorded at most "
+                          "once a minute; null: no pull recorded")
+    media_type: str | None = Field(None, description="of its manifest")
+    artifact_type: str | None = None
+    kind: ManifestKind = "unknown"
+    size: int | None = Field(None, description="bytes: an image's config and layers; an "
+                                               "index's distinct blobs over its images")
+    platforms: list[TagPlatform] = Field([], description="an index's platforms (attestation "
+                                                         "manifests left out)")
+    immutable: bool = Field(False, description="an enabled immutability rule protects it")
+    immutable_rule: int | None = Field(None, description="the id of that rule")
+    referrer: bool = Field(False, description="its manifest refers to another (a signature, "
+                                              "an SBOM…)")
+
+
+class Layer(BaseModel):
+    digest: str
+    media_type: str
+    size: int
+    title: str | None = Field(None, description="org.opencontainers.image.title, if any")
+    foreign: bool = Field(False, description="stored elsewhere by design; not held here")
+
+
+class HistoryEntry(BaseModel):
+    created: str | None
+    created_by: str | None
+    comment: str | None
+    empty_layer: bool
+
+
+class ImageConfig(BaseModel):
+    digest: str
+    media_type: str
+    size: int
+    read: bool = Field(description="whether the fields below were read from the blob")
+    note: str | None = Field(None, description="why they were not")
+    created: str | None = None
+    author: str | None = None
+    architecture: str | None = None
+    os: str | None = None
+    variant: str | None = None
+    os_version: str | None = None
+    user: str | None = None
+    working_dir: str | None = None
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: list[str] = []
+    labels: dict[str, str] = {}
+    exposed_ports: list[str] = []
+    volumes: list[str] = []
+    stop_signal: str | None = None
+    history: list[HistoryEntry] = []
+    truncated: bool = Field(False, description="a list was longer than shown")
+
+
+class ManifestChild(BaseModel):
+    digest: str
+    media_type: str
+    size: int = Field(description="bytes of the child manifest itself")
+    platform: Platform | None
+    image_size: int | None = Field(description="bytes of its config and layers, when stored")
+    attestation: bool = Field(False, description="an attestation manifest (buildx) rather "
+                                                 "than a platform's image")
+
+
+class Referrer(BaseModel):
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int
+    kind: ReferrerKind
+    tag: str | None = Field(None, description="found under the tag scheme "
+                                              "(sha256-<hex>.sig), rather than by its subject")
+    created: str | None = None
+    annotations: dict[str, str] = {}
+    referrers: list[Referrer] = Field([], description="what refers to this one in turn")
+
+
+Referrer.model_rebuild()
+
+
+class ManifestDetails(BaseModel):
+    repository: str
+    digest: str
+    media_type: str
+    size: int = Field(description="bytes of the manifest itself")
+    kind: ManifestKind
+    artifact_type: str | None
+    pushed_at: datetime | None = Field(description="when it was last pushed here")
+    tags: list[str] = Field(description="this repository's tags on it (at most 100)")
+    annotations: dict[str, str]
+    subject: str | None = Field(description="the manifest this one refers to, if any")
+    total_size: int | None = Field(description="bytes of the config and layers (an index: "
+                                               "its images' distinct blobs)")
+    config: ImageConfig | None = None
+    layers: list[Layer] = []
+    children: list[ManifestChild] = Field([], description="an index's manifests")
+    indexes: list[str] = Field([], description="indexes here that list this manifest")
+    referrers: list[Referrer] = Field([], description="signatures, SBOMs, attestations and "
+                                                      "other artifacts referring to it")
+    referrers_truncated: bool = Field(False, description="the tree was deeper or larger "
+                                                         "than shown")
+    truncated: bool = Field(False, description="more layers or children than shown")
 
 
 # -- users --------------------------------------------------------------------------------
