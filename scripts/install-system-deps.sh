@@ -19,6 +19,7 @@ declare -A wanted=(
   [ab]=apache2-utils
   [chromium]=chromium
   [npm]=npm
+  [prometheus]=prometheus
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -37,3 +38,8 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" uidmap >/dev/null
+# The tests start their own Prometheus on a loopback port; the package's service (started on
+# a systemd host, listening on every address) is not wanted.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

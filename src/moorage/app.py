@@ -31,6 +31,8 @@ from moorage.jobs.worker import JobContext, JobType, Worker
 from moorage.ops.logs import RequestIds
 from moorage.ops.logs import configure as configure_logs
 from moorage.ops.maintenance import ReadOnlyMode, registry_refusal
+from moorage.ops.metrics import Metrics, RequestMetrics, fastapi_route
+from moorage.ops.metrics import install as install_metrics
 from moorage.ops.health import Readiness, alive, database_check, redis_check, store_check
 from moorage.policy.immutability import ImmutabilityPolicy
 from moorage.policy.retention import run_rule
@@ -50,7 +52,7 @@ from moorage.web.console import ConsoleSite
 from moorage.web.console.pages import CORE_PAGES
 from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond_error
-from moorage.web.registry_api import RegistryAPI
+from moorage.web.registry_api import RegistryAPI, route_template
 from moorage.web.token_api import TokenAPI
 
 log = logging.getLogger("moorage")
@@ -77,6 +79,7 @@ class Instance:
     sessions: ConsoleSessions
     read_only: ReadOnlyMode
     redis: object | None = None  # the Redis client, when one is configured
+    redis_health: RedisHealth | None = None  # this process's view of whether Redis answers
     # -- features (set by their install functions in build_instance) --
     webhooks: WebhookService | None = None
     audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
@@ -153,6 +156,7 @@ def build_instance(settings: Settings) -> Instance:
                         manager, issuer, access, policies, immutability, worker, sessions,
                         ReadOnlyMode(engine))
     instance.redis = redis_client
+    instance.redis_health = health
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
@@ -213,8 +217,12 @@ class MoorageApp:
         self.management_api = RateLimited(api, self.instance.access.limit)
         self.console = build_console(self.instance, api)
         self.readiness = build_readiness(self.instance)
-        # Outermost: every request gets its id (and its access log line) whatever answers it.
-        self._http = RequestIds(self._guarded, self.instance.access, settings.access_log)
+        self.metrics = build_metrics(self.instance)
+        # Outermost: every request gets its id (and its access log line) whatever answers it,
+        # and is counted by route template (ops/metrics.py).
+        counted = RequestMetrics(self._guarded, self.metrics.tallies, route_template,
+                                 fastapi_route(api))
+        self._http = RequestIds(counted, self.instance.access, settings.access_log)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -248,6 +256,8 @@ class MoorageApp:
             await alive(scope, receive, send)
         elif path == "/readyz":
             await self.readiness(scope, receive, send)
+        elif path == "/metrics":
+            await self.metrics(scope, receive, send)
         else:  # the web console has every other path
             await self.console(scope, receive, send)
 
@@ -256,6 +266,7 @@ class MoorageApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._tasks.append(asyncio.create_task(self._expire_uploads()))
+                self._tasks.append(asyncio.create_task(self.metrics.tick_every()))
                 if self.instance.audit is not None:  # audit: start the flusher
                     self.instance.audit.start()
                 if self.settings.run_workers:
@@ -292,6 +303,17 @@ def build_readiness(instance: Instance) -> Readiness:
     if instance.redis is not None:
         checks["redis"] = redis_check(instance.redis)
     return Readiness(checks)
+
+
+def build_metrics(instance: Instance) -> Metrics:
+    """/metrics, and the hooks of the core and the features that feed it."""
+    settings = instance.settings
+    return install_metrics(registry=instance.registry, worker=instance.worker,
+                           engine=instance.registry.db.engine,
+                           redis_health=instance.redis_health, webhooks=instance.webhooks,
+                           audit=instance.audit, token=settings.metrics_token,
+                           namespaces_limit=settings.metrics_namespaces,
+                           edition=settings.edition)
 
 
 def build_console(instance: Instance, api: object) -> ConsoleSite:

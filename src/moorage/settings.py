@@ -17,6 +17,9 @@ from typing import Any, Mapping
 from moorage.store.location import StorageUrlInvalid, parse_storage_url
 
 ENV_PREFIX = "MOORAGE_"
+# A bound on the per-namespace storage series of /metrics, whatever the setting says: each
+# is a time series Prometheus keeps, and a scrape must stay small.
+MAX_METRICS_NAMESPACES = 10_000
 
 
 class SettingsError(ValueError):
@@ -35,6 +38,11 @@ class Settings:
     log_format: str = "text"  # "text" | "json": one JSON object per line
     # one line per request (method, path, status, bytes, duration, actor, client); off: none
     access_log: bool = False
+    # /metrics (Prometheus): answered only with `Authorization: Bearer <metrics_token>` when
+    # set; empty: open to anyone who can reach the port
+    metrics_token: str = ""
+    # storage series per namespace on /metrics: the N namespaces using the most (0: none)
+    metrics_namespaces: int = 1000
     max_manifest_bytes: int = 4 << 20
     upload_ttl_seconds: int = 24 * 3600
     # uploads open at once per account (per address for anonymous requests); 0: no limit
@@ -148,6 +156,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"setting 'listen': expected HOST:PORT, got {settings.listen!r}")
     if settings.workers < 1:
         raise SettingsError("setting 'workers' must be at least 1")
+    if not 0 <= settings.metrics_namespaces <= MAX_METRICS_NAMESPACES:
+        raise SettingsError(f"setting 'metrics_namespaces' must be between 0 and "
+                            f"{MAX_METRICS_NAMESPACES}")
     for name in ("max_open_uploads", "body_read_timeout_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting {name!r} must be 0 or more")

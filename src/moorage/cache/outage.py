@@ -74,6 +74,8 @@ class RedisHealth:
         self._suppressed = 0
         self._lock = threading.Lock()
         self._errors = redis_errors()
+        # Told of each failure (metrics count them); cheap, and never raising.
+        self.listeners: list[Callable[[], None]] = []
 
     @property
     def down(self) -> bool:
@@ -99,6 +101,8 @@ class RedisHealth:
 
     def failed(self, what: str, exc: BaseException) -> None:
         """Note a failure: skip Redis for a moment, and log it unless logged just now."""
+        for listener in self.listeners:
+            listener()
         now = self.clock()
         with self._lock:
             self._down_until = now + self.skip_seconds

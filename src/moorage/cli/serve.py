@@ -10,8 +10,10 @@ moorage/processes.py): a refusal is one line on stderr and exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +60,7 @@ def serve(
     os.environ.update(export_settings(settings))
     _prepare_in_child()
     _check_port(settings)  # last, just before granian binds: the narrowest window
+    metrics_dir = _metrics_folder(settings)  # after the preparation: its process counts nothing
     typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
     server = Granian(
@@ -67,8 +70,27 @@ def serve(
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
     )
     server.serve()  # returns once the workers have stopped
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # kept while another replica's folder is in it
+        metrics_dir.parent.rmdir()
     if lock is not None:
         lock.release()
+
+
+def _metrics_folder(settings: Settings) -> Path:
+    """The folder where the workers keep their metrics (prometheus-client's multiprocess
+    mode, ops/metrics.py), made private and empty, and exported to them.
+
+    Files left by an earlier run would be summed into this run's counters, so it starts
+    empty. It is per port under the data folder: replicas of a scale-out deployment may share
+    one data folder on a machine, never a port. Set before any worker imports
+    prometheus-client, which reads the variable once, at import; this process never does.
+    """
+    folder = Path(settings.data_dir) / "metrics" / str(settings.port)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 def _say(message: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,9 @@ class DeliveryJob:
         self.store = store
         self.sender = sender
         self.edition = edition
+        # Told of each attempt's outcome: the delivery's status after it ("delivered",
+        # "pending": to be retried, "failed": given up). Hooks for metrics; never raising.
+        self.observers: list[Callable[[str], None]] = []
 
     def attempt(self, sub: SubscriptionRow, delivery: DeliveryRow, final: bool) -> Outcome:
         """Send once and record it; `final` turns a failure into the delivery's end."""
@@ -123,6 +127,8 @@ class DeliveryJob:
         status = "delivered" if outcome.ok else ("failed" if final else "pending")
         self.store.record_attempt(delivery.id, outcome.code, outcome.error, outcome.excerpt,
                                   outcome.duration_ms, status)
+        for observe in self.observers:
+            observe(status)
         return outcome
 
     def __call__(self, ctx: JobContext) -> dict[str, Any]:

@@ -92,6 +92,10 @@ class Worker:
     poll_seconds: float = 0.5
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
                                                    f"{uuid.uuid4().hex[:6]}")
+    # Told when a run ends: (job type, its status after the run, seconds it took), the
+    # status being "succeeded", "queued" (to be retried), "failed" or "gone". Hooks for
+    # metrics; they must be cheap and never raise.
+    observers: list[Callable[[str, str, float], None]] = field(default_factory=list)
     _wake: asyncio.Event | None = None
     _running: dict[str, int] = field(default_factory=dict)
 
@@ -114,6 +118,13 @@ class Worker:
 
     def run_one(self, job: Job) -> str:
         """Run a claimed job to its end in this thread; returns its new status."""
+        started = time.monotonic()
+        status = self._run_one(job)
+        for observe in self.observers:
+            observe(job.type, status, time.monotonic() - started)
+        return status
+
+    def _run_one(self, job: Job) -> str:
         spec = self.types.get(job.type)
         if spec is None:
             return self.queue.fail(job, f"no handler for job type {job.type!r}", retry=False)

@@ -65,6 +65,9 @@ class Registry:
         self.pulls = PullClock(db)
         # Read-only views of a repository's tags and manifests (the console, the API).
         self.browse = RepositoryBrowser(BrowseStore(db.engine), store)
+        # Told of each lookup in the manifest cache and the tag cache: ("manifest" | "tag",
+        # hit?). A hook for metrics (app.py sets it); it must be cheap and never raise.
+        self.on_cache_lookup: Callable[[str, bool], None] = _ignore_lookup
 
     # -- blobs --------------------------------------------------------------------------
     def blob_size(self, name: str, digest: str) -> int:
@@ -266,6 +269,8 @@ class Registry:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
             return reference
         generation, digest = self.tags_cache.get(name, reference)
+        if generation or digest is not None:  # the cache answered (none without Redis)
+            self.on_cache_lookup("tag", digest is not None)
         if digest is None:
             digest = self.db.tag_digest(name, reference)
             if digest is None:
@@ -278,6 +283,7 @@ class Registry:
         """The manifest a reference names; `pull` announces it (GET does, HEAD does not)."""
         digest = self.resolve(name, reference)
         stored = self._manifests.get(digest)
+        self.on_cache_lookup("manifest", stored is not None)
         if stored is None:
             stored = self.db.manifest(digest)
             if stored is None:
@@ -342,6 +348,10 @@ class Registry:
                        self.db.referrers(name, digest, artifact_type)]
         return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
                            "manifests": descriptors}).encode()
+
+
+def _ignore_lookup(cache: str, hit: bool) -> None:
+    return None
 
 
 def _referrer_descriptor(ref: Referrer) -> dict[str, object]:

@@ -18,6 +18,11 @@ Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+# Scope keys the handlers leave for the metrics wrapper (ops/metrics.py): the template of the
+# route a request matched (never its raw path), and an unexpected exception a handler turned
+# into a 500 itself (so that a database error is counted although nothing was raised).
+ROUTE_KEY = "moorage.route"
+FAILURE_KEY = "moorage.failure"
 
 
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -22,9 +22,9 @@ from moorage.registry.events import set_caller
 from moorage.access.network import address_text
 from moorage.web.auth import Caller, RegistryAccess
 from moorage.web.refusals import refusal
-from moorage.web.http import (Receive, Scope, Send, body_stream, header, header_values,
-                              prepare_headers, read_body, respond, respond_error,
-                              respond_prepared, send_file, send_stream)
+from moorage.web.http import (FAILURE_KEY, ROUTE_KEY, Receive, Scope, Send, body_stream,
+                              header, header_values, prepare_headers, read_body, respond,
+                              respond_error, respond_prepared, send_file, send_stream)
 
 log = logging.getLogger("moorage.web")
 
@@ -38,6 +38,15 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/v2/(?P<name>.+)/tags/list$"), "tags"),
     (re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), "referrers"),
 ]
+# route kind -> its template, what metrics label a request with (never a repository's name)
+TEMPLATES = {
+    "manifest": "/v2/{name}/manifests/{reference}",
+    "uploads": "/v2/{name}/blobs/uploads/",
+    "upload": "/v2/{name}/blobs/uploads/{id}",
+    "blob": "/v2/{name}/blobs/{digest}",
+    "tags": "/v2/{name}/tags/list",
+    "referrers": "/v2/{name}/referrers/{digest}",
+}
 # (route kind, method) -> the registry action it needs
 _ACTIONS = {
     ("manifest", "GET"): "pull", ("manifest", "HEAD"): "pull", ("manifest", "PUT"): "push",
@@ -61,6 +70,21 @@ _MAX_PAGE = 100_000
 _DECIMAL_RE = re.compile(r"[0-9]{1,18}")
 
 
+def route_template(path: str) -> str | None:
+    """The template of the /v2 route a path is for, or None (for requests answered before
+    the registry API saw them: a refusal in read-only mode, a stalled body)."""
+    if path in ("/v2/", "/v2"):
+        return "/v2/"
+    if path == "/v2/_catalog":
+        return path
+    if len(path) > MAX_NAME_LENGTH + 400:
+        return None
+    for pattern, kind in _ROUTES:
+        if pattern.fullmatch(path):
+            return TEMPLATES[kind]
+    return None
+
+
 class RegistryAPI:
     def __init__(self, registry: Registry, access: RegistryAccess,
                  max_manifest_bytes: int = 4 << 20) -> None:
@@ -79,7 +103,8 @@ class RegistryAPI:
             await respond_error(send, error, head)
         except ConnectionAbortedError:
             log.info("client went away during %s %s", method, scope["path"])
-        except Exception:  # never a stack trace to the client; the log keeps the details
+        except Exception as exc:  # never a stack trace to the client; the log keeps the details
+            scope[FAILURE_KEY] = exc
             log.exception("unexpected error in %s %s", method, scope["path"])
             await respond_error(send, RegistryError("UNKNOWN", "internal error"), head)
 
@@ -105,6 +130,7 @@ class RegistryAPI:
         for pattern, kind in _ROUTES:
             match = pattern.fullmatch(path)
             if match:
+                scope[ROUTE_KEY] = TEMPLATES[kind]
                 # Exact names only: a lowercase "get" is another method, not GET.
                 if method not in _METHODS[kind]:
                     raise _unsupported(method, _METHODS[kind])

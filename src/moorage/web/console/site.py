@@ -36,7 +36,7 @@ from moorage.web.auth import OPEN, RegistryAccess
 from moorage.web.console import filters
 from moorage.web.console.apicall import Answer, ApiCaller
 from moorage.web.console.assets import StaticAssets
-from moorage.web.http import Receive, Scope, Send, header, read_body
+from moorage.web.http import FAILURE_KEY, Receive, Scope, Send, header, read_body
 
 log = logging.getLogger("moorage.console")
 
@@ -298,7 +298,8 @@ class ConsoleSite:
             visit.form = form
         try:
             response = await route.handler(visit)
-        except Exception:  # a page never answers with a stack trace
+        except Exception as exc:  # a page never answers with a stack trace
+            scope[FAILURE_KEY] = exc  # for metrics (ops/metrics.py): a database error?
             log.exception("console page %s %s failed", method, scope["path"])
             return visit.render("error.html", status=500, title="Something went wrong",
                                 message="The page could not be shown; the server log says why.")
