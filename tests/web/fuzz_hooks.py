@@ -23,4 +23,5 @@ def filter_case(context: Any, case: Any) -> bool:
         return False
     body = case.body if isinstance(case.body, dict) else {}
     path = getattr(getattr(case, "operation", None), "path", "") or ""
-    return not (path.endswith("/maintenance") and body.get("read_only") is not False)
+    return not (path.endswith("/maintenance") and str(case.method).upper() == "PUT"
+                and body.get("read_only") is not False)
