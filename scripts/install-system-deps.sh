@@ -19,6 +19,7 @@ declare -A wanted=(
   [ab]=apache2-utils
   [chromium]=chromium
   [npm]=npm
+  [debootstrap]=debootstrap
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
