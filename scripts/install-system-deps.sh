@@ -20,6 +20,7 @@ declare -A wanted=(
   [chromium]=chromium
   [npm]=npm
   [debootstrap]=debootstrap
+  [haproxy]=haproxy
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from moorage.settings import load_settings
+from tests.packaging.helpers import env_file
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "packaging" / "moorage.service"
@@ -32,17 +33,6 @@ def unit_entries(text: str) -> dict[str, list[str]]:
         key, _, value = line.partition("=")
         entries.setdefault(key.strip(), []).append(value.strip())
     return entries
-
-
-def env_file(path: Path) -> dict[str, str]:
-    """The KEY=VALUE lines systemd's EnvironmentFile (and podman --env-file) reads."""
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
 
 
 @pytest.fixture
