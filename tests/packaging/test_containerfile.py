@@ -12,7 +12,6 @@ containers are removed by their id, and volumes by their name.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
