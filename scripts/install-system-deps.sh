@@ -20,6 +20,8 @@ declare -A wanted=(
   [chromium]=chromium
   [npm]=npm
   [prometheus]=prometheus
+  [debootstrap]=debootstrap
+  [haproxy]=haproxy
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
