@@ -105,3 +105,18 @@ def test_main_pages_on_a_phone(console_server: MoorageServer, browse,
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"] + 1, (path, width)  # nothing wider than the phone
         assert not accessibility_violations(page), path
+
+
+def test_the_dark_theme_is_as_readable(console_server: MoorageServer, browse,
+                                       admin_password: str) -> None:
+    """The browser asks for dark: the same pages pass the same checks (contrast included)."""
+    b = browse(console_server, color_scheme="dark")
+    page = b.new_page()
+    b.sign_in(page, "admin", admin_password)
+    for path, name in (("/", "overview"), ("/repositories", "repositories"),
+                       ("/rules", "rules"), ("/audit", "audit")):
+        page.goto(f"{b.base}{path}")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 20, 25)", background  # the dark palette is in force
+        screenshot(page, f"{name}-dark-1280")
+        assert not accessibility_violations(page), path

@@ -87,8 +87,10 @@ def browse(chromium: Any) -> Iterator[Any]:
     """`browse(server)` opens a fresh context (its own cookies) on that server."""
     contexts: list[Any] = []
 
-    def open_on(server: Any, viewport: dict[str, int] | None = None) -> Browsing:
-        context = chromium.new_context(viewport=viewport or DESKTOP, base_url=server.url)
+    def open_on(server: Any, viewport: dict[str, int] | None = None,
+                color_scheme: str = "light") -> Browsing:
+        context = chromium.new_context(viewport=viewport or DESKTOP, base_url=server.url,
+                                       color_scheme=color_scheme)
         log = RequestLog()
         context.on("request", lambda request: log.urls.append(request.url))
         contexts.append(context)
