@@ -233,8 +233,9 @@ async def add_rule(visit: Visit) -> Response:
     return visit.redirect("/rules", flash=f"Added {kind} rule {rule['id']} for {rule['scope']}.")
 
 
-async def edit_page(visit: Visit, status: int = 200, error: str = "",
-                    values: dict[str, Any] | None = None) -> Response:
+async def _manageable(visit: Visit) -> tuple[str, dict[str, Any]] | Response:
+    """The rule a page is about, with its kind, if the caller may manage it; otherwise the
+    answer to give (not found, refused, not theirs)."""
     kind = _kind(visit)
     rule_id = visit.params["rule_id"]
     if kind is None:
@@ -246,6 +247,15 @@ async def edit_page(visit: Visit, status: int = 200, error: str = "",
         return _missing(visit, kind, rule_id)
     if not await _may_manage(visit, rule):
         return _not_yours(visit, rule)
+    return kind, rule
+
+
+async def edit_page(visit: Visit, status: int = 200, error: str = "",
+                    values: dict[str, Any] | None = None) -> Response:
+    found = await _manageable(visit)
+    if isinstance(found, Response):
+        return found
+    kind, rule = found
     return visit.render("rules_edit.html", status=status, title=f"Edit {kind} rule {rule['id']}",
                         kind=kind, rule=rule, error=error,
                         values={**_form_values(rule, kind), **(values or {})})
@@ -285,17 +295,10 @@ async def set_state(visit: Visit) -> Response:
 
 
 async def delete_page(visit: Visit) -> Response:
-    kind = _kind(visit)
-    rule_id = visit.params["rule_id"]
-    if kind is None:
-        return _missing(visit, "such", rule_id)
-    rule, answer = await _find(visit, kind, rule_id)
-    if not answer.ok:
-        return visit.refused(answer)
-    if rule is None:
-        return _missing(visit, kind, rule_id)
-    if not await _may_manage(visit, rule):
-        return _not_yours(visit, rule)
+    found = await _manageable(visit)
+    if isinstance(found, Response):
+        return found
+    kind, rule = found
     return visit.render("rules_delete.html", title=f"Delete {kind} rule {rule['id']}",
                         kind=kind, rule=rule)
 

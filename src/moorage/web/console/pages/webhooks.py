@@ -131,8 +131,8 @@ def _history(hook: dict[str, Any], deliveries: list[dict[str, Any]], until: floa
             "notice_error": notice_error}
 
 
-async def detail(visit: Visit, status: int = 200, error: str = "",
-                 values: dict[str, Any] | None = None) -> Response:
+async def _hook_and_deliveries(visit: Visit) -> tuple[str, Answer, Answer] | Response:
+    """The webhook a page is about and its deliveries, or the answer to give instead."""
     hook_id = _hook_id(visit)
     if hook_id is None:
         return _not_found(visit)
@@ -142,25 +142,29 @@ async def detail(visit: Visit, status: int = 200, error: str = "",
     found = await _deliveries(visit, hook_id)
     if not found.ok:
         return visit.refused(found)
+    return hook_id, hook, found
+
+
+async def detail(visit: Visit, status: int = 200, error: str = "",
+                 values: dict[str, Any] | None = None) -> Response:
+    found = await _hook_and_deliveries(visit)
+    if isinstance(found, Response):
+        return found
+    hook_id, hook, deliveries = found
     return visit.render("webhooks_detail.html", status=status,
                         title=f"Webhook {hook_id}", events=EVENTS, event_hints=EVENT_HINTS,
                         formats=FORMATS, format_hints=FORMAT_HINTS, error=error,
                         values=values or hook.data,
-                        **_history(hook.data, found.data, time.time() + WATCH_SECONDS))
+                        **_history(hook.data, deliveries.data, time.time() + WATCH_SECONDS))
 
 
 async def history(visit: Visit) -> Response:
     """The history fragment, for htmx; 204 for a watch that has nothing new to show."""
-    hook_id = _hook_id(visit)
-    if hook_id is None:
-        return _not_found(visit)
-    hook = await visit.get(f"/api/v1/webhooks/{hook_id}")
-    if not hook.ok:
-        return visit.refused(hook)
-    found = await _deliveries(visit, hook_id)
-    if not found.ok:
-        return visit.refused(found)
-    deliveries = found.data
+    found = await _hook_and_deliveries(visit)
+    if isinstance(found, Response):
+        return found
+    hook_id, hook, deliveries_answer = found
+    deliveries = deliveries_answer.data
     until = _watch_until(visit)
     unchanged = visit.query.get("known") == _newest(deliveries) and \
         not any(d["status"] == "pending" for d in deliveries)
