@@ -36,6 +36,10 @@ class Settings:
     workers: int = 1
     log_level: str = "info"
     log_format: str = "text"  # "text" | "json": one JSON object per line
+    # HTTPS: PEM certificate (chain) and unencrypted PKCS#8 key files; both or neither.
+    # Renewed files are taken up without a restart (ops/tls.py).
+    tls_cert: str = ""
+    tls_key: str = ""
     # one line per request (method, path, status, bytes, duration, actor, client); off: none
     access_log: bool = False
     # /metrics (Prometheus): answered only with `Authorization: Bearer <metrics_token>` when
@@ -162,6 +166,8 @@ def _validate(settings: Settings) -> None:
     for name in ("max_open_uploads", "body_read_timeout_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting {name!r} must be 0 or more")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("settings 'tls_cert' and 'tls_key' go together: give both or neither")
     if settings.log_format not in ("text", "json"):
         raise SettingsError(f"setting 'log_format' must be text or json, "
                             f"not {settings.log_format!r}")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -34,6 +34,8 @@ class RegistryProcess:
 
     name = "registry"
     ready_statuses: tuple[int, ...] = (200,)
+    scheme = "http"
+    verify: Any = True  # an ssl.SSLContext trusting a server that speaks HTTPS
 
     def __init__(self, data_dir: Path, port: int | None = None, log_name: str = "server") -> None:
         self.data_dir = Path(data_dir)
@@ -48,7 +50,7 @@ class RegistryProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -68,7 +70,8 @@ class RegistryProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code in self.ready_statuses:
+                if httpx.get(f"{self.url}/v2/", timeout=1.0,
+                             verify=self.verify).status_code in self.ready_statuses:
                     return self
             except httpx.HTTPError:
                 pass

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from moorage.ops.tls import CertificateError, check_pair
+
 if TYPE_CHECKING:
     from moorage.settings import Settings
     from moorage.store.datadir import ServeLock
@@ -40,6 +42,7 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces
 
+    from moorage.ops.tls import CertificateWatcher
     from moorage.processes import export_server_pid
     from moorage.settings import SettingsError, export_settings, load_settings
     from moorage.store.datadir import private_umask
@@ -55,26 +58,61 @@ def serve(
         raise typer.Exit(2) from None
     data = Path(settings.data_dir).resolve()
     settings = dataclasses.replace(settings, data_dir=data)
+    tls = _tls(settings)
     lock = _claim(settings)  # workers inherit it: held until the last of them has exited
     export_server_pid()
     os.environ.update(export_settings(settings))
     _prepare_in_child()
     _check_port(settings)  # last, just before granian binds: the narrowest window
     metrics_dir = _metrics_folder(settings)  # after the preparation: its process counts nothing
-    typer.echo(f"Moorage listening on http://{settings.listen} (data in {data}, "
+    scheme = "https" if tls else "http"
+    typer.echo(f"Moorage listening on {scheme}://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
     server = Granian(
         "moorage.app:create_app", factory=True, interface=Interfaces.ASGI,
         address=settings.host, port=settings.port, workers=settings.workers,
         log_enabled=True, log_access=False, backlog=2048,
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
+        **_granian_tls(tls),
     )
+    watcher = CertificateWatcher(*tls).start() if tls else None
     server.serve()  # returns once the workers have stopped
+    if watcher is not None:
+        watcher.stop()
     shutil.rmtree(metrics_dir, ignore_errors=True)
     with contextlib.suppress(OSError):  # kept while another replica's folder is in it
         metrics_dir.parent.rmdir()
     if lock is not None:
         lock.release()
+
+
+def _tls(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with, checked now (exit 2 with the reason)."""
+    if not settings.tls_cert:
+        return None
+    cert, key = Path(settings.tls_cert).resolve(), Path(settings.tls_key).resolve()
+    try:
+        found = check_pair(cert, key)
+    except CertificateError as exc:
+        typer.echo(f"moorage: {exc}", err=True)
+        raise typer.Exit(2) from None
+    names = ", ".join(found.names) or found.subject
+    typer.echo(f"HTTPS with the certificate for {names} (valid until "
+               f"{found.not_after:%Y-%m-%d}); renewed files are taken up without a restart",
+               err=True)
+    return cert, key
+
+
+def _granian_tls(tls: tuple[Path, Path] | None) -> dict[str, object]:
+    """granian's TLS options: TLS 1.2 and up, HTTP/1.1 and HTTP/2 (ALPN)."""
+    if tls is None:
+        return {}
+    from granian.constants import HTTPModes, SSLProtocols
+
+    # On a reload granian starts each new worker, waits this long, then stops the old one:
+    # long enough for a worker to start on a busy machine, so that no connection is refused.
+    return {"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls12,
+            "http": HTTPModes.auto, "respawn_interval": 30.0}
 
 
 def _metrics_folder(settings: Settings) -> Path:
