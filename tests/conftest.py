@@ -42,6 +42,13 @@ BACKENDS = [b.strip() for b in os.environ.get("MOORAGE_TEST_BACKENDS",
                                               "embedded,scaleout").split(",") if b.strip()]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the servers the scale-out deployments shared (after every fixture's teardown)."""
+    from tests.support.backends import stop_shared
+
+    stop_shared()
+
+
 @pytest.fixture(scope="session")
 def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator["ScaleOut"]:
     """Two replicas on PostgreSQL, SeaweedFS and Redis, auth off (for the protocol tests)."""
