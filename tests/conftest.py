@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,11 @@ from tests.support.server import MoorageServer
 
 if TYPE_CHECKING:
     from tests.support.scaleout import ScaleOut
+
+# `secured`: secured instances on both backends with 2 processes each, made once per session
+# for every folder that uses them (imported into each folder's conftest, each folder would
+# get instances of its own); tests/access overrides them with throttled ones.
+pytest_plugins = ["tests.support.secured"]
 
 
 # Property tests explore the same examples on every run (a red CI is always reproducible) and
@@ -40,6 +45,34 @@ SECURED = {"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "MOORAGE_WEBHOOK_ALLOW_PRIV
 # for a quick local run (CI runs both).
 BACKENDS = [b.strip() for b in os.environ.get("MOORAGE_TEST_BACKENDS",
                                               "embedded,scaleout").split(",") if b.strip()]
+
+
+# The terminal size the CLI's tables are drawn for. An xdist worker imports readline, which
+# exports COLUMNS=80 and LINES=24 into its environment (and so into every `moorage` command
+# a test runs, whose tables then wrap at 80 columns): workers take the controller's values.
+_TERMINAL = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """On the xdist controller: hand each worker this process's terminal variables."""
+    node.workerinput["terminal_environment"] = {name: os.environ.get(name) for name in _TERMINAL}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    given = getattr(config, "workerinput", {}).get("terminal_environment")
+    for name, value in (given or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the servers the scale-out deployments shared (after every fixture's teardown)."""
+    from tests.support.backends import stop_shared
+
+    stop_shared()
 
 
 @pytest.fixture(scope="session")

@@ -37,21 +37,19 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    from tests.support.postgres import PostgresCluster
+def postgres_url() -> str:
+    """A database of this module's own, on the PostgreSQL cluster the test process shares."""
+    from tests.support.backends import shared
 
-    cluster = PostgresCluster().start()
-    yield cluster.url()
-    cluster.stop()
+    return shared().database().url()
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    from tests.support.redis_server import RedisServer
+def redis_url() -> str:
+    """A Redis database of this module's own, on the server the test process shares."""
+    from tests.support.backends import shared
 
-    server = RedisServer().start()
-    yield server.url
-    server.stop()
+    return shared().redis_database().url
 
 
 @pytest.fixture(params=PLACES)

@@ -282,11 +282,10 @@ def test_the_log_goes_on_past_two_to_the_31_entries_on_postgresql() -> None:
     """An instance that audits every pull passes 2^31 entries within a month at 1,000 pulls a
     second: ids are 64-bit on PostgreSQL too (SQLite's INTEGER always was)."""
     from moorage.db.migrate import upgrade
-    from tests.support.postgres import PostgresCluster
+    from tests.support.backends import shared
 
-    cluster = PostgresCluster().start()
+    engine = open_engine(shared().database().url())
     try:
-        engine = open_engine(cluster.url())
         upgrade(engine)
         store = AuditStore(engine)
         [first] = chain(2**31 - 2, GENESIS, [entry_from_event(_event(0))])
@@ -302,4 +301,4 @@ def test_the_log_goes_on_past_two_to_the_31_entries_on_postgresql() -> None:
         assert [r.id for r in store.scan(after_id=2**31)] == [2**31 + 1, 2**31 + 2]
         assert verify([first, *written]).ok
     finally:
-        cluster.stop()
+        engine.dispose()

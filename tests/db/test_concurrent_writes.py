@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,10 +34,11 @@ ROUNDS = 25
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
+def postgres() -> PostgresCluster:
+    """The PostgreSQL cluster the test process shares (tests make databases of their own)."""
+    from tests.support.backends import shared
+
+    return shared().postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

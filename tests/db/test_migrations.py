@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,11 @@ from tests.support.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
+def postgres() -> PostgresCluster:
+    """The PostgreSQL cluster the test process shares (tests make databases of their own)."""
+    from tests.support.backends import shared
+
+    return shared().postgres()
 
 
 def _differences(engine: Engine) -> list[object]:
@@ -59,7 +60,7 @@ def test_sqlite_migrates_to_the_declared_schema(tmp_path: Path) -> None:
 
 
 def test_postgres_migrates_to_the_declared_schema(postgres: PostgresCluster) -> None:
-    engine = open_engine(postgres.create_database("migrations"))
+    engine = open_engine(postgres.create_database(f"migrations_{uuid.uuid4().hex[:8]}"))
     with pytest.raises(NotMigrated, match="never migrated"):
         check_migrated(engine)
     upgrade(engine)
@@ -69,7 +70,7 @@ def test_postgres_migrates_to_the_declared_schema(postgres: PostgresCluster) -> 
 
 def test_serve_refuses_an_unmigrated_database_and_names_the_command(
         postgres: PostgresCluster, tmp_path: Path) -> None:
-    url = postgres.create_database("unmigrated")
+    url = postgres.create_database(f"unmigrated_{uuid.uuid4().hex[:8]}")
     result = subprocess.run(
         [sys.executable, "-m", "moorage", "serve", "--database-url", url, "--data-dir",
          str(tmp_path), "--listen", "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
@@ -130,7 +131,7 @@ def test_sqlite_0002_converts_repository_visibility_and_keeps_content(tmp_path: 
 
 def test_postgres_0002_converts_repository_visibility_and_keeps_content(
         postgres: PostgresCluster) -> None:
-    engine = open_engine(postgres.create_database("visibility"))
+    engine = open_engine(postgres.create_database(f"visibility_{uuid.uuid4().hex[:8]}"))
     upgrade(engine, "0001")
     _fill_at_0001(engine)
     upgrade(engine)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,11 @@ UPLOAD = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def redis_client() -> Iterator[redis.Redis]:
-    server = RedisServer().start()
-    yield redis.Redis.from_url(server.url)
-    server.stop()
+def redis_client() -> redis.Redis:
+    """A Redis database of this module's own, on the server the test process shares."""
+    from tests.support.backends import shared
+
+    return redis.Redis.from_url(shared().redis_database().url)
 
 
 def _hold_in_another_process(root: Path, held: "multiprocessing.synchronize.Event",

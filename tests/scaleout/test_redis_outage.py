@@ -21,11 +21,11 @@ pytestmark = pytest.mark.skipif("scaleout" not in os.environ.get(
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOut]:
-    """A cluster of its own (its Redis is stopped), with accounts, lockouts and a rate limit:
-    every part that keeps something in Redis is on."""
+    """A cluster with servers of its own (its Redis is stopped), with accounts, lockouts and
+    a rate limit: every part that keeps something in Redis is on."""
     root: Path = tmp_path_factory.mktemp("redis-outage")
     env = {**SECURED, **ROOMY, "MOORAGE_RATE_LIMIT_PER_MINUTE": "100000"}
-    cluster = ScaleOut(root, env=env)
+    cluster = ScaleOut(root, env=env, own_services=True)
     try:
         yield cluster.start(replicas=2)
     finally:

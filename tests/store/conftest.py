@@ -15,11 +15,12 @@ from tests.support.seaweed import SeaweedS3
 
 
 @pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One `weed mini` for the session; tests keep apart by key prefix (or their own bucket)."""
-    server = SeaweedS3.start(tmp_path_factory.mktemp("seaweed"))
-    yield server
-    server.stop()
+def seaweed() -> SeaweedS3:
+    """The `weed mini` the test process shares (tests/support/backends.py), with a bucket of
+    the session's own; tests keep apart by key prefix (or their own bucket)."""
+    from tests.support.backends import shared
+
+    return shared().bucket()
 
 
 def s3_store(seaweed: SeaweedS3, prefix: str, **options: object) -> S3BlobStore:

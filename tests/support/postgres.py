@@ -6,6 +6,7 @@ folder, and is stopped by pg_ctl (falling back to its PID) when the test session
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -29,15 +30,18 @@ def _bin(name: str) -> str:
 
 
 class PostgresCluster:
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = 200) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="moorage-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
+        self.max_connections = max_connections
+        self.database = "moorage"  # what url() names by default
+        self.shared = False  # a view of a cluster others use: stop() leaves it running
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *cmd: str) -> None:
         done = subprocess.run([*self._as_postgres, *cmd], capture_output=True, text=True,
-                              timeout=120)
+                              timeout=660)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
 
@@ -46,17 +50,40 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync")
-        self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
-                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-                        f"-c fsync=off -c max_connections=200", "start")
+        for attempt in range(3):
+            try:
+                self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
+                          "-w", "-t", "600",
+                          "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+                                f"-c fsync=off -c max_connections={self.max_connections}",
+                          "start")
+                break
+            except RuntimeError:
+                # the port was taken between free_port() and the bind: another one
+                log = (self.root / "log").read_text(errors="replace")
+                if attempt == 2 or "already in use" not in log:
+                    raise
+                (self.root / "log").unlink()
+                self.port = free_port()
         self.create_database("moorage")
         return self
 
-    def create_database(self, name: str) -> str:
+    def view(self, database: str) -> "PostgresCluster":
+        """This cluster as seen by one deployment: url() names `database` (which the caller
+        creates), and stop() leaves the cluster running for the others."""
+        view = copy.copy(self)
+        view.database = database
+        view.shared = True
+        return view
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """CREATE DATABASE `name` (a copy of `template` if given: a migrated schema without
+        running the migrations again); returns its URL."""
+        statement = f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")
         deadline = time.monotonic() + 20
         while True:
             done = subprocess.run([_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                                   "postgres", "-c", f"CREATE DATABASE {name}"],
+                                   "postgres", "-c", statement],
                                   capture_output=True, text=True, timeout=30)
             if done.returncode == 0 or "already exists" in done.stderr:
                 return self.url(name)
@@ -64,8 +91,8 @@ class PostgresCluster:
                 raise RuntimeError(done.stderr)
             time.sleep(0.2)
 
-    def url(self, database: str = "moorage") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str | None = None) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database or self.database}"
 
     def pause(self) -> None:
         """Stop the server but keep its data and port: resume() brings it back (an outage)."""
@@ -77,6 +104,8 @@ class PostgresCluster:
                         f"-c fsync=off -c max_connections=200", "start")
 
     def stop(self) -> None:
+        if self.shared:
+            return
         try:
             self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         except (RuntimeError, subprocess.TimeoutExpired):

@@ -17,12 +17,11 @@ sets it, and SeaweedFS's own S3 clients need not see it.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+
+from tests.support.server import free_port
 
 ACCESS_KEY = "moorage-test-access"
 SECRET_KEY = "moorage-test-secret-0123456789"
@@ -58,30 +59,9 @@ def weed_binary() -> str:
 
 
 def _free_port_pairs(count: int) -> list[int]:
-    """Distinct ports p with p and p + GRPC_OFFSET both free (all held open while choosing,
-    so none is handed out twice)."""
-    held: list[socket.socket] = []
-    chosen: list[int] = []
-    rng = random.Random()
-    try:
-        while len(chosen) < count:
-            port = rng.randrange(20000, 65535 - GRPC_OFFSET)
-            pair = []
-            for p in (port, port + GRPC_OFFSET):
-                s = socket.socket()
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    s.close()
-                    break
-                pair.append(s)
-            held.extend(pair)
-            if len(pair) == 2:
-                chosen.append(port)
-        return chosen
-    finally:
-        for s in held:
-            s.close()
+    """Distinct ports p with p and p + GRPC_OFFSET both free (see free_port: the first of
+    each pair comes from this process's block, the second from a range nothing else uses)."""
+    return [free_port(bindable_too=(GRPC_OFFSET,)) for _ in range(count)]
 
 
 @dataclass
@@ -135,6 +115,14 @@ class SeaweedS3:
         except client.exceptions.BucketAlreadyOwnedByYou:
             pass
         return name
+
+    def view(self, bucket: str) -> "SeaweedS3":
+        """This server as seen by one deployment: its own `bucket` (made here); stop() on
+        the view leaves the server running for the others."""
+        view = copy.copy(self)
+        view.bucket = self.make_bucket(bucket)
+        view.proc = None
+        return view
 
     # -- life cycle ------------------------------------------------------------------------
     @classmethod

@@ -5,8 +5,9 @@ tested here: on the embedded backend with `--workers 2`, on scale-out with two r
 share only PostgreSQL, S3 and Redis. A test spreads its requests over `servers` and opens a
 new connection for each request, so that consecutive requests land on different processes.
 
-Conftests import `secured`, `secured_embedded` and `secured_scaleout` to use them (pytest
-finds fixtures imported into a conftest).
+tests/conftest.py loads this module as a plugin, so that `secured`, `secured_embedded` and
+`secured_scaleout` are one set of instances for every folder (a fixture imported into two
+conftests is two fixtures, each with instances of its own).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ suite honest about start-up, shutdown and crash behaviour, which an in-process a
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,10 +19,68 @@ from typing import Any, Self
 import httpx
 
 
-def free_port() -> int:
+# free_port() hands out ports from PORTS, below the kernel's ephemeral range (32768 and up
+# by default), so that no outgoing connection of any process can take a port between the
+# moment a test picks it and the moment its server binds it. SeaweedFS also needs each
+# port + 10000 (its gRPC port), which lands in 20000-29999 where nothing else is handed out.
+# Under pytest-xdist each worker hands out its own slice of PORTS only, so two workers never
+# pick the same port; servers started on a port someone else took meanwhile (another test
+# run on the machine) are started again on another one (RegistryProcess.start).
+PORTS = range(10000, 20000)
+_cursor: int | None = None
+
+
+def port_block() -> range:
+    """The ports this test process may hand out: its slice of PORTS under pytest-xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = len(PORTS) // max(count, 1)
+    return range(PORTS.start + index * size, PORTS.start + (index + 1) * size)
+
+
+def _below_ephemeral() -> bool:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return low >= PORTS.stop + 10000
+
+
+def bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(bindable_too: tuple[int, ...] = ()) -> int:
+    """A loopback port that nothing is bound to, and that this process has not handed out
+    recently (it walks its block from a random start). With `bindable_too=(10000,)`, the
+    port + 10000 is free as well."""
+    global _cursor
+    if not _below_ephemeral():  # an unusual kernel setting: let the kernel choose
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if all(bindable(port + offset) for offset in bindable_too):
+                return port
+    block = port_block()
+    if _cursor is None:
+        _cursor = random.randrange(len(block))
+    for _ in range(len(block)):
+        _cursor = (_cursor + 1) % len(block)
+        port = block[_cursor]
+        if bindable(port) and all(bindable(port + offset) for offset in bindable_too):
+            return port
+    raise RuntimeError(f"no free port left in {block}")
+
+
+class PortTaken(RuntimeError):
+    """The server's port was bound by someone else before the server could bind it."""
 
 
 class RegistryProcess:
@@ -37,8 +96,13 @@ class RegistryProcess:
     scheme = "http"
     verify: Any = True  # an ssl.SSLContext trusting a server that speaks HTTPS
 
+    # What a server says when its port was taken (by another test run on the machine)
+    # between free_port() and its bind: start() then tries another port.
+    port_taken = ("Address already in use", "address already in use")
+
     def __init__(self, data_dir: Path, port: int | None = None, log_name: str = "server") -> None:
         self.data_dir = Path(data_dir)
+        self.port_chosen = port is None  # by us: another one may be chosen if it is taken
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{log_name}.log"
@@ -59,15 +123,30 @@ class RegistryProcess:
         return dict(os.environ)
 
     def start(self, timeout: float = 180.0) -> "Self":
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> "Self":
         # An upper bound only (a healthy server answers in about a second): on two cores
         # shared by several suites, importing the app alone took 17 s, and 30 s failed starts.
         cmd = self.command()
         self._log = open(self.log_path, "ab")
+        logged_before = self._log.tell()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=self.environment(), start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._log.close()
+                said = self.log_path.read_bytes()[logged_before:].decode(errors="replace")
+                if self.port_chosen and any(words in said for words in self.port_taken):
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/v2/", timeout=1.0,

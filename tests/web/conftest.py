@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import pytest
 
-# fixtures: both backends, 2 processes
-from tests.support.secured import secured, secured_embedded, secured_scaleout  # noqa: F401
 from tests.support.server import MoorageServer
 from tests.web.helpers import make_user
 
