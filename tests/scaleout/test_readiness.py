@@ -27,7 +27,7 @@ SETTLE = 120.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOut]:
     root: Path = tmp_path_factory.mktemp("readiness")
-    cluster = ScaleOut(root, env=OPEN)
+    cluster = ScaleOut(root, env=OPEN, own_services=True)  # it stops them
     try:
         yield cluster.start(replicas=1)
     finally:
