@@ -39,9 +39,10 @@ def entries(server: MoorageServer, **filters: Any) -> Entries:
 
 
 def wait_for(server: MoorageServer, check: Callable[[Entries], bool] = bool,
-             timeout: float = 5.0, **filters: Any) -> Entries:
+             timeout: float = 120.0, **filters: Any) -> Entries:
     """Entries are written a few hundred ms after the request they record (see
-    moorage.audit.recorder); a reader waits for them rather than sleeping blindly."""
+    moorage.audit.recorder); a reader waits for them rather than sleeping blindly. The
+    timeout only bounds a hang: a loaded machine may take many seconds."""
     deadline = time.monotonic() + timeout
     while True:
         found = entries(server, **filters)

@@ -92,7 +92,7 @@ def test_a_locked_database_delays_entries_says_so_and_logs_once(
         assert httpx.get(f"{server.url}/auth/token", auth=reader).status_code == 200
         # Hold the lock until a worker has failed to write (its log says so), however long
         # busy_timeout takes on this machine.
-        with httpx.Client(timeout=5) as wait:
+        with httpx.Client(timeout=60) as wait:
             while "could not write" not in server.log():
                 wait.get(f"{server.url}/v2/")
     finally:

@@ -72,7 +72,7 @@ class Pusher(threading.Thread):
                     self.errors.append(f"{item}: {resp.status_code} {resp.text}")
                 n += 1
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> None:
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.acked) < count:
             assert not self.errors, self.errors

@@ -27,8 +27,8 @@ def deliveries(server: MoorageServer, hook_id: int) -> list[dict[str, Any]]:
 
 
 def wait_deliveries(server: MoorageServer, hook_id: int, count: int, status: str = "delivered",
-                    timeout: float = 15.0) -> list[dict[str, Any]]:
-    """Poll the history until `count` deliveries have `status`."""
+                    timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Poll the history until `count` deliveries have `status` (the timeout bounds a hang)."""
     deadline = time.monotonic() + timeout
     while True:
         found = deliveries(server, hook_id)

@@ -93,7 +93,7 @@ class Receiver:
         with self._lock:
             return [r for r in self.requests if event is None or r.event == event]
 
-    def wait_for(self, count: int, timeout: float = 15.0, event: str | None = None,
+    def wait_for(self, count: int, timeout: float = 120.0, event: str | None = None,
                  settle: float = 0.0) -> list[Received]:
         """Wait until `count` requests (of one event type) arrived; then, with `settle`, wait
         that much longer so that a duplicate would have time to show up too."""

@@ -162,7 +162,7 @@ def test_retries_with_backoff_and_history(secure_registry: MoorageServer) -> Non
         ns = make_namespace(secure_registry)
         hook = create_hook(secure_registry, receiver.url, ["push"], ns, secret="k")
         push_image(secure_registry, f"{ns}/app", "v1")
-        got = receiver.wait_for(3, timeout=20, settle=0.7)
+        got = receiver.wait_for(3, settle=0.7)
     finally:
         receiver.stop()
     assert len(got) == 3
@@ -245,7 +245,7 @@ def test_internal_destinations_are_refused_by_default(make_registry, receiver, t
     from tests.access.helpers import admin_push
 
     admin_push(server, "guarded/app")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 120  # bounds a hang only
     while time.monotonic() < deadline:
         found = deliveries(server, hook["id"])
         if found and found[0]["attempts"] >= 1:

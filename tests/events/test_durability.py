@@ -53,7 +53,7 @@ def test_delivery_survives_kill_9(make_registry: Callable[..., MoorageServer]) -
     receiver.start()
     try:
         server.start()
-        (got,) = receiver.wait_for(1, timeout=15, settle=1.0)
+        (got,) = receiver.wait_for(1, settle=1.0)
     finally:
         receiver.stop()
     assert got.event == "push" and got.signed_with("k")

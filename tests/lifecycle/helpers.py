@@ -80,7 +80,8 @@ def admin_client(server: MoorageServer) -> httpx.Client:
     return httpx.Client(base_url=server.url, auth=ADMIN, timeout=60)
 
 
-def wait_job(server: MoorageServer, job: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+def wait_job(server: MoorageServer, job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """Until the job has finished (the timeout bounds a hang only)."""
     deadline = time.monotonic() + timeout
     while job["status"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, f"job {job['id']} did not finish: {job}"

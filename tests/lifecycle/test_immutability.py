@@ -192,12 +192,12 @@ def test_an_administrator_may_force_a_repository_delete_and_it_is_audited(
     assert forced.status_code == 204, forced.text
     assert api(secured.server, "GET", f"/repositories/{setup.repo}").status_code == 404
     found = wait_for(secured.server, lambda es: any(e["result"] == "success" for e in es),
-                     repository=setup.repo, timeout=30, action="repository.delete")
+                     repository=setup.repo, action="repository.delete")
     change = next(e for e in found if e["action"] == "repository.delete"
                   and e["result"] == "success")
     assert change["actor"] == "admin" and change["detail"]["params"] == {"force": True}, change
     core = wait_for(secured.server, lambda es: any(e["detail"].get("forced") for e in es),
-                    repository=setup.repo, timeout=30, action="delete")
+                    repository=setup.repo, action="delete")
     forced_entry = next(e for e in core if e["detail"].get("forced"))
     assert forced_entry["actor"] == "admin"
     assert forced_entry["detail"]["immutable_tags"] == ["v1"], forced_entry

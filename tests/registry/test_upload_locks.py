@@ -128,7 +128,7 @@ def test_a_holder_learns_that_its_redis_lease_was_lost(redis_client: redis.Redis
     async def run() -> UploadLease:
         async with lock.hold(UPLOAD) as lease:
             redis_client.set("t2:" + UPLOAD, "somebody else")  # as after an expiry
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while not lease.lost and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             with pytest.raises(UploadLockLost):
@@ -195,7 +195,7 @@ def test_redis_gone_while_a_lease_is_held_is_a_503_and_no_lease_without_it() -> 
         async def run() -> None:
             async with lock.hold(UPLOAD) as lease:
                 server.kill()
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 120
                 while not lease.lost and time.monotonic() < deadline:
                     await asyncio.sleep(0.02)
                 with pytest.raises(Unavailable) as refused:
