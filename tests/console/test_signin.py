@@ -153,3 +153,12 @@ def test_a_live_update_after_the_session_ended_sends_the_page_to_sign_in(
     assert answer.status_code == 204
     assert answer.headers["hx-redirect"] == "/login?next=%2Fjobs%2F1"
     assert answer.text == ""
+
+
+def test_unknown_pages_and_methods(console_server: MoorageServer, admin_password: str) -> None:
+    with httpx.Client(base_url=console_server.url) as client:
+        sign_in(client, "admin", admin_password)
+        assert client.get("/no/such/page").status_code == 404
+        wrong = client.delete("/namespaces")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD, POST"
+        assert client.get("/static/no-such-file.js").status_code == 404

@@ -254,14 +254,14 @@ class ConsoleSite:
         parts = [p for p in scope["path"].split("/") if p != ""]
         method = scope["method"]
         found = None
-        allowed = False
+        allowed: set[str] = set()
         for route in self.routes:
             params = route.match(method, parts)
             if params is not None:
                 found = (route, params)
                 break
             if route.match(route.method, parts) is not None:
-                allowed = True
+                allowed.add(route.method)
         session = await self._session(request)
         if session is None:
             if header(scope, b"hx-request") == "true":
@@ -280,9 +280,13 @@ class ConsoleSite:
         if found is None:
             status, title = (405, "Method not allowed") if allowed else (404, "Not found")
             visit = Visit(self, request, session, {})
-            return visit.render("error.html", status=status, title=title,
+            page = visit.render("error.html", status=status, title=title,
                                 message="There is no such page." if status == 404 else
                                 "This page does not take that kind of request.")
+            if allowed:
+                page.headers["allow"] = ", ".join(sorted(allowed | (
+                    {"HEAD"} if "GET" in allowed else set())))
+            return page
         route, params = found
         visit = Visit(self, request, session, params, flash=self._flash(request))
         if method == "POST":
