@@ -526,13 +526,13 @@ class EncryptedBlobStore:
         self._sizes_max = size_cache_entries
         self._sizes_lock = threading.Lock()
 
-    @property
     def check(self) -> None:
         """Readiness: whatever the inner store checks."""
         check = getattr(self.inner, "check", None)
         if check is not None:
             check()
 
+    @property
     def write_batch(self) -> int:  # type: ignore[override]
         return self.inner.write_batch
 
