@@ -44,7 +44,11 @@ class RequestLog:
                 and urlsplit(u).netloc != host]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's synchronous API runs an event loop in the test
+# process's main thread while it is open, and a later module's in-process tests (asyncio.run,
+# the argon2 off-the-loop guard) would find it there. With `--dist loadscope` a module runs
+# whole on one xdist worker, so the browser is started once per console module.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: `make test` installs it "
