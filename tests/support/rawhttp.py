@@ -32,7 +32,13 @@ class RawRequest:
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + first)
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        """Send more of the body. A server that answered the request (a refusal) before
+        reading all of its body may have closed the connection: the rest is then not sent,
+        and response() reads what the server answered."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def answered(self, wait: float) -> bool:
         """Whether the server has begun to answer within `wait` seconds (without reading)."""
