@@ -90,6 +90,35 @@ class Settings:
     console_idle_seconds: int = 3600
     # mark console cookies Secure even on plain HTTP (a TLS proxy that is not trusted_proxies)
     console_secure_cookies: bool = False
+    # every URL handed out (token realm, Location, Link, webhook payloads, the OpenID
+    # redirect) starts with this, e.g. https://registry.example.com; empty: the host the
+    # client asked for
+    public_url: str = ""
+    # single sign-on, LDAP (sso/ldap.py): accounts whose source is "ldap" sign in with their
+    # directory password. Empty ldap_url: off
+    ldap_url: str = ""  # ldap://HOST:PORT or ldaps://HOST:PORT
+    ldap_starttls: bool = False
+    ldap_ca_file: str = ""  # PEM CAs the directory's certificate is checked against
+    ldap_bind_dn: str = ""  # the account that searches (empty: anonymous search)
+    ldap_bind_password: str = ""
+    ldap_user_base: str = ""
+    ldap_user_filter: str = "(uid={username})"
+    ldap_group_base: str = ""  # empty: groups come from the user's memberOf only
+    ldap_group_filter: str = "(|(member={dn})(uniqueMember={dn})(memberUid={username}))"
+    ldap_admin_groups: str = ""  # ;-separated group DNs whose members are administrators
+    ldap_timeout_seconds: int = 5
+    # single sign-on, OpenID Connect (sso/oidc.py): the console's "Sign in with" button.
+    # Empty oidc_issuer: off
+    oidc_issuer: str = ""  # discovery at <issuer>/.well-known/openid-configuration
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid profile email"
+    oidc_username_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    oidc_admin_groups: str = ""  # ;-separated groups-claim values of administrators
+    oidc_ca_file: str = ""
+    oidc_display_name: str = "single sign-on"
+    oidc_timeout_seconds: int = 10
     auto_create_namespace: bool = True
     namespace_creators: str = "everyone"  # "everyone" | "admins"
     trusted_proxies: str = ""  # comma-separated CIDRs whose forwarding header is believed
@@ -188,6 +217,19 @@ def _validate(settings: Settings) -> None:
     if settings.login_lockout_max_seconds < settings.login_lockout_base_seconds:
         raise SettingsError("setting 'login_lockout_max_seconds' must be at least "
                             "login_lockout_base_seconds")
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise SettingsError(f"setting 'public_url' must start with http:// or https://, "
+                            f"not {settings.public_url!r}")
+    if settings.ldap_url and not settings.ldap_url.startswith(("ldap://", "ldaps://")):
+        raise SettingsError(f"setting 'ldap_url' must start with ldap:// or ldaps://, "
+                            f"not {settings.ldap_url!r}")
+    if settings.oidc_issuer and not (settings.oidc_issuer.startswith(("http://", "https://"))
+                                     and settings.oidc_client_id):
+        raise SettingsError("setting 'oidc_issuer' must be an http(s) URL and comes with "
+                            "'oidc_client_id'")
+    for name in ("ldap_timeout_seconds", "oidc_timeout_seconds"):
+        if not 1 <= getattr(settings, name) <= 300:
+            raise SettingsError(f"setting {name!r} must be between 1 and 300 seconds")
     try:
         parse_storage_url(settings.storage_url)
     except StorageUrlInvalid as exc:

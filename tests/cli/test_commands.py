@@ -114,7 +114,10 @@ def test_user_commands(admin_cli: Cli) -> None:
     created = admin_cli.ok("user", "create", name, "--password-stdin",
                            input=USER_PASSWORD + "\n")
     assert f"Created user {name}." in created
-    assert rows(admin_cli.ok("user", "list"))[name].split()[1] == "no"
+    assert rows(admin_cli.ok("user", "list"))[name].split()[1:3] == ["local", "no"]
+    # no directory is configured here: the account cannot be switched to one
+    switch = admin_cli("user", "source", name, "ldap")
+    assert switch.code == 1 and "not configured on this instance" in switch.stderr, switch
 
     as_dave = {"MOORAGE_URL": admin_cli.server.url, "MOORAGE_USERNAME": name,
                "MOORAGE_PASSWORD": USER_PASSWORD}

@@ -13,8 +13,9 @@ def test_user_life_cycle(secure_registry: MoorageServer) -> None:
     created = api(secure_registry, "POST", "/users",
                   json={"username": name, "password": "carol-password"})
     assert created.status_code == 201
-    assert set(created.json()) == {"username", "is_admin", "disabled", "created_at"}
+    assert set(created.json()) == {"username", "is_admin", "disabled", "source", "created_at"}
     assert created.json()["is_admin"] is False
+    assert created.json()["source"] == "local"
     assert name in [u["username"] for u in api(secure_registry, "GET", "/users").json()]
     assert api(secure_registry, "GET", f"/users/{name}").json()["username"] == name
     duplicate = api(secure_registry, "POST", "/users",
@@ -81,3 +82,21 @@ def test_validation_errors_never_echo_the_password(secure_registry: MoorageServe
     not_json = api(secure_registry, "POST", "/users", content=b"{nope",
                    headers={"Content-Type": "application/json"})
     assert not_json.status_code == 422 and "not valid JSON" in error(not_json)[1]
+
+
+def test_an_account_is_switched_only_to_a_configured_source(secure_registry: MoorageServer,
+                                                             people: People) -> None:
+    """No directory or provider is configured on this instance: an account stays local, and
+    only an administrator may try to switch it."""
+    user = make_user(secure_registry, "src")
+    for source in ("ldap", "oidc"):
+        refused = api(secure_registry, "PATCH", f"/users/{user[0]}", json={"source": source})
+        assert refused.status_code == 400
+        assert "is not configured on this instance" in error(refused)[1]
+    unknown = api(secure_registry, "PATCH", f"/users/{user[0]}", json={"source": "kerberos"})
+    assert unknown.status_code == 422 and "ldap" in error(unknown)[1]
+    own = api(secure_registry, "PATCH", f"/users/{user[0]}", auth=user, json={"source": "ldap"})
+    assert own.status_code == 403
+    same = api(secure_registry, "PATCH", f"/users/{user[0]}", json={"source": "local"})
+    assert same.status_code == 200 and same.json()["source"] == "local"
+    assert api(secure_registry, "GET", "/user", auth=user).status_code == 200

@@ -20,6 +20,7 @@ import time
 import uuid
 
 from moorage.access.errors import LoginFailed, Unauthenticated
+from moorage.access.identity import (PasswordDirectory, Provisioner, SignInUnavailable)
 from moorage.access.principal import Principal
 from moorage.access.secrets import (dummy_password_hash, hash_secret, keyed_digest, new_secret,
                                     secret_matches, verify_password)
@@ -81,6 +82,12 @@ class Authenticator:
         # Keys the pseudonyms of login names (throttle counts, audit actors of unknown users).
         self.name_key = name_key or new_secret().encode()
         self._verified: LRUCache[tuple[str, str, str], bool] = LRUCache(10_000)
+        # Single sign-on (access/identity.py), installed by the sso feature when configured.
+        self.directory: PasswordDirectory | None = None
+        self.provisioner = Provisioner(store)
+        # Said with a refused password when an OpenID provider is configured: its accounts
+        # have no password here, and use a CLI secret with clients.
+        self.password_hint = ""
 
     # -- logins -------------------------------------------------------------------------
     def login(self, username: str, password: str, address: str | None = None) -> Principal:
@@ -119,18 +126,38 @@ class Authenticator:
             robot = user if user is not None and user.kind == "robot" else None
             ok = secret_matches(robot.password_hash if robot else _NO_SECRET, password) \
                 and robot is not None
+        elif self.directory is not None and (
+                (user is None and password) or (user is not None and user.kind == "user"
+                                                and user.source == self.directory.source)):
+            user = self._directory_login(user, username, password, actor)
+            ok = True
         else:
             ok = self._password_ok(user, password)
         if not ok or user is None:
-            raise LoginFailed(BAD_CREDENTIALS, actor)
+            raise LoginFailed(BAD_CREDENTIALS + self.password_hint, actor)
         # Only once the credentials are right: that an account is unusable is its owner's news.
         refusal = unusable(user)
         if refusal:
             raise LoginFailed(refusal, actor, guess=False)
         return self.principal_of_row(user, origin)
 
+    def _directory_login(self, user: UserRow | None, username: str, password: str,
+                         actor: str) -> UserRow:
+        """A directory account (or a name the directory may know): its password is checked
+        by the directory, and the account is found or made, with its groups' roles."""
+        assert self.directory is not None
+        try:
+            identity = self.directory.authenticate(username, password) if password else None
+        except SignInUnavailable as exc:
+            # Not the user's fault and not a guess: not counted towards a lockout.
+            raise LoginFailed(f"sign-in through the directory failed: {exc}", actor,
+                              guess=False) from None
+        if identity is None:
+            raise LoginFailed(BAD_CREDENTIALS + self.password_hint, actor)
+        return self.provisioner.provision(identity)
+
     def _password_ok(self, user: UserRow | None, password: str) -> bool:
-        if user is None or user.kind != "user" or not password:
+        if user is None or user.kind != "user" or user.source != "local" or not password:
             verify_password(dummy_password_hash(), password)  # the same work, for nothing
             return False
         key = (user.username, hashlib.sha256(password.encode()).hexdigest(), user.password_hash)

@@ -14,6 +14,7 @@ from moorage.access.authentication import make_token
 from moorage.access.authorization import Authorizer
 from moorage.access.editions import Edition
 from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
+from moorage.access.identity import SOURCE_NAMES, USERNAME_RE, check_source
 from moorage.access.network import Address, in_any, parse_network
 from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS, ROLES
@@ -25,7 +26,7 @@ from moorage.oci.errors import RegistryError
 from moorage.oci.names import namespace_of
 
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-_USERNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$")
+_USERNAME_RE = USERNAME_RE
 _ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VISIBILITIES = ("private", "public")
 INHERIT = "inherit"  # a repository's visibility: its namespace's, whatever it becomes
@@ -52,6 +53,9 @@ class AccessManager:
         self.store = store
         self.authorizer = authorizer
         self.edition = edition
+        # where accounts may sign in: "ldap" and "oidc" are added by the sso feature when
+        # configured (an account may be switched only to a source that is)
+        self.sources: set[str] = {"local"}
         # Asked, inside the deleting transaction, before a namespace goes (immutability).
         self.guards: list[Guard] = []
 
@@ -276,10 +280,25 @@ class AccessManager:
         return user
 
     def update_user(self, principal: Principal, username: str, password: str | None = None,
-                    is_admin: bool | None = None, disabled: bool | None = None) -> UserRow:
+                    is_admin: bool | None = None, disabled: bool | None = None,
+                    source: str | None = None) -> UserRow:
         user = self.get_user(principal, username)
         values: dict[str, object] = {}
         new_hash = None
+        switch = source is not None and source != user.source
+        if switch:
+            self._require_admin(principal)
+            assert source is not None
+            refusal = check_source(source, self.sources)
+            if refusal:
+                raise Invalid(refusal)
+            if source == "local" and password is None:
+                raise Invalid("an account switched to a local password needs one: give "
+                              "password with source")
+        if password is not None and (source or user.source) != "local":
+            raise Invalid(f"the account {username} signs in with "
+                          f"{SOURCE_NAMES[source or user.source]}: its password is not kept "
+                          f"here")
         if password is not None:
             if len(password) < MIN_PASSWORD:
                 raise Invalid(f"password must have at least {MIN_PASSWORD} characters")
@@ -295,6 +314,9 @@ class AccessManager:
                 raise Invalid("the last administrator cannot be disabled")
         if values:
             self.store.update_user(username, **values)
+        if switch:
+            assert source is not None
+            self.store.set_source(username, source)  # its sessions and refresh tokens end
         if new_hash is not None:
             # The refresh tokens the old password got end with it, in the same transaction.
             self.store.change_password(username, new_hash)

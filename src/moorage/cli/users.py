@@ -42,8 +42,9 @@ def list_(json_out: JsonFlag = False) -> None:
     if json_out:
         print_json(found)
         return
-    table(["USERNAME", "ADMIN", "DISABLED", "CREATED"],
-          [(u["username"], u["is_admin"], u["disabled"], when(u["created_at"])) for u in found],
+    table(["USERNAME", "SOURCE", "ADMIN", "DISABLED", "CREATED"],
+          [(u["username"], u["source"], u["is_admin"], u["disabled"], when(u["created_at"]))
+           for u in found],
           empty="no users")
 
 
@@ -55,7 +56,8 @@ def show(username: str, json_out: JsonFlag = False) -> None:
     if json_out:
         print_json(user)
     else:
-        details([("username", user["username"]), ("administrator", user["is_admin"]),
+        details([("username", user["username"]), ("signs in with", user["source"]),
+                 ("administrator", user["is_admin"]),
                  ("disabled", user["disabled"]), ("created", when(user["created_at"]))])
 
 
@@ -103,6 +105,28 @@ def set_admin(
     else:
         say(f"{user['username']} is {'now' if user['is_admin'] else 'no longer'} "
             f"an administrator.")
+
+
+@app.command("source")
+def set_source(
+    username: str,
+    source: Annotated[str, typer.Argument(help="local, ldap or oidc")],
+    password_stdin: PasswordStdin = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Switch where an account signs in (administrators only): its local password, the LDAP
+    directory or single sign-on. Its refresh tokens and console sessions end; switching to
+    local asks for a new password."""
+    body: dict[str, object] = {"source": source}
+    if source == "local":
+        body["password"] = read_password(None, password_stdin, f"New password for {username}",
+                                         confirm=True)
+    with connect() as api:
+        user = api.patch(f"/users/{segment(username)}", body)
+    if json_out:
+        print_json(user)
+    else:
+        say(f"{user['username']} now signs in with {user['source']}.")
 
 
 @app.command("disable")

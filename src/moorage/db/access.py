@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from moorage.access.roles import ROLES
 from moorage.db.holders import Inspect, namespace_holders
 from moorage.db.metadata import effective_visibility, lock_namespace
 from moorage.db.rawreads import RawReader
-from moorage.db.schema import (access_tokens, login_failures, memberships, namespaces,
-                               network_rules, repositories, repository_manifests, tags, users)
+from moorage.db.schema import (access_tokens, group_roles, login_failures, memberships,
+                               namespaces, network_rules, repositories, repository_manifests,
+                               tags, users)
 
 
 # What a repository listing may be sorted by (`-` first: descending): the API's names for
@@ -66,6 +68,17 @@ class UserRow:
     expires_at: float | None
     created_at: float
     disabled_at: float | None = None  # when an administrator disabled it; None: enabled
+    source: str = "local"  # "local" | "ldap" | "oidc": where it signs in
+    external_id: str | None = None  # the directory's or provider's name for it
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRoleRow:
+    id: int
+    group_name: str
+    namespace: str
+    role: str
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +115,7 @@ def _storable(text: str, length: int | None) -> bool:
 
 _USER_COLS = (users.c.id, users.c.username, users.c.password_hash, users.c.kind, users.c.is_admin,
               users.c.namespace_id, users.c.description, users.c.expires_at, users.c.created_at,
-              users.c.disabled_at)
+              users.c.disabled_at, users.c.source, users.c.external_id)
 _TOKEN_COLS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.kind,
                access_tokens.c.name, access_tokens.c.secret_hash, access_tokens.c.expires_at,
                access_tokens.c.revoked_at, access_tokens.c.last_used_at, access_tokens.c.created_at)
@@ -260,13 +273,15 @@ class AccessStore:
     # -- users and robots ---------------------------------------------------------------
     def create_user(self, username: str, password_hash: str, kind: str = "user",
                     is_admin: bool = False, namespace_id: int | None = None,
-                    description: str = "", expires_at: float | None = None) -> UserRow:
+                    description: str = "", expires_at: float | None = None,
+                    source: str = "local", external_id: str | None = None) -> UserRow:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(users).values(
                     username=username, password_hash=password_hash, kind=kind,
                     is_admin=is_admin, namespace_id=namespace_id, description=description,
-                    expires_at=expires_at, created_at=time.time()))
+                    expires_at=expires_at, created_at=time.time(), source=source,
+                    external_id=external_id))
         except IntegrityError:
             raise Conflict(f"account {username!r} already exists") from None
         found = self.user(username)
@@ -284,6 +299,27 @@ class AccessStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(*_USER_COLS).where(users.c.id == user_id)).first()
         return UserRow(*row) if row else None
+
+    def user_by_external(self, source: str, external_id: str) -> UserRow | None:
+        """The account a directory or provider knows by this name, whatever its username."""
+        if not _storable(external_id, users.c.external_id.type.length):
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_USER_COLS).where(
+                users.c.source == source, users.c.external_id == external_id)).first()
+        return UserRow(*row) if row else None
+
+    def set_source(self, username: str, source: str) -> bool:
+        """Switch where an account signs in. The link to the old source's name is dropped
+        (found again by username at the first sign-in through the new one), and its refresh
+        tokens and console sessions end: they were got through the old source."""
+        return self._update_user_ending_refresh(username, {"source": source,
+                                                           "external_id": None})
+
+    def link_external(self, user_id: int, external_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.id == user_id)
+                         .values(external_id=external_id))
 
     def users(self, kind: str = "user", namespace_id: int | None = None) -> list[UserRow]:
         query = select(*_USER_COLS).where(users.c.kind == kind).order_by(users.c.username)
@@ -371,10 +407,11 @@ class AccessStore:
 
     # -- roles --------------------------------------------------------------------------
     def set_role(self, namespace_id: int, user_id: int, role: str) -> None:
+        """A role given by hand: kept as given whatever the account's groups say."""
         with self.engine.begin() as conn:
             changed = conn.execute(update(memberships).where(
                 memberships.c.namespace_id == namespace_id, memberships.c.user_id == user_id)
-                .values(role=role)).rowcount
+                .values(role=role, granted_by="")).rowcount
             if not changed:
                 conn.execute(insert(memberships).values(
                     namespace_id=namespace_id, user_id=user_id, role=role))
@@ -405,6 +442,67 @@ class AccessStore:
                  .where(memberships.c.user_id == user_id))
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(query)}
+
+    # -- roles from directory groups ----------------------------------------------------
+    def create_group_role(self, group_name: str, namespace_id: int, role: str) -> GroupRoleRow:
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(insert(group_roles).values(
+                    group_name=group_name, namespace_id=namespace_id, role=role,
+                    created_at=time.time())).inserted_primary_key[0]  # type: ignore[index]
+        except IntegrityError:
+            raise Conflict(f"group {group_name!r} already has a role in this namespace") \
+                from None
+        found = [r for r in self.group_roles() if r.id == new_id]
+        return found[0]
+
+    def group_roles(self) -> list[GroupRoleRow]:
+        query = (select(group_roles.c.id, group_roles.c.group_name, namespaces.c.name,
+                        group_roles.c.role, group_roles.c.created_at)
+                 .select_from(group_roles.join(namespaces))
+                 .order_by(group_roles.c.group_name, namespaces.c.name))
+        with self.engine.connect() as conn:
+            return [GroupRoleRow(*r) for r in conn.execute(query)]
+
+    def delete_group_role(self, role_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(group_roles).where(group_roles.c.id == role_id)
+                                ).rowcount > 0
+
+    def sync_group_roles(self, user_id: int, groups: Sequence[str]) -> dict[str, str]:
+        """Give the account, at sign-in, the roles its groups hold (the strongest, when two
+        groups name one namespace) and take back the ones earlier groups gave and the current
+        ones do not. A role given by hand is left as it was given. Returns the roles the
+        groups gave, by namespace name."""
+        wanted: dict[int, str] = {}
+        names: dict[int, str] = {}
+        group_list = [g for g in groups if _storable(g, group_roles.c.group_name.type.length)]
+        with self.engine.begin() as conn:
+            if group_list:
+                rows = conn.execute(
+                    select(group_roles.c.namespace_id, group_roles.c.role, namespaces.c.name)
+                    .select_from(group_roles.join(namespaces))
+                    .where(group_roles.c.group_name.in_(group_list[:1000]))).all()
+                for ns_id, role, ns_name in rows:
+                    names[ns_id] = ns_name
+                    if ns_id not in wanted or ROLES.index(role) < ROLES.index(wanted[ns_id]):
+                        wanted[ns_id] = role
+            held = {r[0]: (r[1], r[2]) for r in conn.execute(
+                select(memberships.c.namespace_id, memberships.c.role, memberships.c.granted_by)
+                .where(memberships.c.user_id == user_id))}
+            for ns_id, (role, granted_by) in held.items():
+                if granted_by == "sso" and ns_id not in wanted:
+                    conn.execute(delete(memberships).where(
+                        memberships.c.namespace_id == ns_id, memberships.c.user_id == user_id))
+            for ns_id, role in wanted.items():
+                if ns_id not in held:
+                    conn.execute(insert(memberships).values(
+                        namespace_id=ns_id, user_id=user_id, role=role, granted_by="sso"))
+                elif held[ns_id][1] == "sso" and held[ns_id][0] != role:
+                    conn.execute(update(memberships).where(
+                        memberships.c.namespace_id == ns_id, memberships.c.user_id == user_id)
+                        .values(role=role))
+        return {names[ns_id]: role for ns_id, role in wanted.items()}
 
     # -- network rules ------------------------------------------------------------------
     def create_rule(self, namespace_id: int | None, cidr: str, kind: str,

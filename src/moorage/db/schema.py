@@ -136,7 +136,16 @@ users = Table(
     # When an administrator disabled the account (NULL: enabled); it cannot log in or refresh
     # until enabled again.
     Column("disabled_at", Float, nullable=True),
+    # Where the account signs in: "local" (its password here), "ldap" (a bind against the
+    # directory) or "oidc" (the OpenID provider, through the console). An administrator may
+    # switch it (access/identity.py).
+    Column("source", String(16), nullable=False, default="local", server_default="local"),
+    # The directory's or provider's name for the account (an LDAP DN, an OIDC `iss sub`),
+    # found again at each sign-in whatever the username; NULL for local accounts and for an
+    # account switched to a source it has not signed in through yet.
+    Column("external_id", String(1024), nullable=True),
 )
+Index("ux_users_external", users.c.source, users.c.external_id, unique=True)
 
 # Personal access tokens and OAuth2 refresh tokens: only a hash of the secret is kept.
 access_tokens = Table(
@@ -170,8 +179,24 @@ memberships = Table(
            primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),
+    # "": given by a namespace owner or an administrator; "sso": given at sign-in from the
+    # account's directory groups (group_roles), and taken back when the groups no longer give it
+    Column("granted_by", String(16), nullable=False, default="", server_default=""),
 )
 Index("ix_memberships_user", memberships.c.user_id)
+
+# Single sign-on: the members of a directory group (LDAP group DN, OIDC groups-claim value)
+# get this role in this namespace when they sign in.
+group_roles = Table(
+    "group_roles", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_name", String(1024), nullable=False),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("group_name", "namespace_id", name="uq_group_roles"),
+)
 
 # CIDR rules: "allow" rules form allowlists (instance-wide when namespace_id is NULL);
 # "trusted" rules mark networks whose clients may pull without credentials.

@@ -361,12 +361,15 @@ class User(BaseModel):
     is_admin: bool
     disabled: bool = Field(False, description="disabled by an administrator: it can neither "
                                               "log in nor refresh tokens")
+    source: Literal["local", "ldap", "oidc"] = Field(
+        "local", description="where the account signs in: its password here, the LDAP "
+                             "directory, or single sign-on through the OpenID provider")
     created_at: datetime
 
     @classmethod
     def of(cls, row: UserRow) -> User:
         return cls(username=row.username, is_admin=row.is_admin,
-                   disabled=row.disabled_at is not None,
+                   disabled=row.disabled_at is not None, source=row.source,  # type: ignore[arg-type]
                    created_at=when(row.created_at))  # type: ignore[arg-type]
 
 
@@ -382,6 +385,10 @@ class UserUpdate(RequestBody):
     disabled: bool | None = Field(None, description="disable the account (administrators "
                                                     "only): its refresh tokens end, and it "
                                                     "can log in again only once enabled")
+    source: Literal["local", "ldap", "oidc"] | None = Field(
+        None, description="switch where the account signs in (administrators only; to a "
+                          "configured source; `local` needs `password` too). Its refresh "
+                          "tokens and console sessions end")
 
 
 class Me(BaseModel):

@@ -45,9 +45,11 @@ def get_user(username: str, instance: InstanceDep, principal: User) -> UserModel
 def update_user(username: str, body: UserUpdate, instance: InstanceDep,
                 principal: User) -> UserModel:
     """Users may change their own password; only administrators change `is_admin` and
-    `disabled` (the last enabled administrator can be neither demoted nor disabled)."""
+    `disabled` (the last enabled administrator can be neither demoted nor disabled), and
+    `source`, where the account signs in."""
     return UserModel.of(instance.manager.update_user(principal, username, body.password,
-                                                     body.is_admin, body.disabled))
+                                                     body.is_admin, body.disabled,
+                                                     body.source))
 
 
 @router.delete("/users/{username}", status_code=status.HTTP_204_NO_CONTENT)
