@@ -176,8 +176,9 @@ def person_ldif(p: Person) -> str:
 
 
 def group_ldif(cn: str, members: list[str]) -> str:
-    # groupOfNames needs one member at least: the search account stands in for none
-    names = [user_dn(m) for m in members] or [SEARCH_DN]
+    # groupOfNames needs one member at least: the search account is always one, so that a
+    # test may remove the last person
+    names = [user_dn(m) for m in members] + [SEARCH_DN]
     return (f"dn: {group_dn(cn)}\nobjectClass: groupOfNames\ncn: {cn}\n"
             + "".join(f"member: {n}\n" for n in names))
 
