@@ -89,7 +89,6 @@ class LdapDirectory:
 
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
-        self._server = self._make_server(config)
         self._cache: dict[tuple[str, str], tuple[float, ExternalIdentity]] = {}
         self._cache_lock = threading.Lock()
         self._cache_key = secrets.token_bytes(32)  # the hash of a password means nothing
@@ -149,7 +148,9 @@ class LdapDirectory:
     def _connect(self, user: str, password: str, service: bool) -> Connection:
         """An open, bound connection (StartTLS first when asked). The search account's
         refusal is the directory's configuration failing, hence SignInUnavailable."""
-        conn = Connection(self._server, user=user or None, password=password or None,
+        # A Server object per connection: ldap3's remembers an address that failed once as
+        # unavailable, and would go on refusing after the directory is back.
+        conn = Connection(self._make_server(self.config), user=user or None, password=password or None,
                           authentication=SIMPLE if user else None,
                           receive_timeout=self.config.timeout_seconds, read_only=True,
                           raise_exceptions=False, auto_referrals=False)
