@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOMY, SECURED
+from tests.support.certs import Authority
 from tests.support.ldap_server import (GROUPS, PEOPLE, SEARCH_DN, SEARCH_PASSWORD, LdapServer,
                                        Person, group_dn)
 from tests.support.server import MoorageServer
@@ -40,10 +41,11 @@ def ldap_env(directory: LdapServer, url: str | None = None, **settings: str) -> 
     return env
 
 
-def start_directory(authority=None) -> LdapServer:  # type: ignore[no-untyped-def]
+def start_directory(authority: Authority | None = None,
+                    cert_names: tuple[str, ...] = ("localhost",)) -> LdapServer:
     return LdapServer(list(PEOPLE_OF_THE_DIRECTORY),
                       {k: list(v) for k, v in GROUPS_OF_THE_DIRECTORY.items()},
-                      authority).start()
+                      authority, cert_names).start()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ The configuration is a generated slapd.conf in a temporary folder (an mdb databa
 base DN, the core, cosine, inetOrgPerson and nis schemas). Users are inetOrgPerson entries
 under ou=people with plain-text `userPassword` (slapd compares them at bind); groups are
 groupOfNames under ou=groups. With an authority, slapd also speaks ldaps:// on a second port
-and StartTLS on the first, with a certificate for 127.0.0.1 and localhost.
+and StartTLS on the first, with a certificate for 127.0.0.1 and `cert_names`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class LdapServer:
     people: list[Person] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)  # cn -> member uids
     authority: Authority | None = None
+    cert_names: tuple[str, ...] = ("localhost",)  # and always 127.0.0.1
 
     def __post_init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="moorage-slapd-"))
@@ -80,7 +81,7 @@ class LdapServer:
         lines += [f"pidfile {self.dir / 'slapd.pid'}", f"argsfile {self.dir / 'slapd.args'}",
                   "modulepath /usr/lib/ldap", "moduleload back_mdb"]
         if self.authority is not None:
-            cert, key, _ = self.authority.issue("slapd", ["localhost"])
+            cert, key, _ = self.authority.issue("slapd", list(self.cert_names))
             lines += [f"TLSCACertificateFile {self.authority.ca_file}",
                       f"TLSCertificateFile {cert}", f"TLSCertificateKeyFile {key}"]
         lines += ["database mdb", f"suffix \"{BASE}\"", f"rootdn \"{ROOT_DN}\"",

@@ -218,6 +218,9 @@ class LdapDirectory:
 
     def _reason(self, exc: LDAPException) -> str:
         text = str(exc) or type(exc).__name__
+        if "doesn't match any name" in text:
+            return (f"the LDAP directory's certificate does not name the host of {self.config.url}"
+                    f" (give ldap_url the name the certificate has)")
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower() \
                 or "hostname" in text.lower():
             return (f"the LDAP directory's certificate at {self.config.url} could not be "

@@ -149,7 +149,8 @@ async def set_source(visit: Visit) -> Response:
         password = visit.form.get("password", "")
         if password != visit.form.get("password_again", ""):
             return await user_page(visit, "The two passwords differ.", 400)
-        body["password"] = password
+        if password:  # none given: the API says that one is needed
+            body["password"] = password
     username = visit.params["username"]
     return await _change_user(visit, body, f"{username} now signs in with "
                                            f"{SOURCE_LABELS.get(source, source)}.")
