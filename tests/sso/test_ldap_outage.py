@@ -119,3 +119,12 @@ def test_a_directory_that_does_not_answer_times_out(directory: LdapServer) -> No
     finally:
         os.kill(directory.proc.pid, signal.SIGCONT)
     assert slow.authenticate("bob", PASSWORDS["bob"]) is not None
+
+
+def test_a_filter_that_matches_several_entries_refuses(directory: LdapServer) -> None:
+    """A user filter that names more than one entry is a misconfiguration: nobody signs in
+    through it, rather than whichever entry came first."""
+    broad = LdapDirectory(LdapConfig(url=directory.url, user_base=PEOPLE, cache_seconds=0,
+                                     user_filter="(|(uid={username})(uid=bob))"))
+    assert broad.authenticate("alice", PASSWORDS["alice"]) is None
+    assert broad.authenticate("bob", PASSWORDS["bob"]) is not None  # one entry: fine
