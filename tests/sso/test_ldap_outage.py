@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.audit.helpers import wait_for
 from tests.conftest import ADMIN_PASSWORD
 from tests.sso.conftest import PASSWORDS, ldap_env, token_answer
 from tests.support.ldap_server import PEOPLE, SEARCH_PASSWORD, LdapServer
@@ -44,6 +45,14 @@ def test_a_stopped_directory_gives_a_clear_error_and_local_accounts_still_sign_i
     assert "cannot be reached" in outage[0] and "Connection refused" in outage[0]
     for secret in (SEARCH_PASSWORD, PASSWORDS["alice"], USER_PASSWORD, ADMIN_PASSWORD):
         assert secret not in log
+    # the audit log has the directory's sign-ins as logins, and the refusals with the reason
+    logins = wait_for(ldap_registry, lambda found: len(found) >= 4, action="login",
+                      actor="alice")
+    assert {e["result"] for e in logins} == {"success", "failure"}
+    failed = {e["target"]: e for e in logins if e["result"] == "failure"}
+    assert set(failed) == {"moorage", "api"}, failed  # the token endpoint's, the API's
+    assert "cannot be reached" in failed["moorage"]["detail"]["reason"]
+    assert not any(PASSWORDS["alice"] in str(e) for e in logins)
 
 
 def test_an_outage_is_not_counted_as_a_guess(start_registry, directory: LdapServer) -> None:
