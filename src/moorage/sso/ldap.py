@@ -36,16 +36,25 @@ import time
 from dataclasses import dataclass
 
 from ldap3 import NONE, SIMPLE, SUBTREE, Connection, Server, Tls
+from ldap3.abstract.entry import Entry
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from moorage.access.identity import ExternalIdentity, SignInUnavailable
+from moorage.access.authentication import Authenticator
+from moorage.access.identity import ExternalIdentity, SignInUnavailable, parse_admin_groups
+from moorage.access.management import AccessManager
+from moorage.settings import Settings
 
 log = logging.getLogger("moorage.sso.ldap")
 
 # Results bounded: a filter that matches a crowd is a misconfiguration, not a user.
 _GROUPS_LIMIT = 1000
 _CACHE_ENTRIES = 10_000
+# Bind results that mean "not this password" (or "not this account, now": AD answers 49 for
+# a locked or expired account, other servers 53): a refusal, counted as a guess. Any other
+# failed bind is the directory's trouble.
+_REFUSED_BINDS = (48, 49, 50, 53)  # inappropriateAuthentication, invalidCredentials,
+# insufficientAccessRights, unwillingToPerform
 _ATTRIBUTE_RE = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*\{username\}\s*\)")
 
 
@@ -130,7 +139,9 @@ class LdapDirectory:
 
     def _check(self, username: str, password: str) -> ExternalIdentity | None:
         config = self.config
-        with self._connect(config.bind_dn, config.bind_password, service=True) as search:
+        # (not `with`: ldap3's context manager leaves a connection bound before it open)
+        search = self._connect(config.bind_dn, config.bind_password, service=True)
+        try:
             entry = self._find_user(search, username)
             if entry is None:
                 return None
@@ -138,6 +149,8 @@ class LdapDirectory:
             if not self._password_ok(dn, password):
                 return None
             groups = self._groups(search, entry, dn, username)
+        finally:
+            search.unbind()
         attrs = entry.entry_attributes_as_dict
         name = _first(attrs.get(config.name_attribute)) or username
         return ExternalIdentity(source="ldap", external_id=dn, username=name,
@@ -150,8 +163,8 @@ class LdapDirectory:
         refusal is the directory's configuration failing, hence SignInUnavailable."""
         # A Server object per connection: ldap3's remembers an address that failed once as
         # unavailable, and would go on refusing after the directory is back.
-        conn = Connection(self._make_server(self.config), user=user or None, password=password or None,
-                          authentication=SIMPLE if user else None,
+        conn = Connection(self._make_server(self.config), user=user or None,
+                          password=password or None, authentication=SIMPLE if user else None,
                           receive_timeout=self.config.timeout_seconds, read_only=True,
                           raise_exceptions=False, auto_referrals=False)
         conn.open()
@@ -160,16 +173,20 @@ class LdapDirectory:
             raise SignInUnavailable(f"the LDAP directory at {self.config.url} refused "
                                     f"StartTLS ({conn.result.get('description', '')})")
         if not conn.bind():
-            description = conn.result.get("description", "") if conn.result else ""
+            result = conn.result or {}
+            description = result.get("description", "") or "bind failed"
             conn.unbind()
             if service:
                 raise SignInUnavailable(
                     f"the LDAP directory at {self.config.url} refused the search account "
-                    f"{user or '(anonymous)'} ({description or 'bind failed'})")
+                    f"{user or '(anonymous)'} ({description})")
+            if result.get("result") not in _REFUSED_BINDS:  # busy, unavailable, ...
+                raise SignInUnavailable(f"the LDAP directory at {self.config.url} could not "
+                                        f"check the password ({description})")
             return conn  # the caller looks at conn.bound
         return conn
 
-    def _find_user(self, conn: Connection, username: str):  # type: ignore[no-untyped-def]
+    def _find_user(self, conn: Connection, username: str) -> Entry | None:
         config = self.config
         wanted = sorted({config.name_attribute, "cn", "mail", "memberOf"})
         conn.search(config.user_base, filter_with(config.user_filter, username=username),
@@ -191,8 +208,7 @@ class LdapDirectory:
         finally:
             conn.unbind()
 
-    def _groups(self, conn: Connection, entry, dn: str,  # type: ignore[no-untyped-def]
-                username: str) -> list[str]:
+    def _groups(self, conn: Connection, entry: Entry, dn: str, username: str) -> list[str]:
         found: dict[str, None] = {}
         for group in entry.entry_attributes_as_dict.get("memberOf", []) or []:
             found[str(group)] = None
@@ -271,7 +287,7 @@ def _short(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def from_settings(settings) -> LdapDirectory:  # type: ignore[no-untyped-def]
+def from_settings(settings: Settings) -> LdapDirectory:
     """The directory the ldap_* settings describe."""
     return LdapDirectory(LdapConfig(
         url=settings.ldap_url, user_base=settings.ldap_user_base,
@@ -283,12 +299,11 @@ def from_settings(settings) -> LdapDirectory:  # type: ignore[no-untyped-def]
         cache_seconds=settings.ldap_cache_seconds))
 
 
-def install(settings, authenticator, manager) -> LdapDirectory:  # type: ignore[no-untyped-def]
+def install(settings: Settings, authenticator: Authenticator,
+            manager: AccessManager) -> LdapDirectory:
     """Wired by app.py when `ldap_url` is set: passwords of accounts whose source is "ldap"
     (and of names no account has yet) are checked by the directory; administrators may switch
     accounts to it; members of `ldap_admin_groups` are administrators."""
-    from moorage.access.identity import parse_admin_groups
-
     directory = from_settings(settings)
     authenticator.directory = directory
     authenticator.provisioner.admin_groups["ldap"] = parse_admin_groups(
