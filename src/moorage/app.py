@@ -160,6 +160,9 @@ def build_instance(settings: Settings) -> Instance:
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
+    if settings.ldap_url:  # single sign-on: an LDAP directory checks its accounts' passwords
+        from moorage.sso.ldap import install as install_ldap
+        install_ldap(settings, authenticator, manager)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)

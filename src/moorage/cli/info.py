@@ -14,7 +14,8 @@ def info(json_out: JsonFlag = False) -> None:
             print_json(data)
             return
         details([("server", api.url), ("version", data["version"]),
-                 ("edition", data["edition"]), ("authentication", data["auth"])])
+                 ("edition", data["edition"]), ("authentication", data["auth"]),
+                 ("sign-in", ", ".join(data.get("sign_in", ["local"])))])
     say("")
     table(["QUOTA", "USED", "LIMIT"],
           [(name, q["used"], "unlimited" if q["limit"] is None else q["limit"])

@@ -24,4 +24,6 @@ def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
         features=instance.edition.features(),
         quotas={name: QuotaUsage(limit=limit, used=usage.get(name))
                 for name, limit in instance.edition.quotas().items()},
+        sign_in=[s for s in ("local", "ldap", "oidc")  # type: ignore[misc]
+                 if s in instance.manager.sources],
     )
