@@ -14,7 +14,9 @@ def info(json_out: JsonFlag = False) -> None:
             print_json(data)
             return
         details([("server", api.url), ("version", data["version"]),
-                 ("edition", data["edition"]), ("authentication", data["auth"])])
+                 ("edition", data["edition"]), ("authentication", data["auth"])]
+                + [("single sign-on", f"{m['display_name']} (OpenID Connect, console "
+                                      f"{m['url']})") for m in data.get("sign_in", [])])
     say("")
     table(["QUOTA", "USED", "LIMIT"],
           [(name, q["used"], "unlimited" if q["limit"] is None else q["limit"])

@@ -110,6 +110,12 @@ FeatureName = Literal[FEATURE_NAMES]  # type: ignore[valid-type]
 QuotaName = Literal[QUOTA_NAMES]  # type: ignore[valid-type]
 
 
+class SignInMethod(BaseModel):
+    kind: Literal["oidc"] = Field(description="oidc: OpenID Connect single sign-on")
+    display_name: str = Field(description="what the console's button says: Sign in with …")
+    url: str = Field(description="the console path a browser is sent to to sign in this way")
+
+
 class InstanceInfo(BaseModel):
     version: str
     edition: Literal["personal", "basic", "advanced"]
@@ -118,6 +124,10 @@ class InstanceInfo(BaseModel):
         description="each feature this version implements, and whether the edition has it")
     quotas: dict[QuotaName, QuotaUsage] = Field(  # type: ignore[valid-type]
         description="each quota this version enforces")
+    sign_in: list[SignInMethod] = Field(
+        default_factory=list, description="ways to sign in to the console besides a "
+        "password (single sign-on), only those configured; their accounts use a personal "
+        "access token (CLI secret) as the password with docker and podman")
 
 
 # -- namespaces ---------------------------------------------------------------------------
@@ -397,6 +407,9 @@ class Me(BaseModel):
     is_admin: bool
     robot_namespace: str | None = None
     roles: dict[str, Role] = Field(description="namespace -> role held there")
+    source: Literal["local", "ldap", "oidc"] = Field(
+        "local", description="where the account signs in; an oidc account uses a personal "
+                             "access token (CLI secret) as its password with clients")
 
 
 # -- personal access tokens ---------------------------------------------------------------
