@@ -21,9 +21,11 @@ import pytest
 
 from moorage.db.access import AccessStore
 from moorage.db.metadata import open_engine, sqlite_url
+from tests.cli.conftest import Cli
 from tests.clients.tools import ContainerStore, unique_repo
 from tests.conftest import ADMIN_PASSWORD, ROOMY, SECURED
-from tests.support.browser import Browsing, browse, chromium  # noqa: F401 - fixtures
+from tests.support.browser import (Browsing, accessibility_violations, browse,  # noqa: F401
+                                   chromium, screenshot)
 from tests.support.images import busybox_image, layout_manifest
 from tests.support.oidc_provider import Account, OidcProvider
 from tests.support.server import MoorageServer, free_port
@@ -47,7 +49,7 @@ def provider_and_server(tmp_path_factory: pytest.TempPathFactory
         tmp_path_factory.mktemp("oidc") / "data", port=port,
         env={**SECURED, **ROOMY, **provider.settings(
             MOORAGE_OIDC_DISPLAY_NAME=DISPLAY, MOORAGE_OIDC_ADMIN_GROUPS="moorage-admins",
-            MOORAGE_LOG_LEVEL="debug")},
+            MOORAGE_LOG_LEVEL="debug", MOORAGE_ACCESS_LOG="true")},
         extra_args=["--workers", "2"])
     try:
         server.start()
@@ -110,6 +112,8 @@ def test_sign_in_through_the_provider_provisions_the_account_with_its_groups_rol
     page.goto(f"{server.url}/login")
     # the password form is still there, next to the button
     assert page.get_by_label("Password or access token").count() == 1
+    screenshot(page, "oidc-sign-in")
+    assert accessibility_violations(page) == []
     sso_sign_in(page, server, "alice", next_path="/namespaces")
 
     assert urlsplit(page.url).path == "/namespaces"
@@ -138,6 +142,8 @@ def test_cli_secret_from_the_console_works_with_podman_and_a_password_is_refused
     page.goto(f"{server.url}/account/tokens")
     note = page.locator("#cli-secret-note")
     assert "CLI secret" in note.inner_text() and "podman" in note.inner_text()
+    screenshot(page, "oidc-account-tokens")
+    assert accessibility_violations(page) == []
     page.get_by_label("Token name").fill("laptop")
     page.get_by_role("button", name="Create token").click()
     secret = page.locator("#token-secret").inner_text().strip()
@@ -240,12 +246,16 @@ def test_next_to_another_host_is_not_followed(server: MoorageServer, browse: Any
 
 
 def test_info_advertises_the_sign_in_and_no_secret_reaches_the_log(
-        server: MoorageServer, provider: OidcProvider, browse: Any) -> None:
+        server: MoorageServer, provider: OidcProvider, browse: Any, tmp_path: Path) -> None:
     info = httpx.get(f"{server.url}/api/v1/info", timeout=60).json()
     assert info["sign_in"] == [{"kind": "oidc", "display_name": DISPLAY,
                                 "url": "/sso/oidc/start"}]
     document = httpx.get(f"{server.url}/api/v1/openapi.json", auth=ADMIN, timeout=60).json()
     assert "SignInMethod" in document["components"]["schemas"]
+    cli = Cli(server, tmp_path / "config")
+    assert cli.login().code == 0
+    shown = cli.ok("info")
+    assert "single sign-on" in shown and DISPLAY in shown
 
     browsing = browse(server)
     loopback_only(browsing)
