@@ -85,6 +85,7 @@ def test_provider_down_is_a_clear_error_and_the_admin_signs_in(
 
 @pytest.mark.parametrize(("mode", "status", "words"), [
     ("garbage-discovery", 502, "discovery document is not a JSON object"),
+    ("huge-discovery", 502, "discovery document is too large"),
     ("garbage-jwks", 502, "key set has no keys"),
 ])
 def test_garbage_documents_are_clear_errors(server: MoorageServer, fake: FakeProvider,
@@ -117,6 +118,7 @@ def test_the_fake_provider_signs_in_when_it_is_right(server: MoorageServer,
                            "invalid)"),
     ("hangup", 502, "could not be reached for its token request"),
     ("no-username", 401, "did not say the account's name"),
+    ("slow-token", 502, "did not answer its token request in time"),
 ])
 def test_bad_answers_are_clear_errors(server: MoorageServer, fake: FakeProvider, mode: str,
                                       status: int, words: str) -> None:
@@ -126,6 +128,22 @@ def test_bad_answers_are_clear_errors(server: MoorageServer, fake: FakeProvider,
     assert words in error
     assert "Traceback" not in answer.text
     admin_signs_in(server)
+
+
+def test_a_disabled_account_is_refused_at_sign_in(server: MoorageServer,
+                                                  fake: FakeProvider) -> None:
+    fake.mode("good")
+    admin = ("admin", ADMIN_PASSWORD)
+    disabled = httpx.patch(f"{server.url}/api/v1/users/frank", json={"disabled": True},
+                           auth=admin, timeout=60)
+    assert disabled.status_code == 200, disabled.text
+    try:
+        answer, error = sso(server)
+        assert answer.status_code == 403
+        assert "frank is disabled" in error
+    finally:
+        httpx.patch(f"{server.url}/api/v1/users/frank", json={"disabled": False}, auth=admin,
+                    timeout=60)
 
 
 def test_an_answer_without_its_cookie_or_for_another_host_is_refused(

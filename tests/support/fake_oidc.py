@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-MODES = ("good", "garbage-discovery", "garbage-jwks", "bad-signature", "wrong-nonce",
+MODES = ("good", "garbage-discovery", "huge-discovery", "garbage-jwks", "slow-token", "bad-signature", "wrong-nonce",
          "wrong-state", "garbage-token", "expired", "hangup", "no-username", "token-refused")
 
 
@@ -66,6 +66,9 @@ def serve(port: int, client_id: str, client_secret: str) -> None:
                     self._send(200, b"<html><body>Welcome to nginx!</body></html>",
                                "text/html")
                     return
+                if mode == "huge-discovery":  # 2 MiB of one JSON string
+                    self._send(200, b'{"issuer": "' + b"x" * (2 << 20) + b'"}')
+                    return
                 self._json({"issuer": base, "authorization_endpoint": base + "/authorize",
                             "token_endpoint": base + "/token", "jwks_uri": base + "/jwks",
                             "code_challenge_methods_supported": ["S256"],
@@ -100,6 +103,9 @@ def serve(port: int, client_id: str, client_secret: str) -> None:
                 self._send(404, b"{}")
                 return
             mode = state["mode"]
+            if mode == "slow-token":  # longer than Moorage waits (oidc_timeout_seconds)
+                time.sleep(600)
+                return
             if mode == "hangup":
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -160,7 +166,7 @@ class FakeProvider:
     def settings(self) -> dict[str, str]:
         return {"MOORAGE_OIDC_ISSUER": self.issuer, "MOORAGE_OIDC_CLIENT_ID": self.client_id,
                 "MOORAGE_OIDC_CLIENT_SECRET": self.client_secret,
-                "MOORAGE_OIDC_DISPLAY_NAME": "Faulty SSO", "MOORAGE_OIDC_TIMEOUT_SECONDS": "5"}
+                "MOORAGE_OIDC_DISPLAY_NAME": "Faulty SSO", "MOORAGE_OIDC_TIMEOUT_SECONDS": "15"}
 
     def start(self) -> "FakeProvider":
         from tests.support.processes import wait_until

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -70,8 +71,8 @@ class OidcPages:
         self.access = site.access
 
     def install(self) -> None:
-        self.site.public_get(START_PATH, self.start)
-        self.site.public_get(CALLBACK_PATH, self.callback)
+        self.site.public_get(START_PATH, self._guarded(self.start))
+        self.site.public_get(CALLBACK_PATH, self._guarded(self.callback))
         self.site.sign_in_links.append(
             SignInLink(f"Sign in with {self.sign_in.display_name}", START_PATH))
 
@@ -133,6 +134,19 @@ class OidcPages:
         response.delete_cookie(COOKIE, path=COOKIE_PATH)
         self._record(request, principal.username, None)
         return response
+
+    def _guarded(self, page: Callable[[Request], Awaitable[Response]]
+                 ) -> Callable[[Request], Awaitable[Response]]:
+        """A fault of ours (a database error while provisioning) is logged with its trace
+        and still ends on the sign-in page, with the password form, never a bare 500."""
+        async def run(request: Request) -> Response:
+            try:
+                return await page(request)
+            except Exception:
+                log.exception("single sign-on page %s failed", request.url.path)
+                return self._failed(request, "/", "Single sign-on failed on this server; "
+                                    "its log says why. Password sign-in still works.", 500)
+        return run
 
     def _failed(self, request: Request, target: str, message: str, status: int,
                 actor: str = "") -> Response:
