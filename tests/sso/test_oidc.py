@@ -216,12 +216,23 @@ def test_a_local_account_of_the_same_name_is_not_taken_over_until_switched(
     assert "moorage user source admin oidc" in error
     assert api(server, "GET", "/users/admin").json()["source"] == "local"
 
-    # an administrator switches a local account to single sign-on; then it signs in so
+    # an administrator switches a local account to single sign-on in the console; then it
+    # signs in so
     made = api(server, "POST", "/users", json={"username": "carol",
                                                 "password": "carol-local-password-1"})
     assert made.status_code == 201, made.text
-    switched = api(server, "PATCH", "/users/carol", json={"source": "oidc"})
-    assert switched.status_code == 200, switched.text
+    admin = browse(server)
+    admin_page = admin.new_page()
+    admin.sign_in(admin_page, "admin", ADMIN_PASSWORD)
+    admin_page.goto(f"{server.url}/admin/users/carol")
+    assert admin_page.locator("#account-source").inner_text() == "a local password"
+    admin_page.get_by_label("Signs in with").select_option("oidc")
+    admin_page.get_by_role("button", name="Switch source").click()
+    admin_page.wait_for_url(re.compile(r"/admin/users/carol$"))
+    assert admin_page.locator("#account-source").inner_text() == \
+        "single sign-on (OpenID Connect)"
+    assert accessibility_violations(admin_page) == []
+    assert api(server, "GET", "/users/carol").json()["source"] == "oidc"
     carol = browse(server)
     loopback_only(carol)
     carol_page = carol.new_page()

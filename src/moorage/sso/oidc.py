@@ -142,11 +142,17 @@ class OidcClient:
         return key_set
 
     # -- the flow -----------------------------------------------------------------------
+    @property
+    def scopes(self) -> str:
+        """The configured scopes, with `openid` (without it there is no ID token)."""
+        words = self.config.scopes.split()
+        return " ".join(words if "openid" in words else ["openid", *words])
+
     def authorization_url(self, pending: PendingSignIn) -> str:
         info = self.provider()
         return add_params_to_uri(info.authorization_endpoint, [
             ("response_type", "code"), ("client_id", self.config.client_id),
-            ("redirect_uri", pending.redirect_uri), ("scope", self.config.scopes),
+            ("redirect_uri", pending.redirect_uri), ("scope", self.scopes),
             ("state", pending.state), ("nonce", pending.nonce),
             ("code_challenge", create_s256_code_challenge(pending.verifier)),
             ("code_challenge_method", "S256")])
@@ -171,7 +177,9 @@ class OidcClient:
         form = {"grant_type": "authorization_code", "code": code,
                 "redirect_uri": pending.redirect_uri, "code_verifier": pending.verifier}
         auth = None
-        if "client_secret_basic" in info.auth_methods or \
+        if not self.config.client_secret:  # a public client: PKCE alone binds the code
+            form["client_id"] = self.config.client_id
+        elif "client_secret_basic" in info.auth_methods or \
                 "client_secret_post" not in info.auth_methods:
             auth = (self.config.client_id, self.config.client_secret)
         else:

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from moorage.access.identity import SOURCE_NAMES
 from moorage.web.console.apicall import Answer
 from moorage.web.console.pages.namespaces import read_days
 from moorage.web.console.site import ConsoleSite, Visit
@@ -59,6 +60,8 @@ async def set_read_only(visit: Visit) -> Response:
 
 
 # -- users --------------------------------------------------------------------------------
+SOURCE_LABELS = SOURCE_NAMES  # "a local password", "single sign-on (OpenID Connect)", …
+
 async def users_page(visit: Visit, error: str = "", status: int = 200,
                      form: dict[str, str] | None = None) -> Response:
     answer = await visit.get("/api/v1/users")
@@ -93,7 +96,7 @@ async def user_page(visit: Visit, error: str = "", status: int = 200) -> Respons
     if not answer.ok:
         return visit.refused(answer)
     return _render(visit, "admin_user.html", status=status, title=f"User {username}",
-                   account=answer.data, error=error,
+                   account=answer.data, error=error, sources=SOURCE_LABELS,
                    itself=username == visit.principal.username)
 
 
@@ -109,6 +112,16 @@ async def _change_user(visit: Visit, body: dict[str, Any], done: str) -> Respons
     if not answer.ok:
         return await user_page(visit, answer.message, answer.status)
     return visit.redirect(f"/admin/users/{username}", flash=done)
+
+
+async def set_source(visit: Visit) -> Response:
+    """Where the account signs in: a password here, the directory or single sign-on."""
+    source = visit.form.get("source", "")
+    body: dict[str, Any] = {"source": source}
+    if source == "local":
+        body["password"] = visit.form.get("password", "")
+    return await _change_user(visit, body, f"{visit.params['username']} now signs in with "
+                                           f"{SOURCE_LABELS.get(source, source)}.")
 
 
 async def set_admin(visit: Visit) -> Response:
@@ -260,6 +273,7 @@ def install(site: ConsoleSite) -> None:
     site.post("/admin/users", create_user)
     site.get("/admin/users/{username}", user)
     site.post("/admin/users/{username}/admin", set_admin)
+    site.post("/admin/users/{username}/source", set_source)
     site.post("/admin/users/{username}/disabled", set_disabled)
     site.post("/admin/users/{username}/password", reset_password)
     site.get("/admin/users/{username}/delete", confirm_delete_user)
