@@ -172,6 +172,15 @@ def test_cli_secret_from_the_console_works_with_podman_and_a_password_is_refused
         assert refused.returncode != 0
     finally:
         store.cleanup()
+    # the console's password form says the same
+    with httpx.Client(timeout=60) as client:
+        form = client.get(f"{server.url}/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        said = client.post(f"{server.url}/login", data={
+            "csrf_token": csrf.group(1), "next": "/", "username": "alice",
+            "password": "not-a-cli-secret"})
+        assert said.status_code == 401 and "CLI secret" in said.text
     # what the registry says to that password: wrong, and what to use instead
     answer = httpx.get(f"{server.url}/auth/token", params={"service": "moorage"},
                        auth=("alice", "not-a-cli-secret"), timeout=60)
