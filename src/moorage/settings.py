@@ -227,6 +227,9 @@ def _validate(settings: Settings) -> None:
                                      and settings.oidc_client_id):
         raise SettingsError("setting 'oidc_issuer' must be an http(s) URL and comes with "
                             "'oidc_client_id'")
+    if settings.oidc_issuer and settings.oidc_ca_file \
+            and not Path(settings.oidc_ca_file).is_file():
+        raise SettingsError(f"setting 'oidc_ca_file': {settings.oidc_ca_file} is not a file")
     for name in ("ldap_timeout_seconds", "oidc_timeout_seconds"):
         if not 1 <= getattr(settings, name) <= 300:
             raise SettingsError(f"setting {name!r} must be between 1 and 300 seconds")

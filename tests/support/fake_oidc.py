@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -30,11 +31,12 @@ MODES = ("good", "garbage-discovery", "huge-discovery", "garbage-jwks", "slow-to
          "wrong-state", "garbage-token", "expired", "hangup", "no-username", "token-refused")
 
 
-def serve(port: int, client_id: str, client_secret: str) -> None:
+def serve(port: int, client_id: str, client_secret: str, cert: str = "", key: str = ""
+          ) -> None:
     from joserfc import jwt
     from joserfc.jwk import RSAKey
 
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if cert else 'http'}://127.0.0.1:{port}"
     good_key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig"})
     other_key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig"})
     state = {"mode": "good"}
@@ -144,6 +146,10 @@ def serve(port: int, client_id: str, client_secret: str) -> None:
                         "expires_in": 300, "id_token": token})
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if cert:  # HTTPS with a certificate of a CA made in the test
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"fake provider on {base}", flush=True)
     server.serve_forever()
@@ -153,15 +159,21 @@ class FakeProvider:
     """The process, seen from a test: start, switch modes, stop (by PID), start again."""
 
     def __init__(self, port: int, client_id: str = "moorage",
-                 client_secret: str = "fake-client-secret-0123456789") -> None:
+                 client_secret: str = "fake-client-secret-0123456789",
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.port = port
         self.client_id = client_id
         self.client_secret = client_secret
+        self.tls = tls  # (certificate, key, the CA file that trusts it)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.tls[2])) if self.tls else True
 
     def settings(self) -> dict[str, str]:
         return {"MOORAGE_OIDC_ISSUER": self.issuer, "MOORAGE_OIDC_CLIENT_ID": self.client_id,
@@ -174,12 +186,14 @@ class FakeProvider:
         root = Path(__file__).resolve().parents[2]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.fake_oidc", str(self.port), self.client_id,
-             self.client_secret], cwd=root, start_new_session=True,
+             self.client_secret, *([str(p) for p in self.tls[:2]] if self.tls else [])],
+            cwd=root, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def answers() -> bool:
             try:
-                return httpx.get(self.issuer + "/jwks", timeout=5).status_code == 200
+                return httpx.get(self.issuer + "/jwks", timeout=5,
+                                 verify=self.verify).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -189,7 +203,8 @@ class FakeProvider:
 
     def mode(self, mode: str) -> None:
         assert mode in MODES
-        httpx.post(self.issuer + "/_mode", content=mode, timeout=30).raise_for_status()
+        httpx.post(self.issuer + "/_mode", content=mode, timeout=30,
+                   verify=self.verify).raise_for_status()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -203,4 +218,4 @@ class FakeProvider:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    serve(int(sys.argv[1]), sys.argv[2], sys.argv[3], *sys.argv[4:6])

@@ -11,11 +11,13 @@ worker thread.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import httpx
 
 from moorage.access.identity import SignInUnavailable
+from moorage.settings import SettingsError
 
 # Discovery documents, key sets and token answers are a few KiB; 256 KiB bounds what a
 # broken or hostile provider can make us hold.
@@ -38,8 +40,17 @@ class ProviderHttp:
     """One connection pool to one provider, with its timeout and trusted CAs."""
 
     def __init__(self, timeout: float, ca_file: str = "") -> None:
-        self.client = httpx.Client(timeout=timeout, verify=ca_file or True,
-                                   follow_redirects=False, trust_env=False)
+        """Raises SettingsError when `ca_file` cannot be read: found at start, not at the
+        first sign-in."""
+        verify: ssl.SSLContext | bool = True
+        if ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise SettingsError(f"setting 'oidc_ca_file': {ca_file} is not a readable "
+                                    f"PEM file of CA certificates ({exc})") from None
+        # Proxies from HTTPS_PROXY/NO_PROXY are honoured, as for any outgoing request.
+        self.client = httpx.Client(timeout=timeout, verify=verify, follow_redirects=False)
 
     def get_json(self, url: str, what: str, headers: dict[str, str] | None = None
                  ) -> dict[str, Any]:
@@ -62,6 +73,10 @@ class ProviderHttp:
             raise ProviderError(f"the identity provider did not answer its {what} in time"
                                 ) from None
         except httpx.HTTPError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ProviderError(f"the identity provider's TLS certificate is not trusted "
+                                    f"(for its {what}; oidc_ca_file names the CAs to "
+                                    f"trust)") from None
             raise ProviderError(f"the identity provider could not be reached for its {what} "
                                 f"({type(exc).__name__})") from None
         data = self._json(body, what, status)
