@@ -191,7 +191,8 @@ class ConsoleSite:
 
     def public_get(self, path: str, handler: PublicHandler) -> None:
         """A GET page at exactly `path` that is served without a session (after the network
-        rules and rate limit): for features that sign people in."""
+        rules and rate limit): for features that sign people in. HEAD is not routed to it:
+        such a page acts (a link checker's HEAD must not spend a sign-in's code)."""
         self.public[path] = handler
 
     def get(self, path: str, handler: Handler) -> None:
@@ -221,7 +222,7 @@ class ConsoleSite:
             response = await self._login(request)
         elif path == "/logout" and scope["method"] == "POST":
             response = await self._logout(request)
-        elif path in self.public and scope["method"] in ("GET", "HEAD"):
+        elif path in self.public and scope["method"] == "GET":  # not HEAD: they act
             response = await self.public[path](request)
         else:
             response = await self._page(request)
