@@ -27,8 +27,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-MODES = ("good", "garbage-discovery", "huge-discovery", "garbage-jwks", "slow-token", "bad-signature", "wrong-nonce",
-         "wrong-state", "garbage-token", "expired", "hangup", "no-username", "token-refused")
+MODES = ("good", "garbage-discovery", "huge-discovery", "garbage-jwks", "slow-token",
+         "bad-signature", "wrong-nonce", "wrong-state", "garbage-token", "expired", "hangup",
+         "no-username", "token-refused")
 
 
 def serve(port: int, client_id: str, client_secret: str, cert: str = "", key: str = ""

@@ -5,8 +5,8 @@ Both are served without a session (ConsoleSite.public_get). Whatever goes wrong 
 provider down or answering garbage, a denied consent, a forged or stale answer, an account
 of the same name that signs in another way) ends on the sign-in page with a message that
 says so, and the password form on that page keeps working. The callback makes the console
-session exactly as a password sign-in does (ConsoleSite.signed_in), then goes on to where
-the user was going: a path of this site only.
+session exactly as a password sign-in does (ConsoleSite.start_session), then goes on to
+where the user was going: a path of this site only.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class OidcPages:
         except AccessError as exc:  # the Provisioner's refusals (LoginFailed)
             return self._failed(request, pending.next, f"Single sign-on failed: "
                                 f"{exc.message}.", 403, getattr(exc, "actor", ""))
-        response = await self.site.signed_in(request, principal, pending.next)
+        response = await self.site.start_session(request, principal, pending.next)
         response.delete_cookie(COOKIE, path=COOKIE_PATH)
         self._record(request, principal.username, None)
         return response

@@ -391,7 +391,7 @@ class ConsoleSite:
                                                       form.get("password", ""), "console")
                     if principal.kind != "user":
                         raise Unauthenticated("robot accounts cannot sign in to the console")
-                    response = await self.signed_in(request, principal, target)
+                    response = await self.start_session(request, principal, target)
                 except AccessError as exc:
                     error = exc.message
                     status = exc.status if exc.status in (401, 403, 429) else 401
@@ -402,7 +402,8 @@ class ConsoleSite:
             return self._bare(405, "Method not allowed", "Use GET or POST.")
         return self.login_page(request, target, error, status, username, csrf, new_pre)
 
-    async def signed_in(self, request: Request, principal: Principal, target: str) -> Response:
+    async def start_session(self, request: Request, principal: Principal, target: str
+                            ) -> Response:
         """A new console session for someone who has just proved who they are (with a
         password here, or through a single sign-on), and the way on to `target`."""
         cookie = await self.access.run(self.sessions.start, principal,
