@@ -243,6 +243,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"setting 'ldap_ca_file': no such file {settings.ldap_ca_file}")
     if not 0 <= settings.ldap_cache_seconds <= 3600:
         raise SettingsError("setting 'ldap_cache_seconds' must be between 0 and 3600")
+    if settings.oidc_issuer and settings.oidc_ca_file \
+            and not Path(settings.oidc_ca_file).is_file():
+        raise SettingsError(f"setting 'oidc_ca_file': {settings.oidc_ca_file} is not a file")
     for name in ("ldap_timeout_seconds", "oidc_timeout_seconds"):
         if not 1 <= getattr(settings, name) <= 300:
             raise SettingsError(f"setting {name!r} must be between 1 and 300 seconds")

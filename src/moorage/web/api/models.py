@@ -111,6 +111,12 @@ FeatureName = Literal[FEATURE_NAMES]  # type: ignore[valid-type]
 QuotaName = Literal[QUOTA_NAMES]  # type: ignore[valid-type]
 
 
+class SignInMethod(BaseModel):
+    kind: Literal["oidc"] = Field(description="oidc: OpenID Connect single sign-on")
+    display_name: str = Field(description="what the console's button says: Sign in with …")
+    url: str = Field(description="the console path a browser is sent to to sign in this way")
+
+
 class InstanceInfo(BaseModel):
     version: str
     edition: Literal["personal", "basic", "advanced"]
@@ -123,6 +129,10 @@ class InstanceInfo(BaseModel):
         default_factory=lambda: ["local"],
         description="where accounts may sign in on this instance: local passwords, an LDAP "
                     "directory, an OpenID provider (only those configured)")
+    single_sign_on: list[SignInMethod] = Field(
+        default_factory=list, description="ways to sign in to the console besides a "
+        "password (OpenID Connect), only those configured; their accounts use a personal "
+        "access token (CLI secret) as the password with docker and podman")
 
 
 # -- namespaces ---------------------------------------------------------------------------
@@ -402,6 +412,9 @@ class Me(BaseModel):
     is_admin: bool
     robot_namespace: str | None = None
     roles: dict[str, Role] = Field(description="namespace -> role held there")
+    source: Literal["local", "ldap", "oidc"] = Field(
+        "local", description="where the account signs in; an oidc account uses a personal "
+                             "access token (CLI secret) as its password with clients")
 
 
 # -- personal access tokens ---------------------------------------------------------------

@@ -63,6 +63,7 @@ async def set_read_only(visit: Visit) -> Response:
 
 
 # -- users --------------------------------------------------------------------------------
+
 async def users_page(visit: Visit, error: str = "", status: int = 200,
                      form: dict[str, str] | None = None) -> Response:
     answer = await visit.get("/api/v1/users")
@@ -276,8 +277,11 @@ async def tokens_page(visit: Visit, error: str = "", status: int = 200,
         return visit.refused(answer)
     newest = sorted(answer.data, key=lambda t: t["created_at"], reverse=True)
     tokens = sorted(newest, key=lambda t: not t["active"])  # the active ones first
+    me = await visit.get("/api/v1/user")  # an SSO account is told what its clients use
+    source = me.data.get("source", "local") if me.ok and isinstance(me.data, dict) else "local"
     return visit.render("admin_tokens.html", status=status, title="Access tokens",
-                        tokens=tokens, error=error, form=form or {})
+                        tokens=tokens, error=error, form=form or {}, source=source,
+                        registry_host=visit.request.headers.get("host", "")[:300])
 
 
 async def account(visit: Visit) -> Response:
