@@ -69,6 +69,7 @@ class _Bounded(io.RawIOBase):
 
     def __init__(self, inner: BinaryIO, limit: int) -> None:
         self._inner = inner
+        self._read = getattr(inner, "read1", inner.read)
         self._limit = limit
         self.count = 0
 
@@ -77,7 +78,9 @@ class _Bounded(io.RawIOBase):
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         try:
-            data = self._inner.read(len(target))
+            # read1: what is decompressed so far, so a truncated stream still hands over
+            # every byte before the cut (read(n) would raise before returning any of them)
+            data = self._read(len(target))
         except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
             raise LayerError(f"cannot be decompressed ({_short(exc)})") from exc
         self.count += len(data)
