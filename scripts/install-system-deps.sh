@@ -22,6 +22,9 @@ declare -A wanted=(
   [prometheus]=prometheus
   [debootstrap]=debootstrap
   [haproxy]=haproxy
+  # the scanner's inventory tests build a Go binary and an rpm database with the real tools
+  [go]=golang-go
+  [rpmbuild]=rpm
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

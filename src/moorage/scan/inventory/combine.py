@@ -9,7 +9,6 @@ and purl from the distribution the visible os-release names (through its symlink
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from dataclasses import replace
 
