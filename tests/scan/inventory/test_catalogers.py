@@ -290,3 +290,38 @@ def test_a_berkeleydb_rpm_database_is_reported_not_read(store) -> None:
     found = inventory_of(store, manifest)
     assert found.packages == ()
     assert any("BerkeleyDB format" in p and "not read" in p for p in found.problems)
+
+
+def test_a_distroless_status_d_gives_its_packages(store) -> None:
+    """Distroless images keep one file per package under status.d (no Status field), with
+    md5sums files beside them."""
+    layer = compress(tar([
+        file("etc/os-release", DEBIAN_OS_RELEASE),
+        file("var/lib/dpkg/status.d/base", "Package: base-files\nVersion: 12.4+deb12u15\n"
+                                           "Architecture: amd64\n"),
+        file("var/lib/dpkg/status.d/libssl3", "Package: libssl3\nVersion: 3.0.15-1~deb12u1\n"
+                                              "Architecture: amd64\nSource: openssl\n"),
+        file("var/lib/dpkg/status.d/libssl3.md5sums", "d41d8cd98f00b204e9800998ecf8427e  x\n"),
+    ]))
+    found = inventory_of(store, image(store, [layer]))
+    got = {(p.name, p.version, p.advisory_name, p.advisory_version, p.path)
+           for p in found.packages}
+    assert got == {
+        ("base-files", "12.4+deb12u15", "base-files", "12.4+deb12u15",
+         "var/lib/dpkg/status.d/base"),
+        ("libssl3", "3.0.15-1~deb12u1", "openssl", "3.0.15-1~deb12u1",
+         "var/lib/dpkg/status.d/libssl3")}
+    assert found.problems == ()
+
+
+@pytest.mark.parametrize("os_release,kind,ecosystem", [
+    ('ID=ubuntu\nVERSION_ID="22.04"\n', "deb", "Ubuntu:22.04"),
+    ('ID=debian\nVERSION_ID="11"\n', "deb", "Debian:11"),
+    ("ID=alpine\nVERSION_ID=3.19.1\n", "apk", "Alpine:v3.19"),
+    ('ID="almalinux"\nVERSION_ID="9.4"\n', "rpm", "AlmaLinux:9"),
+])
+def test_the_ecosystem_follows_osv_names(os_release: str, kind: str, ecosystem: str) -> None:
+    from moorage.scan.inventory.catalogers.osrelease import parse
+    from moorage.scan.inventory.combine import ecosystem as ecosystem_of
+
+    assert ecosystem_of(parse(os_release), kind) == ecosystem
