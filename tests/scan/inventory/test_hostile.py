@@ -164,3 +164,16 @@ def test_any_damage_to_a_layer_ends_as_problems_never_as_an_error(tmp_path_facto
     cut = data.draw(st.integers(1, len(layer)))
     found = inventory_of(store, image(store, [bytes(layer[:cut])]))
     assert isinstance(found.problems, tuple)
+
+
+def test_a_damaged_header_midway_is_a_problem_not_a_quiet_end(store) -> None:
+    """tarfile stops quietly at a header it cannot parse; the layer's rest must not vanish
+    without a word."""
+    raw = tar([file("var/lib/dpkg/status", STATUS), file("opt/data", b"x" * 50_000),
+               file(f"{SITE}/lost-1.0.dist-info/METADATA", metadata("lost", "1.0"))])
+    at = raw.find(b"opt/data")
+    damaged = bytearray(raw)
+    damaged[at + 148:at + 156] = b"ZZZZZZZZ"  # the header's checksum field
+    found = inventory_of(store, image(store, [compress(bytes(damaged))]))
+    assert _names(found) == {"zlib1g"}
+    assert any("damaged tar header" in p for p in found.problems)

@@ -161,6 +161,9 @@ def members(stream: BinaryIO, limits: Limits,
         except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
             raise LayerError(f"is corrupt or truncated ({_short(exc)})") from exc
         if info is None:
+            if _more_after_end(tar, stream):
+                raise LayerError("has a damaged tar header; the members after it were not "
+                                 "read")
             return
         count += 1
         if count > limits.max_members:
@@ -174,6 +177,20 @@ def members(stream: BinaryIO, limits: Limits,
         member = _member(path, info, limits, note)
         if member is not None:
             yield member, tar, info
+
+
+def _more_after_end(tar: tarfile.TarFile, stream: BinaryIO) -> bool:
+    """Whether anything but zeros follows where tarfile stopped. tarfile ends a stream
+    quietly at the first header it cannot parse, which would hide a damaged layer's rest;
+    a true end of archive is followed by zero blocks only. (tarfile's stream keeps the bytes
+    it read ahead in `buf`: looked at when it is there.)"""
+    ahead = getattr(tar.fileobj, "buf", b"")
+    if isinstance(ahead, bytes) and ahead.strip(b"\x00"):
+        return True
+    while chunk := stream.read(1 << 20):
+        if chunk.strip(b"\x00"):
+            return True
+    return False
 
 
 def _member(path: str, info: tarfile.TarInfo, limits: Limits,
