@@ -19,9 +19,8 @@ from moorage.scan.inventory import inventory_of
 from tests.scan.inventory.helpers import (ALPINE_OS_RELEASE, DEBIAN_OS_RELEASE, compress,
                                           directory, file, image, metadata, symlink, tar)
 
-FIXTURES = Path(__file__).resolve().parents[4].parent / "shared" / "fixtures"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures")
+# shared/ lies beside the clone (the worktree here, CI's fresh clone there)
+FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
 STATUS = FIXTURES / "dpkg" / "status-bookworm-minbase"
 TRUTH = FIXTURES / "dpkg" / "status-bookworm-minbase.dpkg-query.txt"
 SYFT = FIXTURES / "sbom" / "syft-sample.cdx.json"

@@ -180,3 +180,25 @@ def test_a_manifest_that_is_no_image_is_refused_clearly(store) -> None:
             inventory_of(store, bad)
     with pytest.raises(InventoryError, match="not stored here"):
         inventory_of(store, "sha256:" + "0" * 64)
+
+
+def test_a_layer_read_under_other_limits_is_read_again(store) -> None:
+    """A cached result depends on the limits it was read under (a bomb cut at 1 MiB is not
+    the layer read whole)."""
+    from moorage.scan.inventory import Limits
+
+    cache = MemoryLayerCache()
+    layer = compress(tar(_base() + [file("zeros", b"\x00" * (2 << 20)),
+                                    file("srv/node_modules/late/package.json",
+                                         '{"name": "late", "version": "1.0.0"}')]))
+    manifest = image(store, [layer])
+    small = inventory_of(store, manifest, cache=cache, limits=Limits(max_layer_bytes=1 << 20))
+    assert "late" not in {p.name for p in small.packages} and small.problems
+    store.bytes_read.clear()
+    whole = inventory_of(store, manifest, cache=cache)
+    assert store.bytes_read[digest_of(layer)] == len(layer)
+    assert "late" in {p.name for p in whole.packages} and whole.problems == ()
+    store.bytes_read.clear()
+    assert inventory_of(store, manifest, cache=cache, limits=Limits(max_layer_bytes=1 << 20)
+                        ) == small
+    assert store.bytes_read[digest_of(layer)] == 0  # the cut result is cached too, as such
