@@ -14,7 +14,7 @@ from moorage.db.migrate import upgrade
 from moorage.scan.inventory import (InventoryError, MemoryLayerCache, SqlLayerCache,
                                     inventories_of, inventory_of)
 from tests.scan.inventory.helpers import (DEBIAN_OS_RELEASE, LAYER_GZIP, LAYER_TAR, LAYER_ZSTD,
-                                          compress, digest_of, file, image, index, metadata,
+                                          compress, digest_of, directory, file, image, index, metadata,
                                           opaque, symlink, tar, whiteout)
 
 SITE = "usr/local/lib/python3.11/site-packages"
@@ -81,6 +81,18 @@ def test_a_whiteout_of_a_parent_and_a_file_turned_link_hide_too(store) -> None:
                         symlink("var/lib/dpkg", "/nonexistent")]))  # dir made a link
     found = inventory_of(store, image(store, [base, top]))
     assert {p.name for p in found.packages} == {"Jinja2", "urllib3"}
+
+
+def test_a_directory_written_over_a_lower_file_or_link_replaces_it(store) -> None:
+    base = compress(tar([file("usr/lib/os-release", DEBIAN_OS_RELEASE),
+                         symlink("etc/os-release", "../usr/lib/os-release")]))
+    top = compress(tar([directory("etc/os-release")]))  # odd, but what the container sees
+    assert inventory_of(store, image(store, [base])).distro is not None
+    found = inventory_of(store, image(store, [base, top]))
+    # usr/lib/os-release is still there and read in its own right
+    assert found.distro is not None and found.distro.id == "debian"
+    top2 = compress(tar([directory("usr/lib/os-release")]))
+    assert inventory_of(store, image(store, [base, top2])).distro is None
 
 
 def test_a_package_added_back_above_its_whiteout_is_reported(store) -> None:

@@ -38,7 +38,7 @@ def _ancestors(path: str) -> list[str]:
 
 def _hidden_by(layer: LayerResult, path: str) -> bool:
     """Whether `layer` hides a lower layer's entry at `path`."""
-    if path in layer.paths or path in layer.whiteouts:
+    if path in layer.paths or path in layer.whiteouts or path in layer.dirs:
         return True
     above = _ancestors(path)
     if "" in layer.opaques or any(a in layer.opaques for a in above):

@@ -84,7 +84,12 @@ def _take(result: LayerResult, member: Member, tar: tarfile.TarFile, info: tarfi
         result.opaques.add(member.opaque)
         return
     if member.kind == "dir":
+        result.dirs.add(path)
+        result.paths.discard(path)
+        result.records.pop(path, None)
+        result.symlinks.pop(path, None)
         return
+    result.dirs.discard(path)
     # a later member of the same layer replaces an earlier one at the same path
     result.paths.add(path)
     result.records.pop(path, None)

@@ -36,6 +36,8 @@ class LayerResult:
     # every non-directory path the layer writes: it hides what lower layers had there
     paths: set[str] = field(default_factory=set)
     symlinks: dict[str, str] = field(default_factory=dict)
+    # directories the layer writes: one replaces a lower layer's file or link at its path
+    dirs: set[str] = field(default_factory=set)
     whiteouts: set[str] = field(default_factory=set)
     opaques: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
@@ -49,7 +51,7 @@ class LayerResult:
             "records": [{"path": r.path, "text": r.text,
                          "packages": [dataclasses.asdict(p) for p in r.packages]}
                         for r in self.records.values()],
-            "paths": sorted(self.paths), "symlinks": self.symlinks,
+            "paths": sorted(self.paths), "symlinks": self.symlinks, "dirs": sorted(self.dirs),
             "whiteouts": sorted(self.whiteouts), "opaques": sorted(self.opaques),
             "problems": self.problems,
         }
@@ -64,5 +66,5 @@ class LayerResult:
                         for p in r["packages"]]
             records[r["path"]] = FileRecord(r["path"], packages, r["text"])
         return cls(doc["digest"], records, set(doc["paths"]), dict(doc["symlinks"]),
-                   set(doc["whiteouts"]), set(doc["opaques"]), list(doc["problems"]),
-                   doc.get("compression", ""))
+                   set(doc["dirs"]), set(doc["whiteouts"]), set(doc["opaques"]),
+                   list(doc["problems"]), doc.get("compression", ""))
