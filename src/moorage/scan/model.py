@@ -48,6 +48,9 @@ class Package:
     purl: str = ""  # package URL (github.com/package-url/purl-spec)
     licenses: tuple[str, ...] = ()
     arch: str = ""
+    # the inventory engines that saw it ("moorage", "syft"), set when inventories of
+    # several engines are merged (engines/syft.py); empty: the built-in cataloguers alone
+    engines: tuple[str, ...] = ()
 
     @property
     def advisory_name(self) -> str:
