@@ -28,6 +28,9 @@ from moorage.scan.sbom.spdx import MEDIA_TYPE as SPDX
 
 SbomFormat = Literal["cyclonedx", "spdx"]
 MEDIA_TYPES: dict[str, str] = {"cyclonedx": CYCLONEDX, "spdx": SPDX}
+# The layer's file name: `oras pull` writes a layer to a file only when it has a title.
+FILE_NAMES: dict[str, str] = {"cyclonedx": "sbom.cdx.json", "spdx": "sbom.spdx.json"}
+TITLE_ANNOTATION = "org.opencontainers.image.title"
 GENERATOR_ANNOTATION = "io.moorage.sbom.generator"
 CREATED_ANNOTATION = "org.opencontainers.image.created"
 # A document larger than this is refused (one of a few thousand packages is about 1-3 MiB).
@@ -73,7 +76,8 @@ async def attach_sbom(registry: Registry, repository: str, subject_digest: str,
         "artifactType": media_type,
         "config": {"mediaType": mt.OCI_EMPTY, "digest": mt.EMPTY_DIGEST,
                    "size": len(mt.EMPTY_JSON)},
-        "layers": [{"mediaType": media_type, "digest": doc_digest, "size": len(document)}],
+        "layers": [{"mediaType": media_type, "digest": doc_digest, "size": len(document),
+                    "annotations": {TITLE_ANNOTATION: FILE_NAMES[format]}}],
         "subject": {"mediaType": subject.media_type, "digest": subject.digest,
                     "size": subject.size},
         "annotations": {
