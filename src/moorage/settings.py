@@ -73,6 +73,9 @@ class Settings:
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC
     gc_grace_seconds: int = 3600
+    # vulnerability scanning (scan/, issue 16): the Syft binary of the optional second
+    # inventory engine (scan/engines/syft.py); empty: `syft` on PATH, or none
+    scan_syft_path: str = ""
     # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
     # or this key file (default <data_dir>/keys/master.keys, created on first start)
     encryption: bool = False

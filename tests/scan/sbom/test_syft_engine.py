@@ -195,3 +195,25 @@ def test_odd_components_are_skipped_or_reported_not_fatal() -> None:
     many = {**doc, "components": doc["components"][:1] * 5}
     inv = parse_syft_cyclonedx(json.dumps(many).encode(), max_components=2)
     assert len(inv.packages) == 2 and "the first 2 were read" in inv.problems[0]
+
+
+def test_syft_gets_no_credentials_and_a_scratch_folder_of_its_own(
+        tmp_path: Path, sample_image: SampleImage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the engine hands Syft: its own environment (none of ours: no keys, no
+    passwords), a scratch folder as HOME and TMPDIR that is gone afterwards, no update
+    check, and the source as `dir:` / `oci-dir:` with an absolute path."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-syft")
+    monkeypatch.setenv("MOORAGE_ADMIN_PASSWORD", "not-for-syft-either")
+    seen = tmp_path / "seen"
+    exe = fake_syft(tmp_path / "env", f'env > {seen}.env; echo "$@" > {seen}.args; exit 1')
+    inv = run_syft(sample_image.rootfs, "dir", syft_path=exe)
+    assert inv.problems == ("syft failed (exit status 1): no message",)
+    env = dict(line.split("=", 1) for line in Path(f"{seen}.env").read_text().splitlines()
+               if "=" in line)
+    assert "not-for-syft" not in Path(f"{seen}.env").read_text()
+    assert env["SYFT_CHECK_FOR_APP_UPDATE"] == "false"
+    scratch = Path(env["HOME"])
+    assert env["TMPDIR"] == str(scratch) and scratch.name.startswith("moorage-syft-")
+    assert not scratch.exists()
+    args = Path(f"{seen}.args").read_text().split()
+    assert args[:2] == ["scan", f"dir:{sample_image.rootfs.resolve()}"]
