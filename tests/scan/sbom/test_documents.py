@@ -103,6 +103,7 @@ def test_both_documents_pass_their_validators_and_name_every_package(
     inv = inventory()
     cdx = assert_valid_cyclonedx(cyclonedx_document(inv, IMAGE))
     spdx = assert_valid_spdx(spdx_document(inv, IMAGE), tmp_path)
+    spdx_document(inv, IMAGE, validate=True)  # the writer's own validation agrees
 
     # every package once, plus the operating system (and, in SPDX, the image itself)
     libraries = [c for c in cdx["components"] if c["type"] == "library"]
@@ -122,6 +123,11 @@ def test_both_documents_pass_their_validators_and_name_every_package(
     contained = {r["relatedSpdxElement"] for r in spdx["relationships"]
                  if r["relationshipType"] == "CONTAINS" and r["spdxElementId"] == described}
     assert len(contained) == len(inv.packages) + 1
+    # CycloneDX's dependency graph: the image holds every component
+    graph = {d["ref"]: d.get("dependsOn", []) for d in cdx["dependencies"]}
+    refs = {c["bom-ref"] for c in cdx["components"]}
+    assert set(graph[cdx["metadata"]["component"]["bom-ref"]]) == refs
+    assert refs <= set(graph)
     # both formats name the same packages by the same purls
     assert set(cdx_purls(cdx)) == spdx_purls(spdx) - {IMAGE.purl()}
     assert len(cdx_purls(cdx)) == len(inv.packages)
