@@ -9,6 +9,7 @@ in the test process on the server's own data folder, as a second worker process 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from moorage.app import build_instance
 from moorage.oci.errors import RegistryError
 from moorage.registry.service import Registry
 from moorage.scan.model import Inventory
-from moorage.scan.sbom import ImageRef, attach_sbom, cyclonedx_document, spdx_document
+from moorage.scan.sbom import (ImageRef, attach_sbom, cyclonedx_document, spdx_document,
+                                stored_sbom)
 from moorage.settings import load_settings
 from tests.clients.tools import copy_in, require_tool
 from tests.scan.sbom.conftest import SampleImage
@@ -84,6 +86,7 @@ def test_both_sboms_are_referrers_that_clients_find_and_pull(
     image = ImageRef(repo, pushed, "linux/amd64", host=server.host)
     documents = {"cyclonedx": cyclonedx_document(syft_of_layout, image),
                  "spdx": spdx_document(syft_of_layout, image)}
+    assert stored_sbom(registry, repo, pushed, "spdx") is None
     attached = {fmt: asyncio.run(attach_sbom(registry, repo, pushed, doc,
                                              fmt))  # type: ignore[arg-type]
                 for fmt, doc in documents.items()}
@@ -126,6 +129,10 @@ def test_both_sboms_are_referrers_that_clients_find_and_pull(
         assert [Path(f).name for f in files] == [name]
         assert Path(files[0]).read_bytes() == documents[fmt]
 
+    # read back in-process, as the API and `moorage sbom` will
+    for fmt, document in documents.items():
+        assert stored_sbom(registry, repo, pushed, fmt) == document  # type: ignore[arg-type]
+
     # the pulled CycloneDX names the image it describes and Syft's packages
     cdx = json.loads(documents["cyclonedx"])
     assert cdx["metadata"]["component"]["version"] == pushed
@@ -141,11 +148,15 @@ def test_attaching_the_same_document_again_changes_nothing(
     assert again == first
     listed = referrers(server, repo, pushed).json()["manifests"]
     assert [m["digest"] for m in listed] == [first]
-    # a new document (a later scan) is one more referrer
+    # a new document (a later scan) is one more referrer, and the one read back
     newer = cyclonedx_document(syft_of_layout, ImageRef(repo, pushed))
-    second = asyncio.run(attach_sbom(registry, repo, pushed, newer, "cyclonedx"))
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=5)
+    second = asyncio.run(attach_sbom(registry, repo, pushed, newer, "cyclonedx",
+                                     created=later))
     assert second != first
     assert len(referrers(server, repo, pushed, CYCLONEDX).json()["manifests"]) == 2
+    assert stored_sbom(registry, repo, pushed, "cyclonedx") == newer
+    assert stored_sbom(registry, repo, pushed, "spdx") is None
 
 
 def test_bad_attachments_are_refused_clearly(repo: str, pushed: str,

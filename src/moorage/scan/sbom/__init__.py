@@ -11,11 +11,11 @@ scan job, never on the event loop.
 from moorage.scan.model import Inventory
 from moorage.scan.sbom.cyclonedx import cyclonedx_document
 from moorage.scan.sbom.image import ImageRef
-from moorage.scan.sbom.referrer import MEDIA_TYPES, attach_sbom
+from moorage.scan.sbom.referrer import MEDIA_TYPES, attach_sbom, stored_sbom
 from moorage.scan.sbom.spdx import spdx_document
 
 __all__ = ["ImageRef", "MEDIA_TYPES", "attach_sbom", "cyclonedx_document", "sbom_document",
-           "spdx_document"]
+           "spdx_document", "stored_sbom"]
 
 
 def sbom_document(format: str, inventory: Inventory, image: ImageRef) -> bytes:

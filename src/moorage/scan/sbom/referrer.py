@@ -93,6 +93,36 @@ async def attach_sbom(registry: Registry, repository: str, subject_digest: str,
     return pushed.digest
 
 
+def stored_sbom(registry: Registry, repository: str, subject_digest: str,
+                format: SbomFormat) -> bytes | None:
+    """The newest stored SBOM of `format` of an image (by its `created` annotation), as its
+    bytes; None when it has none. What `moorage sbom` and the API will answer from. Reads
+    the database and the blob store: call it from a worker thread."""
+    media_type = MEDIA_TYPES.get(format)
+    if media_type is None:
+        raise ValueError(f"unknown SBOM format {format!r}: expected cyclonedx or spdx")
+    found = registry.db.referrers(repository, subject_digest, media_type)
+    found.sort(key=lambda r: ((r.annotations or {}).get(CREATED_ANNOTATION, ""), r.digest),
+               reverse=True)
+    for ref in found[:MAX_COMPARED]:
+        stored = registry.get_manifest(repository, ref.digest, [], pull=False)
+        try:
+            layers = json.loads(stored.content).get("layers") or []
+        except (ValueError, AttributeError):
+            continue
+        if len(layers) != 1 or layers[0].get("mediaType") != media_type:
+            continue  # someone else's artifact of this type, shaped otherwise
+        digest, size = str(layers[0].get("digest", "")), layers[0].get("size")
+        if not isinstance(size, int) or not 0 <= size <= MAX_DOCUMENT_BYTES:
+            continue
+        if registry.blob_size(repository, digest) != size:
+            continue
+        data = b"".join(registry.store.read(digest))
+        if "sha256:" + hashlib.sha256(data).hexdigest() == digest:
+            return data
+    return None
+
+
 def _existing(registry: Registry, repository: str, subject: str, media_type: str,
               doc_digest: str) -> str | None:
     """The digest of a referrer of this type that already carries this document."""
