@@ -252,3 +252,24 @@ def test_the_syft_fixture_is_what_the_tests_expect() -> None:
     kinds = [p["value"] for c in syft_sample()["components"]
              for p in c.get("properties", []) if p["name"] == "syft:package:type"]
     assert sorted(set(kinds)) == ["deb", "python"] and len(kinds) == 91
+
+
+def test_odd_package_fields_still_make_valid_documents(tmp_path: Path) -> None:
+    """What a hostile or broken image can put in its package databases (names with
+    spaces, slashes and non-ASCII, no version, licenses that are no SPDX expression, long
+    text) ends up quoted in valid documents, never in a refused or broken one."""
+    odd = (
+        Package("python", "PyPI", "wéird name/../x", "", licenses=("GPL v2 / \"or\" later",)),
+        Package("npm", "npm", "@scope/pkg", "1.0.0", licenses=("(MIT",)),
+        Package("deb", "Debian:12", "", "1.0", licenses=("x" * 5000,)),
+        Package("java-archive", "Maven", "no-group", "1", licenses=("MIT AND",)),
+        Package("go-module", "Go", "stdlib", "go1.22.1", path="../../etc/passwd"),
+        Package("rpm", "", "bash", "5.1-1", source_name="bash", source_version="5.1-1"),
+    )
+    inv = Inventory(Distro("", "", ""), odd, ())
+    cdx = assert_valid_cyclonedx(cyclonedx_document(inv, IMAGE))
+    assert len([c for c in cdx["components"] if c["type"] == "library"]) == len(odd)
+    spdx = assert_valid_spdx(spdx_document(inv, IMAGE), tmp_path)
+    assert len(spdx["packages"]) == len(odd) + 2
+    extracted = {e["extractedText"] for e in spdx["hasExtractedLicensingInfos"]}
+    assert {"GPL v2 / \"or\" later", "(MIT", "MIT AND", "x" * 500} <= extracted

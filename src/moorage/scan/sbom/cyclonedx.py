@@ -93,7 +93,7 @@ def _image_component(image: ImageRef, inventory: Inventory) -> Component:
 def _os_component(distro: Distro) -> Component:
     properties = [Property(name=f"{P}:distro:id", value=distro.id),
                   Property(name=f"{P}:distro:versionID", value=distro.version_id)]
-    return Component(type=ComponentType.OPERATING_SYSTEM, name=distro.id,
+    return Component(type=ComponentType.OPERATING_SYSTEM, name=distro.id or "unknown",
                      version=distro.version_id or None,
                      description=distro.pretty_name or None,
                      bom_ref=f"os:{distro.id}@{distro.version_id}", properties=properties)
@@ -118,7 +118,7 @@ def _package_component(package: Package, distro: Distro | None) -> Component:
                                    value="/" + package.path.lstrip("/")))
     if package.layer:
         properties.append(Property(name=f"{P}:location:0:layerID", value=package.layer))
-    return Component(type=ComponentType.LIBRARY, name=package.name,
+    return Component(type=ComponentType.LIBRARY, name=package.name or "unknown",
                      version=package.version or None,
                      bom_ref=f"package:{package.kind}:{package_key(package)}",
                      purl=PackageURL.from_string(purl) if purl else None,

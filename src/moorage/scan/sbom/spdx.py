@@ -96,7 +96,7 @@ def _purl_ref(purl: str) -> ExternalPackageRef:
 
 
 def _os_package(distro: Distro) -> SpdxPackage:
-    return SpdxPackage(spdx_id="SPDXRef-OperatingSystem", name=distro.id,
+    return SpdxPackage(spdx_id="SPDXRef-OperatingSystem", name=distro.id or "unknown",
                        version=distro.version_id or None,
                        download_location=SpdxNoAssertion(), files_analyzed=False,
                        primary_package_purpose=PackagePurpose.OPERATING_SYSTEM,
@@ -114,7 +114,7 @@ def _package(package: Package, distro: Distro | None, licenses: "_Licenses") -> 
     source = package.source_name or package.source_version
     return SpdxPackage(
         spdx_id=f"SPDXRef-Package-{_safe(package.kind)}-{package_key(package)}",
-        name=package.name, version=package.version or None,
+        name=package.name or "unknown", version=package.version or None,
         download_location=SpdxNoAssertion(), files_analyzed=False,
         source_info=("acquired package info from " + ", ".join(where)) if where else None,
         license_declared=declared, license_concluded=SpdxNoAssertion(),
