@@ -13,6 +13,10 @@ broken second engine still finishes on the first.
 `merge_inventories` joins the built-in inventory with Syft's, one package per
 (kind, name, version), recording in `Package.engines` which engines saw it.
 
+For an image pushed by someone else, hand Syft the OCI layout (`oci-dir`) rather than an
+unpacked folder: Syft then reads the layers itself (whiteouts included) and nothing of the
+image is ever written out as files with the image's own names, links and modes.
+
 `run_syft` blocks for seconds (about 7 s on the fixture image): call it from a worker
 thread or a job, never on the event loop.
 """
