@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from packageurl import PackageURL
 
+from moorage.scan.inventory.combine import ecosystem as os_ecosystem
 from moorage.scan.model import KINDS, Distro, Inventory, Package, ScanProblems
 
 ENGINE = "syft"
@@ -54,11 +55,6 @@ _KIND_OF_PURL = {"deb": "deb", "apk": "apk", "rpm": "rpm", "pypi": "python", "np
                  "golang": "go-module", "maven": "java-archive"}
 _LANGUAGE_ECOSYSTEMS = {"python": "PyPI", "npm": "npm", "go-module": "Go",
                         "java-archive": "Maven"}
-# OSV's names of distributions whose id differs from a capitalised os-release ID
-_DISTRO_ECOSYSTEMS = {"debian": "Debian", "ubuntu": "Ubuntu", "alpine": "Alpine",
-                      "rhel": "Red Hat", "rocky": "Rocky Linux", "almalinux": "AlmaLinux",
-                      "opensuse-leap": "openSUSE", "sles": "SUSE", "wolfi": "Wolfi",
-                      "chainguard": "Chainguard"}
 
 
 def find_syft(configured: str = "") -> str | None:
@@ -300,29 +296,14 @@ def _source(name: str, version: str, upstream: str, source_property: str
 
 def _ecosystem(kind: str, distro_qualifier: str, distro: Distro | None) -> str:
     """OSV's ecosystem: the language's, or the distribution's with its release
-    (`Debian:12`, `Alpine:v3.20`) from the purl's `distro=` or the document's OS."""
+    (`Debian:12`, `Alpine:v3.20`) from the purl's `distro=` or the document's OS, named
+    as the built-in cataloguers name it."""
     if kind in _LANGUAGE_ECOSYSTEMS:
         return _LANGUAGE_ECOSYSTEMS[kind]
-    distro_id, version = "", ""
     if distro_qualifier:
         distro_id, _, version = distro_qualifier.partition("-")
-    elif distro is not None:
-        distro_id, version = distro.id, distro.version_id
-    if not distro_id:
-        return ""
-    return distro_ecosystem(distro_id, version)
-
-
-def distro_ecosystem(distro_id: str, version: str) -> str:
-    name = _DISTRO_ECOSYSTEMS.get(distro_id.lower(), distro_id.capitalize())
-    if not version:
-        return name
-    parts = version.split(".")
-    if name == "Debian":
-        version = parts[0]
-    elif name == "Alpine":
-        version = "v" + ".".join(parts[:2])
-    return f"{name}:{version}"
+        distro = Distro(distro_id, version)
+    return os_ecosystem(distro, kind)
 
 
 def _licenses(value: Any) -> tuple[str, ...]:

@@ -62,7 +62,10 @@ class LayerResult:
         doc: dict[str, Any] = json.loads(zlib.decompress(data))
         records = {}
         for r in doc["records"]:
-            packages = [Package(**{**p, "licenses": tuple(p["licenses"])})
+            # JSON gives lists where Package holds tuples (licenses, engines); a field
+            # added to Package since the entry was cached takes its default
+            packages = [Package(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in p.items()})
                         for p in r["packages"]]
             records[r["path"]] = FileRecord(r["path"], packages, r["text"])
         return cls(doc["digest"], records, set(doc["paths"]), dict(doc["symlinks"]),
