@@ -69,7 +69,7 @@ class AdvisoryStore:
         with self.engine.begin() as conn:
             ids = [p.advisory.id for p in records if p.advisory.id in replace]
             if ids:
-                self.writes += self._delete(conn, ids)
+                self.writes += self._delete(conn, ids)[1]
             rows, packages, aliases = [], [], []
             for p in records:
                 a = p.advisory
@@ -94,21 +94,23 @@ class AdvisoryStore:
             self.writes += len(rows) + len(packages) + len(aliases)
 
     @staticmethod
-    def _delete(conn: Any, ids: Sequence[str]) -> int:
-        count = 0
+    def _delete(conn: Any, ids: Sequence[str]) -> tuple[int, int]:
+        """(advisories deleted, rows deleted with their packages and aliases)"""
+        count = rows = 0
         for start in range(0, len(ids), BATCH):
             chunk = list(ids[start:start + BATCH])
-            conn.execute(delete(_P).where(_P.c.advisory_id.in_(chunk)))
-            conn.execute(delete(_L).where(_L.c.advisory_id.in_(chunk)))
+            for query in (delete(_P).where(_P.c.advisory_id.in_(chunk)),
+                          delete(_L).where(_L.c.advisory_id.in_(chunk))):
+                rows += conn.execute(query).rowcount or 0
             count += conn.execute(delete(_A).where(_A.c.id.in_(chunk))).rowcount or 0
-        return count
+        return count, count + rows
 
     def remove(self, ids: Sequence[str]) -> int:
         if not ids:
             return 0
         with self.engine.begin() as conn:
-            removed = self._delete(conn, ids)
-        self.writes += removed
+            removed, rows = self._delete(conn, ids)
+        self.writes += rows
         return removed
 
     def ids_only_in(self, ecosystems: set[str]) -> list[str]:
