@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from moorage.scan.advisories import osv, reader, secdb
 from moorage.scan.advisories.reader import Limits, SourceError
 from moorage.scan.advisories.store import AdvisoryStore, Prepared, prepare
@@ -110,7 +112,11 @@ class _Batch:
                 self.summary.updated += 1
                 write.append(prepared)
                 replace.add(ident)
-        self.store.put(write, replace)
+        try:
+            self.store.put(write, replace)
+        except IntegrityError:
+            raise SourceError("the advisories changed under this import (another import at "
+                              "the same time?): run it again") from None
         self.pending.clear()
         self.withdrawn.clear()
 
