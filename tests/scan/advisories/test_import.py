@@ -224,3 +224,25 @@ def test_debian_osv_is_matched_by_source_package_and_dpkg_order(store: AdvisoryS
                              source_name="nginx")], store)[0]
     assert finding.aliases == ("DSA-3029-1",)
     assert finding.fixed_versions == ("1.2.1-2.2+wheezy3",)
+
+
+def test_the_same_import_and_matching_on_postgresql(tmp_path: Path) -> None:
+    """Scale-out deployments keep advisories in PostgreSQL: the same queries there (the
+    (ecosystem, name) tuple lookup, the alias join, the incremental comparison)."""
+    import uuid
+
+    from moorage.db.metadata import open_engine
+    from moorage.db.migrate import upgrade
+    from tests.support.backends import shared
+
+    engine = open_engine(shared().postgres().create_database(
+        f"advisories_{uuid.uuid4().hex[:8]}"))
+    upgrade(engine)
+    store = AdvisoryStore(engine)
+    dump = _copy(tmp_path, "jinja2", "pyyaml")
+    first = run_import(dump, store)
+    assert first.added == 9 and run_import(dump, store).writes == 0
+    assert store.get("CVE-2020-1747")["id"] == "PYSEC-2020-96"
+    assert {f.id for f in match([Package("python", "PyPI", "PyYAML", "5.3")], store)} \
+        == {"CVE-2020-1747", "CVE-2020-14343"}
+    assert store.status()["ecosystems"] == {"PyPI": 9}
