@@ -124,7 +124,8 @@ def status(json_out: JsonFlag = False) -> None:
 
 
 @app.command("show")
-def show(ident: Annotated[str, typer.Argument(help="An advisory id or alias (CVE-…, GHSA-…)")],
+def show(ident: Annotated[str, typer.Argument(
+        metavar="ID", help="An advisory id or alias, e.g. CVE-2019-10906 or PYSEC-2019-217")],
          json_out: JsonFlag = False) -> None:
     """One advisory: severity, affected packages and ranges."""
     with connect() as api:
