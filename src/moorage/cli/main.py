@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
 from moorage.cli import webhooks
+from moorage.cli import sso
 from moorage.cli import audit  # audit
 from moorage.cli.output import CliError, json_requested, print_failure
 from moorage.store.datadir import private_umask
@@ -54,6 +55,7 @@ app.add_typer(robots.app, name="robot")
 app.add_typer(tokens.app, name="token")
 app.add_typer(members.app, name="member")
 app.add_typer(network.app, name="network")
+app.add_typer(sso.app, name="sso")
 # lifecycle
 app.command()(jobs.gc)
 app.command()(worker)

@@ -395,6 +395,20 @@ Index("ix_audit_log_action", audit_log.c.action, audit_log.c.id)
 Index("ix_audit_log_repository", audit_log.c.repository, audit_log.c.id)
 Index("ix_audit_log_at", audit_log.c.at)
 
+# -- vulnerability scanning ------------------------------------------------------------------
+# What cataloguing one layer found (its files' packages, its whiteouts and the paths it
+# writes; zlib-compressed JSON), under the layer's digest: a layer shared by many images is
+# read once. `cache_key` names the record format and limits it was read under; a row of
+# another key is read again. Layers are immutable, so a row is never stale, only orphaned.
+scan_layer_cache = Table(
+    "scan_layer_cache", metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("cache_key", String(64), nullable=False),
+    Column("result", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("used_at", Float, nullable=False),
+)
+
 # -- advisories (scan) -------------------------------------------------------------------------
 # The vulnerability advisories the scanner matches against (moorage.scan.advisories), imported
 # from OSV dumps and Alpine's secdb. One row per record, kept as imported (`record`, OSV JSON)

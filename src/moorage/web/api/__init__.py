@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from moorage import __version__
 from moorage.web.api.parts import ApiParts
 from moorage.web.api import instance as instance_routes
-from moorage.web.api import namespaces, network, repositories, tokens, users
+from moorage.web.api import namespaces, network, repositories, sso, tokens, users
 from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
@@ -40,6 +40,8 @@ TAGS = [
     {"name": "webhooks", "description": "event notifications: subscriptions, deliveries, pings"},
     {"name": "audit", "description": "the tamper-evident audit log (administrators)"},
     {"name": "maintenance", "description": "read-only mode for upgrades and storage moves"},
+    {"name": "single sign-on", "description": "roles in namespaces from directory groups "
+                                              "(LDAP, OpenID Connect)"},
     {"name": "advisories", "description": "the vulnerability advisory database (read-only; "
                                           "imported with `moorage advisories import`)"},
 ]
@@ -62,7 +64,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     install_docs_page(api)
-    for module in (instance_routes, namespaces, repositories, users, tokens, network):
+    for module in (instance_routes, namespaces, repositories, users, tokens, network, sso):
         api.include_router(module.router)
     # lifecycle
     for module in (jobs, gc, policies):

@@ -1,8 +1,7 @@
 """advisories: the vulnerability records the scanner matches against
 
 Revision ID: 0013
-Revises: 0010 on this branch; 0012 once the two migrations before it are merged (the lead
-renumbers on merge)
+Revises: 0012 (the scanner's layer cache; renumber if the domains migration 0011 lands first)
 Create Date: 2026-12-07 00:00:00
 """
 
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
