@@ -16,6 +16,7 @@ from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
 from moorage.web.api import maintenance
+from moorage.web.api import advisories  # scan: the advisory database
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -41,6 +42,8 @@ TAGS = [
     {"name": "maintenance", "description": "read-only mode for upgrades and storage moves"},
     {"name": "single sign-on", "description": "roles in namespaces from directory groups "
                                               "(LDAP, OpenID Connect)"},
+    {"name": "advisories", "description": "the vulnerability advisory database (read-only; "
+                                          "imported with `moorage advisories import`)"},
 ]
 
 
@@ -69,6 +72,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(webhooks.router)  # feature: event notifications
     api.include_router(audit.router)  # audit
     api.include_router(maintenance.router)  # operations: read-only mode
+    api.include_router(advisories.router)  # scan: the advisory database
     return api
 
 
