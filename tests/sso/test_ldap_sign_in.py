@@ -163,10 +163,19 @@ def test_a_local_account_is_not_taken_over_until_an_administrator_switches_it(
     assert not signs_in(ldap_registry, "frank", PASSWORDS["frank"])
     assert signs_in(ldap_registry, "frank", USER_PASSWORD)
     assert api(ldap_registry, "GET", "/users/frank").json()["source"] == "local"
+    kept = httpx.post(f"{ldap_registry.url}/auth/token", data={
+        "grant_type": "password", "username": "frank", "password": USER_PASSWORD,
+        "service": "moorage", "client_id": "tests", "access_type": "offline"})
+    assert kept.status_code == 200, kept.text
 
     admin = Cli(ldap_registry, tmp_path / "admin")
     assert admin.login().code == 0
     assert "frank now signs in with ldap" in admin.ok("user", "source", "frank", "ldap")
+    # the refresh token the local password got ends with the switch
+    renewed = httpx.post(f"{ldap_registry.url}/auth/token", data={
+        "grant_type": "refresh_token", "refresh_token": kept.json()["refresh_token"],
+        "service": "moorage", "client_id": "tests"})
+    assert renewed.status_code == 401 and "revoked" in renewed.text, renewed.text
     assert signs_in(ldap_registry, "frank", PASSWORDS["frank"])
     assert not signs_in(ldap_registry, "frank", USER_PASSWORD)
     assert "ldap" in admin.ok("user", "list")
