@@ -24,6 +24,7 @@ import typer
 from moorage.ops.tls import CertificateError, check_pair
 
 if TYPE_CHECKING:
+    from moorage.domains.front import Front
     from moorage.settings import Settings
     from moorage.store.datadir import ServeLock
 
@@ -43,7 +44,7 @@ def serve(
     from granian.constants import Interfaces
 
     from moorage.ops.tls import CertificateWatcher
-    from moorage.processes import export_server_pid
+    from moorage.processes import FRONT_SECRET_ENV, export_server_pid
     from moorage.settings import SettingsError, export_settings, load_settings
     from moorage.store.datadir import private_umask
 
@@ -63,20 +64,31 @@ def serve(
     export_server_pid()
     os.environ.update(export_settings(settings))
     _prepare_in_child()
+    front = _front(settings, tls)  # after the preparation: the domains table exists
     _check_port(settings)  # last, just before granian binds: the narrowest window
     metrics_dir = _metrics_folder(settings)  # after the preparation: its process counts nothing
-    scheme = "https" if tls else "http"
+    scheme = "https" if tls or front else "http"
     typer.echo(f"Moorage listening on {scheme}://{settings.listen} (data in {data}, "
-               f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
+               f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
+               f"{', behind its TLS front' if front else ''})", err=True)
+    if front is not None:  # granian answers the front only, on a socket in the data folder
+        bind: dict[str, object] = {"uds": front.socket}
+        front.start_or_exit()
+        os.environ[FRONT_SECRET_ENV] = front.front.secret
+    else:
+        bind = {"address": settings.host, "port": settings.port, **_granian_tls(tls)}
     server = Granian(
         "moorage.app:create_app", factory=True, interface=Interfaces.ASGI,
-        address=settings.host, port=settings.port, workers=settings.workers,
-        log_enabled=True, log_access=False, backlog=2048,
+        workers=settings.workers, log_enabled=True, log_access=False, backlog=2048,
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
-        **_granian_tls(tls),
+        **bind,  # type: ignore[arg-type]
     )
-    watcher = CertificateWatcher(*tls).start() if tls else None
-    server.serve()  # returns once the workers have stopped
+    watcher = CertificateWatcher(*tls).start() if tls and front is None else None
+    try:
+        server.serve()  # returns once the workers have stopped
+    finally:
+        if front is not None:
+            front.front.stop()
     if watcher is not None:
         watcher.stop()
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -101,6 +113,71 @@ def _tls(settings: Settings) -> tuple[Path, Path] | None:
                f"{found.not_after:%Y-%m-%d}); renewed files are taken up without a restart",
                err=True)
     return cert, key
+
+
+@dataclasses.dataclass
+class _Fronted:
+    front: "Front"
+    socket: Path
+
+    def start_or_exit(self) -> None:
+        from moorage.domains.front import FrontError
+
+        try:
+            self.front.start()
+        except FrontError as exc:
+            _say(str(exc))
+            raise typer.Exit(1) from None
+
+
+def _front(settings: Settings, tls: tuple[Path, Path] | None) -> _Fronted | None:
+    """The TLS front when hostnames need their own certificates (domains/front.py): with
+    `tls_front = haproxy`, or `auto` and custom domains stored; None for granian's own TLS.
+    Refused with one line when HAProxy is missing or there is no certificate at all."""
+    if settings.tls_front == "off":
+        return None
+    from moorage.access.editions import Edition
+    from moorage.db.metadata import open_engine, sqlite_url
+    from moorage.domains.front import Front, FrontError, PairSource, bind_address
+    from moorage.domains.service import domain_keyring
+    from moorage.domains.store import DomainStore
+
+    data = Path(settings.data_dir)
+    engine = open_engine(settings.database_url or sqlite_url(data))
+    store = DomainStore(engine)
+    has_domains = Edition(settings.edition).has("custom_domains")
+    if settings.tls_front == "auto" and not (has_domains and store.count()):
+        engine.dispose()
+        return None
+    if not tls and not store.count():
+        _say("setting 'tls_front' is haproxy, and there is no certificate to serve: set "
+             "tls_cert and tls_key (the default certificate)")
+        raise typer.Exit(2)
+    folder = data / "front"
+    socket = folder / "app.sock"
+    backend = f"unix@{socket}"
+    if len(str(socket)) > 100:  # a unix socket path has at most 107 bytes
+        _say(f"the data folder's path is too long for a unix socket ({socket}); choose a "
+             f"shorter --data-dir to serve custom domains")
+        raise typer.Exit(2)
+    if not has_domains:
+        _say(f"custom domain names need the basic edition or higher; this instance runs the "
+             f"{settings.edition} edition: only the tls_cert certificate is served")
+    try:
+        front = Front(bind_address(settings.host, settings.port), backend, folder,
+                      PairSource(store, domain_keyring(settings, data) if has_domains else None,
+                                 tls) if has_domains else PairSource(_NoDomains(), None, tls))
+    except FrontError as exc:
+        _say(str(exc))
+        raise typer.Exit(1) from None
+    return _Fronted(front, socket)
+
+
+class _NoDomains:
+    """The domains of an edition without them: none."""
+
+    def pairs(self) -> list[tuple[str, str, bytes]]:
+        return []
 
 
 def _granian_tls(tls: tuple[Path, Path] | None) -> dict[str, object]:

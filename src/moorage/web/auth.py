@@ -93,6 +93,9 @@ class RegistryAccess:
         self.proxy_header = proxy_header
         self.bus = bus or EventBus()
         self.limiter: RateLimiter | None = None
+        # the public_url setting, without a trailing slash: the start of every URL handed
+        # out (the token realm, Location, Link); empty: the host and scheme the client used
+        self.public_url = ""
         self._pool = ThreadPoolExecutor(AUTH_THREADS, thread_name_prefix="moorage-auth")
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
@@ -156,6 +159,8 @@ class RegistryAccess:
         return client_address(peer, headers, self.trusted_proxies, self.proxy_header)
 
     def realm(self, scope: Scope) -> str:
+        if self.public_url:
+            return f"{self.public_url}/auth/token"
         host = header(scope, b"host") or ""
         if len(host) > 300 or not _HOST_RE.fullmatch(host):
             server = scope.get("server")

@@ -16,6 +16,7 @@ from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
 from moorage.web.api import maintenance
+from moorage.web.api import domains
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -39,6 +40,8 @@ TAGS = [
     {"name": "webhooks", "description": "event notifications: subscriptions, deliveries, pings"},
     {"name": "audit", "description": "the tamper-evident audit log (administrators)"},
     {"name": "maintenance", "description": "read-only mode for upgrades and storage moves"},
+    {"name": "domains", "description": "custom domain names: a certificate per hostname, "
+                                       "chosen by SNI"},
 ]
 
 
@@ -67,6 +70,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(webhooks.router)  # feature: event notifications
     api.include_router(audit.router)  # audit
     api.include_router(maintenance.router)  # operations: read-only mode
+    api.include_router(domains.router)  # feature: custom domain names
     return api
 
 
