@@ -211,6 +211,20 @@ def test_the_client_address_is_the_clients_and_forwarding_headers_are_not_believ
     assert answer.status_code == 401
     assert f'realm="https://localhost:{front.port}/auth/token"' in \
         answer.headers["www-authenticate"]
+    # a failed login is recorded with the address the front saw, not the forged one
+    refused = httpx.get(f"https://localhost:{front.port}/auth/token", headers=forged,
+                        auth=("admin", "a-wrong-password"), verify=ca.context())
+    assert refused.status_code == 401
+    deadline = time.monotonic() + 120  # the audit log is written by a flusher thread
+    while True:
+        entries = httpx.get(f"https://localhost:{front.port}/api/v1/audit",
+                            params={"actor": "admin", "action": "login",
+                                    "result": "failure"},
+                            auth=("admin", ADMIN_PASSWORD), verify=ca.context()).json()["entries"]
+        if entries or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert entries and entries[0]["address"] == "127.0.0.1", entries
     listed = httpx.get(f"https://localhost:{front.port}/api/v1/domains",
                        auth=("admin", ADMIN_PASSWORD), verify=ca.context())
     assert listed.status_code == 200
