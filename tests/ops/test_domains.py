@@ -395,3 +395,12 @@ def test_the_personal_edition_refuses_custom_domains(tmp_path: Path, ca: Authori
         assert listed.status_code == 403
     finally:
         server.stop()
+
+
+def test_no_private_key_reaches_the_log(front: HttpsServer, ca: Authority) -> None:
+    """Added through the CLI, refused or renewed: the keys' bytes are nowhere in the log."""
+    log = front.log_path.read_text(errors="replace")
+    assert "added by admin" in log  # the additions were logged, without their keys
+    for stem in ("a", "b"):
+        body = "".join((ca.folder / f"{stem}.key").read_text().splitlines()[1:-1])
+        assert body[:40] not in log and "PRIVATE KEY" not in log
