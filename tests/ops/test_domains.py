@@ -28,9 +28,8 @@ from tests.support.server import MoorageServer
 
 HOST_A, HOST_B = "reg-a.moorage.test", "reg-b.moorage.test"
 CREDS = f"admin:{ADMIN_PASSWORD}"
-pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None and not os.path.exists(
-    "/usr/sbin/haproxy"), reason="HAProxy (Debian package haproxy) is installed by "
-                                 "scripts/install-system-deps.sh")
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="HAProxy (Debian "
+                                "package haproxy) is installed by scripts/install-system-deps.sh")
 
 
 class HttpsServer(MoorageServer):
@@ -404,3 +403,20 @@ def test_no_private_key_reaches_the_log(front: HttpsServer, ca: Authority) -> No
     for stem in ("a", "b"):
         body = "".join((ca.folder / f"{stem}.key").read_text().splitlines()[1:-1])
         assert body[:40] not in log and "PRIVATE KEY" not in log
+
+
+def test_serve_refuses_in_one_line_when_the_front_is_needed_and_haproxy_is_missing(
+        ca: Authority, tmp_path: Path) -> None:
+    cert, key, _ = ca.issue("no-haproxy", ["localhost"])
+    path = ":".join(p for p in os.environ.get("PATH", "").split(":")
+                    if p and not (Path(p) / "haproxy").exists())
+    done = subprocess.run([sys.executable, "-m", "moorage", "serve", "--listen",
+                           "127.0.0.1:1", "--data-dir", str(tmp_path / "data")],
+                          env={**os.environ, **SECURED, "PATH": path,
+                               "MOORAGE_TLS_CERT": str(cert), "MOORAGE_TLS_KEY": str(key),
+                               "MOORAGE_TLS_FRONT": "haproxy"},
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done
+    said = [line for line in done.stderr.splitlines() if line.startswith("moorage:")]
+    assert len(said) == 1 and "HAProxy, which is not installed" in said[0], done.stderr
+    assert "Traceback" not in done.stderr

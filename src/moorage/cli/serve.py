@@ -63,8 +63,8 @@ def serve(
     lock = _claim(settings)  # workers inherit it: held until the last of them has exited
     export_server_pid()
     os.environ.update(export_settings(settings))
-    _prepare_in_child()
-    front = _front(settings, tls)  # after the preparation: the domains table exists
+    stored_domains = _prepare_in_child()
+    front = _front(settings, tls, stored_domains)
     _check_port(settings)  # last, just before granian binds: the narrowest window
     metrics_dir = _metrics_folder(settings)  # after the preparation: its process counts nothing
     scheme = "https" if tls or front else "http"
@@ -130,13 +130,18 @@ class _Fronted:
             raise typer.Exit(1) from None
 
 
-def _front(settings: Settings, tls: tuple[Path, Path] | None) -> _Fronted | None:
+def _front(settings: Settings, tls: tuple[Path, Path] | None,
+           stored_domains: int) -> _Fronted | None:
     """The TLS front when hostnames need their own certificates (domains/front.py): with
     `tls_front = haproxy`, or `auto` and custom domains stored; None for granian's own TLS.
     Refused with one line when HAProxy is missing or there is no certificate at all."""
     if settings.tls_front == "off":
         return None
     from moorage.access.editions import Edition
+
+    has_domains = Edition(settings.edition).has("custom_domains")
+    if settings.tls_front == "auto" and not (has_domains and stored_domains):
+        return None  # granian's own TLS, and no database code in this process
     from moorage.db.metadata import open_engine, sqlite_url
     from moorage.domains.front import Front, FrontError, PairSource, bind_address
     from moorage.domains.service import domain_keyring
@@ -145,10 +150,6 @@ def _front(settings: Settings, tls: tuple[Path, Path] | None) -> _Fronted | None
     data = Path(settings.data_dir)
     engine = open_engine(settings.database_url or sqlite_url(data))
     store = DomainStore(engine)
-    has_domains = Edition(settings.edition).has("custom_domains")
-    if settings.tls_front == "auto" and not (has_domains and store.count()):
-        engine.dispose()
-        return None
     if not tls and not store.count():
         _say("setting 'tls_front' is haproxy, and there is no certificate to serve: set "
              "tls_cert and tls_key (the default certificate)")
@@ -252,17 +253,27 @@ def _check_port(settings: Settings) -> None:
         raise typer.Exit(1)
 
 
-def _prepare_in_child() -> None:
-    """First-start work (migrations, keys, the admin account) in a short-lived process.
+_DOMAINS_SAID = "moorage-domains="
+
+
+def _prepare_in_child() -> int:
+    """First-start work (migrations, keys, the admin account) in a short-lived process;
+    returns how many custom domains are stored (whether the TLS front is needed), counted
+    there too, so that this process loads no database code unless the front runs.
 
     The granian main process only forks and watches the workers. Done here, the preparation
     would leave the whole application, and argon2's 19 MiB peak for the admin's hash, in that
     process for the server's lifetime: ~70 MiB of the memory budget for nothing.
     """
     code = "from moorage.cli.serve import prepare_from_environment as p; raise SystemExit(p())"
-    result = subprocess.run([sys.executable, "-c", code], env=os.environ, check=False)
+    result = subprocess.run([sys.executable, "-c", code], env=os.environ, check=False,
+                            stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise typer.Exit(result.returncode)
+    said = result.stdout.splitlines()
+    domains = next((int(line.split("=", 1)[1]) for line in said
+                    if line.startswith(_DOMAINS_SAID)), 0)
+    return domains
 
 
 def prepare_from_environment() -> int:
@@ -283,4 +294,11 @@ def prepare_from_environment() -> int:
     if generated:
         print(f"Created the administrator account: user 'admin', password '{generated}' "
               f"(shown once; change it with `moorage user passwd admin`)", file=sys.stderr)
+    if settings.tls_front == "auto":
+        from moorage.db.metadata import open_engine, sqlite_url
+        from moorage.domains.store import DomainStore
+
+        engine = open_engine(settings.database_url or sqlite_url(Path(settings.data_dir)))
+        print(f"{_DOMAINS_SAID}{DomainStore(engine).count()}", flush=True)
+        engine.dispose()
     return 0

@@ -59,9 +59,7 @@ class Pair:
 
 
 def haproxy_binary() -> str:
-    found = shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(p, os.X_OK)),
-        None)
+    found = shutil.which("haproxy")  # on PATH, as systemd's default PATH has /usr/sbin
     if found is None:
         raise FrontError("custom domains are served through HAProxy, which is not installed: "
                          "install it (Debian: apt-get install haproxy), or set tls_front = off "
