@@ -420,3 +420,15 @@ def test_serve_refuses_in_one_line_when_the_front_is_needed_and_haproxy_is_missi
     said = [line for line in done.stderr.splitlines() if line.startswith("moorage:")]
     assert len(said) == 1 and "HAProxy, which is not installed" in said[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_renewed_default_certificate_is_served_by_the_front_without_a_restart(
+        front: HttpsServer, ca: Authority) -> None:
+    """The tls_cert/tls_key files renewed in place (certbot's way): the front takes them up,
+    and the domains keep their own certificates."""
+    pid = front.proc.pid if front.proc else None
+    _, _, renewed = ca.issue("default", ["localhost"])  # the same files the server was given
+    wait_until_served(front.port, "localhost", renewed, ca)
+    assert served(front.port, HOST_A, ca).subject.rfc4514_string() == f"CN={HOST_A}"
+    assert front.proc is not None and front.proc.pid == pid
