@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -432,3 +433,44 @@ def test_a_renewed_default_certificate_is_served_by_the_front_without_a_restart(
     wait_until_served(front.port, "localhost", renewed, ca)
     assert served(front.port, HOST_A, ca).subject.rfc4514_string() == f"CN={HOST_A}"
     assert front.proc is not None and front.proc.pid == pid
+
+
+def https_scaleout(root: Path, ca: Authority, env: dict[str, str]) -> Any:
+    """Two replicas on the shared PostgreSQL, S3 and Redis, each behind its own front."""
+    from tests.support.scaleout import ScaleOut
+
+    class Cluster(ScaleOut):
+        def add_replica(self) -> MoorageServer:
+            replica = HttpsServer(self.root / f"replica{len(self.replicas)}", env=self.env())
+            replica.verify = ca.context()
+            replica.start()
+            self.replicas.append(replica)
+            return replica
+
+    return Cluster(root, env=env).start()
+
+
+@pytest.mark.slow
+def test_every_replica_serves_a_domain_added_through_another(ca: Authority,
+                                                            tmp_path: Path) -> None:
+    cert, key, _ = ca.issue("replicas-default", ["localhost"])
+    cluster = https_scaleout(tmp_path, ca, {
+        **SECURED, **ROOMY, "MOORAGE_TLS_CERT": str(cert), "MOORAGE_TLS_KEY": str(key),
+        "MOORAGE_TLS_FRONT": "haproxy"})
+    try:
+        first, second = cluster.replicas
+        d_cert, d_key, serial = ca.issue("replicated", ["reg-d.moorage.test"])
+        done = moorage_cli(first, ca, "domain", "add", "reg-d.moorage.test", "--cert",
+                           str(d_cert), "--key", str(d_key))
+        assert done.returncode == 0, done
+        for replica in (first, second):
+            wait_until_served(replica.port, "reg-d.moorage.test", serial, ca)
+        done = moorage_cli(second, ca, "domain", "remove", "reg-d.moorage.test")
+        assert done.returncode == 0, done
+        deadline = time.monotonic() + 300
+        while served(first.port, "reg-d.moorage.test").subject.rfc4514_string() != \
+                "CN=localhost":
+            assert time.monotonic() < deadline, "the removed domain is still served"
+            time.sleep(0.5)
+    finally:
+        cluster.stop()
