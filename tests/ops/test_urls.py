@@ -118,3 +118,22 @@ def test_webhook_payload_urls_follow_public_url_else_the_listen_address(tmp_path
     assert base_url(Settings(listen="127.0.0.1:5000")) == "http://127.0.0.1:5000"
     assert base_url(Settings(listen="127.0.0.1:5000", tls_cert="c", tls_key="k")) == \
         "https://127.0.0.1:5000"
+
+
+def test_a_trusted_proxy_names_the_scheme_and_host_and_nobody_else_does(
+        plain: MoorageServer, tmp_path: Path) -> None:
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "registry.example.org"}
+    ignored = httpx.get(f"{plain.url}/v2/", headers=forwarded)  # no trusted proxy set
+    assert f'realm="http://{plain.host}/auth/token"' in ignored.headers["www-authenticate"]
+    proxied = MoorageServer(tmp_path / "data", env={
+        **SECURED, "MOORAGE_TRUSTED_PROXIES": "127.0.0.1/32"}).start()
+    try:  # the test's own requests come from 127.0.0.1: here, a trusted proxy
+        answer = httpx.get(f"{proxied.url}/v2/", headers=forwarded)
+        assert 'realm="https://registry.example.org/auth/token"' in \
+            answer.headers["www-authenticate"]
+        garbage = httpx.get(f"{proxied.url}/v2/", headers={
+            "X-Forwarded-Proto": "gopher", "X-Forwarded-Host": 'x"y'})
+        assert garbage.headers["www-authenticate"].startswith(
+            'Bearer realm="http://127.0.0.1:'), garbage.headers
+    finally:
+        proxied.stop()
