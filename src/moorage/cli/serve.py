@@ -71,9 +71,9 @@ def serve(
     typer.echo(f"Moorage listening on {scheme}://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
                f"{', behind its TLS front' if front else ''})", err=True)
-    if front is not None:  # granian answers the front only, on a socket in the data folder
-        bind: dict[str, object] = {"uds": front.socket}
+    if front is not None:  # granian answers the front only, on a private unix socket
         front.start_or_exit()
+        bind: dict[str, object] = {"uds": front.front.app_socket}
         os.environ[FRONT_SECRET_ENV] = front.front.secret
     else:
         bind = {"address": settings.host, "port": settings.port, **_granian_tls(tls)}
@@ -118,7 +118,6 @@ def _tls(settings: Settings) -> tuple[Path, Path] | None:
 @dataclasses.dataclass
 class _Fronted:
     front: "Front"
-    socket: Path
 
     def start_or_exit(self) -> None:
         from moorage.domains.front import FrontError
@@ -155,23 +154,17 @@ def _front(settings: Settings, tls: tuple[Path, Path] | None,
              "tls_cert and tls_key (the default certificate)")
         raise typer.Exit(2)
     folder = data / "front"
-    socket = folder / "app.sock"
-    backend = f"unix@{socket}"
-    if len(str(socket)) > 100:  # a unix socket path has at most 107 bytes
-        _say(f"the data folder's path is too long for a unix socket ({socket}); choose a "
-             f"shorter --data-dir to serve custom domains")
-        raise typer.Exit(2)
     if not has_domains:
         _say(f"custom domain names need the basic edition or higher; this instance runs the "
              f"{settings.edition} edition: only the tls_cert certificate is served")
     try:
-        front = Front(bind_address(settings.host, settings.port), backend, folder,
+        front = Front(bind_address(settings.host, settings.port), folder,
                       PairSource(store, domain_keyring(settings, data) if has_domains else None,
                                  tls) if has_domains else PairSource(_NoDomains(), None, tls))
     except FrontError as exc:
         _say(str(exc))
         raise typer.Exit(1) from None
-    return _Fronted(front, socket)
+    return _Fronted(front)
 
 
 class _NoDomains:

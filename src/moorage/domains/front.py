@@ -4,7 +4,9 @@ granian serves one certificate per listener; it cannot choose one by SNI. So wit
 domains, `moorage serve` stays the one command and runs HAProxy in front of its own workers:
 HAProxy listens on the public address (TLS 1.2 and up, HTTP/2 and HTTP/1.1 by ALPN, one
 certificate per hostname from a crt-list, the `tls_cert` pair as the default for every other
-name) and forwards over a unix socket in the private data folder to granian. The measured
+name) and forwards over a unix socket to granian (in a private folder of its own under the
+temporary directory: a socket path has at most 107 bytes, which a data folder's path may
+already pass). The measured
 cost, and why HAProxy rather than a front in Python, is in the README ("HTTPS").
 
 What the app may believe of a forwarded request rests on a secret made at each start: the
@@ -27,6 +29,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,7 +88,7 @@ def render(pairs: list[Pair], folder: Path) -> dict[str, bytes]:
     return files
 
 
-def config(listen: str, backend: str, folder: Path, secret: str) -> str:
+def config(listen: str, backend: str, folder: Path, secret: str, sockets: Path) -> str:
     """haproxy.cfg: TLS ≥ 1.2 with h2 and http/1.1 on the public address, HTTP/1.1 with
     keep-alive to granian. Timeouts are inactivity bounds: a long blob transfer that keeps
     moving is never cut."""
@@ -99,7 +102,7 @@ global
     master-worker
     maxconn {maxconn}
     hard-stop-after 1h
-    stats socket {folder / 'admin.sock'} mode 600 level admin expose-fd listeners
+    stats socket {sockets / 'admin.sock'} mode 600 level admin expose-fd listeners
     ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
     ssl-default-bind-ciphers ECDHE+AESGCM:ECDHE+CHACHA20
     log stderr format short local0 warning
@@ -140,18 +143,26 @@ def _die_with_us() -> None:
 class Front:
     """One HAProxy master process, its files and the thread that keeps them current."""
 
-    def __init__(self, listen: str, backend: str, folder: Path,
-                 pairs: Callable[[], list[Pair]], interval: float = 5.0) -> None:
+    def __init__(self, listen: str, folder: Path, pairs: Callable[[], list[Pair]],
+                 interval: float = 5.0) -> None:
         self.binary = haproxy_binary()
         self.folder = folder
+        # the two sockets (granian's, HAProxy's admin socket): a private folder (0700),
+        # made by start() and removed by stop()
+        self.sockets = Path("/nonexistent")
         self.pairs = pairs
         self.interval = interval
         self.secret = secrets.token_urlsafe(32)
-        self.listen, self.backend = listen, backend
+        self.listen = listen
         self.proc: subprocess.Popen[bytes] | None = None
         self._files: dict[str, bytes] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="moorage-front", daemon=True)
+
+    @property
+    def app_socket(self) -> Path:
+        """Where granian listens for the front (valid once started)."""
+        return self.sockets / "app.sock"
 
     @property
     def cfg(self) -> Path:
@@ -166,12 +177,15 @@ class Front:
             raise FrontError("the TLS front has no certificate to serve: set tls_cert and "
                              "tls_key, or add a domain first")
         self._write(render(pairs, self.folder))
-        self._write_file(self.cfg, config(self.listen, self.backend, self.folder,
-                                          self.secret).encode())
-        checked = subprocess.run([self.binary, "-c", "-q", "-f", str(self.cfg)],
+        self.sockets = Path(tempfile.mkdtemp(prefix="moorage-front-"))
+        self._write_file(self.cfg, config(self.listen, f"unix@{self.app_socket}", self.folder,
+                                          self.secret, self.sockets).encode())
+        checked = subprocess.run([self.binary, "-c", "-f", str(self.cfg)],
                                  capture_output=True, text=True, timeout=60)
         if checked.returncode != 0:
-            said = (checked.stderr or checked.stdout).strip().splitlines()
+            said = [line for line in (checked.stderr + checked.stdout).splitlines()
+                    if "ALERT" in line] or [f"exit code {checked.returncode}"]
+            shutil.rmtree(self.sockets, ignore_errors=True)
             raise FrontError(f"HAProxy refuses its configuration: {' '.join(said[-3:])}")
         self._spawn()
         self._thread.start()
@@ -193,8 +207,7 @@ class Front:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        for leftover in ("admin.sock",):
-            (self.folder / leftover).unlink(missing_ok=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def check_once(self) -> bool:
         """Render the files again; on a change, write them and reload. True if reloaded."""
