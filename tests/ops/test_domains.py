@@ -109,6 +109,17 @@ def front_pids(server: MoorageServer) -> list[int]:
     return found
 
 
+def remove_front_sockets(data_dir: Path) -> None:
+    """The front's socket folder of a server that was killed (SIGKILL leaves it behind)."""
+    cfg = data_dir / "front" / "haproxy.cfg"
+    if cfg.exists():
+        for line in cfg.read_text().splitlines():
+            if line.strip().startswith("stats socket "):
+                folder = Path(line.split()[2]).parent
+                if folder.name.startswith("moorage-front-"):
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> Authority:
     return Authority.make(tmp_path_factory.mktemp("domains-ca"))
@@ -378,6 +389,7 @@ def test_a_removed_domain_gets_the_default_certificate_and_the_front_lives_with_
             time.sleep(0.2)
     finally:
         server.kill()
+        remove_front_sockets(first)
 
 
 def test_the_personal_edition_refuses_custom_domains(tmp_path: Path, ca: Authority) -> None:
@@ -474,3 +486,5 @@ def test_every_replica_serves_a_domain_added_through_another(ca: Authority,
             time.sleep(0.5)
     finally:
         cluster.stop()
+        for replica in cluster.replicas:
+            remove_front_sockets(replica.data_dir)
