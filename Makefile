@@ -39,14 +39,19 @@ install-system:
 	@scripts/install-system-deps.sh
 
 # npm packages the tests use (axe-core, the accessibility checker of the console's browser
-# tests), in a project-local folder; never a browser download (Debian's chromium is used)
+# tests; oidc-provider, the OpenID provider of the single sign-on tests), in a project-local
+# folder; never a browser download (Debian's chromium is used)
 NPM_DIR := .npm-packages
 AXE := $(NPM_DIR)/node_modules/axe-core/axe.min.js
+OIDC_PROVIDER := $(NPM_DIR)/node_modules/oidc-provider/package.json
 
 $(AXE):
 	npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) axe-core@4
 
-install-npm: $(AXE)
+$(OIDC_PROVIDER):
+	npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) oidc-provider@9
+
+install-npm: $(AXE) $(OIDC_PROVIDER)
 
 run: install
 	$(BIN)/moorage serve $(ARGS)

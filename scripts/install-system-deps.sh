@@ -22,10 +22,15 @@ declare -A wanted=(
   [prometheus]=prometheus
   [debootstrap]=debootstrap
   [haproxy]=haproxy
+  [slapd]=slapd
+  [ldapmodify]=ldap-utils
+  # the scanner's inventory tests build a Go binary and an rpm database with the real tools
+  [go]=golang-go
+  [rpmbuild]=rpm
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
-  if [ "$cmd" = busybox ] || [ "$cmd" = postgresql ]; then
+  if [ "$cmd" = busybox ] || [ "$cmd" = postgresql ] || [ "$cmd" = slapd ]; then
     dpkg -s "${wanted[$cmd]}" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
   elif ! command -v "$cmd" >/dev/null 2>&1; then
     missing+=("${wanted[$cmd]}")
@@ -44,4 +49,9 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" uidmap >/de
 # a systemd host, listening on every address) is not wanted.
 if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
   $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
+# The tests start their own slapd on a loopback port with a configuration of their own; the
+# package's service (which Debian starts on install, on every address) is not wanted.
+if [[ " ${missing[*]} " == *" slapd "* ]] && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now slapd.service >/dev/null 2>&1 || true
 fi

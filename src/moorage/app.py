@@ -48,6 +48,8 @@ from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
+from moorage.sso import oidc_setup  # single sign-on, OpenID Connect
+from moorage.sso.oidc_console import OidcSignIn
 from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
@@ -89,6 +91,7 @@ class Instance:
     webhooks: WebhookService | None = None
     audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
     domains: DomainService | None = None  # custom domain names (refused by small editions)
+    oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -168,6 +171,11 @@ def build_instance(settings: Settings) -> Instance:
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
     instance.domains = install_domains(settings, engine, edition, data_dir)
+    if settings.ldap_url:  # single sign-on: an LDAP directory checks its accounts' passwords
+        from moorage.sso.ldap import install as install_ldap
+        install_ldap(settings, authenticator, manager)
+    instance.oidc = oidc_setup.install(settings, authenticator, manager,
+                                       derived_key(key, "oidc state"))
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -333,6 +341,8 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
                        instance.settings.console_secure_cookies)
     for pages in CORE_PAGES:
         site.install(pages)
+    if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
+        oidc_setup.install_pages(site, instance.oidc)
     return site
 
 

@@ -77,6 +77,9 @@ class Settings:
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC
     gc_grace_seconds: int = 3600
+    # vulnerability scanning (scan/, issue 16): the Syft binary of the optional second
+    # inventory engine (scan/engines/syft.py); empty: `syft` on PATH, or none
+    scan_syft_path: str = ""
     # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
     # or this key file (default <data_dir>/keys/master.keys, created on first start)
     encryption: bool = False
@@ -110,7 +113,11 @@ class Settings:
     ldap_group_base: str = ""  # empty: groups come from the user's memberOf only
     ldap_group_filter: str = "(|(member={dn})(uniqueMember={dn})(memberUid={username}))"
     ldap_admin_groups: str = ""  # ;-separated group DNs whose members are administrators
-    ldap_timeout_seconds: int = 5
+    ldap_timeout_seconds: int = 5  # connect, and each answer
+    # a successful directory check is remembered this long per process (docker sends Basic
+    # credentials for every token); a changed password or group shows after at most this
+    # long. 0: every sign-in asks the directory
+    ldap_cache_seconds: int = 60
     # single sign-on, OpenID Connect (sso/oidc.py): the console's "Sign in with" button.
     # Empty oidc_issuer: off
     oidc_issuer: str = ""  # discovery at <issuer>/.well-known/openid-configuration
@@ -237,6 +244,21 @@ def _validate(settings: Settings) -> None:
                                      and settings.oidc_client_id):
         raise SettingsError("setting 'oidc_issuer' must be an http(s) URL and comes with "
                             "'oidc_client_id'")
+    if settings.ldap_url.startswith("ldaps://") and settings.ldap_starttls:
+        raise SettingsError("settings 'ldap_url' (ldaps://) and 'ldap_starttls' exclude each "
+                            "other: StartTLS upgrades a plain ldap:// connection")
+    if settings.ldap_url and not settings.ldap_user_base:
+        raise SettingsError("setting 'ldap_url' comes with 'ldap_user_base' (where users are "
+                            "searched)")
+    if settings.ldap_url and "{username}" not in settings.ldap_user_filter:
+        raise SettingsError("setting 'ldap_user_filter' must contain {username}")
+    if settings.ldap_ca_file and not Path(settings.ldap_ca_file).is_file():
+        raise SettingsError(f"setting 'ldap_ca_file': no such file {settings.ldap_ca_file}")
+    if not 0 <= settings.ldap_cache_seconds <= 3600:
+        raise SettingsError("setting 'ldap_cache_seconds' must be between 0 and 3600")
+    if settings.oidc_issuer and settings.oidc_ca_file \
+            and not Path(settings.oidc_ca_file).is_file():
+        raise SettingsError(f"setting 'oidc_ca_file': {settings.oidc_ca_file} is not a file")
     for name in ("ldap_timeout_seconds", "oidc_timeout_seconds"):
         if not 1 <= getattr(settings, name) <= 300:
             raise SettingsError(f"setting {name!r} must be between 1 and 300 seconds")

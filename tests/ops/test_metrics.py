@@ -27,6 +27,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.clients.tools import require_tool, skopeo
 from tests.conftest import ADMIN_PASSWORD, ROOMY, SECURED
+from tests.events.helpers import create_hook, wait_deliveries
+from tests.events.receiver import Receiver
 from tests.lifecycle.helpers import run_gc
 from tests.support.processes import children
 from tests.support.prometheus import PrometheusServer
@@ -48,6 +50,7 @@ class Stack:
     server: MoorageServer
     prometheus: PrometheusServer
     redis: RedisServer
+    receivers: list[Receiver]
     layer_bytes: int = 0  # bytes of the pushed image's blobs
 
 
@@ -59,10 +62,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     server = MoorageServer(folder / "data", extra_args=["--workers", "2"], env={
         **SECURED, **ROOMY, "MOORAGE_METRICS_TOKEN": TOKEN, "MOORAGE_REDIS_URL": redis.url})
     prometheus = None
+    # webhook receivers: one takes every delivery, one refuses the first with a 503
+    receivers = [Receiver().start(), Receiver(answers=[503]).start()]
     try:
         server.start()
         prometheus = PrometheusServer(folder / "prometheus", server.host, TOKEN).start()
-        stack = Stack(server, prometheus, redis)
+        stack = Stack(server, prometheus, redis, receivers)
         drive(stack, folder)
         yield stack
     finally:
@@ -70,6 +75,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             prometheus.stop()
         server.kill()
         redis.stop()
+        for receiver in receivers:
+            receiver.stop()
 
 
 def drive(stack: Stack, folder: Path) -> None:
@@ -80,10 +87,14 @@ def drive(stack: Stack, folder: Path) -> None:
     server = stack.server
     layout = folder / "layout"
     random_image(layout, "v1", layers=2, layer_size=128 * 1024)
+    assert api(server, "POST", "/namespaces", json={"name": NAMESPACE}).status_code == 201
+    hooks = [create_hook(server, r.url, ["push"], NAMESPACE)["id"] for r in stack.receivers]
     stack.layer_bytes = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir()
                             if p.stat().st_size > 10_000)
     skopeo("copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", CREDS,
            f"oci:{layout}:v1", f"docker://{server.host}/{REPO}:v1")
+    wait_deliveries(server, hooks[0], 1)
+    stack.receivers[1].wait_for(1)  # the refused attempt; its retry comes later
     for n in range(3):
         skopeo("copy", "--quiet", "--src-tls-verify=false", "--src-creds", CREDS,
                f"docker://{server.host}/{REPO}:v1", f"oci:{folder / f'pulled-{n}'}:v1")
@@ -274,6 +285,15 @@ def test_the_token_guards_metrics(stack: Stack) -> None:
     assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
     assert open_metrics.text.rstrip().endswith("# EOF")
     assert httpx.post(f"{server.url}/metrics", headers=BEARER).status_code == 405
+
+
+def test_webhook_deliveries_and_failures_are_counted(stack: Stack) -> None:
+    """One delivery taken, one refused with a 503 (to be retried): both attempts counted,
+    by the state each left its delivery in."""
+    prom = stack.prometheus
+    assert prom.wait_for('sum(moorage_webhook_deliveries_total{result="delivered"})') >= 1
+    assert prom.wait_for('sum(moorage_webhook_deliveries_total{result="retrying"})') >= 1
+    assert prom.wait_for("sum(moorage_webhook_delivery_failures_total)") >= 1
 
 
 def test_redis_errors_are_counted(stack: Stack) -> None:

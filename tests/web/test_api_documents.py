@@ -30,6 +30,8 @@ PATHS = {
     "/api/v1/tokens/{token_id}": {"delete"},
     "/api/v1/network-rules": {"get", "post"},
     "/api/v1/network-rules/{rule_id}": {"delete"},
+    "/api/v1/sso/group-roles": {"get", "post"},
+    "/api/v1/sso/group-roles/{mapping_id}": {"delete"},
 }
 
 
@@ -43,7 +45,7 @@ def test_openapi_document_lists_every_path_with_types(secure_registry: MoorageSe
         assert methods <= set(doc["paths"][path]), (path, set(doc["paths"][path]))
     schemas = doc["components"]["schemas"]
     for model in ("Namespace", "RobotCreated", "TokenCreated", "Repository", "Tag", "User",
-                  "NetworkRule", "InstanceInfo", "ErrorBody"):
+                  "NetworkRule", "InstanceInfo", "ErrorBody", "GroupRole"):
         assert model in schemas, model
     assert "HTTPValidationError" not in schemas  # errors are documented as they are sent
     created = doc["paths"]["/api/v1/namespaces"]["post"]["responses"]

@@ -153,6 +153,7 @@ def test_ids_and_cursors_in_paths_and_queries(server: MoorageServer, path: str) 
 
 @pytest.mark.parametrize("method,path", [
     ("DELETE", f"/network-rules/{BEYOND_64_BITS}"),
+    ("DELETE", f"/sso/group-roles/{BEYOND_64_BITS}"),
     ("DELETE", f"/immutability/{BEYOND_64_BITS}"),
     ("PATCH", f"/immutability/{BEYOND_64_BITS}"),
     ("DELETE", f"/retention/{BEYOND_64_BITS}"),

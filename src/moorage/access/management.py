@@ -20,8 +20,8 @@ from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS, ROLES
 from moorage.access.secrets import hash_password, hash_secret, new_secret
 from moorage.db.holders import Guard, inspect_with
-from moorage.db.access import (AccessStore, Conflict, NamespaceRow, NetworkRuleRow,
-                               RepositoryRow, TokenRow, UserRow)
+from moorage.db.access import (AccessStore, Conflict, GroupRoleRow, NamespaceRow,
+                               NetworkRuleRow, RepositoryRow, TokenRow, UserRow)
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import namespace_of
 
@@ -29,6 +29,7 @@ _NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _USERNAME_RE = USERNAME_RE
 _ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VISIBILITIES = ("private", "public")
+MAX_GROUP_NAME = 1024  # group_roles.group_name
 INHERIT = "inherit"  # a repository's visibility: its namespace's, whatever it becomes
 TOKEN_KINDS = ("personal", "refresh")
 MIN_PASSWORD = 8
@@ -436,6 +437,36 @@ class AccessManager:
         user = self.store.user(username)
         if user is None or not self.store.remove_role(ns.id, user.id):
             raise NotFound(f"{username} has no role in namespace {namespace}")
+
+    # -- roles from directory groups (single sign-on) -------------------------------------
+    def list_group_roles(self, principal: Principal) -> list[GroupRoleRow]:
+        """Administrators only: who gets which role is the instance's policy."""
+        self._require_admin(principal)
+        return self.store.group_roles()
+
+    def create_group_role(self, principal: Principal, group: str, namespace: str,
+                          role: str) -> GroupRoleRow:
+        """Members of `group` (an LDAP group DN, an OpenID groups-claim value) get `role` in
+        `namespace` at their next sign-in, and lose it at the first one without the group."""
+        self._require_admin(principal)
+        group = group.strip()
+        if not group or len(group) > MAX_GROUP_NAME or not group.isprintable():
+            raise Invalid(f"group must be 1 to {MAX_GROUP_NAME} printable characters (an LDAP "
+                          f"group DN or a groups-claim value)")
+        if role not in ROLES:
+            raise Invalid(f"role must be one of {', '.join(ROLES)}")
+        ns = self._namespace(namespace)
+        try:
+            return self.store.create_group_role(group, ns.id, role)
+        except Conflict:
+            raise AlreadyExists(f"group {group[:100]} already has a role in namespace "
+                                f"{namespace}; remove it first") from None
+
+    def delete_group_role(self, principal: Principal, mapping_id: int) -> None:
+        """The roles it gave stay until each member's next sign-in, which takes them back."""
+        self._require_admin(principal)
+        if not self.store.delete_group_role(mapping_id):
+            raise NotFound(f"group role {mapping_id} does not exist")
 
     # -- network rules ------------------------------------------------------------------
     def create_rule(self, principal: Principal, cidr: str, kind: str = "allow",

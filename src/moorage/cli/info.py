@@ -14,7 +14,10 @@ def info(json_out: JsonFlag = False) -> None:
             print_json(data)
             return
         details([("server", api.url), ("version", data["version"]),
-                 ("edition", data["edition"]), ("authentication", data["auth"])])
+                 ("edition", data["edition"]), ("authentication", data["auth"]),
+                 ("sign-in", ", ".join(data.get("sign_in", ["local"])))]
+                + [("single sign-on", f"{m['display_name']} (OpenID Connect, console "
+                                      f"{m['url']})") for m in data.get("single_sign_on", [])])
     say("")
     table(["QUOTA", "USED", "LIMIT"],
           [(name, q["used"], "unlimited" if q["limit"] is None else q["limit"])

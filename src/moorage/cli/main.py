@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from moorage.cli import auth, info, members, namespaces, network, repos, robots, tokens, users
 from moorage.cli import webhooks
+from moorage.cli import sso
 from moorage.cli import audit  # audit
 from moorage.cli.output import CliError, json_requested, print_failure
 from moorage.store.datadir import private_umask
@@ -54,6 +55,7 @@ app.add_typer(robots.app, name="robot")
 app.add_typer(tokens.app, name="token")
 app.add_typer(members.app, name="member")
 app.add_typer(network.app, name="network")
+app.add_typer(sso.app, name="sso")
 # lifecycle
 app.command()(jobs.gc)
 app.command()(worker)
@@ -71,6 +73,8 @@ app.add_typer(audit.app, name="audit")  # audit
 from moorage.cli import domains as domains_cli  # noqa: E402
 app.add_typer(domains_cli.app, name="domain")  # custom domain names
 app.add_typer(maintenance_cli.app, name="maintenance")  # operations: read-only mode
+from moorage.cli import advisories as advisories_cli  # noqa: E402
+app.add_typer(advisories_cli.app, name="advisories")  # scan: the advisory database
 
 
 def main() -> None:

@@ -395,6 +395,68 @@ Index("ix_audit_log_action", audit_log.c.action, audit_log.c.id)
 Index("ix_audit_log_repository", audit_log.c.repository, audit_log.c.id)
 Index("ix_audit_log_at", audit_log.c.at)
 
+# -- vulnerability scanning ------------------------------------------------------------------
+# What cataloguing one layer found (its files' packages, its whiteouts and the paths it
+# writes; zlib-compressed JSON), under the layer's digest: a layer shared by many images is
+# read once. `cache_key` names the record format and limits it was read under; a row of
+# another key is read again. Layers are immutable, so a row is never stale, only orphaned.
+scan_layer_cache = Table(
+    "scan_layer_cache", metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("cache_key", String(64), nullable=False),
+    Column("result", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("used_at", Float, nullable=False),
+)
+
+# -- advisories (scan) -------------------------------------------------------------------------
+# The vulnerability advisories the scanner matches against (moorage.scan.advisories), imported
+# from OSV dumps and Alpine's secdb. One row per record, kept as imported (`record`, OSV JSON)
+# with what a re-import compares (`modified`, `content_hash`) and what lists show; the
+# packages it names are rows of their own, indexed by (ecosystem, name) for matching.
+advisories = Table(
+    "advisories", metadata,
+    Column("id", String(255), primary_key=True),
+    Column("modified", String(64), nullable=False, default=""),
+    Column("content_hash", String(64), nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("severity_level", String(16), nullable=False),
+    Column("severity_score", Float, nullable=True),
+    Column("severity_vector", String(512), nullable=True),
+    Column("ecosystems", Text, nullable=False),  # the affected ecosystems, comma-separated
+    Column("record", Text, nullable=False),
+    Column("imported_at", Float, nullable=False),
+)
+
+advisory_packages = Table(
+    "advisory_packages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("advisory_id", String(255), ForeignKey("advisories.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("ecosystem", String(255), nullable=False),  # as the record says: "Debian:12"
+    Column("name", String(512), nullable=False),  # normalised (PEP 503 for PyPI)
+)
+Index("ix_advisory_packages_lookup", advisory_packages.c.ecosystem, advisory_packages.c.name)
+Index("ix_advisory_packages_advisory", advisory_packages.c.advisory_id)
+
+# Every id a record is also known by (CVE-…, GHSA-…), so that `show CVE-…` finds it.
+advisory_aliases = Table(
+    "advisory_aliases", metadata,
+    Column("alias", String(255), nullable=False, primary_key=True),
+    Column("advisory_id", String(255), ForeignKey("advisories.id", ondelete="CASCADE"),
+           nullable=False, primary_key=True),
+)
+Index("ix_advisory_aliases_advisory", advisory_aliases.c.advisory_id)
+
+advisory_imports = Table(
+    "advisory_imports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("summary", Text, nullable=False),  # JSON: the counts and skipped reasons
+)
+
 # -- custom domain names ---------------------------------------------------------------------
 # A hostname served with a certificate of its own, chosen by SNI (moorage.domains). Kept here
 # so that every replica's TLS front serves the same set. `key_pem` is the private key, sealed

@@ -11,12 +11,13 @@ from fastapi import Depends, FastAPI
 from moorage import __version__
 from moorage.web.api.parts import ApiParts
 from moorage.web.api import instance as instance_routes
-from moorage.web.api import namespaces, network, repositories, tokens, users
+from moorage.web.api import namespaces, network, repositories, sso, tokens, users
 from moorage.web.api import gc, jobs, policies
 from moorage.web.api import webhooks
 from moorage.web.api import audit  # audit
 from moorage.web.api import maintenance
 from moorage.web.api import domains
+from moorage.web.api import advisories  # scan: the advisory database
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -42,6 +43,10 @@ TAGS = [
     {"name": "maintenance", "description": "read-only mode for upgrades and storage moves"},
     {"name": "domains", "description": "custom domain names: a certificate per hostname, "
                                        "chosen by SNI"},
+    {"name": "single sign-on", "description": "roles in namespaces from directory groups "
+                                              "(LDAP, OpenID Connect)"},
+    {"name": "advisories", "description": "the vulnerability advisory database (read-only; "
+                                          "imported with `moorage advisories import`)"},
 ]
 
 
@@ -62,7 +67,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     install_docs_page(api)
-    for module in (instance_routes, namespaces, repositories, users, tokens, network):
+    for module in (instance_routes, namespaces, repositories, users, tokens, network, sso):
         api.include_router(module.router)
     # lifecycle
     for module in (jobs, gc, policies):
@@ -71,6 +76,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(audit.router)  # audit
     api.include_router(maintenance.router)  # operations: read-only mode
     api.include_router(domains.router)  # feature: custom domain names
+    api.include_router(advisories.router)  # scan: the advisory database
     return api
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from moorage import __version__
 from moorage.web.api.deps import Caller, InstanceDep
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import InstanceInfo, QuotaUsage
+from moorage.web.api.models import InstanceInfo, QuotaUsage, SignInMethod
 
 router = APIRouter(prefix="/api/v1", tags=["instance"], responses=ERROR_RESPONSES)
 
@@ -18,10 +18,16 @@ def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
     """Open to anonymous callers: a client needs the edition before it logs in, to know which
     commands the instance supports. Network allowlists still apply."""
     usage = instance.manager.usage()
+    oidc = instance.oidc
+    single_sign_on = [SignInMethod(kind="oidc", display_name=oidc.display_name,
+                                   url=oidc.start_path)] if oidc is not None else []
     return InstanceInfo(
         version=__version__, edition=instance.edition.name,  # type: ignore[arg-type]
         auth=instance.settings.auth,  # type: ignore[arg-type]
         features=instance.edition.features(),
         quotas={name: QuotaUsage(limit=limit, used=usage.get(name))
                 for name, limit in instance.edition.quotas().items()},
+        sign_in=[s for s in ("local", "ldap", "oidc")  # type: ignore[misc]
+                 if s in instance.manager.sources],
+        single_sign_on=single_sign_on,
     )

@@ -15,7 +15,8 @@ from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from moorage.access.editions import FEATURE_NAMES, QUOTA_NAMES
-from moorage.db.access import NamespaceRow, NetworkRuleRow, RepositoryRow, TokenRow, UserRow
+from moorage.db.access import (GroupRoleRow, NamespaceRow, NetworkRuleRow, RepositoryRow,
+                               TokenRow, UserRow)
 from moorage.units import parse_duration
 
 Visibility = Literal["private", "public"]
@@ -110,6 +111,12 @@ FeatureName = Literal[FEATURE_NAMES]  # type: ignore[valid-type]
 QuotaName = Literal[QUOTA_NAMES]  # type: ignore[valid-type]
 
 
+class SignInMethod(BaseModel):
+    kind: Literal["oidc"] = Field(description="oidc: OpenID Connect single sign-on")
+    display_name: str = Field(description="what the console's button says: Sign in with …")
+    url: str = Field(description="the console path a browser is sent to to sign in this way")
+
+
 class InstanceInfo(BaseModel):
     version: str
     edition: Literal["personal", "basic", "advanced"]
@@ -118,6 +125,14 @@ class InstanceInfo(BaseModel):
         description="each feature this version implements, and whether the edition has it")
     quotas: dict[QuotaName, QuotaUsage] = Field(  # type: ignore[valid-type]
         description="each quota this version enforces")
+    sign_in: list[Literal["local", "ldap", "oidc"]] = Field(
+        default_factory=lambda: ["local"],
+        description="where accounts may sign in on this instance: local passwords, an LDAP "
+                    "directory, an OpenID provider (only those configured)")
+    single_sign_on: list[SignInMethod] = Field(
+        default_factory=list, description="ways to sign in to the console besides a "
+        "password (OpenID Connect), only those configured; their accounts use a personal "
+        "access token (CLI secret) as the password with docker and podman")
 
 
 # -- namespaces ---------------------------------------------------------------------------
@@ -397,6 +412,9 @@ class Me(BaseModel):
     is_admin: bool
     robot_namespace: str | None = None
     roles: dict[str, Role] = Field(description="namespace -> role held there")
+    source: Literal["local", "ldap", "oidc"] = Field(
+        "local", description="where the account signs in; an oidc account uses a personal "
+                             "access token (CLI secret) as its password with clients")
 
 
 # -- personal access tokens ---------------------------------------------------------------
@@ -452,3 +470,26 @@ class NetworkRuleCreate(RequestBody):
                                                 "there may pull credential-free")
     namespace: str | None = Field(None, description="limit an allow rule to one namespace")
     description: str = ""
+
+
+# -- single sign-on: roles from directory groups ------------------------------------------
+class GroupRole(BaseModel):
+    id: int
+    group: str = Field(description="an LDAP group DN as the directory spells it, or a value "
+                                   "of the OpenID provider's groups claim")
+    namespace: str
+    role: Role
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: GroupRoleRow) -> GroupRole:
+        return cls(id=row.id, group=row.group_name, namespace=row.namespace,
+                   role=row.role, created_at=when(row.created_at))  # type: ignore[arg-type]
+
+
+class GroupRoleCreate(RequestBody):
+    group: str = Field(min_length=1, max_length=1024,
+                       examples=["cn=developers,ou=groups,dc=example,dc=com"])
+    namespace: str = Field(min_length=1, max_length=255)
+    role: Role = Field(description="given to the group's members at each sign-in, taken back "
+                                   "at the first sign-in without the group")

@@ -18,9 +18,11 @@ def whoami(instance: InstanceDep, principal: User) -> Me:
     roles = instance.access_store.roles(principal.id) if principal.id is not None else {}
     if principal.kind == "robot":
         roles = {k: v for k, v in roles.items() if k == principal.robot_namespace}
+    row = instance.access_store.user_by_id(principal.id) if principal.id is not None else None
+    source = row.source if row is not None else "local"
     return Me(username=principal.username, kind=principal.kind,  # type: ignore[arg-type]
               is_admin=principal.is_admin, robot_namespace=principal.robot_namespace,
-              roles=roles)  # type: ignore[arg-type]
+              roles=roles, source=source)  # type: ignore[arg-type]
 
 
 @router.get("/users")

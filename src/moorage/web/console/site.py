@@ -61,6 +61,16 @@ SECURITY_HEADERS = {
 }
 
 Handler = Callable[["Visit"], Awaitable[Response]]
+# A page that answers before anyone has signed in (a single sign-on's start and callback).
+PublicHandler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class SignInLink:
+    """Another way to sign in, shown as a button on the sign-in page (single sign-on)."""
+
+    label: str  # "Sign in with Example SSO"
+    path: str  # where it starts, on this site; `next` is added to it
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,8 @@ class ConsoleSite:
         self.always_secure = settings_secure_cookies
         self.routes: list[PageRoute] = []
         self.nav: list[NavEntry] = []
+        self.public: dict[str, PublicHandler] = {}  # path -> page that needs no session
+        self.sign_in_links: list[SignInLink] = []
         self.assets = StaticAssets()
         self.env = Environment(loader=PackageLoader("moorage.web.console", "templates"),
                                autoescape=select_autoescape(default=True),
@@ -176,6 +188,12 @@ class ConsoleSite:
     def add_nav(self, label: str, path: str, order: int, admin_only: bool = False) -> None:
         self.nav.append(NavEntry(label, path, order, admin_only))
         self.nav.sort(key=lambda n: n.order)
+
+    def public_get(self, path: str, handler: PublicHandler) -> None:
+        """A GET page at exactly `path` that is served without a session (after the network
+        rules and rate limit): for features that sign people in. HEAD is not routed to it:
+        such a page acts (a link checker's HEAD must not spend a sign-in's code)."""
+        self.public[path] = handler
 
     def get(self, path: str, handler: Handler) -> None:
         self._add(path, "GET", handler)
@@ -204,6 +222,8 @@ class ConsoleSite:
             response = await self._login(request)
         elif path == "/logout" and scope["method"] == "POST":
             response = await self._logout(request)
+        elif path in self.public and scope["method"] == "GET":  # not HEAD: they act
+            response = await self.public[path](request)
         else:
             response = await self._page(request)
         for key, value in SECURITY_HEADERS.items():
@@ -271,7 +291,7 @@ class ConsoleSite:
                 where = urlsplit(page)
                 target = where.path + (f"?{where.query}" if where.query else "")
                 return Response(status_code=204, headers={
-                    "hx-redirect": "/login?next=" + quote(_safe_next(target), safe="")})
+                    "hx-redirect": "/login?next=" + quote(safe_next(target), safe="")})
             if method in ("GET", "HEAD"):
                 target = scope["path"] + (("?" + scope["query_string"].decode("latin-1"))
                                           if scope.get("query_string") else "")
@@ -348,7 +368,7 @@ class ConsoleSite:
     # -- sign-in and sign-out ---------------------------------------------------------------
     async def _login(self, request: Request) -> Response:
         scope = request.scope
-        target = _safe_next(request.query_params.get("next", "/"))
+        target = safe_next(request.query_params.get("next", "/"))
         if not self.access.enabled:
             return RedirectResponse(target, 303)
         pre = self._pre_value(request)
@@ -365,33 +385,56 @@ class ConsoleSite:
                 error, status = "The form's security token is out of date; try again.", 403
             else:
                 username = form.get("username", "")[:255]
-                target = _safe_next(form.get("next", target))
+                target = safe_next(form.get("next", target))
                 try:
                     principal = await self.access.run(self.access.login, scope, username,
                                                       form.get("password", ""), "console")
                     if principal.kind != "user":
                         raise Unauthenticated("robot accounts cannot sign in to the console")
-                    cookie = await self.access.run(self.sessions.start, principal,
-                                                   header(scope, b"user-agent") or "")
+                    response = await self.start_session(request, principal, target)
                 except AccessError as exc:
                     error = exc.message
                     status = exc.status if exc.status in (401, 403, 429) else 401
                 else:
                     self.access.signed_in(scope, principal)
-                    response = RedirectResponse(target, 303)
-                    response.set_cookie(SESSION_COOKIE, cookie, max_age=self.sessions.lifetime,
-                                        httponly=True, samesite="lax", secure=self.secure(scope),
-                                        path="/")
-                    response.delete_cookie(PRE_COOKIE)
                     return response
         elif scope["method"] not in ("GET", "HEAD"):
             return self._bare(405, "Method not allowed", "Use GET or POST.")
+        return self.login_page(request, target, error, status, username, csrf, new_pre)
+
+    async def start_session(self, request: Request, principal: Principal, target: str
+                            ) -> Response:
+        """A new console session for someone who has just proved who they are (with a
+        password here, or through a single sign-on), and the way on to `target`."""
+        cookie = await self.access.run(self.sessions.start, principal,
+                                       header(request.scope, b"user-agent") or "")
+        response = RedirectResponse(safe_next(target), 303)
+        response.set_cookie(SESSION_COOKIE, cookie, max_age=self.sessions.lifetime,
+                            httponly=True, samesite="lax", secure=self.secure(request.scope),
+                            path="/")
+        response.delete_cookie(PRE_COOKIE)
+        return response
+
+    def login_page(self, request: Request, target: str = "/", error: str = "", status: int = 200,
+                   username: str = "", csrf: str = "", new_pre: str | None = None
+                   ) -> HTMLResponse:
+        """The sign-in page, with an error when a sign-in failed (here or elsewhere)."""
+        if not csrf:
+            pre = self._pre_value(request)
+            if len(pre) < 32:
+                pre = new_pre = secrets.token_urlsafe(32)
+            csrf = self.sessions.csrf_for(pre)
+        target = safe_next(target)
+        links = [(link.label, f"{link.path}?next={quote(target, safe='')}")
+                 for link in self.sign_in_links]
         html = self.env.get_template("login.html").render(
-            csrf=csrf, next=target, error=error, username=username, version=__version__)
+            csrf=csrf, next=target, error=error, username=username, version=__version__,
+            sign_in_links=links)
         response = HTMLResponse(html, status_code=status)
         if new_pre is not None:
             response.set_cookie(PRE_COOKIE, new_pre, max_age=3600, httponly=True,
-                                samesite="strict", secure=self.secure(scope), path="/")
+                                samesite="strict", secure=self.secure(request.scope),
+                                path="/")
         return response
 
     async def _logout(self, request: Request) -> Response:
@@ -408,7 +451,7 @@ class ConsoleSite:
         return response
 
 
-def _safe_next(target: str) -> str:
+def safe_next(target: str) -> str:
     """Only a path of this site: never another host (`//evil`, `https://…`, `/\\evil`)."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target \
             or len(target) > 2000:

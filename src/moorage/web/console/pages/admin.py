@@ -1,4 +1,5 @@
-"""Administration: instance information, user accounts and network rules; and, for every
+"""Administration: instance information, user accounts (and where each signs in), roles from
+directory groups and network rules; and, for every
 user, their own personal access tokens under /account/tokens.
 
 As everywhere in the console, the management API decides: a page for administrators asks
@@ -19,7 +20,11 @@ from moorage.web.console.site import ConsoleSite, Visit
 
 RULE_KINDS = ("allow", "trusted")
 SECTIONS = (("Instance", "/admin"), ("Users", "/admin/users"),
-            ("Network rules", "/admin/network"), ("Domains", "/admin/domains"))
+            ("Group roles", "/admin/group-roles"), ("Network rules", "/admin/network"),
+            ("Domains", "/admin/domains"))
+ROLE_NAMES = ("owner", "maintainer", "developer", "guest")
+SOURCE_LABELS = {"local": "local password", "ldap": "LDAP directory",
+                 "oidc": "single sign-on (OpenID Connect)"}
 
 
 def _failed(answer: Answer) -> bool:
@@ -59,6 +64,7 @@ async def set_read_only(visit: Visit) -> Response:
 
 
 # -- users --------------------------------------------------------------------------------
+
 async def users_page(visit: Visit, error: str = "", status: int = 200,
                      form: dict[str, str] | None = None) -> Response:
     answer = await visit.get("/api/v1/users")
@@ -92,9 +98,11 @@ async def user_page(visit: Visit, error: str = "", status: int = 200) -> Respons
     answer = await visit.get(f"/api/v1/users/{username}")
     if not answer.ok:
         return visit.refused(answer)
+    info = await visit.get("/api/v1/info")
+    sources = info.data.get("sign_in", ["local"]) if info.ok else ["local"]
     return _render(visit, "admin_user.html", status=status, title=f"User {username}",
-                   account=answer.data, error=error,
-                   itself=username == visit.principal.username)
+                   account=answer.data, error=error, sources=sources,
+                   source_labels=SOURCE_LABELS, itself=username == visit.principal.username)
 
 
 async def user(visit: Visit) -> Response:
@@ -135,6 +143,21 @@ async def reset_password(visit: Visit) -> Response:
                               f"sessions and refresh tokens ended with the old one.")
 
 
+async def set_source(visit: Visit) -> Response:
+    """Switch where the account signs in; to a local password, with the new password."""
+    source = visit.form.get("source", "")
+    body: dict[str, Any] = {"source": source}
+    if source == "local":
+        password = visit.form.get("password", "")
+        if password != visit.form.get("password_again", ""):
+            return await user_page(visit, "The two passwords differ.", 400)
+        if password:  # none given: the API says that one is needed
+            body["password"] = password
+    username = visit.params["username"]
+    return await _change_user(visit, body, f"{username} now signs in with "
+                                           f"{SOURCE_LABELS.get(source, source)}.")
+
+
 async def confirm_delete_user(visit: Visit, error: str = "", status: int = 200) -> Response:
     username = visit.params["username"]
     answer = await visit.get(f"/api/v1/users/{username}")
@@ -152,6 +175,52 @@ async def delete_user(visit: Visit) -> Response:
     if not answer.ok:
         return await confirm_delete_user(visit, answer.message, answer.status)
     return visit.redirect("/admin/users", flash=f"User {username} deleted.")
+
+
+# -- roles from directory groups -----------------------------------------------------------
+async def group_roles_page(visit: Visit, error: str = "", status: int = 200,
+                           form: dict[str, str] | None = None) -> Response:
+    answer = await visit.get("/api/v1/sso/group-roles")
+    if not answer.ok:
+        return visit.refused(answer)
+    info = await visit.get("/api/v1/info")
+    sources = info.data.get("sign_in", ["local"]) if info.ok else ["local"]
+    return _render(visit, "admin_group_roles.html", status=status, title="Group roles",
+                   mappings=answer.data, roles=ROLE_NAMES, error=error, form=form or {},
+                   directories=[SOURCE_LABELS[s] for s in sources if s != "local"])
+
+
+async def group_roles(visit: Visit) -> Response:
+    return await group_roles_page(visit)
+
+
+async def add_group_role(visit: Visit) -> Response:
+    form = visit.form
+    body = {"group": form.get("group", "").strip(), "namespace": form.get("namespace", "").strip(),
+            "role": form.get("role", "")}
+    answer = await visit.api("POST", "/api/v1/sso/group-roles", body=body)
+    if answer.status in (401, 403) or answer.status >= 500:
+        return visit.refused(answer)
+    if not answer.ok:  # invalid, a namespace that does not exist, a second role: on the form
+        return await group_roles_page(visit, answer.message, answer.status, form)
+    return visit.redirect("/admin/group-roles",
+                          flash=f"Members of {answer.data['group']} are now "
+                                f"{answer.data['role']} in {answer.data['namespace']} from "
+                                f"their next sign-in.")
+
+
+async def delete_group_role(visit: Visit) -> Response:
+    mapping = visit.params["mapping"]
+    if not mapping.isdigit() or len(mapping) > 9:
+        return visit.render("error.html", status=404, title="Not found",
+                            message=f"group role {mapping[:20]} does not exist")
+    answer = await visit.api("DELETE", f"/api/v1/sso/group-roles/{mapping}")
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await group_roles_page(visit, answer.message, answer.status)
+    return visit.redirect("/admin/group-roles", flash="Group role removed; its members lose "
+                                                      "the role at their next sign-in.")
 
 
 # -- network rules ------------------------------------------------------------------------
@@ -209,8 +278,11 @@ async def tokens_page(visit: Visit, error: str = "", status: int = 200,
         return visit.refused(answer)
     newest = sorted(answer.data, key=lambda t: t["created_at"], reverse=True)
     tokens = sorted(newest, key=lambda t: not t["active"])  # the active ones first
+    me = await visit.get("/api/v1/user")  # an SSO account is told what its clients use
+    source = me.data.get("source", "local") if me.ok and isinstance(me.data, dict) else "local"
     return visit.render("admin_tokens.html", status=status, title="Access tokens",
-                        tokens=tokens, error=error, form=form or {})
+                        tokens=tokens, error=error, form=form or {}, source=source,
+                        registry_host=visit.request.headers.get("host", "")[:300])
 
 
 async def account(visit: Visit) -> Response:
@@ -300,8 +372,12 @@ def install(site: ConsoleSite) -> None:
     site.post("/admin/users/{username}/admin", set_admin)
     site.post("/admin/users/{username}/disabled", set_disabled)
     site.post("/admin/users/{username}/password", reset_password)
+    site.post("/admin/users/{username}/source", set_source)
     site.get("/admin/users/{username}/delete", confirm_delete_user)
     site.post("/admin/users/{username}/delete", delete_user)
+    site.get("/admin/group-roles", group_roles)
+    site.post("/admin/group-roles", add_group_role)
+    site.post("/admin/group-roles/{mapping}/delete", delete_group_role)
     site.get("/admin/network", network)
     site.post("/admin/network", add_rule)
     site.post("/admin/network/{rule}/delete", delete_rule)
