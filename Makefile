@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test install install-test install-system install-npm bench bench-smoke clean
+.PHONY: run test install install-test install-system install-npm bench bench-smoke bench-tls clean
 
 # Two stamps, one per set of Python packages: serving needs only the base dependencies (`.`);
 # the suite and the benchmark need the test extras too (`.[test]`: pytest, hypothesis, oras,
@@ -67,6 +67,10 @@ $(BIN)/py-spy: | $(TEST_STAMP)
 bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/run.py $(BENCH_ARGS)
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
+
+# HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
+bench-tls: install-system install-test
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/tls.py $(BENCH_ARGS)
 
 bench-smoke: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/smoke.py $(BENCH_ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from moorage.audit import AuditRecorder, AuditStore  # audit
 from moorage.db.access import AccessStore, LoginFailureStore
 from moorage.db.metadata import MetadataStore, open_engine, sqlite_url
 from moorage.db.policy import PolicyStore
+from moorage.domains import DomainService
+from moorage.domains import install as install_domains
+from moorage.processes import FRONT_SECRET_ENV
 from moorage.events import WebhookService
 from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
@@ -51,6 +55,7 @@ from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.bodyguard import BODY_METHODS, guarded
 from moorage.web.console import ConsoleSite
+from moorage.web.front import FrontHeaders
 from moorage.web.console.pages import CORE_PAGES
 from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond_error
@@ -85,6 +90,7 @@ class Instance:
     # -- features (set by their install functions in build_instance) --
     webhooks: WebhookService | None = None
     audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
+    domains: DomainService | None = None  # custom domain names (refused by small editions)
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
 
 
@@ -144,6 +150,7 @@ def build_instance(settings: Settings) -> Instance:
     access = RegistryAccess(settings.auth == "token", authenticator, authorizer, manager, issuer,
                             RegistryAccess.proxies(settings.trusted_proxies),
                             settings.proxy_header, bus)
+    access.public_url = settings.public_url.rstrip("/")
     if settings.rate_limit_per_minute > 0:
         access.limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url,
                                      health=health)
@@ -163,6 +170,7 @@ def build_instance(settings: Settings) -> Instance:
     register_jobs(instance)
     # -- features: each wires its bus handlers, hooks and job types itself --
     instance.webhooks = install_webhooks(settings, registry, worker, edition, manager)
+    instance.domains = install_domains(settings, engine, edition, data_dir)
     if settings.ldap_url:  # single sign-on: an LDAP directory checks its accounts' passwords
         from moorage.sso.ldap import install as install_ldap
         install_ldap(settings, authenticator, manager)
@@ -231,6 +239,9 @@ class MoorageApp:
         counted = RequestMetrics(self._guarded, self.metrics.tallies, route_template,
                                  fastapi_route(api))
         self._http = RequestIds(counted, self.instance.access, settings.access_log)
+        front_secret = os.environ.get(FRONT_SECRET_ENV)
+        if front_secret:  # behind the TLS front of `moorage serve`: believe what it says
+            self._http = FrontHeaders(self._http, front_secret)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

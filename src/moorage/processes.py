@@ -31,6 +31,9 @@ from collections.abc import Callable
 # Set by `moorage serve` in the main process's environment before granian forks: the PID a
 # worker's parent must have. Absent, the process is not a worker of `moorage serve`.
 SERVER_PID_ENV = "MOORAGE_SERVER_PID"
+# The secret of this start's TLS front (domains/front.py): set for the workers when
+# `moorage serve` runs HAProxy in front of them; its requests carry it (web/front.py).
+FRONT_SECRET_ENV = "MOORAGE_FRONT_SECRET"
 _PR_SET_PDEATHSIG = 1
 
 

@@ -40,6 +40,10 @@ class Settings:
     # Renewed files are taken up without a restart (ops/tls.py).
     tls_cert: str = ""
     tls_key: str = ""
+    # the TLS front (domains/front.py): "auto" runs HAProxy in front of the workers when
+    # custom domains exist at start (certificates chosen by SNI); "haproxy" always (domains
+    # may then be added to an instance that has none, without a restart); "off": never
+    tls_front: str = "auto"
     # one line per request (method, path, status, bytes, duration, actor, client); off: none
     access_log: bool = False
     # /metrics (Prometheus): answered only with `Authorization: Bearer <metrics_token>` when
@@ -204,6 +208,12 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"setting {name!r} must be 0 or more")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("settings 'tls_cert' and 'tls_key' go together: give both or neither")
+    if settings.tls_front not in ("auto", "haproxy", "off"):
+        raise SettingsError(f"setting 'tls_front' must be auto, haproxy or off, "
+                            f"not {settings.tls_front!r}")
+    if settings.public_url and "/" in settings.public_url.split("://", 1)[-1].rstrip("/"):
+        raise SettingsError(f"setting 'public_url' is a scheme and host (the registry API is "
+                            f"at the root), not {settings.public_url!r}")
     if settings.log_format not in ("text", "json"):
         raise SettingsError(f"setting 'log_format' must be text or json, "
                             f"not {settings.log_format!r}")

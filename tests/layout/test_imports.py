@@ -14,8 +14,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 CORE = ("oci", "registry", "access", "policy", "jobs", "store", "db", "cache")
 # ops/ (health, logs, metrics, maintenance) is wired in by app.py like a feature: the core
 # offers hooks and never imports it.
-FEATURES = ("audit", "events", "backup", "scan", "signing", "replication", "helm", "remote",
-            "ops", "sso")
+FEATURES = ("audit", "events", "domains", "backup", "scan", "signing", "replication", "helm",
+            "remote", "ops", "sso")
 ABOVE_APP = ("moorage.cli", "moorage.__main__")  # the command starts the app
 
 

@@ -70,6 +70,8 @@ app.command()(backup_cli.backup)
 app.command()(backup_cli.restore)
 app.add_typer(webhooks.app, name="webhook")  # feature: event notifications
 app.add_typer(audit.app, name="audit")  # audit
+from moorage.cli import domains as domains_cli  # noqa: E402
+app.add_typer(domains_cli.app, name="domain")  # custom domain names
 app.add_typer(maintenance_cli.app, name="maintenance")  # operations: read-only mode
 from moorage.cli import advisories as advisories_cli  # noqa: E402
 app.add_typer(advisories_cli.app, name="advisories")  # scan: the advisory database

@@ -24,6 +24,7 @@ import typer
 from moorage.ops.tls import CertificateError, check_pair
 
 if TYPE_CHECKING:
+    from moorage.domains.front import Front
     from moorage.settings import Settings
     from moorage.store.datadir import ServeLock
 
@@ -43,7 +44,7 @@ def serve(
     from granian.constants import Interfaces
 
     from moorage.ops.tls import CertificateWatcher
-    from moorage.processes import export_server_pid
+    from moorage.processes import FRONT_SECRET_ENV, export_server_pid
     from moorage.settings import SettingsError, export_settings, load_settings
     from moorage.store.datadir import private_umask
 
@@ -62,21 +63,32 @@ def serve(
     lock = _claim(settings)  # workers inherit it: held until the last of them has exited
     export_server_pid()
     os.environ.update(export_settings(settings))
-    _prepare_in_child()
+    stored_domains = _prepare_in_child()
+    front = _front(settings, tls, stored_domains)
     _check_port(settings)  # last, just before granian binds: the narrowest window
     metrics_dir = _metrics_folder(settings)  # after the preparation: its process counts nothing
-    scheme = "https" if tls else "http"
+    scheme = "https" if tls or front else "http"
     typer.echo(f"Moorage listening on {scheme}://{settings.listen} (data in {data}, "
-               f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", err=True)
+               f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
+               f"{', behind its TLS front' if front else ''})", err=True)
+    if front is not None:  # granian answers the front only, on a private unix socket
+        front.start_or_exit()
+        bind: dict[str, object] = {"uds": front.front.app_socket}
+        os.environ[FRONT_SECRET_ENV] = front.front.secret
+    else:
+        bind = {"address": settings.host, "port": settings.port, **_granian_tls(tls)}
     server = Granian(
         "moorage.app:create_app", factory=True, interface=Interfaces.ASGI,
-        address=settings.host, port=settings.port, workers=settings.workers,
-        log_enabled=True, log_access=False, backlog=2048,
+        workers=settings.workers, log_enabled=True, log_access=False, backlog=2048,
         websockets=False,  # the event loop is uvloop when installed (a dependency on Linux)
-        **_granian_tls(tls),
+        **bind,  # type: ignore[arg-type]
     )
-    watcher = CertificateWatcher(*tls).start() if tls else None
-    server.serve()  # returns once the workers have stopped
+    watcher = CertificateWatcher(*tls).start() if tls and front is None else None
+    try:
+        server.serve()  # returns once the workers have stopped
+    finally:
+        if front is not None:
+            front.front.stop()
     if watcher is not None:
         watcher.stop()
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -101,6 +113,65 @@ def _tls(settings: Settings) -> tuple[Path, Path] | None:
                f"{found.not_after:%Y-%m-%d}); renewed files are taken up without a restart",
                err=True)
     return cert, key
+
+
+@dataclasses.dataclass
+class _Fronted:
+    front: "Front"
+
+    def start_or_exit(self) -> None:
+        from moorage.domains.front import FrontError
+
+        try:
+            self.front.start()
+        except FrontError as exc:
+            _say(str(exc))
+            raise typer.Exit(1) from None
+
+
+def _front(settings: Settings, tls: tuple[Path, Path] | None,
+           stored_domains: int) -> _Fronted | None:
+    """The TLS front when hostnames need their own certificates (domains/front.py): with
+    `tls_front = haproxy`, or `auto` and custom domains stored; None for granian's own TLS.
+    Refused with one line when HAProxy is missing or there is no certificate at all."""
+    if settings.tls_front == "off":
+        return None
+    from moorage.access.editions import Edition
+
+    has_domains = Edition(settings.edition).has("custom_domains")
+    if settings.tls_front == "auto" and not (has_domains and stored_domains):
+        return None  # granian's own TLS, and no database code in this process
+    from moorage.db.metadata import open_engine, sqlite_url
+    from moorage.domains.front import Front, FrontError, PairSource, bind_address
+    from moorage.domains.service import domain_keyring
+    from moorage.domains.store import DomainStore
+
+    data = Path(settings.data_dir)
+    engine = open_engine(settings.database_url or sqlite_url(data))
+    store = DomainStore(engine)
+    if not tls and not store.count():
+        _say("setting 'tls_front' is haproxy, and there is no certificate to serve: set "
+             "tls_cert and tls_key (the default certificate)")
+        raise typer.Exit(2)
+    folder = data / "front"
+    if not has_domains:
+        _say(f"custom domain names need the basic edition or higher; this instance runs the "
+             f"{settings.edition} edition: only the tls_cert certificate is served")
+    try:
+        front = Front(bind_address(settings.host, settings.port), folder,
+                      PairSource(store, domain_keyring(settings, data) if has_domains else None,
+                                 tls) if has_domains else PairSource(_NoDomains(), None, tls))
+    except FrontError as exc:
+        _say(str(exc))
+        raise typer.Exit(1) from None
+    return _Fronted(front)
+
+
+class _NoDomains:
+    """The domains of an edition without them: none."""
+
+    def pairs(self) -> list[tuple[str, str, bytes]]:
+        return []
 
 
 def _granian_tls(tls: tuple[Path, Path] | None) -> dict[str, object]:
@@ -175,17 +246,27 @@ def _check_port(settings: Settings) -> None:
         raise typer.Exit(1)
 
 
-def _prepare_in_child() -> None:
-    """First-start work (migrations, keys, the admin account) in a short-lived process.
+_DOMAINS_SAID = "moorage-domains="
+
+
+def _prepare_in_child() -> int:
+    """First-start work (migrations, keys, the admin account) in a short-lived process;
+    returns how many custom domains are stored (whether the TLS front is needed), counted
+    there too, so that this process loads no database code unless the front runs.
 
     The granian main process only forks and watches the workers. Done here, the preparation
     would leave the whole application, and argon2's 19 MiB peak for the admin's hash, in that
     process for the server's lifetime: ~70 MiB of the memory budget for nothing.
     """
     code = "from moorage.cli.serve import prepare_from_environment as p; raise SystemExit(p())"
-    result = subprocess.run([sys.executable, "-c", code], env=os.environ, check=False)
+    result = subprocess.run([sys.executable, "-c", code], env=os.environ, check=False,
+                            stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise typer.Exit(result.returncode)
+    said = result.stdout.splitlines()
+    domains = next((int(line.split("=", 1)[1]) for line in said
+                    if line.startswith(_DOMAINS_SAID)), 0)
+    return domains
 
 
 def prepare_from_environment() -> int:
@@ -206,4 +287,11 @@ def prepare_from_environment() -> int:
     if generated:
         print(f"Created the administrator account: user 'admin', password '{generated}' "
               f"(shown once; change it with `moorage user passwd admin`)", file=sys.stderr)
+    if settings.tls_front == "auto":
+        from moorage.db.metadata import open_engine, sqlite_url
+        from moorage.domains.store import DomainStore
+
+        engine = open_engine(settings.database_url or sqlite_url(Path(settings.data_dir)))
+        print(f"{_DOMAINS_SAID}{DomainStore(engine).count()}", flush=True)
+        engine.dispose()
     return 0

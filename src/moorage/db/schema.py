@@ -456,3 +456,21 @@ advisory_imports = Table(
     Column("finished_at", Float, nullable=False),
     Column("summary", Text, nullable=False),  # JSON: the counts and skipped reasons
 )
+
+# -- custom domain names ---------------------------------------------------------------------
+# A hostname served with a certificate of its own, chosen by SNI (moorage.domains). Kept here
+# so that every replica's TLS front serves the same set. `key_pem` is the private key, sealed
+# with the instance's master key when encryption at rest is on (see domains/store.py).
+domains = Table(
+    "domains", metadata,
+    Column("host", String(253), primary_key=True),
+    Column("cert_pem", Text, nullable=False),
+    Column("key_pem", LargeBinary, nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("names", Text, nullable=False),  # JSON list of the certificate's DNS names
+    Column("not_before", Float, nullable=False),
+    Column("not_after", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)

@@ -8,6 +8,7 @@ operation needs an edition with webhooks, and says which one when it is missing.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -18,6 +19,7 @@ from moorage.access.editions import Edition
 from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from moorage.access.management import AccessManager
 from moorage.access.network import private_destination
+from moorage.processes import FRONT_SECRET_ENV
 from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS
 from moorage.events.delivery import DeliveryJob, Sender
@@ -275,14 +277,20 @@ class WebhookService:
 
 def base_url(settings: Settings) -> str:
     """The registry's address as receivers should see it (CloudEvents `source`,
-    Distribution's target URLs). Without a public-URL setting, the listen address stands
-    in, with a wildcard host replaced by this machine's name."""
+    Distribution's target URLs): the public_url setting. Without it, the listen address
+    stands in (https when this server speaks TLS, itself or through its front), with a
+    wildcard host replaced by this machine's name. A delivery is made after the request that
+    caused it, by any replica, so the host a client asked for is not at hand: set public_url
+    when clients reach the registry by a name."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
     host, port = settings.host, settings.port
     if host in ("0.0.0.0", "::", ""):
         host = socket.getfqdn()
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    scheme = "https" if settings.tls_cert or os.environ.get(FRONT_SECRET_ENV) else "http"
+    return f"{scheme}://{host}:{port}"
 
 
 def install(settings: Settings, registry: Registry, worker: Worker, edition: Edition,

@@ -28,7 +28,7 @@ from moorage.access.authentication import Authenticator, parse_basic
 from moorage.access.authorization import REGISTRY_ACTIONS, Authorizer
 from moorage.access.errors import LoginFailed, Throttled, Unauthenticated
 from moorage.access.management import AccessManager
-from moorage.access.network import (Address, Network, address_text, client_address,
+from moorage.access.network import (Address, Network, address_text, client_address, in_any,
                                     parse_address, parse_network)
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.access.tokens import Claims, TokenInvalid, TokenIssuer
@@ -93,6 +93,9 @@ class RegistryAccess:
         self.proxy_header = proxy_header
         self.bus = bus or EventBus()
         self.limiter: RateLimiter | None = None
+        # the public_url setting, without a trailing slash: the start of every URL handed
+        # out (the token realm, Location, Link); empty: the host and scheme the client used
+        self.public_url = ""
         self._pool = ThreadPoolExecutor(AUTH_THREADS, thread_name_prefix="moorage-auth")
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
@@ -156,7 +159,19 @@ class RegistryAccess:
         return client_address(peer, headers, self.trusted_proxies, self.proxy_header)
 
     def realm(self, scope: Scope) -> str:
+        """Where clients get tokens: public_url, else the scheme and host the client asked
+        for, which a trusted proxy tells in X-Forwarded-Proto/-Host (nobody else is
+        believed); a host that is not a host name is never echoed back."""
+        if self.public_url:
+            return f"{self.public_url}/auth/token"
         host = header(scope, b"host") or ""
+        scheme = scope.get("scheme") if scope.get("scheme") in ("http", "https") else "http"
+        if self.trusted_proxies and self._from_trusted_proxy(scope):
+            forwarded_host = (header(scope, b"x-forwarded-host") or "").split(",")[0].strip()
+            forwarded_proto = (header(scope, b"x-forwarded-proto") or "").split(",")[0].strip()
+            host = forwarded_host or host
+            if forwarded_proto in ("http", "https"):
+                scheme = forwarded_proto
         if len(host) > 300 or not _HOST_RE.fullmatch(host):
             server = scope.get("server")
             if server and server[1] is not None:
@@ -164,8 +179,12 @@ class RegistryAccess:
                 host = f"{name}:{server[1]}"
             else:
                 host = str(server[0]) if server else "localhost"
-        scheme = scope.get("scheme") if scope.get("scheme") in ("http", "https") else "http"
         return f"{scheme}://{host}/auth/token"
+
+    def _from_trusted_proxy(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        peer = parse_address(client[0]) if client else None
+        return peer is not None and in_any(peer, self.trusted_proxies)
 
     def challenge(self, scope: Scope, resource: str | None, message: str,
                   error: str | None = None) -> RegistryError:

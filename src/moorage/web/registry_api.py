@@ -91,6 +91,10 @@ class RegistryAPI:
         self.registry = registry
         self.access = access
         self.max_manifest_bytes = max_manifest_bytes
+        # The public_url setting: Location and Link headers start with it when set. Else they
+        # are paths, which a client resolves against the very URL it asked (RFC 9110 10.2.2),
+        # so they name the host and scheme the client used, whatever the Host header says.
+        self.origin = access.public_url
         # Encoded response headers per manifest digest: they never change for a digest.
         self._manifest_headers: dict[str, list[tuple[bytes, bytes]]] = {}
 
@@ -187,7 +191,7 @@ class RegistryAPI:
         if limit is not None and len(items) > limit:
             items = items[:limit]
             if items:  # n=0 asks for nothing and gets no next page
-                headers["link"] = f'<{path}?n={limit}&last={quote(items[-1])}>; rel="next"'
+                headers["link"] = f'<{self.origin}{path}?n={limit}&last={quote(items[-1])}>; rel="next"'
         # orjson: a page of 1,000 tags in ~15 µs where json.dumps took ~125 µs, a third of
         # the whole answer's time.
         await respond(send, 200, orjson.dumps({**extra, key: items}), headers)
@@ -222,7 +226,7 @@ class RegistryAPI:
         extra_tags = _query(scope).get("tag", [])
         pushed = self.registry.put_manifest(name, reference, body, header(scope, b"content-type"),
                                             extra_tags)
-        headers = {"location": f"/v2/{name}/manifests/{pushed.digest}",
+        headers = {"location": f"{self.origin}/v2/{name}/manifests/{pushed.digest}",
                    "docker-content-digest": pushed.digest}
         if pushed.subject:
             headers["oci-subject"] = pushed.subject
@@ -283,16 +287,16 @@ class RegistryAPI:
         if mount is not None:
             if self._may_mount(scope["moorage.caller"], mount, _one(query, "from")) and \
                     self.registry.mount(name, mount, _one(query, "from")) is not None:
-                await _created(send, name, mount)
+                await _created(send, name, mount, self.origin)
                 return
         elif digest is not None:
             await self.registry.push_blob(name, digest, body_stream(receive), _length(scope),
                                           _owner(scope["moorage.caller"]))
-            await _created(send, name, digest)
+            await _created(send, name, digest, self.origin)
             return
         upload_id = await self.registry.uploads.start(check_name(name),
                                                       _owner(scope["moorage.caller"]))
-        await _upload_accepted(send, name, upload_id, 0)
+        await _upload_accepted(send, name, upload_id, 0, self.origin)
 
     def _may_mount(self, caller: Caller, digest: str, source: str | None) -> bool:
         """The caller must be able to pull the blob from somewhere: `from`, or any repository."""
@@ -304,7 +308,7 @@ class RegistryAPI:
     async def upload_get(self, scope: Scope, receive: Receive, send: Send, name: str,
                          upload_id: str) -> None:
         offset = await self.registry.uploads.offset(check_name(name), upload_id)
-        await respond(send, 204, b"", _upload_headers(name, upload_id, offset))
+        await respond(send, 204, b"", _upload_headers(name, upload_id, offset, self.origin))
 
     async def _chunk_span(self, scope: Scope, name: str, upload_id: str
                           ) -> tuple[int | None, int | None]:
@@ -321,7 +325,7 @@ class RegistryAPI:
         start, length = await self._chunk_span(scope, name, upload_id)
         offset = await self.registry.uploads.append(check_name(name), upload_id,
                                                     body_stream(receive), start, length)
-        await _upload_accepted(send, name, upload_id, offset)
+        await _upload_accepted(send, name, upload_id, offset, self.origin)
 
     async def upload_put(self, scope: Scope, receive: Receive, send: Send, name: str,
                          upload_id: str) -> None:
@@ -331,7 +335,7 @@ class RegistryAPI:
         start, length = await self._chunk_span(scope, name, upload_id)
         body = None if length == 0 else body_stream(receive)
         await self.registry.finish_upload(name, upload_id, digest, body, length, start)
-        await _created(send, name, digest)
+        await _created(send, name, digest, self.origin)
 
     async def upload_delete(self, scope: Scope, receive: Receive, send: Send, name: str,
                             upload_id: str) -> None:
@@ -472,15 +476,16 @@ def _bounded(digits: str) -> int:
     return int(digits) if len(digits) <= 19 else _HUGE
 
 
-def _upload_headers(name: str, upload_id: str, offset: int) -> dict[str, str]:
-    return {"location": upload_location(name, upload_id), "range": range_header(offset),
+def _upload_headers(name: str, upload_id: str, offset: int, origin: str) -> dict[str, str]:
+    return {"location": origin + upload_location(name, upload_id), "range": range_header(offset),
             "docker-upload-uuid": upload_id}
 
 
-async def _upload_accepted(send: Send, name: str, upload_id: str, offset: int) -> None:
-    await respond(send, 202, b"", _upload_headers(name, upload_id, offset))
+async def _upload_accepted(send: Send, name: str, upload_id: str, offset: int,
+                           origin: str) -> None:
+    await respond(send, 202, b"", _upload_headers(name, upload_id, offset, origin))
 
 
-async def _created(send: Send, name: str, digest: str) -> None:
-    await respond(send, 201, b"", {"location": f"/v2/{name}/blobs/{digest}",
+async def _created(send: Send, name: str, digest: str, origin: str) -> None:
+    await respond(send, 201, b"", {"location": f"{origin}/v2/{name}/blobs/{digest}",
                                    "docker-content-digest": digest})

@@ -15,6 +15,7 @@ from moorage.access.management import AccessManager
 from moorage.audit import AuditRecorder
 from moorage.db.access import AccessStore
 from moorage.db.policy import PolicyStore
+from moorage.domains import DomainService
 from moorage.events import WebhookService
 from moorage.jobs.worker import Worker
 from moorage.ops.maintenance import ReadOnlyMode
@@ -50,3 +51,5 @@ class ApiParts(Protocol):
     def audit(self) -> AuditRecorder | None: ...
     @property
     def read_only(self) -> ReadOnlyMode: ...
+    @property
+    def domains(self) -> DomainService | None: ...

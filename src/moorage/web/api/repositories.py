@@ -64,7 +64,8 @@ def _paged(request: Request, response: Response, total: int, offset: int, limit:
     response.headers["X-Total-Count"] = str(total)
     if offset + shown < total and shown:
         following = request.url.include_query_params(offset=offset + shown, limit=limit)
-        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+        origin = request.app.state.instance.access.public_url  # empty: a path, see RegistryAPI
+        response.headers["Link"] = f'<{origin}{following.path}?{following.query}>; rel="next"'
 
 
 @router.get("")

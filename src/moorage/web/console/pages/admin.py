@@ -20,7 +20,8 @@ from moorage.web.console.site import ConsoleSite, Visit
 
 RULE_KINDS = ("allow", "trusted")
 SECTIONS = (("Instance", "/admin"), ("Users", "/admin/users"),
-            ("Group roles", "/admin/group-roles"), ("Network rules", "/admin/network"))
+            ("Group roles", "/admin/group-roles"), ("Network rules", "/admin/network"),
+            ("Domains", "/admin/domains"))
 ROLE_NAMES = ("owner", "maintainer", "developer", "guest")
 SOURCE_LABELS = {"local": "local password", "ldap": "LDAP directory",
                  "oidc": "single sign-on (OpenID Connect)"}
@@ -319,6 +320,47 @@ async def revoke_token(visit: Visit) -> Response:
     return visit.redirect("/account/tokens", flash="Token revoked.")
 
 
+# -- custom domains -----------------------------------------------------------------------
+async def domains_page(visit: Visit, error: str = "", status: int = 200,
+                       form: dict[str, str] | None = None) -> Response:
+    answer = await visit.get("/api/v1/domains")
+    if not answer.ok:  # not an administrator, or an edition without custom domains
+        return visit.refused(answer)
+    return _render(visit, "admin_domains.html", status=status, title="Custom domains",
+                   domains=answer.data, error=error, form=form or {})
+
+
+async def domains(visit: Visit) -> Response:
+    return await domains_page(visit)
+
+
+async def add_domain(visit: Visit) -> Response:
+    """Add or renew a domain from pasted PEM; a refused pair is shown on the form with the
+    API's reason, the host kept and the key never sent back."""
+    form = visit.form
+    body = {"host": form.get("host", "").strip(), "certificate": form.get("certificate", ""),
+            "key": form.get("key", "")}
+    answer = await visit.api("POST", "/api/v1/domains", body=body)
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await domains_page(visit, answer.message, answer.status,
+                                  {"host": body["host"]})
+    verb = "added" if answer.status == 201 else "renewed"
+    return visit.redirect("/admin/domains", flash=f"Domain {answer.data['host']} {verb}: "
+                                                  f"served within seconds.")
+
+
+async def remove_domain(visit: Visit) -> Response:
+    host = visit.params["host"]
+    answer = await visit.api("DELETE", f"/api/v1/domains/{host}")
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:
+        return await domains_page(visit, answer.message, answer.status)
+    return visit.redirect("/admin/domains", flash=f"Domain {host} removed.")
+
+
 def install(site: ConsoleSite) -> None:
     site.add_nav("Administration", "/admin", 90, admin_only=True)
     site.add_nav("Account", "/account/tokens", 95)
@@ -339,6 +381,9 @@ def install(site: ConsoleSite) -> None:
     site.get("/admin/network", network)
     site.post("/admin/network", add_rule)
     site.post("/admin/network/{rule}/delete", delete_rule)
+    site.get("/admin/domains", domains)
+    site.post("/admin/domains", add_domain)
+    site.post("/admin/domains/{host}/remove", remove_domain)
     site.get("/account", account)
     site.get("/account/tokens", tokens)
     site.post("/account/tokens", create_token)
