@@ -12,7 +12,7 @@ from tests.events.helpers import (create_hook, delete_manifest, deliveries, get_
                                   wait_deliveries)
 from tests.events.receiver import Receiver, Received
 from tests.support.server import MoorageServer
-from tests.web.helpers import api, make_namespace, push_image
+from tests.web.helpers import api, make_namespace, push_image, server_log
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONTENT_TYPES = {"moorage": "application/json",
@@ -178,6 +178,12 @@ def test_retries_with_backoff_and_history(secure_registry: MoorageServer) -> Non
     assert delivery["history"][0]["error"] == "HTTP 500"
     assert delivery["response_code"] == 200 and delivery["response_excerpt"] == "accepted"
     assert delivery["delivered_at"] is not None
+    # A receiver's refusal is logged in one line each time, not as a traceback (a bug's sign)
+    lines = server_log(secure_registry).splitlines()
+    refusals = [n for n, line in enumerate(lines) if "(webhook) failed:" in line
+                and "answered HTTP 50" in line and f"127.0.0.1:{receiver.port}" in line]
+    assert len(refusals) == 2, "\n".join(lines[-40:])
+    assert all(not lines[n + 1].startswith("Traceback") for n in refusals if n + 1 < len(lines))
 
 
 def test_ping(secure_registry: MoorageServer, receiver: Receiver) -> None:

@@ -21,14 +21,15 @@ from moorage.access.editions import Edition
 from moorage.access.network import private_destination
 from moorage.events.payloads import headers
 from moorage.events.store import DeliveryRow, SubscriptionRow, WebhookStore
-from moorage.jobs.worker import JobContext
+from moorage.jobs.worker import JobContext, JobFailed
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 EXCERPT_BYTES = 1024  # enough to show a receiver's error message; the rest is not read
 
 
-class DeliveryFailed(Exception):
-    """The receiver did not answer 2xx; raised so that the queue retries."""
+class DeliveryFailed(JobFailed):
+    """The receiver did not answer 2xx; raised so that the queue retries (logged in one
+    line: an unreachable receiver is news, not a bug)."""
 
 
 @dataclass(frozen=True, slots=True)

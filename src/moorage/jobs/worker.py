@@ -28,6 +28,12 @@ class JobCancelled(Exception):
     """Raised inside a handler that checks `ctx.check()` after its job timed out."""
 
 
+class JobFailed(Exception):
+    """A failure the handler expected and described (a receiver that answered 503, an
+    upstream that is down): retried like any other, logged in one line without a traceback,
+    which is kept for the surprises."""
+
+
 class JobContext:
     """What a running handler sees: its payload, and ways to say how far it has come."""
 
@@ -137,7 +143,10 @@ class Worker:
             ctx.flush()
             return self.queue.fail(job, str(exc))
         except Exception as exc:  # a failed job is retried; the worker goes on
-            log.exception("job %d (%s) failed", job.id, job.type)
+            if isinstance(exc, JobFailed):
+                log.warning("job %d (%s) failed: %s", job.id, job.type, exc)
+            else:
+                log.exception("job %d (%s) failed", job.id, job.type)
             ctx.log(f"failed: {type(exc).__name__}: {exc}")
             ctx.flush()
             return self.queue.fail(job, f"{type(exc).__name__}: {exc}")
