@@ -41,7 +41,7 @@ def test_robot_secret_is_shown_once_and_works(secure_registry: MoorageServer) ->
     credentials = (robot["username"], secret)
     me = api(secure_registry, "GET", "/user", auth=credentials).json()
     assert me == {"username": robot["username"], "kind": "robot", "is_admin": False,
-                  "robot_namespace": ns, "roles": {ns: "developer"}}
+                  "robot_namespace": ns, "roles": {ns: "developer"}, "source": "local"}
     push_image(secure_registry, f"{ns}/app", "v1", auth=credentials)
     # A developer robot may not manage its namespace.
     assert api(secure_registry, "DELETE", f"/namespaces/{ns}", auth=credentials).status_code == 403

@@ -10,9 +10,10 @@ import pytest
 from moorage.db.metadata import open_engine, sqlite_url
 from moorage.db.migrate import upgrade
 from moorage.scan.advisories.store import AdvisoryStore
+from tests.support.fixtures import SHARED_FIXTURES
 
-# shared/ lies beside the repository, for a work tree as for CI's clone
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
+# shared/fixtures, wherever the clone is (tests/support/fixtures.py)
+FIXTURES = SHARED_FIXTURES
 PYPA = FIXTURES / "osv-pypa" / "vulns"
 ALPINE = FIXTURES / "osv-alpine"
 DEBIAN_OSV = FIXTURES / "osv-debian" / "osv"

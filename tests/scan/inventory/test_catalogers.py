@@ -18,9 +18,10 @@ import pytest
 from moorage.scan.inventory import inventory_of
 from tests.scan.inventory.helpers import (ALPINE_OS_RELEASE, DEBIAN_OS_RELEASE, compress,
                                           directory, file, image, metadata, symlink, tar)
+from tests.support.fixtures import SHARED_FIXTURES
 
-# shared/ lies beside the clone (the worktree here, CI's fresh clone there)
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
+# shared/fixtures, wherever the clone is (tests/support/fixtures.py)
+FIXTURES = SHARED_FIXTURES
 STATUS = FIXTURES / "dpkg" / "status-bookworm-minbase"
 TRUTH = FIXTURES / "dpkg" / "status-bookworm-minbase.dpkg-query.txt"
 SYFT = FIXTURES / "sbom" / "syft-sample.cdx.json"

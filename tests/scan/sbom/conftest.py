@@ -15,8 +15,9 @@ import pytest
 
 from moorage.scan.engines.syft import find_syft, run_syft
 from moorage.scan.model import Inventory
+from tests.support.fixtures import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
+FIXTURES = SHARED_FIXTURES
 SYFT_SAMPLE = FIXTURES / "sbom" / "syft-sample.cdx.json"
 DPKG_STATUS = FIXTURES / "dpkg" / "status-bookworm-minbase"
 DPKG_TRUTH = FIXTURES / "dpkg" / "status-bookworm-minbase.dpkg-query.txt"
@@ -46,7 +47,7 @@ SITE_PACKAGES = "usr/lib/python3/dist-packages"
 
 def require_fixtures() -> None:
     if not SYFT_SAMPLE.is_file() or not DPKG_STATUS.is_file():
-        pytest.skip(f"the shared fixtures are not at {FIXTURES}")
+        pytest.fail(f"the shared fixtures are not at {FIXTURES} (set MOORAGE_SHARED_FIXTURES)")
 
 
 def syft_sample() -> dict:
