@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import signal
 import ssl
@@ -208,14 +207,9 @@ class FakeProvider:
                    verify=self.verify).raise_for_status()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        from tests.support.processes import stop_group
+
+        stop_group(self.proc, grace=15)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,8 @@ package's development interactions (any password for a known login).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import wait_until
+from tests.support.processes import stop_group, wait_until
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,11 +88,4 @@ class OidcProvider:
         return self.log_path.read_text(errors="replace")[-8000:]
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        stop_group(self.proc, grace=15)

@@ -8,6 +8,8 @@ of a given process, and which processes hold a listening socket on a port.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,3 +95,17 @@ def wait_until(predicate: Callable[[], bool], bound: float = 60.0, step: float =
         if time.monotonic() >= deadline:
             return predicate()
         time.sleep(step)
+
+
+def stop_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None,
+               grace: float = 15.0) -> None:
+    """End a server started in a process group of its own (`start_new_session=True`):
+    SIGTERM to the group, SIGKILL to it if the server is still there after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

@@ -4,9 +4,7 @@ config of the test's, queried over its HTTP API, stopped by PID."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.processes import stop_group
 from tests.support.server import free_port
 
 
@@ -75,14 +74,7 @@ class PrometheusServer:
             return ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        stop_group(self.proc, grace=10)
         self._log.close()
 
     # -- the HTTP API -------------------------------------------------------------------

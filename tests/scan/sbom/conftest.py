@@ -15,6 +15,7 @@ import pytest
 
 from moorage.scan.engines.syft import find_syft, run_syft
 from moorage.scan.model import Inventory
+from tests.scan.inventory.helpers import DEBIAN_OS_RELEASE
 from tests.support.fixtures import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES
@@ -22,18 +23,8 @@ SYFT_SAMPLE = FIXTURES / "sbom" / "syft-sample.cdx.json"
 DPKG_STATUS = FIXTURES / "dpkg" / "status-bookworm-minbase"
 DPKG_TRUTH = FIXTURES / "dpkg" / "status-bookworm-minbase.dpkg-query.txt"
 
-# Debian 12's /usr/lib/os-release
-OS_RELEASE = """\
-PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-NAME="Debian GNU/Linux"
-VERSION_ID="12"
-VERSION="12 (bookworm)"
-VERSION_CODENAME=bookworm
-ID=debian
-HOME_URL="https://www.debian.org/"
-SUPPORT_URL="https://www.debian.org/support"
-BUG_REPORT_URL="https://bugs.debian.org/"
-"""
+# Debian 12's /usr/lib/os-release, as the inventory tests write it
+OS_RELEASE = DEBIAN_OS_RELEASE
 
 # (dist-info folder name, Name, Version, License, Author) of the three releases, as their
 # wheels' METADATA spell them
