@@ -8,6 +8,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moorage.access.authentication import Authenticator
 from moorage.access.authorization import Authorizer
@@ -48,8 +49,6 @@ from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
 from moorage.settings import Settings, load_settings
-from moorage.sso import oidc_setup  # single sign-on, OpenID Connect
-from moorage.sso.oidc_console import OidcSignIn
 from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
@@ -66,6 +65,9 @@ log = logging.getLogger("moorage")
 # Methods that change something on /v2: refused while the registry is read-only.
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+
+if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every worker's start
+    from moorage.sso.oidc_console import OidcSignIn
 
 @dataclass
 class Instance:
@@ -174,8 +176,10 @@ def build_instance(settings: Settings) -> Instance:
     if settings.ldap_url:  # single sign-on: an LDAP directory checks its accounts' passwords
         from moorage.sso.ldap import install as install_ldap
         install_ldap(settings, authenticator, manager)
-    instance.oidc = oidc_setup.install(settings, authenticator, manager,
-                                       derived_key(key, "oidc state"))
+    if settings.oidc_issuer:  # single sign-on: the console's OpenID Connect sign-in
+        from moorage.sso import oidc_setup
+        instance.oidc = oidc_setup.install(settings, authenticator, manager,
+                                           derived_key(key, "oidc state"))
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -342,6 +346,7 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     for pages in CORE_PAGES:
         site.install(pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
+        from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)
     return site
 
