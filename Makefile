@@ -2,7 +2,8 @@
 # Both install what is missing first. `make bench` compares Moorage with CNCF Distribution
 # side by side (docs/benchmarks.md; BENCH_QUICK=1 for a short smoke run, BENCH_ARGS for
 # options such as --workers 4), then times the console's repository pages with 5,000
-# repositories and 10,000 tags; `make bench-smoke` checks that the harness itself runs.
+# repositories and 10,000 tags, then the scanner's advisory import and image scan (cold and
+# warm); `make bench-smoke` checks that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -67,6 +68,7 @@ $(BIN)/py-spy: | $(TEST_STAMP)
 bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/run.py $(BENCH_ARGS)
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scan.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

@@ -5,8 +5,9 @@
 Runs `bench/run.py --quick` (tiny content, one round, 2-second loads: about two minutes) and
 checks what it produced: every scenario has figures for Moorage and, where there is one, for
 Distribution; no load run saw errors where none are expected; the table, the JSON and the
-profile are there. Exits non-zero, naming what is wrong, otherwise. The figures themselves
-mean nothing on such short runs.
+profile are there. Then `bench/scan.py --quick` (a small image: ~10 s), checking that each
+row has a time and that the scan found the packages the image holds. Exits non-zero, naming
+what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
 from __future__ import annotations
@@ -64,11 +65,46 @@ def main() -> int:
         for label, lines in (result["meta"].get("server_log_errors") or {}).items():
             if lines:
                 problems.append(f"{label} logged errors: {lines[:2]}")
+    problems += scan_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
     print(f"\nbench smoke check passed ({produced[-1].relative_to(ROOT)})", file=sys.stderr)
     return 0
+
+
+def scan_problems() -> list[str]:
+    """bench/scan.py --quick: every row timed, the image's packages found, the re-import of
+    unchanged advisories writing nothing."""
+    latest = RESULTS / "scan-latest.json"
+    before = latest.stat().st_mtime if latest.exists() else 0.0
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scan.py"), "--quick"],
+                          cwd=ROOT, timeout=600)
+    if proc.returncode != 0:
+        return [f"bench/scan.py --quick exited with {proc.returncode}"]
+    if not latest.exists() or latest.stat().st_mtime <= before:
+        return ["bench/scan.py wrote no bench/results/scan-latest.json"]
+    result = json.loads(latest.read_text())
+    rows, shape = result["rows"], result["shape"]
+    problems = [f"scan row {key}: no time" for key in
+                ("import", "reimport", "scan_cold", "scan_warm", "scan_second_image")
+                if not rows.get(key, {}).get("median_s")]
+    if rows.get("import", {}).get("added", 0) < 2000:
+        problems.append(f"the PyPA import added {rows.get('import', {}).get('added')} "
+                        "advisories, not ~2,650")
+    if rows.get("reimport", {}).get("writes") != 0:
+        problems.append("the re-import of unchanged advisories wrote rows")
+    expected = {"deb": shape["dpkg"], "python": shape["python"], "npm": shape["npm"],
+                "java-archive": shape["jars"]}
+    for key in ("scan_cold", "scan_warm", "scan_second_image"):
+        row = rows.get(key, {})
+        if row.get("kinds") != expected:
+            problems.append(f"{key} found {row.get('kinds')}, the image holds {expected}")
+        if not row.get("findings"):
+            problems.append(f"{key}: no findings")
+        if row.get("problems"):
+            problems.append(f"{key}: inventory problems {row['problems']}")
+    return problems
 
 
 if __name__ == "__main__":
