@@ -24,7 +24,7 @@ every other one at the last version its first record lists as affected and the r
 pom.properties; and filler files (1 MiB files, 3,000 of 4 KiB, a few executables) so that the
 five gzip layers weigh ~100 MiB. The filler compresses as a real image's binaries do (2.6:1,
 see `noise`), so the layers hold ~260 MiB of tar to inflate; `--incompressible` fills with
-random bytes instead, as the issue first put it (gzip stores those as they are, and inflating
+random bytes instead (gzip stores those as they are, and inflating
 stored blocks is a copy). Findings come only from the PyPA records (no distribution
 advisories are imported). Medians of `--runs` runs, with the spread (min–max). Prints;
 asserts nothing. `BENCH_QUICK=1` (or --quick): a small image, one run of each.
@@ -370,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         s = rows[key]
         kinds = ", ".join(f"{n} {k}" for k, n in s["kinds"].items())
         print(f"{label:48} {fmt(s)}  {s['packages']:,} packages ({kinds}), "
-              f"{s['findings']} findings on {s['affected_packages']} of them; inventory {s['inventory_seconds']:.2f} s + "
-              f"match {s['match_seconds']:.2f} s")
+              f"{s['findings']} findings on {s['affected_packages']} of them; "
+              f"inventory {s['inventory_seconds']:.2f} s + match {s['match_seconds']:.2f} s")
     print(f"Scan = inventory_of with the SQL layer cache + match against the imported "
           f"advisories, in one thread; cold empties the layer cache, not the OS page cache. "
           f"Load average before: {load_before[0]:.1f} on {os.cpu_count()} CPUs.")
@@ -379,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "scan-latest.json").write_text(json.dumps(
         {"quick": args.quick, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "image": image_note,
          "layer_bytes": layer_bytes, "tar_bytes": tar_bytes,
-         "incompressible": args.incompressible, "shape": shape.__dict__, "loadavg_before": load_before,
-         "cpus": os.cpu_count(), "rows": rows,
+         "incompressible": args.incompressible, "shape": shape.__dict__,
+         "loadavg_before": load_before, "cpus": os.cpu_count(), "rows": rows,
          "raw": {"import": imports, "reimport": reimports, "scan_cold": cold,
                  "scan_warm": warm, "scan_second_image": second}}, indent=2))
     return 0
