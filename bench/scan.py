@@ -24,10 +24,10 @@ every other one at the last version its first record lists as affected and the r
 pom.properties; and filler files (1 MiB files, 3,000 of 4 KiB, a few executables) so that the
 five gzip layers weigh ~100 MiB. The filler compresses as a real image's binaries do (2.6:1,
 see `noise`), so the layers hold ~260 MiB of tar to inflate; `--incompressible` fills with
-random bytes instead (gzip stores those as they are, and inflating
-stored blocks is a copy). Findings come only from the PyPA records (no distribution
-advisories are imported). Medians of `--runs` runs, with the spread (min–max). Prints;
-asserts nothing. `BENCH_QUICK=1` (or --quick): a small image, one run of each.
+random bytes instead (gzip stores those as they are, and inflating stored blocks is a copy).
+Findings come only from the PyPA records (no distribution advisories are imported). Medians
+of `--runs` runs, with the spread (min–max). Prints; asserts nothing. `BENCH_QUICK=1` (or
+--quick): a small image, one run of each.
 """
 
 from __future__ import annotations
