@@ -5,19 +5,21 @@ Pure: `fix_plan(findings, inventory)` reads nothing and writes nothing.
 
 **Per package, one target version.** Findings are grouped by what advisories key them on
 (kind, ecosystem, name and version as advisories see them: the *source* package of a
-distribution, the package itself elsewhere). For each finding only its fixed versions above
-the installed one count. The target is the least of all those candidates that clears every
-finding of the package, in the ecosystem's own order (`advisories.versions.version_key`).
+distribution, the package itself elsewhere), and each group gets the least version that
+clears all its findings, in the ecosystem's own order (`advisories.versions.version_key`).
 
-**Branches.** A finding may list several fixes, one per release branch (on 2.10: fixed in
-2.11.3 on the 2.x branch and in 3.1.4 on the 3.x branch). The finding carries its fixes but
-not where each branch begins, so a candidate `c` clears a finding when `c` is at or above its
-greatest fix, or when `c` is at or above a fix `f` and below the next fix `f'` *and* on `f`'s
-branch: `c` agrees with `f` on the release parts up to and including the first one where `f`
-and `f'` differ (2.11.9 is on 2.11.3's branch against 3.1.4; 3.0.1 is not). This never calls
-a version on another branch a fix; in doubt it moves to the greater fix. A finding whose
-fixes cannot be placed (all at or below the installed version, or not comparable in the
-ecosystem's order) is reported as blocked, with the reason, and does not move its package.
+**Several fixed versions in one finding.** Only fixes above the installed version count.
+Matching (advisories/matching.py) gives a finding one fix per advisory or range whose
+affected interval *holds the installed version*, so a version clears the finding only once it
+has left every one of those intervals: at its greatest fix. Taking a smaller one as "another
+branch's fix" would be wrong on real data: zope 4.0's finding CVE-2021-32807 (merged with
+CVE-2021-32811 through a shared GHSA alias) lists 4.3 and 4.6.3, and 4.3 is still affected by
+CVE-2021-32811. So the target is the least version at which a rescan against the same data
+stops reporting each finding: the greatest of the needed fixes; a fix on a later branch that
+no interval holding the installed version names (3.1.4 when 2.10's interval ends at 2.11.3) is
+never chosen. A finding whose fixes cannot be used (all at or below the installed version, or
+not comparable in the ecosystem's order) is reported as blocked, with the reason, and does
+not move its package.
 
 **Commands.** Distribution advisories name source packages, so a dpkg or apk fix upgrades
 every installed binary package built from that source (`source_name`/origin); a binary whose
@@ -46,7 +48,6 @@ from moorage.scan.model import Finding, Inventory, Package
 # package kind -> (manager, what runs it)
 MANAGERS = {"deb": "apt", "apk": "apk", "rpm": "dnf", "python": "pip", "npm": "npm",
             "go-module": "go", "java-archive": "maven"}
-_PARTS = re.compile(r"[.\-+~:_]")
 
 
 @dataclass(frozen=True)
@@ -162,34 +163,10 @@ def _key(ecosystem: str, version: str) -> Any:
     return version_key(ecosystem, version)
 
 
-def _parts(version: str) -> list[str]:
-    return [p for p in _PARTS.split(version.removeprefix("v")) if p]
-
-
-def _same_branch(fix: str, candidate: str, next_fix: str) -> bool:
-    """Whether `candidate` (between `fix` and `next_fix`) is on `fix`'s release branch."""
-    mine, theirs, cand = _parts(fix), _parts(next_fix), _parts(candidate)
-    split = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b),
-                 min(len(mine), len(theirs)))
-    return cand[:split + 1] == mine[:split + 1]
-
-
-def _clears(candidate: tuple[Any, str], fixes: list[tuple[Any, str]]) -> bool:
-    """`fixes`: (key, version) above the installed version, in order."""
-    key, text = candidate
-    below = [i for i, (k, _) in enumerate(fixes) if k <= key]
-    if not below:
-        return False
-    i = below[-1]
-    if i == len(fixes) - 1 or fixes[i][0] == key:
-        return True
-    return _same_branch(fixes[i][1], text, fixes[i + 1][1])
-
-
 def _target(ecosystem: str, installed: str, findings: Sequence[Finding],
             plan: FixPlan) -> tuple[str | None, list[Finding]]:
-    """The least candidate that clears every placeable finding; findings that cannot be
-    placed go to plan.blocked. (target, the findings it clears)."""
+    """The least version that clears every finding that can be placed; the others go to
+    plan.blocked. (target, the findings it clears)."""
     try:
         mine = _key(ecosystem, installed)
     except NotComparable as exc:
@@ -219,13 +196,9 @@ def _target(ecosystem: str, installed: str, findings: Sequence[Finding],
         placed.append((f, above))
     if not placed:
         return None, []
-    unique = {text: key for _, above in placed for key, text in above}
-    candidates = sorted(((key, text) for text, key in unique.items()), key=lambda p: p[0])
-    for candidate in candidates:
-        if all(_clears(candidate, above) for _, above in placed):
-            return candidate[1], [f for f, _ in placed]
-    # unreachable: the greatest candidate is at or above every finding's greatest fix
-    return candidates[-1][1], [f for f, _ in placed]
+    # each finding needs its greatest fix; the package, the greatest of those
+    need = [above[-1] for _, above in placed]
+    return max(need, key=lambda pair: pair[0])[1], [f for f, _ in placed]
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -248,13 +221,14 @@ def _arg(kind: str, name: str, target: str) -> str:
 def _commands(upgrades: Sequence[Upgrade]) -> list[Command]:
     by_kind: dict[str, list[str]] = {}
     out: list[Command] = []
+    single: list[Command] = []  # one command per package: after the grouped ones
     for u in upgrades:
         if u.kind == "java-archive":
-            out.append(Command("maven", f"mvn versions:use-dep-version -Dincludes={u.name} "
+            single.append(Command("maven", f"mvn versions:use-dep-version -Dincludes={u.name} "
                                         f"-DdepVersion={u.target} -DforceVersion=true"))
             continue
         if u.kind == "go-module" and u.name == "stdlib":
-            out.append(Command("go", f"rebuild with Go {u.target.removeprefix('go')} or newer"))
+            single.append(Command("go", f"rebuild with Go {u.target.removeprefix('go')} or newer"))
             continue
         args = by_kind.setdefault(u.kind, [])
         for name, exact in u.packages:
@@ -270,7 +244,7 @@ def _commands(upgrades: Sequence[Upgrade]) -> list[Command]:
         else:
             out.append(Command(kind, f"upgrade {' '.join(args)}"))
     order = list(MANAGERS.values())
-    return sorted(out, key=lambda c: order.index(c.manager) if c.manager in order else 99)
+    return sorted(out + single, key=lambda c: order.index(c.manager) if c.manager in order else 99)
 
 
 # -- the plan ------------------------------------------------------------------------------
