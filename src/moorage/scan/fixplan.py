@@ -17,7 +17,8 @@ CVE-2021-32811 through a shared GHSA alias) lists 4.3 and 4.6.3, and 4.3 is stil
 CVE-2021-32811. So the target is the least version at which a rescan against the same data
 stops reporting each finding: the greatest of the needed fixes; a fix on a later branch that
 no interval holding the installed version names (3.1.4 when 2.10's interval ends at 2.11.3) is
-never chosen. A finding whose fixes cannot be used (all at or below the installed version, or
+never chosen. (A range that begins between the installed version and the target is not in
+the finding at all: only a rescan after the upgrade can see it.) A finding whose fixes cannot be used (all at or below the installed version, or
 not comparable in the ecosystem's order) is reported as blocked, with the reason, and does
 not move its package.
 

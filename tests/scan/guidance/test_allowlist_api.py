@@ -218,3 +218,19 @@ def test_the_cli(server: MoorageServer) -> None:
     removed = moorage(server, "cve-allowlist", "remove", "team", "CVE-2023-0001", "--json")
     assert json.loads(removed.stdout) == {"removed": "CVE-2023-0001", "namespace": "team"}
     assert "Traceback" not in table.stderr + bad.stderr + refused.stderr
+
+
+def test_the_personal_edition_refuses_it_naming_the_edition(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    small = MoorageServer(tmp_path_factory.mktemp("personal") / "data",
+                          env={**SECURED, "MOORAGE_EDITION": "personal"}).start()
+    try:
+        assert httpx.post(f"{small.url}/api/v1/namespaces", json={"name": "home"}, auth=ADMIN,
+                          timeout=120).status_code == 201
+        for method, body in (("GET", None), ("POST", {"id": "CVE-2021-44228", "reason": "x"})):
+            answer = httpx.request(method, f"{small.url}/api/v1/namespaces/home/cve-allowlist",
+                                   json=body, auth=ADMIN, timeout=120)
+            assert answer.status_code == 403
+            assert "needs the basic edition or higher" in answer.json()["error"]["message"]
+    finally:
+        small.stop()
