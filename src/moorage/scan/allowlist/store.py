@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from moorage.access.errors import Invalid
+from moorage.access.errors import Invalid, NotFound
 from moorage.db.schema import cve_allowlist, namespaces
 from moorage.scan.allowlist import MAX_ENTRIES, AllowlistEntry, id_key
 
@@ -37,6 +39,14 @@ def _entry(row: object) -> AllowlistEntry:
                           reason=r.reason, expires_at=_moment(r.expires_at),  # type: ignore[attr-defined]
                           created_at=_moment(r.created_at),  # type: ignore[attr-defined,arg-type]
                           created_by=r.created_by)  # type: ignore[attr-defined]
+
+
+def _present(conn: Any, namespace_id: int, key: str) -> tuple[int, str | None]:
+    """How many entries the namespace has, and the stored spelling of `key`'s id if listed
+    (at most MAX_ENTRIES rows: ids compare without regard to case, on both databases)."""
+    present = [r.advisory_id for r in conn.execute(
+        select(cve_allowlist.c.advisory_id).where(cve_allowlist.c.namespace_id == namespace_id))]
+    return len(present), next((p for p in present if id_key(p) == key), None)
 
 
 class AllowlistStore:
@@ -68,17 +78,26 @@ class AllowlistStore:
     def put(self, namespace_id: int, ident: str, reason: str, expires_at: datetime | None,
             by: str) -> tuple[AllowlistEntry, bool]:
         """Add an entry, or replace the one for the same advisory; (entry, created). Refused
-        when the namespace already holds `limit` entries."""
+        when the namespace already holds `limit` entries. Two requests adding the same id at
+        once: the second finds the first's row on its retry and replaces it."""
+        try:
+            return self._put(namespace_id, ident, reason, expires_at, by)
+        except IntegrityError:
+            try:
+                return self._put(namespace_id, ident, reason, expires_at, by)
+            except IntegrityError:  # the namespace went away meanwhile
+                raise NotFound("the namespace no longer exists") from None
+
+    def _put(self, namespace_id: int, ident: str, reason: str, expires_at: datetime | None,
+             by: str) -> tuple[AllowlistEntry, bool]:
         key = id_key(ident)
         values = dict(reason=reason, created_at=time.time(), created_by=by[:255],
                       expires_at=None if expires_at is None else expires_at.timestamp())
         mine = cve_allowlist.c.namespace_id == namespace_id
         with self.engine.begin() as conn:
-            present = [r.advisory_id for r in conn.execute(
-                select(cve_allowlist.c.advisory_id).where(mine))]
-            same = next((p for p in present if id_key(p) == key), None)
+            present, same = _present(conn, namespace_id, key)
             if same is None:
-                if len(present) >= self.limit:
+                if present >= self.limit:
                     raise Invalid(f"a namespace's CVE allowlist holds at most {self.limit} "
                                   f"entries; remove some first")
                 conn.execute(insert(cve_allowlist).values(
@@ -92,12 +111,9 @@ class AllowlistStore:
         return _entry(row), same is None
 
     def delete(self, namespace_id: int, ident: str) -> bool:
-        key = id_key(ident)
         mine = cve_allowlist.c.namespace_id == namespace_id
         with self.engine.begin() as conn:
-            present = [r.advisory_id for r in conn.execute(
-                select(cve_allowlist.c.advisory_id).where(mine))]
-            same = next((p for p in present if id_key(p) == key), None)
+            same = _present(conn, namespace_id, id_key(ident))[1]
             if same is None:
                 return False
             conn.execute(delete(cve_allowlist).where(mine, cve_allowlist.c.advisory_id == same))
