@@ -474,3 +474,18 @@ domains = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(255), nullable=False, default=""),
 )
+
+# -- CVE allowlist (scan) --------------------------------------------------------------------
+# Advisories a namespace has accepted, with the reason, who accepted them and until when
+# (moorage.scan.allowlist). An expired entry stays listed (marked expired) and accepts
+# nothing. Removed with its namespace.
+cve_allowlist = Table(
+    "cve_allowlist", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("advisory_id", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False, default=""),
+)

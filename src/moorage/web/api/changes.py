@@ -41,11 +41,12 @@ SAFE_FIELDS = frozenset({
     "credential_free_pull", "expires_in_days", "repository_pattern", "tag_pattern",
     "exclude_pattern", "keep_last", "older_than_seconds", "untagged", "always_keep",
     "schedule", "enabled", "dry_run", "type", "events", "disabled",
+    "id", "expires_at",  # an advisory id on a CVE allowlist, and until when
 })
 # Query flags recorded with a change (values are booleans, never secret).
 QUERY_FLAGS = frozenset({"force"})
 # Fields that name the thing a POST creates, so its target reads "namespaces/team".
-_NAMING_FIELDS = ("name", "username", "cidr")
+_NAMING_FIELDS = ("name", "username", "cidr", "id")
 # Where the endpoint's name ("create_rule") says less than its resource does.
 _NOUNS = {"rule": "network_rule"}
 

@@ -8,7 +8,9 @@ a forged form post is refused there and shown with the API's status and words.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import Response
 
@@ -22,6 +24,7 @@ VISIBILITIES = ("private", "public")
 # Roles that may see a namespace's robot accounts (the API's `manage_rules`), and manage
 # members, robots and settings (`manage_members`).
 _SEES_ROBOTS = frozenset({"owner", "maintainer"})
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # what <input type="date"> sends
 _BINARY = (("PiB", 1024**5), ("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2),
            ("KiB", 1024))
 
@@ -141,8 +144,12 @@ async def namespace_page(visit: Visit, error: str = "", status: int = 200,
         found = await visit.get(f"/api/v1/namespaces/{name}/robots")
         if found.ok:
             robots = sorted(found.data, key=lambda r: r["name"])
+    # the CVE allowlist: absent when the edition lacks scanning or the caller may not read it
+    found = await visit.get(f"/api/v1/namespaces/{name}/cve-allowlist")
+    allowlist = found.data if found.ok else None
     return visit.render("namespaces_show.html", status=status, title=f"Namespace {name}",
                         ns=ns, members=members, robots=robots, manages=_manages(visit, ns),
+                        allowlist=allowlist,
                         quota_text=exact_size(ns.get("storage_quota")), roles=ROLES,
                         robot_roles=ROBOT_ROLES, visibilities=VISIBILITIES, error=error,
                         section=section, form=form or {})
@@ -268,6 +275,28 @@ async def delete_robot(visit: Visit) -> Response:
     return await _answer(visit, answer, "robots", f"Robot account {robot} deleted.")
 
 
+# -- the CVE allowlist --------------------------------------------------------------------
+async def accept_advisory(visit: Visit) -> Response:
+    name, form = visit.params["name"], visit.form
+    expires = form.get("expires", "").strip()
+    if expires and not _DATE.fullmatch(expires):
+        return await namespace_page(visit, f"{expires[:32]!r} is not a date (YYYY-MM-DD).", 400,
+                                    "cve-allowlist", form)
+    body = {"id": form.get("id", "").strip(), "reason": form.get("reason", ""),
+            "expires_at": f"{expires}T00:00:00Z" if expires else None}
+    answer = await visit.api("POST", f"/api/v1/namespaces/{name}/cve-allowlist", body=body)
+    return await _answer(visit, answer, "cve-allowlist",
+                         f"{body['id']} is accepted in {name}.")
+
+
+async def remove_advisory(visit: Visit) -> Response:
+    name, ident = visit.params["name"], visit.params["ident"]
+    answer = await visit.api("DELETE", f"/api/v1/namespaces/{name}/cve-allowlist/"
+                                       f"{quote(ident, safe='')}")
+    return await _answer(visit, answer, "cve-allowlist",
+                         f"{ident} is no longer accepted in {name}.")
+
+
 def install(site: ConsoleSite) -> None:
     site.add_nav("Namespaces", "/namespaces", 20)
     site.get("/namespaces", index)
@@ -282,3 +311,5 @@ def install(site: ConsoleSite) -> None:
     site.post("/namespaces/{name}/robots", create_robot)
     site.get("/namespaces/{name}/robots/{robot}/delete", confirm_delete_robot)
     site.post("/namespaces/{name}/robots/{robot}/delete", delete_robot)
+    site.post("/namespaces/{name}/cve-allowlist", accept_advisory)
+    site.post("/namespaces/{name}/cve-allowlist/{ident}/remove", remove_advisory)
