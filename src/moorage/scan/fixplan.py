@@ -37,7 +37,6 @@ Accepted findings (the CVE allowlist) are listed apart and move nothing.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -158,9 +157,7 @@ class FixPlan:
 
 # -- choosing versions ---------------------------------------------------------------------
 def _key(ecosystem: str, version: str) -> Any:
-    """The ecosystem's order; Go's toolchain (`stdlib`) is written "go1.21.5" in binaries."""
-    if ecosystem == "Go" and re.match(r"go\d", version):
-        version = version[2:]
+    """The ecosystem's order (Go's toolchain, "go1.21.5" in binaries, included)."""
     return version_key(ecosystem, version)
 
 

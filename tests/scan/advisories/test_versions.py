@@ -113,6 +113,12 @@ def test_each_ecosystem_orders_with_its_rules(ecosystem: str, low: str, high: st
     assert version_key(ecosystem, low) < version_key(ecosystem, high)
 
 
+def test_the_go_toolchain_as_binaries_name_it_orders_with_advisories_versions() -> None:
+    # build information says "go1.21.5"; Go advisories for stdlib say "1.21.6" (SEMVER)
+    assert version_key("Go", "go1.21.5", "SEMVER") < version_key("Go", "1.21.6", "SEMVER")
+    assert version_key("Go", "go1.22.0") == version_key("Go", "1.22.0")
+
+
 def test_semver_ranges_compare_as_semver_whatever_the_ecosystem() -> None:
     assert version_key("PyPI", "1.0.0-alpha", "SEMVER") < version_key("PyPI", "1.0.0", "SEMVER")
 

@@ -66,7 +66,11 @@ def _semver(text: str) -> Any:
 
 def _go(text: str) -> Any:
     """Go module versions are SemVer with a `v` prefix; `+incompatible` marks a v2+ module
-    without go.mod and does not change its place (build metadata has none in SemVer)."""
+    without go.mod and does not change its place (build metadata has none in SemVer). The
+    toolchain (`stdlib`) is written `go1.21.5` in binaries' build information, and `1.21.5`
+    in advisories."""
+    if text.startswith("go") and text[2:3].isdigit():
+        text = text[2:]
     text = text.removeprefix("v").removesuffix("+incompatible")
     return _semver(text)
 
