@@ -18,6 +18,7 @@ from moorage.web.api import audit  # audit
 from moorage.web.api import maintenance
 from moorage.web.api import domains
 from moorage.web.api import advisories  # scan: the advisory database
+from moorage.web.api import scanners  # scan: Harbor scanner adapters
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -47,6 +48,8 @@ TAGS = [
                                               "(LDAP, OpenID Connect)"},
     {"name": "advisories", "description": "the vulnerability advisory database (read-only; "
                                           "imported with `moorage advisories import`)"},
+    {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
+                                        "engines (administrators)"},
 ]
 
 
@@ -77,6 +80,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(maintenance.router)  # operations: read-only mode
     api.include_router(domains.router)  # feature: custom domain names
     api.include_router(advisories.router)  # scan: the advisory database
+    scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 
 
