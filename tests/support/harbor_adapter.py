@@ -17,7 +17,7 @@ could do with it.
 
 Modes: `normal`; `never` (the report is never ready); `malformed` (a report that is not one);
 `oversized` (a report of ~3 MiB); `wrong-types` (metadata offering only the v1.0 report);
-`not-adapter` (metadata that is not an adapter's).
+`not-adapter` (metadata that is not an adapter's); `hang` (metadata answered after 2 min).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -171,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/v1/metadata":
             if not self.authorized():
                 return
+            if state.mode == "hang":
+                time.sleep(120)
             if state.mode == "not-adapter":
                 self.answer(200, {"hello": "world"})
                 return

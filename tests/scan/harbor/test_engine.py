@@ -13,6 +13,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from moorage.access.errors import Invalid
+from moorage.access.principal import Principal
 from moorage.scan.engines.base import ScanTarget
 from moorage.scan.engines.harbor import AdapterError, HarborEngine, ScannerService
 from moorage.scan.model import Distro, Inventory, Package
@@ -153,3 +155,13 @@ def test_a_disabled_adapter_is_no_engine(
     assert api(server, "PATCH", f"/scanners/{name}", json={"enabled": False}
                ).status_code == 200
     assert name not in [e.adapter for e in scanners.engines()]
+
+
+def test_an_adapter_that_does_not_answer_is_refused_after_the_call_timeout(
+        adapters: Callable[..., AdapterProcess], scanners: ScannerService) -> None:
+    adapter = adapters(mode="hang")
+    admin = Principal(1, "admin", "user", is_admin=True)
+    service = dataclasses.replace(scanners, manage_timeout=1.0)
+    with pytest.raises(Invalid) as raised:
+        asyncio.run(service.add(admin, unique("hung"), adapter.url))
+    assert "did not answer the metadata request within 1 s" in str(raised.value)

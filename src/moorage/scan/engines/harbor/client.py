@@ -9,6 +9,7 @@ adapter gets for pulling from Moorage (in the scan request's body).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class AdapterClient:
                         raise AdapterError(f"its {what} is larger than the {limit} bytes "
                                            f"allowed ({int(declared)} bytes)")
                     body = bytearray()
-                    async for chunk in response.aiter_raw():
+                    async for chunk in response.aiter_bytes():  # decoded: bounds a gzip bomb
                         body += chunk
                         if len(body) > limit:
                             raise AdapterError(f"its {what} is larger than the {limit} bytes "
@@ -148,7 +149,7 @@ class AdapterClient:
             raise AdapterError(f"it no longer knows scan {scan_id[:80]} (HTTP 404)")
         if response.status_code != 200:
             raise self._refusal(response, body, "report")
-        return self._json(body, "report")
+        return await asyncio.to_thread(self._json, body, "report")  # up to 64 MiB: off the loop
 
 
 def refresh_after(value: str | None) -> float:

@@ -52,6 +52,10 @@ class HarborEngine:
         return ENGINE_PREFIX + self.adapter
 
     async def findings(self, target: ScanTarget) -> list[Finding]:
+        """The adapter's findings; raises AdapterError (a message naming the adapter and the
+        image, no secret) when there are none to be had: the scan records it as a problem
+        and keeps the other engines' findings. Problems of a report that was read (skipped
+        items) are in `scan(target).problems`."""
         return list((await self.scan(target)).findings)
 
     async def scan(self, target: ScanTarget) -> Converted:
@@ -69,7 +73,11 @@ class HarborEngine:
                                "public_url, or scan_adapter_registry_url")
         deadline = time.monotonic() + self.timeout
         authorization = self.credential(target.repository, self.timeout + 60.0)
-        mime = await self.media_type(target.repository, target.digest)
+        try:
+            mime = await self.media_type(target.repository, target.digest)
+        except Exception as exc:  # the registry's own refusal (a manifest gone since)
+            raise AdapterError(f"the image's manifest cannot be read: {str(exc)[:200]}") \
+                from None
         scan_id = await self._bounded(self.client.scan(scan_request(
             self.registry_url, authorization, target.repository, target.digest, mime)),
             deadline)
@@ -77,8 +85,9 @@ class HarborEngine:
                  target.digest, scan_id[:80])
         while True:
             answer = await self._bounded(self.client.report(scan_id), deadline)
-            if not isinstance(answer, Pending):
-                return findings_of_report(answer, self.name, target.inventory)
+            if not isinstance(answer, Pending):  # up to 100,000 items: off the event loop
+                return await asyncio.to_thread(findings_of_report, answer, self.name,
+                                               target.inventory)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._late()

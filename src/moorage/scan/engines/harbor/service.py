@@ -100,7 +100,8 @@ class ScannerService:
     registry_url: str  # where adapters pull from; "" when neither setting gives one
     timeout: float = 600.0
     media_type: MediaType | None = None
-    step_timeout: float = 30.0
+    step_timeout: float = 30.0  # each call of a scan
+    manage_timeout: float = 10.0  # each call of a registration or ping (the CLI waits 30 s)
     max_report_bytes: int | None = None
 
     def _allowed(self, principal: Principal) -> None:
@@ -111,14 +112,15 @@ class ScannerService:
                                f"edition or higher; this instance runs the "
                                f"{self.edition.name} edition", "feature")
 
-    def _client(self, url: str, auth: AdapterAuth) -> AdapterClient:
+    def _client(self, url: str, auth: AdapterAuth, managing: bool = False) -> AdapterClient:
         extra = {} if self.max_report_bytes is None else \
             {"max_report_bytes": self.max_report_bytes}
-        return AdapterClient(url, auth, step_timeout=self.step_timeout, **extra)
+        return AdapterClient(url, auth, step_timeout=self.manage_timeout if managing
+                             else self.step_timeout, **extra)
 
     async def _metadata(self, url: str, auth: AdapterAuth) -> Metadata:
         try:
-            return await self._client(url, auth).metadata()
+            return await self._client(url, auth, managing=True).metadata()
         except AdapterError as exc:
             raise Invalid(f"{url} is not a usable scanner adapter: {exc}") from None
 
@@ -203,7 +205,7 @@ class ScannerService:
         row = await self.get(principal, name)
         try:
             auth = await asyncio.to_thread(self._auth_of, row)
-            meta = await self._client(row.url, auth).metadata()
+            meta = await self._client(row.url, auth, managing=True).metadata()
         except (AdapterError, SealError) as exc:
             checked = await asyncio.to_thread(self.store.checked, row.name, False, str(exc),
                                               None)
