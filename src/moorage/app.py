@@ -48,6 +48,7 @@ from moorage.cache.tags import RedisTagCache
 from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
+from moorage.scan.engines.harbor.service import scanning_planned
 from moorage.settings import Settings, load_settings
 from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
@@ -345,6 +346,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
                        instance.settings.console_secure_cookies)
     for pages in CORE_PAGES:
         site.install(pages)
+    if scanning_planned(instance.edition):  # scan: the scanner adapters' page
+        from moorage.web.console.pages import scanners as scanner_pages
+        site.install(scanner_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

@@ -80,6 +80,11 @@ class Settings:
     # vulnerability scanning (scan/, issue 16): the Syft binary of the optional second
     # inventory engine (scan/engines/syft.py); empty: `syft` on PATH, or none
     scan_syft_path: str = ""
+    # Harbor scanner adapters (scan/engines/harbor/): the URL an adapter pulls images from
+    # when public_url is not set (the address Moorage has on the adapter's network), and how
+    # long one adapter scan may take in all before it is given up
+    scan_adapter_registry_url: str = ""
+    scan_adapter_timeout_seconds: int = 600
     # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
     # or this key file (default <data_dir>/keys/master.keys, created on first start)
     encryption: bool = False
@@ -237,6 +242,13 @@ def _validate(settings: Settings) -> None:
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise SettingsError(f"setting 'public_url' must start with http:// or https://, "
                             f"not {settings.public_url!r}")
+    if settings.scan_adapter_registry_url and not settings.scan_adapter_registry_url.startswith(
+            ("http://", "https://")):
+        raise SettingsError(f"setting 'scan_adapter_registry_url' must start with http:// or "
+                            f"https://, not {settings.scan_adapter_registry_url!r}")
+    if not 1 <= settings.scan_adapter_timeout_seconds <= 86400:
+        raise SettingsError("setting 'scan_adapter_timeout_seconds' must be between 1 and "
+                            "86400")
     if settings.ldap_url and not settings.ldap_url.startswith(("ldap://", "ldaps://")):
         raise SettingsError(f"setting 'ldap_url' must start with ldap:// or ldaps://, "
                             f"not {settings.ldap_url!r}")

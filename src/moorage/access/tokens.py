@@ -143,11 +143,15 @@ class TokenIssuer:
         self._verified: LRUCache[str, Claims] = LRUCache(20_000)
 
     def issue(self, subject: str, scopes: list[Scope], user_id: int | None = None,
-              origin: str | None = None, account_created: float | None = None) -> IssuedToken:
+              origin: str | None = None, account_created: float | None = None,
+              ttl_seconds: int | None = None) -> IssuedToken:
+        """A signed token for `scopes`; `ttl_seconds` overrides the instance's lifetime (a
+        scanner adapter's pull-only token lasts as long as its scan may)."""
         now = time.time()
+        ttl = self.ttl if ttl_seconds is None else ttl_seconds
         claims: dict[str, object] = {
             "iss": self.issuer, "sub": subject, "aud": self.service,
-            "iat": int(now), "nbf": int(now) - 5, "exp": int(now) + self.ttl,
+            "iat": int(now), "nbf": int(now) - 5, "exp": int(now) + ttl,
             "jti": uuid.uuid4().hex,
             "access": [s.claim() for s in scopes if s.actions],
         }
@@ -158,7 +162,7 @@ class TokenIssuer:
         if account_created is not None:
             claims["uct"] = account_created
         token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
-        return IssuedToken(token, self.ttl, now)
+        return IssuedToken(token, ttl, now)
 
     def verify(self, token: str) -> Claims:
         cached = self._verified.get(token)

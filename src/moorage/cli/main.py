@@ -77,6 +77,8 @@ from moorage.cli import advisories as advisories_cli  # noqa: E402
 app.add_typer(advisories_cli.app, name="advisories")  # scan: the advisory database
 from moorage.cli import cve_allowlist as cve_allowlist_cli  # noqa: E402
 app.add_typer(cve_allowlist_cli.app, name="cve-allowlist")  # scan: accepted advisories
+from moorage.cli import scanners as scanners_cli  # noqa: E402
+app.add_typer(scanners_cli.app, name="scanner")  # scan: Harbor scanner adapters
 
 
 def main() -> None:

@@ -489,3 +489,24 @@ cve_allowlist = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(255), nullable=False, default=""),
 )
+
+# -- Harbor scanner adapters (scan) ------------------------------------------------------------
+# External scanners speaking Harbor's pluggable scanner API (moorage.scan.engines.harbor).
+# `auth_secret` is how Moorage authenticates to the adapter (a token, "user:password" or an
+# API key), sealed with the master key when encryption at rest is on (see harbor/store.py);
+# `metadata` is the adapter's last GET /api/v1/metadata answer as checked (JSON).
+scanner_adapters = Table(
+    "scanner_adapters", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("auth_kind", String(16), nullable=False, default="none"),
+    Column("auth_secret", LargeBinary, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("metadata", Text, nullable=False),
+    Column("health", String(16), nullable=False, default="healthy"),  # healthy | unhealthy
+    Column("health_detail", Text, nullable=False, default=""),
+    Column("checked_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)

@@ -19,6 +19,7 @@ from moorage.web.api import maintenance
 from moorage.web.api import domains
 from moorage.web.api import advisories  # scan: the advisory database
 from moorage.web.api import cve_allowlist  # scan: accepted advisories per namespace
+from moorage.web.api import scanners  # scan: Harbor scanner adapters
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -50,6 +51,8 @@ TAGS = [
                                           "imported with `moorage advisories import`)"},
     {"name": "cve allowlist", "description": "advisories a namespace accepts, with a reason "
                                              "and an optional expiry"},
+    {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
+                                        "engines (administrators)"},
 ]
 
 
@@ -81,6 +84,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(domains.router)  # feature: custom domain names
     api.include_router(advisories.router)  # scan: the advisory database
     api.include_router(cve_allowlist.router)  # scan: accepted advisories per namespace
+    scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 
 

@@ -19,12 +19,18 @@ from moorage.web.console.pages.namespaces import read_days
 from moorage.web.console.site import ConsoleSite, Visit
 
 RULE_KINDS = ("allow", "trusted")
-SECTIONS = (("Instance", "/admin"), ("Users", "/admin/users"),
+SECTIONS = [("Instance", "/admin"), ("Users", "/admin/users"),
             ("Group roles", "/admin/group-roles"), ("Network rules", "/admin/network"),
-            ("Domains", "/admin/domains"))
+            ("Domains", "/admin/domains")]
 ROLE_NAMES = ("owner", "maintainer", "developer", "guest")
 SOURCE_LABELS = {"local": "local password", "ldap": "LDAP directory",
                  "oidc": "single sign-on (OpenID Connect)"}
+
+
+def add_section(label: str, href: str) -> None:
+    """A feature's administration page joins the administration navigation (once)."""
+    if (label, href) not in SECTIONS:
+        SECTIONS.append((label, href))
 
 
 def _failed(answer: Answer) -> bool:
