@@ -75,6 +75,8 @@ app.add_typer(domains_cli.app, name="domain")  # custom domain names
 app.add_typer(maintenance_cli.app, name="maintenance")  # operations: read-only mode
 from moorage.cli import advisories as advisories_cli  # noqa: E402
 app.add_typer(advisories_cli.app, name="advisories")  # scan: the advisory database
+from moorage.cli import scan as scan_cli  # noqa: E402
+scan_cli.install(app)  # scan: scan, vulns, sbom, scan-on-push
 
 
 def main() -> None:

@@ -102,7 +102,13 @@ def list_tags(name: str, request: Request, response: Response, instance: Instanc
         raise RegistryError("NAME_UNKNOWN", f"repository {name} does not exist")
     infos, total = page
     _paged(request, response, total, offset, limit, len(infos))
-    return [tag_model(t) for t in infos]
+    tags = [tag_model(t) for t in infos]
+    if instance.scans is not None:  # scan: each tag's last report, counted by severity
+        found = instance.scans.tag_summaries(
+            (t.digest, [p.digest for p in t.platforms]) for t in infos)
+        for tag in tags:
+            tag.vulnerabilities = found.get(tag.digest)
+    return tags
 
 
 @router.get("/{name:path}/manifests/{reference}")
