@@ -173,12 +173,12 @@ class ScanService:
             ctx.check()
             ctx.log(f"{where}: {len(inventory.packages)} packages in "
                     f"{len(inventory.layers)} layers; matching")
-            ctx.progress(n * 3 + 1, total, f"{where}: matching {len(inventory.packages)} "
+            if self.attach_sboms:  # before the report is done: a reader then finds both
+                ctx.progress(n * 3 + 1, total, f"{where}: SBOM")
+                self._attach_sbom(ctx, repository, image, inventory)
+            ctx.progress(n * 3 + 2, total, f"{where}: matching {len(inventory.packages)} "
                                            "packages")
             summary = self._report(ctx, repository, image, inventory, tag, fresh=True)
-            ctx.progress(n * 3 + 2, total, f"{where}: SBOM")
-            if self.attach_sboms:
-                self._attach_sbom(ctx, repository, image, inventory)
             results[image.digest] = {"platform": image.platform, "status": "done",
                                      "summary": summary}
         ctx.progress(total, total, "done")
