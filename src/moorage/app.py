@@ -187,7 +187,8 @@ def build_instance(settings: Settings) -> Instance:
         # the engines beyond the built-in OSV matcher (registered Harbor adapters) go here
         instance.scans = install_scanning(registry, worker, edition,
                                           concurrency=settings.scan_concurrency,
-                                          timeout_seconds=settings.scan_timeout)
+                                          timeout_seconds=settings.scan_timeout,
+                                          on_push=settings.scan_on_push)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)

@@ -83,6 +83,9 @@ class Settings:
     # scan jobs (scan/service.py): how many run at once across the instance, and how long
     # one may take before it is stopped
     scan_concurrency: int = 2
+    # whether pushes of tags are scanned in namespaces that have not chosen for themselves
+    # (`moorage scan-on-push NAMESPACE on|off`)
+    scan_on_push: bool = True
     scan_timeout: int = 1800
     # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
     # or this key file (default <data_dir>/keys/master.keys, created on first start)

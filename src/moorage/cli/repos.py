@@ -228,12 +228,12 @@ def tags(
 
 
 def vulnerabilities(summary: dict[str, Any] | None) -> str:
-    """`C 1 H 2 M 0 L 3 U 0` for a scanned tag, its status while a scan runs, - if never."""
+    """`C:1 H:2 M:0 L:3 U:0` for a scanned tag, its status while a scan runs, - if never."""
     if not summary:
         return "-"
     if summary.get("status") in ("queued", "running", "failed"):
         return str(summary["status"])
-    return " ".join(f"{level[0].upper()} {summary.get(level, 0)}"
+    return " ".join(f"{level[0].upper()}:{summary.get(level, 0)}"
                     for level in ("critical", "high", "medium", "low", "unknown"))
 
 

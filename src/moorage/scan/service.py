@@ -97,6 +97,7 @@ class ScanService:
     # the read path (report.report_for): the allowlist goes here
     read_steps: list[ReadStep] = field(default_factory=list)
     attach_sboms: bool = True
+    on_push_default: bool = True  # for namespaces without a choice of their own
 
     @property
     def bus(self) -> Any:
@@ -130,7 +131,8 @@ class ScanService:
                 event.result != "success" or event.media_type not in mt.MANIFEST_TYPES:
             return
         try:
-            if not self.store.scan_on_push(namespace_of(event.repository)):
+            if not self.store.scan_on_push(namespace_of(event.repository),
+                                           self.on_push_default):
                 return
             self.request(event.repository, event.digest or event.tag, event.tag)
         except Exception:  # never fail a push because a scan could not be queued
@@ -324,7 +326,8 @@ def enqueue_rescans(engine: SqlEngine, keys: Iterable[tuple[str, str]],
 
 
 def install(registry: Registry, worker: Worker, edition: Edition, *, concurrency: int,
-            timeout_seconds: int, engines: list[Engine] | None = None) -> ScanService:
+            timeout_seconds: int, on_push: bool = True,
+            engines: list[Engine] | None = None) -> ScanService:
     """Wire scanning in (app.py calls this only when the edition has it): the job types,
     the push subscription, and the engines. The built-in OSV engine is always first;
     registered Harbor adapters are appended to `engines` by their install."""
@@ -334,7 +337,8 @@ def install(registry: Registry, worker: Worker, edition: Edition, *, concurrency
     db_engine = registry.db.engine
     chosen: list[Engine] = [OsvEngine(AdvisoryStore(db_engine))]
     chosen.extend(engines or [])
-    service = ScanService(registry, ScanStore(db_engine), worker, edition, chosen)
+    service = ScanService(registry, ScanStore(db_engine), worker, edition, chosen,
+                          on_push_default=on_push)
     worker.register(JobType(SCAN_JOB, service.scan_job, concurrency=concurrency,
                             timeout_seconds=timeout_seconds, max_attempts=2))
     worker.register(JobType(RESCAN_JOB, service.rescan_job, concurrency=concurrency,

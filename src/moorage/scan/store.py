@@ -185,12 +185,12 @@ class ScanStore:
         return sorted(out)
 
     # -- per-namespace settings ---------------------------------------------------------
-    def scan_on_push(self, namespace: str) -> bool:
+    def scan_on_push(self, namespace: str, default: bool = True) -> bool:
         with self.engine.connect() as conn:
             value = conn.execute(select(scan_settings.c.scan_on_push)
                                  .join(namespaces, namespaces.c.id == scan_settings.c.namespace_id)
                                  .where(namespaces.c.name == namespace)).scalar()
-        return True if value is None else bool(value)
+        return default if value is None else bool(value)
 
     def set_scan_on_push(self, namespace: str, on: bool, actor: str) -> bool:
         """False when the namespace does not exist."""

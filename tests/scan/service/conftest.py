@@ -18,7 +18,7 @@ from tests.support.server import MoorageServer
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     require_tool("skopeo")
     started = MoorageServer(tmp_path_factory.mktemp("scan-service") / "data",
-                            env={**SECURED, **ROOMY}).start()
+                            env={**SECURED, **ROOMY, "MOORAGE_SCAN_ON_PUSH": "true"}).start()
     import_advisories(started, OSV_PYPA / "jinja2", OSV_PYPA / "urllib3")
     yield started
     started.kill()

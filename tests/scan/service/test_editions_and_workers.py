@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.clients, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def personal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     started = MoorageServer(tmp_path_factory.mktemp("scan-personal") / "data",
-                            env={**SECURED, "MOORAGE_EDITION": "personal"}).start()
+                            env={**SECURED, "MOORAGE_EDITION": "personal",
+                                 "MOORAGE_SCAN_ON_PUSH": "true"}).start()
     yield started
     started.kill()
 
@@ -36,7 +37,8 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageSer
     require_tool("skopeo")
     started = MoorageServer(tmp_path_factory.mktemp("scan-workers") / "data",
                             extra_args=["--workers", "2"],
-                            env={**SECURED, **ROOMY, "MOORAGE_SCAN_CONCURRENCY": "2"}).start()
+                            env={**SECURED, **ROOMY, "MOORAGE_SCAN_CONCURRENCY": "2",
+                                 "MOORAGE_SCAN_ON_PUSH": "true"}).start()
     import_advisories(started, OSV_PYPA / "jinja2", OSV_PYPA / "urllib3")
     yield started
     started.kill()

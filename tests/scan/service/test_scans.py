@@ -157,7 +157,9 @@ def test_cli_scan_wait_vulns_and_sbom(server: MoorageServer, tmp_path: Path) -> 
     assert json.loads(out.read_text())["bomFormat"] == "CycloneDX"
 
     tags = moorage("repo", "tags", repo, env=env)
-    assert tags.returncode == 0 and "C " in tags.stdout
+    assert tags.returncode == 0, tags.stderr
+    counts = report_["summary"]
+    assert f"C:{counts['critical']} H:{counts['high']} M:{counts['medium']}" in tags.stdout
 
     bad = moorage("vulns", f"{repo}:v1", "--severity", "dreadful", env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

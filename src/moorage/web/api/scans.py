@@ -258,7 +258,8 @@ def get_scan_settings(namespace: str, instance: InstanceDep, principal: User) ->
     """Whether pushes of tags to the namespace are scanned (on unless turned off)."""
     scans = _scans(instance)
     instance.manager.require_namespace_action(principal, namespace, "pull")
-    return ScanSettings(namespace=namespace, scan_on_push=scans.store.scan_on_push(namespace))
+    return ScanSettings(namespace=namespace,
+                        scan_on_push=scans.store.scan_on_push(namespace, scans.on_push_default))
 
 
 @router.put("/api/v1/namespaces/{namespace}/scan-settings")
