@@ -126,7 +126,12 @@ class ScanService:
 
     def on_event(self, event: Event) -> None:
         """Bus handler: a push of a tag queues a scan when its namespace scans on push.
-        (Children of an index pushed by digest are scanned with their index.)"""
+        (Children of an index pushed by digest are scanned with their index.) After a
+        garbage collection, the per-layer cache forgets the layers no longer stored (the
+        reports went with their manifests: ON DELETE CASCADE)."""
+        if event.action == "gc" and event.result == "success":
+            self._forget_layers()
+            return
         if event.action != "push" or not event.tag or not event.repository or \
                 event.result != "success" or event.media_type not in mt.MANIFEST_TYPES:
             return
@@ -137,6 +142,16 @@ class ScanService:
             self.request(event.repository, event.digest or event.tag, event.tag)
         except Exception:  # never fail a push because a scan could not be queued
             log.exception("could not queue the scan of %s@%s", event.repository, event.digest)
+
+    def _forget_layers(self) -> None:
+        from moorage.scan.inventory import SqlLayerCache
+
+        try:
+            gone = self.store.layers_gone()
+            if gone:
+                SqlLayerCache(self.registry.db.engine).forget(gone)
+        except Exception:  # noqa: BLE001 - a cache row too many costs a little space only
+            log.exception("could not drop the cached results of deleted layers")
 
     # -- jobs -------------------------------------------------------------------------
     def scan_job(self, ctx: JobContext) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, tuple_, update
+from sqlalchemy import Engine, delete, exists, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from moorage.db.schema import namespaces, scan_packages, scan_results, scan_settings
+from moorage.db.schema import (blobs, namespaces, scan_layer_cache, scan_packages,
+                               scan_results, scan_settings)
 from moorage.scan.advisories.osv import lookup_keys
 from moorage.scan.model import LEVELS, Distro, Finding, Inventory, Package
 from moorage.scan.report import finding_from_dict, finding_to_dict, package_from_dict
@@ -183,6 +184,14 @@ class ScanStore:
                     select(_R.c.digest, _R.c.repository)
                     .where(_R.c.digest.in_(wanted[start:start + BATCH]))))
         return sorted(out)
+
+    def layers_gone(self, limit: int = 10_000) -> list[str]:
+        """Layer digests the per-layer cache holds whose blob is no longer stored."""
+        cache = scan_layer_cache.c
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                select(cache.digest).where(~exists().where(blobs.c.digest == cache.digest))
+                .limit(limit))]
 
     # -- per-namespace settings ---------------------------------------------------------
     def scan_on_push(self, namespace: str, default: bool = True) -> bool:

@@ -279,3 +279,39 @@ def test_reports_need_pull_and_scans_need_push(server: MoorageServer) -> None:
         # an unknown image is a 404 naming it, never a 500
         resp = client.get(f"/repositories/{repo}/manifests/nope/vulnerabilities")
         assert resp.status_code == 404
+
+
+def test_a_deleted_image_loses_its_report_and_its_layers_their_cache(
+        server: MoorageServer, tmp_path: Path) -> None:
+    repo = f"{_ns()}/gone"
+    unique = python_layer((f"only-here-{uuid.uuid4().hex[:8]}", "1.0"))
+    layer = "sha256:" + hashlib.sha256(unique).hexdigest()
+    digest = push(server, layout(tmp_path / "img", [base_layer(), unique]), f"{repo}:1")
+    db_path = server.data_dir / "moorage.db"
+
+    def count(query: str, value: str) -> int:
+        with sqlite3.connect(db_path, timeout=60) as db:
+            return db.execute(query, (value,)).fetchone()[0]
+
+    with api(server) as client:
+        wait_report(client, repo, "1")
+        assert count("SELECT count(*) FROM scan_results WHERE digest = ?", digest) == 1
+        assert count("SELECT count(*) FROM scan_layer_cache WHERE digest = ?", layer) == 1
+        # the SBOM referrer goes first (it holds the image's subject), then the image
+        refs = httpx.get(f"{server.url}/v2/{repo}/referrers/{digest}", auth=ADMIN).json()
+        for ref in refs["manifests"]:
+            assert httpx.delete(f"{server.url}/v2/{repo}/manifests/{ref['digest']}",
+                                auth=ADMIN).status_code == 202
+        assert httpx.delete(f"{server.url}/v2/{repo}/manifests/{digest}",
+                            auth=ADMIN).status_code == 202
+        job = client.post("/gc", json={"grace": 0})
+        assert job.status_code == 202, job.text
+        deadline = time.monotonic() + 300
+        while client.get(f"/jobs/{job.json()['id']}").json()["status"] not in ("succeeded",
+                                                                              "failed"):
+            assert time.monotonic() < deadline, "GC did not finish (bounds a hang only)"
+            time.sleep(0.5)
+        assert client.get(f"/jobs/{job.json()['id']}").json()["status"] == "succeeded"
+    assert count("SELECT count(*) FROM scan_results WHERE digest = ?", digest) == 0
+    assert count("SELECT count(*) FROM scan_packages WHERE digest = ?", digest) == 0
+    assert count("SELECT count(*) FROM scan_layer_cache WHERE digest = ?", layer) == 0
