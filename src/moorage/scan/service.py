@@ -87,7 +87,16 @@ def images_of(content: bytes, digest: str) -> list[ImageRef] | None:
 
 @dataclass
 class ScanService:
-    """Wired by `install`; the API and CLI reach scans through it."""
+    """Wired by `install`; the API and CLI reach scans through it.
+
+    Where the rest of issue 16 plugs in:
+    - `engines`: registered Harbor scanner adapters are appended as further `Engine`s
+      (`harbor:<name>`); every scan and rescan runs them all and merges their findings.
+    - `read_steps`: the CVE allowlist (`apply_allowlist`) as a step of the read path
+      (`report_for`), so an entry's expiry shows without a rescan.
+    - fix plans: `report()` gives an image's stored rows and `store.inventory(digest)` its
+      packages, what `fix_plan(findings, inventory)` needs for `GET …/fixes`.
+    """
 
     registry: Registry
     store: ScanStore

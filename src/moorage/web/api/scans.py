@@ -152,7 +152,7 @@ def build_report(instance: ApiParts, name: str, reference: str, severity: Level 
                                     status="not scanned", summary=Summary()))
             continue
         shown, counts = scans.shown(name, row)
-        statuses.add(row.status if row.engines or row.status != "done" else "done")
+        statuses.add(row.status)
         for level, n in counts.items():
             total[level] += n
         images.append(ImageScan(
