@@ -5,7 +5,8 @@ Names contain slashes, so the routes take `{name:path}`. `NAME/tags` is the tag 
 and `NAME/tags/TAG` one of its tags, whatever the method: the repository routes take any
 other name (`{name:repository}`), so that a path means one resource only, and a method the
 tag routes do not take is a 405 rather than a request about a repository `team/app/tags`.
-`NAME/manifests/REFERENCE` is likewise one manifest of NAME, described.
+`NAME/manifests/REFERENCE` is likewise one manifest of NAME, described; `NAME/scans` and
+`NAME/manifests/REFERENCE/vulnerabilities|sbom|fixes` are the scanner's (web/api/scans.py).
 
 Listings come a page at a time, cut by the database: `limit` (at most 1000) and `offset`,
 with the number of matches in all in `X-Total-Count` and the next page in a `Link` header
@@ -43,7 +44,8 @@ class _RepositoryName(Convertor[str]):
     """A repository name in a path, except the forms that address tags and manifests (see
     above)."""
 
-    regex = r"(?!.+/(?:tags(?:/[^/]+)?|manifests/[^/]+)$).+"
+    regex = (r"(?!.+/(?:tags(?:/[^/]+)?|manifests/[^/]+(?:/(?:vulnerabilities|sbom|fixes))?"
+             r"|scans)$).+")
 
     def convert(self, value: str) -> str:
         return value

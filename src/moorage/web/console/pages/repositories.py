@@ -157,7 +157,8 @@ async def repository(visit: Visit, name: str) -> Response:
 
 # `NAME/tags`, `NAME/tags/TAG` and `NAME/manifests/REFERENCE` are the API's paths for a
 # repository's tags and manifests, so a repository named like that is not at its own path.
-_SHADOWED = re.compile(r".+/(?:tags(?:/[^/]+)?|manifests/[^/]+)$")
+_SHADOWED = re.compile(r".+/(?:tags(?:/[^/]+)?|manifests/[^/]+(?:/(?:vulnerabilities|sbom|fixes))?"
+                       r"|scans)$")
 
 
 async def _repository(visit: Visit, name: str) -> Any:
