@@ -315,3 +315,34 @@ def test_a_deleted_image_loses_its_report_and_its_layers_their_cache(
     assert count("SELECT count(*) FROM scan_results WHERE digest = ?", digest) == 0
     assert count("SELECT count(*) FROM scan_packages WHERE digest = ?", digest) == 0
     assert count("SELECT count(*) FROM scan_layer_cache WHERE digest = ?", layer) == 0
+
+
+def test_roles_read_reports_request_scans_and_follow_them(server: MoorageServer,
+                                                          tmp_path: Path) -> None:
+    from tests.web.helpers import grant, make_user
+
+    ns = _ns()
+    repo = f"{ns}/roles"
+    with api(server) as client:
+        _namespace(client, ns, scan_on_push=False)
+    push(server, layout(tmp_path / "img", [base_layer()]), f"{repo}:1")
+    guest, developer, outsider = (make_user(server, p) for p in ("guest", "dev", "out"))
+    grant(server, ns, guest[0], "guest")
+    grant(server, ns, developer[0], "developer")
+    with api(server, auth=guest) as client:
+        assert report(client, repo, "1")["status"] == "not scanned"
+        refused = client.post(f"/repositories/{repo}/scans", json={"reference": "1"})
+        assert refused.status_code == 403 and "developer" in refused.json()["error"]["message"]
+        assert client.put(f"/namespaces/{ns}/scan-settings",
+                          json={"scan_on_push": True}).status_code == 403
+    with api(server, auth=outsider) as client:
+        assert client.get(f"/repositories/{repo}/manifests/1/vulnerabilities").status_code \
+            == 404
+    with api(server, auth=developer) as client:
+        queued = client.post(f"/repositories/{repo}/scans", json={"reference": "1"})
+        assert queued.status_code == 202, queued.text
+        job = client.get(f"/jobs/{queued.json()['job_id']}")
+        assert job.status_code == 200 and job.json()["type"] == "scan.image"
+        assert wait_report(client, repo, "1")["status"] == "done"
+    with api(server, auth=outsider) as client:  # the job of an image they cannot see
+        assert client.get(f"/jobs/{queued.json()['job_id']}").status_code in (403, 404)
