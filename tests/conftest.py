@@ -30,7 +30,10 @@ hypothesis_settings.load_profile("moorage")
 # instance (auth off); tests/access exercises accounts and tokens on secured instances.
 # Shared instances serve hundreds of tests that each make their own namespace: the edition's
 # quotas are tested on instances of their own (tests/access, tests/web), not hit by accident.
-ROOMY = {"MOORAGE_QUOTA_NAMESPACES": "100000", "MOORAGE_QUOTA_REPOSITORIES": "1000000"}
+# Scans on push (on by default) are off on the shared instances: a scan attaches an SBOM
+# referrer to each pushed image, which the registry tests would count; tests/scan turns it on.
+ROOMY = {"MOORAGE_QUOTA_NAMESPACES": "100000", "MOORAGE_QUOTA_REPOSITORIES": "1000000",
+         "MOORAGE_SCAN_ON_PUSH": "false"}
 OPEN = {"MOORAGE_AUTH": "off", **ROOMY}
 ADMIN_PASSWORD = "admin-password-for-tests"
 # Test webhooks are received on loopback, which production instances refuse by default.
@@ -38,6 +41,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 # than the per-address lockout allows an hour: tests of the lockout (tests/access) set it
 # themselves and send their failures from addresses of their own.
 SECURED = {"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+           "MOORAGE_SCAN_ON_PUSH": "false",
            "MOORAGE_LOGIN_LOCKOUT_ADDRESS_FAILURES": "0"}
 
 

@@ -69,6 +69,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every worker's start
     from moorage.sso.oidc_console import OidcSignIn
+    from moorage.scan.service import ScanService
 
 @dataclass
 class Instance:
@@ -95,6 +96,7 @@ class Instance:
     audit: AuditRecorder | None = None  # audit: None when the edition has no audit log
     domains: DomainService | None = None  # custom domain names (refused by small editions)
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
+    scans: ScanService | None = None  # vulnerability scanning, when the edition has it
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -181,6 +183,13 @@ def build_instance(settings: Settings) -> Instance:
         from moorage.sso import oidc_setup
         instance.oidc = oidc_setup.install(settings, authenticator, manager,
                                            derived_key(key, "oidc state"))
+    if edition.has("scanning"):  # scan: jobs, scan on push, reports (imported only then)
+        from moorage.scan.service import install as install_scanning
+        # the engines beyond the built-in OSV matcher (registered Harbor adapters) go here
+        instance.scans = install_scanning(registry, worker, edition,
+                                          concurrency=settings.scan_concurrency,
+                                          timeout_seconds=settings.scan_timeout,
+                                          on_push=settings.scan_on_push)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)

@@ -85,6 +85,13 @@ class Settings:
     # long one adapter scan may take in all before it is given up
     scan_adapter_registry_url: str = ""
     scan_adapter_timeout_seconds: int = 600
+    # scan jobs (scan/service.py): how many run at once across the instance, and how long
+    # one may take before it is stopped
+    scan_concurrency: int = 2
+    # whether pushes of tags are scanned in namespaces that have not chosen for themselves
+    # (`moorage scan-on-push NAMESPACE on|off`)
+    scan_on_push: bool = True
+    scan_timeout: int = 1800
     # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
     # or this key file (default <data_dir>/keys/master.keys, created on first start)
     encryption: bool = False
@@ -211,6 +218,10 @@ def _validate(settings: Settings) -> None:
     for name in ("max_open_uploads", "body_read_timeout_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting {name!r} must be 0 or more")
+    if not 1 <= settings.scan_concurrency <= 64:
+        raise SettingsError("setting 'scan_concurrency' must be between 1 and 64")
+    if not 30 <= settings.scan_timeout <= 86400:
+        raise SettingsError("setting 'scan_timeout' must be between 30 and 86400 seconds")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("settings 'tls_cert' and 'tls_key' go together: give both or neither")
     if settings.tls_front not in ("auto", "haproxy", "off"):

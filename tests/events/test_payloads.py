@@ -22,8 +22,10 @@ PUSH = Event("push", "team/app", DIGEST, "application/vnd.oci.image.manifest.v1+
 def test_event_types() -> None:
     assert [event_type(a) for a in ("push", "pull", "delete", "quota")] == \
         ["push", "pull", "delete", "quota"]
-    # Nothing in this version announces scans or builds: no subscription may ask for them.
-    assert event_type("scan.completed") is None and event_type("build.failed") is None
+    # Scans announce their families; nothing announces builds yet: none may ask for them.
+    assert event_type("scan.completed") == "scan"
+    assert event_type("vulnerability.new") == "vulnerability"
+    assert event_type("build.failed") is None
     assert event_type("blob.push") is None and event_type("login") is None
     assert event_type("namespace.create") is None
 

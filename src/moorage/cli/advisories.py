@@ -44,7 +44,7 @@ def _import_store(data_dir: Path | None, database_url: str | None, config: Path 
             raise CliError(str(exc)) from None
     if not settings.database_url:
         announce(folder)
-    return AdvisoryStore(engine)
+    return AdvisoryStore(engine), settings
 
 
 @app.command("import")
@@ -72,7 +72,7 @@ def import_(
     """
     from moorage.scan.advisories.importer import Limits, SourceError, run_import
 
-    store = _import_store(data_dir, database_url, config)
+    store, settings = _import_store(data_dir, database_url, config)
     limits = Limits(max_record_mib * 1024 * 1024, max_total_mib * 1024 * 1024, max_entries)
     try:
         if json_out:
@@ -90,6 +90,11 @@ def import_(
     except SourceError as exc:
         raise CliError(f"import stopped: {exc}") from None
     result = summary.as_dict()
+    # images holding a package whose advisories changed are matched again by the server's
+    # workers, from their stored packages (no layer is read); the jobs go into the queue
+    from moorage.scan.service import enqueue_rescans
+    result["rescans_queued"] = enqueue_rescans(store.engine, summary.changed_keys,
+                                               settings.scan_timeout)
     if json_out:
         print_json(result)
         return
@@ -98,6 +103,7 @@ def import_(
              ("unchanged", result["unchanged"]), ("withdrawn", result["withdrawn"]),
              ("removed", result["removed"]),
              ("skipped", result["skipped"]), ("rows written", result["writes"]),
+             ("rescans queued", result["rescans_queued"]),
              ("seconds", result["seconds"])])
     if result["stale_kept"]:
         say(f"{result['stale_kept']} advisories the dump no longer holds were kept, because "

@@ -211,17 +211,30 @@ def tags(
     limit: Limit = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """List a repository's tags: digest, kind, platforms, size, pushed and pulled times, and
-    LOCKED when an immutability rule protects the tag."""
+    """List a repository's tags: digest, kind, platforms, size, pushed and pulled times,
+    LOCKED when an immutability rule protects the tag, and the last scan's counts by
+    severity (Critical, High, Medium, Low, Unknown)."""
     with connect() as api:
         found = _walk(api, f"/repositories/{repo_path(name)}/tags", limit, q=search, sort=sort)
     if json_out:
         print_json(found)
         return
-    table(["TAG", "DIGEST", "KIND", "PLATFORMS", "SIZE", "PUSHED", "PULLED", "LOCKED"],
+    table(["TAG", "DIGEST", "KIND", "PLATFORMS", "SIZE", "PUSHED", "PULLED", "LOCKED",
+           "VULNERABILITIES"],
           [(t["name"], t["digest"], t.get("kind", "-"), platforms(t),
             human_size(t.get("size")), when(t["updated_at"]), when(t.get("pulled_at")),
-            "yes" if t.get("immutable") else "no") for t in found], empty="no tags")
+            "yes" if t.get("immutable") else "no", vulnerabilities(t.get("vulnerabilities")))
+           for t in found], empty="no tags")
+
+
+def vulnerabilities(summary: dict[str, Any] | None) -> str:
+    """`C:1 H:2 M:0 L:3 U:0` for a scanned tag, its status while a scan runs, - if never."""
+    if not summary:
+        return "-"
+    if summary.get("status") in ("queued", "running", "failed"):
+        return str(summary["status"])
+    return " ".join(f"{level[0].upper()}:{summary.get(level, 0)}"
+                    for level in ("critical", "high", "medium", "low", "unknown"))
 
 
 @app.command("untag")

@@ -510,3 +510,58 @@ scanner_adapters = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(255), nullable=False, default=""),
 )
+
+# -- scan results ----------------------------------------------------------------------------
+# One row per scanned image (an image manifest: one platform of an index has its own row),
+# removed with its manifest (ON DELETE CASCADE when GC deletes the manifest row). `findings`
+# and `problems` are JSON; the summary counts are columns so that tag listings read them
+# without parsing. Its packages are rows of their own (scan_packages), indexed by the keys
+# advisories are stored under, so that "which images hold package X" is an index lookup and a
+# rescan after an advisory import reads no layer.
+scan_results = Table(
+    "scan_results", metadata,
+    Column("digest", String(200), ForeignKey("manifests.digest", ondelete="CASCADE"),
+           primary_key=True),
+    Column("repository", String(255), nullable=False),  # scanned through (for events, SBOM)
+    Column("platform", String(100), nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # queued | running | done | failed
+    Column("job_id", BigInteger, nullable=True),
+    Column("queued_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("engines", String(255), nullable=False, default=""),
+    Column("distro", Text, nullable=True),  # JSON {id, version_id, pretty_name}
+    Column("layers", Text, nullable=False, default="[]"),  # JSON list of digests
+    Column("problems", Text, nullable=False, default="[]"),
+    Column("findings", Text, nullable=False, default="[]"),
+    Column("error", Text, nullable=True),
+    Column("critical", Integer, nullable=False, default=0),
+    Column("high", Integer, nullable=False, default=0),
+    Column("medium", Integer, nullable=False, default=0),
+    Column("low", Integer, nullable=False, default=0),
+    Column("unknown", Integer, nullable=False, default=0),
+)
+
+scan_packages = Table(
+    "scan_packages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(200), ForeignKey("scan_results.digest", ondelete="CASCADE"),
+           nullable=False),
+    Column("ecosystem", String(100), nullable=False),  # normalised, with the release
+    Column("base", String(100), nullable=False),  # the ecosystem without its release
+    Column("name", String(512), nullable=False),  # the advisory name, normalised
+    Column("data", Text, nullable=False),  # JSON of the Package
+)
+Index("ix_scan_packages_key", scan_packages.c.ecosystem, scan_packages.c.name)
+Index("ix_scan_packages_base", scan_packages.c.base, scan_packages.c.name)
+Index("ix_scan_packages_digest", scan_packages.c.digest)
+
+# Per-namespace scan settings; a namespace without a row scans on push.
+scan_settings = Table(
+    "scan_settings", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("scan_on_push", Boolean, nullable=False, default=True),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)

@@ -50,6 +50,9 @@ class ImportSummary:
     skipped_count: int = 0
     writes: int = 0
     seconds: float = 0.0
+    # (ecosystem, normalised name) of the packages named by added, updated or withdrawn
+    # advisories: the stored images holding one are rescanned (scan/service.py)
+    changed_keys: set[tuple[str, str]] = field(default_factory=set)
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped_count += 1
@@ -73,6 +76,7 @@ class _Batch:
         self.withdrawn: set[str] = set()
         self.seen: set[str] = set()
         self.ecosystems: set[str] = set()
+        self.keys: dict[str, set[tuple[str, str]]] = {}  # of the records in this batch
 
     def add(self, name: str, record: dict[str, Any]) -> None:
         try:
@@ -86,6 +90,8 @@ class _Batch:
             return
         self.seen.add(ident)
         self.ecosystems.update(prepared.ecosystems)
+        self.keys[ident] = {(a.ecosystem, osv.normalize_name(a.ecosystem, a.name))
+                            for a in prepared.advisory.affected}
         if prepared.advisory.withdrawn:
             self.withdrawn.add(ident)
         else:
@@ -96,6 +102,8 @@ class _Batch:
     def flush(self) -> None:
         stored = self.store.stored(list(self.pending) + list(self.withdrawn))
         gone = [i for i in self.withdrawn if i in stored]
+        for ident in gone:
+            self.summary.changed_keys.update(self.keys.get(ident, ()))
         self.summary.withdrawn += len(self.withdrawn)
         self.store.remove(gone)
         write: list[Prepared] = []
@@ -112,6 +120,8 @@ class _Batch:
                 self.summary.updated += 1
                 write.append(prepared)
                 replace.add(ident)
+        for prepared in write:
+            self.summary.changed_keys.update(self.keys.get(prepared.advisory.id, ()))
         try:
             self.store.put(write, replace)
         except IntegrityError:
@@ -119,6 +129,7 @@ class _Batch:
                               "the same time?): run it again") from None
         self.pending.clear()
         self.withdrawn.clear()
+        self.keys.clear()
 
 
 def run_import(source: Path, store: AdvisoryStore, *, partial: bool = False,

@@ -20,6 +20,7 @@ from moorage.web.api import domains
 from moorage.web.api import advisories  # scan: the advisory database
 from moorage.web.api import cve_allowlist  # scan: accepted advisories per namespace
 from moorage.web.api import scanners  # scan: Harbor scanner adapters
+from moorage.web.api import scans  # scan: requests, reports, SBOMs
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -47,6 +48,8 @@ TAGS = [
                                        "chosen by SNI"},
     {"name": "single sign-on", "description": "roles in namespaces from directory groups "
                                               "(LDAP, OpenID Connect)"},
+    {"name": "scans", "description": "vulnerability scans of images: requests, reports "
+                                     "(JSON, CSV), SBOMs, scan on push"},
     {"name": "advisories", "description": "the vulnerability advisory database (read-only; "
                                           "imported with `moorage advisories import`)"},
     {"name": "cve allowlist", "description": "advisories a namespace accepts, with a reason "
@@ -73,6 +76,8 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.add_middleware(AnnounceChanges, instance=instance)  # management changes → event bus
     install_handlers(api)
     install_docs_page(api)
+    # scan routes first: the repository routes' `{name:repository}` would take their paths
+    api.include_router(scans.router)
     for module in (instance_routes, namespaces, repositories, users, tokens, network, sso):
         api.include_router(module.router)
     # lifecycle

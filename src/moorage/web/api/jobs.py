@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from moorage.access.errors import AccessError, NotFound
 from moorage.access.principal import Principal
 from moorage.jobs.queue import Job as QueuedJob
+from moorage.oci.errors import RegistryError
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import CursorQuery, IdPath, when
@@ -70,6 +71,13 @@ def _may_read(instance: ApiParts, principal: Principal, job: QueuedJob) -> bool:
     rules (while the rule exists: its namespace is what says who may)."""
     if principal.is_admin:
         return True
+    if job.type in ("scan.image", "scan.rescan"):  # whoever may read the image's report
+        repository = job.payload.get("repository")
+        try:
+            instance.manager.require_repository_action(principal, str(repository), "pull")
+        except (AccessError, RegistryError):
+            return False
+        return True
     if job.type != "retention":
         return False
     rule_id = job.payload.get("rule_id")
@@ -86,7 +94,7 @@ def _may_read(instance: ApiParts, principal: Principal, job: QueuedJob) -> bool:
 @router.get("/{job_id}")
 def get_job(job_id: IdPath, instance: InstanceDep, principal: User) -> Job:
     """One job with its log (the last 64 KiB). Administrators; for a retention run, whoever
-    may manage the rules of the rule's namespace."""
+    may manage the rules of the rule's namespace; for a scan, whoever may pull the image."""
     job = instance.worker.queue.get(job_id)
     if job is None or not _may_read(instance, principal, job):
         instance.manager.require_admin(principal)  # the same refusal whether or not it exists

@@ -278,6 +278,10 @@ class Tag(BaseModel):
     immutable_rule: int | None = Field(None, description="the id of that rule")
     referrer: bool = Field(False, description="its manifest refers to another (a signature, "
                                               "an SBOM…)")
+    vulnerabilities: dict[str, int | str] | None = Field(
+        None, description="its last scan: status, and counts by severity (critical, high, "
+                          "medium, low, unknown; an index's images added up); null when "
+                          "never scanned or the edition has no scanning")
 
 
 class Layer(BaseModel):

@@ -7,7 +7,7 @@ one glance what `/api/v1` may touch. `app.Instance` has all of them, so it is pa
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from moorage.access.authentication import Authenticator
 from moorage.access.editions import Edition
@@ -22,6 +22,9 @@ from moorage.ops.maintenance import ReadOnlyMode
 from moorage.registry.service import Registry
 from moorage.settings import Settings
 from moorage.web.auth import RegistryAccess
+
+if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has it
+    from moorage.scan.service import ScanService
 
 
 class ApiParts(Protocol):
@@ -53,3 +56,5 @@ class ApiParts(Protocol):
     def read_only(self) -> ReadOnlyMode: ...
     @property
     def domains(self) -> DomainService | None: ...
+    @property
+    def scans(self) -> ScanService | None: ...

@@ -5,7 +5,8 @@ Names contain slashes, so the routes take `{name:path}`. `NAME/tags` is the tag 
 and `NAME/tags/TAG` one of its tags, whatever the method: the repository routes take any
 other name (`{name:repository}`), so that a path means one resource only, and a method the
 tag routes do not take is a 405 rather than a request about a repository `team/app/tags`.
-`NAME/manifests/REFERENCE` is likewise one manifest of NAME, described.
+`NAME/manifests/REFERENCE` is likewise one manifest of NAME, described; `NAME/scans` and
+`NAME/manifests/REFERENCE/vulnerabilities|sbom|fixes` are the scanner's (web/api/scans.py).
 
 Listings come a page at a time, cut by the database: `limit` (at most 1000) and `offset`,
 with the number of matches in all in `X-Total-Count` and the next page in a `Link` header
@@ -43,7 +44,8 @@ class _RepositoryName(Convertor[str]):
     """A repository name in a path, except the forms that address tags and manifests (see
     above)."""
 
-    regex = r"(?!.+/(?:tags(?:/[^/]+)?|manifests/[^/]+)$).+"
+    regex = (r"(?!.+/(?:tags(?:/[^/]+)?|manifests/[^/]+(?:/(?:vulnerabilities|sbom|fixes))?"
+             r"|scans)$).+")
 
     def convert(self, value: str) -> str:
         return value
@@ -102,7 +104,13 @@ def list_tags(name: str, request: Request, response: Response, instance: Instanc
         raise RegistryError("NAME_UNKNOWN", f"repository {name} does not exist")
     infos, total = page
     _paged(request, response, total, offset, limit, len(infos))
-    return [tag_model(t) for t in infos]
+    tags = [tag_model(t) for t in infos]
+    if instance.scans is not None:  # scan: each tag's last report, counted by severity
+        found = instance.scans.tag_summaries(
+            (t.digest, [p.digest for p in t.platforms]) for t in infos)
+        for tag in tags:
+            tag.vulnerabilities = found.get(tag.digest)
+    return tags
 
 
 @router.get("/{name:path}/manifests/{reference}")

@@ -157,7 +157,8 @@ async def repository(visit: Visit, name: str) -> Response:
 
 # `NAME/tags`, `NAME/tags/TAG` and `NAME/manifests/REFERENCE` are the API's paths for a
 # repository's tags and manifests, so a repository named like that is not at its own path.
-_SHADOWED = re.compile(r".+/(?:tags(?:/[^/]+)?|manifests/[^/]+)$")
+_SHADOWED = re.compile(r".+/(?:tags(?:/[^/]+)?|manifests/[^/]+(?:/(?:vulnerabilities|sbom|fixes))?"
+                       r"|scans)$")
 
 
 async def _repository(visit: Visit, name: str) -> Any:
@@ -196,8 +197,19 @@ async def manifest(visit: Visit, name: str, reference: str) -> Response:
                "pull": f"podman pull {host}/{name}@{found['digest']}",
                "pull_tag": f"podman pull {host}/{name}:{reference}" if by_tag else None,
                "referrer_count": _count(found.get("referrers") or [])}
+    context["vulns"] = await _vulnerabilities(visit, name, found)
     title = f"{name}:{reference}" if by_tag else f"{name}@{found['digest'][:19]}"
     return _timed(visit.render("manifest.html", title=title, **context), started)
+
+
+async def _vulnerabilities(visit: Visit, name: str, found: dict[str, Any]) -> Any:
+    """The image's last scan report, when scanning is on and the manifest is an image or
+    an index; None otherwise (the section is then left out)."""
+    if found.get("kind") not in ("image", "index"):
+        return None
+    answer = await visit.get(f"/api/v1/repositories/{name}/manifests/{found['digest']}"
+                             "/vulnerabilities")
+    return answer.data if answer.ok else None
 
 
 def _count(nodes: list[dict[str, Any]]) -> int:
