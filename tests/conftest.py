@@ -33,7 +33,7 @@ hypothesis_settings.load_profile("moorage")
 # Scans on push (on by default) are off on the shared instances: a scan attaches an SBOM
 # referrer to each pushed image, which the registry tests would count; tests/scan turns it on.
 ROOMY = {"MOORAGE_QUOTA_NAMESPACES": "100000", "MOORAGE_QUOTA_REPOSITORIES": "1000000",
-         "MOORAGE_SCAN_ON_PUSH": "false"}
+         "MOORAGE_SCAN_ON_PUSH": "false", "MOORAGE_SCAN_SYFT": "off"}
 OPEN = {"MOORAGE_AUTH": "off", **ROOMY}
 ADMIN_PASSWORD = "admin-password-for-tests"
 # Test webhooks are received on loopback, which production instances refuse by default.
@@ -41,7 +41,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 # than the per-address lockout allows an hour: tests of the lockout (tests/access) set it
 # themselves and send their failures from addresses of their own.
 SECURED = {"MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-           "MOORAGE_SCAN_ON_PUSH": "false",
+           "MOORAGE_SCAN_ON_PUSH": "false", "MOORAGE_SCAN_SYFT": "off",
            "MOORAGE_LOGIN_LOCKOUT_ADDRESS_FAILURES": "0"}
 
 

@@ -48,7 +48,6 @@ from moorage.cache.tags import RedisTagCache
 from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
-from moorage.scan.engines.harbor.service import scanning_planned
 from moorage.settings import Settings, load_settings
 from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
@@ -184,12 +183,19 @@ def build_instance(settings: Settings) -> Instance:
         instance.oidc = oidc_setup.install(settings, authenticator, manager,
                                            derived_key(key, "oidc state"))
     if edition.has("scanning"):  # scan: jobs, scan on push, reports (imported only then)
+        from moorage.scan.engines.harbor import install as install_adapters
+        from moorage.scan.service import SyftConfig
         from moorage.scan.service import install as install_scanning
-        # the engines beyond the built-in OSV matcher (registered Harbor adapters) go here
-        instance.scans = install_scanning(registry, worker, edition,
-                                          concurrency=settings.scan_concurrency,
-                                          timeout_seconds=settings.scan_timeout,
-                                          on_push=settings.scan_on_push)
+        # registered Harbor adapters: read from the database when each scan starts
+        adapters = install_adapters(settings, engine, edition, issuer, registry)
+        instance.scans = install_scanning(
+            registry, worker, edition, concurrency=settings.scan_concurrency,
+            timeout_seconds=settings.scan_timeout, on_push=settings.scan_on_push,
+            engine_sources=[adapters.engines],
+            syft=SyftConfig(settings.scan_syft, settings.scan_syft_path,
+                            data_dir / "tmp" / "scan"))
+        instance.scans.source_names = lambda: [f"harbor:{r.name}" for r in
+                                               adapters.store.list() if r.enabled]
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -355,7 +361,7 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
                        instance.settings.console_secure_cookies)
     for pages in CORE_PAGES:
         site.install(pages)
-    if scanning_planned(instance.edition):  # scan: the scanner adapters' page
+    if instance.edition.has("scanning"):  # scan: the scanner adapters' page
         from moorage.web.console.pages import scanners as scanner_pages
         site.install(scanner_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback

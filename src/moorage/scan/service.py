@@ -11,6 +11,23 @@ import, the events a scan announces, and what the API and CLI read.
 Job handlers run in the worker's threads (jobs/worker.py), so the blocking inventory and
 matching never touch the event loop; engines are async (`Engine`) and run on a private loop
 of that thread.
+
+Engines: the built-in ones (`engines`: OSV) run in every scan and rescan; the engines of
+`engine_sources` (the enabled Harbor scanner adapters) are read from the database when a
+scan starts, so an adapter registered through another replica is used at once. A rescan
+(no layer read, after an advisory import) runs only the built-in engines and keeps what the
+other engines found in the stored report (their names stay on those findings): an adapter
+would pull the whole image again to tell nothing the import changed.
+
+Inventory: the built-in cataloguers, and Syft as a second engine when `syft` says so
+(`SyftConfig`): the image is written as an OCI layout into a scratch folder (bounded by
+size and free space, removed after), Syft reads it, and the two inventories are merged.
+
+The CVE allowlist is a read step (`read_steps`), applied whenever a report is shown or a
+tag listing counted, with the clock of `clock`: an entry added or expiring needs no rescan.
+Tag listings (`tag_summaries`) use the stored counts, except for the rows that hold an
+id the namespace accepts now: those are recounted from their findings (one query for the
+namespace's entries, one per page for the findings of those rows: no query per tag).
 """
 
 from __future__ import annotations
@@ -18,8 +35,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine as SqlEngine
@@ -85,6 +106,34 @@ def images_of(content: bytes, digest: str) -> list[ImageRef] | None:
     return [ImageRef(digest, "")]
 
 
+SYFT_MODES = ("auto", "on", "off")
+SYFT_MAX_IMAGE_BYTES = 8 << 30  # the layers Syft is given, written out to its scratch folder
+SYFT_FREE_MARGIN = 512 << 20  # free space kept on the scratch folder's disk
+SYFT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class SyftConfig:
+    """`scan_syft`: auto (use Syft when `scan_syft_path` or PATH gives a binary), on (use
+    it; a missing binary is a problem of every scan), off (never). `scratch`: the folder the
+    image is written to for Syft (the system's temporary folder when None)."""
+
+    mode: str = "auto"
+    path: str = ""
+    scratch: Path | None = None
+    max_image_bytes: int = SYFT_MAX_IMAGE_BYTES
+    timeout: float = SYFT_TIMEOUT
+
+    def binary(self) -> str | None:
+        from moorage.scan.engines.syft import find_syft
+
+        return None if self.mode == "off" else find_syft(self.path)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 @dataclass
 class ScanService:
     """Wired by `install`; the API and CLI reach scans through it.
@@ -107,6 +156,24 @@ class ScanService:
     read_steps: list[ReadStep] = field(default_factory=list)
     attach_sboms: bool = True
     on_push_default: bool = True  # for namespaces without a choice of their own
+    # engines read when a scan starts (blocking: called in the job's thread)
+    engine_sources: list[Callable[[], Sequence[Engine]]] = field(default_factory=list)
+    syft: SyftConfig = field(default_factory=lambda: SyftConfig("off"))
+    # the namespace's allowlist ids accepted at a moment (for tag listings), and the clock
+    accepted_ids: Callable[[str, datetime], set[str]] | None = None
+    clock: Callable[[], datetime] = _utcnow
+    # the names of the engines of `engine_sources`, without building them (for info)
+    source_names: Callable[[], list[str]] | None = None
+
+    def engines_info(self) -> dict[str, Any]:
+        """What scans run with now: engine names, enabled adapters, Syft or not."""
+        try:
+            adapters = self.source_names() if self.source_names is not None else []
+        except Exception:  # noqa: BLE001 - info answers without them
+            log.exception("the scanner adapters could not be listed")
+            adapters = []
+        return {"engines": [e.name for e in self.engines] + adapters,
+                "harbor_adapters": len(adapters), "syft": self.syft.binary() is not None}
 
     @property
     def bus(self) -> Any:
@@ -197,6 +264,8 @@ class ScanService:
                                          "error": str(exc)[:500]}
                 continue
             ctx.check()
+            inventory = self._with_syft(ctx, where, image, inventory)
+            ctx.check()
             ctx.log(f"{where}: {len(inventory.packages)} packages in "
                     f"{len(inventory.layers)} layers; matching")
             if self.attach_sboms:  # before the report is done: a reader then finds both
@@ -229,25 +298,89 @@ class ScanService:
         ctx.log(f"{row.repository}@{digest}: matching {len(inventory.packages)} stored "
                 "packages again (no layer is read)")
         self.store.running(digest, row.repository, row.platform, ctx.job.id)
+        built_in = {e.name for e in self.engines}
+        kept = []  # what the other engines (adapters) found stays, without the built-ins
+        for f in row.findings:
+            others = tuple(n for n in f.engines if n not in built_in)
+            if others:
+                kept.append(replace(f, engines=others))
+        # the problems of the last scan's engines are its own; the inventory's stay
+        problems = [p for p in row.problems if not p.startswith("engine ")]
         summary = self._report(ctx, row.repository, ImageRef(digest, row.platform),
-                               inventory, None, fresh=False, problems=row.problems)
+                               inventory, None, fresh=False, problems=problems, kept=kept)
         self.bus.publish(Event("scan.completed", row.repository, digest, actor=ACTOR,
                                address="", detail={"summary": summary, "rescan": True,
                                                    "platform": row.platform}))
         return {"repository": row.repository, "digest": digest, "summary": summary}
 
+    def _with_syft(self, ctx: JobContext, where: str, image: ImageRef,
+                   inventory: Inventory) -> Inventory:
+        """The inventory merged with Syft's, when Syft is in use; its failures are
+        problems of the inventory, never of the scan."""
+        from moorage.scan.engines.syft import merge_inventories, run_syft
+
+        if self.syft.mode == "off":
+            return inventory
+        exe = self.syft.binary()
+        if exe is None:
+            if self.syft.mode == "on":
+                where_ = f"at {self.syft.path}" if self.syft.path else "on PATH"
+                return _with_problem(inventory, f"syft: scan_syft is on but no binary is "
+                                                f"{where_}")
+            return inventory
+        ctx.log(f"{where}: writing the image out for Syft")
+        try:
+            if self.syft.scratch is not None:
+                self.syft.scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="moorage-syft-image-",
+                                             dir=self.syft.scratch) as scratch:
+                folder = Path(scratch) / "oci"
+                write_layout(self.registry, image.digest, folder, self.syft.max_image_bytes)
+                ctx.check()
+                ctx.log(f"{where}: Syft reads the image")
+                found = run_syft(folder, "oci-dir", syft_path=exe, timeout=self.syft.timeout)
+        except Exception as exc:  # noqa: BLE001 - the built-in inventory stands alone
+            return _with_problem(inventory, f"syft: the image could not be written out for "
+                                            f"it: {type(exc).__name__}: {str(exc)[:300]}")
+        return merge_inventories(inventory, found)
+
+    def _engines_now(self) -> tuple[list[Engine], list[str]]:
+        """The built-in engines and those of the sources (adapters) as the database has
+        them now; a source that cannot be read is a problem of the scan."""
+        engines: list[Engine] = list(self.engines)
+        problems = []
+        for source in self.engine_sources:
+            try:
+                engines.extend(source())
+            except Exception as exc:  # noqa: BLE001 - the built-in engines still run
+                log.warning("scan engines could not be read: %s", exc)
+                problems.append(f"the scanner adapters could not be read: "
+                                f"{type(exc).__name__}: {str(exc)[:300]}")
+        return engines, problems
+
     def _report(self, ctx: JobContext, repository: str, image: ImageRef,
                 inventory: Inventory, tag: str | None, *, fresh: bool,
-                problems: Sequence[str] = ()) -> dict[str, int]:
+                problems: Sequence[str] = (),
+                kept: Sequence[Finding] = ()) -> dict[str, int]:
+        """Run the engines (a fresh scan: all; a rescan: the built-in ones, with `kept`, the
+        stored findings of the others), merge, store, announce what is new."""
         target = ScanTarget(repository, image.digest, image.platform, inventory)
-        found, engine_problems = asyncio.run(self._run_engines(target))
+        if fresh:
+            engines, source_problems = self._engines_now()
+        else:
+            engines, source_problems = list(self.engines), []
+        found, engine_problems = asyncio.run(self._run_engines(target, engines))
         ctx.check()
-        findings = merge_findings(found)
+        findings = merge_findings([*found, list(kept)])
         all_problems = ScanProblems()
-        for p in (*(inventory.problems if fresh else problems), *engine_problems):
+        for p in (*(inventory.problems if fresh else problems), *source_problems,
+                  *engine_problems):
             all_problems.add(p)
         summary = summarize(findings)
-        previous = self.store.finish(image.digest, inventory, [e.name for e in self.engines],
+        names = [e.name for e in engines]
+        if not fresh:
+            names.extend(sorted({n for f in kept for n in f.engines} - set(names)))
+        previous = self.store.finish(image.digest, inventory, names,
                                      findings, all_problems.as_tuple(), summary,
                                      replace_packages=fresh)
         ctx.log(f"{image.platform or 'image'}: {len(findings)} findings "
@@ -259,7 +392,8 @@ class ScanService:
                 self._announce_new(repository, image, tag, new)
         return summary
 
-    async def _run_engines(self, target: ScanTarget) -> tuple[list[list[Finding]], list[str]]:
+    async def _run_engines(self, target: ScanTarget, engines: Sequence[Engine]
+                           ) -> tuple[list[list[Finding]], list[str]]:
         async def one(engine: Engine) -> list[Finding] | str:
             try:
                 return await engine.findings(target)
@@ -267,7 +401,7 @@ class ScanService:
                 log.warning("engine %s failed on %s: %s", engine.name, target.digest, exc)
                 return f"engine {engine.name} failed: {type(exc).__name__}: {exc}"[:500]
 
-        outcomes = await asyncio.gather(*(one(e) for e in self.engines))
+        outcomes = await asyncio.gather(*(one(e) for e in engines))
         return ([o for o in outcomes if not isinstance(o, str)],
                 [o for o in outcomes if isinstance(o, str)])
 
@@ -312,26 +446,88 @@ class ScanService:
         """A stored report as it is shown now (the read steps applied)."""
         return report_for(namespace_of(repository), row.findings, self.read_steps)
 
-    def tag_summaries(self, tags: Iterable[tuple[str, Sequence[str]]]
+    def tag_summaries(self, tags: Iterable[tuple[str, Sequence[str]]], repository: str = ""
                       ) -> dict[str, dict[str, Any]]:
-        """For each (digest, child digests) of a tag listing: status and counts, or absent
-        when never scanned. Stored counts (the allowlist applies when a report is read)."""
+        """For each (digest, child digests) of a tag listing of `repository`: status and
+        counts, or absent when never scanned. The counts agree with the report the same
+        reader gets: the stored counts, except for the rows whose findings name an id the
+        namespace's allowlist accepts now, which are recounted with the read steps."""
         tags = list(tags)
         wanted = {d for digest, children in tags for d in (children or [digest])}
         rows = self.store.summaries(wanted)
+        counted = {d: r.summary for d, r in rows.items()}
+        namespace = namespace_of(repository) if repository else ""
+        accepted = self.accepted_ids(namespace, self.clock()) \
+            if namespace and self.accepted_ids is not None else set()
+        if accepted and rows:
+            # a cheap test on the stored text first; only rows that may hold one are parsed
+            for digest, findings in self.store.findings_holding(list(rows), accepted).items():
+                counted[digest] = report_for(namespace, findings, self.read_steps)[1]
         out: dict[str, dict[str, Any]] = {}
         for digest, children in tags:
-            mine = [rows[d] for d in (children or [digest]) if d in rows]
+            mine = [d for d in (children or [digest]) if d in rows]
             if not mine:
                 continue
             counts = dict.fromkeys(("critical", "high", "medium", "low", "unknown"), 0)
-            for r in mine:
-                for level, n in r.summary.items():
+            for d in mine:
+                for level, n in counted[d].items():
                     counts[level] += n
-            statuses = {r.status for r in mine}
+            statuses = {rows[d].status for d in mine}
             status = next(s for s in ("running", "queued", "failed", "done") if s in statuses)
             out[digest] = {"status": status, **counts}
         return out
+
+
+class LayoutWriteError(Exception):
+    """The image cannot be written out as an OCI layout (too large, a blob missing)."""
+
+
+def _with_problem(inventory: Inventory, problem: str) -> Inventory:
+    return replace(inventory, problems=(*inventory.problems, problem[:500]))
+
+
+def write_layout(registry: Registry, digest: str, folder: Path, max_bytes: int) -> None:
+    """One stored image (its manifest, config and layers) as an OCI image layout in `folder`,
+    for Syft. Refused before anything is written when the manifest's blobs add up to more
+    than `max_bytes` or than the disk has free (with a margin); each blob is written no
+    larger than the manifest says."""
+    stored = registry.db.manifest(digest)
+    if stored is None:
+        raise LayoutWriteError(f"{digest} is no longer stored")
+    try:
+        doc = json.loads(stored.content)
+        blobs = [doc["config"], *doc["layers"]]
+        wanted = [(str(b["digest"]), int(b["size"])) for b in blobs]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LayoutWriteError(f"the manifest cannot be read: {exc}") from None
+    total = sum(size for _, size in wanted) + len(stored.content)
+    if total > max_bytes:
+        raise LayoutWriteError(f"the image is {total} bytes, over the {max_bytes} bytes "
+                               f"Syft is given")
+    folder.mkdir(parents=True)
+    if shutil.disk_usage(folder).free < total + SYFT_FREE_MARGIN:
+        raise LayoutWriteError(f"the scratch folder's disk has not {total} bytes free")
+    root = folder / "blobs" / "sha256"
+    root.mkdir(parents=True)
+    for blob, size in wanted:
+        algo, _, hexpart = blob.partition(":")
+        if algo != "sha256" or not hexpart.isalnum() or len(hexpart) != 64:
+            raise LayoutWriteError(f"{blob[:80]} is not a sha256 digest")
+        written = 0
+        with open(root / hexpart, "wb") as out:
+            for chunk in registry.store.read(blob):
+                written += len(chunk)
+                if written > size:
+                    raise LayoutWriteError(f"blob {blob} is larger than its manifest says")
+                out.write(chunk)
+        if written != size:
+            raise LayoutWriteError(f"blob {blob} is not stored whole ({written} of {size} "
+                                   f"bytes)")
+    (root / digest.partition(":")[2]).write_bytes(stored.content)
+    (folder / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    media_type = doc.get("mediaType") or mt.OCI_MANIFEST
+    (folder / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": media_type, "digest": digest, "size": len(stored.content)}]}))
 
 
 def enqueue_rescans(engine: SqlEngine, keys: Iterable[tuple[str, str]],
@@ -351,18 +547,35 @@ def enqueue_rescans(engine: SqlEngine, keys: Iterable[tuple[str, str]],
 
 def install(registry: Registry, worker: Worker, edition: Edition, *, concurrency: int,
             timeout_seconds: int, on_push: bool = True,
-            engines: list[Engine] | None = None) -> ScanService:
+            engines: list[Engine] | None = None,
+            engine_sources: Sequence[Callable[[], Sequence[Engine]]] = (),
+            syft: SyftConfig | None = None) -> ScanService:
     """Wire scanning in (app.py calls this only when the edition has it): the job types,
-    the push subscription, and the engines. The built-in OSV engine is always first;
-    registered Harbor adapters are appended to `engines` by their install."""
+    the push subscription, the engines, and the CVE allowlist on the read path. The
+    built-in OSV engine is always first; `engine_sources` (the registered Harbor adapters)
+    are read at each scan."""
     from moorage.scan.advisories.store import AdvisoryStore
+    from moorage.scan.allowlist import apply_allowlist
+    from moorage.scan.allowlist.store import AllowlistStore
     from moorage.scan.engines.base import OsvEngine
 
     db_engine = registry.db.engine
     chosen: list[Engine] = [OsvEngine(AdvisoryStore(db_engine))]
     chosen.extend(engines or [])
     service = ScanService(registry, ScanStore(db_engine), worker, edition, chosen,
-                          on_push_default=on_push)
+                          on_push_default=on_push, engine_sources=list(engine_sources),
+                          syft=syft or SyftConfig("off"))
+    allowlist = AllowlistStore(db_engine)
+
+    def accept(namespace: str, findings: list[Finding]) -> list[Finding]:
+        return apply_allowlist(findings, allowlist.by_namespace_name(namespace),
+                               service.clock())
+
+    def accepted_ids(namespace: str, now: datetime) -> set[str]:
+        return {e.key for e in allowlist.by_namespace_name(namespace) if not e.expired(now)}
+
+    service.read_steps.append(accept)
+    service.accepted_ids = accepted_ids
     worker.register(JobType(SCAN_JOB, service.scan_job, concurrency=concurrency,
                             timeout_seconds=timeout_seconds, max_attempts=2))
     worker.register(JobType(RESCAN_JOB, service.rescan_job, concurrency=concurrency,
@@ -371,5 +584,5 @@ def install(registry: Registry, worker: Worker, edition: Edition, *, concurrency
     return service
 
 
-__all__ = ["RESCAN_JOB", "SCAN_JOB", "ImageRef", "ScanService", "enqueue_rescans",
-           "images_of", "install"]
+__all__ = ["RESCAN_JOB", "SCAN_JOB", "ImageRef", "LayoutWriteError", "ScanService",
+           "SyftConfig", "enqueue_rescans", "images_of", "install", "write_layout"]

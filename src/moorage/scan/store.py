@@ -153,6 +153,25 @@ class ScanStore:
                     out[r.digest] = _row(_WithoutFindings(r), with_findings=False)
         return out
 
+    def findings_holding(self, digests: Sequence[str], ids: Iterable[str]
+                         ) -> dict[str, list[Finding]]:
+        """The findings of those rows whose stored findings mention one of `ids` (compared
+        in upper case, as allowlist ids are): one query per batch of digests, and only the
+        rows that may hold one are parsed. (A listing recounts those rows at read time.)"""
+        wanted = sorted(set(digests))
+        keys = [i.upper() for i in ids if i]
+        out: dict[str, list[Finding]] = {}
+        if not keys:
+            return out
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), BATCH):
+                for r in conn.execute(select(_R.c.digest, _R.c.findings).where(
+                        _R.c.digest.in_(wanted[start:start + BATCH]))):
+                    text = (r.findings or "").upper()
+                    if any(k in text for k in keys):
+                        out[r.digest] = [finding_from_dict(d) for d in json.loads(r.findings)]
+        return out
+
     def inventory(self, digest: str) -> Inventory | None:
         """The stored inventory of a scanned image: a rescan reads no layer."""
         row = self.get(digest)

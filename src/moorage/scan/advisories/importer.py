@@ -50,8 +50,10 @@ class ImportSummary:
     skipped_count: int = 0
     writes: int = 0
     seconds: float = 0.0
-    # (ecosystem, normalised name) of the packages named by added, updated or withdrawn
-    # advisories: the stored images holding one are rescanned (scan/service.py)
+    # (ecosystem, normalised name) of the packages named by added, updated, withdrawn or
+    # removed (stale) advisories, under their new keys and, for records that were stored,
+    # their old ones too (an update that drops a package must reach the images holding it):
+    # the stored images holding one are rescanned (scan/service.py)
     changed_keys: set[tuple[str, str]] = field(default_factory=set)
 
     def skip(self, name: str, reason: str) -> None:
@@ -104,6 +106,11 @@ class _Batch:
         gone = [i for i in self.withdrawn if i in stored]
         for ident in gone:
             self.summary.changed_keys.update(self.keys.get(ident, ()))
+        # the keys stored records were filed under, before they change or go
+        changing = gone + [i for i, p in self.pending.items() if i in stored and not (
+            stored[i].content_hash == p.content_hash
+            and stored[i].modified == p.advisory.modified[:64])]
+        self.summary.changed_keys.update(self.store.keys_of(changing))
         self.summary.withdrawn += len(self.withdrawn)
         self.store.remove(gone)
         write: list[Prepared] = []
@@ -174,6 +181,7 @@ def run_import(source: Path, store: AdvisoryStore, *, partial: bool = False,
         if summary.skipped_count:
             summary.stale_kept = len(stale)
         else:
+            summary.changed_keys.update(store.keys_of(stale))
             summary.removed = store.remove(stale)
     summary.writes = store.writes - writes_before
     summary.seconds = time.time() - started

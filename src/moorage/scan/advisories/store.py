@@ -105,6 +105,18 @@ class AdvisoryStore:
             count += conn.execute(delete(_A).where(_A.c.id.in_(chunk))).rowcount or 0
         return count, count + rows
 
+    def keys_of(self, ids: Sequence[str]) -> set[tuple[str, str]]:
+        """The (ecosystem, normalised name) keys the stored records `ids` are filed under:
+        what their images were matched by, before an update, withdrawal or removal."""
+        found: set[tuple[str, str]] = set()
+        ids = list(ids)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), BATCH):
+                found.update((r.ecosystem, r.name) for r in conn.execute(
+                    select(_P.c.ecosystem, _P.c.name)
+                    .where(_P.c.advisory_id.in_(ids[start:start + BATCH]))))
+        return found
+
     def remove(self, ids: Sequence[str]) -> int:
         if not ids:
             return 0

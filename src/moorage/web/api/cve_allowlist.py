@@ -4,9 +4,9 @@ it; its owners and instance administrators may change it. Changes reach the audi
 webhooks like every management change (changes.py names them `cve_allowlist.add` and
 `cve_allowlist.remove`).
 
-The allowlist belongs to vulnerability scanning, so editions without scanning refuse it. It
-is checked against the edition table directly: the allowlist is complete on its own, while
-`scanning` joins `BUILT_FEATURES` (and `moorage info`) only once scans are served.
+The allowlist belongs to vulnerability scanning, so editions without scanning refuse it (403
+naming the edition, as the other scan routes do). Reports and tag listings apply it when
+they are read (scan/service.py).
 
 Sync handlers: FastAPI runs them in its thread pool, off the event loop.
 """
@@ -19,7 +19,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field
 
-from moorage.access.editions import EDITION_NAMES, FEATURES, EditionError
 from moorage.access.errors import NotFound
 from moorage.access.principal import Principal
 from moorage.scan.allowlist import (MAX_ENTRIES, MAX_ID_LENGTH, MAX_REASON_LENGTH,
@@ -65,12 +64,7 @@ class CveAllowlistCreate(RequestBody):
 
 
 def _edition(instance: ApiParts) -> None:
-    label, editions = FEATURES["scanning"]
-    if instance.edition.name not in editions:
-        needed = next(e for e in EDITION_NAMES if e in editions)
-        raise EditionError(f"the CVE allowlist is part of {label}, which needs the {needed} "
-                           f"edition or higher; this instance runs the "
-                           f"{instance.edition.name} edition", "feature")
+    instance.edition.require("scanning")
 
 
 def _store(instance: ApiParts) -> AllowlistStore:

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from moorage import __version__
 from moorage.web.api.deps import Caller, InstanceDep
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import InstanceInfo, QuotaUsage, SignInMethod
+from moorage.web.api.models import InstanceInfo, QuotaUsage, ScanningInfo, SignInMethod
 
 router = APIRouter(prefix="/api/v1", tags=["instance"], responses=ERROR_RESPONSES)
 
@@ -30,4 +30,6 @@ def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
         sign_in=[s for s in ("local", "ldap", "oidc")  # type: ignore[misc]
                  if s in instance.manager.sources],
         single_sign_on=single_sign_on,
+        scanning=ScanningInfo(**instance.scans.engines_info())
+        if instance.scans is not None else None,
     )

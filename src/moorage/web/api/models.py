@@ -117,6 +117,14 @@ class SignInMethod(BaseModel):
     url: str = Field(description="the console path a browser is sent to to sign in this way")
 
 
+class ScanningInfo(BaseModel):
+    engines: list[str] = Field(description="the vulnerability engines of a scan now: osv "
+                               "(built in) and harbor:<name> for each enabled scanner adapter")
+    harbor_adapters: int = Field(description="enabled Harbor scanner adapters")
+    syft: bool = Field(description="whether Syft runs as the second inventory engine "
+                                   "(scan_syft, and a binary found)")
+
+
 class InstanceInfo(BaseModel):
     version: str
     edition: Literal["personal", "basic", "advanced"]
@@ -133,6 +141,9 @@ class InstanceInfo(BaseModel):
         default_factory=list, description="ways to sign in to the console besides a "
         "password (OpenID Connect), only those configured; their accounts use a personal "
         "access token (CLI secret) as the password with docker and podman")
+    scanning: ScanningInfo | None = Field(
+        None, description="what vulnerability scans run with; null on editions without "
+                          "scanning")
 
 
 # -- namespaces ---------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def list_tags(name: str, request: Request, response: Response, instance: Instanc
     tags = [tag_model(t) for t in infos]
     if instance.scans is not None:  # scan: each tag's last report, counted by severity
         found = instance.scans.tag_summaries(
-            (t.digest, [p.digest for p in t.platforms]) for t in infos)
+            ((t.digest, [p.digest for p in t.platforms]) for t in infos), name)
         for tag in tags:
             tag.vulnerabilities = found.get(tag.digest)
     return tags

@@ -3,8 +3,10 @@ engines (instance administrators; editions with vulnerability scanning). Registe
 fetches its metadata first and refuses an adapter that cannot scan OCI or Docker images into
 the v1.1 vulnerability report. The secret Moorage calls an adapter with goes in, never out.
 
-Installed by `install` on the edition's `scanning` switch; the service it builds is kept on
-`api.state.scanners` (scans take their engines from it: `service.engines()`).
+Served on every edition, as the other scan routes are: an edition without `scanning` answers
+403 naming the edition that has it. The service `install` builds is kept on
+`api.state.scanners`; scans read the enabled adapters through their own (app.py), from the
+same table.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from moorage.scan.engines.harbor import ScannerService
 from moorage.scan.engines.harbor import install as install_service
-from moorage.scan.engines.harbor.service import MAX_SECRET, UNCHANGED, scanning_planned
+from moorage.scan.engines.harbor.service import MAX_SECRET, UNCHANGED
 from moorage.scan.engines.harbor.store import AdapterRow
 from moorage.web.api.deps import User
 from moorage.web.api.errors import ERROR_RESPONSES
@@ -90,7 +92,11 @@ class ScannerChange(RequestBody):
 
 
 def _service(request: Request) -> ScannerService:
-    return request.app.state.scanners  # type: ignore[no-any-return]
+    service: ScannerService | None = getattr(request.app.state, "scanners", None)
+    if service is None:  # an edition without scanning
+        request.app.state.scanners_edition.require("scanning")  # 403 naming the edition
+        raise RuntimeError("scanning is on but its adapters are not installed")
+    return service
 
 
 @router.get("")
@@ -136,11 +142,14 @@ async def ping_scanner(name: NamePath, request: Request, principal: User) -> Sca
 
 
 def install(api: FastAPI, instance: ApiParts) -> ScannerService | None:
-    """Serve /api/v1/scanners when the edition has vulnerability scanning."""
-    if not scanning_planned(instance.edition):
+    """Serve /api/v1/scanners; the adapters' service only when the edition has
+    vulnerability scanning (else every route answers 403 naming the edition)."""
+    api.include_router(router)
+    if not instance.edition.has("scanning"):
+        api.state.scanners = None
+        api.state.scanners_edition = instance.edition
         return None
     service = install_service(instance.settings, instance.registry.db.engine, instance.edition,
                               instance.access.issuer, instance.registry)
     api.state.scanners = service
-    api.include_router(router)
     return service

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import IntegrityError
 
-from moorage.access.editions import FEATURES, Edition, EditionError
+from moorage.access.editions import Edition
 from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from moorage.access.principal import Principal
 from moorage.access.scopes import Scope
@@ -37,13 +37,6 @@ MAX_ADAPTERS = 20
 MAX_SECRET = 4096
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 UNCHANGED: Any = object()
-
-
-def scanning_planned(edition: Edition) -> bool:
-    """Whether the edition has vulnerability scanning in its plan. Not `edition.has`: that
-    is true only once "scanning" is in BUILT_FEATURES, which the scan service part adds when
-    scans really run (until then adapters can be registered, and are used by no scan)."""
-    return edition.name in FEATURES["scanning"][1]
 
 
 def check_name(name: str) -> str:
@@ -105,12 +98,9 @@ class ScannerService:
     max_report_bytes: int | None = None
 
     def _allowed(self, principal: Principal) -> None:
+        self.edition.require("scanning")  # first, as the other scan routes do
         if not principal.is_admin:
             raise Forbidden("only instance administrators manage scanner adapters")
-        if not scanning_planned(self.edition):
-            raise EditionError(f"vulnerability scanning (scanner adapters) needs the basic "
-                               f"edition or higher; this instance runs the "
-                               f"{self.edition.name} edition", "feature")
 
     def _client(self, url: str, auth: AdapterAuth, managing: bool = False) -> AdapterClient:
         extra = {} if self.max_report_bytes is None else \
