@@ -186,16 +186,22 @@ def build_instance(settings: Settings) -> Instance:
         from moorage.scan.engines.harbor import install as install_adapters
         from moorage.scan.service import SyftConfig
         from moorage.scan.service import install as install_scanning
-        # registered Harbor adapters: read from the database when each scan starts
-        adapters = install_adapters(settings, engine, edition, issuer, registry)
+        # registered Harbor adapters: read from the database when each scan starts (their
+        # service, which opens the keyring of sealed secrets, is built on first use)
+        built: list = []
+
+        def adapters():  # type: ignore[no-untyped-def]
+            if not built:
+                built.append(install_adapters(settings, engine, edition, issuer, registry))
+            return built[0]
         instance.scans = install_scanning(
             registry, worker, edition, concurrency=settings.scan_concurrency,
             timeout_seconds=settings.scan_timeout, on_push=settings.scan_on_push,
-            engine_sources=[adapters.engines],
+            engine_sources=[lambda: adapters().engines()],
             syft=SyftConfig(settings.scan_syft, settings.scan_syft_path,
                             data_dir / "tmp" / "scan"))
         instance.scans.source_names = lambda: [f"harbor:{r.name}" for r in
-                                               adapters.store.list() if r.enabled]
+                                               adapters().store.list() if r.enabled]
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
