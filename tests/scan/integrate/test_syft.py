@@ -71,3 +71,27 @@ def test_a_package_only_syft_finds_is_in_the_sbom_found_by_syft(
     # the image written out for Syft is gone
     scratch = syft_server.data_dir / "tmp" / "scan"
     assert scratch.is_dir() and not list(scratch.iterdir())
+
+
+def test_a_failing_syft_is_a_problem_of_the_report_not_a_failed_scan(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    broken = tmp_path / "syft"
+    broken.write_text("#!/bin/sh\necho 'syft: cannot read the image' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    server = start_server(tmp_path_factory.mktemp("scan-syft-broken"),
+                          MOORAGE_SCAN_SYFT="on", MOORAGE_SCAN_SYFT_PATH=str(broken))
+    try:
+        with api(server) as client:
+            assert client.post("/namespaces", json={"name": "broken"}).status_code == 201
+            push(server, layout(tmp_path / "img", [base_layer()]), "broken/app:1")
+            done = wait_report(client, "broken/app", "1")
+            sbom = client.get("/repositories/broken/app/manifests/1/sbom").json()
+    finally:
+        server.stop()
+    assert done["status"] == "done", done
+    problems = [p for p in done["images"][0]["problems"] if p.startswith("syft")]
+    assert len(problems) == 1, done["images"][0]["problems"]
+    assert "exit status 3" in problems[0] and "cannot read the image" in problems[0]
+    # the built-in inventory stands: bash is there, found by Moorage alone
+    [bash] = [c for c in sbom["components"] if c["name"] == "bash"]
+    assert _found_by(bash) == {"moorage"}
