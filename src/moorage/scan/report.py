@@ -7,8 +7,7 @@ of a finding (`finding_to_dict` / `finding_from_dict`) lives here too so that th
 the API agree on it.
 
 `report_for` is the read path: what the API and the CLI answer is computed from the stored
-findings at read time, so that the allowlist (whose entries expire) needs no rescan. The
-allowlist and fix plans plug in at the marked place.
+findings at read time, so that the allowlist (whose entries expire) needs no rescan.
 """
 
 from __future__ import annotations
@@ -100,9 +99,9 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
 
 # -- the read path -----------------------------------------------------------------------
 # Steps applied, in order, to the stored findings of an image before they are shown and
-# summarised: (namespace, findings) -> findings. The allowlist plugs in here (the lead:
-# `read_steps.append(lambda ns, fs: apply_allowlist(fs, entries_for(ns), now))`), so that an
-# entry's expiry shows at once, without a rescan.
+# summarised: (namespace, findings) -> findings. The CVE allowlist is one (service.install:
+# `apply_allowlist` with the namespace's entries and the service's clock), so that an entry's
+# expiry shows at once, without a rescan.
 ReadStep = Callable[[str, list[Finding]], list[Finding]]
 
 

@@ -138,11 +138,11 @@ def _utcnow() -> datetime:
 class ScanService:
     """Wired by `install`; the API and CLI reach scans through it.
 
-    Where the rest of issue 16 plugs in:
-    - `engines`: registered Harbor scanner adapters are appended as further `Engine`s
-      (`harbor:<name>`); every scan and rescan runs them all and merges their findings.
-    - `read_steps`: the CVE allowlist (`apply_allowlist`) as a step of the read path
-      (`report_for`), so an entry's expiry shows without a rescan.
+    - `engines`: the built-in ones (OSV), run by every scan and rescan; `engine_sources`:
+      the enabled Harbor scanner adapters (`harbor:<name>`), read when a scan starts.
+    - `read_steps`: the CVE allowlist (`apply_allowlist`) on the read path (`report_for`),
+      with `clock`; `accepted_ids` lets tag listings recount only the rows it touches.
+    - `syft`: whether and how Syft joins the inventory of a scan job.
     - fix plans: `report()` gives an image's stored rows and `store.inventory(digest)` its
       packages, what `fix_plan(findings, inventory)` needs for `GET …/fixes`.
     """
@@ -304,8 +304,10 @@ class ScanService:
             others = tuple(n for n in f.engines if n not in built_in)
             if others:
                 kept.append(replace(f, engines=others))
-        # the problems of the last scan's engines are its own; the inventory's stay
-        problems = [p for p in row.problems if not p.startswith("engine ")]
+        # the built-in engines run again: their old failures go; the inventory's problems
+        # and the adapters' (whose findings are the last scan's) stay
+        problems = [p for p in row.problems
+                    if not any(p.startswith(f"engine {n} failed") for n in built_in)]
         summary = self._report(ctx, row.repository, ImageRef(digest, row.platform),
                                inventory, None, fresh=False, problems=problems, kept=kept)
         self.bus.publish(Event("scan.completed", row.repository, digest, actor=ACTOR,

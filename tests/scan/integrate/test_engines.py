@@ -114,4 +114,23 @@ def test_osv_and_a_harbor_adapter_found_merged_and_a_failing_adapter_is_a_proble
     assert f"engine harbor:broken{tag} failed" in problem
     assert not [p for p in done["images"][0]["problems"] if f"harbor:{name} " in p]
     # the adapter pulled the image with the credential it was given
-    assert any(entry["status"] == 200 for entry in adapter.records("pulls.jsonl"))
+    pulls = len(adapter.records("pulls.jsonl"))
+    assert pulls and all(entry["status"] == 200 for entry in adapter.records("pulls.jsonl"))
+
+    # a rescan after an import (grep's record now critical) runs OSV again and keeps what the
+    # adapters found (the adapters are removed by now: nothing is asked of them)
+    records[0]["database_specific"] = {"severity": "CRITICAL"}
+    records[0]["modified"] = "2026-12-08T00:00:00Z"
+    imported = import_advisories(server, osv_records(tmp_path / "osv2", records[:1]))
+    assert imported["updated"] == 1 and imported["rescans_queued"] >= 1
+    with api(server) as client:
+        again = wait_report(client, repo, "1", until=lambda r: any(
+            f["id"] == osv_only and f["severity"]["level"] == "critical"
+            for f in r["findings"]))
+    kept = {(f["package"]["name"], f["id"]): sorted(f["engines"]) for f in again["findings"]
+            if f["package"]["name"] in ("grep", "sed", "tar") and f["id"] in
+            (osv_only, cve_both, cve_harbor)}
+    assert kept == {("grep", osv_only): ["osv"], ("sed", cve_harbor): [f"harbor:{name}"],
+                    ("tar", cve_both): sorted([f"harbor:{name}", "osv"])}
+    assert [p for p in again["images"][0]["problems"] if f"broken{tag}" in p] == [problem]
+    assert len(adapter.records("pulls.jsonl")) == pulls
