@@ -97,6 +97,12 @@ def test_a_scanned_image_shows_findings_filters_downloads_and_fixes(
                 expect(page.locator("#vuln-findings")).to_contain_text(
                     "No finding matches the filters.")
     assert levels  # the image has findings at all
+    page.get_by_label("Severity").select_option("")
+    page.get_by_label("only with a fix").check()
+    expect(page).to_have_url(re.compile("fixable=true"))
+    with api(server) as client:
+        fixable = report(client, image, "1", fixable="true")["findings"]
+    expect(rows).to_have_count(len(fixable))
 
     # the CSV download
     with page.expect_download() as download:
@@ -252,3 +258,9 @@ def test_bad_input_is_refused_without_a_server_error(server: MoorageServer,
                                                      "format": "csv"})
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
         assert "attachment" in csv.headers["content-disposition"]
+        spdx = client.get("/scanning/export", params={"repository": image, "reference": "1",
+                                                      "format": "spdx"})
+        assert spdx.status_code == 200 and spdx.json()["spdxVersion"] == "SPDX-2.3"
+        cdx = client.get("/scanning/export", params={"repository": image, "reference": "1",
+                                                     "format": "cyclonedx"})
+        assert cdx.status_code == 200 and cdx.json()["bomFormat"] == "CycloneDX"
