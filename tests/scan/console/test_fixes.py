@@ -146,3 +146,47 @@ def test_text_cli_and_refusals(server: MoorageServer, image: str) -> None:
     with api(server, auth=None) as anonymous:
         assert anonymous.get(f"/repositories/{image}/manifests/1/fixes").status_code in (401, 403,
                                                                                        404)
+
+
+def test_an_index_gets_one_plan_per_platform(server: MoorageServer, tmp_path: Path) -> None:
+    import hashlib
+
+    from tests.clients.tools import copy_in
+    from tests.scan.service.helpers import ADMIN
+
+    repo = f"fixidx{uuid.uuid4().hex[:8]}/app"
+    folder = tmp_path / "idx"
+    amd = layout(tmp_path / "amd", [base_layer(), python_layer(("Jinja2", "2.10"))])
+    arm = layout(tmp_path / "arm", [base_layer(), python_layer(("urllib3", "1.24.1"))])
+    (folder / "blobs" / "sha256").mkdir(parents=True)
+    (folder / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    children = []
+    for src, arch in ((amd, "amd64"), (arm, "arm64")):
+        for blob in (src / "blobs" / "sha256").iterdir():
+            (folder / "blobs" / "sha256" / blob.name).write_bytes(blob.read_bytes())
+        desc = json.loads((src / "index.json").read_text())["manifests"][0]
+        desc.pop("annotations")
+        children.append({**desc, "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "manifests": children,
+                        "mediaType": "application/vnd.oci.image.index.v1+json"}).encode()
+    digest = hashlib.sha256(index).hexdigest()
+    (folder / "blobs" / "sha256" / digest).write_bytes(index)
+    (folder / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": f"sha256:{digest}",
+        "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "t"}}]}))
+    copy_in(f"oci:{folder}:t", f"docker://{server.host}/{repo}:1", "--all",
+            "--dest-creds", f"{ADMIN[0]}:{ADMIN[1]}", "--preserve-digests")
+    with api(server) as client:
+        wait_report(client, repo, "1",
+                    until=lambda r: all(i["status"] == "done" for i in r["images"]))
+        plans = client.get(f"/repositories/{repo}/manifests/1/fixes").json()
+        text = client.get(f"/repositories/{repo}/manifests/1/fixes",
+                          params={"format": "text"}).text
+    assert plans["digest"] == f"sha256:{digest}"
+    commands = {p["platform"]: [c["command"] for c in p["commands"]] for p in plans["images"]}
+    assert commands == {
+        "linux/amd64": ["pip install " + shlex.quote(
+            f"Jinja2>={expected_target('Jinja2', '2.10')}")],
+        "linux/arm64": ["pip install " + shlex.quote(
+            f"urllib3>={expected_target('urllib3', '1.24.1')}")]}
+    assert "# linux/amd64 (" in text and "# linux/arm64 (" in text
