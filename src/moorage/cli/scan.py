@@ -1,5 +1,5 @@
-"""`moorage scan`, `moorage vulns`, `moorage sbom`, `moorage fixes`, `moorage scan-on-push`: vulnerability
-scans through the API (scan/service.py runs them on the server's workers)."""
+"""`moorage scan`, `moorage vulns`, `moorage sbom`, `moorage fixes`, `moorage scan-on-push`:
+vulnerability scans through the API (scan/service.py runs them on the server's workers)."""
 
 from __future__ import annotations
 
