@@ -369,7 +369,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
         site.install(pages)
     if instance.edition.has("scanning"):  # scan: the scanner adapters' page
         from moorage.web.console.pages import scanners as scanner_pages
+        from moorage.web.console.pages import scanning as scanning_pages
         site.install(scanner_pages)
+        site.install(scanning_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

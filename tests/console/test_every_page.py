@@ -33,6 +33,9 @@ def seed(server: MoorageServer) -> None:
         "namespace": "crawl", "url": "http://127.0.0.1:9/hook",
         "events": ["push"]}).status_code == 201
     assert api(server, "POST", "/gc", json={"dry_run": True}).status_code == 202
+    # the scanner's pages: a scan requested, so the manifest page has a report to show
+    scanned = api(server, "POST", "/repositories/crawl/app/scans", json={"reference": "v2"})
+    assert scanned.status_code == 202, scanned.text
 
 
 def same_site_links(page, base: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -72,7 +75,7 @@ def test_every_page_is_accessible_and_local(console_server: MoorageServer, brows
     assert b.log.foreign(b.host) == []
     visited = set(statuses)
     for area in ("/namespaces", "/repositories", "/rules", "/jobs", "/webhooks", "/audit",
-                 "/admin"):
+                 "/admin", "/admin/advisories", "/admin/scanners"):
         assert any(p == area or p.startswith(area + "/") or p.startswith(area + "?")
                    for p in visited), (area, sorted(visited))
     assert len(visited) >= 15, sorted(visited)
@@ -84,7 +87,8 @@ def test_every_page_is_accessible_and_local(console_server: MoorageServer, brows
     outsider = other.new_page()
     other.sign_in(outsider, username, USER_PASSWORD)
     for path in sorted(visited):
-        if path == "/admin" or path.startswith(("/admin/users", "/audit", "/jobs")):
+        if path == "/admin" or path.startswith(("/admin/users", "/admin/advisories", "/audit",
+                                                   "/jobs")):
             answer = outsider.goto(f"{other.base}{path}")
             assert answer is not None and answer.status in (401, 403, 404), (path, answer.status)
     with httpx.Client(base_url=console_server.url) as client:

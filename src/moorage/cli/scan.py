@@ -1,5 +1,5 @@
-"""`moorage scan`, `moorage vulns`, `moorage sbom`, `moorage scan-on-push`: vulnerability
-scans through the API (scan/service.py runs them on the server's workers)."""
+"""`moorage scan`, `moorage vulns`, `moorage sbom`, `moorage fixes`, `moorage scan-on-push`:
+vulnerability scans through the API (scan/service.py runs them on the server's workers)."""
 
 from __future__ import annotations
 
@@ -144,6 +144,18 @@ def sbom(image: ImageArg,
     say(f"Wrote the {format} SBOM of {image} to {output}.")
 
 
+def fixes(image: ImageArg, json_out: JsonFlag = False) -> None:
+    """The fix plan of a scanned image: the least upgrades that clear its fixable findings,
+    and the commands to run (an index: one plan per platform)."""
+    name, reference = split_image(image)
+    with connect() as api:
+        if not json_out:
+            raw(_text(api, _manifest_path(name, reference) + "/fixes",
+                      {"format": "text"}).rstrip("\n"))
+            return
+        print_json(api.get(_manifest_path(name, reference) + "/fixes"))
+
+
 def scan_on_push(namespace: Annotated[str, typer.Argument(help="The namespace")],
                  state: Annotated[Optional[str], typer.Argument(
                      metavar="[on|off]", help="Turn it on or off; without it, show it")] = None,
@@ -166,4 +178,5 @@ def install(app: typer.Typer) -> None:
     app.command("scan")(scan)
     app.command("vulns")(vulns)
     app.command("sbom")(sbom)
+    app.command("fixes")(fixes)
     app.command("scan-on-push")(scan_on_push)

@@ -271,3 +271,122 @@ def put_scan_settings(namespace: str, body: ScanSettingsUpdate, instance: Instan
     if not scans.store.set_scan_on_push(namespace, body.scan_on_push, principal.username):
         raise NotFound(f"namespace {namespace} does not exist")
     return ScanSettings(namespace=namespace, scan_on_push=body.scan_on_push)
+
+
+# -- fix plans ------------------------------------------------------------------------------
+class FixLayer(BaseModel):
+    index: int = Field(description="1-based, bottom first")
+    count: int
+    digest: str
+    note: str
+
+
+class FixPackage(BaseModel):
+    name: str
+    version: str | None = Field(None, description="its exact target, when known")
+
+
+class FixUpgrade(BaseModel):
+    manager: str = Field(description="apt, apk, dnf, pip, npm, go, maven")
+    kind: str
+    ecosystem: str
+    name: str = Field(description="as advisories name it: the source package of a "
+                                  "distribution")
+    installed: str
+    target: str = Field(description="the least version that clears all its findings")
+    packages: list[FixPackage]
+    findings: list[str]
+    layer: FixLayer | None = None
+
+
+class FixCommand(BaseModel):
+    manager: str
+    command: str
+
+
+class FixBlocked(BaseModel):
+    id: str
+    package: str
+    version: str
+    fixed_versions: list[str]
+    why: str
+
+
+class FixUnfixable(BaseModel):
+    id: str
+    package: str
+    version: str
+
+
+class FixAccepted(FixUnfixable):
+    reason: str
+
+
+class ImageFixPlan(BaseModel):
+    digest: str
+    platform: str = Field("", description="the platform of an index's image")
+    status: Literal["queued", "running", "done", "failed", "not scanned"]
+    upgrades: list[FixUpgrade] = []
+    commands: list[FixCommand] = Field([], description="one per package manager, to copy")
+    blocked: list[FixBlocked] = []
+    unfixable: list[FixUnfixable] = []
+    accepted: list[FixAccepted] = Field([], description="allowlisted: listed, not upgraded")
+
+
+class FixPlans(BaseModel):
+    repository: str
+    reference: str
+    digest: str
+    images: list[ImageFixPlan] = Field(description="one plan per image (an index: per "
+                                                   "platform)")
+
+
+def build_fix_plans(instance: ApiParts, name: str, reference: str) -> tuple[FixPlans, list[
+        list[str]]]:
+    """Each image's plan, from the findings as shown now (the allowlist applied) and the
+    stored inventory: no layer is read. With each plan's lines for people."""
+    from moorage.scan.fixplan import fix_plan
+
+    scans = _scans(instance)
+    digest, rows = scans.report(name, reference)
+    images, lines = [], []
+    for image, row in rows:
+        inventory = scans.store.inventory(image.digest) if row is not None else None
+        if row is None or inventory is None:
+            status = "not scanned" if row is None else row.status
+            images.append(ImageFixPlan(digest=image.digest, platform=image.platform,
+                                       status=status))  # type: ignore[arg-type]
+            lines.append([f"not scanned yet ({status})" if row is None or status != "done"
+                          else "no stored inventory"])
+            continue
+        shown, _ = scans.shown(name, row)
+        plan = fix_plan(shown, inventory)
+        images.append(ImageFixPlan(digest=image.digest, platform=image.platform,
+                                   status=row.status, **plan.as_dict()))  # type: ignore[arg-type]
+        lines.append(plan.lines())
+    return FixPlans(repository=name, reference=reference, digest=digest, images=images), lines
+
+
+def fix_plans_text(plans: FixPlans, lines: list[list[str]]) -> str:
+    out: list[str] = []
+    for image, mine in zip(plans.images, lines):
+        if len(plans.images) > 1 or image.platform:
+            out.append(f"# {image.platform or 'image'} ({image.digest})")
+        out.extend(mine)
+    return "\n".join(out) + "\n"
+
+
+@router.get("/api/v1/repositories/{name:path}/manifests/{reference}/fixes",
+            response_model=FixPlans, responses={200: {"content": {"text/plain": {}}}})
+def get_fixes(name: str, reference: str, instance: InstanceDep, principal: User,
+              format: Literal["json", "text"] = "json") -> Any:
+    """The fix plan of an image (an index: one per platform): the least upgrades that clear
+    its fixable findings and the commands that make them, per package manager. Accepted
+    (allowlisted) findings are listed, not upgraded. Built from the stored report and
+    inventory; `format=text` gives the lines the CLI prints."""
+    _scans(instance)
+    instance.manager.require_repository_action(principal, name, "pull")
+    plans, lines = build_fix_plans(instance, name, reference)
+    if format == "text":
+        return Response(fix_plans_text(plans, lines), media_type="text/plain; charset=utf-8")
+    return plans

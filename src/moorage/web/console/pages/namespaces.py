@@ -147,9 +147,13 @@ async def namespace_page(visit: Visit, error: str = "", status: int = 200,
     # the CVE allowlist: absent when the edition lacks scanning or the caller may not read it
     found = await visit.get(f"/api/v1/namespaces/{name}/cve-allowlist")
     allowlist = found.data if found.ok else None
+    found = await visit.get(f"/api/v1/namespaces/{name}/scan-settings")  # scanning only
+    scan_settings = found.data if found.ok else None
     return visit.render("namespaces_show.html", status=status, title=f"Namespace {name}",
                         ns=ns, members=members, robots=robots, manages=_manages(visit, ns),
-                        allowlist=allowlist,
+                        allowlist=allowlist, scan_settings=scan_settings,
+                        sets_scanning=visit.principal.is_admin or
+                        ns.get("role") in _SEES_ROBOTS,
                         quota_text=exact_size(ns.get("storage_quota")), roles=ROLES,
                         robot_roles=ROBOT_ROLES, visibilities=VISIBILITIES, error=error,
                         section=section, form=form or {})

@@ -203,13 +203,11 @@ async def manifest(visit: Visit, name: str, reference: str) -> Response:
 
 
 async def _vulnerabilities(visit: Visit, name: str, found: dict[str, Any]) -> Any:
-    """The image's last scan report, when scanning is on and the manifest is an image or
-    an index; None otherwise (the section is then left out)."""
-    if found.get("kind") not in ("image", "index"):
-        return None
-    answer = await visit.get(f"/api/v1/repositories/{name}/manifests/{found['digest']}"
-                             "/vulnerabilities")
-    return answer.data if answer.ok else None
+    """The Vulnerabilities section (pages/scanning.py), or None to leave it out: not an
+    image, or no scanning on this edition."""
+    from moorage.web.console.pages.scanning import section
+
+    return await section(visit, name, found)
 
 
 def _count(nodes: list[dict[str, Any]]) -> int:
