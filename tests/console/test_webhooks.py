@@ -84,7 +84,8 @@ def test_create_push_see_the_delivery_test_and_redeliver(
     # Create: the form offers exactly the events and formats the API accepts.
     form = page.locator("form[action='/webhooks'][method='post']")
     assert sorted(form.locator("input[name='events[]']").evaluate_all(
-        "els => els.map(e => e.value)")) == ["delete", "pull", "push", "quota"]
+        "els => els.map(e => e.value)")) == ["delete", "pull", "push", "quota", "scan",
+                                               "vulnerability"]
     form.get_by_label("Namespace", exact=True).select_option(ns)
     form.get_by_label("Receiver URL").fill(receiver.url)
     form.get_by_role("checkbox", name=re.compile("^delete")).check()

@@ -174,26 +174,29 @@ def test_cli(admin_cli: Cli, receiver: Receiver) -> None:
 
 
 def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) -> None:
-    """Nothing in this version scans or builds: a webhook for `scan` or `build` would never
-    fire, so it is refused, by the API (with the events one may choose) and by the CLI."""
+    """Nothing in this version builds: a webhook for `build` would never fire, so it is
+    refused, by the API (with the events one may choose) and by the CLI. Scans do run, so
+    `scan` and `vulnerability` are events one may choose."""
     server = admin_cli.server
     ns = make_namespace(server)
-    for event in ("scan", "build"):
-        refused = api(server, "POST", "/webhooks",
-                      json={"namespace": ns, "url": receiver.url, "events": ["push", event]})
-        assert refused.status_code in (400, 422), refused.text
-        # The API never echoes input; it names the field and the events one may choose.
-        _, message = error(refused)
-        assert message == "events.1: Input should be 'push', 'delete', 'pull' or 'quota'"
+    choices = "'push', 'delete', 'pull', 'quota', 'scan' or 'vulnerability'"
+    refused = api(server, "POST", "/webhooks",
+                  json={"namespace": ns, "url": receiver.url, "events": ["push", "build"]})
+    assert refused.status_code in (400, 422), refused.text
+    # The API never echoes input; it names the field and the events one may choose.
+    assert error(refused)[1] == f"events.1: Input should be {choices}"
     hook = create_hook(server, receiver.url, ["push"], ns)
-    changed = api(server, "PATCH", f"/webhooks/{hook['id']}", json={"events": ["scan"]})
-    assert changed.status_code in (400, 422) and "'quota'" in error(changed)[1]
+    changed = api(server, "PATCH", f"/webhooks/{hook['id']}", json={"events": ["build"]})
+    assert changed.status_code in (400, 422) and "'vulnerability'" in error(changed)[1]
     cli = admin_cli("webhook", "create", "--namespace", ns, "--url", receiver.url,
-                    "--events", "push,scan")
-    assert cli.code == 2 and "push, delete, pull, quota" in cli.stderr, cli
-    assert "scan" not in admin_cli.ok("webhook", "create", "--help")
+                    "--events", "push,build")
+    assert cli.code == 2 and "push, delete, pull, quota, scan, vulnerability" in cli.stderr, cli
+    assert "build" not in admin_cli.ok("webhook", "create", "--help")
     assert api(server, "GET", "/webhooks", params={"namespace": ns}).json()[0]["events"] == \
         ["push"]
+    scans = api(server, "POST", "/webhooks",
+                json={"namespace": ns, "url": receiver.url, "events": ["scan", "vulnerability"]})
+    assert scans.status_code == 201, scans.text
 
 
 def test_webhook_test_fails_when_the_ping_is_not_delivered(admin_cli: Cli) -> None:

@@ -30,6 +30,13 @@ def test_event_types() -> None:
     assert event_type("namespace.create") is None
 
 
+def test_the_cli_offers_the_events_the_server_accepts() -> None:
+    # the CLI keeps a copy (importing the events feature would slow every command)
+    from moorage.cli.webhooks import EVENTS
+    from moorage.events.payloads import EVENT_TYPES
+    assert EVENTS == EVENT_TYPES
+
+
 def test_moorage_format() -> None:
     body = json.loads(render("moorage", PUSH, "e1", ORIGIN))
     assert body == {"id": "e1", "type": "push", "time": "2023-11-14T22:13:20.250Z",

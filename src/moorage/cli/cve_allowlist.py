@@ -51,7 +51,7 @@ def list_(namespace: Annotated[str, typer.Argument(help="The namespace")],
 def add(
     namespace: Annotated[str, typer.Argument(help="The namespace")],
     ident: Annotated[str, typer.Argument(metavar="ID",
-                                         help="The advisory id: CVE-…, GHSA-…, PYSEC-…")],
+                                         help="The advisory id: a CVE, GHSA or PYSEC id")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is accepted (required)")],
     expires: Annotated[str | None, typer.Option(
         "--expires", help="When the entry stops applying: YYYY-MM-DD or an ISO 8601 moment "
