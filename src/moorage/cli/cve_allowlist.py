@@ -69,8 +69,8 @@ def add(
     until = f" until {when(entry['expires_at'])}" if entry["expires_at"] else ""
     say(f"Accepted {entry['id']} in {namespace}{until}.")
     if entry["expired"]:
-        say(f"Note: that expiry has passed, so the entry is listed expired and accepts "
-            f"nothing.")
+        say("Note: that expiry has passed, so the entry is listed expired and accepts "
+            "nothing.")
 
 
 @app.command("remove")

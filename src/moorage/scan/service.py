@@ -183,12 +183,7 @@ class ScanService:
     def request(self, repository: str, reference: str, tag: str | None = None) -> int:
         """Queue a scan of what `reference` names in `repository`; the job's id (the one
         already waiting, when there is one)."""
-        digest = self.registry.resolve(repository, reference)
-        stored = self.registry.db.manifest(digest)
-        images = images_of(stored.content, digest) if stored is not None else None
-        if images is None:
-            raise RegistryError("MANIFEST_INVALID", f"{repository}@{digest} is not an image "
-                                                    "or an index of images: nothing to scan")
+        digest, images = self._images(repository, reference)
         if tag is None and reference != digest:
             tag = reference
         job_id = self.worker.enqueue(SCAN_JOB, {"repository": repository, "digest": digest,
@@ -436,13 +431,19 @@ class ScanService:
     def report(self, repository: str, reference: str) -> tuple[str, list[tuple[ImageRef,
                                                                              ScanRow | None]]]:
         """The digest a reference names and each of its images' stored rows."""
+        digest, images = self._images(repository, reference)
+        return digest, [(i, self.store.get(i.digest)) for i in images]
+
+    def _images(self, repository: str, reference: str) -> tuple[str, list[ImageRef]]:
+        """The digest a reference names and the images it is; MANIFEST_INVALID when it is
+        not an image or an index of images (nothing to scan or report)."""
         digest = self.registry.resolve(repository, reference)
         stored = self.registry.db.manifest(digest)
         images = images_of(stored.content, digest) if stored is not None else None
         if images is None:
             raise RegistryError("MANIFEST_INVALID", f"{repository}@{digest} is not an image "
-                                                    "or an index of images")
-        return digest, [(i, self.store.get(i.digest)) for i in images]
+                                                    "or an index of images: nothing to scan")
+        return digest, images
 
     def shown(self, repository: str, row: ScanRow) -> tuple[list[Finding], dict[str, int]]:
         """A stored report as it is shown now (the read steps applied)."""

@@ -10,11 +10,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from packaging.version import Version
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.scan.service.helpers import (OSV_PYPA, api, base_layer, layout, moorage, push,
+from tests.scan.pypi_reference import pypa_records, pypi_affected
+from tests.scan.service.helpers import (api, base_layer, layout, moorage, push,
                                         python_layer, wait_report)
 from tests.support.server import MoorageServer
 
@@ -22,45 +22,17 @@ pytestmark = [pytest.mark.slow]
 PACKAGES = (("Jinja2", "2.10"), ("urllib3", "1.24.1"))
 
 
-def _affects(record: dict, name: str, version: Version) -> bool:
-    for affected in record.get("affected") or []:
-        if (affected.get("package") or {}).get("name", "").lower() != name.lower():
-            continue
-        if str(version) in [str(v) for v in affected.get("versions") or []]:
-            return True
-        for rng in affected.get("ranges") or []:
-            if rng.get("type") != "ECOSYSTEM":
-                continue
-            events = sorted(((Version("0") if str(v) == "0" else Version(str(v)), kind)
-                             for e in rng["events"] for kind, v in e.items()),
-                            key=lambda pair: (pair[0], pair[1] != "introduced"))
-            inside = False
-            for at, kind in events:
-                if kind == "introduced" and version >= at:
-                    inside = True
-                elif kind == "fixed" and version >= at:
-                    inside = False
-                elif kind == "last_affected" and version > at:
-                    inside = False
-            if inside:
-                return True
-    return False
-
-
 def expected_target(name: str, installed: str) -> str:
     """The least fixed version named by the records affecting `installed` at which none of
     them affects the package any more."""
-    records = [r for r in (yaml.safe_load(p.read_text())
-                           for p in (OSV_PYPA / name.lower()).glob("*.yaml"))
-               if not r.get("withdrawn")]
-    mine = [r for r in records if _affects(r, name, Version(installed))]
+    mine = [r for r in pypa_records(name) if pypi_affected(r, name, installed)]
     assert mine, name
     fixes = sorted({Version(str(e["fixed"])) for r in mine for a in r["affected"]
                     for rng in a.get("ranges") or [] if rng.get("type") == "ECOSYSTEM"
                     for e in rng["events"] if "fixed" in e}
                    - {Version(installed)})
     for candidate in fixes:
-        if candidate > Version(installed) and not any(_affects(r, name, candidate)
+        if candidate > Version(installed) and not any(pypi_affected(r, name, candidate)
                                                       for r in mine):
             return str(candidate)
     raise AssertionError(f"no fix clears {name} {installed}")

@@ -7,12 +7,9 @@ fixes move every binary package built from the fixed source, and the commands ar
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import yaml
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from moorage.scan.advisories.apk import ApkVersion
@@ -23,6 +20,7 @@ from moorage.scan.fixplan import fix_plan
 from moorage.scan.inventory import inventory_of
 from moorage.scan.model import Finding, Inventory
 from tests.scan.guidance.conftest import ALPINE_320, PYPA, STATUS, TRUTH
+from tests.scan.pypi_reference import pypi_affected
 from tests.scan.inventory.helpers import (ALPINE_OS_RELEASE, DEBIAN_OS_RELEASE, compress,
                                           directory, file, image, metadata, symlink, tar)
 
@@ -64,39 +62,10 @@ def _records() -> dict[str, list[dict]]:
     return out
 
 
-def _pypi_affected(record: dict, name: str, version: str) -> bool:
-    """Whether the record says `name` `version` is affected: its listed versions, or a
-    position in an ECOSYSTEM range after an introduction and before the next fix."""
-    mine = Version(version)
-    for affected in record.get("affected", []):
-        if canonicalize_name(affected["package"]["name"]) != canonicalize_name(name):
-            continue
-        if version in affected.get("versions", []):
-            return True
-        for rng in affected.get("ranges", []):
-            if rng["type"] != "ECOSYSTEM":
-                continue
-            events = sorted(
-                ((Version("0") if v == "0" else Version(v), kind)
-                 for e in rng["events"] for kind, v in e.items()),
-                key=lambda pair: (pair[0], pair[1] != "introduced"))
-            inside = False
-            for at, kind in events:
-                if kind == "introduced" and mine >= at:
-                    inside = True
-                elif kind == "fixed" and mine >= at:
-                    inside = False
-                elif kind == "last_affected" and mine > at:
-                    inside = False
-            if inside:
-                return True
-    return False
-
-
 def _still_affected(finding: Finding, version: str, records: dict[str, list[dict]]) -> bool:
     seen = {id(r): r for i in (finding.id, *finding.aliases) for r in records.get(i, [])}
     assert seen, f"no fixture record for {finding.id}"
-    return any(_pypi_affected(r, finding.package.name, version) for r in seen.values())
+    return any(pypi_affected(r, finding.package.name, version) for r in seen.values())
 
 
 def test_python_packages_get_the_least_versions_that_clear_every_finding(blobs, advisories

@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from packaging.version import Version
 
 from tests.clients.tools import copy_in
 from tests.conftest import ADMIN_PASSWORD
+from tests.scan.pypi_reference import OSV_PYPA  # noqa: F401 - re-exported for the scan tests
 from tests.scan.inventory.helpers import DEBIAN_OS_RELEASE, compress, file, metadata, tar
 from tests.support.fixtures import SHARED_FIXTURES
 from tests.support.server import MoorageServer
 
-OSV_PYPA = SHARED_FIXTURES / "osv-pypa" / "vulns"
 DPKG_STATUS = SHARED_FIXTURES / "dpkg" / "status-bookworm-minbase"
 ADMIN = ("admin", ADMIN_PASSWORD)
 SITE = "usr/lib/python3/dist-packages"
@@ -115,37 +113,3 @@ def import_advisories(server: MoorageServer, *folders: Path) -> dict[str, Any]:
         assert done.returncode == 0, done.stderr
         out = json.loads(done.stdout)
     return out
-
-
-def expected_pypi(name: str, version: str) -> set[str]:
-    """The ids of the fixture's records that affect `name` at `version`, evaluated here
-    from their own ranges and version lists (ECOSYSTEM ranges, PEP 440 order)."""
-    mine = Version(version)
-    found = set()
-    for path in sorted((OSV_PYPA / name.lower()).glob("*.yaml")):
-        record = yaml.safe_load(path.read_text())
-        if record.get("withdrawn"):
-            continue
-        for affected in record.get("affected") or []:
-            package = affected.get("package") or {}
-            if package.get("ecosystem") != "PyPI" or package.get("name", "").lower() != \
-                    name.lower():
-                continue
-            hit = version in [str(v) for v in affected.get("versions") or []]
-            for rng in affected.get("ranges") or []:
-                if rng.get("type") != "ECOSYSTEM":
-                    continue
-                inside = False
-                for event in rng.get("events") or []:
-                    if "introduced" in event:
-                        start = str(event["introduced"])
-                        if start == "0" or Version(start) <= mine:
-                            inside = True
-                    elif "fixed" in event and Version(str(event["fixed"])) <= mine:
-                        inside = False
-                    elif "last_affected" in event and Version(str(event["last_affected"])) < mine:
-                        inside = False
-                hit = hit or inside
-            if hit:
-                found.add(record["id"])
-    return found

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.events.receiver import Receiver
-from tests.scan.service.helpers import (ADMIN, api, base_layer, expected_pypi,
+from tests.scan.pypi_reference import expected_pypi
+from tests.scan.service.helpers import (ADMIN, api, base_layer, 
                                         import_advisories, layout, moorage, push,
                                         python_layer, report, wait_report)
 from tests.support.server import MoorageServer

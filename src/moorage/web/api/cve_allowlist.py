@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from moorage.access.errors import NotFound
 from moorage.access.principal import Principal
-from moorage.scan.allowlist import (MAX_ENTRIES, MAX_ID_LENGTH, MAX_REASON_LENGTH,
+from moorage.scan.allowlist import (MAX_ID_LENGTH, MAX_REASON_LENGTH,
                                     AllowlistEntry, check_expiry, check_id, check_reason)
 from moorage.scan.allowlist.store import AllowlistStore
 from moorage.web.api.deps import InstanceDep, User
