@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, exists, insert, select, tuple_, update
+from sqlalchemy import Engine, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.schema import (blobs, namespaces, scan_layer_cache, scan_packages,
@@ -181,6 +181,12 @@ class ScanStore:
             packages = tuple(package_from_dict(json.loads(r.data)) for r in conn.execute(
                 select(_P.c.data).where(_P.c.digest == digest).order_by(_P.c.id)))
         return Inventory(row.distro, packages, row.layers, ())
+
+    def package_count(self, digest: str) -> int:
+        """How many packages a scanned image holds (an index count, no row parsed)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(_P)
+                                    .where(_P.c.digest == digest)).scalar_one())
 
     def images_holding(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """(digest, repository) of the scanned images holding a package stored under any of

@@ -19,7 +19,7 @@ import pytest
 
 from tests.events.receiver import Receiver
 from tests.scan.pypi_reference import expected_pypi
-from tests.scan.service.helpers import (ADMIN, api, base_layer, 
+from tests.scan.service.helpers import (DPKG_STATUS, ADMIN, api, base_layer, 
                                         import_advisories, layout, moorage, push,
                                         python_layer, report, wait_report)
 from tests.support.server import MoorageServer
@@ -54,6 +54,10 @@ def test_scan_on_push_finds_what_the_fixture_records_say(server: MoorageServer,
         assert found["digest"] == digest and found["status"] == "done"
         [image] = found["images"]
         assert image["problems"] == [] and image["engines"] == ["osv"]
+        # the dpkg database's installed packages (stanzas saying so) and the Python ones
+        installed = [s for s in DPKG_STATUS.read_text().split("\n\n")
+                     if "Status: install ok installed" in s]
+        assert image["packages"] == len(installed) + len(VULNERABLE)
         for name, version in VULNERABLE:
             expected = expected_pypi(name, version)
             assert expected, f"the fixture has no advisory of {name} {version}"

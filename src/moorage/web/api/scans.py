@@ -159,7 +159,8 @@ def build_report(instance: ApiParts, name: str, reference: str, severity: Level 
             digest=image.digest, platform=image.platform, status=row.status,  # type: ignore[arg-type]
             job_id=row.job_id, started_at=when(row.started_at),
             finished_at=when(row.finished_at), engines=list(row.engines),
-            problems=list(row.problems), error=row.error, summary=Summary(**counts)))
+            problems=list(row.problems), error=row.error, summary=Summary(**counts),
+            packages=scans.store.package_count(image.digest) if row.status == "done" else None))
         for f in shown:
             level = f.severity.level if f.severity.level in LEVELS else "unknown"
             if severity and LEVELS.index(level) > threshold:
