@@ -61,11 +61,11 @@ NONCE_BYTES = nacl.secret.SecretBox.NONCE_SIZE  # 24
 KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE  # 32
 
 # Bounds on input. The largest key cosign accepts (RSA 4096 as PKCS#8) is ~2.4 KB of DER;
-# encrypted and wrapped twice in base64 it stays under 6 KB.
-MAX_PEM_BYTES = 64 * 1024
+# encrypted and wrapped twice in base64 it stays under 5 KB.
+MAX_PEM_BYTES = 16 * 1024
 MAX_PASSWORD_BYTES = 4096
 MAX_SALT_BYTES = 1024
-MAX_PLAINTEXT_BYTES = 16 * 1024
+MAX_PLAINTEXT_BYTES = 8 * 1024
 
 RSA_SIZES = (2048, 3072, 4096)
 EC_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -262,13 +262,22 @@ def _public(key: object) -> PublicKey:
 
 
 def _load_der_private(der: bytes, what: str) -> KeyPair:
+    """Parse, check type and size, and only then (for RSA) let OpenSSL validate the key: its
+    consistency check costs time that grows steeply with the modulus, so an oversized key is
+    refused by its size before it is checked."""
     try:
-        key = serialization.load_der_private_key(der, password=None)
+        key = serialization.load_der_private_key(der, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+        pair = _pair(key)
+        if isinstance(key, rsa.RSAPrivateKey):
+            pair = _pair(serialization.load_der_private_key(der, password=None))
+    except KeyFormatError:
+        raise
     except UnsupportedAlgorithm as exc:
         raise UnsupportedKey(f"{what}: unsupported key algorithm ({exc})") from None
     except (ValueError, TypeError):
         raise KeyFormatError(f"{what}: the private key cannot be parsed") from None
-    return _pair(key)
+    return pair
 
 
 def load_public_key(data: bytes) -> PublicKey:
@@ -298,8 +307,8 @@ def import_private_key(data: bytes) -> KeyPair:
     if _der_shape(der) != expected[label]:
         raise KeyFormatError(f"PEM {label!r} does not hold a {expected[label].upper()} key")
     pair = _load_der_private(der, f"PEM {label!r}")
-    if label == "RSA PRIVATE KEY" and not isinstance(pair.private, rsa.RSAPrivateKey) or \
-            label == "EC PRIVATE KEY" and not isinstance(pair.private, ec.EllipticCurvePrivateKey):
+    if (label == "RSA PRIVATE KEY" and not isinstance(pair.private, rsa.RSAPrivateKey)) or (
+            label == "EC PRIVATE KEY" and not isinstance(pair.private, ec.EllipticCurvePrivateKey)):
         raise KeyFormatError(f"PEM {label!r} holds a key of another type")
     return pair
 
