@@ -3,7 +3,8 @@
 # side by side (docs/benchmarks.md; BENCH_QUICK=1 for a short smoke run, BENCH_ARGS for
 # options such as --workers 4), then times the console's repository pages with 5,000
 # repositories and 10,000 tags, then the scanner's advisory import and image scan (cold and
-# warm); `make bench-smoke` checks that the harness itself runs.
+# warm; as library calls, then as scan jobs of a running server); `make bench-smoke` checks
+# that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -1,10 +1,10 @@
-"""The vulnerability scanner's library pipeline (issue 16): `make bench` runs it after the
-console's pages (console.py).
+"""The vulnerability scanner's library pipeline (issue 16), and the same image scanned as a
+job of a running server: `make bench` runs it after the console's pages (console.py).
 
-    PYTHONPATH=src python bench/scan.py [--runs 5] [--import-runs 3] [--quick]
+    PYTHONPATH=src python bench/scan.py [--runs 5] [--import-runs 3] [--job-runs 5] [--quick]
 
 Everything is built here, offline, in a temp folder: a Moorage filesystem blob store and a
-SQLite metadata database migrated to head, as an instance has them. Two rows:
+SQLite metadata database migrated to head, as an instance has them. Three rows:
 
 * advisory import: the PyPA fixture (shared/fixtures/osv-pypa, 2,661 OSV YAML records) into
   a new database with the real importer (`run_import`), and again into the same database
@@ -15,6 +15,12 @@ SQLite metadata database migrated to head, as an instance has them. Two rows:
   the OS page cache all the same: the figure is CPU, not disk). Warm: the same image again,
   every layer cached. Then a second image that shares the first four layers and has its own
   top layer: only that layer is read.
+* scan job, end to end (bench/scanjob.py): a real `moorage serve` with the PyPA fixture
+  imported (`moorage advisories import --partial`) and image A pushed with skopeo; a scan
+  requested through the API (`POST .../scans`) until its report says `done`, and the job's
+  own `finished_at - started_at`. Cold: the server's layer cache emptied through its
+  database first; warm: a second request of the same image. `--job-runs 0` leaves it out
+  (it needs skopeo).
 
 The image: a Debian 12 os-release; a dpkg status of 1,000 entries (the 88 real stanzas of the
 bookworm minbase fixture, then copies of them with the package renamed `<name>-copyN`); 600
@@ -27,7 +33,7 @@ see `noise`), so the layers hold ~260 MiB of tar to inflate; `--incompressible` 
 random bytes instead (gzip stores those as they are, and inflating stored blocks is a copy).
 Findings come only from the PyPA records (no distribution advisories are imported). Medians
 of `--runs` runs, with the spread (min–max). Prints; asserts nothing. `BENCH_QUICK=1` (or
---quick): a small image, one run of each.
+--quick): a small image, one run of each (the server's scan jobs too).
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ from moorage.scan.advisories.matching import match  # noqa: E402
 from moorage.scan.advisories.store import AdvisoryStore  # noqa: E402
 from moorage.scan.inventory import SqlLayerCache, inventory_of  # noqa: E402
 from moorage.store.filesystem import FilesystemBlobStore  # noqa: E402
+
+from bench import scanjob  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MiB = 1 << 20
@@ -285,7 +293,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: v for k, v in runs[-1].items() if k != "seconds"}
     out.update(median_s=statistics.median(times), min_s=min(times), max_s=max(times),
                runs=len(runs))
-    for key in ("inventory_seconds", "match_seconds"):
+    for key in ("inventory_seconds", "match_seconds", "job_seconds", "queued_seconds"):
         if key in runs[0]:
             out[key] = statistics.median(r[key] for r in runs)
     return out
@@ -299,9 +307,12 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
     parser.add_argument("--incompressible", action="store_true",
                         help="fill with random bytes (gzip stores them; nothing to inflate)")
+    parser.add_argument("--job-runs", type=int, default=5,
+                        help="cold and warm scan jobs of a running server (0: none)")
     args = parser.parse_args(argv)
     shape = QUICK if args.quick else FULL
     runs, import_runs = (1, 1) if args.quick else (args.runs, args.import_runs)
+    job_runs = min(args.job_runs, 1) if args.quick else args.job_runs
     fixtures = shared_fixtures()
     pypa = fixtures / "osv-pypa" / "vulns"
     if not pypa.is_dir():
@@ -344,9 +355,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{warm[-1]['seconds']:.2f} s, second image {second[-1]['seconds']:.2f} s")
         engine.dispose()
 
+        served: dict[str, Any] = {}
+        if job_runs:
+            served = scanjob.run(work / "server", lambda d: b"".join(store.read(d)), image_a,
+                                 digest_of(image_a), pypa, job_runs, log)
+
     rows = {"import": summary(imports), "reimport": summary(reimports),
             "scan_cold": summary(cold), "scan_warm": summary(warm),
             "scan_second_image": summary(second)}
+    if served:
+        rows.update(job_cold=summary(served["cold"]), job_warm=summary(served["warm"]))
     image_note = (f"{layer_bytes / MiB:.0f} MiB in 5 gzip layers ({tar_bytes / MiB:.0f} MiB of "
                   f"tar{', random filler' if args.incompressible else ''}); {shape.dpkg:,} dpkg "
                   f"entries, {shape.python} Python, {shape.npm} npm, {shape.jars} jars")
@@ -372,6 +390,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:48} {fmt(s)}  {s['packages']:,} packages ({kinds}), "
               f"{s['findings']} findings on {s['affected_packages']} of them; "
               f"inventory {s['inventory_seconds']:.2f} s + match {s['match_seconds']:.2f} s")
+    if served:
+        for key, label in (("job_cold", "scan job, end to end, cold"),
+                           ("job_warm", "scan job, end to end, warm")):
+            s = rows[key]
+            print(f"{label:48} {fmt(s)}  job {s['job_seconds']:.2f} s (finished_at - "
+                  f"started_at), queued {s['queued_seconds']:.2f} s; {s['packages']:,} "
+                  f"packages, {s['findings']} findings")
+        print(f"Scan job = POST /api/v1/repositories/{{name}}/scans to the report's 'done' "
+              f"(polled every {scanjob.POLL} s) on a running moorage serve (2 workers, SQLite); "
+              f"cold deletes the server's scan_layer_cache rows first. The image was pushed "
+              f"with skopeo in {served['push_seconds']:.1f} s.")
     print(f"Scan = inventory_of with the SQL layer cache + match against the imported "
           f"advisories, in one thread; cold empties the layer cache, not the OS page cache. "
           f"Load average before: {load_before[0]:.1f} on {os.cpu_count()} CPUs.")
@@ -382,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
          "incompressible": args.incompressible, "shape": shape.__dict__,
          "loadavg_before": load_before, "cpus": os.cpu_count(), "rows": rows,
          "raw": {"import": imports, "reimport": reimports, "scan_cold": cold,
-                 "scan_warm": warm, "scan_second_image": second}}, indent=2))
+                 "scan_warm": warm, "scan_second_image": second,
+                 **({"job_cold": served["cold"], "job_warm": served["warm"]}
+                    if served else {})},
+         "server": {k: v for k, v in served.items() if k not in ("cold", "warm")}},
+        indent=2))
     return 0
 
 

@@ -5,8 +5,9 @@
 Runs `bench/run.py --quick` (tiny content, one round, 2-second loads: about two minutes) and
 checks what it produced: every scenario has figures for Moorage and, where there is one, for
 Distribution; no load run saw errors where none are expected; the table, the JSON and the
-profile are there. Then `bench/scan.py --quick` (a small image: ~10 s), checking that each
-row has a time and that the scan found the packages the image holds. Exits non-zero, naming
+profile are there. Then `bench/scan.py --quick` (a small image: ~15 s), checking that each
+row has a time and that the scan found the packages the image holds, in the library and in
+the scan jobs of the server it starts. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -75,7 +76,8 @@ def main() -> int:
 
 def scan_problems() -> list[str]:
     """bench/scan.py --quick: every row timed, the image's packages found, the re-import of
-    unchanged advisories writing nothing."""
+    unchanged advisories writing nothing; the server's scan jobs finding what the library
+    found, with the job's own times, and nothing in the server's log."""
     latest = RESULTS / "scan-latest.json"
     before = latest.stat().st_mtime if latest.exists() else 0.0
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scan.py"), "--quick"],
@@ -87,7 +89,8 @@ def scan_problems() -> list[str]:
     result = json.loads(latest.read_text())
     rows, shape = result["rows"], result["shape"]
     problems = [f"scan row {key}: no time" for key in
-                ("import", "reimport", "scan_cold", "scan_warm", "scan_second_image")
+                ("import", "reimport", "scan_cold", "scan_warm", "scan_second_image",
+                 "job_cold", "job_warm")
                 if not rows.get(key, {}).get("median_s")]
     if rows.get("import", {}).get("added", 0) < 2000:
         problems.append(f"the PyPA import added {rows.get('import', {}).get('added')} "
@@ -104,6 +107,21 @@ def scan_problems() -> list[str]:
             problems.append(f"{key}: no findings")
         if row.get("problems"):
             problems.append(f"{key}: inventory problems {row['problems']}")
+    library = rows.get("scan_cold", {})
+    for key in ("job_cold", "job_warm"):
+        row = rows.get(key, {})
+        if not row.get("job_seconds", 0) > 0:
+            problems.append(f"{key}: no finished_at - started_at from the report")
+        if (row.get("packages"), row.get("findings")) != (library.get("packages"),
+                                                          library.get("findings")):
+            problems.append(f"{key}: {row.get('packages')} packages and {row.get('findings')} "
+                            f"findings; the library found {library.get('packages')} and "
+                            f"{library.get('findings')}")
+        if row.get("problems"):
+            problems.append(f"{key}: report problems {row['problems']}")
+    if (result.get("server") or {}).get("server_log_errors"):
+        problems.append(f"the scan server logged errors: "
+                        f"{result['server']['server_log_errors'][:2]}")
     return problems
 
 
