@@ -98,6 +98,10 @@ def drive(stack: Stack, folder: Path) -> None:
     for n in range(3):
         skopeo("copy", "--quiet", "--src-tls-verify=false", "--src-creds", CREDS,
                f"docker://{server.host}/{REPO}:v1", f"oci:{folder / f'pulled-{n}'}:v1")
+    # a manifest cache miss whichever worker answers: the pulls may all reach the worker
+    # whose push cached the manifest (then every lookup hits); an unknown digest never does
+    missing = httpx.get(f"{server.url}/v2/{REPO}/manifests/sha256:{'0' * 64}", auth=ADMIN)
+    assert missing.status_code == 404
     assert api(server, "PATCH", f"/namespaces/{NAMESPACE}",
                json={"storage_quota": QUOTA}).status_code == 200
     # something for GC to free: an image whose manifest is deleted
