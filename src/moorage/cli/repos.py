@@ -9,6 +9,7 @@ import typer
 from moorage.cli.client import connect, repo_path, segment
 from moorage.cli.output import (JsonFlag, confirm, details, print_json, say, table, usage,
                                 when)
+from moorage.scan.model import LEVELS
 from moorage.units import human_size
 
 PAGE = 1000  # the API's largest page
@@ -234,7 +235,7 @@ def vulnerabilities(summary: dict[str, Any] | None) -> str:
     if summary.get("status") in ("queued", "running", "failed"):
         return str(summary["status"])
     return " ".join(f"{level[0].upper()}:{summary.get(level, 0)}"
-                    for level in ("critical", "high", "medium", "low", "unknown"))
+                    for level in LEVELS)
 
 
 @app.command("untag")

@@ -12,8 +12,7 @@ import typer
 from moorage.cli.client import ApiClient, connect, repo_path, segment
 from moorage.cli.output import (CliError, JsonFlag, details, print_json, raw, say, table,
                                 usage)
-
-LEVELS = ("critical", "high", "medium", "low", "unknown")
+from moorage.scan.model import LEVELS
 ImageArg = Annotated[str, typer.Argument(metavar="REPO:TAG|REPO@DIGEST",
                                          help="The image: team/app:1.0 or team/app@sha256:…")]
 

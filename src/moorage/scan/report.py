@@ -59,6 +59,15 @@ def merge_findings(lists: Iterable[Sequence[Finding]]) -> list[Finding]:
                                          f.package.name, f.id))
 
 
+def add_summaries(summaries: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Counts by level of several images (an index's platforms) added together."""
+    total = dict.fromkeys(LEVELS, 0)
+    for summary in summaries:
+        for level, n in summary.items():
+            total[level] += n
+    return total
+
+
 def summarize(findings: Iterable[Finding]) -> dict[str, int]:
     """Counts by severity level of the findings not accepted by the allowlist."""
     counts = dict.fromkeys(LEVELS, 0)

@@ -55,7 +55,8 @@ from moorage.registry.events import Event
 from moorage.registry.service import Registry
 from moorage.scan.engines.base import Engine, ScanTarget
 from moorage.scan.model import Finding, Inventory, ScanProblems
-from moorage.scan.report import ReadStep, merge_findings, report_for, summarize
+from moorage.scan.report import (ReadStep, add_summaries, merge_findings, report_for,
+                                 summarize)
 from moorage.scan.store import ScanRow, ScanStore, finding_key
 
 log = logging.getLogger("moorage.scan")
@@ -231,8 +232,7 @@ class ScanService:
         repository = str(ctx.payload["repository"])
         digest = str(ctx.payload["digest"])
         tag = ctx.payload.get("tag")
-        stored = self.registry.db.manifest(digest)
-        images = images_of(stored.content, digest) if stored is not None else None
+        images = self._images_at(digest)
         if not images:
             ctx.log(f"{digest} is gone or is not an image: nothing to scan")
             return {"skipped": "not an image"}
@@ -272,10 +272,7 @@ class ScanService:
             results[image.digest] = {"platform": image.platform, "status": "done",
                                      "summary": summary}
         ctx.progress(total, total, "done")
-        overall = dict.fromkeys(("critical", "high", "medium", "low", "unknown"), 0)
-        for r in results.values():
-            for level, count in r.get("summary", {}).items():
-                overall[level] += count
+        overall = add_summaries(r.get("summary", {}) for r in results.values())
         self.bus.publish(Event("scan.completed", repository, digest, tag=tag, actor=ACTOR,
                                address="", detail={
                                    "summary": overall,
@@ -438,12 +435,16 @@ class ScanService:
         """The digest a reference names and the images it is; MANIFEST_INVALID when it is
         not an image or an index of images (nothing to scan or report)."""
         digest = self.registry.resolve(repository, reference)
-        stored = self.registry.db.manifest(digest)
-        images = images_of(stored.content, digest) if stored is not None else None
+        images = self._images_at(digest)
         if images is None:
             raise RegistryError("MANIFEST_INVALID", f"{repository}@{digest} is not an image "
                                                     "or an index of images: nothing to scan")
         return digest, images
+
+    def _images_at(self, digest: str) -> list[ImageRef] | None:
+        """The images a stored manifest is; None when it is gone or not an image."""
+        stored = self.registry.db.manifest(digest)
+        return images_of(stored.content, digest) if stored is not None else None
 
     def shown(self, repository: str, row: ScanRow) -> tuple[list[Finding], dict[str, int]]:
         """A stored report as it is shown now (the read steps applied)."""
@@ -471,10 +472,7 @@ class ScanService:
             mine = [d for d in (children or [digest]) if d in rows]
             if not mine:
                 continue
-            counts = dict.fromkeys(("critical", "high", "medium", "low", "unknown"), 0)
-            for d in mine:
-                for level, n in counted[d].items():
-                    counts[level] += n
+            counts = add_summaries(counted[d] for d in mine)
             statuses = {rows[d].status for d in mine}
             status = next(s for s in ("running", "queued", "failed", "done") if s in statuses)
             out[digest] = {"status": status, **counts}

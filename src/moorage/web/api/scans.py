@@ -21,6 +21,8 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from moorage.access.errors import Invalid, NotFound
+from moorage.scan.model import LEVELS
+from moorage.scan.report import add_summaries
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import when
@@ -28,7 +30,6 @@ from moorage.web.api.parts import ApiParts
 
 router = APIRouter(tags=["scans"], responses=ERROR_RESPONSES)
 Level = Literal["critical", "high", "medium", "low", "unknown"]
-LEVELS: tuple[str, ...] = ("critical", "high", "medium", "low", "unknown")
 MAX_REFERENCE = 256
 
 
@@ -142,7 +143,7 @@ def build_report(instance: ApiParts, name: str, reference: str, severity: Level 
     scans = _scans(instance)
     digest, rows = scans.report(name, reference)
     images, findings = [], []
-    total = dict.fromkeys(LEVELS, 0)
+    summaries = []
     statuses = set()
     threshold = LEVELS.index(severity) if severity else len(LEVELS)
     for image, row in rows:
@@ -153,8 +154,7 @@ def build_report(instance: ApiParts, name: str, reference: str, severity: Level 
             continue
         shown, counts = scans.shown(name, row)
         statuses.add(row.status)
-        for level, n in counts.items():
-            total[level] += n
+        summaries.append(counts)
         images.append(ImageScan(
             digest=image.digest, platform=image.platform, status=row.status,  # type: ignore[arg-type]
             job_id=row.job_id, started_at=when(row.started_at),
@@ -171,7 +171,7 @@ def build_report(instance: ApiParts, name: str, reference: str, severity: Level 
     status = next(s for s in ("running", "queued", "failed", "not scanned", "done")
                   if s in statuses or s == "done")
     return VulnerabilityReport(repository=name, reference=reference, digest=digest,
-                               status=status, summary=Summary(**total),  # type: ignore[arg-type]
+                               status=status, summary=Summary(**add_summaries(summaries)),  # type: ignore[arg-type]
                                images=images, findings=findings)
 
 

@@ -16,11 +16,11 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
+from moorage.scan.model import LEVELS
 from moorage.web.console.pages.admin import _render, add_section
 from moorage.web.console.pages.jobs import FINISHED, job_context
 from moorage.web.console.site import ConsoleSite, Visit
 
-LEVELS = ("critical", "high", "medium", "low", "unknown")
 PUSHERS = frozenset({"owner", "maintainer", "developer"})
 MANAGERS = frozenset({"owner", "maintainer"})
 # download format -> (API path's last part, API query, file suffix)
