@@ -69,6 +69,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every worker's start
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
+    from moorage.signing.service import SigningService
 
 @dataclass
 class Instance:
@@ -96,6 +97,7 @@ class Instance:
     domains: DomainService | None = None  # custom domain names (refused by small editions)
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
+    signing: SigningService | None = None  # image signing, when the edition has it
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -202,6 +204,14 @@ def build_instance(settings: Settings) -> Instance:
                             data_dir / "tmp" / "scan"))
         instance.scans.source_names = lambda: [f"harbor:{r.name}" for r in
                                                adapters().store.list() if r.enabled]
+    if edition.has("signing"):  # signing: keys, signatures, stored verification
+        from moorage.signing.service import install as install_signing
+        from moorage.store.keys import load_keyring
+        # server-held private keys are sealed with the master key: only with encryption on
+        keyring = load_keyring(settings.master_key_file, data_dir) \
+            if settings.encryption else None
+        instance.signing = install_signing(registry, worker, keyring,
+                                           settings.signing_trusted_root)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)

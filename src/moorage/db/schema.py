@@ -565,3 +565,57 @@ scan_settings = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(255), nullable=False, default=""),
 )
+
+# -- image signing (signing) -------------------------------------------------------------------
+# Trusted keys of a namespace (namespace_id set, scope = its name) or of the instance
+# (namespace_id NULL, scope = ""): a cosign public key, and optionally a server-held private
+# key, always sealed with the master key (moorage.store.sealed; never stored in the clear).
+# A revoked key stays listed for history and is no longer trusted. Removed with its namespace.
+signing_keys = Table(
+    "signing_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(255), nullable=False),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("name", String(64), nullable=False),
+    Column("algorithm", String(32), nullable=False),
+    Column("key_id", String(64), nullable=False),  # base64 SHA-256 of the DER (bundle hint)
+    Column("fingerprint", String(80), nullable=False),  # sha256:<hex> of the DER
+    Column("public_pem", Text, nullable=False),
+    Column("private_sealed", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False, default=""),
+    Column("revoked_at", Float, nullable=True),
+    Column("revoked_by", String(255), nullable=True),
+    UniqueConstraint("scope", "name", name="uq_signing_keys_scope_name"),
+)
+
+# Trusted keyless signers (a certificate's subject and its OIDC issuer, matched exactly).
+signing_identities = Table(
+    "signing_identities", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(255), nullable=False),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("subject", String(512), nullable=False),
+    Column("issuer", String(512), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False, default=""),
+    UniqueConstraint("scope", "subject", "issuer", name="uq_signing_identities"),
+)
+
+# The stored verification of a manifest in a repository (moorage.signing.service): whether
+# a trusted key or identity signed it, and every verdict (JSON). Recomputed when a signature
+# or a trusted key changes, never per request; removed with its manifest.
+signature_results = Table(
+    "signature_results", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), ForeignKey("manifests.digest", ondelete="CASCADE"),
+           primary_key=True),
+    Column("verified", Boolean, nullable=False),
+    Column("signers", Text, nullable=False, default="[]"),  # JSON list of names
+    Column("verdicts", Text, nullable=False, default="[]"),  # JSON list of verdicts
+    Column("signatures", Integer, nullable=False, default=0),
+    Column("computed_at", Float, nullable=False),
+)
+Index("ix_signature_results_digest", signature_results.c.digest)

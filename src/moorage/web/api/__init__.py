@@ -21,6 +21,7 @@ from moorage.web.api import advisories  # scan: the advisory database
 from moorage.web.api import cve_allowlist  # scan: accepted advisories per namespace
 from moorage.web.api import scanners  # scan: Harbor scanner adapters
 from moorage.web.api import scans  # scan: requests, reports, SBOMs
+from moorage.web.api import signing  # signing: keys, signatures, verification
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -54,6 +55,8 @@ TAGS = [
                                           "imported with `moorage advisories import`)"},
     {"name": "cve allowlist", "description": "advisories a namespace accepts, with a reason "
                                              "and an optional expiry"},
+    {"name": "signing", "description": "image signing (cosign's formats): trusted keys and "
+                                       "keyless identities, signatures, verification"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
                                         "engines (administrators)"},
 ]
@@ -78,6 +81,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     install_docs_page(api)
     # scan routes first: the repository routes' `{name:repository}` would take their paths
     api.include_router(scans.router)
+    api.include_router(signing.router)
     for module in (instance_routes, namespaces, repositories, users, tokens, network, sso):
         api.include_router(module.router)
     # lifecycle

@@ -48,7 +48,11 @@ QUERY_FLAGS = frozenset({"force"})
 # Fields that name the thing a POST creates, so its target reads "namespaces/team".
 _NAMING_FIELDS = ("name", "username", "cidr", "id")
 # Where the endpoint's name ("create_rule") says less than its resource does.
-_NOUNS = {"rule": "network_rule"}
+_NOUNS = {"rule": "network_rule",
+          # signing: one name for an operation on the instance's keys and a namespace's
+          "signing_key_instance": "signing_key", "signing_key_namespace": "signing_key",
+          "signing_identity_instance": "signing_identity",
+          "signing_identity_namespace": "signing_identity"}
 
 
 async def announce_caller(request: Request,
