@@ -382,6 +382,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
         from moorage.web.console.pages import scanning as scanning_pages
         site.install(scanner_pages)
         site.install(scanning_pages)
+    if instance.edition.has("signing"):  # signing: keys pages, the manifest's signatures
+        from moorage.web.console.pages import signing as signing_pages
+        site.install(signing_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)
