@@ -179,7 +179,8 @@ def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) ->
     `scan` and `vulnerability` are events one may choose."""
     server = admin_cli.server
     ns = make_namespace(server)
-    choices = "'push', 'delete', 'pull', 'quota', 'scan' or 'vulnerability'"
+    choices = ("'push', 'delete', 'pull', 'quota', 'scan', 'vulnerability', 'signature' or "
+               "'signing_key'")
     refused = api(server, "POST", "/webhooks",
                   json={"namespace": ns, "url": receiver.url, "events": ["push", "build"]})
     assert refused.status_code in (400, 422), refused.text
