@@ -121,6 +121,10 @@ def test_revoking_a_key_changes_the_stored_result_and_announces_it(
                           "the signature.verified event")
         assert events[0]["repository"] == repo and events[0]["digest"] == digest
         assert any(r.json().get("type") == "signature.written" for r in receiver.requests)
+        revoked = wait_for(lambda: [r.json() for r in receiver.requests
+                                    if r.json().get("type") == "signing_key.revoke"],
+                           "the key's revocation announced")
+        assert revoked[0]["namespace"] == ns and revoked[0]["actor"] == "admin"
         assert cli("verify", f"{repo}:v1").code == 1
     finally:
         receiver.stop()

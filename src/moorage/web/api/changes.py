@@ -197,6 +197,8 @@ class AnnounceChanges:
         params = scope.get("path_params") or {}
         repository = params.get("name") if path.startswith("/api/v1/repositories/") else None
         detail: dict[str, Any] = {"method": method, "path": path, "status": status}
+        if isinstance(params.get("namespace"), str):  # whose change it is (webhook scopes)
+            detail["namespace"] = params["namespace"]
         if fields:
             detail["fields"] = fields
         if values:
