@@ -248,3 +248,26 @@ def test_signing_needs_the_right_to_push(server: MoorageServer,
                           json=_body(digest, cosign_keys.KeyPair.generate()))
         assert resp.status_code == 403, resp.text
         assert guest.get(f"/repositories/{repo}/manifests/v1/signatures").status_code == 200
+
+
+def test_a_burst_of_signers_on_two_workers_loses_no_signature(
+        server: MoorageServer, work: Path) -> None:
+    """Eight signatures sent at once (signed beforehand, so that they reach the two workers
+    together): the `.sig` manifest ends with eight layers, none lost to another's write."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ns = namespace(server)
+    repo = f"{ns}/burst"
+    digest = push_image(server, work, f"{repo}:v1")
+    bodies = [_body(digest, cosign_keys.KeyPair.generate(), format="cosign")
+              for _ in range(8)]
+
+    def post(body: dict[str, object]) -> int:
+        with api(server) as client:
+            return client.post(f"/repositories/{repo}/signatures", json=body).status_code
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        assert list(pool.map(post, bodies)) == [201] * len(bodies)
+    layers = _sig_layers(server, repo, digest)
+    assert sorted(x["annotations"][artifacts.SIGNATURE_ANNOTATION] for x in layers) == sorted(
+        b["payload_signature"] for b in bodies)
