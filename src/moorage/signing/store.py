@@ -239,6 +239,12 @@ class SigningStore:
         values = dict(verified=verified, signers=json.dumps(signers),
                       verdicts=json.dumps(verdicts), signatures=signatures,
                       computed_at=time.time())
+        try:
+            return self._store(repository, digest, values)
+        except IntegrityError:  # another worker stored its first result meanwhile: replace it
+            return self._store(repository, digest, values)
+
+    def _store(self, repository: str, digest: str, values: dict[str, Any]) -> ResultRow | None:
         with self.engine.begin() as conn:
             old = conn.execute(select(_R).where(_R.c.repository == repository,
                                                 _R.c.digest == digest)).first()

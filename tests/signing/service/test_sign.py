@@ -126,6 +126,26 @@ def test_revoking_a_key_changes_the_stored_result_and_announces_it(
                            "the key's revocation announced")
         assert revoked[0]["namespace"] == ns and revoked[0]["actor"] == "admin"
         assert cli("verify", f"{repo}:v1").code == 1
+        # the re-verification was a job of the durable queue, with its progress and log
+        with api(server) as client:
+            jobs = client.get("/jobs", params={"type": "signing.reverify"}).json()
+            mine = [j for j in jobs if j["payload"].get("scope") == ns
+                    and "revoked" in j["payload"].get("why", "")]
+            assert mine and mine[0]["status"] == "succeeded"
+            job = client.get(f"/jobs/{mine[0]['id']}").json()
+        assert f"{repo}@{digest}: now not verified" in job["log"]
+        assert job["result"]["changed"] == 1
+        # and the audit log recorded the revocation and the signature written (it is
+        # written in batches: waited for)
+        def audited(**params: object) -> list[dict]:
+            with api(server) as client:
+                return client.get("/audit", params={**params, "limit": 100}).json()["entries"]
+
+        wait_for(lambda: {"signature.written", "image.sign"} <=
+                 {e["action"] for e in audited(repository=repo)}, "the audit entries")
+        wait_for(lambda: any(e["target"].endswith(f"{ns}/signing/keys/short-lived/revoke")
+                             for e in audited(action="signing_key.revoke")),
+                 "the revocation's audit entry")
     finally:
         receiver.stop()
 
