@@ -356,8 +356,17 @@ class SigningService:
             self._root = (0.0, None)
         return self._root[1]
 
-    def verify_now(self, repository: str, digest: str) -> ResultRow | None:
-        """Verify the image's signatures, store the result, announce a change. Blocking."""
+    def _inputs(self, repository: str, digest: str) -> tuple[Any, ...]:
+        """What a verification depends on: the signature manifests found and the trusted
+        keys and identities (ids; a revoked key drops out)."""
+        namespace = namespace_of(repository)
+        sig = self.registry.db.tag_digest(repository, artifacts.signature_tag(digest))
+        refs = self.registry.db.referrers(repository, digest, artifacts.BUNDLE_MEDIA_TYPE)
+        return (sig, tuple(sorted(r.digest for r in refs)),
+                tuple(k.id for k in self.store.trusted_keys(namespace)),
+                tuple(i.id for i in self.store.trusted_identities(namespace)))
+
+    def _compute(self, repository: str, digest: str) -> tuple[list[dict[str, Any]], int]:
         namespace = namespace_of(repository)
         found = self.candidates(repository, digest)
         keys = [TrustedKey(str(k.id), k.name, k.scope, cosign_keys.load_public_key(
@@ -376,17 +385,31 @@ class SigningService:
                           "key": key.name if key else None,
                           "scope": key.scope if key else None, "signer": v.signer,
                           "signed_at": v.signed_at.isoformat() if v.signed_at else None})
-        verified = any(v["verified"] for v in shown)
-        signers = sorted({str(v["signer"]) for v in shown if v["verified"] and v["signer"]})
+        return shown, len(found)
+
+    def verify_now(self, repository: str, digest: str) -> ResultRow | None:
+        """Verify the image's signatures, store the result, announce a change. Blocking.
+
+        Two verifications of one image may run at once (a push's job, a key's revocation
+        job); the one that read older inputs could store last. So after storing, the inputs
+        are read again and, if they changed meanwhile, the result is computed again: the
+        last result stored is always of inputs at least as new as the last change."""
         old = self.store.result(repository, digest)
-        if old is None and not found:
-            return None  # never signed: nothing to store
-        self.store.store_result(repository, digest, verified, signers, shown, len(found))
+        for _ in range(5):
+            before = self._inputs(repository, digest)
+            shown, count = self._compute(repository, digest)
+            if old is None and not count:
+                return None  # never signed: nothing to store
+            verified = any(v["verified"] for v in shown)
+            signers = sorted({str(v["signer"]) for v in shown if v["verified"] and v["signer"]})
+            self.store.store_result(repository, digest, verified, signers, shown, count)
+            if self._inputs(repository, digest) == before:
+                break
         if old is None or old.verified != verified or old.signers != signers or \
                 _outcomes(old.verdicts) != _outcomes(shown):
             self.bus.publish(Event("signature.verified", repository, digest, actor=ACTOR,
                                    detail={"verified": verified, "signers": signers,
-                                           "signatures": len(found)}))
+                                           "signatures": count}))
         return self.store.result(repository, digest)
 
     def is_signed(self, repository: str, digest: str) -> bool:

@@ -116,3 +116,18 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
 def registry_get(server: MoorageServer, path: str, accept: str | None = None) -> httpx.Response:
     headers = {"Accept": accept} if accept else {}
     return httpx.get(f"{server.url}/v2/{path}", auth=ADMIN, headers=headers, timeout=60)
+
+
+def huge_post(server: MoorageServer, path: str, size: int = 4 << 20) -> int:
+    """POST a body over the API's limit, streamed (chunked) as a client that keeps sending
+    does; the status of the answer, which comes before the body is all sent."""
+    import base64 as b64
+
+    from tests.web.helpers import chunked, raw_request
+
+    basic = b64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    head = "\n".join([f"POST /api/v1{path} HTTP/1.1", "Host: moorage",
+                      "Content-Type: application/json", f"Authorization: Basic {basic}",
+                      "Transfer-Encoding: chunked", ""])
+    answer = raw_request(server, head, chunked(size, prefix=b'{"name": "'))
+    return answer.status

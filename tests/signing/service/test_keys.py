@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from moorage.signing import keys as cosign_keys
 from tests.conftest import ROOMY, SECURED
 from tests.signing.service.helpers import (COSIGN, FIXTURE_KEY, FIXTURE_PUBLIC_B64, Cli, api,
-                                           namespace, unique)
+                                           huge_post, namespace, unique)
 from tests.support.server import MoorageServer
 
 PASSWORD = "correct horse battery staple"
@@ -169,10 +169,7 @@ def test_bad_keys_are_refused_clearly(server: MoorageServer, body: dict, status:
 
 
 def test_a_huge_body_is_refused_before_it_is_read(server: MoorageServer) -> None:
-    with api(server) as client:
-        resp = client.post("/signing/keys", content=b"{" + b" " * (2 << 20) + b"}",
-                           headers={"Content-Type": "application/json"})
-    assert resp.status_code == 413
+    assert huge_post(server, "/signing/keys") == 413
 
 
 def test_without_a_master_key_a_private_key_is_refused_naming_the_setting(

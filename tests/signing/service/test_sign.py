@@ -18,7 +18,7 @@ from moorage.signing import keys as cosign_keys
 from moorage.signing.signer import sign_material
 from tests.clients.tools import skopeo
 from tests.events.receiver import Receiver
-from tests.signing.service.helpers import (ADMIN, Cli, api, namespace, push_image,
+from tests.signing.service.helpers import (ADMIN, Cli, api, huge_post, namespace, push_image,
                                            registry_get, signatures, unique, wait_for)
 from tests.support.server import MoorageServer
 from tests.web.test_repository_browsing import put_blob, put_manifest
@@ -243,10 +243,7 @@ def test_bad_signing_requests_are_refused_and_write_nothing(
             resp = client.post(f"/repositories/{repo}/signatures", json=body)
             assert resp.status_code == status, (body, resp.text)
             assert words in resp.json()["error"]["message"], resp.text
-        huge = client.post(f"/repositories/{repo}/signatures",
-                           content=b'{"reference": "' + b"x" * (2 << 20) + b'"}',
-                           headers={"Content-Type": "application/json"})
-        assert huge.status_code == 413
+        assert huge_post(server, f"/repositories/{repo}/signatures") == 413
         tags = [t["name"] for t in client.get(f"/repositories/{repo}/tags").json()]
         referrers = registry_get(server, f"{repo}/referrers/{digest}").json()["manifests"]
     assert tags == ["v1"] and referrers == []
