@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 MAX_CHAIN = 8
 MAX_CERT_PEM = 64 * 1024
@@ -148,6 +148,14 @@ def verify_chain(leaf: x509.Certificate, intermediates: Sequence[x509.Certificat
     CA of `root`, every certificate on the path valid at `when`; else why not."""
     if not root.cas:
         return "the trust root has no certificate authority"
+    if _is_ca(leaf):
+        return "the signing certificate is a CA certificate"
+    try:  # absent means any use (as Go's x509 reads it); present, it must allow code signing
+        usages = leaf.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE).value
+        if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
+            return "the signing certificate is not for code signing"
+    except x509.ExtensionNotFound:
+        pass
     if not _valid_at(leaf, when):
         return (f"the signing certificate was not valid at {when:%Y-%m-%d %H:%M:%S} UTC "
                 f"(valid {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} to "
