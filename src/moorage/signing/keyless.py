@@ -25,7 +25,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -51,10 +51,14 @@ class TrustRootError(ValueError):
 class TrustRoot:
     """The certificate authorities keyless signatures chain up to (every certificate of a CA's
     chain is a trust anchor, as in a Sigstore trusted root) and the Rekor logs' keys by log id
-    (hex SHA-256 of the key's DER)."""
+    (hex SHA-256 of the key's DER). A trusted root also says when each CA and each log key
+    was in service (`validFor`): a CA or key retired before the signing time does not vouch
+    for it. Windows are keyed by the CA certificate's SHA-256 fingerprint and by the log id."""
 
     cas: tuple[x509.Certificate, ...]
     rekor_keys: dict[str, object]
+    ca_windows: dict[bytes, Window] = field(default_factory=dict)
+    rekor_windows: dict[str, Window] = field(default_factory=dict)
 
     @classmethod
     def from_trusted_root_json(cls, data: bytes) -> TrustRoot:
@@ -62,17 +66,27 @@ class TrustRoot:
         if len(data) > MAX_TRUST_ROOT:
             raise TrustRootError(f"the trusted root is too large (at most {MAX_TRUST_ROOT} "
                                  f"bytes)")
+        cas: list[x509.Certificate] = []
+        ca_windows: dict[bytes, Window] = {}
+        keys: dict[str, object] = {}
+        rekor_windows: dict[str, Window] = {}
         try:
             doc = json.loads(data)
-            cas = [x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
-                   for ca in doc.get("certificateAuthorities", [])
-                   for c in ca["certChain"]["certificates"]]
-            keys = [serialization.load_der_public_key(base64.b64decode(t["publicKey"]["rawBytes"]))
-                    for t in doc.get("tlogs", [])]
+            for ca in doc.get("certificateAuthorities", []):
+                window = _window(ca.get("validFor"))
+                for raw in ca["certChain"]["certificates"]:
+                    cert = x509.load_der_x509_certificate(base64.b64decode(raw["rawBytes"]))
+                    cas.append(cert)
+                    ca_windows[cert.fingerprint(hashes.SHA256())] = window
+            for tlog in doc.get("tlogs", []):
+                key = serialization.load_der_public_key(
+                    base64.b64decode(tlog["publicKey"]["rawBytes"]))
+                keys[_log_id(key)] = key
+                rekor_windows[_log_id(key)] = _window(tlog["publicKey"].get("validFor"))
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error,
                 UnsupportedAlgorithm):
             raise TrustRootError("not a Sigstore trusted root") from None
-        return cls(tuple(cas), {_log_id(k): k for k in keys})
+        return cls(tuple(cas), keys, ca_windows, rekor_windows)
 
     @classmethod
     def from_pems(cls, fulcio: bytes, rekor: bytes) -> TrustRoot:
@@ -86,6 +100,33 @@ class TrustRoot:
         except (ValueError, UnsupportedAlgorithm):
             raise TrustRootError("the trust root PEM cannot be read") from None
         return cls(tuple(cas), {_log_id(k): k for k in keys})
+
+
+Window = tuple[datetime | None, datetime | None]
+
+
+def _window(value: object) -> Window:
+    """A trusted root's `validFor` {"start", "end"} (RFC 3339; either may be absent)."""
+    if value is None:
+        return (None, None)
+    if not isinstance(value, dict):
+        raise TypeError("validFor")
+    start, end = value.get("start"), value.get("end")
+    return (_time(start) if start else None, _time(end) if end else None)
+
+
+def _time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("time")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _in(window: Window | None, when: datetime) -> bool:
+    if window is None:
+        return True
+    start, end = window
+    return (start is None or start <= when) and (end is None or when <= end)
 
 
 def _pem_blocks(data: bytes, label: bytes) -> list[bytes]:
@@ -165,8 +206,10 @@ def verify_chain(leaf: x509.Certificate, intermediates: Sequence[x509.Certificat
     for _ in range(MAX_CHAIN + 1):
         for ca in root.cas:
             if _issued_by(current, ca):
-                if not _valid_at(ca, when):
-                    return "the trust root's certificate authority was not valid at signing time"
+                if not _valid_at(ca, when) or not _in(
+                        root.ca_windows.get(ca.fingerprint(hashes.SHA256())), when):
+                    return ("the trust root's certificate authority was not in service at "
+                            "signing time")
                 return None
         step = next((c for c in intermediates if c is not current and _is_ca(c)
                      and c.fingerprint(hashes.SHA256()) not in anchors
@@ -262,6 +305,8 @@ def verify_set(entry: RekorEntry, root: TrustRoot) -> str | None:
     key = root.rekor_keys.get(entry.log_id_hex)
     if key is None:
         return f"the Rekor log {entry.log_id_hex[:16]}… is not in the trust root"
+    if not _in(root.rekor_windows.get(entry.log_id_hex), integrated_at(entry)):
+        return "the Rekor log key was not in service when the entry was integrated"
     payload = json.dumps({"body": entry.body_b64, "integratedTime": entry.integrated_time,
                           "logID": entry.log_id_hex, "logIndex": entry.log_index},
                          sort_keys=True, separators=(",", ":")).encode()

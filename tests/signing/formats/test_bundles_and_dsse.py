@@ -166,3 +166,21 @@ def test_keyless_bundle_without_a_trust_root_is_not_verified() -> None:
     verdict, = verify.verify(SUBJECT, _attached(), [], [CODY], None)
     assert verdict.reason == (f"not verified: signer cody@soyland.com ({OAUTH}) is keyless "
                               "and no trust root is configured")
+
+
+def test_keyless_bundle_ca_or_log_retired_before_signing_fails() -> None:
+    """A trusted root says when each CA and log key was in service; one retired before the
+    signing time (Rekor's, 2025-02-28) vouches for nothing signed after."""
+    doc = json.loads(ROOT_JSON)
+    for ca in doc["certificateAuthorities"]:
+        ca["validFor"]["end"] = "2024-12-31T23:59:59.999Z"
+    root = verify.TrustRoot.from_trusted_root_json(json.dumps(doc).encode())
+    verdict, = verify.verify(SUBJECT, _attached(), [], [CODY], root)
+    assert verdict.reason == ("not verified: the trust root's certificate authority was not in "
+                              "service at signing time")
+    doc = json.loads(ROOT_JSON)
+    doc["tlogs"][0]["publicKey"]["validFor"]["start"] = "2025-03-01T00:00:00Z"
+    root = verify.TrustRoot.from_trusted_root_json(json.dumps(doc).encode())
+    verdict, = verify.verify(SUBJECT, _attached(), [], [CODY], root)
+    assert verdict.reason == ("not verified: the Rekor log key was not in service when the "
+                              "entry was integrated")
