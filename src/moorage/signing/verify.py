@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from moorage.oci import mediatypes
 from moorage.signing import artifacts, dsse, keyless
 from moorage.signing.keyless import RekorEntry, TrustRoot
 from moorage.signing.keys import EC_CURVES, RSA_SIZES, PublicKey
@@ -116,11 +117,15 @@ def _bad(fmt: str, source: str, reason: str, media_type: str = "") -> Candidate:
 def candidates_of(manifest: bytes, media_type: str,
                   read_blob: Callable[[str, int], bytes | None], *,
                   source: str | None = None) -> list[Candidate]:
-    """The signatures a `.sig` manifest or a bundle referrer holds. `read_blob(digest,
+    """The signatures a `.sig` manifest or a bundle referrer holds (`media_type`: the
+    manifest's, an image manifest type, or "" when unknown). `read_blob(digest,
     max_bytes)` returns the blob, or None when it is missing or larger than max_bytes. Blobs
     are checked against their descriptor's digest. `source` names where the manifest was
     found (e.g. "repo:sha256-….sig"); by default its digest."""
     where = source or "sha256:" + hashlib.sha256(manifest).hexdigest()
+    if media_type and media_type not in mediatypes.IMAGE_MANIFESTS:
+        return [_bad("cosign", where, f"the signature manifest's media type "
+                                      f"{media_type[:80]!r} is not an image manifest")]
     if len(manifest) > MAX_MANIFEST_BYTES:
         return [_bad("cosign", where, f"the signature manifest is too large ({len(manifest)} "
                                       f"bytes; at most {MAX_MANIFEST_BYTES})")]

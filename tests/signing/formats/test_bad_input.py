@@ -216,3 +216,10 @@ def test_unreadable_trust_roots_raise_a_clear_error() -> None:
     with pytest.raises(ValueError, match="the trust root PEM cannot be read"):
         verify.TrustRoot.from_pems(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
                                    b"")
+
+
+def test_an_index_is_not_a_signature_manifest() -> None:
+    found = verify.candidates_of(b'{"manifests": []}', mediatypes.OCI_INDEX, lambda d, n: None)
+    verdict, = verify.verify(DIGEST, found, [KEY])
+    assert verdict.reason == ("not verified: the signature manifest's media type "
+                              f"'{mediatypes.OCI_INDEX}' is not an image manifest")
