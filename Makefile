@@ -41,11 +41,13 @@ install-system:
 	@scripts/install-system-deps.sh
 
 # npm packages the tests use (axe-core, the accessibility checker of the console's browser
-# tests; oidc-provider, the OpenID provider of the single sign-on tests), in a project-local
+# tests; oidc-provider, the OpenID provider of the single sign-on tests; @sigstore/verify, the
+# independent verifier of the Sigstore bundles we write), in a project-local
 # folder; never a browser download (Debian's chromium is used)
 NPM_DIR := .npm-packages
 AXE := $(NPM_DIR)/node_modules/axe-core/axe.min.js
 OIDC_PROVIDER := $(NPM_DIR)/node_modules/oidc-provider/package.json
+SIGSTORE_VERIFY := $(NPM_DIR)/node_modules/@sigstore/verify/package.json
 
 $(AXE):
 	npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) axe-core@4
@@ -53,7 +55,10 @@ $(AXE):
 $(OIDC_PROVIDER):
 	npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) oidc-provider@9
 
-install-npm: $(AXE) $(OIDC_PROVIDER)
+$(SIGSTORE_VERIFY):
+	npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) @sigstore/verify@4 @sigstore/bundle@5 @sigstore/core@4
+
+install-npm: $(AXE) $(OIDC_PROVIDER) $(SIGSTORE_VERIFY)
 
 run: install
 	$(BIN)/moorage serve $(ARGS)
