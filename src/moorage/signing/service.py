@@ -30,7 +30,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ from moorage.signing import keys as cosign_keys
 from moorage.signing.signer import Material, MaterialError, check_material, sign_material, wants
 from moorage.signing.store import INSTANCE, IdentityRow, KeyRow, ResultRow, SigningStore
 from moorage.signing.store import sealing_aad
-from moorage.signing.verify import (Candidate, TrustedIdentity, TrustedKey, TrustRoot,
-                                    candidates_of, verify)
+from moorage.signing.verify import (BUNDLE_MEDIA_TYPES, MAX_LAYERS, Candidate,
+                                    TrustedIdentity, TrustedKey, TrustRoot, candidates_of,
+                                    verify)
 from moorage.store.keys import Keyring
 from moorage.store.sealed import seal, unseal
 
@@ -56,7 +57,7 @@ REVERIFY_JOB = "signing.reverify"
 ACTOR = "moorage-signing"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SIG_TAG_RE = re.compile(r"^sha256-[0-9a-f]{64}\.sig$")
-MAX_SIGNATURE_LAYERS = 256  # signatures on one `.sig` manifest; more are refused
+MAX_SIGNATURE_LAYERS = MAX_LAYERS  # signatures on one `.sig` manifest (what the verifier reads)
 MAX_LAYER_BYTES = 1 << 20  # one signature layer or bundle read back
 MAX_REFERRERS = 64  # bundle referrers of one image considered
 MAX_IDENTITY = 512
@@ -251,8 +252,8 @@ class SigningService:
     async def _write_legacy(self, repository: str, digest: str,
                             material: Material) -> dict[str, Any]:
         tag = artifacts.signature_tag(digest)
-        layer = artifacts.Blob(artifacts.SIMPLE_SIGNING, material.payload,
-                               artifacts.legacy_layer_annotations(material.payload_signature))
+        layer = artifacts.legacy_signature_layer(
+            material.payload, artifacts.legacy_layer_annotations(material.payload_signature))
         lock_id = "signature-" + hashlib.sha256(f"{repository}\0{tag}".encode()).hexdigest()
         async with self.registry.uploads.upload_lock.hold(lock_id, wait=300) as lease:
             layers = await asyncio.to_thread(self._signature_layers, repository, tag)
@@ -284,7 +285,11 @@ class SigningService:
             raise SigningError(f"{repository}:{tag} is not a signature manifest") from None
         out = []
         for layer in layers[:MAX_SIGNATURE_LAYERS]:
-            data = self._read_blob(repository, layer.get("digest"), layer.get("size"))
+            size = layer.get("size")
+            data = self._read_blob(repository, layer.get("digest"), MAX_LAYER_BYTES) \
+                if type(size) is int else None
+            if data is not None and len(data) != size:
+                data = None
             if data is None:
                 raise SigningError(f"{repository}:{tag} has a layer that cannot be read")
             notes = layer.get("annotations")
@@ -305,12 +310,14 @@ class SigningService:
         return {"manifest": pushed.digest}
 
     # -- verification -------------------------------------------------------------------
-    def _read_blob(self, repository: str, digest: object, size: object) -> bytes | None:
-        if not isinstance(digest, str) or not isinstance(size, int) or \
-                not 0 <= size <= MAX_LAYER_BYTES:
+    def _read_blob(self, repository: str, digest: object, max_bytes: int) -> bytes | None:
+        """A blob the repository may read, if it is at most `max_bytes` (and
+        MAX_LAYER_BYTES); None otherwise. Its digest is checked."""
+        if not isinstance(digest, str):
             return None
         try:
-            if self.registry.db.blob_size_in_repository(repository, digest) != size:
+            size = self.registry.db.blob_size_in_repository(repository, digest)
+            if size is None or size > min(max_bytes, MAX_LAYER_BYTES):
                 return None
             data = b"".join(self.registry.store.read(digest))
         except Exception:  # noqa: BLE001 - an unreadable blob is a candidate that fails
@@ -321,8 +328,8 @@ class SigningService:
 
     def candidates(self, repository: str, digest: str) -> list[tuple[str, Candidate]]:
         """(the signature manifest's digest, candidate) for each signature of the image."""
-        def reader(d: str, size: int) -> bytes | None:
-            return self._read_blob(repository, d, size)
+        def reader(d: str, max_bytes: int) -> bytes | None:
+            return self._read_blob(repository, d, max_bytes)
 
         out: list[tuple[str, Candidate]] = []
         tag = artifacts.signature_tag(digest)
@@ -330,16 +337,20 @@ class SigningService:
         if sig is not None:
             stored = self.registry.db.manifest(sig)
             if stored is not None:
-                for c in candidates_of(stored.content, stored.media_type, reader):
-                    out.append((sig, replace(c, source=f"{repository}:{tag} {c.source}")))
-        referrers = self.registry.db.referrers(repository, digest, artifacts.BUNDLE_MEDIA_TYPE)
-        for ref in referrers[:MAX_REFERRERS]:
-            stored = self.registry.db.manifest(ref.digest)
-            if stored is None:
-                continue
-            for c in candidates_of(stored.content, stored.media_type, reader):
-                out.append((ref.digest, replace(c, source=f"{ref.digest} {c.source}")))
+                out += [(sig, c) for c in candidates_of(stored.content, stored.media_type,
+                                                        reader, source=f"{repository}:{tag}")]
+        for ref in self._bundle_referrers(repository, digest):
+            stored = self.registry.db.manifest(ref)
+            if stored is not None:
+                out += [(ref, c) for c in candidates_of(stored.content, stored.media_type,
+                                                        reader, source=ref)]
         return out
+
+    def _bundle_referrers(self, repository: str, digest: str) -> list[str]:
+        """The digests of the image's referrers that are Sigstore bundles (any version)."""
+        found = [r.digest for r in self.registry.db.referrers(repository, digest, None)
+                 if r.artifact_type in BUNDLE_MEDIA_TYPES]
+        return sorted(found)[:MAX_REFERRERS]
 
     def trust_root(self) -> TrustRoot | None:
         """The configured trusted root (signing_trusted_root), re-read when it changes."""
@@ -361,29 +372,32 @@ class SigningService:
         keys and identities (ids; a revoked key drops out)."""
         namespace = namespace_of(repository)
         sig = self.registry.db.tag_digest(repository, artifacts.signature_tag(digest))
-        refs = self.registry.db.referrers(repository, digest, artifacts.BUNDLE_MEDIA_TYPE)
-        return (sig, tuple(sorted(r.digest for r in refs)),
+        return (sig, tuple(self._bundle_referrers(repository, digest)),
                 tuple(k.id for k in self.store.trusted_keys(namespace)),
                 tuple(i.id for i in self.store.trusted_identities(namespace)))
 
     def _compute(self, repository: str, digest: str) -> tuple[list[dict[str, Any]], int]:
         namespace = namespace_of(repository)
         found = self.candidates(repository, digest)
-        keys = [TrustedKey(str(k.id), k.name, k.scope, cosign_keys.load_public_key(
+        # ids of their own kinds: a key's and an identity's database ids may be equal
+        keys = [TrustedKey(f"key:{k.id}", k.name, k.scope, cosign_keys.load_public_key(
             k.public_pem.encode())) for k in self.store.trusted_keys(namespace)]
-        identities = [TrustedIdentity(str(i.id), i.subject, i.issuer, i.scope)
+        identities = [TrustedIdentity(f"identity:{i.id}", i.subject, i.issuer, i.scope)
                       for i in self.store.trusted_identities(namespace)]
         root = self.trust_root() if identities else None
         verdicts = verify(digest, [c for _, c in found], keys, identities, root) \
             if found else []
-        by_id = {k.key.key_id: k for k in keys}
+        by_id = {k.id: k for k in keys}
+        scopes = {i.id: i.scope for i in identities}
         shown = []
         for (manifest, _), v in zip(found, verdicts):
             key = by_id.get(v.key_id or "")
             shown.append({"verified": v.verified, "reason": v.reason, "format": v.format,
-                          "source": v.source, "manifest": manifest, "key_id": v.key_id,
+                          "source": v.source, "manifest": manifest,
+                          "key_id": key.key.key_id if key else None,
                           "key": key.name if key else None,
-                          "scope": key.scope if key else None, "signer": v.signer,
+                          "scope": key.scope if key else scopes.get(v.key_id or ""),
+                          "signer": v.signer,
                           "signed_at": v.signed_at.isoformat() if v.signed_at else None})
         return shown, len(found)
 
@@ -471,7 +485,7 @@ class SigningService:
     def reverify_job(self, ctx: JobContext) -> dict[str, Any]:
         scope = str(ctx.payload.get("scope") or INSTANCE)
         ctx.log(f"re-verifying the signed manifests of {scope}: {ctx.payload.get('why', '')}")
-        targets = self.store.signed_in_scope(scope, artifacts.BUNDLE_MEDIA_TYPE)
+        targets = self.store.signed_in_scope(scope, list(BUNDLE_MEDIA_TYPES))
         changed = 0
         for n, (repository, digest) in enumerate(targets):
             ctx.check()

@@ -17,23 +17,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from moorage.signing import artifacts
+from moorage.signing import artifacts, dsse
 from moorage.signing.keys import KeyPair, PublicKey
 
 FORMATS = ("cosign", "bundle", "both")
 MAX_PAYLOAD = 64 * 1024  # a payload or statement; cosign's are a few hundred bytes
 MAX_SIGNATURE = 4096  # RSA 4096 signatures are 512 bytes
-INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 class MaterialError(ValueError):
     """Signed material that cannot be written: the message says what is wrong."""
-
-
-def dsse_pae(payload_type: str, body: bytes) -> bytes:
-    """DSSE's pre-authentication encoding: what a DSSE signature is made over."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ def sign_material(pair: KeyPair, docker_reference: str, repository: str, digest:
     statement = artifacts.intoto_statement(docker_reference or repository, digest) \
         if bundle else b""
     return Material(payload, pair.sign(payload) if legacy else b"", statement,
-                    pair.sign(dsse_pae(INTOTO_PAYLOAD_TYPE, statement)) if bundle else b"")
+                    pair.sign(dsse.pae(dsse.INTOTO_PAYLOAD_TYPE, statement)) if bundle else b"")
 
 
 def _json(data: bytes, what: str) -> dict:  # type: ignore[type-arg]
@@ -84,7 +77,7 @@ def payload_digest(payload: bytes) -> str:
     except (KeyError, TypeError):
         raise MaterialError("the payload is not a cosign simple-signing payload "
                             "(critical.image.docker-manifest-digest)") from None
-    if kind != "cosign container image signature" or not isinstance(named, str):
+    if kind != artifacts.COSIGN_SIGNATURE_TYPE or not isinstance(named, str):
         raise MaterialError("the payload is not a cosign simple-signing payload")
     return named
 
@@ -127,5 +120,5 @@ def check_material(material: Material, key: PublicKey, digest: str, fmt: str) ->
         if not statement_names(material.statement, digest):
             raise MaterialError(f"the statement's subject is not {digest}")
         if not key.verify(material.statement_signature,
-                          dsse_pae(INTOTO_PAYLOAD_TYPE, material.statement)):
+                          dsse.pae(dsse.INTOTO_PAYLOAD_TYPE, material.statement)):
             raise MaterialError("the statement signature was not made by this public key")

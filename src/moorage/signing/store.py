@@ -270,7 +270,7 @@ class SigningStore:
                 _R.c.repository == repository, _R.c.verdicts.contains(source_digest)))]
 
     # -- what a re-verification covers --------------------------------------------------------
-    def signed_in_scope(self, scope: str, bundle_type: str, limit: int = 100_000
+    def signed_in_scope(self, scope: str, bundle_types: list[str], limit: int = 100_000
                         ) -> list[tuple[str, str]]:
         """(repository, digest) of every manifest of the scope (a namespace, or the whole
         instance) with a `.sig` tag or a bundle referrer, or with a stored result."""
@@ -290,7 +290,7 @@ class SigningStore:
                 repositories.join(repository_manifests,
                                   repository_manifests.c.repository_id == repositories.c.id)
                 .join(manifests, manifests.c.digest == repository_manifests.c.digest)).where(
-                and_(manifests.c.subject.isnot(None), manifests.c.artifact_type == bundle_type))
+                and_(manifests.c.subject.isnot(None), manifests.c.artifact_type.in_(bundle_types)))
             if in_scope is not None:
                 q = q.where(in_scope)
             for r in conn.execute(q.limit(limit)):

@@ -61,7 +61,7 @@ def test_sign_locally_and_on_the_server_both_formats_accumulate_and_verify(
     # the Sigstore bundle, as a referrer with its artifactType
     index = registry_get(server, f"{repo}/referrers/{digest}").json()
     bundles = [m for m in index["manifests"]
-               if m.get("artifactType") == artifacts.BUNDLE_MEDIA_TYPE]
+               if m.get("artifactType") == artifacts.BUNDLE_V03]
     assert len(bundles) == 1
 
     # a second signature, by a key the server holds: one more layer, one more bundle
@@ -73,7 +73,7 @@ def test_sign_locally_and_on_the_server_both_formats_accumulate_and_verify(
     assert len(_sig_layers(server, repo, digest)) == 2
     index = registry_get(server, f"{repo}/referrers/{digest}").json()
     assert len([m for m in index["manifests"]
-                if m.get("artifactType") == artifacts.BUNDLE_MEDIA_TYPE]) == 2
+                if m.get("artifactType") == artifacts.BUNDLE_V03]) == 2
 
     verified = cli.json("verify", f"{repo}:1.0")
     assert verified["status"] == "verified" and verified["signers"] == ["ci", "laptop"]
