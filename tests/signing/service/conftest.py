@@ -18,9 +18,13 @@ from tests.support.server import MoorageServer
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     require_tool("skopeo")
-    started = MoorageServer(tmp_path_factory.mktemp("signing") / "data",
-                            extra_args=["--workers", "2"],
-                            env={**SECURED, **ROOMY, "MOORAGE_ENCRYPTION": "true"}).start()
+    folder = tmp_path_factory.mktemp("signing")
+    # the trusted root of keyless signatures: written by the test that needs it (the server
+    # reads the file when it changes)
+    started = MoorageServer(folder / "data", extra_args=["--workers", "2"],
+                            env={**SECURED, **ROOMY, "MOORAGE_ENCRYPTION": "true",
+                                 "MOORAGE_SIGNING_TRUSTED_ROOT": str(folder / "root.json")}
+                            ).start()
     yield started
     started.stop()
 

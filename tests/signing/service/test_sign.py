@@ -18,6 +18,7 @@ from moorage.signing import keys as cosign_keys
 from moorage.signing.signer import sign_material
 from tests.clients.tools import skopeo
 from tests.events.receiver import Receiver
+from tests.signing.formats.test_round_trip import _sigstore_js
 from tests.signing.service.helpers import (ADMIN, Cli, api, huge_post, namespace, push_image,
                                            registry_get, signatures, unique, wait_for)
 from tests.support.server import MoorageServer
@@ -48,6 +49,7 @@ def test_sign_locally_and_on_the_server_both_formats_accumulate_and_verify(
 
     out = cli.ok("sign", f"{repo}:1.0", "--key", str(key_file),
                  env={"COSIGN_PASSWORD": PASSWORD})
+    pair = cosign_keys.decrypt_private_key(key_file.read_bytes(), PASSWORD)
     assert f"Signed {repo}@{digest} (bundle, cosign); verified by laptop" in out
     # the legacy signature, as skopeo reads it: one simple-signing layer, cosign's annotation
     layers = _sig_layers(server, repo, digest)
@@ -55,7 +57,6 @@ def test_sign_locally_and_on_the_server_both_formats_accumulate_and_verify(
     assert artifacts.SIGNATURE_ANNOTATION in layers[0]["annotations"]
     payload = registry_get(server, f"{repo}/blobs/{layers[0]['digest']}").content
     assert json.loads(payload)["critical"]["image"]["docker-manifest-digest"] == digest
-    pair = cosign_keys.decrypt_private_key(key_file.read_bytes(), PASSWORD)
     assert pair.public.verify(base64.b64decode(
         layers[0]["annotations"][artifacts.SIGNATURE_ANNOTATION]), payload)
     # the Sigstore bundle, as a referrer with its artifactType
@@ -63,6 +64,11 @@ def test_sign_locally_and_on_the_server_both_formats_accumulate_and_verify(
     bundles = [m for m in index["manifests"]
                if m.get("artifactType") == artifacts.BUNDLE_V03]
     assert len(bundles) == 1
+    # … which an independent implementation (npm @sigstore/verify) verifies with the key
+    referrer = registry_get(server, f"{repo}/manifests/{bundles[0]['digest']}",
+                            "application/vnd.oci.image.manifest.v1+json").json()
+    bundle = registry_get(server, f"{repo}/blobs/{referrer['layers'][0]['digest']}").content
+    assert _sigstore_js(bundle, pair.public) == {"ok": True}
 
     # a second signature, by a key the server holds: one more layer, one more bundle
     with api(server) as client:
