@@ -461,8 +461,7 @@ class SigningService:
             return
         if not event.digest or event.tag and event.action == "delete":
             return
-        stored = self.registry.db.manifest(event.digest)
-        subject = _subject(stored.content) if stored is not None else None
+        subject = self.store.subject_of(event.digest)
         if subject is not None:
             self.request(repository, subject)
         if event.action == "delete":
@@ -506,16 +505,6 @@ class SigningService:
 def _outcomes(verdicts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted((str(v.get("source")), bool(v.get("verified")), str(v.get("reason")))
                   for v in verdicts)
-
-
-def _subject(content: bytes) -> str | None:
-    try:
-        doc = json.loads(content)
-    except ValueError:
-        return None
-    subject = doc.get("subject") if isinstance(doc, dict) else None
-    digest = subject.get("digest") if isinstance(subject, dict) else None
-    return digest if isinstance(digest, str) else None
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

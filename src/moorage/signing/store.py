@@ -257,6 +257,13 @@ class SigningStore:
                                                **values))
         return _result(old) if old is not None else None
 
+    def subject_of(self, digest: str) -> str | None:
+        """The manifest's `subject` (what it refers to), read from its column alone: asked on
+        every push, so the manifest's bytes are not read."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(manifests.c.subject).where(
+                manifests.c.digest == digest)).scalar()
+
     def forget(self, repository: str, digest: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(_R).where(_R.c.repository == repository,
