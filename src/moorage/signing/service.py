@@ -444,8 +444,21 @@ class SigningService:
         """Bus handler: a signature manifest pushed or deleted (a `.sig` tag, or a manifest
         with a subject) queues the verification of the image it signs; a deleted image
         loses its stored result."""
-        if event.result != "success" or not event.repository or \
-                event.action not in ("push", "delete"):
+        if event.result != "success":
+            return
+        try:
+            if event.action == "namespace.delete" and event.target.startswith("namespaces/"):
+                self.store.forget_repositories(event.target.removeprefix("namespaces/"),
+                                               whole_namespace=True)
+                return
+            if event.action == "delete" and event.repository and \
+                    (event.detail or {}).get("repository"):
+                self.store.forget_repositories(event.repository)
+                return
+        except Exception:  # noqa: BLE001 - the next verification of a re-pushed image fixes it
+            log.exception("could not forget the results of %s", event.describe_target())
+            return
+        if not event.repository or event.action not in ("push", "delete"):
             return
         try:
             self._on_change(event)

@@ -269,6 +269,15 @@ class SigningStore:
             conn.execute(delete(_R).where(_R.c.repository == repository,
                                           _R.c.digest == digest))
 
+    def forget_repositories(self, name: str, whole_namespace: bool = False) -> int:
+        """Drop the stored results of a deleted repository (or of every repository of a
+        deleted namespace): a repository made again under that name starts unsigned."""
+        where = _R.c.repository == name
+        if whole_namespace:
+            where = or_(where, _R.c.repository.like(f"{_like(name)}/%", escape="\\"))
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(_R).where(where)).rowcount or 0)
+
     def results_naming(self, repository: str, source_digest: str) -> list[str]:
         """Digests in `repository` whose stored verdicts came from `source_digest` (a deleted
         referrer or signature manifest)."""

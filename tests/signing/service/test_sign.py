@@ -294,3 +294,31 @@ def test_a_burst_of_signers_on_two_workers_loses_no_signature(
     layers = _sig_layers(server, repo, digest)
     assert sorted(x["annotations"][artifacts.SIGNATURE_ANNOTATION] for x in layers) == sorted(
         b["payload_signature"] for b in bodies)
+
+
+def test_a_repository_made_again_under_a_deleted_name_starts_unsigned(
+        server: MoorageServer, work: Path) -> None:
+    ns = namespace(server)
+    repo = f"{ns}/again"
+    folder = work / "layout"
+    from tests.scan.inventory.helpers import compress, file, tar
+    from tests.scan.service.helpers import layout, push
+
+    image = layout(folder, [compress(tar([file("etc/hostname", "again\n")]))])
+    digest = push(server, image, f"{repo}:v1")
+    pair = cosign_keys.KeyPair.generate()
+    with api(server) as client:
+        assert client.post(f"/namespaces/{ns}/signing/keys", json={
+            "name": "k", "public_key": pair.public.pem.decode()}).status_code == 201
+        assert client.post(f"/repositories/{repo}/signatures",
+                           json=_body(digest, pair)).status_code == 201
+        assert signatures(server, repo, digest)["verified"] is True
+        assert client.delete(f"/repositories/{repo}").status_code == 204
+    assert push(server, image, f"{repo}:v1") == digest  # the same bytes, no signature
+    assert signatures(server, repo, digest)["status"] == "unsigned"
+    with api(server) as client:
+        assert client.post(f"/repositories/{repo}/signatures",
+                           json=_body(digest, pair)).status_code == 201
+        assert client.delete(f"/namespaces/{ns}").status_code == 204
+    assert push(server, image, f"{repo}:v1") == digest
+    assert signatures(server, repo, digest)["status"] == "unsigned"
