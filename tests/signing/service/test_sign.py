@@ -18,6 +18,8 @@ from moorage.signing import keys as cosign_keys
 from moorage.signing.signer import sign_material
 from tests.clients.tools import skopeo
 from tests.events.receiver import Receiver
+from tests.scan.inventory.helpers import compress, file, tar
+from tests.scan.service.helpers import layout, push
 from tests.signing.formats.test_round_trip import _sigstore_js
 from tests.signing.service.helpers import (ADMIN, Cli, api, huge_post, namespace, push_image,
                                            registry_get, signatures, unique, wait_for)
@@ -300,11 +302,7 @@ def test_a_repository_made_again_under_a_deleted_name_starts_unsigned(
         server: MoorageServer, work: Path) -> None:
     ns = namespace(server)
     repo = f"{ns}/again"
-    folder = work / "layout"
-    from tests.scan.inventory.helpers import compress, file, tar
-    from tests.scan.service.helpers import layout, push
-
-    image = layout(folder, [compress(tar([file("etc/hostname", "again\n")]))])
+    image = layout(work / "layout", [compress(tar([file("etc/hostname", "again\n")]))])
     digest = push(server, image, f"{repo}:v1")
     pair = cosign_keys.KeyPair.generate()
     with api(server) as client:
