@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
 
 from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from moorage.access.principal import Principal
@@ -30,6 +31,22 @@ from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.models import RequestBody, when
 from moorage.web.api.parts import ApiParts
+
+class _SignedRepository(Convertor[str]):
+    """A repository name in `NAME/signatures`, except `R/manifests/REF`: that path is one
+    manifest's signatures (GET only), so a POST to it is a 405, not a repository
+    `R/manifests/REF`."""
+
+    regex = r"(?!.+/manifests/[^/]+/signatures$).+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("signed_repository", _SignedRepository())
 
 router = APIRouter(tags=["signing"], responses=ERROR_RESPONSES)
 KeyName = Annotated[str, Path(max_length=64, description="the key's name in its scope")]
@@ -413,7 +430,7 @@ def _server_key_scope(instance: ApiParts, principal: Principal, signing: Any,
     return scope
 
 
-@router.post("/api/v1/repositories/{name:path}/signatures",
+@router.post("/api/v1/repositories/{name:signed_repository}/signatures",
              status_code=status.HTTP_201_CREATED)
 async def sign_image(name: str, body: SignatureCreate, request: Request,
                            instance: InstanceDep, principal: User) -> SignatureWritten:
