@@ -1,0 +1,122 @@
+"""What the remote client's tests share: clients for the fixtures' registries, a counting
+transport, injectable clock and sleep, and deterministic blob sources of any size."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from moorage.oci import mediatypes as mt
+from moorage.remote import BytesSource, RegistryClient, RemoteConfig
+from moorage.remote.config import Limits, RetryPolicy, Timeouts
+from tests.support.server import RegistryProcess
+
+MiB = 1 << 20
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """httpx's own transport, recording each request it sends (method, path, query)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.inner = httpx.AsyncHTTPTransport(**kwargs)
+        self.requests: list[tuple[str, str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path, request.url.query.decode()))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def count(self, method: str, contains: str = "") -> int:
+        return sum(1 for m, p, _ in self.requests if m == method and contains in p)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Sleeps:
+    """An injected sleep: records each wait, waits for none."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def client_for(server: RegistryProcess, *, user: str | None = None, password: str | None = None,
+               transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> RegistryClient:
+    config_fields = {k: kwargs.pop(k) for k in ("ca_file", "insecure", "timeouts", "retry",
+                                                "limits") if k in kwargs}
+    config = RemoteConfig(server.url, username=user, password=password, **config_fields)
+    return RegistryClient(config, transport=transport, **kwargs)
+
+
+class PatternSource:
+    """`size` pseudo-random bytes from a seed, made chunk by chunk (never held whole)."""
+
+    def __init__(self, size: int, seed: int = 1, chunk: int = MiB) -> None:
+        self.size, self.seed, self.chunk = size, seed, chunk
+        hasher = hashlib.sha256()
+        for piece in self._pieces(0):
+            hasher.update(piece)
+        self.digest = "sha256:" + hasher.hexdigest()
+        self.largest_chunk = 0
+
+    def _pieces(self, offset: int) -> "list[bytes] | Any":
+        rng = random.Random(self.seed)
+        position = 0
+        while position < self.size:
+            piece = rng.randbytes(min(self.chunk, self.size - position))
+            end = position + len(piece)
+            if end > offset:
+                yield piece[max(0, offset - position):]
+            position = end
+
+    async def open(self, offset: int) -> AsyncIterator[bytes]:
+        for piece in self._pieces(offset):
+            self.largest_chunk = max(self.largest_chunk, len(piece))
+            yield piece
+
+
+async def push_image(client: RegistryClient, name: str, tag: str | None,
+                     layer: bytes = b"layer", subject: dict[str, Any] | None = None,
+                     artifact_type: str | None = None) -> tuple[str, bytes]:
+    """A small OCI image (or, with `subject`, an artifact pointing at another manifest)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "tag": tag}).encode()
+    blobs = []
+    for data in (config, layer):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        await client.push_blob(name, digest, BytesSource(data))
+        blobs.append({"digest": digest, "size": len(data)})
+    doc: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+        "config": {"mediaType": mt.OCI_CONFIG, **blobs[0]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blobs[1]}]}
+    if subject is not None:
+        doc["subject"] = subject
+    if artifact_type is not None:
+        doc["artifactType"] = artifact_type
+    data = json.dumps(doc).encode()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    await client.put_manifest(name, tag or digest, data, mt.OCI_MANIFEST)
+    return digest, data
+
+
+def fast_retries(attempts: int = 3) -> RetryPolicy:
+    return RetryPolicy(attempts=attempts, base_delay=1.0, max_delay=8.0, max_retry_after=60.0)
+
+
+__all__ = ["Clock", "Counting", "Limits", "MiB", "PatternSource", "Sleeps", "Timeouts",
+           "client_for", "fast_retries", "push_image"]

@@ -1,0 +1,245 @@
+"""The remote client against CNCF Distribution (Debian's docker-registry 2.8): Basic auth
+over TLS with a custom CA, an open instance, manifests, blobs, listings, mounts, referrers
+through the tag-schema fallback, and a chunked upload resumed after a dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+
+import pytest
+
+from moorage.oci import mediatypes as mt
+from moorage.remote import (BytesSource, RegistryClient, RemoteAuthError, RemoteConfig,
+                            RemoteConfigError, RemoteNotFound, RemoteUnavailable, copy_blob)
+from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution
+from tests.remote.helpers import (Counting, Limits, MiB, PatternSource, Sleeps, client_for,
+                                  fast_retries, push_image)
+from tests.support.certs import Authority
+
+
+def test_basic_auth_over_tls_with_a_custom_ca(distribution_basic: Distribution,
+                                              authority: Authority) -> None:
+    async def scenario() -> None:
+        async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
+                              ca_file=authority.ca_file) as client:
+            digest, data = await push_image(client, "basic/app", "v1", layer=b"tls layer")
+            by_tag = await client.get_manifest("basic/app", "v1")
+            assert (by_tag.digest, by_tag.data) == (digest, data)
+            assert by_tag.media_type == mt.OCI_MANIFEST
+            by_digest = await client.get_manifest("basic/app", digest)
+            assert by_digest.data == data
+            head = await client.head_manifest("basic/app", "v1")
+            assert head is not None and (head.digest, head.size) == (digest, len(data))
+            assert await client.head_manifest("basic/app", "missing") is None
+            layer = by_tag.manifest.blobs[1]
+            assert await client.blob_size("basic/app", layer.digest) == len(b"tls layer")
+            async with client.open_blob("basic/app", layer.digest, size=layer.size) as blob:
+                assert b"".join([c async for c in blob.chunks()]) == b"tls layer"
+            with pytest.raises(RemoteNotFound, match="basic/app: manifest nope"):
+                await client.get_manifest("basic/app", "nope")
+    asyncio.run(scenario())
+
+
+def test_wrong_password_is_a_clear_error_without_the_password(
+        distribution_basic: Distribution, authority: Authority,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> None:
+        async with client_for(distribution_basic, user=BASIC_USER, password="not-the-pw-9x7",
+                              ca_file=authority.ca_file) as client:
+            with pytest.raises(RemoteAuthError) as refused:
+                await client.get_manifest("basic/app", "v1")
+            message = str(refused.value)
+            assert "refused our credentials" in message and distribution_basic.host in message
+            assert "not-the-pw-9x7" not in message
+        async with client_for(distribution_basic, ca_file=authority.ca_file) as anonymous:
+            with pytest.raises(RemoteAuthError, match="asks for credentials"):
+                await anonymous.get_manifest("basic/app", "v1")
+    asyncio.run(scenario())
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert "not-the-pw-9x7" not in logged and BASIC_PASSWORD not in logged
+
+
+def test_tls_is_verified_unless_insecure(distribution_basic: Distribution) -> None:
+    async def scenario() -> None:
+        async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
+                              retry=fast_retries(1)) as strict:
+            with pytest.raises(RemoteUnavailable, match="connection failed") as failed:
+                await strict.ping()
+            assert BASIC_PASSWORD not in str(failed.value)
+        async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
+                              insecure=True) as insecure:
+            await insecure.ping()
+    asyncio.run(scenario())
+
+
+def test_plain_http_only_to_loopback_or_when_insecure() -> None:
+    with pytest.raises(RemoteConfigError, match="plain http to registry.example.com"):
+        RemoteConfig("http://registry.example.com").check()
+    RemoteConfig("http://registry.example.com", insecure=True).check()
+    RemoteConfig("http://127.0.0.1:5000").check()
+    with pytest.raises(RemoteConfigError, match="not in the URL"):
+        RemoteConfig("https://u:p@registry.example.com").check()
+    assert "hunter2" not in repr(RemoteConfig("https://r.example", username="u",
+                                              password="hunter2"))
+
+
+def test_catalog_and_tags_follow_link_pages(distribution: Distribution) -> None:
+    async def scenario() -> None:
+        transport = Counting()
+        async with client_for(distribution, transport=transport) as client:
+            for tag in ("a", "b", "c", "d", "e", "f", "g"):
+                await push_image(client, "paged/app", tag)
+            for i in range(5):
+                await push_image(client, f"paged/repo{i}", "v1")
+            transport.requests.clear()
+            tags = [t async for t in client.tags("paged/app", page_size=3)]
+            assert sorted(tags) == ["a", "b", "c", "d", "e", "f", "g"]
+            # Distribution 2.8 ignores `n` on tag lists (one page, no Link); Moorage pages them
+            # (test_moorage.py). Its catalog pages:
+            repos = [r async for r in client.catalog(page_size=2)]
+            assert {f"paged/repo{i}" for i in range(5)} | {"paged/app"} <= set(repos)
+            assert transport.count("GET", "/_catalog") >= 3  # six repositories, two a page
+            assert len(repos) == len(set(repos))
+    asyncio.run(scenario())
+
+
+def test_mount_within_one_registry_and_streaming_between_two(
+        distribution: Distribution, distribution_basic: Distribution,
+        authority: Authority) -> None:
+    async def scenario() -> None:
+        transport = Counting()
+        blob = b"mounted layer bytes" * 100
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        async with client_for(distribution, transport=transport) as open_client, \
+                client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
+                           ca_file=authority.ca_file) as other:
+            await open_client.push_blob("mount/source", digest, BytesSource(blob))
+            transport.requests.clear()
+            result = await copy_blob(open_client, "mount/source", open_client, "mount/target",
+                                     digest, len(blob))
+            assert result.how == "mounted" and result.sent == 0
+            assert transport.count("PATCH") == 0 and transport.count("PUT") == 0
+            assert await open_client.blob_size("mount/target", digest) == len(blob)
+            # another registry: no mount possible, the bytes stream across
+            copied = await copy_blob(open_client, "mount/source", other, "mount/copy", digest,
+                                     len(blob))
+            assert copied.how == "monolithic" and copied.sent == len(blob)
+            async with other.open_blob("mount/copy", digest, size=len(blob)) as read:
+                assert b"".join([c async for c in read.chunks()]) == blob
+            again = await copy_blob(open_client, "mount/source", other, "mount/copy", digest,
+                                    len(blob))
+            assert again.how == "present"
+            # a blob the source repository does not have: the registry opens an upload instead
+            assert not await open_client.mount_blob("mount/target2", "sha256:" + "0" * 64,
+                                                    "mount/source")
+    asyncio.run(scenario())
+
+
+def test_referrers_fall_back_to_the_tag_schema(distribution: Distribution) -> None:
+    async def scenario() -> None:
+        async with client_for(distribution) as client:
+            subject_digest, subject = await push_image(client, "refs/app", "v1")
+            subject_descriptor = {"mediaType": mt.OCI_MANIFEST, "digest": subject_digest,
+                                  "size": len(subject)}
+            sbom_digest, sbom = await push_image(client, "refs/app", None, layer=b"sbom",
+                                                 subject=subject_descriptor,
+                                                 artifact_type="application/spdx+json")
+            sig_digest, sig = await push_image(client, "refs/app", None, layer=b"sig",
+                                               subject=subject_descriptor,
+                                               artifact_type="application/vnd.dev.cosign")
+            assert await client.referrers("refs/app", subject_digest) == []
+            index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+                {"mediaType": mt.OCI_MANIFEST, "digest": sbom_digest, "size": len(sbom),
+                 "artifactType": "application/spdx+json"},
+                {"mediaType": mt.OCI_MANIFEST, "digest": sig_digest, "size": len(sig),
+                 "artifactType": "application/vnd.dev.cosign"}]}).encode()
+            await client.put_manifest("refs/app", "sha256-" + subject_digest[7:], index,
+                                      mt.OCI_INDEX)
+            found = await client.referrers("refs/app", subject_digest)
+            assert {d.digest for d in found} == {sbom_digest, sig_digest}
+            only = await client.referrers("refs/app", subject_digest, "application/spdx+json")
+            assert [d.digest for d in only] == [sbom_digest]
+    asyncio.run(scenario())
+
+
+class CuttingProxy:
+    """A TCP proxy that drops both sides of one connection once, as soon as that connection
+    has carried `cut_after` bytes towards the registry (a network failure mid-PATCH)."""
+
+    def __init__(self, upstream_port: int, cut_after: int) -> None:
+        self.upstream_port, self.cut_after = upstream_port, cut_after
+        self.cuts = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def upwards() -> None:
+            carried = 0
+            while data := await reader.read(1 << 16):
+                carried += len(data)
+                if self.cuts == 0 and carried > self.cut_after:
+                    self.cuts += 1
+                    up_writer.write(data[: len(data) // 2])
+                    await up_writer.drain()
+                    raise ConnectionAbortedError
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downwards() -> None:
+            while data := await up_reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(upwards()), asyncio.create_task(downwards())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for w in (writer, up_writer):
+            w.transport.abort()
+
+    async def aclose(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def test_a_chunked_upload_survives_a_dropped_connection(distribution: Distribution) -> None:
+    """Distribution cannot resume an upload whose last PATCH broke off (its signed `_state`
+    no longer matches the bytes it holds): the client asks, is told the session is gone,
+    and sends the blob again in a new one. Moorage resumes in place (test_moorage.py)."""
+    source = PatternSource(24 * MiB, seed=7)
+
+    async def scenario() -> None:
+        proxy = CuttingProxy(distribution.port, cut_after=12 * MiB)
+        port = await proxy.start()
+        transport = Counting()
+        config = RemoteConfig(f"http://127.0.0.1:{port}", retry=fast_retries(),
+                              limits=Limits(monolithic_max=4 * MiB, upload_chunk=8 * MiB))
+        sleeps = Sleeps()
+        try:
+            async with RegistryClient(config, transport=transport, sleep=sleeps) as client:
+                result = await client.push_blob("resume/app", source.digest, source)
+                assert proxy.cuts == 1 and len(sleeps.waits) == 1
+                assert result.how == "chunked" and (result.resumes, result.restarts) == (1, 1)
+                assert transport.count("GET", "/blobs/uploads/") == 1  # the offset asked once
+                assert transport.count("POST", "/blobs/uploads/") == 2
+                assert source.largest_chunk <= MiB
+                assert await client.blob_size("resume/app", source.digest) == source.size
+                hasher = hashlib.sha256()
+                async with client.open_blob("resume/app", source.digest,
+                                            size=source.size) as blob:
+                    async for chunk in blob.chunks():
+                        hasher.update(chunk)
+                assert "sha256:" + hasher.hexdigest() == source.digest
+        finally:
+            await proxy.aclose()
+    asyncio.run(scenario())
