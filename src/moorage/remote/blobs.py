@@ -57,23 +57,27 @@ class BlobReader:
         position = self.offset
         hasher, size, skip = self._hasher, self.size, self._skip
         try:
-            async for chunk in self._response.aiter_raw(self._chunk):
-                if skip:
-                    cut = min(skip, len(chunk))
-                    skip -= cut
+            async for received in self._response.aiter_raw():
+                # as the network gives them (no buffering: a broken stream has handed on
+                # every byte that arrived), cut to the bound
+                for start in range(0, len(received), self._chunk):
+                    chunk = received[start:start + self._chunk]
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        skip -= cut
+                        if hasher is not None:
+                            hasher.update(chunk[:cut])
+                        chunk = chunk[cut:]
+                        if not chunk:
+                            continue
+                    position += len(chunk)
+                    if size is not None and position > size:
+                        raise self._error(RemoteTooLarge, f"the blob is longer than its {size} "
+                                          "bytes")
                     if hasher is not None:
-                        hasher.update(chunk[:cut])
-                    chunk = chunk[cut:]
-                    if not chunk:
-                        continue
-                position += len(chunk)
-                if size is not None and position > size:
-                    raise self._error(RemoteTooLarge, f"the blob is longer than its {size} "
-                                      "bytes")
-                if hasher is not None:
-                    hasher.update(chunk)
-                self.received += len(chunk)
-                yield chunk
+                        hasher.update(chunk)
+                    self.received += len(chunk)
+                    yield chunk
         except httpx.TimeoutException:
             raise self._error(RemoteTimeout, f"the blob stalled after {position} bytes "
                               "(read timeout)") from None
