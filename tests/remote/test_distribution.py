@@ -228,8 +228,8 @@ def test_a_chunked_upload_survives_a_dropped_connection(distribution: Distributi
         try:
             async with RegistryClient(config, transport=transport, sleep=sleeps) as client:
                 result = await client.push_blob("resume/app", source.digest, source)
-                assert proxy.cuts == 1 and len(sleeps.waits) == 1
-                assert result.how == "chunked" and (result.resumes, result.restarts) == (1, 1)
+                assert proxy.cuts == 1 and len(sleeps.waits) == result.resumes
+                assert result.how == "chunked" and result.restarts == 1 == result.resumes
                 assert transport.count("GET", "/blobs/uploads/") == 1  # the offset asked once
                 assert transport.count("POST", "/blobs/uploads/") == 2
                 assert source.largest_chunk <= MiB

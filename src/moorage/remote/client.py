@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -33,6 +34,8 @@ from moorage.remote.errors import (DigestMismatch, RemoteConfigError, RemoteErro
                                    RemoteTooLarge, RemoteUnavailable)
 from moorage.remote.retry import backoff
 from moorage.remote.session import Reply, Session
+
+log = logging.getLogger("moorage.remote")
 
 # What a client accepts for a manifest, most wanted first (a Docker registry then answers
 # an index for a multi-arch tag rather than converting it).
@@ -255,13 +258,15 @@ class RegistryClient:
 
     # -- blobs: reading ----------------------------------------------------------------------
 
-    async def blob_size(self, name: str, digest: str) -> int | None:
+    async def blob_size(self, name: str, digest: str, *, for_push: bool = False) -> int | None:
         """The size of a blob in a repository, or None when the repository has no such
-        blob (a HEAD; redirects to a storage service are followed)."""
+        blob (a HEAD; redirects to a storage service are followed). `for_push`: the check
+        before an upload, made with the push token the upload needs anyway."""
         self._digest(digest, self._name(name))
         what = f"blob {digest} (HEAD)"
         reply = await self.session.request(
-            "HEAD", self.session.url(f"/v2/{name}/blobs/{digest}"), scopes=_pull(name),
+            "HEAD", self.session.url(f"/v2/{name}/blobs/{digest}"),
+            scopes=_push(name) if for_push else _pull(name),
             what=what, repository=name, follow_redirects=True,
             read_limit=self.limits.error_bytes)
         if reply.status == 404:
@@ -360,7 +365,7 @@ class RegistryClient:
         PATCH chunks resumed (from the offset the registry reports) after an interruption.
         The registry verifies the digest when the upload is committed."""
         self._digest(digest, self._name(name))
-        if check_exists and await self.blob_size(name, digest) is not None:
+        if check_exists and await self.blob_size(name, digest, for_push=True) is not None:
             return PushResult(digest, "present", 0)
         if source.size <= self.limits.monolithic_max:
             return await self._push_monolithic(name, digest, source)
@@ -623,6 +628,8 @@ class Upload:
                     resumes += 1
                     if resumes > limits.resumes:
                         raise
+                    log.info("upload of %s interrupted at %d bytes (%s); resuming", digest,
+                             self.offset, exc)
                     await cursor.aclose()
                     cursor = None
                     await session.sleep(backoff(self.client.config.retry, resumes,
@@ -669,7 +676,7 @@ async def copy_blob(source: RegistryClient, source_name: str, target: RegistryCl
     """Put a blob of `source_name` into `target_name`: nothing when it is there, a mount when
     both are one registry, else streamed from one to the other (verified twice: as it is
     read, and by the target when the upload is committed)."""
-    if await target.blob_size(target_name, digest) is not None:
+    if await target.blob_size(target_name, digest, for_push=True) is not None:
         return PushResult(digest, "present", 0)
     if target.same_registry(source) and target_name != source_name:
         if await target.mount_blob(target_name, digest, source_name):
