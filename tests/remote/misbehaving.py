@@ -30,7 +30,7 @@ MANIFEST = json.dumps({
                 "digest": LAYER_DIGEST, "size": len(LAYER)}]}).encode()
 MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-USER, PASSWORD = "user", "secret"
+USER, PASSWORD = "user", "pw-misbehaving-7731"
 
 lock = threading.Lock()
 stats: dict[str, int] = {}

@@ -6,7 +6,8 @@ Retry-After, revoked tokens. The waits between tries are recorded, never slept."
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import base64
+import logging
 
 import pytest
 
@@ -85,7 +86,10 @@ def test_a_truncated_blob_raises_after_its_last_chunk(misbehaving: Misbehaving) 
     run(scenario())
 
 
-def test_redirects_are_bounded_and_carry_no_credentials(misbehaving: Misbehaving) -> None:
+def test_redirects_are_bounded_and_carry_no_credentials(
+        misbehaving: Misbehaving, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+
     async def scenario() -> None:
         async with client_for(misbehaving, user=USER, password=PASSWORD) as client:
             with pytest.raises(RemoteProtocolError, match="redirect loop"):
@@ -97,6 +101,10 @@ def test_redirects_are_bounded_and_carry_no_credentials(misbehaving: Misbehaving
         stats = misbehaving.stats()
         assert stats.get("GET /redirect/a") == stats.get("GET /redirect/b") == 1
     run(scenario())
+    # the presigned URL's signature and the credentials are in no log line
+    assert "/storage/" in caplog.text and "X-Sig" not in caplog.text
+    encoded = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert PASSWORD not in caplog.text and encoded not in caplog.text
 
 
 def test_an_upstream_that_never_answers_times_out(misbehaving: Misbehaving) -> None:
@@ -154,7 +162,9 @@ def test_backoff_doubles_with_jitter(misbehaving: Misbehaving) -> None:
     assert sleeps.waits[1:] == [60.0, 60.0, 60.0]
 
 
-def test_tokens_are_reused_refreshed_once_and_never_looped(misbehaving: Misbehaving) -> None:
+def test_tokens_are_reused_refreshed_once_and_never_looped(
+        misbehaving: Misbehaving, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     clock = Clock()
 
     async def scenario() -> None:
@@ -177,3 +187,7 @@ def test_tokens_are_reused_refreshed_once_and_never_looped(misbehaving: Misbehav
                 await wrong.get_manifest("private", "latest")
             assert "wrong-pw-3kq" not in str(refused.value)
     run(scenario())
+    encoded = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert "/token" in caplog.text
+    for secret in (PASSWORD, encoded, "wrong-pw-3kq", "Bearer t"):
+        assert secret not in caplog.text

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random as _random
+import re
 import ssl
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -36,6 +37,29 @@ from moorage.remote.errors import (RemoteAuthError, RemoteError, RemoteNotFound,
 from moorage.remote.retry import RETRY_STATUSES, backoff, retry_after
 
 log = logging.getLogger("moorage.remote")
+
+class _NoQueryInRequestLog(logging.Filter):
+    """httpx logs each request's whole URL at INFO, httpcore the response headers (a
+    redirect's Location) at DEBUG; a query string there may hold a presigned URL's signature
+    or an upload's state. The lines keep scheme, host and path, and lose every query."""
+
+    _QUERY = re.compile(r"\?[^\s'\"<>)]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and isinstance(args[1], httpx.URL):
+            record.args = (args[0], safe_url(args[1]), *args[2:])
+        elif record.levelno <= logging.DEBUG and "?" in str(record.msg):
+            record.msg = self._QUERY.sub("?…", str(record.msg))
+            if isinstance(record.args, tuple) and record.args:
+                record.args = tuple(self._QUERY.sub("?…", str(a)) for a in record.args)
+        return True
+
+
+for _name in ("httpx", "httpcore.http11", "httpcore.http2", "httpcore.connection"):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, _NoQueryInRequestLog) for f in _logger.filters):
+        _logger.addFilter(_NoQueryInRequestLog())
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 Content = Union[bytes, AsyncIterable[bytes], None]
