@@ -114,9 +114,18 @@ async def push_image(client: RegistryClient, name: str, tag: str | None,
     return digest, data
 
 
+async def digest_read_back(client: RegistryClient, name: str, digest: str, size: int) -> str:
+    """The digest of a blob as read back from a registry, hashed here (not by the client)."""
+    hasher = hashlib.sha256()
+    async with client.open_blob(name, digest, size=size) as blob:
+        async for chunk in blob.chunks():
+            hasher.update(chunk)
+    return "sha256:" + hasher.hexdigest()
+
+
 def fast_retries(attempts: int = 3) -> RetryPolicy:
     return RetryPolicy(attempts=attempts, base_delay=1.0, max_delay=8.0, max_retry_after=60.0)
 
 
 __all__ = ["Clock", "Counting", "Limits", "MiB", "PatternSource", "Sleeps", "Timeouts",
-           "client_for", "fast_retries", "push_image"]
+           "client_for", "digest_read_back", "fast_retries", "push_image"]

@@ -117,7 +117,8 @@ class Handler(BaseHTTPRequestHandler):
             step = path.rsplit("/", 1)[1]
             if path.startswith("/redirect/chain/"):
                 return self.answer(307, headers={"Location": f"/redirect/chain/{int(step) + 1}"})
-            return self.answer(307, headers={"Location": "/redirect/" + ("b" if step == "a" else "a")})
+            other = "b" if step == "a" else "a"
+            return self.answer(307, headers={"Location": f"/redirect/{other}"})
         if path.startswith("/storage/"):
             # a storage service's presigned URL: it must not be sent our credentials
             if "Authorization" in self.headers:
@@ -202,7 +203,8 @@ class Handler(BaseHTTPRequestHandler):
                 "WWW-Authenticate": f'Bearer realm="http://{host}/token",service="misbehaving"'})
         elif repo == "pages":  # a tag list whose Link leads back to itself
             return self.answer(200, json.dumps({"name": repo, "tags": ["a"]}).encode(), {
-                "Content-Type": "application/json", "Link": f'</v2/{repo}/tags/list?n=1>; rel="next"'})
+                "Content-Type": "application/json",
+                "Link": f'</v2/{repo}/tags/list?n=1>; rel="next"'})
         elif repo == "elsewhere":  # a tag list whose Link leaves for another host
             return self.answer(200, json.dumps({"name": repo, "tags": ["a"]}).encode(), {
                 "Content-Type": "application/json",

@@ -11,11 +11,11 @@ import logging
 
 import pytest
 
-from moorage.remote import (DigestMismatch, RemoteAuthError, RemoteContentError,
+from moorage.remote import (DigestMismatch, RegistryClient, RemoteAuthError, RemoteContentError,
                             RemoteProtocolError, RemoteTimeout, RemoteTooLarge,
                             RemoteUnavailable, ShortBody)
 from tests.remote.conftest import Misbehaving
-from tests.remote.helpers import Clock, Limits, Sleeps, Timeouts, client_for, fast_retries
+from tests.remote.helpers import Clock, Sleeps, Timeouts, client_for, fast_retries
 from tests.remote.misbehaving import (LAYER, LAYER_DIGEST, MANIFEST, MANIFEST_DIGEST,
                                       PASSWORD, USER)
 
@@ -24,7 +24,8 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-async def read_all(client, name: str, digest: str, size: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
+async def read_all(client: RegistryClient, name: str, digest: str,
+                   size: int | None = None) -> bytes:
     """What a caller would write to its store before the stream's verdict."""
     kept = []
     async with client.open_blob(name, digest, size=size) as blob:
@@ -105,6 +106,22 @@ def test_redirects_are_bounded_and_carry_no_credentials(
     assert "/storage/" in caplog.text and "X-Sig" not in caplog.text
     encoded = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert PASSWORD not in caplog.text and encoded not in caplog.text
+
+
+def test_listing_links_that_loop_or_leave_are_refused(misbehaving: Misbehaving) -> None:
+    async def scenario() -> None:
+        async with client_for(misbehaving) as client:
+            listed: list[str] = []
+            with pytest.raises(RemoteProtocolError, match="pages: tag list: the Link goes "
+                                                          "round in a circle"):
+                async for tag in client.tags("pages"):
+                    listed.append(tag)
+            assert listed == ["a", "a"]  # the first page, then its Link once: no more
+            with pytest.raises(RemoteProtocolError, match=r"a Link to another host "
+                                                          r"\(http://evil.invalid/"):
+                [t async for t in client.tags("elsewhere")]
+        assert "GET /v2/x/tags/list" not in misbehaving.stats()
+    run(scenario())
 
 
 def test_an_upstream_that_never_answers_times_out(misbehaving: Misbehaving) -> None:

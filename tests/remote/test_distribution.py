@@ -16,7 +16,7 @@ from moorage.remote import (BytesSource, RegistryClient, RemoteAuthError, Remote
                             RemoteConfigError, RemoteNotFound, RemoteUnavailable, copy_blob)
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution
 from tests.remote.helpers import (Counting, Limits, MiB, PatternSource, Sleeps, client_for,
-                                  fast_retries, push_image)
+                                  digest_read_back, fast_retries, push_image)
 from tests.support.certs import Authority
 
 
@@ -234,12 +234,8 @@ def test_a_chunked_upload_survives_a_dropped_connection(distribution: Distributi
                 assert transport.count("POST", "/blobs/uploads/") == 2
                 assert source.largest_chunk <= MiB
                 assert await client.blob_size("resume/app", source.digest) == source.size
-                hasher = hashlib.sha256()
-                async with client.open_blob("resume/app", source.digest,
-                                            size=source.size) as blob:
-                    async for chunk in blob.chunks():
-                        hasher.update(chunk)
-                assert "sha256:" + hasher.hexdigest() == source.digest
+                assert await digest_read_back(client, "resume/app", source.digest, source.size) == \
+                    source.digest
         finally:
             await proxy.aclose()
     asyncio.run(scenario())

@@ -4,6 +4,7 @@ and Retry-After, configuration checks."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_configurations_that_cannot_work_are_refused(url: str, message: str) -> 
     assert "user:pw" not in str(refused.value)
 
 
-def test_half_credentials_and_missing_ca_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_half_credentials_and_missing_ca_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RemoteConfigError, match="both a username and a password"):
         RemoteConfig("https://r.example", username="u").check()
     with pytest.raises(RemoteConfigError, match="does not exist"):

@@ -30,7 +30,8 @@ from moorage.oci.names import is_valid_name, is_valid_tag
 from moorage.remote import auth
 from moorage.remote.blobs import BlobReader, BlobSource, Cursor, parse_range_end
 from moorage.remote.config import RemoteConfig, safe_url
-from moorage.remote.errors import (DigestMismatch, RemoteConfigError, RemoteError, RemoteNotFound, RemoteProtocolError,
+from moorage.remote.errors import (DigestMismatch, RemoteConfigError, RemoteError,
+                                   RemoteNotFound, RemoteProtocolError,
                                    RemoteTooLarge, RemoteUnavailable)
 from moorage.remote.retry import backoff
 from moorage.remote.session import Reply, Session
@@ -607,8 +608,9 @@ class Upload:
 
     async def send(self, source: BlobSource, digest: str) -> PushResult:
         """Send the rest of `source` in PATCH chunks from `offset`, then commit. A chunk that
-        fails (a dropped connection, a timeout, a 5xx, a 416 for a wrong offset) is followed
-        by asking the registry's offset and going on from there, `Limits.resumes` times.
+        fails (a dropped connection, a timeout, a 5xx, a 416 for a wrong offset, a 404 for a
+        session the registry lost) is followed by asking the registry's offset and going on
+        from there (or from 0 in a new session), `Limits.resumes` times.
         `sent` counts only chunks the registry acknowledged."""
         limits, session = self.client.limits, self.client.session
         resumes = sent = restarts = 0
@@ -623,7 +625,7 @@ class Upload:
                     sent += length
                 except RemoteError as exc:
                     if isinstance(exc, DigestMismatch) or not (
-                            exc.retryable or exc.status == 416):
+                            exc.retryable or exc.status in (404, 416)):
                         raise
                     resumes += 1
                     if resumes > limits.resumes:
