@@ -13,7 +13,7 @@ import pytest
 
 from moorage.oci import mediatypes as mt
 from moorage.remote import (BytesSource, RegistryClient, RemoteAuthError, RemoteConfig,
-                            RemoteConfigError, RemoteNotFound, RemoteUnavailable, copy_blob)
+                            RemoteConfigError, RemoteConnectError, RemoteNotFound, copy_blob)
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution
 from tests.remote.helpers import (Counting, Limits, MiB, PatternSource, Sleeps, client_for,
                                   digest_read_back, fast_retries, push_image)
@@ -66,11 +66,14 @@ def test_wrong_password_is_a_clear_error_without_the_password(
 
 def test_tls_is_verified_unless_insecure(distribution_basic: Distribution) -> None:
     async def scenario() -> None:
+        sleeps = Sleeps()
         async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
-                              retry=fast_retries(1)) as strict:
-            with pytest.raises(RemoteUnavailable, match="connection failed") as failed:
+                              sleep=sleeps) as strict:
+            with pytest.raises(RemoteConnectError, match="TLS certificate is not trusted") \
+                    as failed:
                 await strict.ping()
             assert BASIC_PASSWORD not in str(failed.value)
+            assert sleeps.waits == []  # not tried again: no retry can fix it
         async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
                               insecure=True) as insecure:
             await insecure.ping()

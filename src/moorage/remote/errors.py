@@ -40,6 +40,10 @@ class RemoteConfigError(RemoteError):
     """The client's own settings are wrong (a URL with credentials in it, a missing CA file)."""
 
 
+class RemoteConnectError(RemoteError):
+    """A connection that no retry can make: the registry's TLS certificate is not trusted."""
+
+
 class RemoteAuthError(RemoteError):
     """The registry refused our credentials or our token (401, 403), or its token service
     answered something unusable."""

@@ -31,7 +31,7 @@ import httpx
 
 from moorage.remote import auth
 from moorage.remote.config import RemoteConfig, is_loopback, safe_url
-from moorage.remote.errors import (RemoteAuthError, RemoteError, RemoteNotFound,
+from moorage.remote.errors import (RemoteAuthError, RemoteConnectError, RemoteError, RemoteNotFound,
                                    RemoteProtocolError, RemoteTimeout, RemoteTooLarge,
                                    RemoteUnavailable)
 from moorage.remote.retry import RETRY_STATUSES, backoff, retry_after
@@ -283,6 +283,10 @@ class Session:
                 await self._backoff(failures, None, what)
                 continue
             except httpx.TransportError as exc:
+                if _untrusted(exc):
+                    raise self.error(RemoteConnectError, "the registry's TLS certificate is "
+                                     "not trusted (configure its CA file, or insecure)", what,
+                                     repository) from None
                 failures += 1
                 if not retry or failures >= cfg.retry.attempts:
                     raise self.error(RemoteUnavailable, f"connection failed "
@@ -392,6 +396,18 @@ class Session:
         finally:
             await reply.response.aclose()
         return self.fail(Reply(reply.response, body), what, repository)
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a connection failed on TLS verification (no retry can fix that)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def read_bounded(response: httpx.Response, limit: int, truncate: bool = False) -> bytes:
