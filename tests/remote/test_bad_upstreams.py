@@ -11,6 +11,7 @@ import logging
 
 import pytest
 
+from moorage.oci import mediatypes as mt
 from moorage.remote import (DigestMismatch, RegistryClient, RemoteAuthError, RemoteContentError,
                             RemoteProtocolError, RemoteTimeout, RemoteTooLarge,
                             RemoteUnavailable, ShortBody)
@@ -54,6 +55,10 @@ def test_garbage_manifests_are_refused(misbehaving: Misbehaving) -> None:
                 await client.get_manifest("schema1", "latest")
             with pytest.raises(RemoteTooLarge, match="more than the bound"):
                 await client.get_manifest("overlong", "latest")
+            # a type that was not asked for (this one answers OCI whatever it is asked)
+            with pytest.raises(RemoteProtocolError, match="manifest.v1\\+json, which was not "
+                                                          "asked for"):
+                await client.get_manifest("good", "latest", accept=(mt.DOCKER_MANIFEST,))
     run(scenario())
 
 

@@ -242,3 +242,45 @@ def test_a_chunked_upload_survives_a_dropped_connection(distribution: Distributi
         finally:
             await proxy.aclose()
     asyncio.run(scenario())
+
+
+def test_content_negotiation_of_indexes_and_docker_types(distribution: Distribution) -> None:
+    async def scenario() -> None:
+        async with client_for(distribution) as client:
+            children = []
+            for arch in ("amd64", "arm64"):
+                config = json.dumps({"architecture": arch, "os": "linux"}).encode()
+                layer = f"layer for {arch}".encode()
+                for data in (config, layer):
+                    await client.push_blob("nego/app",
+                                           "sha256:" + hashlib.sha256(data).hexdigest(),
+                                           BytesSource(data))
+                manifest = json.dumps({
+                    "schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST,
+                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                               "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                               "size": len(config)},
+                    "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                                "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
+                                "size": len(layer)}]}).encode()
+                digest = await client.put_manifest("nego/app", f"only-{arch}", manifest,
+                                                   mt.DOCKER_MANIFEST)
+                children.append({"mediaType": mt.DOCKER_MANIFEST, "digest": digest,
+                                  "size": len(manifest),
+                                  "platform": {"architecture": arch, "os": "linux"}})
+            listing = json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_LIST,
+                                  "manifests": children}).encode()
+            list_digest = await client.put_manifest("nego/app", "multi", listing, mt.DOCKER_LIST)
+            fetched = await client.get_manifest("nego/app", "multi")
+            assert (fetched.digest, fetched.media_type) == (list_digest, mt.DOCKER_LIST)
+            assert [c.digest for c in fetched.manifest.children] == \
+                [c["digest"] for c in children]
+            head = await client.head_manifest("nego/app", "multi")
+            assert head is not None and (head.digest, head.media_type) == (list_digest,
+                                                                          mt.DOCKER_LIST)
+            # a client that takes no index: Distribution answers the linux/amd64 image
+            single = await client.get_manifest("nego/app", "multi",
+                                               accept=(mt.DOCKER_MANIFEST,))
+            assert single.media_type == mt.DOCKER_MANIFEST
+            assert single.digest == children[0]["digest"]
+    asyncio.run(scenario())
