@@ -5,7 +5,8 @@
 Each repository name is one behaviour (below). It also runs a token service (`/token`,
 Basic `user:secret`, tokens numbered t1, t2, …) and counts what it was asked:
 `GET /_stats` answers the counters as JSON, `POST /_rotate` makes every token issued so far
-invalid (a token revoked before its expiry), `POST /_reset` zeroes the counters.
+invalid (a token revoked before its expiry), `POST /_reset` zeroes the counters. The
+repository `uploads` takes blob uploads (in memory, behind the token service).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 LAYER = b"misbehaving layer bytes " * 1000
 LAYER_DIGEST = "sha256:" + hashlib.sha256(LAYER).hexdigest()
@@ -35,6 +37,7 @@ USER, PASSWORD = "user", "pw-misbehaving-7731"
 lock = threading.Lock()
 stats: dict[str, int] = {}
 tokens = {"issued": 0, "valid_from": 1}
+uploads: dict[str, Any] = {"next": 0, "blobs": {}}
 
 
 def count(key: str) -> int:
@@ -94,6 +97,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.route()
 
+    def do_PATCH(self) -> None:
+        self.route()
+
+    def do_PUT(self) -> None:
+        self.route()
+
+    def do_DELETE(self) -> None:
+        self.route()
+
     def route(self) -> None:
         path, _, query = self.path.partition("?")
         count(f"{self.command} {path}")
@@ -128,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) < 5 or parts[1] != "v2":
             return self.error(404, "NAME_UNKNOWN", "no such route")
         repo, kind, ref = parts[2], parts[3], "/".join(parts[4:])
-        return self.behaviour(repo, kind, ref)
+        return self.behaviour(repo, kind, ref, query)
 
     def token(self, query: str) -> None:
         if self.headers.get("Authorization") != "Basic " + base64.b64encode(
@@ -140,7 +152,44 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"token": f"t{number}", "expires_in": 300}).encode()
         self.answer(200, body, {"Content-Type": "application/json"})
 
-    def behaviour(self, repo: str, kind: str, ref: str) -> None:
+    def upload(self, ref: str, body: bytes, query: str) -> None:
+        """POST opens a session; PATCH appends at the offset Content-Range names; GET tells
+        the offset; PUT ?digest= checks and commits (the blob then answers HEAD)."""
+        if self.command == "HEAD" and ref in uploads["blobs"]:
+            return self.answer(200, length=len(uploads["blobs"][ref]))
+        if self.command == "POST":
+            with lock:
+                uploads["next"] += 1
+                name = f"u{uploads['next']}"
+                uploads[name] = b""
+            return self.answer(202, headers={"Location": f"/v2/uploads/blobs/uploads/{name}",
+                                             "Range": "0-0"})
+        session = ref.rsplit("/", 1)[-1]
+        if not ref.startswith("uploads/") or session not in uploads:
+            return self.error(404, "BLOB_UPLOAD_UNKNOWN" if ref.startswith("uploads/")
+                              else "BLOB_UNKNOWN", "unknown")
+        held = uploads[session]
+        if self.command == "PATCH":
+            start = int(self.headers.get("Content-Range", "0-0").split("-")[0])
+            if start != len(held):
+                return self.error(416, "RANGE_INVALID", f"offset is {len(held)}")
+            uploads[session] = held = held + body
+        elif self.command == "PUT":
+            digest = query.partition("digest=")[2].replace("%3A", ":")
+            held += body
+            if "sha256:" + hashlib.sha256(held).hexdigest() != digest:
+                return self.error(400, "DIGEST_INVALID", "digest mismatch")
+            uploads["blobs"][digest] = held
+            return self.answer(201, headers={"Docker-Content-Digest": digest})
+        elif self.command == "DELETE":
+            del uploads[session]
+            return self.answer(204)
+        end = max(len(held) - 1, 0)
+        self.answer(202 if self.command == "PATCH" else 204,
+                    headers={"Location": f"/v2/uploads/blobs/uploads/{session}",
+                             "Range": f"0-{end}"})
+
+    def behaviour(self, repo: str, kind: str, ref: str, query: str) -> None:
         n = count(f"{repo} {kind}")
         if repo == "good":
             if kind == "manifests":
@@ -197,6 +246,12 @@ class Handler(BaseHTTPRequestHandler):
             if self.bearer_ok(repo):
                 return self.manifest()
             return
+        elif repo == "uploads":  # token auth, blob uploads kept in memory
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if not self.bearer_ok(repo):
+                return
+            return self.upload(ref, body, query)
         elif repo == "denied":  # every token refused
             host = self.headers.get("Host")
             return self.error(401, "UNAUTHORIZED", "authentication required", {

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import AsyncIterator
+
+import httpx
 
 import pytest
 
@@ -16,7 +19,8 @@ from moorage.remote import (DigestMismatch, RegistryClient, RemoteAuthError, Rem
                             RemoteProtocolError, RemoteTimeout, RemoteTooLarge,
                             RemoteUnavailable, ShortBody)
 from tests.remote.conftest import Misbehaving
-from tests.remote.helpers import Clock, Sleeps, Timeouts, client_for, fast_retries
+from tests.remote.helpers import (Clock, Limits, MiB, PatternSource, Sleeps, Timeouts,
+                                  client_for, fast_retries)
 from tests.remote.misbehaving import (LAYER, LAYER_DIGEST, MANIFEST, MANIFEST_DIGEST,
                                       PASSWORD, USER)
 
@@ -213,3 +217,32 @@ def test_tokens_are_reused_refreshed_once_and_never_looped(
     assert "/token" in caplog.text
     for secret in (PASSWORD, encoded, "wrong-pw-3kq", "Bearer t"):
         assert secret not in caplog.text
+
+
+def test_a_token_refused_mid_upload_is_renewed_and_the_upload_resumes(
+        misbehaving: Misbehaving) -> None:
+    pattern = PatternSource(3 * MiB, seed=3)
+    rotate = f"{misbehaving.url}/_rotate"
+
+    class RevokedMidway:
+        """The upstream revokes our token once the first chunk has gone."""
+
+        size = pattern.size
+
+        async def open(self, offset: int) -> AsyncIterator[bytes]:
+            sent = 0
+            async for chunk in pattern.open(offset):
+                if offset == 0 and sent == MiB:
+                    await asyncio.to_thread(httpx.post, rotate, timeout=30)
+                yield chunk
+                sent += len(chunk)
+
+    async def scenario() -> None:
+        async with client_for(misbehaving, user=USER, password=PASSWORD, sleep=Sleeps(),
+                              limits=Limits(monolithic_max=MiB, upload_chunk=MiB)) as client:
+            result = await client.push_blob("uploads", pattern.digest, RevokedMidway())
+            assert result.how == "chunked"
+            assert (result.resumes, result.restarts, result.sent) == (1, 0, pattern.size)
+            assert client.token_requests == 2
+            assert await client.blob_size("uploads", pattern.digest) == pattern.size
+    run(scenario())

@@ -14,6 +14,7 @@ import pytest
 from moorage.oci import mediatypes as mt
 from moorage.remote import (BytesSource, RegistryClient, RemoteAuthError, RemoteConfig,
                             RemoteConfigError, RemoteConnectError, RemoteNotFound, copy_blob)
+from moorage.remote.blobs import Cursor
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution
 from tests.remote.helpers import (Counting, Limits, MiB, PatternSource, Sleeps, client_for,
                                   digest_read_back, fast_retries, push_image)
@@ -283,4 +284,25 @@ def test_content_negotiation_of_indexes_and_docker_types(distribution: Distribut
                                                accept=(mt.DOCKER_MANIFEST,))
             assert single.media_type == mt.DOCKER_MANIFEST
             assert single.digest == children[0]["digest"]
+    asyncio.run(scenario())
+
+
+def test_another_client_resumes_an_upload_from_its_location(distribution: Distribution) -> None:
+    """A copy interrupted by a crash: the upload's location was kept; a new client (a new
+    process) asks the registry's offset there and sends only the rest."""
+    source = PatternSource(20 * MiB, seed=5)
+    limits = Limits(monolithic_max=MiB, upload_chunk=8 * MiB)
+
+    async def scenario() -> None:
+        async with client_for(distribution, limits=limits) as first:
+            upload = await first.start_upload("later/app")
+            await upload.write(Cursor(source.open(0)).take(8 * MiB), 8 * MiB)
+            location = upload.location
+        async with client_for(distribution, limits=limits) as second:
+            resumed = await second.resume_upload("later/app", location)
+            assert resumed.offset == 8 * MiB
+            result = await resumed.send(source, source.digest)
+            assert result.sent == 12 * MiB
+            assert await digest_read_back(second, "later/app", source.digest, source.size) == \
+                source.digest
     asyncio.run(scenario())

@@ -17,16 +17,15 @@ from moorage.remote.client import (MANIFEST_ACCEPT, ManifestInfo, PushResult, Re
                                    RemoteBlobSource, RemoteManifest, Upload, copy_blob)
 from moorage.remote.config import Limits, RemoteConfig, RetryPolicy, Timeouts
 from moorage.remote.errors import (DigestMismatch, RemoteAuthError, RemoteConfigError,
-                                   RemoteConnectError,
-                                   RemoteContentError, RemoteError, RemoteNotFound,
-                                   RemoteProtocolError, RemoteTimeout, RemoteTooLarge,
-                                   RemoteUnavailable, ShortBody)
+                                   RemoteConnectError, RemoteContentError, RemoteError,
+                                   RemoteNotFound, RemoteProtocolError, RemoteTimeout,
+                                   RemoteTooLarge, RemoteUnavailable, ShortBody)
 
 __all__ = [
     "BlobReader", "BlobSource", "BytesSource", "DigestMismatch", "FileSource", "Limits",
     "MANIFEST_ACCEPT", "ManifestInfo", "PushResult", "RegistryClient", "RemoteAuthError",
-    "RemoteBlobSource", "RemoteConfig", "RemoteConfigError", "RemoteConnectError", "RemoteContentError",
-    "RemoteError", "RemoteManifest", "RemoteNotFound", "RemoteProtocolError", "RemoteTimeout",
+    "RemoteBlobSource", "RemoteConfig", "RemoteConfigError", "RemoteConnectError",
+    "RemoteContentError", "RemoteError", "RemoteManifest", "RemoteNotFound", "RemoteProtocolError", "RemoteTimeout",
     "RemoteTooLarge", "RemoteUnavailable", "RetryPolicy", "ShortBody", "Timeouts", "Upload",
     "copy_blob",
 ]

@@ -63,7 +63,8 @@ for _name in ("httpx", "httpcore.http11", "httpcore.http2", "httpcore.connection
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 Content = Union[bytes, AsyncIterable[bytes], None]
-Body = Union[bytes, Callable[[], AsyncIterable[bytes]], None]  # a factory: one stream a try
+# bytes, or a factory giving one stream a try (both can be sent again), or a one-shot stream
+Body = Union[bytes, Callable[[], AsyncIterable[bytes]], AsyncIterable[bytes], None]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -311,6 +312,11 @@ class Session:
                 auth_retried = True
                 self._challenge = challenge
                 extra = challenge.scopes
+                if body is not None and not callable(body) and not isinstance(body, bytes):
+                    # a one-shot stream was spent on the refused try: the caller sends it
+                    # again (an upload resumes), and will find a fresh token then
+                    raise self.error(RemoteUnavailable, "the registry refused our token "
+                                     "during a streamed upload", what, repository, 401)
                 continue
             if follow_redirects and status in REDIRECTS:
                 location = reply.headers.get("location", "")
