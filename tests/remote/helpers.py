@@ -3,6 +3,7 @@ transport, injectable clock and sleep, and deterministic blob sources of any siz
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -25,9 +26,11 @@ class Counting(httpx.AsyncBaseTransport):
     def __init__(self, **kwargs: Any) -> None:
         self.inner = httpx.AsyncHTTPTransport(**kwargs)
         self.requests: list[tuple[str, str, str]] = []
+        self.ranges: list[str | None] = []  # the Range header of each request
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path, request.url.query.decode()))
+        self.ranges.append(request.headers.get("range"))
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -35,6 +38,49 @@ class Counting(httpx.AsyncBaseTransport):
 
     def count(self, method: str, contains: str = "") -> int:
         return sum(1 for m, p, _ in self.requests if m == method and contains in p)
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback that drops both sides of one connection once, as soon as
+    that connection has carried `cut_after` bytes in one direction: towards the registry (a
+    network failure mid-PATCH) or, with `downwards`, towards the client (mid-download)."""
+
+    def __init__(self, upstream_port: int, cut_after: int, downwards: bool = False) -> None:
+        self.upstream_port, self.cut_after = upstream_port, cut_after
+        self.downwards = downwards
+        self.cuts = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    may_cut: bool) -> None:
+        carried = 0
+        while data := await reader.read(1 << 16):
+            carried += len(data)
+            if may_cut and self.cuts == 0 and carried > self.cut_after:
+                self.cuts += 1
+                writer.write(data[: len(data) // 2])
+                await writer.drain()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        tasks = [asyncio.create_task(self._pump(reader, up_writer, not self.downwards)),
+                 asyncio.create_task(self._pump(up_reader, writer, self.downwards))]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for w in (writer, up_writer):
+            w.transport.abort()
+
+    async def aclose(self) -> None:
+        if self.server is not None:
+            self.server.close()
 
 
 class Clock:
@@ -127,5 +173,5 @@ def fast_retries(attempts: int = 3) -> RetryPolicy:
     return RetryPolicy(attempts=attempts, base_delay=1.0, max_delay=8.0, max_retry_after=60.0)
 
 
-__all__ = ["Clock", "Counting", "Limits", "MiB", "PatternSource", "Sleeps", "Timeouts",
-           "client_for", "digest_read_back", "fast_retries", "push_image"]
+__all__ = ["Clock", "Counting", "CuttingProxy", "Limits", "MiB", "PatternSource", "Sleeps",
+           "Timeouts", "client_for", "digest_read_back", "fast_retries", "push_image"]

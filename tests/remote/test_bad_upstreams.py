@@ -48,6 +48,15 @@ def test_a_good_upstream_for_reference(misbehaving: Misbehaving) -> None:
     run(scenario())
 
 
+def test_a_registry_ignoring_range_is_read_from_the_start(misbehaving: Misbehaving) -> None:
+    async def scenario() -> None:
+        async with client_for(misbehaving) as client:
+            async with client.open_blob("good", LAYER_DIGEST, offset=100) as blob:
+                assert blob.verified  # it sent every byte: all of them were hashed
+                assert b"".join([c async for c in blob.chunks()]) == LAYER[100:]
+    run(scenario())
+
+
 def test_garbage_manifests_are_refused(misbehaving: Misbehaving) -> None:
     async def scenario() -> None:
         async with client_for(misbehaving) as client:

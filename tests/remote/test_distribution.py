@@ -12,12 +12,13 @@ import logging
 import pytest
 
 from moorage.oci import mediatypes as mt
-from moorage.remote import (BytesSource, RegistryClient, RemoteAuthError, RemoteConfig,
-                            RemoteConfigError, RemoteConnectError, RemoteNotFound, copy_blob)
+from moorage.remote import (BytesSource, DigestMismatch, RegistryClient, RemoteAuthError,
+                            RemoteConfig, RemoteConfigError, RemoteConnectError, RemoteNotFound,
+                            copy_blob)
 from moorage.remote.blobs import Cursor
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution
-from tests.remote.helpers import (Counting, Limits, MiB, PatternSource, Sleeps, client_for,
-                                  digest_read_back, fast_retries, push_image)
+from tests.remote.helpers import (Counting, CuttingProxy, Limits, MiB, PatternSource, Sleeps,
+                                  client_for, digest_read_back, fast_retries, push_image)
 from tests.support.certs import Authority
 
 
@@ -171,51 +172,6 @@ def test_referrers_fall_back_to_the_tag_schema(distribution: Distribution) -> No
     asyncio.run(scenario())
 
 
-class CuttingProxy:
-    """A TCP proxy that drops both sides of one connection once, as soon as that connection
-    has carried `cut_after` bytes towards the registry (a network failure mid-PATCH)."""
-
-    def __init__(self, upstream_port: int, cut_after: int) -> None:
-        self.upstream_port, self.cut_after = upstream_port, cut_after
-        self.cuts = 0
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-
-        async def upwards() -> None:
-            carried = 0
-            while data := await reader.read(1 << 16):
-                carried += len(data)
-                if self.cuts == 0 and carried > self.cut_after:
-                    self.cuts += 1
-                    up_writer.write(data[: len(data) // 2])
-                    await up_writer.drain()
-                    raise ConnectionAbortedError
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def downwards() -> None:
-            while data := await up_reader.read(1 << 16):
-                writer.write(data)
-                await writer.drain()
-
-        tasks = [asyncio.create_task(upwards()), asyncio.create_task(downwards())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        for w in (writer, up_writer):
-            w.transport.abort()
-
-    async def aclose(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
 def test_a_chunked_upload_survives_a_dropped_connection(distribution: Distribution) -> None:
     """Distribution cannot resume an upload whose last PATCH broke off (its signed `_state`
     no longer matches the bytes it holds): the client asks, is told the session is gone,
@@ -305,4 +261,27 @@ def test_another_client_resumes_an_upload_from_its_location(distribution: Distri
             assert result.sent == 12 * MiB
             assert await digest_read_back(second, "later/app", source.digest, source.size) == \
                 source.digest
+    asyncio.run(scenario())
+
+
+def test_a_blob_read_from_an_offset_is_verified_with_the_hash_so_far(
+        distribution: Distribution) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    async def scenario() -> None:
+        async with client_for(distribution) as client:
+            await client.push_blob("ranged/app", digest, BytesSource(data))
+            prefix = hashlib.sha256(data[:1000])
+            async with client.open_blob("ranged/app", digest, size=len(data), offset=1000,
+                                        hasher=prefix) as blob:
+                assert blob.verified and blob.size == len(data)
+                assert b"".join([c async for c in blob.chunks()]) == data[1000:]
+            async with client.open_blob("ranged/app", digest, offset=1000) as unverified:
+                assert not unverified.verified  # the receiving registry checks the digest
+                assert b"".join([c async for c in unverified.chunks()]) == data[1000:]
+            with pytest.raises(DigestMismatch):
+                async with client.open_blob("ranged/app", digest, offset=1000,
+                                            hasher=hashlib.sha256(b"other")) as wrong:
+                    [c async for c in wrong.chunks()]
     asyncio.run(scenario())

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
 from moorage.oci import mediatypes as mt
-from moorage.remote import (RegistryClient, RemoteAuthError, RemoteConfig, RemoteNotFound,
-                            copy_blob)
+from moorage.remote import (FileSource, RegistryClient, RemoteAuthError, RemoteConfig,
+                            RemoteNotFound, copy_blob)
 from tests.remote.conftest import (ADMIN, BASIC_PASSWORD, BASIC_USER, Distribution,
                                    token_requests)
-from tests.remote.helpers import (Clock, Counting, Limits, MiB, PatternSource, Sleeps,
-                                  client_for, digest_read_back, fast_retries, push_image)
-from tests.remote.test_distribution import CuttingProxy
+from tests.remote.helpers import (Clock, Counting, CuttingProxy, Limits, MiB, PatternSource,
+                                  Sleeps, client_for, digest_read_back, fast_retries,
+                                  push_image)
 from tests.support.certs import Authority
 from tests.support.server import MoorageServer
 
@@ -170,3 +171,45 @@ def test_a_64_mib_blob_streams_from_distribution_into_moorage(
     peak = asyncio.run(scenario())
     print(f"64 MiB blob copied with a peak of {peak / MiB:.1f} MiB of traced allocations")
     assert peak < 16 * MiB, f"peak traced allocation {peak / MiB:.1f} MiB for a 64 MiB blob"
+
+
+def test_a_copy_resumes_when_the_source_drops_mid_blob(distribution: Distribution,
+                                                      moorage: MoorageServer,
+                                                      tmp_path: Path) -> None:
+    """Distribution to Moorage; the download from Distribution breaks off mid-blob (inside
+    a PATCH to Moorage): Moorage is asked where it stopped, the source is read again from
+    there with a Range, and the copy completes, verified by Moorage's digest check."""
+    pattern = PatternSource(24 * MiB, seed=24)
+    staged = tmp_path / "blob"
+    with staged.open("wb") as out:
+        for piece in pattern._pieces(0):
+            out.write(piece)
+    limits = Limits(monolithic_max=MiB, upload_chunk=8 * MiB)
+
+    async def scenario() -> None:
+        async with client_for(distribution, limits=limits) as direct:
+            # from a file (read in a worker thread); a second push finds it there
+            assert (await direct.push_blob("cut/src", pattern.digest, FileSource(staged))).how \
+                == "chunked"
+            assert (await direct.push_blob("cut/src", pattern.digest, FileSource(staged))).how \
+                == "present"
+        proxy = CuttingProxy(distribution.port, cut_after=12 * MiB, downwards=True)
+        port = await proxy.start()
+        source_transport = Counting()
+        try:
+            async with RegistryClient(RemoteConfig(f"http://127.0.0.1:{port}", limits=limits),
+                                      transport=source_transport) as source, \
+                    admin_client(moorage, limits=limits, sleep=Sleeps()) as target:
+                result = await copy_blob(source, "cut/src", target, "remote-cut/dst",
+                                         pattern.digest, pattern.size)
+                assert proxy.cuts == 1
+                assert result.how == "chunked" and result.resumes >= 1 and result.restarts == 0
+                blob_gets = [r for (m, p, _), r in zip(source_transport.requests,
+                                                       source_transport.ranges)
+                             if m == "GET" and "/blobs/" in p]
+                assert blob_gets[0] is None and blob_gets[-1] is not None  # then a Range
+                assert await digest_read_back(target, "remote-cut/dst", pattern.digest,
+                                              pattern.size) == pattern.digest
+        finally:
+            await proxy.aclose()
+    asyncio.run(scenario())

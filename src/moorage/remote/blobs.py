@@ -65,6 +65,7 @@ class BlobReader:
                     if skip:
                         cut = min(skip, len(chunk))
                         skip -= cut
+                        position += cut
                         if hasher is not None:
                             hasher.update(chunk[:cut])
                         chunk = chunk[cut:]
