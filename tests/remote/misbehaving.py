@@ -228,6 +228,14 @@ class Handler(BaseHTTPRequestHandler):
                                   {"WWW-Authenticate": 'Basic realm="misbehaving"'})
             host = self.headers.get("Host", "").replace("127.0.0.1", "localhost")
             return self.answer(307, headers={"Location": f"http://{host}/storage/{ref}?X-Sig=abc"})
+        elif repo == "stalling":  # half the blob, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(LAYER)))
+            self.end_headers()
+            self.wfile.write(LAYER[: len(LAYER) // 2])
+            self.wfile.flush()
+            time.sleep(3600)
+            return
         elif repo == "silent":  # never answers
             time.sleep(3600)
             return

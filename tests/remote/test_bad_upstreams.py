@@ -15,14 +15,15 @@ import httpx
 import pytest
 
 from moorage.oci import mediatypes as mt
-from moorage.remote import (DigestMismatch, RegistryClient, RemoteAuthError, RemoteContentError,
-                            RemoteProtocolError, RemoteTimeout, RemoteTooLarge,
-                            RemoteUnavailable, ShortBody)
+from moorage.remote import (DigestMismatch, RegistryClient, RemoteAuthError, RemoteConfig,
+                            RemoteContentError, RemoteProtocolError, RemoteTimeout,
+                            RemoteTooLarge, RemoteUnavailable, ShortBody)
 from tests.remote.conftest import Misbehaving
 from tests.remote.helpers import (Clock, Limits, MiB, PatternSource, Sleeps, Timeouts,
                                   client_for, fast_retries)
 from tests.remote.misbehaving import (LAYER, LAYER_DIGEST, MANIFEST, MANIFEST_DIGEST,
                                       PASSWORD, USER)
+from tests.support.server import free_port
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -154,6 +155,29 @@ def test_an_upstream_that_never_answers_times_out(misbehaving: Misbehaving) -> N
     run(scenario())
     assert len(sleeps.waits) == 1
     assert misbehaving.stats()["silent manifests"] >= 2
+
+
+def test_a_blob_that_stalls_mid_stream_times_out(misbehaving: Misbehaving) -> None:
+    async def scenario() -> None:
+        async with client_for(misbehaving, timeouts=Timeouts(read=1.0)) as client:
+            with pytest.raises(RemoteTimeout, match=f"stalling: blob {LAYER_DIGEST}: the blob "
+                                                    f"stalled after {len(LAYER) // 2} bytes"):
+                await read_all(client, "stalling", LAYER_DIGEST, len(LAYER))
+    run(scenario())
+
+
+def test_an_unreachable_registry_fails_after_its_attempts() -> None:
+    sleeps = Sleeps()
+    nobody = RegistryClient(RemoteConfig(f"http://127.0.0.1:{free_port()}",
+                                         retry=fast_retries(3)), sleep=sleeps)
+
+    async def scenario() -> None:
+        async with nobody:
+            with pytest.raises(RemoteUnavailable, match=r"any/app: manifest v1: connection failed "
+                                                        r"\(ConnectError\) after 3 attempts"):
+                await nobody.get_manifest("any/app", "v1")
+    run(scenario())
+    assert len(sleeps.waits) == 2
 
 
 def test_throttling_honours_retry_after(misbehaving: Misbehaving) -> None:

@@ -14,7 +14,7 @@ import pytest
 from moorage.oci import mediatypes as mt
 from moorage.remote import (BytesSource, DigestMismatch, RegistryClient, RemoteAuthError,
                             RemoteConfig, RemoteConfigError, RemoteConnectError, RemoteNotFound,
-                            copy_blob)
+                            RemoteTooLarge, copy_blob)
 from moorage.remote.blobs import Cursor
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution
 from tests.remote.helpers import (Counting, CuttingProxy, Limits, MiB, PatternSource, Sleeps,
@@ -110,6 +110,10 @@ def test_catalog_and_tags_follow_link_pages(distribution: Distribution) -> None:
             assert {f"paged/repo{i}" for i in range(5)} | {"paged/app"} <= set(repos)
             assert transport.count("GET", "/_catalog") >= 3  # six repositories, two a page
             assert len(repos) == len(set(repos))
+        # a listing longer than the bound on pages is an error, not an endless walk
+        async with client_for(distribution, limits=Limits(pages=2)) as bounded:
+            with pytest.raises(RemoteTooLarge, match="catalog: more than 2 pages"):
+                [r async for r in bounded.catalog(page_size=1)]
     asyncio.run(scenario())
 
 

@@ -157,24 +157,26 @@ class Session:
 
     # -- authentication --------------------------------------------------------------------
 
-    async def _ping(self) -> None:
-        """GET /v2/ once, anonymously, to learn how this registry authenticates."""
+    async def _ping(self, what: str, repository: str | None) -> None:
+        """GET /v2/ once, anonymously, to learn how this registry authenticates; a failure
+        is reported as one of the operation that needed it."""
         self._pinged = True
-        reply = await self.request("GET", self.url("/v2/"), scopes=(), what="ping",
+        reply = await self.request("GET", self.url("/v2/"), scopes=(), what=what,
+                                   repository=repository,
                                    read_limit=self.config.limits.error_bytes, _auth=False)
         if reply.status == 401:
             self._challenge = auth.pick_challenge(reply.headers.get("www-authenticate", ""))
             if self._challenge is None:
                 raise self.error(RemoteAuthError, "401 without a Basic or Bearer challenge",
-                                 "ping", status=401)
+                                 what, repository, 401)
         elif reply.status >= 400:
-            raise self.fail(reply, "ping")
+            raise self.fail(reply, what, repository)
 
     async def _authorization(self, scopes: tuple[auth.Scope, ...], what: str,
                              repository: str | None) -> tuple[str | None, str | None]:
         """(Authorization header, token used) for a request needing `scopes`."""
         if self._challenge is None and not self._pinged:
-            await self._ping()
+            await self._ping(what, repository)
         challenge, cfg = self._challenge, self.config
         if challenge is None:
             return None, None
