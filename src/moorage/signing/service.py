@@ -1,15 +1,11 @@
-"""The signing service: trusted keys and identities, signatures written through the registry,
-and the stored verification of each signed manifest, recomputed when its inputs change.
+"""The signing service: who is trusted (`trust`, trust.py), signatures checked and written
+(writer.py), and the stored verification of each signed manifest, recomputed when its inputs
+change.
 
-- Keys (`add_public_key`, `import_private_key`, `generate_server_key`, `revoke_key`,
-  `delete_key`) and keyless identities belong to a namespace or to the instance. A private
-  key the server holds is sealed with the master key; without one (encryption at rest off)
-  it is refused, never stored in the clear.
-- Signing (`write_signatures`): the legacy `sha256-<hex>.sig` manifest (a layer added to the
-  one already there: signatures accumulate) and the Sigstore bundle referrer, written through
-  `Registry.push_blob`/`put_manifest` like a client's push. The read-modify-write of the
-  `.sig` tag runs under the core's per-id lock (the upload lock: a file lock on one machine,
-  a Redis lease across replicas), so two signers at once both keep their layer.
+- Signing (`write_signatures`): the material a client signed, or a server-held key signed
+  (`sign_with_server_key`), is checked against its public key, then written in the formats
+  asked for: the legacy `sha256-<hex>.sig` manifest (signatures accumulate) and the Sigstore
+  bundle referrer.
 - Verification (`verify_now`): the candidates of a manifest (its `.sig` tag and its bundle
   referrers) checked by `verify.verify` against the keys and identities its namespace and the
   instance trust, stored per (repository, digest). Recomputed by jobs: `signing.verify` when a
@@ -24,12 +20,8 @@ the worker's threads, API handlers call through `asyncio.to_thread`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import json
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,42 +33,22 @@ from moorage.registry.events import Event
 from moorage.registry.service import Registry
 from moorage.signing import artifacts
 from moorage.signing import keys as cosign_keys
+from moorage.signing.errors import Missing, SigningError, Taken
 from moorage.signing.signer import Material, MaterialError, check_material, sign_material, wants
-from moorage.signing.store import INSTANCE, IdentityRow, KeyRow, ResultRow, SigningStore
-from moorage.signing.store import sealing_aad
-from moorage.signing.verify import (BUNDLE_MEDIA_TYPES, MAX_LAYERS, Candidate,
-                                    TrustedIdentity, TrustedKey, TrustRoot, candidates_of,
-                                    verify)
+from moorage.signing.store import INSTANCE, ResultRow, SigningStore
+from moorage.signing.trust import MASTER_KEY_NEEDED, Trust
+from moorage.signing.verify import (BUNDLE_MEDIA_TYPES, Candidate, TrustedIdentity,
+                                    TrustedKey, TrustRoot, candidates_of, verify)
+from moorage.signing.writer import SignatureWriter, read_blob
 from moorage.store.keys import Keyring
-from moorage.store.sealed import seal, unseal
 
 log = logging.getLogger("moorage.signing")
 
 VERIFY_JOB = "signing.verify"
 REVERIFY_JOB = "signing.reverify"
 ACTOR = "moorage-signing"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-SIG_TAG_RE = re.compile(r"^sha256-[0-9a-f]{64}\.sig$")
-MAX_SIGNATURE_LAYERS = MAX_LAYERS  # signatures on one `.sig` manifest (what the verifier reads)
-MAX_LAYER_BYTES = 1 << 20  # one signature layer or bundle read back
 MAX_REFERRERS = 64  # bundle referrers of one image considered
-MAX_IDENTITY = 512
-MASTER_KEY_NEEDED = ("a server-held private key needs encryption at rest: set `encryption = "
-                     "true` (MOORAGE_ENCRYPTION) with a master key (`master_key_file`, "
-                     "MOORAGE_MASTER_KEY_FILE, or MOORAGE_MASTER_KEY); it is never stored "
-                     "in the clear")
-
-
-class SigningError(ValueError):
-    """A request the service refuses; the message says why (400 at the API)."""
-
-
-class Missing(LookupError):
-    """A key, identity or image that does not exist (404 at the API)."""
-
-
-class Taken(ValueError):
-    """A name already used in its scope (409 at the API)."""
+SIG_TAG_RE = re.compile(r"^sha256-[0-9a-f]{64}\.sig$")  # cosign's legacy signature tags
 
 
 @dataclass
@@ -87,136 +59,21 @@ class SigningService:
     keyring: Keyring | None = None
     trust_root_path: str = ""
     _root: tuple[float, TrustRoot | None] | None = field(default=None, repr=False)
+    trust: Trust = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.trust = Trust(self.store, self.keyring, self.reverify)
 
     @property
     def bus(self) -> Any:
         return self.registry.bus
-
-    # -- keys ---------------------------------------------------------------------------
-    @staticmethod
-    def _check_name(name: str) -> None:
-        if not NAME_RE.match(name):
-            raise SigningError(f"invalid key name {name[:80]!r}: lowercase letters, digits "
-                               f"and . _ -, at most 64 characters")
-
-    def _add(self, scope: str, name: str, public: cosign_keys.PublicKey,
-             sealed: bytes | None, by: str) -> KeyRow:
-        from moorage.signing.store import Conflict, NoNamespace
-
-        try:
-            row = self.store.add_key(scope, name, public.algorithm, public.key_id,
-                                     public.fingerprint, public.pem.decode(), sealed, by)
-        except Conflict as exc:
-            raise Taken(str(exc)) from None
-        except NoNamespace as exc:
-            raise Missing(str(exc)) from None
-        self.reverify(scope, f"key {name} added")
-        return row
-
-    def add_public_key(self, scope: str, name: str, pem: bytes, by: str) -> KeyRow:
-        """Trust a public key alone (for images signed elsewhere)."""
-        self._check_name(name)
-        try:
-            public = cosign_keys.load_public_key(pem)
-        except cosign_keys.KeyFormatError as exc:
-            raise SigningError(str(exc)) from None
-        return self._add(scope, name, public, None, by)
-
-    def _sealed(self, scope: str, name: str, pair: cosign_keys.KeyPair) -> bytes:
-        if self.keyring is None:
-            raise SigningError(MASTER_KEY_NEEDED)
-        return seal(pair.pkcs8(), sealing_aad(scope, name), self.keyring)
-
-    def import_private_key(self, scope: str, name: str, pem: bytes, password: str | None,
-                           by: str) -> KeyRow:
-        """Hold a cosign private key (encrypted with `password`, or plain) on the server,
-        sealed; its public half is trusted. Blocking (scrypt)."""
-        self._check_name(name)
-        if self.keyring is None:
-            raise SigningError(MASTER_KEY_NEEDED)
-        try:
-            pair = cosign_keys.read_private_key(pem, password)
-        except cosign_keys.KeyFormatError as exc:  # the message never holds key material
-            raise SigningError(str(exc)) from None
-        return self._add(scope, name, pair.public, self._sealed(scope, name, pair), by)
-
-    def generate_server_key(self, scope: str, name: str, by: str) -> KeyRow:
-        """A new ECDSA P-256 key pair made and held by the server (sealed)."""
-        self._check_name(name)
-        if self.keyring is None:
-            raise SigningError(MASTER_KEY_NEEDED)
-        pair = cosign_keys.KeyPair.generate()
-        return self._add(scope, name, pair.public, self._sealed(scope, name, pair), by)
-
-    def key(self, scope: str, name: str) -> KeyRow:
-        found = self.store.key(scope, name)
-        if found is None:
-            raise Missing(f"no key named {name} in {scope}")
-        return found
-
-    def revoke_key(self, scope: str, name: str, by: str) -> KeyRow:
-        before = self.key(scope, name)
-        row = self.store.revoke_key(scope, name, by)
-        assert row is not None
-        if not before.revoked:
-            self.reverify(scope, f"key {name} revoked")
-        return row
-
-    def delete_key(self, scope: str, name: str) -> KeyRow:
-        row = self.key(scope, name)
-        self.store.delete_key(scope, name)
-        self.reverify(scope, f"key {name} deleted")
-        return row
-
-    def server_key(self, scope: str, name: str) -> cosign_keys.KeyPair:
-        """The private key the server holds under this name (unsealed, in memory only)."""
-        row = self.key(scope, name)
-        if row.revoked:
-            raise SigningError(f"key {name} of {scope} is revoked")
-        sealed = self.store.sealed_private(scope, name)
-        if sealed is None:
-            raise SigningError(f"key {name} of {scope} is a public key alone: the server "
-                               f"holds no private key to sign with")
-        try:
-            der = unseal(sealed, sealing_aad(scope, name), self.keyring,
-                         f"the private key {name} of {scope}")
-        except ValueError as exc:
-            raise SigningError(str(exc)) from None
-        pem = b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(der) + \
-            b"-----END PRIVATE KEY-----\n"
-        return cosign_keys.import_private_key(pem)
-
-    # -- identities ---------------------------------------------------------------------
-    def add_identity(self, scope: str, subject: str, issuer: str, by: str) -> IdentityRow:
-        from moorage.signing.store import Conflict, NoNamespace
-
-        subject, issuer = subject.strip(), issuer.strip()
-        if not subject or not issuer or len(subject) > MAX_IDENTITY or \
-                len(issuer) > MAX_IDENTITY:
-            raise SigningError(f"an identity needs a subject and an OIDC issuer, each at most "
-                               f"{MAX_IDENTITY} characters")
-        try:
-            row = self.store.add_identity(scope, subject, issuer, by)
-        except Conflict as exc:
-            raise Taken(str(exc)) from None
-        except NoNamespace as exc:
-            raise Missing(str(exc)) from None
-        self.reverify(scope, f"identity {subject} added")
-        return row
-
-    def remove_identity(self, scope: str, identity_id: int) -> IdentityRow:
-        row = self.store.remove_identity(scope, identity_id)
-        if row is None:
-            raise Missing(f"no identity {identity_id} in {scope}")
-        self.reverify(scope, f"identity {row.subject} removed")
-        return row
 
     # -- signing ------------------------------------------------------------------------
     def sign_with_server_key(self, repository: str, digest: str, scope: str, name: str,
                              docker_reference: str, fmt: str) -> tuple[Material,
                                                                       cosign_keys.PublicKey]:
         """The material a server-held key signs (blocking: the caller is in a thread)."""
-        pair = self.server_key(scope, name)
+        pair = self.trust.server_key(scope, name)
         return sign_material(pair, docker_reference, repository, digest, fmt), pair.public
 
     async def write_signatures(self, repository: str, digest: str, material: Material,
@@ -231,105 +88,21 @@ class SigningService:
         except MaterialError as exc:
             raise SigningError(str(exc)) from None
         written: dict[str, Any] = {}
+        writer = SignatureWriter(self.registry)
         if legacy:
-            written["cosign"] = await self._write_legacy(repository, image.digest, material)
+            written["cosign"] = await writer.legacy(repository, image.digest, material)
         if bundle:
-            written["bundle"] = await self._write_bundle(repository, image, material, public)
+            written["bundle"] = await writer.bundle(repository, image, material, public)
         self.bus.publish(Event("signature.written", repository, image.digest,
                                detail={"formats": sorted(written), "key_id": public.key_id}))
         result = await asyncio.to_thread(self.verify_now, repository, image.digest)
         return {"written": written, "result": result}
 
-    async def _push_blobs(self, repository: str, blobs: Sequence[artifacts.Blob]) -> None:
-        for blob in blobs:
-            have = await asyncio.to_thread(self.registry.db.blob_size_in_repository,
-                                           repository, blob.digest)
-            if have == blob.size:
-                continue
-            await self.registry.push_blob(repository, blob.digest, _once(blob.data),
-                                          blob.size)
-
-    async def _write_legacy(self, repository: str, digest: str,
-                            material: Material) -> dict[str, Any]:
-        tag = artifacts.signature_tag(digest)
-        layer = artifacts.legacy_signature_layer(
-            material.payload, artifacts.legacy_layer_annotations(material.payload_signature))
-        lock_id = "signature-" + hashlib.sha256(f"{repository}\0{tag}".encode()).hexdigest()
-        async with self.registry.uploads.upload_lock.hold(lock_id, wait=300) as lease:
-            layers = await asyncio.to_thread(self._signature_layers, repository, tag)
-            if any(x.digest == layer.digest and x.annotations == layer.annotations
-                   for x in layers):
-                lease.end()
-                return {"tag": tag, "layers": len(layers)}
-            if len(layers) >= MAX_SIGNATURE_LAYERS:
-                lease.end()
-                raise SigningError(f"{repository}:{tag} holds {len(layers)} signatures "
-                                   f"already (at most {MAX_SIGNATURE_LAYERS})")
-            artifact = artifacts.legacy_signature_manifest([*layers, layer])
-            await self._push_blobs(repository, artifact.blobs)
-            lease.check()
-            pushed = await asyncio.to_thread(self.registry.put_manifest, repository, tag,
-                                             artifact.manifest, artifact.media_type)
-            lease.end()
-        return {"tag": tag, "manifest": pushed.digest, "layers": len(layers) + 1}
-
-    def _signature_layers(self, repository: str, tag: str) -> list[artifacts.Blob]:
-        """The layers of the `.sig` manifest there now, with their bytes (to add one)."""
-        current = self.registry.db.tag_digest(repository, tag)
-        if current is None:
-            return []
-        stored = self.registry.get_manifest(repository, current, [], pull=False)
-        try:
-            layers = json.loads(stored.content).get("layers") or []
-        except (ValueError, AttributeError):
-            raise SigningError(f"{repository}:{tag} is not a signature manifest") from None
-        out = []
-        for layer in layers[:MAX_SIGNATURE_LAYERS]:
-            size = layer.get("size")
-            data = self._read_blob(repository, layer.get("digest"), MAX_LAYER_BYTES) \
-                if type(size) is int else None
-            if data is not None and len(data) != size:
-                data = None
-            if data is None:
-                raise SigningError(f"{repository}:{tag} has a layer that cannot be read")
-            notes = layer.get("annotations")
-            out.append(artifacts.Blob(str(layer.get("mediaType", "")), data,
-                                      dict(notes) if isinstance(notes, dict) else None))
-        return out
-
-    async def _write_bundle(self, repository: str, image: Any, material: Material,
-                            public: cosign_keys.PublicKey) -> dict[str, Any]:
-        bundle = artifacts.sigstore_bundle(material.statement, material.statement_signature,
-                                           public)
-        artifact = artifacts.bundle_referrer(
-            artifacts.Descriptor(image.media_type, image.digest, image.size), bundle)
-        await self._push_blobs(repository, artifact.blobs)
-        digest = "sha256:" + hashlib.sha256(artifact.manifest).hexdigest()
-        pushed = await asyncio.to_thread(self.registry.put_manifest, repository, digest,
-                                         artifact.manifest, artifact.media_type)
-        return {"manifest": pushed.digest}
-
     # -- verification -------------------------------------------------------------------
-    def _read_blob(self, repository: str, digest: object, max_bytes: int) -> bytes | None:
-        """A blob the repository may read, if it is at most `max_bytes` (and
-        MAX_LAYER_BYTES); None otherwise. Its digest is checked."""
-        if not isinstance(digest, str):
-            return None
-        try:
-            size = self.registry.db.blob_size_in_repository(repository, digest)
-            if size is None or size > min(max_bytes, MAX_LAYER_BYTES):
-                return None
-            data = b"".join(self.registry.store.read(digest))
-        except Exception:  # noqa: BLE001 - an unreadable blob is a candidate that fails
-            return None
-        if len(data) != size or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            return None
-        return data
-
     def candidates(self, repository: str, digest: str) -> list[tuple[str, Candidate]]:
         """(the signature manifest's digest, candidate) for each signature of the image."""
         def reader(d: str, max_bytes: int) -> bytes | None:
-            return self._read_blob(repository, d, max_bytes)
+            return read_blob(self.registry, repository, d, max_bytes)
 
         out: list[tuple[str, Candidate]] = []
         tag = artifacts.signature_tag(digest)
@@ -520,10 +293,6 @@ def _outcomes(verdicts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
                   for v in verdicts)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 def install(registry: Registry, worker: Worker, keyring: Keyring | None,
             trust_root_path: str = "") -> SigningService:
     """Wire signing in (app.py calls this only when the edition has it): the tables' store,
@@ -539,4 +308,4 @@ def install(registry: Registry, worker: Worker, keyring: Keyring | None,
 
 
 __all__ = ["MASTER_KEY_NEEDED", "Missing", "REVERIFY_JOB", "SigningError", "SigningService",
-           "Taken", "VERIFY_JOB", "install"]
+           "Taken", "Trust", "VERIFY_JOB", "install"]

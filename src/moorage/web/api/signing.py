@@ -64,7 +64,7 @@ def _signing(instance: ApiParts) -> Any:
 
 
 def _errors(exc: Exception) -> Exception:
-    from moorage.signing.service import Missing, SigningError, Taken
+    from moorage.signing.errors import Missing, SigningError, Taken
 
     if isinstance(exc, Missing):
         return NotFound(str(exc))
@@ -241,12 +241,12 @@ def create_signing_key(instance: ApiParts, principal: Principal, scope: str,
         raise Invalid("give exactly one of public_key, private_key or generate")
     by = principal.username
     if body.generate:
-        row = _call(signing.generate_server_key, scope, body.name, by)
+        row = _call(signing.trust.generate_server_key, scope, body.name, by)
     elif body.public_key is not None:
-        row = _call(signing.add_public_key, scope, body.name, body.public_key.encode(), by)
+        row = _call(signing.trust.add_public_key, scope, body.name, body.public_key.encode(), by)
     else:
         assert body.private_key is not None
-        row = _call(signing.import_private_key, scope, body.name, body.private_key.encode(),
+        row = _call(signing.trust.import_private_key, scope, body.name, body.private_key.encode(),
                     body.password, by)
     return SigningKey.of(row)
 
@@ -255,21 +255,21 @@ def get_signing_key(instance: ApiParts, principal: Principal, scope: str,
                     key: str) -> SigningKey:
     signing = _signing(instance)
     _may_read(instance, principal, scope)
-    return SigningKey.of(_call(signing.key, scope, key))
+    return SigningKey.of(_call(signing.trust.key, scope, key))
 
 
 def revoke_signing_key(instance: ApiParts, principal: Principal, scope: str,
                        key: str) -> SigningKey:
     signing = _signing(instance)
     _may_manage(instance, principal, scope)
-    return SigningKey.of(_call(signing.revoke_key, scope, key, principal.username))
+    return SigningKey.of(_call(signing.trust.revoke_key, scope, key, principal.username))
 
 
 def delete_signing_key(instance: ApiParts, principal: Principal, scope: str,
                        key: str) -> None:
     signing = _signing(instance)
     _may_manage(instance, principal, scope)
-    _call(signing.delete_key, scope, key)
+    _call(signing.trust.delete_key, scope, key)
 
 
 def list_signing_identities(instance: ApiParts, principal: Principal,
@@ -283,7 +283,7 @@ def create_signing_identity(instance: ApiParts, principal: Principal, scope: str
                             body: SigningIdentityCreate) -> SigningIdentity:
     signing = _signing(instance)
     _may_manage(instance, principal, scope)
-    return SigningIdentity.of(_call(signing.add_identity, scope, body.subject, body.issuer,
+    return SigningIdentity.of(_call(signing.trust.add_identity, scope, body.subject, body.issuer,
                                     principal.username))
 
 
@@ -291,7 +291,7 @@ def delete_signing_identity(instance: ApiParts, principal: Principal, scope: str
                             identity_id: int) -> None:
     signing = _signing(instance)
     _may_manage(instance, principal, scope)
-    _call(signing.remove_identity, scope, identity_id)
+    _call(signing.trust.remove_identity, scope, identity_id)
 
 
 # Each operation on two paths, the instance's (/api/v1/signing/…) and a namespace's
