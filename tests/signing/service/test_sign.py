@@ -320,3 +320,28 @@ def test_a_repository_made_again_under_a_deleted_name_starts_unsigned(
         assert client.delete(f"/namespaces/{ns}").status_code == 204
     assert push(server, image, f"{repo}:v1") == digest
     assert signatures(server, repo, digest)["status"] == "unsigned"
+
+
+def test_a_hostile_signature_manifest_is_not_verified_and_not_built_upon(
+        server: MoorageServer, work: Path) -> None:
+    """Someone who may push wrote a `.sig` tag whose layer is 2 MiB of junk: the image is
+    "not verified" with the reason, and signing it is refused with a clear 400 (the junk is
+    not copied into a new signature manifest), never a 500."""
+    ns = namespace(server)
+    repo = f"{ns}/hostile"
+    digest = push_image(server, work, f"{repo}:v1")
+    junk = b"\0" * (2 << 20)
+    put_blob(server, repo, junk)
+    empty = artifacts.legacy_signature_manifest(
+        [artifacts.Blob(artifacts.SIMPLE_SIGNING, junk, {"x": "y"})])
+    for blob in empty.blobs[:1]:
+        put_blob(server, repo, blob.data)
+    put_manifest(server, repo, artifacts.signature_tag(digest), json.loads(empty.manifest))
+    found = wait_for(lambda: (r := signatures(server, repo, digest))["signatures"] and r,
+                     "the hostile signature to be looked at")
+    assert found["status"] == "not verified"
+    assert "too large" in found["verdicts"][0]["reason"]
+    with api(server) as client:
+        resp = client.post(f"/repositories/{repo}/signatures",
+                           json=_body(digest, cosign_keys.KeyPair.generate(), format="cosign"))
+    assert resp.status_code == 400 and "cannot be read" in resp.json()["error"]["message"]
