@@ -85,7 +85,7 @@ def test_create_push_see_the_delivery_test_and_redeliver(
     form = page.locator("form[action='/webhooks'][method='post']")
     assert sorted(form.locator("input[name='events[]']").evaluate_all(
         "els => els.map(e => e.value)")) == ["delete", "pull", "push", "quota", "scan",
-                                               "vulnerability"]
+                                               "signature", "signing_key", "vulnerability"]
     form.get_by_label("Namespace", exact=True).select_option(ns)
     form.get_by_label("Receiver URL").fill(receiver.url)
     form.get_by_role("checkbox", name=re.compile("^delete")).check()
