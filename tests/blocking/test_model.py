@@ -66,12 +66,12 @@ def test_input_rules() -> None:
     assert check_severity(" HIGH ") == "high" and check_severity(None) is None
     with pytest.raises(Invalid, match="unknown severity"):
         check_severity("severe")
-    assert check_exempt(["ci", "robot$team+scanner", "ci"]) == ("ci", "scanner")
+    assert check_exempt(["ci", "robot$team+scanner", "ci"], "team") == ("ci", "scanner")
     with pytest.raises(Invalid, match=f"at most {MAX_EXEMPT}"):
-        check_exempt([f"r{i}" for i in range(MAX_EXEMPT + 1)])
-    for bad in ("", "UPPER", "a b", "x" * 65, "../x"):
+        check_exempt([f"r{i}" for i in range(MAX_EXEMPT + 1)], "team")
+    for bad in ("", "UPPER", "a b", "x" * 65, "../x", "robot$other+ci"):
         with pytest.raises(Invalid):
-            check_exempt([bad])
+            check_exempt([bad], "team")
     assert PullPolicy("team", exempt=("ci",)).exempt_usernames() == {"robot$team+ci"}
 
 

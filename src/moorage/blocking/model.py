@@ -74,15 +74,17 @@ def check_severity(value: str | None) -> str | None:
     return level
 
 
-def check_exempt(names: Sequence[str]) -> tuple[str, ...]:
-    """Robot names, each at most once; their existence is checked by the caller."""
+def check_exempt(names: Sequence[str], namespace: str) -> tuple[str, ...]:
+    """Robot names of `namespace`, each at most once (a full username `robot$ns+name` of
+    this namespace is taken as its name); their existence is checked by the caller."""
     if len(names) > MAX_EXEMPT:
         raise Invalid(f"at most {MAX_EXEMPT} robot accounts may be exempted")
+    prefix = f"robot${namespace}+"
     out: list[str] = []
     for raw in names:
         name = raw.strip()
-        if name.startswith("robot$") and "+" in name:  # a full robot username
-            name = name.rpartition("+")[2]
+        if name.startswith(prefix):
+            name = name[len(prefix):]
         if not _ROBOT_NAME.fullmatch(name):
             raise Invalid(f"{raw[:64]!r} is not a robot account name")
         if name not in out:

@@ -106,7 +106,7 @@ def set_pull_policy(namespace: NamespacePath, body: PullPolicyIn, instance: Inst
     signing service is refused with the reason."""
     service = _service(instance)
     ns_id = _may_manage(instance, principal, namespace)
-    exempt = check_exempt(body.exempt_robots)
+    exempt = check_exempt(body.exempt_robots, namespace)
     if exempt:
         robots = {row.username for row, _ in instance.manager.list_robots(principal,
                                                                           namespace)}
