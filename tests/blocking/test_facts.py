@@ -11,6 +11,7 @@ server's workers run, when told the namespace is large."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,42 @@ def test_images_scanned_before_installation_get_their_facts_when_a_policy_is_sav
         assert done["result"]["scan_facts"] == 2
         assert done["progress"]["done"] == done["progress"]["total"] == 2
         assert pulls() == [200, 200]
+
+
+def test_an_allowlist_entry_stops_accepting_at_its_expiry_without_any_write(
+        server: MoorageServer, second: Instance, tmp_path: Path) -> None:
+    """The decision kept for an image is dropped at the namespace's next allowlist expiry:
+    with the clock moved past it (and nothing committed meanwhile), the next pull is refused.
+    The second process's own pull check is asked, with an injected clock."""
+    from datetime import datetime, timedelta, timezone
+
+    from moorage.oci.errors import RegistryError
+    from tests.blocking.helpers import VULNERABLE, blocking_ids
+
+    assert second.blocking is not None
+    gate = second.blocking.gate
+    with api(server) as client:
+        ns = new_namespace(client)
+        repo = f"{ns}/app"
+        push(server, image(tmp_path, "vuln", VULNERABLE), f"{repo}:1")
+        found = wait_report(client, repo, "1")
+        ids = blocking_ids(found, ("critical", "high"))
+        expires = datetime.now(timezone.utc) + timedelta(days=30)
+        for ident in ids:
+            resp = client.post(f"/namespaces/{ns}/cve-allowlist", json={
+                "id": ident, "reason": "for a month", "expires_at": expires.isoformat()})
+            assert resp.status_code == 201, resp.text
+        set_policy(client, ns, severity="high")
+    accept = ["application/vnd.oci.image.manifest.v1+json"]
+    gate.clock = lambda: expires.timestamp() - 3600
+    try:
+        for _ in range(3):  # decided once, then answered from what was kept
+            assert second.registry.get_manifest(repo, "1", accept).size > 0
+        gate.clock = lambda: expires.timestamp() + 1
+        with pytest.raises(RegistryError) as refused:
+            second.registry.get_manifest(repo, "1", accept)
+        assert refused.value.code == "DENIED" and "(severity rule)" in str(refused.value)
+        # HEAD (pull=False) is still answered
+        assert second.registry.get_manifest(repo, "1", accept, pull=False).size > 0
+    finally:
+        gate.clock = time.time

@@ -1,10 +1,18 @@
 """The pull check the core asks before a manifest GET is answered (Registry.pull_checks).
 
 It runs on the event loop, inside the hottest request there is, so it does no I/O of its
-own beyond the pull path's cached reads (store.py), and keeps per-process memos only of
-things that cannot go stale: what a digest's immutable bytes are (an image or evidence), a
-policy row parsed (keyed by the row itself), a facts row decoded (keyed by its text). The
-clock (`clock`) is a parameter, so tests can move it.
+own beyond the pull path's cached reads (store.py). What it works out is kept per process
+only as a cache of what is stored, under the rule RawReader's answers follow
+(db/changes.py): a namespace's policy and each image's decision are filed under the value
+the shared commit signal had before they were read, and served only while it still holds
+it, so any commit anywhere (a policy edit, a scan's facts, a signature verdict, an
+allowlist entry) is followed by the next pull on every worker; a decision is also dropped at
+the namespace's next allowlist expiry, the one change that comes with time, not a commit.
+Without a shared signal (PostgreSQL, replicas) nothing is kept and every pull reads the rows.
+Memos of what cannot go stale at all: what a digest's immutable bytes are (an image or
+evidence), a policy row parsed, a facts row decoded. The clock (`clock`) is a parameter, so
+tests can move it. A pull in a namespace without a policy costs one signal read and one
+dictionary lookup.
 
 A refusal is 403 DENIED naming the namespace's policy, the rule and the reason. It is
 recorded (an audit entry through the `pull.blocked` event, and webhooks of that family) at
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +37,7 @@ from moorage.blocking.kinds import subject_to_policy
 from moorage.blocking.model import (BlockingFinding, PullPolicy, Refusal, ScanFacts,
                                     decide, decode_findings, is_cosign_tag, refusal_message)
 from moorage.blocking.store import MARK_SECONDS, BlockingStore, policy_of
+from moorage.db.changes import signal_of
 from moorage.db.metadata import StoredManifest
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import namespace_of
@@ -38,6 +48,7 @@ _MEMO_LIMIT = 20_000
 # The Harbor scanner adapters pull with tokens the instance issues to "scanner:<adapter>" (no
 # account name holds a colon): an image blocked as unscanned must stay scannable.
 SCANNER_ACTORS = "scanner:"
+_NOBODY: frozenset[str] = frozenset()
 
 
 class PullGate:
@@ -51,20 +62,25 @@ class PullGate:
         self._findings: dict[str, tuple[str, tuple[BlockingFinding, ...]]] = {}
         self._allowlists: dict[str, tuple[list[Any], dict[str, float | None]]] = {}
         self._recorded: dict[tuple[str, str, str], float] = {}
+        # what was decided, filed under the commit signal's value (db/changes.py); without a
+        # shared signal (PostgreSQL) nothing is kept and every pull reads the rows
+        self._signal = signal_of(store.engine)
+        self._namespaces: dict[str, tuple[bytes, PullPolicy | None, frozenset[str]]] = {}
+        self._decisions: dict[tuple[str, str], tuple[bytes, PullPolicy, float,
+                                                     Refusal | None]] = {}
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-blocked")
 
     def __call__(self, repository: str, stored: StoredManifest, tag: str | None) -> None:
+        version = self._signal.current() if self._signal is not None else None
         namespace = namespace_of(repository)
-        row = self.store.policy_row(namespace)
-        if row is None:
-            return
-        policy, exempt = self._policy(namespace, row)
-        if not policy.active or is_cosign_tag(tag) or not self._subject(stored):
+        policy, exempt = self._namespace(namespace, version)
+        if policy is None or not policy.active or is_cosign_tag(tag) or \
+                not self._subject(stored):
             return
         actor = current_actor()
         if actor in exempt or actor.startswith(SCANNER_ACTORS):
             return
-        refusal = self.decision(policy, repository, stored.digest)
+        refusal = self._decided(policy, repository, stored.digest, version)
         if refusal is None:
             return
         message = refusal_message(policy, refusal)
@@ -84,6 +100,43 @@ class PullGate:
             if policy.severity is not None and scan is not None and scan.findings else {}
         signed = self.store.signed(repository, digest) if policy.block_unsigned else True
         return decide(policy, scan, signed, allow, self.clock())
+
+    # -- answers kept while nothing was committed (and no allowlist entry expired) -------
+    def _namespace(self, namespace: str, version: bytes | None
+                   ) -> tuple[PullPolicy | None, frozenset[str]]:
+        """The namespace's policy (None: it has none) and its exempted usernames. Kept under
+        the commit signal's value read before the query, like RawReader's answers."""
+        found = self._namespaces.get(namespace)
+        if found is not None and version is not None and found[0] == version:
+            return found[1], found[2]
+        row = self.store.policy_row(namespace)
+        policy, exempt = self._policy(namespace, row) if row is not None else (None, _NOBODY)
+        if version is not None:
+            if len(self._namespaces) >= _MEMO_LIMIT:
+                self._namespaces.clear()
+            self._namespaces[namespace] = (version, policy, exempt)
+        return policy, exempt
+
+    def _decided(self, policy: PullPolicy, repository: str, digest: str,
+                 version: bytes | None) -> Refusal | None:
+        """`decision`, kept per image while the signal holds `version` (no commit anywhere:
+        no policy, fact, signature or allowlist entry changed) and until the namespace's next
+        allowlist expiry, the one change that comes with time rather than a commit."""
+        now = self.clock()
+        key = (repository, digest)
+        found = self._decisions.get(key)
+        if found is not None and version is not None and found[0] == version and \
+                found[1] is policy and now < found[2]:
+            return found[3]
+        refusal = self.decision(policy, repository, digest)
+        if version is not None:
+            until = min((t for t in self._allowlist(policy.namespace).values()
+                         if t is not None and t > now), default=math.inf) \
+                if policy.severity is not None else math.inf
+            if len(self._decisions) >= _MEMO_LIMIT:
+                self._decisions.clear()
+            self._decisions[key] = (version, policy, until, refusal)
+        return refusal
 
     # -- memos of what cannot go stale -------------------------------------------------
     def _policy(self, namespace: str, row: Any) -> tuple[PullPolicy, frozenset[str]]:

@@ -175,7 +175,8 @@ def refusal_message(policy: PullPolicy, refusal: Refusal) -> str:
 
 
 def is_cosign_tag(tag: str | None) -> bool:
-    return tag is not None and _COSIGN_TAG.fullmatch(tag) is not None
+    return tag is not None and tag.startswith("sha256-") and \
+        _COSIGN_TAG.fullmatch(tag) is not None
 
 
 __all__ = ["BlockingFinding", "MAX_EXEMPT", "MAX_FINDINGS", "PullPolicy", "RANK", "Refusal",
