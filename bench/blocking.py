@@ -11,7 +11,7 @@ signed. Then `wrk` GETs the manifest by tag with a bearer token, alternating ope
 open, … for `--rounds` rounds, and the medians are printed side by side with their ratio.
 On a shared 2-core machine that figure carries the noise of everything else running; so the
 server's own `Registry.get_manifest` is also timed in this process, by tag, in both
-namespaces (µs per call, best of five): the pull check's own cost.
+namespaces, and the pull check alone (µs per call, best of five): its own cost.
 
 Until the signing service is merged, the instance refuses the unsigned rule through the API
 (nothing could tell a signed image from an unsigned one); the bench then writes the policy
@@ -138,11 +138,16 @@ def in_process(server: Moorage, calls: int) -> dict[str, float]:
     registry = instance.registry
     accept = [ACCEPT]
     out: dict[str, float] = {"calls": float(calls)}
+    [check] = registry.pull_checks
     for ns in NAMESPACES:
-        registry.get_manifest(f"{ns}/app", "latest", accept)  # passes, and warms the caches
-        best = min(timeit.repeat(lambda: registry.get_manifest(f"{ns}/app", "latest", accept),
+        repo = f"{ns}/app"
+        stored = registry.get_manifest(repo, "latest", accept)  # passes; warms the caches
+        best = min(timeit.repeat(lambda: registry.get_manifest(repo, "latest", accept),
                                  number=calls, repeat=5))
         out[ns] = best / calls * 1e6
+        best = min(timeit.repeat(lambda: check(repo, stored, "latest"), number=calls,
+                                 repeat=5))
+        out[f"{ns}_check"] = best / calls * 1e6
     return out
 
 
@@ -202,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
           f"the {how}) | {med['guarded']['rps']:,.0f} req/s | "
           f"{med['guarded']['p99_ms']:.1f} ms | {errors['guarded']} |")
     print(f"| ratio (policy / none) | {ratio:.2f} | | |")
-    print(f"In process, the same Registry.get_manifest by tag (after the server stopped, one "
-          f"thread, {inproc['calls']:,} calls each): no policy {inproc['open']:.1f} µs, "
-          f"with the policy {inproc['guarded']:.1f} µs per call "
-          f"(+{inproc['guarded'] - inproc['open']:.1f} µs)")
+    print(f"In process (after the server stopped, one thread, {inproc['calls']:,.0f} calls "
+          f"each, best of 5): Registry.get_manifest by tag {inproc['open']:.1f} µs without a "
+          f"policy, {inproc['guarded']:.1f} µs with it; the pull check alone "
+          f"{inproc['open_check']:.2f} µs in a namespace without a policy, "
+          f"{inproc['guarded_check']:.2f} µs with the three rules")
     print(json.dumps({"runs": runs, "policy_set_through": how}), file=sys.stderr)
     return 0
 
