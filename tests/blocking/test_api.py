@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from moorage.blocking import SIGNING_MISSING
-from tests.blocking.helpers import ADMIN, api, new_namespace, set_policy
+from tests.blocking.helpers import ADMIN, api, new_namespace, set_policy, wait_until
 from tests.conftest import ROOMY, SECURED
 from tests.scan.service.helpers import moorage
 from tests.support.server import MoorageServer
@@ -37,6 +37,15 @@ def test_a_namespace_without_a_policy_reads_all_rules_off(server: MoorageServer)
         assert saved["active"] and saved["severity"] == "medium"
         assert saved["updated_by"] == "admin"
         assert client.get(f"/namespaces/{ns}/pull-policy").json() == saved
+
+        def audited() -> list[dict]:
+            rows = client.get("/audit", params={"action": "pull_policy.set"}).json()["entries"]
+            return [r for r in rows if ns in r["target"]]
+        [entry] = wait_until(audited, "the audit entry of the edit")
+        assert entry["actor"] == "admin" and entry["result"] == "success"
+        assert entry["detail"]["values"]["severity"] == "medium"
+        assert entry["detail"]["values"]["block_unscanned"] is True
+        assert "exempt_robots" in entry["detail"]["fields"]
 
 
 @pytest.mark.parametrize("body, status, words", [
