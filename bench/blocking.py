@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -189,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 runs[ns].append(res)
                 log(f"round {r + 1}/{o.rounds} {ns}: {res['rps']:,.0f} req/s, "
                     f"p99 {res['p99_ms']:.1f} ms, {res['errors']} errors")
+        server.stop()
+        inproc = in_process(server, 20_000 if not o.quick else 2_000)
     finally:
         server.stop()
-    inproc = in_process(server, 20_000 if not o.quick else 2_000)
+        shutil.rmtree(work, ignore_errors=True)
     med = {ns: {k: statistics.median(x[k] for x in runs[ns]) for k in ("rps", "p99_ms")}
            for ns in NAMESPACES}
     errors = {ns: sum(x["errors"] for x in runs[ns]) for ns in NAMESPACES}
