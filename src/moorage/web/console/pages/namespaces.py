@@ -153,7 +153,8 @@ async def namespace_page(visit: Visit, error: str = "", status: int = 200,
     found = await visit.get(f"/api/v1/namespaces/{name}/pull-policy")
     pull_policy = found.data if found.ok else None
     return visit.render("namespaces_show.html", status=status, title=f"Namespace {name}",
-                        pull_policy=pull_policy, ns=ns, members=members, robots=robots, manages=_manages(visit, ns),
+                        pull_policy=pull_policy, ns=ns, members=members, robots=robots,
+                        manages=_manages(visit, ns),
                         allowlist=allowlist, scan_settings=scan_settings,
                         sets_scanning=visit.principal.is_admin or
                         ns.get("role") in _SEES_ROBOTS,
