@@ -69,6 +69,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every worker's start
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
+    from moorage.blocking import PullBlocking
 
 @dataclass
 class Instance:
@@ -96,6 +97,7 @@ class Instance:
     domains: DomainService | None = None  # custom domain names (refused by small editions)
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
+    blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -202,6 +204,10 @@ def build_instance(settings: Settings) -> Instance:
                             data_dir / "tmp" / "scan"))
         instance.scans.source_names = lambda: [f"harbor:{r.name}" for r in
                                                adapters().store.list() if r.enabled]
+    if edition.has("threat_blocking"):  # blocking: pull policies, asked before each pull
+        from moorage.blocking import install as install_blocking
+        instance.blocking = install_blocking(
+            registry, worker, signing=lambda: getattr(instance, "signing", None))
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -372,6 +378,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
         from moorage.web.console.pages import scanning as scanning_pages
         site.install(scanner_pages)
         site.install(scanning_pages)
+    if instance.blocking is not None:  # blocking: the namespace's pull policy page
+        from moorage.web.console.pages import pull_policy as pull_policy_pages
+        site.install(pull_policy_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

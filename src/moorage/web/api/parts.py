@@ -25,6 +25,7 @@ from moorage.web.auth import RegistryAccess
 
 if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has it
     from moorage.scan.service import ScanService
+    from moorage.blocking import PullBlocking
 
 
 class ApiParts(Protocol):
@@ -58,3 +59,5 @@ class ApiParts(Protocol):
     def domains(self) -> DomainService | None: ...
     @property
     def scans(self) -> ScanService | None: ...
+    @property
+    def blocking(self) -> PullBlocking | None: ...
