@@ -3,7 +3,8 @@
 # side by side (docs/benchmarks.md; BENCH_QUICK=1 for a short smoke run, BENCH_ARGS for
 # options such as --workers 4), then times the console's repository pages with 5,000
 # repositories and 10,000 tags, then the scanner's advisory import and image scan (cold and
-# warm; as library calls, then as scan jobs of a running server); `make bench-smoke` checks
+# warm; as library calls, then as scan jobs of a running server), then the manifest GET rate
+# with threat blocking's pull policies on beside none (bench/blocking.py); `make bench-smoke` checks
 # that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
@@ -75,6 +76,7 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/run.py $(BENCH_ARGS)
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scan.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/blocking.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

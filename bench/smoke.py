@@ -7,7 +7,9 @@ checks what it produced: every scenario has figures for Moorage and, where there
 Distribution; no load run saw errors where none are expected; the table, the JSON and the
 profile are there. Then `bench/scan.py --quick` (a small image: ~15 s), checking that each
 row has a time and that the scan found the packages the image holds, in the library and in
-the scan jobs of the server it starts. Exits non-zero, naming
+the scan jobs of the server it starts. Then `bench/blocking.py --quick` (~30 s), checking
+that both manifest GET runs (no policy, a three-rule policy) have a rate and no errors, and
+that the pull check was timed in process. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -67,6 +69,7 @@ def main() -> int:
             if lines:
                 problems.append(f"{label} logged errors: {lines[:2]}")
     problems += scan_problems()
+    problems += blocking_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -122,6 +125,29 @@ def scan_problems() -> list[str]:
     if (result.get("server") or {}).get("server_log_errors"):
         problems.append(f"the scan server logged errors: "
                         f"{result['server']['server_log_errors'][:2]}")
+    return problems
+
+
+def blocking_problems() -> list[str]:
+    """bench/blocking.py --quick: both runs measured without errors (the guarded image
+    passes its policy), and the in-process timings printed."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "blocking.py"), "--quick"],
+                          cwd=ROOT, timeout=900, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [f"bench/blocking.py --quick exited with {proc.returncode}: "
+                f"{proc.stderr[-500:]}"]
+    try:
+        runs = json.loads(proc.stderr.strip().splitlines()[-1])["runs"]
+    except (ValueError, KeyError, IndexError):
+        return ["bench/blocking.py printed no raw figures"]
+    problems = []
+    for ns in ("open", "guarded"):
+        if not runs.get(ns) or not all(r["rps"] > 0 for r in runs[ns]):
+            problems.append(f"bench/blocking.py: no rate for {ns}")
+        elif any(r["errors"] for r in runs[ns]):
+            problems.append(f"bench/blocking.py: errors in the {ns} runs")
+    if "the pull check alone" not in proc.stdout:
+        problems.append("bench/blocking.py: the in-process timing is missing")
     return problems
 
 

@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
     from moorage.signing.service import SigningService
+    from moorage.blocking import PullBlocking
 
 @dataclass
 class Instance:
@@ -98,6 +99,7 @@ class Instance:
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
     signing: SigningService | None = None  # image signing, when the edition has it
+    blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -212,6 +214,10 @@ def build_instance(settings: Settings) -> Instance:
             if settings.encryption else None
         instance.signing = install_signing(registry, worker, keyring,
                                            settings.signing_trusted_root)
+    if edition.has("threat_blocking"):  # blocking: pull policies, asked before each pull
+        from moorage.blocking import install as install_blocking
+        instance.blocking = install_blocking(
+            registry, worker, signing=lambda: getattr(instance, "signing", None))
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -385,6 +391,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.edition.has("signing"):  # signing: keys pages, the manifest's signatures
         from moorage.web.console.pages import signing as signing_pages
         site.install(signing_pages)
+    if instance.blocking is not None:  # blocking: the namespace's pull policy page
+        from moorage.web.console.pages import pull_policy as pull_policy_pages
+        site.install(pull_policy_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

@@ -15,7 +15,7 @@ CORE = ("oci", "registry", "access", "policy", "jobs", "store", "db", "cache")
 # ops/ (health, logs, metrics, maintenance) is wired in by app.py like a feature: the core
 # offers hooks and never imports it.
 FEATURES = ("audit", "events", "domains", "backup", "scan", "signing", "replication", "helm",
-            "remote", "ops", "sso")
+            "remote", "ops", "sso", "blocking")
 ABOVE_APP = ("moorage.cli", "moorage.__main__")  # the command starts the app
 
 

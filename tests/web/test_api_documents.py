@@ -81,13 +81,13 @@ def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:
 
 
 # In the product's edition table, not built in this version (issue 13): never shown.
-UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds",
-                    "global_sync", "import", "threat_blocking", "delivery_chain"}
+UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "global_sync", "import",
+                    "delivery_chain"}
 UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds",
                   "artifact_subscriptions", "sync_rules", "pull_qps"}
 BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks",
                   "network_acl", "credential_free_pull", "custom_domains", "scanning",
-                  "signing"}
+                  "signing", "threat_blocking"}
 
 
 def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer) -> None:
@@ -106,7 +106,7 @@ def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer
     # Webhook events: only what something emits.
     events = schemas["WebhookCreate"]["properties"]["events"]["items"]
     assert set(events["enum"]) == {"push", "delete", "pull", "quota", "scan", "vulnerability",
-                                   "signature", "signing_key"}
+                                   "signature", "signing_key", "pull.blocked"}
 
 
 def test_unknown_endpoints_and_methods(secure_registry: MoorageServer) -> None:

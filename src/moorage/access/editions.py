@@ -56,7 +56,7 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
 # What this version implements, out of the plan above. Add a name here when its feature lands.
 BUILT_FEATURES: frozenset[str] = frozenset({
     "oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks", "network_acl",
-    "credential_free_pull", "custom_domains", "scanning", "signing",
+    "credential_free_pull", "custom_domains", "scanning", "signing", "threat_blocking",
 })
 BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories"})
 # In the tables' order, for listings and the OpenAPI enums.

@@ -64,6 +64,8 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(policies.immutability, name="immutability")
 app.add_typer(policies.retention, name="retention")
+from moorage.cli import pull_policy as pull_policy_cli  # noqa: E402
+app.add_typer(pull_policy_cli.app, name="policy")  # blocking: `moorage policy pull …`
 # backup and restore (embedded instances; they work on the data dir directly)
 from moorage.cli import backup as backup_cli  # noqa: E402
 app.command()(backup_cli.backup)

@@ -619,3 +619,49 @@ signature_results = Table(
     Column("computed_at", Float, nullable=False),
 )
 Index("ix_signature_results_digest", signature_results.c.digest)
+# Threat blocking (blocking/): the pull policy of a namespace; no row: nothing is blocked.
+pull_policies = Table(
+    "pull_policies", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("severity", String(16), nullable=True),  # block findings at or above; NULL: off
+    Column("block_unscanned", Boolean, nullable=False, default=False),
+    Column("block_unsigned", Boolean, nullable=False, default=False),
+    Column("exempt", Text, nullable=False, default="[]"),  # JSON list of robot names
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)
+
+# What a pull decision needs of an image's scan, written when its scan completes: the
+# status and the findings that a severity rule can block on, worst first (blocking/facts.py).
+pull_scan_facts = Table(
+    "pull_scan_facts", metadata,
+    Column("digest", String(200), ForeignKey("manifests.digest", ondelete="CASCADE"),
+           primary_key=True),
+    Column("status", String(16), nullable=False),  # done | failed
+    Column("findings", Text, nullable=False, default="[]"),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Manifests a stored verification says are signed by a trusted key or identity (written on
+# `signature.verified`); no row: unsigned.
+pull_signed = Table(
+    "pull_signed", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), ForeignKey("manifests.digest", ondelete="CASCADE"),
+           primary_key=True),
+    Column("signers", Text, nullable=False, default="[]"),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_pull_signed_digest", pull_signed.c.digest)
+
+# When a blocked pull was last recorded per (repository, digest, actor): at most one audit
+# entry and event a minute each, across every worker and replica.
+pull_block_marks = Table(
+    "pull_block_marks", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("actor", String(255), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+Index("ix_pull_block_marks_at", pull_block_marks.c.at)

@@ -55,6 +55,10 @@ class Registry:
         self.manifest_checks: list[Callable[[str, Manifest], None]] = []
         # Checks before a tag moves or goes: (repository, tag, old digest, new digest or None).
         self.tag_checks: list[Callable[[str, str, str, str | None], None]] = []
+        # Asked before a manifest GET (never a HEAD) is answered and announced: (repository,
+        # the manifest, the tag it was asked by or None). A check refuses by raising
+        # RegistryError("DENIED", ...); features (threat blocking) register them in app.py.
+        self.pull_checks: list[Callable[[str, StoredManifest, str | None], None]] = []
         # Asked, inside the deleting transaction, before a manifest, blob or repository goes.
         self.guards: list[Guard] = []
         # Manifest bytes are immutable per digest, so caching them never serves stale data;
@@ -296,6 +300,9 @@ class Registry:
                 detail={"mediaType": stored.media_type})
         if pull:
             tag = None if is_digest(reference) else reference
+            if self.pull_checks:
+                for check in self.pull_checks:
+                    check(name, stored, tag)
             if tag is not None:
                 self.pulls.pulled(name, tag)
             self.bus.publish(Event("pull", name, digest, stored.media_type, tag, stored.size))

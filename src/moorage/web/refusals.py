@@ -36,6 +36,9 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("catalog", "GET"): "catalog.list",
 }
 WRITES = frozenset({"manifest.push", "manifest.delete", "blob.delete", "blob.upload"})
+# Refusals their deciders record themselves: a storage quota (the core's `quota` event) and
+# a pull policy (threat blocking's `pull.blocked`, at most once a minute per image and actor).
+_RECORDED_ELSEWHERE = frozenset({"quota", "pull_policy"})
 # What a policy's refusal names in its detail ("reason"), and what the entry calls the rule.
 _POLICIES = {"immutable": "immutability"}
 
@@ -53,7 +56,7 @@ def refusal(kind: str, method: str, name: str | None, params: Mapping[str, str |
     if action is None or (action not in WRITES and not credentials):
         return None
     because = error.detail if isinstance(error.detail, Mapping) else {}
-    if because.get("reason") == "quota":
+    if because.get("reason") in _RECORDED_ELSEWHERE:
         return None
     detail: dict[str, Any] = {"method": method, "status": error.status, "code": error.code,
                               "reason": error.message}

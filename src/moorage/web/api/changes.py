@@ -42,6 +42,7 @@ SAFE_FIELDS = frozenset({
     "exclude_pattern", "keep_last", "older_than_seconds", "untagged", "always_keep",
     "schedule", "enabled", "dry_run", "type", "events", "disabled",
     "id", "expires_at",  # an advisory id on a CVE allowlist, and until when
+    "severity", "block_unscanned", "block_unsigned",  # a pull policy's rules
 })
 # Query flags recorded with a change (values are booleans, never secret).
 QUERY_FLAGS = frozenset({"force"})

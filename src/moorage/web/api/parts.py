@@ -26,6 +26,7 @@ from moorage.web.auth import RegistryAccess
 if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has it
     from moorage.scan.service import ScanService
     from moorage.signing.service import SigningService
+    from moorage.blocking import PullBlocking
 
 
 class ApiParts(Protocol):
@@ -61,3 +62,5 @@ class ApiParts(Protocol):
     def scans(self) -> ScanService | None: ...
     @property
     def signing(self) -> SigningService | None: ...
+    @property
+    def blocking(self) -> PullBlocking | None: ...

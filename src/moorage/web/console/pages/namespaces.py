@@ -149,8 +149,12 @@ async def namespace_page(visit: Visit, error: str = "", status: int = 200,
     allowlist = found.data if found.ok else None
     found = await visit.get(f"/api/v1/namespaces/{name}/scan-settings")  # scanning only
     scan_settings = found.data if found.ok else None
+    # the pull policy (threat blocking): absent without the edition or the owner role
+    found = await visit.get(f"/api/v1/namespaces/{name}/pull-policy")
+    pull_policy = found.data if found.ok else None
     return visit.render("namespaces_show.html", status=status, title=f"Namespace {name}",
-                        ns=ns, members=members, robots=robots, manages=_manages(visit, ns),
+                        pull_policy=pull_policy, ns=ns, members=members, robots=robots,
+                        manages=_manages(visit, ns),
                         allowlist=allowlist, scan_settings=scan_settings,
                         sets_scanning=visit.principal.is_admin or
                         ns.get("role") in _SEES_ROBOTS,
