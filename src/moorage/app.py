@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
     from moorage.blocking import PullBlocking
+    from moorage.replication.proxy import ProxyService
 
 @dataclass
 class Instance:
@@ -98,6 +99,7 @@ class Instance:
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
+    proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -208,6 +210,9 @@ def build_instance(settings: Settings) -> Instance:
         from moorage.blocking import install as install_blocking
         instance.blocking = install_blocking(
             registry, worker, signing=lambda: getattr(instance, "signing", None))
+    if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
+        from moorage.replication import install_proxy
+        instance.proxy = install_proxy(settings, engine, registry, manager)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -362,7 +367,8 @@ def build_metrics(instance: Instance) -> Metrics:
     return install_metrics(registry=instance.registry, worker=instance.worker,
                            engine=instance.registry.db.engine,
                            redis_health=instance.redis_health, webhooks=instance.webhooks,
-                           audit=instance.audit, token=settings.metrics_token,
+                           audit=instance.audit, proxy=instance.proxy,
+                           token=settings.metrics_token,
                            namespaces_limit=settings.metrics_namespaces,
                            edition=settings.edition)
 
