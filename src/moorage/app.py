@@ -384,6 +384,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
         from moorage.web.console.pages import scanning as scanning_pages
         site.install(scanner_pages)
         site.install(scanning_pages)
+    if instance.proxy is not None:  # replication: the proxy caches' administration page
+        from moorage.web.console.pages import proxy as proxy_pages
+        site.install(proxy_pages)
     if instance.blocking is not None:  # blocking: the namespace's pull policy page
         from moorage.web.console.pages import pull_policy as pull_policy_pages
         site.install(pull_policy_pages)
