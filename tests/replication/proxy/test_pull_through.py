@@ -6,8 +6,10 @@ reached it. The tag TTL's clock is the check time stored in the database: a test
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sqlite3
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from tests.remote.misbehaving import BIG_LAYER_DIGEST, LAYER_DIGEST
 from tests.replication.proxy.conftest import (ADMIN, CountedDistribution, api, create_proxy,
                                               seed)
 from tests.support.certs import Authority
-from tests.support.images import random_image
+from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER
+from tests.support.images import multiarch_image, random_image
 from tests.support.processes import wait_until
 from tests.support.server import MoorageServer
 
@@ -32,8 +35,10 @@ def _store(tmp_path: Path, name: str) -> ContainerStore:
     return ContainerStore("podman", tmp_path / name, "vfs")
 
 
-def _pull(store: ContainerStore, server: MoorageServer, ref: str, check: bool = True):  # type: ignore[no-untyped-def]
-    return store("pull", "--tls-verify=false", "--creds", f"{ADMIN[0]}:{ADMIN[1]}",
+def _pull(store: ContainerStore, server: MoorageServer, ref: str, check: bool = True,
+          platform: str | None = None):  # type: ignore[no-untyped-def]
+    extra = ["--platform", platform] if platform else []
+    return store("pull", "--tls-verify=false", "--creds", f"{ADMIN[0]}:{ADMIN[1]}", *extra,
                  f"{server.host}/{ref}", check=check, timeout=600)
 
 
@@ -78,6 +83,13 @@ def test_podman_pulls_through_within_ttl_after_it_and_with_the_upstream_down(
     assert answer.headers["docker-content-digest"] == digest
     gets, heads = _manifest_requests(upstream, "library/app")
     assert gets >= 1
+    # stored through the normal put path, as the proxy: the tag is an ordinary tag, and
+    # the audit log names proxy:hub as the pusher
+    with api(moorage) as client:
+        tags = client.get("/repositories/hub/app/tags").json()
+        assert [(t["name"], t["digest"]) for t in tags] == [("1", digest)]
+        assert wait_until(lambda: client.get("/audit", params={
+            "actor": "proxy:hub", "action": "push"}).json()["entries"], 120)
 
     # within the TTL: a fresh client's pull makes no upstream manifest request at all
     _pull(_store(tmp_path, "p2"), moorage, "hub/app:1")
@@ -223,3 +235,30 @@ def test_only_administrators_manage_proxy_caches_and_secrets_stay_inside(
                       auth=("plain", "plain-user-password-1"), timeout=120)
     assert plain.status_code == 403
     assert BASIC_PASSWORD not in moorage.log()
+
+
+def test_a_multi_arch_index_is_served_and_only_the_asked_platform_fetched(
+        tmp_path: Path, upstream: CountedDistribution, moorage: MoorageServer,
+        authority: Authority) -> None:
+    layout = tmp_path / "multi"
+    index_digest = multiarch_image(layout, "1")
+    subprocess.run(["skopeo", "copy", "--all", "--dest-tls-verify=false", "--dest-creds",
+                    f"{BASIC_USER}:{BASIC_PASSWORD}", f"oci:{layout}:1",
+                    f"docker://localhost:{upstream.port}/team/multi:1"],
+                   check=True, capture_output=True, timeout=300)
+    create_proxy(moorage, upstream, authority, "arch")
+    _pull(_store(tmp_path, "arm"), moorage, "arch/team/multi:1", platform="linux/arm64")
+    index = json.loads(httpx.get(f"{moorage.url}/v2/arch/team/multi/manifests/1", auth=ADMIN,
+                                 headers={"accept": "application/vnd.oci.image.index.v1+json"},
+                                 timeout=120).content)
+    children = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    seen = upstream.requests()
+    assert seen[("GET", f"/v2/team/multi/manifests/{children['arm64']}")] == 1
+    assert seen[("GET", f"/v2/team/multi/manifests/{children['amd64']}")] == 0  # lazily
+    # the pulled platform is stored as ordinary content; the index waits for its children
+    with sqlite3.connect(moorage.data_dir / "moorage.db", timeout=60) as db:
+        stored = {r[0] for r in db.execute("SELECT digest FROM manifests")}
+    assert children["arm64"] in stored and index_digest not in stored
+    # a second pull of the same platform: answered from the cache
+    _pull(_store(tmp_path, "arm2"), moorage, "arch/team/multi:1", platform="linux/arm64")
+    assert upstream.requests()[("GET", f"/v2/team/multi/manifests/{children['arm64']}")] == 1
