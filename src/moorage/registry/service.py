@@ -292,6 +292,7 @@ class Registry:
         """The manifest a reference names; `pull` announces it (GET does, HEAD does not).
         `supplied`: a manifest an upstream (upstreams.py) serves that is not stored yet; it
         passes the same Accept and pull checks, and its pull is announced the same way."""
+        stored: StoredManifest | None
         if supplied is not None:
             check_name(name)
             digest, stored = supplied.digest, supplied

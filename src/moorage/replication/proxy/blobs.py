@@ -34,16 +34,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moorage.oci.errors import RegistryError
 from moorage.registry.events import acting_as
 from moorage.registry.upstreams import UpstreamBlob
 from moorage.remote import BlobReader, RemoteError, RemoteNotFound
+from moorage.replication.proxy.source import ProxySource, bad_gateway
 from moorage.replication.proxy.store import ProxyStore
-
-if TYPE_CHECKING:
-    from moorage.replication.proxy.source import ProxySource
 
 log = logging.getLogger("moorage.proxy")
 
@@ -62,7 +60,7 @@ class BlobFetcher:
         # weakly), whether or not their client is still there.
         self._running: set[asyncio.Task[None]] = set()
 
-    async def blob(self, source: "ProxySource", name: str, upstream: str, digest: str,
+    async def blob(self, source: ProxySource, name: str, upstream: str, digest: str,
                    head: bool) -> UpstreamBlob | None:
         if await self._link(source, name, digest):
             return None
@@ -73,7 +71,6 @@ class BlobFetcher:
                 size = await source.client.blob_size(upstream, digest)
             except RemoteError as exc:
                 source.failed(f"{name}@{digest}", exc, None)
-                from moorage.replication.proxy.source import bad_gateway
                 raise bad_gateway(f"blob {digest}", exc) from None
             if size is None:
                 raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
@@ -104,7 +101,7 @@ class BlobFetcher:
                                     "from the upstream registry failed", status=502,
                                     detail={"reason": "upstream"})
 
-    async def _link(self, source: "ProxySource", name: str, digest: str) -> bool:
+    async def _link(self, source: ProxySource, name: str, digest: str) -> bool:
         """Link a blob the instance holds into the repository; pending manifests that it
         completes are stored."""
         def link() -> bool:
@@ -115,7 +112,7 @@ class BlobFetcher:
             return True
         return await asyncio.to_thread(link)
 
-    async def _lead(self, source: "ProxySource", name: str, upstream: str, digest: str,
+    async def _lead(self, source: ProxySource, name: str, upstream: str, digest: str,
                     holder: str) -> UpstreamBlob:
         opener = source.client.open_blob(upstream, digest)
         try:
@@ -127,7 +124,6 @@ class BlobFetcher:
                                     f"{upstream}", detail={"digest": digest}) from None
             if isinstance(exc, RemoteError):
                 source.failed(f"{name}@{digest}", exc, None)
-                from moorage.replication.proxy.source import bad_gateway
                 raise bad_gateway(f"blob {digest}", exc) from None
             raise
         if reader.size is None:
@@ -142,7 +138,7 @@ class BlobFetcher:
         task.add_done_callback(self._running.discard)
         return UpstreamBlob(reader.size, relay.chunks())
 
-    async def _cache(self, source: "ProxySource", name: str, digest: str, holder: str,
+    async def _cache(self, source: ProxySource, name: str, digest: str, holder: str,
                      reader: BlobReader, opener: AbstractAsyncContextManager[Any],
                      relay: "_Relay") -> None:
         """Fetch, store and relay; the claim is released however it ends."""
@@ -206,6 +202,8 @@ class _Relay:
                 item = await self.queue.get()
                 if item is _END:
                     break
+                if isinstance(item, RegistryError):  # refused by the upload path (quota)
+                    raise item
                 if isinstance(item, BaseException):
                     raise RegistryError("UNKNOWN", f"the upstream fetch failed: {item}",
                                         status=502, detail={"reason": "upstream"})

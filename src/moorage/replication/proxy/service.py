@@ -7,8 +7,9 @@ input is bounded and checked before anything is stored: a URL the remote client 
 (plain http to a remote host without `insecure`, credentials in the URL) is refused here.
 
 The finder answers from a per-process table of the proxy namespaces, reloaded from the
-database every few seconds (`REFRESH`): a cache of what is stored, so a change made on one
-worker reaches the others within that time.
+database when it is older than `REFRESH` seconds (on the request that finds it so): a cache
+of what is stored, so a change made on one worker takes effect on every worker for the
+requests that come `REFRESH` seconds after it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ TTL_DEFAULT = 300
 TTL_MIN, TTL_MAX = 10, 7 * 24 * 3600
 MAX_PASSWORD = 4096
 MAX_CA = 64 << 10
-REFRESH = 5.0
+REFRESH = 2.0  # seconds a worker's table of proxy namespaces is trusted before a reload
 UNCHANGED: Any = object()
 # Pull-through requests have a client waiting: fewer, shorter tries than a replication job.
 PULL_TIMEOUTS = Timeouts(connect=5.0, read=30.0, write=30.0, pool=30.0, request=30.0)
@@ -86,7 +87,7 @@ class ProxyService:
         return self._sources.get(name.split("/", 1)[0])
 
     def _reload(self) -> None:
-        rows = {r.namespace: r for r in self.store.list()}
+        rows = {r.namespace: r for r in self.store.rows()}
         sources: dict[str, ProxySource] = {}
         for ns, row in rows.items():
             current = self._sources.get(ns)
@@ -141,7 +142,7 @@ class ProxyService:
 
     def list(self, principal: Principal) -> list[ProxyRow]:
         self._admin(principal)
-        return self.store.list()
+        return self.store.rows()
 
     def get(self, principal: Principal, namespace: str) -> ProxyRow:
         self._admin(principal)
@@ -159,11 +160,12 @@ class ProxyService:
         ns_id = self.store.namespace_id(namespace)
         if ns_id is None:
             ns_id = self.manager.create_namespace(principal, namespace).id
-        values = dict(upstream_url=checked.url, username=checked.username,
-                      password=(seal(checked.password, namespace, self._keyring())
-                                if checked.password is not None else None),
-                      ca_pem=checked.ca_pem, insecure=checked.insecure,
-                      rewrite_library=rewrite_library, ttl_seconds=ttl, enabled=enabled)
+        sealed = (seal(checked.password, namespace, self._keyring())
+                  if checked.password is not None else None)
+        values: dict[str, object] = dict(
+            upstream_url=checked.url, username=checked.username, password=sealed,
+            ca_pem=checked.ca_pem, insecure=checked.insecure, rewrite_library=rewrite_library,
+            ttl_seconds=ttl, enabled=enabled)
         if not self.store.create(ns_id, values, principal.username or ""):
             raise AlreadyExists(f"{namespace} is already a proxy cache")
         self._loaded = float("-inf")

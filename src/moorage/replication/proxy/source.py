@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from moorage.db.metadata import StoredManifest
 from moorage.oci.digest import is_digest, parse_digest
@@ -61,6 +62,13 @@ def bad_gateway(what: str, exc: RemoteError) -> RegistryError:
                          detail={"reason": "upstream", "failure": failure_reason(exc)})
 
 
+class BlobFetching(Protocol):
+    """What fetches uncached blobs (blobs.BlobFetcher, shared by every namespace's source)."""
+
+    async def blob(self, source: "ProxySource", name: str, upstream: str, digest: str,
+                   head: bool) -> UpstreamBlob | None: ...
+
+
 @dataclass
 class ProxyConfig:
     """One proxy namespace as the pull path uses it (built from its row, secrets opened)."""
@@ -82,7 +90,7 @@ class ProxySource:
     store: ProxyStore
     clock: Callable[[], float] = time.time
     on_failure: list[Callable[[str, str], None]] = field(default_factory=list)
-    blobs: object = None  # blobs.BlobFetcher, set by the service
+    blobs: BlobFetching | None = None  # shared by the namespaces' sources (the service's)
 
     # -- names ---------------------------------------------------------------------------
     def upstream_name(self, name: str) -> str:
@@ -224,4 +232,5 @@ class ProxySource:
     async def blob(self, name: str, digest: str, head: bool) -> UpstreamBlob | None:
         parse_digest(digest)
         upstream = self.upstream_name(name)
-        return await self.blobs.blob(self, name, upstream, digest, head)  # type: ignore[attr-defined]
+        assert self.blobs is not None, "the service gives every source its blob fetcher"
+        return await self.blobs.blob(self, name, upstream, digest, head)

@@ -95,7 +95,7 @@ class ProxyStore:
         self.engine = engine
 
     # -- configurations ------------------------------------------------------------------
-    def list(self) -> list[ProxyRow]:
+    def rows(self) -> list[ProxyRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(*_COLUMNS).select_from(_JOINED)
                                 .order_by(namespaces.c.name)).all()
