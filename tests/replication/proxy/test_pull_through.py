@@ -263,3 +263,38 @@ def test_a_multi_arch_index_is_served_and_only_the_asked_platform_fetched(
     # a second pull of the same platform: answered from the cache
     _pull(_store(tmp_path, "arm2"), moorage, "arch/team/multi:1", platform="linux/arm64")
     assert upstream.requests()[("GET", f"/v2/team/multi/manifests/{children['arm64']}")] == 1
+
+
+def test_a_tag_moved_upstream_is_followed_after_the_ttl(
+        tmp_path: Path, upstream: CountedDistribution, moorage: MoorageServer,
+        authority: Authority) -> None:
+    first = random_image(tmp_path / "v1", "v", layers=1, layer_size=64 * 1024, seed=1)
+    second = random_image(tmp_path / "v2", "v", layers=1, layer_size=64 * 1024, seed=2)
+    seed(upstream, tmp_path / "v1", "v", "team/moving:v")
+    create_proxy(moorage, upstream, authority, "follow")
+    accept = {"accept": "application/vnd.oci.image.manifest.v1+json"}
+    url = f"{moorage.url}/v2/follow/team/moving/manifests/v"
+    with httpx.Client(auth=ADMIN, timeout=120, headers=accept) as http:
+        assert http.get(url).headers["docker-content-digest"] == first
+        seed(upstream, tmp_path / "v2", "v", "team/moving:v")
+        # within the TTL the cache answers what it checked last
+        assert http.get(url).headers["docker-content-digest"] == first
+        _age_tag_checks(moorage, 301)
+        assert http.get(url).headers["docker-content-digest"] == second
+    assert upstream.requests()[("GET", f"/v2/team/moving/manifests/{second}")] == 1
+
+
+def test_an_upstream_answering_503_gives_a_clear_error_for_what_is_not_cached(
+        misbehaving, moorage: MoorageServer) -> None:  # type: ignore[no-untyped-def]
+    with api(moorage) as client:
+        made = client.post("/proxy-caches", json={"namespace": "down",
+                                                  "upstream_url": misbehaving.url})
+    assert made.status_code == 201, made.text
+    settle()
+    before = _failures(moorage)
+    with httpx.Client(auth=ADMIN, timeout=120) as http:
+        answer = http.get(f"{moorage.url}/v2/down/unavailable/manifests/latest")
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["errors"][0]
+    assert error["code"] == "UNKNOWN" and "HTTP 503" in error["message"]
+    assert _failures(moorage) > before
