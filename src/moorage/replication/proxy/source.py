@@ -190,7 +190,8 @@ class ProxySource:
         tags = [tag] if tag is not None else []
         stored_now = await asyncio.to_thread(self._put, name, digest, fetched.data,
                                              fetched.media_type, tags)
-        if stored_now:
+        if stored_now:  # a platform whose blobs were held: its index may be complete now
+            await asyncio.to_thread(self.promote, name)
             return None
         await asyncio.to_thread(self.store.add_pending, name, digest, fetched.media_type,
                                 fetched.data)
