@@ -263,6 +263,11 @@ def test_a_multi_arch_index_is_served_and_only_the_asked_platform_fetched(
     # a second pull of the same platform: answered from the cache
     _pull(_store(tmp_path, "arm2"), moorage, "arch/team/multi:1", platform="linux/arm64")
     assert upstream.requests()[("GET", f"/v2/team/multi/manifests/{children['arm64']}")] == 1
+    # the other platform pulled too: the index is complete and stored, its tag ordinary
+    _pull(_store(tmp_path, "amd"), moorage, "arch/team/multi:1", platform="linux/amd64")
+    with api(moorage) as client:
+        tags = client.get("/repositories/arch/team/multi/tags").json()
+    assert [(t["name"], t["digest"]) for t in tags] == [("1", index_digest)]
 
 
 def test_a_tag_moved_upstream_is_followed_after_the_ttl(
