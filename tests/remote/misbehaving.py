@@ -241,6 +241,14 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(3600)
             return
+        elif repo == "stallingbig":  # most of a multi-chunk blob, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BIG_LAYER)))
+            self.end_headers()
+            self.wfile.write(BIG_LAYER[: len(BIG_LAYER) // 2])
+            self.wfile.flush()
+            time.sleep(3600)
+            return
         elif repo == "silent":  # never answers
             time.sleep(3600)
             return

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.clients.tools import ContainerStore
-from tests.remote.misbehaving import BIG_LAYER_DIGEST, LAYER_DIGEST
+from tests.remote.misbehaving import BIG_LAYER, BIG_LAYER_DIGEST, LAYER_DIGEST
 from tests.replication.proxy.conftest import (ADMIN, CountedDistribution, api, create_proxy,
                                               seed, settle)
 from tests.support.certs import Authority
@@ -303,3 +303,25 @@ def test_an_upstream_answering_503_gives_a_clear_error_for_what_is_not_cached(
     error = answer.json()["errors"][0]
     assert error["code"] == "UNKNOWN" and "HTTP 503" in error["message"]
     assert _failures(moorage) > before
+
+
+def test_the_first_client_gets_bytes_before_the_upstream_sent_the_whole_layer(
+        misbehaving, moorage: MoorageServer) -> None:  # type: ignore[no-untyped-def]
+    """The upstream sends half the layer and then nothing: the client already receives most
+    of that half (the last chunk is held back until the whole layer is verified)."""
+    with api(moorage) as client:
+        made = client.post("/proxy-caches", json={"namespace": "slow",
+                                                  "upstream_url": misbehaving.url})
+    assert made.status_code == 201, made.text
+    settle()
+    received = 0
+    with httpx.Client(auth=ADMIN, timeout=120) as http:
+        with http.stream("GET", f"{moorage.url}/v2/slow/stallingbig/blobs/"
+                                f"{BIG_LAYER_DIGEST}") as reply:
+            assert reply.status_code == 200
+            assert int(reply.headers["content-length"]) == len(BIG_LAYER)
+            for chunk in reply.iter_raw():
+                received += len(chunk)
+                if received >= 1 << 20:
+                    break  # while the upstream is silent: streamed, not stored first
+    assert 1 << 20 <= received < len(BIG_LAYER) // 2
