@@ -17,7 +17,7 @@ The design, for N clients asking for one uncached blob on any worker or replica:
    the others still get the blob.
 3. Every other asker waits: it polls (every 0.2 s) for the blob to appear in the store and
    then links it (1.), so it is answered from the store once the claimant committed. A claim
-   whose holder stopped beating (its process died: a beat every 5 s while bytes flow) for
+   whose holder stopped beating (its process died: it beats every 5 s while it fetches) for
    30 s is taken over; a fetch that ended without a commit lets the next asker claim again,
    once, before a waiter gives up with a 502.
 
@@ -141,18 +141,25 @@ class BlobFetcher:
     async def _cache(self, source: ProxySource, name: str, digest: str, holder: str,
                      reader: BlobReader, opener: AbstractAsyncContextManager[Any],
                      relay: "_Relay") -> None:
-        """Fetch, store and relay; the claim is released however it ends."""
-        last_beat = time.monotonic()
+        """Fetch, store and relay; the claim is released however it ends. The claim beats
+        on its own timer, so a slow client (whose relay makes the fetch wait) or a slow
+        upstream does not let another worker take the fetch over while this one lives."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(BEAT)
+                try:
+                    await asyncio.to_thread(self.store.beat, digest, holder, time.time())
+                except Exception as exc:  # the database is away: the fetch goes on
+                    log.warning("proxy cache: could not renew the fetch claim of %s: %s",
+                                digest, exc)
 
         async def tee() -> AsyncIterator[bytes]:
-            nonlocal last_beat
             async for chunk in reader.chunks():
                 await relay.put(chunk)
-                if time.monotonic() - last_beat > BEAT:
-                    last_beat = time.monotonic()
-                    await asyncio.to_thread(self.store.beat, digest, holder, time.time())
                 yield chunk
 
+        beating = asyncio.create_task(beat())
         outcome: object = _END
         try:
             with acting_as(source.actor, proxy=source.config.namespace):
@@ -166,6 +173,7 @@ class BlobFetcher:
                         name, digest, exc)
             outcome = exc
         finally:
+            beating.cancel()
             try:
                 await opener.__aexit__(None, None, None)
             except Exception:  # closing a broken stream
