@@ -289,19 +289,22 @@ def test_a_tag_moved_upstream_is_followed_after_the_ttl(
     assert upstream.requests()[("GET", f"/v2/team/moving/manifests/{second}")] == 1
 
 
-def test_an_upstream_answering_503_gives_a_clear_error_for_what_is_not_cached(
-        misbehaving, moorage: MoorageServer) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("repo, words", [("unavailable", "HTTP 503"),
+                                         ("garbage", "not a usable manifest"),
+                                         ("wrongdigest", "hash to")])
+def test_a_failing_upstream_gives_a_clear_error_for_what_is_not_cached(
+        misbehaving, moorage: MoorageServer, repo: str, words: str) -> None:  # type: ignore[no-untyped-def]
     with api(moorage) as client:
         made = client.post("/proxy-caches", json={"namespace": "down",
                                                   "upstream_url": misbehaving.url})
-    assert made.status_code == 201, made.text
+    assert made.status_code in (201, 409), made.text
     settle()
     before = _failures(moorage)
     with httpx.Client(auth=ADMIN, timeout=120) as http:
-        answer = http.get(f"{moorage.url}/v2/down/unavailable/manifests/latest")
+        answer = http.get(f"{moorage.url}/v2/down/{repo}/manifests/latest")
     assert answer.status_code == 502, answer.text
     error = answer.json()["errors"][0]
-    assert error["code"] == "UNKNOWN" and "HTTP 503" in error["message"]
+    assert error["code"] == "UNKNOWN" and words in error["message"]
     assert _failures(moorage) > before
 
 
