@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.scan.service import ScanService
     from moorage.signing.service import SigningService
     from moorage.blocking import PullBlocking
+    from moorage.replication.proxy import ProxyService
 
 @dataclass
 class Instance:
@@ -100,6 +101,7 @@ class Instance:
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
     signing: SigningService | None = None  # image signing, when the edition has it
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
+    proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -218,6 +220,9 @@ def build_instance(settings: Settings) -> Instance:
         from moorage.blocking import install as install_blocking
         instance.blocking = install_blocking(
             registry, worker, signing=lambda: getattr(instance, "signing", None))
+    if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
+        from moorage.replication import install_proxy
+        instance.proxy = install_proxy(settings, engine, registry, manager)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -372,7 +377,8 @@ def build_metrics(instance: Instance) -> Metrics:
     return install_metrics(registry=instance.registry, worker=instance.worker,
                            engine=instance.registry.db.engine,
                            redis_health=instance.redis_health, webhooks=instance.webhooks,
-                           audit=instance.audit, token=settings.metrics_token,
+                           audit=instance.audit, proxy=instance.proxy,
+                           token=settings.metrics_token,
                            namespaces_limit=settings.metrics_namespaces,
                            edition=settings.edition)
 
@@ -391,6 +397,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.edition.has("signing"):  # signing: keys pages, the manifest's signatures
         from moorage.web.console.pages import signing as signing_pages
         site.install(signing_pages)
+    if instance.proxy is not None:  # replication: the proxy caches' administration page
+        from moorage.web.console.pages import proxy as proxy_pages
+        site.install(proxy_pages)
     if instance.blocking is not None:  # blocking: the namespace's pull policy page
         from moorage.web.console.pages import pull_policy as pull_policy_pages
         site.install(pull_policy_pages)

@@ -87,7 +87,7 @@ UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds",
                   "artifact_subscriptions", "sync_rules", "pull_qps"}
 BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks",
                   "network_acl", "credential_free_pull", "custom_domains", "scanning",
-                  "signing", "threat_blocking"}
+                  "signing", "threat_blocking", "proxy_cache"}
 
 
 def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer) -> None:

@@ -665,3 +665,55 @@ pull_block_marks = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_pull_block_marks_at", pull_block_marks.c.at)
+
+# -- replication: proxy cache namespaces (replication/proxy) --------------------------------
+# A namespace served from an upstream registry. The password is sealed with the master key
+# when encryption at rest is on (replication/proxy/store.py).
+proxy_caches = Table(
+    "proxy_caches", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("upstream_url", String(2048), nullable=False),
+    Column("username", String(255), nullable=True),
+    Column("password", LargeBinary, nullable=True),
+    Column("ca_pem", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False, default=False),
+    Column("rewrite_library", Boolean, nullable=False, default=False),
+    Column("ttl_seconds", Integer, nullable=False, default=300),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("check_ok", Boolean, nullable=True),
+    Column("check_detail", Text, nullable=False, default=""),
+    Column("checked_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)
+
+# When a proxied tag was last checked upstream, and the digest it named then: every worker
+# and replica agrees on "at most one HEAD per TTL" through this row.
+proxy_tags = Table(
+    "proxy_tags", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(200), nullable=False),
+    Column("checked_at", Float, nullable=False),
+)
+
+# Manifests fetched from upstream whose blobs are not all cached yet, so the normal put path
+# cannot store them: served from here until it can (then they leave this table).
+proxy_pending = Table(
+    "proxy_pending", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("fetched_at", Float, nullable=False),
+)
+
+# One upstream fetch per uncached blob across workers and replicas: the row is the claim.
+proxy_fetches = Table(
+    "proxy_fetches", metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("beat_at", Float, nullable=False),
+)
