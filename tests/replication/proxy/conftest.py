@@ -6,7 +6,6 @@ and two workers; the misbehaving registry of tests/remote."""
 from __future__ import annotations
 
 import re
-import time
 import shutil
 import subprocess
 from collections import Counter
@@ -16,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from moorage.replication.proxy.service import REFRESH
 from tests.conftest import ADMIN_PASSWORD, ROOMY, SECURED
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER, Distribution, Misbehaving
 from tests.support.certs import Authority
@@ -102,11 +100,4 @@ def create_proxy(server: MoorageServer, upstream: CountedDistribution, authority
     with api(server) as client:
         answer = client.post("/proxy-caches", json=body)
     assert answer.status_code == 201, answer.text
-    settle()
     return answer.json()  # type: ignore[no-any-return]
-
-
-def settle() -> None:
-    """Each worker reloads its table of proxy namespaces on the first request that finds it
-    older than REFRESH seconds: after that long, every worker's next request sees a change."""
-    time.sleep(REFRESH + 0.1)

@@ -19,7 +19,7 @@ import pytest
 from tests.clients.tools import ContainerStore
 from tests.remote.misbehaving import BIG_LAYER, BIG_LAYER_DIGEST, LAYER_DIGEST
 from tests.replication.proxy.conftest import (ADMIN, CountedDistribution, api, create_proxy,
-                                              seed, settle)
+                                              seed)
 from tests.support.certs import Authority
 from tests.remote.conftest import BASIC_PASSWORD, BASIC_USER
 from tests.support.images import multiarch_image, random_image
@@ -165,7 +165,6 @@ def test_wrong_bytes_from_upstream_fail_the_pull_and_store_nothing(
         made = client.post("/proxy-caches", json={"namespace": "bad",
                                                   "upstream_url": misbehaving.url})
     assert made.status_code in (201, 409), made.text
-    settle()
     url = f"{moorage.url}/v2/bad/{repo}/blobs/{digest}"
     with httpx.Client(auth=ADMIN, timeout=120) as http:
         try:
@@ -298,7 +297,6 @@ def test_a_failing_upstream_gives_a_clear_error_for_what_is_not_cached(
         made = client.post("/proxy-caches", json={"namespace": "down",
                                                   "upstream_url": misbehaving.url})
     assert made.status_code in (201, 409), made.text
-    settle()
     before = _failures(moorage)
     with httpx.Client(auth=ADMIN, timeout=120) as http:
         answer = http.get(f"{moorage.url}/v2/down/{repo}/manifests/latest")
@@ -316,7 +314,6 @@ def test_the_first_client_gets_bytes_before_the_upstream_sent_the_whole_layer(
         made = client.post("/proxy-caches", json={"namespace": "slow",
                                                   "upstream_url": misbehaving.url})
     assert made.status_code == 201, made.text
-    settle()
     received = 0
     with httpx.Client(auth=ADMIN, timeout=120) as http:
         with http.stream("GET", f"{moorage.url}/v2/slow/stallingbig/blobs/"

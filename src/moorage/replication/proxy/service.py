@@ -6,10 +6,11 @@ list, show, change, delete, check (reaches the upstream with the stored credenti
 input is bounded and checked before anything is stored: a URL the remote client would refuse
 (plain http to a remote host without `insecure`, credentials in the URL) is refused here.
 
-The finder answers from a per-process table of the proxy namespaces, reloaded from the
-database when it is older than `REFRESH` seconds (on the request that finds it so): a cache
-of what is stored, so a change made on one worker takes effect on every worker for the
-requests that come `REFRESH` seconds after it.
+The finder answers from a per-process table of the proxy namespaces: a cache of what is
+stored, checked on every request against the stored list of (namespace, version) through the
+pull path's reader (db/rawreads.py: plain SQL, remembered until the next commit anywhere on
+the database), and rebuilt when that list differs. So a change made through one worker or
+replica is followed by the very next request on every other one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import Engine
 from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from moorage.access.management import AccessManager
 from moorage.access.principal import Principal
+from moorage.db.rawreads import RawReader
 from moorage.registry.service import Registry
 from moorage.remote import RegistryClient, RemoteConfig, RemoteError, RetryPolicy, Timeouts
 from moorage.replication.proxy.blobs import BlobFetcher
@@ -41,7 +43,9 @@ TTL_DEFAULT = 300
 TTL_MIN, TTL_MAX = 10, 7 * 24 * 3600
 MAX_PASSWORD = 4096
 MAX_CA = 64 << 10
-REFRESH = 2.0  # seconds a worker's table of proxy namespaces is trusted before a reload
+# What the table of proxy namespaces is checked against on each request (see the docstring).
+_VERSIONS = ("SELECT namespaces.name, proxy_caches.updated_at FROM proxy_caches "
+             "JOIN namespaces ON namespaces.id = proxy_caches.namespace_id")
 UNCHANGED: Any = object()
 # Pull-through requests have a client waiting: fewer, shorter tries than a replication job.
 PULL_TIMEOUTS = Timeouts(connect=5.0, read=30.0, write=30.0, pool=30.0, request=30.0)
@@ -71,17 +75,19 @@ class ProxyService:
         # told of every upstream failure: (namespace, reason); metrics add theirs
         self.on_failure: list[Callable[[str, str], None]] = []
         self._sources: dict[str, ProxySource] = {}
-        self._loaded = float("-inf")
+        self._reader = RawReader.of(engine)
+        self._seen: list[Any] | None = None  # the versions the table was built from
 
     # -- the pull path -------------------------------------------------------------------
     def find(self, name: str) -> ProxySource | None:
         """The core's finder (registry/upstreams.py): from memory, never raising."""
-        if time.monotonic() - self._loaded > REFRESH:
-            try:
+        try:
+            versions = self._reader.cached_rows(_VERSIONS, ())
+            if versions != self._seen:
                 self._reload()
-            except Exception:  # the database is away: keep what we had
-                log.exception("could not reload the proxy cache namespaces")
-                self._loaded = time.monotonic()
+                self._seen = versions
+        except Exception:  # the database is away: keep what we had
+            log.exception("could not reload the proxy cache namespaces")
         if not self._sources:
             return None
         return self._sources.get(name.split("/", 1)[0])
@@ -99,7 +105,6 @@ class ProxyService:
             except (SealError, RemoteError, OSError) as exc:
                 log.error("proxy cache %s cannot be used: %s", ns, exc)
         self._sources = sources
-        self._loaded = time.monotonic()
 
     def _source(self, row: ProxyRow) -> ProxySource:
         client = RegistryClient(self._remote_config(row, PULL_TIMEOUTS, PULL_RETRIES))
@@ -168,7 +173,6 @@ class ProxyService:
             ttl_seconds=ttl, enabled=enabled)
         if not self.store.create(ns_id, values, principal.username or ""):
             raise AlreadyExists(f"{namespace} is already a proxy cache")
-        self._loaded = float("-inf")
         return self.get(principal, namespace)
 
     def change(self, principal: Principal, namespace: str, url: Any = UNCHANGED,
@@ -196,7 +200,6 @@ class ProxyService:
         if enabled is not UNCHANGED:
             values["enabled"] = bool(enabled)
         self.store.change(namespace, values, principal.username or "")
-        self._loaded = float("-inf")
         return self.get(principal, namespace)
 
     def delete(self, principal: Principal, namespace: str) -> None:
@@ -204,7 +207,6 @@ class ProxyService:
         self._admin(principal)
         if not self.store.delete(namespace):
             raise NotFound(f"no proxy cache {namespace!r}")
-        self._loaded = float("-inf")
 
     async def check(self, principal: Principal, namespace: str) -> ProxyRow:
         """Reach the upstream's /v2/ with the stored credentials; the outcome is kept."""
