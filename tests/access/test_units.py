@@ -46,11 +46,10 @@ def test_planned_features_and_quotas_are_never_on_or_shown() -> None:
     """The edition table is the product's plan; what this version does not build is off in
     every edition, refused as such, and never listed (issue 13)."""
     advanced = Edition("advanced")
-    assert advanced.has("signing") is False and "signing" not in advanced.features()
+    assert advanced.has("p2p") is False and "p2p" not in advanced.features()
     with pytest.raises(EditionError) as refused:
-        advanced.require("signing")
-    assert refused.value.message == ("image signing and signature verification is not part "
-                                     "of this version")
+        advanced.require("p2p")
+    assert refused.value.message == "P2P distribution is not part of this version"
     assert set(advanced.quotas()) == {"namespaces", "repositories"}
     with pytest.raises(ValueError, match="this version has namespaces, repositories"):
         Edition("basic", {"helm_namespaces": 1})

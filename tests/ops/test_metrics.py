@@ -79,6 +79,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             receiver.stop()
 
 
+def write_elsewhere(stack: Stack) -> str:
+    """The pushed image's manifest with one more annotation (so a new digest over the same
+    blobs), put by a Registry built in this process on the server's data folder and Redis:
+    no worker of the server has it cached. Returns its digest."""
+    import json
+
+    from moorage.app import build_instance
+    from moorage.settings import load_settings
+
+    settings = load_settings(overrides={"data_dir": stack.server.data_dir,
+                                        "redis_url": stack.redis.url})
+    registry = build_instance(settings).registry
+    stored = registry.get_manifest(REPO, "v1", ["*/*"], pull=False)
+    body = json.loads(stored.content)
+    body.setdefault("annotations", {})["test"] = "written by another process"
+    return registry.put_manifest(REPO, "another-process", json.dumps(body).encode(),
+                                 stored.media_type).digest
+
+
 def drive(stack: Stack, folder: Path) -> None:
     """What the series are about: a push and three pulls with skopeo, a garbage collection
     that frees bytes, a quota, catalog calls on new connections, a refused API call."""
@@ -99,9 +118,12 @@ def drive(stack: Stack, folder: Path) -> None:
         skopeo("copy", "--quiet", "--src-tls-verify=false", "--src-creds", CREDS,
                f"docker://{server.host}/{REPO}:v1", f"oci:{folder / f'pulled-{n}'}:v1")
     # a manifest cache miss whichever worker answers: the pulls may all reach the worker
-    # whose push cached the manifest (then every lookup hits); an unknown digest never does
-    missing = httpx.get(f"{server.url}/v2/{REPO}/manifests/sha256:{'0' * 64}", auth=ADMIN)
-    assert missing.status_code == 404
+    # whose push cached the manifest (then every lookup hits); a manifest written by another
+    # process on the same data folder (as a second replica would) is in no worker's cache
+    digest = write_elsewhere(stack)
+    fetched = httpx.get(f"{server.url}/v2/{REPO}/manifests/{digest}", auth=ADMIN,
+                        headers={"accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert fetched.status_code == 200, fetched.text
     assert api(server, "PATCH", f"/namespaces/{NAMESPACE}",
                json={"storage_quota": QUOTA}).status_code == 200
     # something for GC to free: an image whose manifest is deleted

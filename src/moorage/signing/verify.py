@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -182,16 +183,27 @@ def _candidate(fmt: str, at: str, layer: object,
 
 def verify(image_digest: str, candidates: Sequence[Candidate], keys: Sequence[TrustedKey],
            identities: Sequence[TrustedIdentity] = (),
-           root: TrustRoot | None = None) -> list[Verdict]:
-    """One verdict per candidate. Blocking (signature and chain checks)."""
+           root: TrustRoot | None = None, *, now: datetime | None = None) -> list[Verdict]:
+    """One verdict per candidate. Blocking (signature and chain checks). `now`: the time a
+    certificate without a Rekor entry must be valid at (default: the clock's; tests set it)."""
     out = []
-    for candidate in candidates:
-        try:
-            out.append(_verify_one(image_digest, candidate, keys, identities, root))
-        except Exception as exc:  # a last guard: a verdict, never an exception
-            out.append(_no(candidate, f"the signature could not be checked "
-                                      f"({type(exc).__name__})"))
+    token = _checked_at.set(now)
+    try:
+        for candidate in candidates:
+            try:
+                out.append(_verify_one(image_digest, candidate, keys, identities, root))
+            except Exception as exc:  # a last guard: a verdict, never an exception
+                out.append(_no(candidate, f"the signature could not be checked "
+                                          f"({type(exc).__name__})"))
+    finally:
+        _checked_at.reset(token)
     return out
+
+
+# The `now` of the verify() call in progress, read where a certificate's validity is checked
+# (deep in the keyless path), so the time need not be threaded through every step.
+_checked_at: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "moorage_signing_checked_at", default=None)
 
 
 def _no(candidate: Candidate, reason: str, **kw: object) -> Verdict:
@@ -361,7 +373,8 @@ def _keyless(c: Candidate, *, cert: x509.Certificate, chain: Sequence[x509.Certi
         if isinstance(when, str):
             return _no(c, when, signer=signer)
         signed_at = when
-    reason = keyless.verify_chain(cert, chain, root, signed_at or datetime.now(UTC))
+    reason = keyless.verify_chain(cert, chain, root,
+                                  signed_at or _checked_at.get() or datetime.now(UTC))
     if reason is not None:
         return _no(c, reason, signer=signer, signed_at=signed_at)
     match = next((i for i in identities if i.subject == subject and i.issuer == issuer), None)

@@ -74,7 +74,7 @@ def _signed(**kw) -> list[verify.Candidate]:
 
 
 def test_a_leaf_through_its_intermediate_to_the_root_verifies() -> None:
-    verdict, = verify.verify(DIGEST, _signed(), [], [WHO], TRUST)
+    verdict, = verify.verify(DIGEST, _signed(), [], [WHO], TRUST, now=NOW)
     assert verdict.verified, verdict.reason
     assert verdict.signer == f"{WORKFLOW} ({ISSUER})"
     assert verdict.key_id == "id-ci"
@@ -83,25 +83,25 @@ def test_a_leaf_through_its_intermediate_to_the_root_verifies() -> None:
 def test_the_identity_must_match_exactly() -> None:
     for other in (verify.TrustedIdentity("a", WORKFLOW[:-1], ISSUER, "team"),
                   verify.TrustedIdentity("b", WORKFLOW, ISSUER + "/", "team")):
-        verdict, = verify.verify(DIGEST, _signed(), [], [other], TRUST)
+        verdict, = verify.verify(DIGEST, _signed(), [], [other], TRUST, now=NOW)
         assert verdict.reason == (f"not verified: signer {WORKFLOW} (issuer {ISSUER}) is not "
                                   "trusted (its certificate chains to the trust root)")
 
 
 def test_a_leaf_not_for_code_signing_fails() -> None:
     verdict, = verify.verify(DIGEST, _signed(usage=ExtendedKeyUsageOID.SERVER_AUTH), [], [WHO],
-                             TRUST)
+                             TRUST, now=NOW)
     assert verdict.reason == "not verified: the signing certificate is not for code signing"
 
 
 def test_an_expired_leaf_without_rekor_time_fails() -> None:
     old = (NOW - timedelta(days=2), NOW - timedelta(days=2) + timedelta(minutes=10))
-    verdict, = verify.verify(DIGEST, _signed(valid=old), [], [WHO], TRUST)
+    verdict, = verify.verify(DIGEST, _signed(valid=old), [], [WHO], TRUST, now=NOW)
     assert verdict.reason.startswith("not verified: the signing certificate was not valid at")
 
 
 def test_a_leaf_from_another_ca_fails_even_with_a_chain_that_names_ours() -> None:
     rogue = ec.generate_private_key(ec.SECP384R1())  # signs as "intermediate", but is not it
-    verdict, = verify.verify(DIGEST, _signed(issuer_key=rogue), [], [WHO], TRUST)
+    verdict, = verify.verify(DIGEST, _signed(issuer_key=rogue), [], [WHO], TRUST, now=NOW)
     assert verdict.reason == ("not verified: the certificate chain does not reach a "
                               "certificate authority of the trust root")
