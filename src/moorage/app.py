@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
     from moorage.blocking import PullBlocking
+    from moorage.replication.service import ReplicationService
 
 @dataclass
 class Instance:
@@ -98,6 +99,7 @@ class Instance:
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
+    replication: ReplicationService | None = None  # replication rules, when the edition has them
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -208,6 +210,9 @@ def build_instance(settings: Settings) -> Instance:
         from moorage.blocking import install as install_blocking
         instance.blocking = install_blocking(
             registry, worker, signing=lambda: getattr(instance, "signing", None))
+    if edition.quota("sync_rules"):  # replication: rules, executions, the push trigger
+        from moorage.replication import install_rules
+        instance.replication = install_rules(settings, engine, registry, worker, edition, bus)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)

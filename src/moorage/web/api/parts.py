@@ -26,6 +26,7 @@ from moorage.web.auth import RegistryAccess
 if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has it
     from moorage.scan.service import ScanService
     from moorage.blocking import PullBlocking
+    from moorage.replication.service import ReplicationService
 
 
 class ApiParts(Protocol):
@@ -61,3 +62,5 @@ class ApiParts(Protocol):
     def scans(self) -> ScanService | None: ...
     @property
     def blocking(self) -> PullBlocking | None: ...
+    @property
+    def replication(self) -> ReplicationService | None: ...
