@@ -191,6 +191,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def behaviour(self, repo: str, kind: str, ref: str, query: str) -> None:
         n = count(f"{repo} {kind}")
+        if repo in ("cutlayer", "badlayer") and kind == "manifests":
+            return self.manifest()  # a good manifest whose layer is truncated / wrong
+        if repo == "cutlayer":
+            repo = "truncated"
+        elif repo == "badlayer":
+            repo = "wrongdigest"
         if repo == "good":
             if kind == "manifests":
                 return self.manifest()

@@ -146,7 +146,7 @@ class ReplicationService:
         try:
             RemoteConfig(fields["url"], insecure=bool(fields["insecure"])).check()
         except RemoteError as exc:
-            raise Invalid(str(exc.message if hasattr(exc, "message") else exc)) from None
+            raise Invalid(str(exc)) from None
         ca_pem = fields.get("ca_pem") or None
         if ca_pem is not None and "-----BEGIN CERTIFICATE-----" not in ca_pem:
             raise Invalid("ca_pem is a PEM bundle of certificates")
@@ -360,8 +360,8 @@ class ReplicationService:
             counts = {"same": 0, "missing": 0, "different": 0, "extra": 0}
             for repository in await _repositories(rule, source):
                 destination = rule.destination(repository)
-                source_tags = {t for t in await source.tags(repository) if rule.wants_tag(t)}
-                target_tags = {t for t in await target.tags(destination) if rule.wants_tag(t)}
+                source_tags = set(await _tags(rule, source, repository))
+                target_tags = set(await _tags(rule, target, destination))
                 for tag in sorted(source_tags | target_tags):
                     here = (await source.head_manifest(repository, tag)
                             if tag in source_tags else None)
@@ -391,9 +391,24 @@ def _reason(exc: Exception) -> str:
     return str(exc)[:2000] or type(exc).__name__
 
 
+def _literal(pattern: str) -> bool:
+    return not any(c in pattern for c in "*?{")
+
+
 async def _repositories(rule: Rule, source: Endpoint) -> list[str]:
+    """The source's repositories the rule wants. A pattern without wildcards names one
+    repository, asked for directly: registries such as Docker Hub refuse `_catalog`."""
+    if _literal(rule.repositories):
+        return [rule.repositories]
     names = [n for n in await source.catalog() if rule.wants_repository(n)]
     return sorted(names)[:MAX_ITEMS]
+
+
+async def _tags(rule: Rule, endpoint: Endpoint, repository: str) -> list[str]:
+    """The repository's tags the rule wants (a literal tag pattern: that tag, unlisted)."""
+    if _literal(rule.tags):
+        return [rule.tags] if await endpoint.head_manifest(repository, rule.tags) else []
+    return sorted(t for t in await endpoint.tags(repository) if rule.wants_tag(t))
 
 
 class _Run:
@@ -463,8 +478,11 @@ class _Run:
     async def _listing(self, source: Endpoint) -> list[tuple[str, str]]:
         items: list[tuple[str, str]] = []
         for repository in await _repositories(self.rule, source):
-            for tag in sorted(await source.tags(repository)):
-                if self.rule.wants_tag(tag) and len(items) < MAX_ITEMS:
+            if _literal(self.rule.tags):  # asked for directly: a failure is the artifact's
+                items.append((repository, self.rule.tags))
+                continue
+            for tag in await _tags(self.rule, source, repository):
+                if len(items) < MAX_ITEMS:
                     items.append((repository, tag))
         return items
 
