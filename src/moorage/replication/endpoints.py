@@ -16,6 +16,7 @@ from typing import Protocol
 from moorage.oci import mediatypes as mt
 from moorage.oci.errors import RegistryError
 from moorage.oci.manifest import Descriptor, parse_manifest
+from moorage.remote.auth import repository_scope
 from moorage.remote import (MANIFEST_ACCEPT, BlobSource, ManifestInfo, RegistryClient,
                             RemoteError, RemoteManifest, RemoteNotFound)
 
@@ -91,11 +92,21 @@ class RemoteEndpoint:
         return await self.client.delete_manifest(name, digest)
 
     async def delete_tag(self, name: str, tag: str) -> bool:
-        """The Distribution API deletes manifests, not tags: the manifest the tag names goes
-        (with every tag on it), which is what a propagated delete of that tag means there."""
+        """A DELETE of the tag itself (OCI 1.1; Moorage), so that the manifest and its other
+        tags stay. A registry that deletes only by digest (Distribution 2.8 answers 400 or
+        405) loses the manifest the tag names, with every tag on it: the nearest it has."""
+        session = self.client.session
+        reply = await session.request(
+            "DELETE", session.url(f"/v2/{name}/manifests/{tag}"),
+            scopes=(repository_scope(name, "delete"),), what=f"tag {tag} (DELETE)",
+            repository=name, read_limit=self.client.limits.error_bytes)
+        if reply.status in (200, 202, 204):
+            return True
         info = await self.client.head_manifest(name, tag)
         if info is None:
             return False
+        if reply.status not in (400, 405):
+            raise session.fail(reply, f"tag {tag} (DELETE)", name)
         return await self.client.delete_manifest(name, info.digest)
 
     async def blob_size(self, name: str, digest: str) -> int | None:

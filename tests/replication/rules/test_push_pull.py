@@ -125,3 +125,45 @@ def test_delete_propagates_only_when_set(primary: MoorageServer, peer: MoorageSe
     wait_finished(primary, "del-off")
     assert not run(present("gone/on"))
     assert run(present("gone/off"))
+
+
+def test_two_instances_replicating_to_each_other_settle(primary: MoorageServer,
+                                                        peer: MoorageServer) -> None:
+    """Global synchronization: A pushes to B and B to A, both on events. The copy back finds
+    the same digests and writes nothing, so nothing triggers again."""
+    create_rule(primary, name="loop-out", mode="push", url=peer.url, username=ADMIN[0],
+                password=ADMIN[1], repositories="loop/**", propagate_deletes=True)
+    create_rule(peer, name="loop-back", mode="push", url=primary.url, username=ADMIN[0],
+                password=ADMIN[1], repositories="loop/**", propagate_deletes=True)
+
+    async def push() -> dict[str, object]:
+        async with client_for(primary, *ADMIN) as client:
+            return await push_multiarch(client, "loop/app", "1", seed="loop")
+    pushed = run(push())
+
+    def settled() -> tuple[int, int, int]:
+        out = wait_finished(primary, "loop-out")
+        back = wait_finished(peer, "loop-back")
+        return len(out), len(back), sum(e["copied"] for e in back)
+
+    first = settled()
+    time.sleep(5)  # whatever would loop has had the time to start
+    assert settled() == first
+    outs, backs, copied_back = first
+    assert outs == 2 and backs == 2  # one execution per tag pushed (the image, its .sig)
+    assert copied_back == 0  # the way back found everything in place
+
+    async def digest_at(server: MoorageServer) -> str | None:
+        async with client_for(server, *ADMIN) as client:
+            return await manifest_digest(client, "loop/app", "1")
+    assert run(digest_at(peer)) == run(digest_at(primary)) == pushed["index"]
+
+    # a delete settles as well: the tag gone on both sides, one execution more on each (the
+    # way back finds no tag to delete)
+    assert api(primary, "DELETE", "/repositories/loop/app/tags/1").status_code == 204
+    wait_finished(primary, "loop-out", count=outs + 1)
+    wait_finished(peer, "loop-back", count=backs + 1)
+    time.sleep(5)
+    assert len(wait_finished(primary, "loop-out")) == outs + 1
+    assert len(wait_finished(peer, "loop-back")) == backs + 1
+    assert run(digest_at(peer)) is None and run(digest_at(primary)) is None
