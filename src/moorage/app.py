@@ -386,6 +386,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.blocking is not None:  # blocking: the namespace's pull policy page
         from moorage.web.console.pages import pull_policy as pull_policy_pages
         site.install(pull_policy_pages)
+    if instance.replication is not None:  # replication: rules, executions, logs
+        from moorage.web.console.pages import replication as replication_pages
+        site.install(replication_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

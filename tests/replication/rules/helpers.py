@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -137,4 +138,7 @@ async def manifest_digest(client: RegistryClient, name: str, reference: str) -> 
 
 
 def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+    """Run a coroutine to its end, in a thread of its own: Playwright's sync API keeps an
+    event loop running in the test's thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
