@@ -56,7 +56,13 @@ def test_push_on_event_carries_a_signed_multiarch_image_with_its_sbom(
     log = api(primary, "GET", f"/replication/executions/{execution['id']}/log").json()["log"]
     assert "app/web" in log and BASIC_PASSWORD not in log
 
-    # the report: nothing differs; a tag only at the destination is "extra"
+    # audited: the rule's creation (no password in it) and the execution's result
+    entries = api(primary, "GET", "/audit?action=replication*").json()["entries"]
+    actions = {e["action"] for e in entries}
+    assert {"replication_rule.create", "replication.succeeded"} <= actions, actions
+    assert BASIC_PASSWORD not in str(entries) and BASIC_PASSWORD not in primary.log()
+
+    # the report: nothing differs
     report = api(primary, "GET", "/replication/rules/to-dist/report").json()
     assert report["counts"]["missing"] == 0 and report["counts"]["different"] == 0
     assert report["counts"]["same"] >= 1
