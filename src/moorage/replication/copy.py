@@ -23,10 +23,12 @@ Why it is safe to run again at any time (after a crash, a timeout, or as a full 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from moorage.oci import mediatypes as mt
 from moorage.oci.manifest import Descriptor
 from moorage.remote import ManifestInfo, RemoteError, RemoteManifest
 from moorage.replication.bandwidth import LimitedSource, TokenBucket
@@ -66,6 +68,27 @@ class CopyResult:
     digest: str
     changed: bool  # whether anything was written at the destination
     progress: Progress = field(default_factory=Progress)
+
+
+def fallback_tag(digest: str) -> str:
+    """The tag of the referrers index kept for registries without the referrers API."""
+    algorithm, _, hex_ = digest.partition(":")
+    return f"{algorithm}-{hex_}"
+
+
+def is_fallback_tag(tag: str) -> bool:
+    algorithm, _, hex_ = tag.partition("-")
+    return algorithm == "sha256" and len(hex_) == 64 and all(c in "0123456789abcdef"
+                                                              for c in hex_)
+
+
+def _descriptor_json(d: Descriptor) -> dict[str, object]:
+    out: dict[str, object] = {"mediaType": d.media_type, "digest": d.digest, "size": d.size}
+    if d.artifact_type:
+        out["artifactType"] = d.artifact_type
+    if d.annotations:
+        out["annotations"] = dict(d.annotations)
+    return out
 
 
 def attached_tags(digest: str) -> list[str]:
@@ -128,6 +151,8 @@ class Copier:
             for blob in manifest.manifest.blobs:
                 await self._blob(source_name, blob, target_name)
             await self._put(target_name, manifest.digest, manifest)
+            if manifest.manifest.subject is not None:
+                await self._index_referrer(target_name, manifest)
             self.progress.manifests_copied += 1
             self.log(f"copied {target_name}@{manifest.digest} ({manifest.media_type})")
         else:
@@ -158,6 +183,27 @@ class Copier:
                 fetched = await self.source.get_manifest(source_name, info.digest)
                 await self._put(target_name, tag, fetched)
                 self.log(f"tagged {target_name}:{tag}")
+
+    async def _index_referrer(self, target_name: str, manifest: RemoteManifest) -> None:
+        """A destination without the referrers API (Distribution 2.8) would lose the link
+        from subject to referrer: add it to the index tagged `<alg>-<hex>` of the subject,
+        as the OCI 1.1 spec asks of clients (and cosign and oras do), which is where the
+        registry client looks for referrers there."""
+        subject = manifest.manifest.subject
+        assert subject is not None
+        known = await self.target.referrers(target_name, subject.digest)
+        if any(d.digest == manifest.digest for d in known):
+            return  # the registry links them itself, or the tag index has it already
+        entries = [_descriptor_json(d) for d in known]
+        entries.append(_descriptor_json(Descriptor(
+            manifest.media_type, manifest.digest, len(manifest.data),
+            manifest.manifest.artifact_type, manifest.manifest.annotations or None)))
+        data = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                           "manifests": entries}).encode()
+        await self.target.put_manifest(target_name, fallback_tag(subject.digest), data,
+                                       mt.OCI_INDEX)
+        self.log(f"{target_name}: {manifest.digest} added to the referrers tag of "
+                 f"{subject.digest}")
 
     async def _put(self, target_name: str, reference: str, manifest: RemoteManifest) -> None:
         stored = await self.target.put_manifest(target_name, reference, manifest.data,

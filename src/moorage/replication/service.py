@@ -40,7 +40,7 @@ from moorage.registry.events import Event, EventBus, acting_as
 from moorage.remote import (Limits, RegistryClient, RemoteConfig, RemoteError, RetryPolicy,
                             Timeouts)
 from moorage.replication.bandwidth import TokenBucket
-from moorage.replication.copy import Copier, CopyError, Progress
+from moorage.replication.copy import Copier, CopyError, Progress, is_fallback_tag
 from moorage.replication.endpoints import Endpoint, LocalEndpoint, RemoteEndpoint
 from moorage.replication.model import Rule, check_rule_fields
 from moorage.replication.secrets import seal, unseal
@@ -408,7 +408,8 @@ async def _tags(rule: Rule, endpoint: Endpoint, repository: str) -> list[str]:
     """The repository's tags the rule wants (a literal tag pattern: that tag, unlisted)."""
     if _literal(rule.tags):
         return [rule.tags] if await endpoint.head_manifest(repository, rule.tags) else []
-    return sorted(t for t in await endpoint.tags(repository) if rule.wants_tag(t))
+    return sorted(t for t in await endpoint.tags(repository)
+                  if rule.wants_tag(t) and not is_fallback_tag(t))
 
 
 class _Run:
@@ -495,7 +496,8 @@ class _Run:
         for repository, tags in wanted.items():
             destination = self.rule.destination(repository)
             for tag in await target.tags(destination):
-                if self.rule.wants_tag(tag) and tag not in tags and not _attached(tag):
+                if (self.rule.wants_tag(tag) and tag not in tags and not _attached(tag)
+                        and not is_fallback_tag(tag)):
                     await self._delete(target, {"repository": repository, "tag": tag})
 
     async def _delete(self, target: Endpoint, scope: dict[str, Any]) -> None:

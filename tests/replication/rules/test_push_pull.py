@@ -67,6 +67,25 @@ def test_push_on_event_carries_a_signed_multiarch_image_with_its_sbom(
     assert report["counts"]["missing"] == 0 and report["counts"]["different"] == 0
     assert report["counts"]["same"] >= 1
 
+    # and back: a pull rule from Distribution brings the image, its SBOM (found through the
+    # referrers tag the push kept there) and its signature into another namespace here
+    create_rule(primary, name="from-dist", mode="pull", url=distribution.url,
+                username=BASIC_USER, password=BASIC_PASSWORD,
+                ca_pem=authority.ca_file.read_text(), repositories="app/*",
+                destination_namespace="back", on_event=False)
+    execution = run_rule(primary, "from-dist")
+    assert execution["status"] == "succeeded" and execution["copied"] == 1, execution
+
+    async def back() -> None:
+        async with client_for(primary, *ADMIN) as client:
+            assert await manifest_digest(client, "back/web", "1.0") == pushed["index"]
+            assert await manifest_digest(client, "back/web", pushed["sig_tag"]) == pushed["sig"]
+            refs = await client.referrers("back/web", pushed["index"])  # type: ignore[arg-type]
+            assert [r.digest for r in refs] == [pushed["sbom"]]
+            tags = [t async for t in client.tags("back/web")]
+            assert sorted(tags) == sorted(["1.0", pushed["sig_tag"]])  # no referrers tag
+    run(back())
+
 
 def test_pull_with_filters_and_namespace_mapping(primary: MoorageServer,
                                                  peer: MoorageServer) -> None:
