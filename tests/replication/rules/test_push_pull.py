@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.remote.conftest import Distribution
 from tests.replication.rules.conftest import BASIC_PASSWORD, BASIC_USER
 from tests.replication.rules.helpers import (ADMIN, SBOM_TYPE, api, client_for, create_rule,
@@ -192,3 +194,22 @@ def test_two_instances_replicating_to_each_other_settle(primary: MoorageServer,
     assert len(wait_finished(primary, "loop-out")) == outs + 1
     assert len(wait_finished(peer, "loop-back")) == backs + 1
     assert run(digest_at(peer)) is None and run(digest_at(primary)) is None
+
+
+@pytest.mark.slow
+def test_a_schedule_runs_full_syncs(primary: MoorageServer, peer: MoorageServer) -> None:
+    """A cron rule's schedule enqueues full syncs (at the next minute boundary: up to a
+    minute's wait)."""
+    async def seed() -> str:
+        async with client_for(peer, *ADMIN) as client:
+            return (await push_multiarch(client, "cron/app", "1", seed="cron"))["index"]
+    pushed = run(seed())
+    create_rule(primary, name="every-minute", mode="pull", url=peer.url, username=ADMIN[0],
+                password=ADMIN[1], repositories="cron/app", cron="* * * * *")
+    found = wait_finished(primary, "every-minute", timeout=300)
+    assert found[-1]["trigger"] == "schedule" and found[-1]["status"] == "succeeded", found
+
+    async def here() -> str | None:
+        async with client_for(primary, *ADMIN) as client:
+            return await manifest_digest(client, "cron/app", "1")
+    assert run(here()) == pushed
