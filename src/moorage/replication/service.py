@@ -262,10 +262,13 @@ class ReplicationService:
                 return {"skipped": "rule deleted"}
             if not rule.enabled:
                 return {"skipped": "rule disabled"}
-            execution_id = self.store.add_execution(rule.id, payload.get("trigger", "schedule"),
-                                                    {})
-            self.store.set_job(execution_id, ctx.job.id)
-            payload["execution"] = execution_id
+            existing = self.store.execution_of_job(ctx.job.id)  # a retry of this job
+            if existing is not None:
+                execution_id = existing
+            else:
+                execution_id = self.store.add_execution(
+                    rule.id, str(payload.get("trigger", "schedule")), {})
+                self.store.set_job(execution_id, ctx.job.id)
         try:
             execution = self.store.execution(execution_id)
             rule = self.store.get(execution.rule_id)

@@ -162,6 +162,11 @@ class RuleStore:
             raise NotFound(f"no replication execution {execution_id}")
         return _execution(row)
 
+    def execution_of_job(self, job_id: int) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(replication_executions.c.id)
+                                .where(replication_executions.c.job_id == job_id)).scalar()
+
     def executions(self, rule_id: int, limit: int = 50) -> list[Execution]:
         with self.engine.connect() as conn:
             return [_execution(r) for r in conn.execute(
