@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from moorage.oci import mediatypes as mt
 from moorage.oci.errors import RegistryError
@@ -19,6 +19,10 @@ from moorage.oci.manifest import Descriptor, parse_manifest
 from moorage.remote.auth import repository_scope
 from moorage.remote import (MANIFEST_ACCEPT, BlobSource, ManifestInfo, RegistryClient,
                             RemoteError, RemoteManifest, RemoteNotFound)
+
+if TYPE_CHECKING:
+    from moorage.registry.service import Registry
+    from moorage.store.base import BlobStore
 
 # How many bytes one local append (a resumable step) holds: a crash loses at most this much.
 LOCAL_SEGMENT = 32 << 20
@@ -158,12 +162,11 @@ class LocalEndpoint:
     """This instance's registry. Writes go through the core's checks (quotas, immutability,
     policies) and announce events like any push; the caller wraps a copy in
     `events.acting_as("replication:<rule>")` so those events name the rule, which is what
-    keeps them from triggering push rules again (service.py). `registry` is typed loosely
-    so this module stays importable without the core's assembly."""
+    keeps them from triggering push rules again (service.py)."""
 
     label = "local"
 
-    def __init__(self, registry: object, owner: str | None = None) -> None:
+    def __init__(self, registry: Registry, owner: str | None = None) -> None:
         self.registry = registry
         self.owner = owner
 
@@ -172,7 +175,7 @@ class LocalEndpoint:
 
     async def head_manifest(self, name: str, reference: str) -> ManifestInfo | None:
         try:
-            stored = await asyncio.to_thread(self.registry.get_manifest,  # type: ignore[attr-defined]
+            stored = await asyncio.to_thread(self.registry.get_manifest,
                                              name, reference, list(MANIFEST_ACCEPT), False)
         except RegistryError as exc:
             if _not_found(exc):
@@ -181,14 +184,14 @@ class LocalEndpoint:
         return ManifestInfo(stored.digest, stored.media_type, stored.size)
 
     async def get_manifest(self, name: str, reference: str) -> RemoteManifest:
-        stored = await asyncio.to_thread(self.registry.get_manifest,  # type: ignore[attr-defined]
+        stored = await asyncio.to_thread(self.registry.get_manifest,
                                          name, reference, list(MANIFEST_ACCEPT), False)
         parsed = parse_manifest(stored.content, stored.media_type)
         return RemoteManifest(stored.digest, stored.media_type, stored.content, parsed)
 
     async def put_manifest(self, name: str, reference: str, data: bytes,
                            media_type: str) -> str:
-        pushed = await asyncio.to_thread(self.registry.put_manifest,  # type: ignore[attr-defined]
+        pushed = await asyncio.to_thread(self.registry.put_manifest,
                                          name, reference, data, media_type)
         return str(pushed.digest)
 
@@ -200,7 +203,7 @@ class LocalEndpoint:
 
     async def _delete(self, name: str, reference: str) -> bool:
         try:
-            await asyncio.to_thread(self.registry.delete_manifest,  # type: ignore[attr-defined]
+            await asyncio.to_thread(self.registry.delete_manifest,
                                     name, reference)
         except RegistryError as exc:
             if _not_found(exc):
@@ -210,7 +213,7 @@ class LocalEndpoint:
 
     async def blob_size(self, name: str, digest: str) -> int | None:
         try:
-            return int(await asyncio.to_thread(self.registry.blob_size,  # type: ignore[attr-defined]
+            return int(await asyncio.to_thread(self.registry.blob_size,
                                                name, digest))
         except RegistryError as exc:
             if _not_found(exc):
@@ -218,10 +221,10 @@ class LocalEndpoint:
             raise
 
     def source(self, name: str, digest: str, size: int) -> BlobSource:
-        return LocalBlobSource(self.registry.store, digest, size)  # type: ignore[attr-defined]
+        return LocalBlobSource(self.registry.store, digest, size)
 
     async def mount_blob(self, name: str, digest: str, source_name: str) -> bool:
-        size = await asyncio.to_thread(self.registry.mount,  # type: ignore[attr-defined]
+        size = await asyncio.to_thread(self.registry.mount,
                                        name, digest, source_name)
         return size is not None
 
@@ -230,7 +233,7 @@ class LocalEndpoint:
         """Stream into a staged upload in segments of LOCAL_SEGMENT bytes (each appended
         all or nothing), remembering the upload id, then commit it: the upload manager
         hashes the whole and refuses a mismatch, so nothing unverified becomes visible."""
-        uploads = self.registry.uploads  # type: ignore[attr-defined]
+        uploads = self.registry.uploads
         upload_id = resume.get(name, digest)
         offset = 0
         if upload_id:
@@ -250,22 +253,22 @@ class LocalEndpoint:
                                               len(segment))
                 sent += len(segment)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         try:
-            await self.registry.finish_upload(name, upload_id, digest, None,  # type: ignore[attr-defined]
+            await self.registry.finish_upload(name, upload_id, digest, None,
                                               None)
         finally:
             resume.drop(name, digest)
         return sent
 
     async def referrers(self, name: str, digest: str) -> list[Descriptor]:
-        body = await asyncio.to_thread(self.registry.referrers,  # type: ignore[attr-defined]
+        body = await asyncio.to_thread(self.registry.referrers,
                                        name, digest, None)
         return list(parse_manifest(body, mt.OCI_INDEX).children)
 
     async def tags(self, name: str) -> list[str]:
         try:
-            return list(await asyncio.to_thread(self.registry.tags,  # type: ignore[attr-defined]
+            return list(await asyncio.to_thread(self.registry.tags,
                                                 name, None, None))
         except RegistryError as exc:
             if _not_found(exc):
@@ -273,7 +276,7 @@ class LocalEndpoint:
             raise
 
     async def catalog(self) -> list[str]:
-        return list(await asyncio.to_thread(self.registry.catalog,  # type: ignore[attr-defined]
+        return list(await asyncio.to_thread(self.registry.catalog,
                                             None, None))
 
 
@@ -301,11 +304,11 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 class LocalBlobSource:
     """A blob of this instance's store, read in a worker thread one chunk at a time."""
 
-    def __init__(self, store: object, digest: str, size: int, chunk: int = 1 << 20) -> None:
+    def __init__(self, store: BlobStore, digest: str, size: int, chunk: int = 1 << 20) -> None:
         self.store, self.digest, self.size, self._chunk = store, digest, size, chunk
 
     async def open(self, offset: int) -> AsyncIterator[bytes]:
-        reader = self.store.read(self.digest, offset, None, self._chunk)  # type: ignore[attr-defined]
+        reader = self.store.read(self.digest, offset, None, self._chunk)
         done = object()
         try:
             while True:
