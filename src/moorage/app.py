@@ -69,8 +69,10 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every worker's start
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
+    from moorage.signing.service import SigningService
     from moorage.blocking import PullBlocking
     from moorage.replication.service import ReplicationService
+    from moorage.replication.proxy import ProxyService
 
 @dataclass
 class Instance:
@@ -98,8 +100,10 @@ class Instance:
     domains: DomainService | None = None  # custom domain names (refused by small editions)
     oidc: OidcSignIn | None = None  # OpenID Connect sign-in, when oidc_issuer is set
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
+    signing: SigningService | None = None  # image signing, when the edition has it
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
     replication: ReplicationService | None = None  # replication rules, when the edition has them
+    proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -206,6 +210,14 @@ def build_instance(settings: Settings) -> Instance:
                             data_dir / "tmp" / "scan"))
         instance.scans.source_names = lambda: [f"harbor:{r.name}" for r in
                                                adapters().store.list() if r.enabled]
+    if edition.has("signing"):  # signing: keys, signatures, stored verification
+        from moorage.signing.service import install as install_signing
+        from moorage.store.keys import load_keyring
+        # server-held private keys are sealed with the master key: only with encryption on
+        keyring = load_keyring(settings.master_key_file, data_dir) \
+            if settings.encryption else None
+        instance.signing = install_signing(registry, worker, keyring,
+                                           settings.signing_trusted_root)
     if edition.has("threat_blocking"):  # blocking: pull policies, asked before each pull
         from moorage.blocking import install as install_blocking
         instance.blocking = install_blocking(
@@ -213,6 +225,9 @@ def build_instance(settings: Settings) -> Instance:
     if edition.quota("sync_rules"):  # replication: rules, executions, the push trigger
         from moorage.replication import install_rules
         instance.replication = install_rules(settings, engine, registry, worker, edition, bus)
+    if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
+        from moorage.replication import install_proxy
+        instance.proxy = install_proxy(settings, engine, registry, manager)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -367,7 +382,8 @@ def build_metrics(instance: Instance) -> Metrics:
     return install_metrics(registry=instance.registry, worker=instance.worker,
                            engine=instance.registry.db.engine,
                            redis_health=instance.redis_health, webhooks=instance.webhooks,
-                           audit=instance.audit, token=settings.metrics_token,
+                           audit=instance.audit, proxy=instance.proxy,
+                           token=settings.metrics_token,
                            namespaces_limit=settings.metrics_namespaces,
                            edition=settings.edition)
 
@@ -383,6 +399,12 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
         from moorage.web.console.pages import scanning as scanning_pages
         site.install(scanner_pages)
         site.install(scanning_pages)
+    if instance.edition.has("signing"):  # signing: keys pages, the manifest's signatures
+        from moorage.web.console.pages import signing as signing_pages
+        site.install(signing_pages)
+    if instance.proxy is not None:  # replication: the proxy caches' administration page
+        from moorage.web.console.pages import proxy as proxy_pages
+        site.install(proxy_pages)
     if instance.blocking is not None:  # blocking: the namespace's pull policy page
         from moorage.web.console.pages import pull_policy as pull_policy_pages
         site.install(pull_policy_pages)

@@ -88,6 +88,10 @@ class Settings:
     # long one adapter scan may take in all before it is given up
     scan_adapter_registry_url: str = ""
     scan_adapter_timeout_seconds: int = 600
+    # image signing (signing/, issue 17): the Sigstore trusted root (`trusted_root.json`:
+    # Fulcio CAs, Rekor keys) keyless signatures are verified against, offline; empty: keyless
+    # signatures are not verified
+    signing_trusted_root: str = ""
     # scan jobs (scan/service.py): how many run at once across the instance, and how long
     # one may take before it is stopped
     scan_concurrency: int = 2

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from moorage.blocking import SIGNING_MISSING
 from tests.blocking.helpers import ADMIN, api, new_namespace, set_policy, wait_until
 from tests.conftest import ROOMY, SECURED
 from tests.scan.service.helpers import moorage
@@ -63,19 +62,6 @@ def test_bad_input_is_refused_with_the_reason(server: MoorageServer, body: dict,
         resp = client.put(f"/namespaces/{ns}/pull-policy", json=body)
         assert resp.status_code == status, resp.text
         assert words in resp.text
-        assert client.get(f"/namespaces/{ns}/pull-policy").json()["active"] is False
-
-
-def test_the_unsigned_rule_cannot_be_enabled_without_the_signing_service(
-        server: MoorageServer) -> None:
-    with api(server) as client:
-        ns = new_namespace(client)
-        policy = client.get(f"/namespaces/{ns}/pull-policy").json()
-        if policy["signing_available"]:
-            pytest.skip("this build runs the signing service (tests/blocking/test_unsigned.py)")
-        resp = client.put(f"/namespaces/{ns}/pull-policy",
-                          json={"block_unsigned": True, "severity": "high"})
-        assert resp.status_code == 400 and _message(resp) == SIGNING_MISSING, resp.text
         assert client.get(f"/namespaces/{ns}/pull-policy").json()["active"] is False
 
 

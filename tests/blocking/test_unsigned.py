@@ -1,21 +1,16 @@
-"""The unsigned rule end to end with the real signing service (branch sign-service): skopeo
+"""The unsigned rule end to end with the real signing service: skopeo
 and podman pulls of an unsigned image are refused with "no signature from a trusted key",
 pass once it is signed with a trusted key (signed on the server with a key it holds), and
-are refused again when that key is revoked; the signature tag stays readable throughout.
-
-Skipped while this branch has no signing service (`Instance.signing`): threat blocking and
-signing are built in parallel, and the lead enables this test by merging both."""
+are refused again when that key is revoked; the signature tag stays readable throughout."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from moorage.app import Instance
 from tests.blocking.helpers import (ADMIN, CLEAN, api, image, manifest, new_namespace,
                                     podman_pull, push, set_policy, skopeo_pull, token,
                                     wait_report)
@@ -25,12 +20,7 @@ from tests.conftest import ROOMY, SECURED
 from tests.scan.service.helpers import OSV_PYPA, import_advisories, moorage
 from tests.support.server import MoorageServer
 
-pytestmark = [
-    pytest.mark.clients, pytest.mark.slow,
-    pytest.mark.skipif("signing" not in {f.name for f in dataclasses.fields(Instance)},
-                       reason="this branch has no signing service (instance.signing): enable "
-                              "by merging sign-service"),
-]
+pytestmark = [pytest.mark.clients, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

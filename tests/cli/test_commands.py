@@ -177,7 +177,8 @@ def test_repo_tags_and_show_a_manifest(admin_cli: Cli) -> None:
 
     tags = admin_cli.ok("repo", "tags", repo)
     assert tags.splitlines()[0].split() == ["TAG", "DIGEST", "KIND", "PLATFORMS", "SIZE",
-                                            "PUSHED", "PULLED", "LOCKED", "VULNERABILITIES"]
+                                            "PUSHED", "PULLED", "LOCKED", "VULNERABILITIES",
+                                            "SIGNED"]
     assert rows(tags)["1.0"].split()[1:3] == [single, "image"]
     assert rows(tags)["multi"].split()[2:4] == ["index", "linux/arm64/v8"]
     listed = json.loads(admin_cli.ok("repo", "tags", repo, "--json", "--search", "MUL"))

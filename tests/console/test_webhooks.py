@@ -84,7 +84,8 @@ def test_create_push_see_the_delivery_test_and_redeliver(
     # Create: the form offers exactly the events and formats the API accepts.
     form = page.locator("form[action='/webhooks'][method='post']")
     assert sorted(form.locator("input[name='events[]']").evaluate_all(
-        "els => els.map(e => e.value)")) == ["delete", "pull", "push", "quota", "scan",
+        "els => els.map(e => e.value)")) == ["delete", "pull", "pull.blocked", "push",
+                                               "quota", "scan", "signature", "signing_key",
                                                "vulnerability"]
     form.get_by_label("Namespace", exact=True).select_option(ns)
     form.get_by_label("Receiver URL").fill(receiver.url)
@@ -156,7 +157,7 @@ def test_create_push_see_the_delivery_test_and_redeliver(
 
     # Edit: another URL check, events, off; the list says so.
     edit = page.locator(f"form[action='/webhooks/{hook_id}']")
-    edit.get_by_role("checkbox", name=re.compile("^pull")).check()
+    edit.get_by_role("checkbox", name=re.compile("^pull —")).check()
     edit.get_by_label("Enabled").uncheck()
     edit.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").first).to_have_text("Webhook saved.")

@@ -180,7 +180,8 @@ def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) ->
     blocking's refusals)."""
     server = admin_cli.server
     ns = make_namespace(server)
-    choices = "'push', 'delete', 'pull', 'quota', 'scan', 'vulnerability' or 'pull.blocked'"
+    choices = ("'push', 'delete', 'pull', 'quota', 'scan', 'vulnerability', 'signature', "
+               "'signing_key' or 'pull.blocked'")
     refused = api(server, "POST", "/webhooks",
                   json={"namespace": ns, "url": receiver.url, "events": ["push", "build"]})
     assert refused.status_code in (400, 422), refused.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.access.helpers import api, error_message
-from tests.lifecycle.helpers import OCI_MANIFEST, admin_client, digest, make_image, push
+from tests.lifecycle.helpers import admin_client, digest, make_image, push
 from tests.support.server import MoorageServer
 
 

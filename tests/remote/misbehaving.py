@@ -22,6 +22,8 @@ from typing import Any
 
 LAYER = b"misbehaving layer bytes " * 1000
 LAYER_DIGEST = "sha256:" + hashlib.sha256(LAYER).hexdigest()
+BIG_LAYER = LAYER * 400  # ~9.6 MB: several chunks of any client
+BIG_LAYER_DIGEST = "sha256:" + hashlib.sha256(BIG_LAYER).hexdigest()
 CONFIG = b'{"architecture":"amd64","os":"linux"}'
 CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
 MANIFEST = json.dumps({
@@ -216,6 +218,9 @@ class Handler(BaseHTTPRequestHandler):
                 tampered = MANIFEST.replace(b"amd64", b"arm64") + b" "
                 return self.manifest(tampered, MANIFEST_DIGEST)
             return self.answer(200, LAYER[:-1] + b"X", {"Content-Type": "application/octet-stream"})
+        elif repo == "wrongbig":  # a multi-chunk blob whose last byte is wrong
+            return self.answer(200, BIG_LAYER[:-1] + b"X",
+                               {"Content-Type": "application/octet-stream"})
         elif repo == "truncated":  # announces the whole blob, sends half, hangs up
             self.send_response(200)
             self.send_header("Content-Length", str(len(LAYER)))
@@ -241,6 +246,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(LAYER)))
             self.end_headers()
             self.wfile.write(LAYER[: len(LAYER) // 2])
+            self.wfile.flush()
+            time.sleep(3600)
+            return
+        elif repo == "stallingbig":  # most of a multi-chunk blob, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BIG_LAYER)))
+            self.end_headers()
+            self.wfile.write(BIG_LAYER[: len(BIG_LAYER) // 2])
             self.wfile.flush()
             time.sleep(3600)
             return

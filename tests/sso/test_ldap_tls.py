@@ -12,7 +12,6 @@ import pytest
 from tests.sso.conftest import PASSWORDS, ldap_env, start_directory, token_answer
 from tests.support.certs import Authority
 from tests.support.ldap_server import PEOPLE, LdapServer
-from tests.support.server import MoorageServer
 from tests.web.helpers import api
 
 from moorage.access.identity import SignInUnavailable

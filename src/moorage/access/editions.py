@@ -39,6 +39,8 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
     "retention": ("automatic tag cleanup rules", frozenset({"basic", "advanced"})),
     "custom_domains": ("custom domain names", frozenset({"basic", "advanced"})),
     "import": ("import from other registries", frozenset({"basic", "advanced"})),
+    # not in the product's table: issue 18 puts proxy caches beside import (basic and up)
+    "proxy_cache": ("proxy cache namespaces (pull through)", frozenset({"basic", "advanced"})),
     "audit_log": ("audit log", frozenset({"basic", "advanced"})),
     "webhooks": ("event notifications (webhooks)", frozenset({"basic", "advanced"})),
     "multiarch_builds": ("multi-architecture image builds", frozenset({"basic", "advanced"})),
@@ -56,7 +58,8 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
 # What this version implements, out of the plan above. Add a name here when its feature lands.
 BUILT_FEATURES: frozenset[str] = frozenset({
     "oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks", "network_acl",
-    "credential_free_pull", "custom_domains", "scanning", "threat_blocking", "global_sync",
+    "credential_free_pull", "custom_domains", "scanning", "signing", "threat_blocking",
+    "proxy_cache", "global_sync",
 })
 BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories", "sync_rules"})
 # In the tables' order, for listings and the OpenAPI enums.

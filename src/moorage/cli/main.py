@@ -83,8 +83,12 @@ from moorage.cli import scanners as scanners_cli  # noqa: E402
 app.add_typer(scanners_cli.app, name="scanner")  # scan: Harbor scanner adapters
 from moorage.cli import replication as replication_cli  # noqa: E402
 app.add_typer(replication_cli.app, name="replication")  # replication rules and executions
+from moorage.cli import proxy as proxy_cli  # noqa: E402
+app.add_typer(proxy_cli.app, name="proxy")  # replication: proxy cache namespaces
 from moorage.cli import scan as scan_cli  # noqa: E402
 scan_cli.install(app)  # scan: scan, vulns, sbom, scan-on-push
+from moorage.cli import signing as signing_cli  # noqa: E402
+signing_cli.install(app)  # signing: signing key|identity, sign, verify
 
 
 def main() -> None:

@@ -213,18 +213,20 @@ def tags(
     json_out: JsonFlag = False,
 ) -> None:
     """List a repository's tags: digest, kind, platforms, size, pushed and pulled times,
-    LOCKED when an immutability rule protects the tag, and the last scan's counts by
-    severity (Critical, High, Medium, Low, Unknown)."""
+    LOCKED when an immutability rule protects the tag, the last scan's counts by
+    severity (Critical, High, Medium, Low, Unknown), and SIGNED: its stored signature
+    verification (verified, not verified, unsigned; - without signing)."""
     with connect() as api:
         found = _walk(api, f"/repositories/{repo_path(name)}/tags", limit, q=search, sort=sort)
     if json_out:
         print_json(found)
         return
     table(["TAG", "DIGEST", "KIND", "PLATFORMS", "SIZE", "PUSHED", "PULLED", "LOCKED",
-           "VULNERABILITIES"],
+           "VULNERABILITIES", "SIGNED"],
           [(t["name"], t["digest"], t.get("kind", "-"), platforms(t),
             human_size(t.get("size")), when(t["updated_at"]), when(t.get("pulled_at")),
-            "yes" if t.get("immutable") else "no", vulnerabilities(t.get("vulnerabilities")))
+            "yes" if t.get("immutable") else "no", vulnerabilities(t.get("vulnerabilities")),
+            t.get("signature") or "-")
            for t in found], empty="no tags")
 
 

@@ -566,6 +566,59 @@ scan_settings = Table(
     Column("updated_by", String(255), nullable=False, default=""),
 )
 
+# -- image signing (signing) -------------------------------------------------------------------
+# Trusted keys of a namespace (namespace_id set, scope = its name) or of the instance
+# (namespace_id NULL, scope = ""): a cosign public key, and optionally a server-held private
+# key, always sealed with the master key (moorage.store.sealed; never stored in the clear).
+# A revoked key stays listed for history and is no longer trusted. Removed with its namespace.
+signing_keys = Table(
+    "signing_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(255), nullable=False),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("name", String(64), nullable=False),
+    Column("algorithm", String(32), nullable=False),
+    Column("key_id", String(64), nullable=False),  # base64 SHA-256 of the DER (bundle hint)
+    Column("fingerprint", String(80), nullable=False),  # sha256:<hex> of the DER
+    Column("public_pem", Text, nullable=False),
+    Column("private_sealed", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False, default=""),
+    Column("revoked_at", Float, nullable=True),
+    Column("revoked_by", String(255), nullable=True),
+    UniqueConstraint("scope", "name", name="uq_signing_keys_scope_name"),
+)
+
+# Trusted keyless signers (a certificate's subject and its OIDC issuer, matched exactly).
+signing_identities = Table(
+    "signing_identities", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(255), nullable=False),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("subject", String(512), nullable=False),
+    Column("issuer", String(512), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False, default=""),
+    UniqueConstraint("scope", "subject", "issuer", name="uq_signing_identities"),
+)
+
+# The stored verification of a manifest in a repository (moorage.signing.service): whether
+# a trusted key or identity signed it, and every verdict (JSON). Recomputed when a signature
+# or a trusted key changes, never per request; removed with its manifest.
+signature_results = Table(
+    "signature_results", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), ForeignKey("manifests.digest", ondelete="CASCADE"),
+           primary_key=True),
+    Column("verified", Boolean, nullable=False),
+    Column("signers", Text, nullable=False, default="[]"),  # JSON list of names
+    Column("verdicts", Text, nullable=False, default="[]"),  # JSON list of verdicts
+    Column("signatures", Integer, nullable=False, default=0),
+    Column("computed_at", Float, nullable=False),
+)
+Index("ix_signature_results_digest", signature_results.c.digest)
 # Threat blocking (blocking/): the pull policy of a namespace; no row: nothing is blocked.
 pull_policies = Table(
     "pull_policies", metadata,
@@ -612,6 +665,58 @@ pull_block_marks = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_pull_block_marks_at", pull_block_marks.c.at)
+
+# -- replication: proxy cache namespaces (replication/proxy) --------------------------------
+# A namespace served from an upstream registry. The password is sealed with the master key
+# when encryption at rest is on (replication/proxy/store.py).
+proxy_caches = Table(
+    "proxy_caches", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("upstream_url", String(2048), nullable=False),
+    Column("username", String(255), nullable=True),
+    Column("password", LargeBinary, nullable=True),
+    Column("ca_pem", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False, default=False),
+    Column("rewrite_library", Boolean, nullable=False, default=False),
+    Column("ttl_seconds", Integer, nullable=False, default=300),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("check_ok", Boolean, nullable=True),
+    Column("check_detail", Text, nullable=False, default=""),
+    Column("checked_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)
+
+# When a proxied tag was last checked upstream, and the digest it named then: every worker
+# and replica agrees on "at most one HEAD per TTL" through this row.
+proxy_tags = Table(
+    "proxy_tags", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(200), nullable=False),
+    Column("checked_at", Float, nullable=False),
+)
+
+# Manifests fetched from upstream whose blobs are not all cached yet, so the normal put path
+# cannot store them: served from here until it can (then they leave this table).
+proxy_pending = Table(
+    "proxy_pending", metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("fetched_at", Float, nullable=False),
+)
+
+# One upstream fetch per uncached blob across workers and replicas: the row is the claim.
+proxy_fetches = Table(
+    "proxy_fetches", metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("beat_at", Float, nullable=False),
+)
 
 # Replication rules (replication/): copy artifacts to (push) or from (pull) another registry.
 # The remote's password is sealed with the master key when encryption at rest is on.

@@ -115,6 +115,10 @@ WEBHOOK_DELIVERIES = Counter("moorage_webhook_deliveries_total",
 WEBHOOK_FAILURES = Counter("moorage_webhook_delivery_failures_total",
                            "Webhook delivery attempts that failed (retried or given up)",
                            registry=_LOCAL)
+PROXY_UPSTREAM_FAILURES = Counter("moorage_proxy_upstream_failures_total",
+                                  "Requests of a proxy cache to its upstream that failed "
+                                  "(cached content was served if there was some), by reason",
+                                  ["reason"], registry=_LOCAL)
 AUDIT_BACKLOG = Gauge("moorage_audit_backlog_events",
                       "Audit events recorded and not yet written to the audit log",
                       registry=_LOCAL, multiprocess_mode="livesum")
@@ -456,6 +460,10 @@ class Metrics:
             GC_FREED_BYTES.inc(int(event.detail.get("bytes_freed") or 0))
             GC_DELETED_BLOBS.inc(int(event.detail.get("blobs_deleted") or 0))
 
+    @staticmethod
+    def proxy_failed(namespace: str, reason: str) -> None:
+        PROXY_UPSTREAM_FAILURES.labels(reason).inc()
+
     def watch_audit(self, recorder: Any) -> None:
         """Report an audit recorder's backlog and dropped events (audit/recorder.py)."""
         seen = {"dropped": 0}
@@ -565,7 +573,7 @@ def _alive(pid: int) -> bool:
 
 def install(*, registry: Any, worker: Any, engine: Engine, redis_health: Any,
             webhooks: Any, audit: Any, token: str, namespaces_limit: int,
-            edition: str) -> Metrics:
+            edition: str, proxy: Any = None) -> Metrics:
     """Wire metrics into the parts app.py hands over: the core's hooks, the event bus, the
     features' hooks. Returns the `/metrics` endpoint."""
     metrics = Metrics(InstanceCollector(engine, lambda: list(worker.types), namespaces_limit,
@@ -579,4 +587,6 @@ def install(*, registry: Any, worker: Any, engine: Engine, redis_health: Any,
         webhooks.job.observers.append(metrics.webhook_attempted)
     if audit is not None:
         metrics.watch_audit(audit)
+    if proxy is not None:
+        proxy.on_failure.append(metrics.proxy_failed)
     return metrics

@@ -29,6 +29,7 @@ from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock, UploadLock
 from moorage.registry.pulls import PullClock
 from moorage.registry.uploads import UploadManager
+from moorage.registry.upstreams import Upstreams
 from moorage.store.base import BlobStore
 
 
@@ -72,6 +73,9 @@ class Registry:
         # Told of each lookup in the manifest cache and the tag cache: ("manifest" | "tag",
         # hit?). A hook for metrics (app.py sets it); it must be cheap and never raise.
         self.on_cache_lookup: Callable[[str, bool], None] = _ignore_lookup
+        # Repositories served from another registry (a proxy cache registers a finder);
+        # registry/upstreams.py says what the handlers ask of them.
+        self.upstreams = Upstreams()
 
     # -- blobs --------------------------------------------------------------------------
     def blob_size(self, name: str, digest: str) -> int:
@@ -283,11 +287,19 @@ class Registry:
         return digest
 
     def get_manifest(self, name: str, reference: str, accept: list[str],
-                     pull: bool = True) -> StoredManifest:
-        """The manifest a reference names; `pull` announces it (GET does, HEAD does not)."""
-        digest = self.resolve(name, reference)
-        stored = self._manifests.get(digest)
-        self.on_cache_lookup("manifest", stored is not None)
+                     pull: bool = True, supplied: StoredManifest | None = None
+                     ) -> StoredManifest:
+        """The manifest a reference names; `pull` announces it (GET does, HEAD does not).
+        `supplied`: a manifest an upstream (upstreams.py) serves that is not stored yet; it
+        passes the same Accept and pull checks, and its pull is announced the same way."""
+        stored: StoredManifest | None
+        if supplied is not None:
+            check_name(name)
+            digest, stored = supplied.digest, supplied
+        else:
+            digest = self.resolve(name, reference)
+            stored = self._manifests.get(digest)
+            self.on_cache_lookup("manifest", stored is not None)
         if stored is None:
             stored = self.db.manifest(digest)
             if stored is None:

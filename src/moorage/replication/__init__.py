@@ -1,21 +1,37 @@
-"""Distribution between registries (issue 18): the copy engine (copy.py, endpoints.py),
-replication rules and their executions (service.py), and proxy cache namespaces (proxy/).
-Each part installs itself from app.py through a small function here."""
+"""Distribution between registries (issue 18): proxy cache namespaces (proxy/), replication
+rules and their executions (service.py, on the copy engine of copy.py and endpoints.py),
+artifact subscriptions and import. Each part installs itself from app.py through a small
+function here."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from moorage.access.editions import Edition
-from moorage.jobs.worker import Worker
-from moorage.registry.events import EventBus
-from moorage.settings import Settings
+
+def install_proxy(settings: Any, engine: Any, registry: Any, manager: Any) -> Any:
+    """Proxy cache namespaces (the `proxy_cache` edition switch); the service."""
+    from pathlib import Path
+
+    from moorage.replication.proxy import install
+    from moorage.store.keys import load_keyring
+
+    data_dir = Path(settings.data_dir).resolve()
+    opened: list[Any] = []
+
+    def keyring() -> Any:  # opened on first use: only a sealed password needs it
+        if not settings.encryption:
+            return None
+        if not opened:
+            opened.append(load_keyring(settings.master_key_file, data_dir))
+        return opened[0]
+    return install(engine, registry, manager, keyring, data_dir / "tmp")
 
 
-def install_rules(settings: Settings, engine: Any, registry: Any, worker: Worker,
-                  edition: Edition, bus: EventBus) -> Any:
+def install_rules(settings: Any, engine: Any, registry: Any, worker: Any, edition: Any,
+                  bus: Any) -> Any:
     """Replication rules: their job type, the push/delete trigger on the bus, schedules."""
+    from pathlib import Path
+
     from moorage.replication.service import ReplicationService, Tuning
     from moorage.replication.store import RuleStore
     from moorage.store.keys import load_keyring

@@ -43,7 +43,7 @@ from moorage.replication.bandwidth import TokenBucket
 from moorage.replication.copy import Copier, CopyError, Progress, is_fallback_tag
 from moorage.replication.endpoints import Endpoint, LocalEndpoint, RemoteEndpoint
 from moorage.replication.model import Rule, check_rule_fields
-from moorage.replication.secrets import seal, unseal
+from moorage.replication.secrets import SealError, seal, unseal
 from moorage.replication.store import Execution, RuleStore, UploadMemory
 from moorage.store.keys import Keyring
 
@@ -290,7 +290,7 @@ class ReplicationService:
                 asyncio.run(asyncio.wait_for(runner.run(), timeout=ctx.job.timeout_seconds))
         except (asyncio.TimeoutError, TimeoutError):
             self._attempt_failed(ctx, runner, f"timed out after {ctx.job.timeout_seconds}s")
-        except (RemoteError, RegistryError, CopyError, Invalid) as exc:
+        except (RemoteError, RegistryError, CopyError, Invalid, SealError) as exc:
             self._attempt_failed(ctx, runner, _reason(exc))
         if runner.errors:
             self._attempt_failed(ctx, runner, f"{len(runner.errors)} artifact(s) failed: "

@@ -19,6 +19,7 @@ from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
 from moorage.registry.uploads import range_header, refused_chunk, upload_location
 from moorage.registry.events import set_caller
+from moorage.registry.upstreams import UpstreamBlob
 from moorage.access.network import address_text
 from moorage.web.auth import Caller, RegistryAccess
 from moorage.web.refusals import refusal
@@ -142,6 +143,11 @@ class RegistryAPI:
                 name = check_name(match["name"])
                 try:
                     caller = await self.access.authorize(scope, name, _ACTIONS[kind, method])
+                    if _ACTIONS[kind, method] == "push" and \
+                            self.registry.upstreams.for_repository(name) is not None:
+                        raise RegistryError("DENIED", f"{name} is a proxy cache of another "
+                                            "registry: push to the upstream instead",
+                                            detail={"reason": "proxy cache"})
                     if (kind, method) in _CREATES:
                         self.access.prepare_push(caller, name)
                     scope["moorage.caller"] = caller
@@ -199,8 +205,12 @@ class RegistryAPI:
     # -- manifests ----------------------------------------------------------------------
     async def manifest_get(self, scope: Scope, receive: Receive, send: Send, name: str,
                            reference: str, head: bool = False) -> None:
+        supplied = None
+        upstream = self.registry.upstreams.for_repository(name)
+        if upstream is not None:  # a proxy cache: the tag brought up to date first
+            supplied = await upstream.manifest(name, reference)
         stored = self.registry.get_manifest(name, reference, header_values(scope, b"accept"),
-                                            pull=not head)
+                                            pull=not head, supplied=supplied)
         raw = self._manifest_headers.get(stored.digest)
         if raw is None:
             if len(self._manifest_headers) >= 10_000:
@@ -240,7 +250,17 @@ class RegistryAPI:
     # -- blobs --------------------------------------------------------------------------
     async def blob_get(self, scope: Scope, receive: Receive, send: Send, name: str, digest: str,
                        head: bool = False) -> None:
-        size = self.registry.blob_size(name, digest)
+        try:
+            size = self.registry.blob_size(name, digest)
+        except RegistryError as error:
+            upstream = self.registry.upstreams.for_repository(name)
+            if upstream is None or error.code != "BLOB_UNKNOWN":
+                raise
+            fetched = await upstream.blob(name, digest, head)
+            if fetched is not None:  # being cached: sent as it arrives, whole (no Range)
+                await _send_upstream_blob(send, digest, fetched, head)
+                return
+            size = self.registry.blob_size(name, digest)  # linked meanwhile
         headers = {"content-type": "application/octet-stream", "docker-content-digest": digest,
                    "accept-ranges": "bytes", "etag": f'"{digest}"'}
         start, end, status = 0, size, 200
@@ -351,6 +371,39 @@ class RegistryAPI:
         if artifact_type is not None:
             headers["oci-filters-applied"] = "artifactType"
         await respond(send, 200, body, headers)
+
+
+async def _send_upstream_blob(send: Send, digest: str, blob: UpstreamBlob, head: bool) -> None:
+    """A blob as an upstream streams it. The stream raises after its last good chunk when
+    the bytes turn out wrong: the response is then cut short (the error propagates to the
+    server, which drops the connection), so a client never gets a complete unverified blob."""
+    headers = {"content-type": "application/octet-stream", "docker-content-digest": digest,
+               "etag": f'"{digest}"'}
+    if head or blob.chunks is None:
+        await respond(send, 200, b"", headers, head=True, content_length=blob.size)
+        return
+    chunks = blob.chunks.__aiter__()
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+    await send({"type": "http.response.start", "status": 200,
+                "headers": prepare_headers(headers, blob.size)})
+    chunk = first
+    try:
+        async for following in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunk = following
+    except Exception as exc:  # headers are out: only cutting the response short is left
+        log.warning("blob %s from upstream failed after the response started: %s", digest,
+                    exc)
+        return
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    await send({"type": "http.response.body", "body": chunk, "more_body": False})
 
 
 def _owner(caller: Caller) -> str:

@@ -21,8 +21,10 @@ from moorage.web.api import advisories  # scan: the advisory database
 from moorage.web.api import cve_allowlist  # scan: accepted advisories per namespace
 from moorage.web.api import scanners  # scan: Harbor scanner adapters
 from moorage.web.api import scans  # scan: requests, reports, SBOMs
+from moorage.web.api import signing  # signing: keys, signatures, verification
 from moorage.web.api import pull_policies  # blocking: pull policies per namespace
 from moorage.web.api import replication  # replication: rules, executions, reports
+from moorage.web.api import proxy  # replication: proxy cache namespaces
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -56,10 +58,14 @@ TAGS = [
                                           "imported with `moorage advisories import`)"},
     {"name": "cve allowlist", "description": "advisories a namespace accepts, with a reason "
                                              "and an optional expiry"},
+    {"name": "signing", "description": "image signing (cosign's formats): trusted keys and "
+                                       "keyless identities, signatures, verification"},
     {"name": "pull policy", "description": "threat blocking: the images a namespace refuses "
                                            "to serve (severity, unscanned, unsigned)"},
     {"name": "replication", "description": "replication rules to and from other registries, "
                                            "their executions and reports (administrators)"},
+    {"name": "proxy caches", "description": "namespaces that pull through from an upstream "
+                                            "registry (administrators)"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
                                         "engines (administrators)"},
 ]
@@ -84,6 +90,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     install_docs_page(api)
     # scan routes first: the repository routes' `{name:repository}` would take their paths
     api.include_router(scans.router)
+    api.include_router(signing.router)
     for module in (instance_routes, namespaces, repositories, users, tokens, network, sso):
         api.include_router(module.router)
     # lifecycle
@@ -97,6 +104,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(cve_allowlist.router)  # scan: accepted advisories per namespace
     api.include_router(pull_policies.router)  # blocking: pull policies per namespace
     api.include_router(replication.router)  # replication: rules, executions, reports
+    api.include_router(proxy.router)  # replication: proxy cache namespaces
     scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 

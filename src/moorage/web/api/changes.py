@@ -50,7 +50,11 @@ QUERY_FLAGS = frozenset({"force"})
 # Fields that name the thing a POST creates, so its target reads "namespaces/team".
 _NAMING_FIELDS = ("name", "username", "cidr", "id")
 # Where the endpoint's name ("create_rule") says less than its resource does.
-_NOUNS = {"rule": "network_rule"}
+_NOUNS = {"rule": "network_rule",
+          # signing: one name for an operation on the instance's keys and a namespace's
+          "signing_key_instance": "signing_key", "signing_key_namespace": "signing_key",
+          "signing_identity_instance": "signing_identity",
+          "signing_identity_namespace": "signing_identity"}
 
 
 async def announce_caller(request: Request,
@@ -195,6 +199,8 @@ class AnnounceChanges:
         params = scope.get("path_params") or {}
         repository = params.get("name") if path.startswith("/api/v1/repositories/") else None
         detail: dict[str, Any] = {"method": method, "path": path, "status": status}
+        if isinstance(params.get("namespace"), str):  # whose change it is (webhook scopes)
+            detail["namespace"] = params["namespace"]
         if fields:
             detail["fields"] = fields
         if values:

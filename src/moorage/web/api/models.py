@@ -293,6 +293,10 @@ class Tag(BaseModel):
         None, description="its last scan: status, and counts by severity (critical, high, "
                           "medium, low, unknown; an index's images added up); null when "
                           "never scanned or the edition has no scanning")
+    signature: Literal["verified", "not verified", "unsigned"] | None = Field(
+        None, description="its stored signature verification: verified by a trusted key or "
+                          "identity, signed but not verified, unsigned; null when the edition "
+                          "has no signing")
 
 
 class Layer(BaseModel):

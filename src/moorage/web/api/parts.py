@@ -25,6 +25,7 @@ from moorage.web.auth import RegistryAccess
 
 if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has it
     from moorage.scan.service import ScanService
+    from moorage.signing.service import SigningService
     from moorage.blocking import PullBlocking
     from moorage.replication.service import ReplicationService
 
@@ -60,6 +61,8 @@ class ApiParts(Protocol):
     def domains(self) -> DomainService | None: ...
     @property
     def scans(self) -> ScanService | None: ...
+    @property
+    def signing(self) -> SigningService | None: ...
     @property
     def blocking(self) -> PullBlocking | None: ...
     @property

@@ -44,8 +44,8 @@ class _RepositoryName(Convertor[str]):
     """A repository name in a path, except the forms that address tags and manifests (see
     above)."""
 
-    regex = (r"(?!.+/(?:tags(?:/[^/]+)?|manifests/[^/]+(?:/(?:vulnerabilities|sbom|fixes))?"
-             r"|scans)$).+")
+    regex = (r"(?!.+/(?:tags(?:/[^/]+)?|manifests/[^/]+"
+             r"(?:/(?:vulnerabilities|sbom|fixes|signatures))?|scans|signatures)$).+")
 
     def convert(self, value: str) -> str:
         return value
@@ -110,6 +110,12 @@ def list_tags(name: str, request: Request, response: Response, instance: Instanc
             ((t.digest, [p.digest for p in t.platforms]) for t in infos), name)
         for tag in tags:
             tag.vulnerabilities = found.get(tag.digest)
+    if instance.signing is not None:  # signing: each tag's stored verification
+        results = instance.signing.store.results(name, (t.digest for t in infos))
+        for tag in tags:
+            row = results.get(tag.digest)
+            tag.signature = ("verified" if row.verified else "not verified") \
+                if row is not None and row.signatures else "unsigned"
     return tags
 
 

@@ -1,7 +1,7 @@
 """pull policies (threat blocking): per-namespace policies and the facts decisions need
 
 Revision ID: 0019
-Revises: 0017 (the signing branch's 0018 also starts at 0017; the lead re-chains on merge)
+Revises: 0018
 Create Date: 2026-12-07 09:15:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0019'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,7 @@
 """replication rules, their executions and resumable uploads
 
 Revision ID: 0021
-Revises: 0019 (the signing branch's 0018 and the proxy branch's 0020 come in between on
-merge; the lead re-chains)
+Revises: 0020
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0021'
-down_revision = '0019'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

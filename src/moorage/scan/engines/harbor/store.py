@@ -12,7 +12,6 @@ Blocking (SQLAlchemy): call from worker threads.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,36 +19,24 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 
 from moorage.db.schema import scanner_adapters as _T
+from moorage.store import sealed
 from moorage.store.keys import Keyring
-
-_SEALED = b"MSAK1"  # magic || key id (8) || nonce (12) || AES-GCM(secret)
-
-
-class SealError(ValueError):
-    """A stored secret the keys at hand cannot open (encryption turned off, key lost)."""
+from moorage.store.sealed import SealError  # noqa: F401 - the service catches it from here
 
 
 def seal(secret: str, name: str, keyring: Keyring | None) -> bytes:
+    """Sealed with the master key (store/sealed.py) when encryption at rest is on; as is
+    otherwise."""
     if keyring is None:
         return secret.encode()
-    master = keyring.active
-    nonce = os.urandom(12)
-    return _SEALED + master.id + nonce + master.aead.encrypt(nonce, secret.encode(), _aad(name))
+    return sealed.seal(secret.encode(), _aad(name), keyring)
 
 
 def unseal(stored: bytes, name: str, keyring: Keyring | None) -> str:
-    if not stored.startswith(_SEALED):
+    if not sealed.is_sealed(stored):
         return stored.decode()
-    if keyring is None:
-        raise SealError(f"the secret of scanner adapter {name} is sealed with a master key, "
-                        f"and encryption at rest is off here: turn it on with the same key")
-    rest = stored[len(_SEALED):]
-    key_id, nonce, sealed = rest[:8], rest[8:20], rest[20:]
-    try:
-        return keyring.get(key_id).aead.decrypt(nonce, sealed, _aad(name)).decode()
-    except Exception:  # unknown key id, or a key that does not open it
-        raise SealError(f"the secret of scanner adapter {name} cannot be opened with the "
-                        f"master keys at hand") from None
+    return sealed.unseal(stored, _aad(name), keyring,
+                         f"the secret of scanner adapter {name}").decode()
 
 
 def _aad(name: str) -> bytes:

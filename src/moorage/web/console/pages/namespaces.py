@@ -152,8 +152,12 @@ async def namespace_page(visit: Visit, error: str = "", status: int = 200,
     # the pull policy (threat blocking): absent without the edition or the owner role
     found = await visit.get(f"/api/v1/namespaces/{name}/pull-policy")
     pull_policy = found.data if found.ok else None
+    proxy = None  # its upstream, when it is a proxy cache (administrators see the binding)
+    if visit.principal.is_admin:
+        found = await visit.get(f"/api/v1/proxy-caches/{name}")
+        proxy = found.data if found.ok else None
     return visit.render("namespaces_show.html", status=status, title=f"Namespace {name}",
-                        pull_policy=pull_policy, ns=ns, members=members, robots=robots,
+                        pull_policy=pull_policy, proxy=proxy, ns=ns, members=members, robots=robots,
                         manages=_manages(visit, ns),
                         allowlist=allowlist, scan_settings=scan_settings,
                         sets_scanning=visit.principal.is_admin or

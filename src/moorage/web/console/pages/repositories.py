@@ -198,6 +198,7 @@ async def manifest(visit: Visit, name: str, reference: str) -> Response:
                "pull_tag": f"podman pull {host}/{name}:{reference}" if by_tag else None,
                "referrer_count": _count(found.get("referrers") or [])}
     context["vulns"] = await _vulnerabilities(visit, name, found)
+    context["signed"] = await _signatures(visit, name, found)
     title = f"{name}:{reference}" if by_tag else f"{name}@{found['digest'][:19]}"
     return _timed(visit.render("manifest.html", title=title, **context), started)
 
@@ -206,6 +207,16 @@ async def _vulnerabilities(visit: Visit, name: str, found: dict[str, Any]) -> An
     """The Vulnerabilities section (pages/scanning.py), or None to leave it out: not an
     image, or no scanning on this edition."""
     from moorage.web.console.pages.scanning import section
+
+    return await section(visit, name, found)
+
+
+async def _signatures(visit: Visit, name: str, found: dict[str, Any]) -> Any:
+    """The Signatures section (pages/signing.py), or None: not an image, or no signing on
+    this edition."""
+    if not visit.site.env.globals.get("signing"):
+        return None
+    from moorage.web.console.pages.signing import section
 
     return await section(visit, name, found)
 

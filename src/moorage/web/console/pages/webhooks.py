@@ -28,7 +28,10 @@ FORMATS: tuple[str, ...] = get_args(Format)
 EVENT_HINTS = {"push": "a manifest pushed (an image, an index, an artifact)",
                "delete": "a manifest or tag deleted",
                "pull": "a manifest pulled",
-               "quota": "a push refused by a quota"}
+               "quota": "a push refused by a quota",
+               "signature": "a signature written, or an image's verification changed",
+               "signing_key": "a trusted signing key added, revoked or deleted",
+               "pull.blocked": "a pull refused by the namespace's pull policy"}
 FORMAT_HINTS = {"moorage": "Moorage's own JSON",
                 "cloudevents": "CloudEvents 1.0, structured mode",
                 "distribution": "the envelope of CNCF Distribution's notifications"}
