@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.scan.service import ScanService
     from moorage.signing.service import SigningService
     from moorage.blocking import PullBlocking
+    from moorage.replication.service import ReplicationService
     from moorage.replication.proxy import ProxyService
 
 @dataclass
@@ -101,6 +102,7 @@ class Instance:
     scans: ScanService | None = None  # vulnerability scanning, when the edition has it
     signing: SigningService | None = None  # image signing, when the edition has it
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
+    replication: ReplicationService | None = None  # replication rules, when the edition has them
     proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
 
 
@@ -220,6 +222,9 @@ def build_instance(settings: Settings) -> Instance:
         from moorage.blocking import install as install_blocking
         instance.blocking = install_blocking(
             registry, worker, signing=lambda: getattr(instance, "signing", None))
+    if edition.quota("sync_rules"):  # replication: rules, executions, the push trigger
+        from moorage.replication import install_rules
+        instance.replication = install_rules(settings, engine, registry, worker, edition, bus)
     if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
         from moorage.replication import install_proxy
         instance.proxy = install_proxy(settings, engine, registry, manager)
@@ -403,6 +408,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.blocking is not None:  # blocking: the namespace's pull policy page
         from moorage.web.console.pages import pull_policy as pull_policy_pages
         site.install(pull_policy_pages)
+    if instance.replication is not None:  # replication: rules, executions, logs
+        from moorage.web.console.pages import replication as replication_pages
+        site.install(replication_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

@@ -99,6 +99,12 @@ class Settings:
     # (`moorage scan-on-push NAMESPACE on|off`)
     scan_on_push: bool = True
     scan_timeout: int = 1800
+    # replication rules (replication/): the longest silence of one transfer step (a read,
+    # a request), one attempt of an execution, attempts before it fails, parallel executions
+    replication_step_timeout: int = 60
+    replication_job_timeout: int = 3600
+    replication_attempts: int = 3
+    replication_concurrency: int = 2
     # encryption at rest (store/encrypted.py): AES-256-GCM blobs, keys from MOORAGE_MASTER_KEY
     # or this key file (default <data_dir>/keys/master.keys, created on first start)
     encryption: bool = False
@@ -157,6 +163,7 @@ class Settings:
     # (access/editions.py BUILT_QUOTAS); the plan's other quotas get theirs when built.
     quota_namespaces: int | None = None
     quota_repositories: int | None = None
+    quota_sync_rules: int | None = None
 
     def quota_overrides(self) -> dict[str, int]:
         return {f.name[len("quota_"):]: getattr(self, f.name) for f in fields(self)
@@ -230,6 +237,16 @@ def _validate(settings: Settings) -> None:
     if settings.scan_syft not in ("auto", "on", "off"):
         raise SettingsError(f"setting 'scan_syft' must be auto, on or off, not "
                             f"{settings.scan_syft!r}")
+    if not 1 <= settings.replication_step_timeout <= 3600:
+        raise SettingsError("setting 'replication_step_timeout' must be between 1 and 3600 "
+                            "seconds")
+    if not 5 <= settings.replication_job_timeout <= 7 * 86400:
+        raise SettingsError("setting 'replication_job_timeout' must be between 5 seconds and "
+                            "7 days")
+    if not 1 <= settings.replication_attempts <= 20:
+        raise SettingsError("setting 'replication_attempts' must be between 1 and 20")
+    if not 1 <= settings.replication_concurrency <= 16:
+        raise SettingsError("setting 'replication_concurrency' must be between 1 and 16")
     if not 30 <= settings.scan_timeout <= 86400:
         raise SettingsError("setting 'scan_timeout' must be between 30 and 86400 seconds")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -193,6 +193,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def behaviour(self, repo: str, kind: str, ref: str, query: str) -> None:
         n = count(f"{repo} {kind}")
+        if repo in ("cutlayer", "badlayer", "good") and kind == "blobs" and ref == CONFIG_DIGEST:
+            return self.answer(200, CONFIG, {"Content-Type": "application/octet-stream"})
+        if repo in ("cutlayer", "badlayer") and kind == "manifests":
+            return self.manifest()  # a good manifest and config whose layer is cut / wrong
+        if repo == "cutlayer":
+            repo = "truncated"
+        elif repo == "badlayer":
+            repo = "wrongdigest"
         if repo == "good":
             if kind == "manifests":
                 return self.manifest()

@@ -59,9 +59,9 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
 BUILT_FEATURES: frozenset[str] = frozenset({
     "oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks", "network_acl",
     "credential_free_pull", "custom_domains", "scanning", "signing", "threat_blocking",
-    "proxy_cache",
+    "proxy_cache", "global_sync",
 })
-BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories"})
+BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories", "sync_rules"})
 # In the tables' order, for listings and the OpenAPI enums.
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name in FEATURES if name in BUILT_FEATURES)
 QUOTA_NAMES: tuple[str, ...] = tuple(name for name in QUOTAS if name in BUILT_QUOTAS)

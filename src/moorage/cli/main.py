@@ -81,6 +81,8 @@ from moorage.cli import cve_allowlist as cve_allowlist_cli  # noqa: E402
 app.add_typer(cve_allowlist_cli.app, name="cve-allowlist")  # scan: accepted advisories
 from moorage.cli import scanners as scanners_cli  # noqa: E402
 app.add_typer(scanners_cli.app, name="scanner")  # scan: Harbor scanner adapters
+from moorage.cli import replication as replication_cli  # noqa: E402
+app.add_typer(replication_cli.app, name="replication")  # replication rules and executions
 from moorage.cli import proxy as proxy_cli  # noqa: E402
 app.add_typer(proxy_cli.app, name="proxy")  # replication: proxy cache namespaces
 from moorage.cli import scan as scan_cli  # noqa: E402

@@ -717,3 +717,63 @@ proxy_fetches = Table(
     Column("holder", String(64), nullable=False),
     Column("beat_at", Float, nullable=False),
 )
+
+# Replication rules (replication/): copy artifacts to (push) or from (pull) another registry.
+# The remote's password is sealed with the master key when encryption at rest is on.
+replication_rules = Table(
+    "replication_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("mode", String(8), nullable=False),  # push | pull
+    Column("url", String(2048), nullable=False),
+    Column("username", String(255), nullable=True),
+    Column("secret", LargeBinary, nullable=True),
+    Column("ca_pem", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False, default=False),
+    Column("repositories", String(255), nullable=False, default="**"),  # glob
+    Column("tags", String(255), nullable=False, default="*"),  # glob
+    Column("destination_namespace", String(255), nullable=False, default=""),
+    Column("on_event", Boolean, nullable=False, default=True),
+    Column("cron", String(128), nullable=False, default=""),
+    Column("propagate_deletes", Boolean, nullable=False, default=False),
+    Column("bandwidth", BigInteger, nullable=True),  # bytes/s; NULL: unlimited
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)
+
+# One row per run of a rule; its log is the job's (jobs.log).
+replication_executions = Table(
+    "replication_executions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, ForeignKey("replication_rules.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("trigger", String(16), nullable=False),  # manual | event | schedule
+    Column("status", String(16), nullable=False),  # pending|running|succeeded|failed|stopped
+    Column("job_id", Integer, nullable=True),
+    Column("scope", Text, nullable=False, default="{}"),  # what an event run copies (JSON)
+    Column("artifacts_done", Integer, nullable=False, default=0),
+    Column("artifacts_total", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("copied", Integer, nullable=False, default=0),
+    Column("errors", Text, nullable=False, default="[]"),  # [{artifact, error}]
+    Column("message", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+)
+Index("ix_replication_executions_rule", replication_executions.c.rule_id,
+      replication_executions.c.id)
+
+# Unfinished blob uploads of a rule at its destination, so that the next attempt (after a
+# crash or a timeout) resumes them: the remote upload location, or the local upload id.
+replication_uploads = Table(
+    "replication_uploads", metadata,
+    Column("rule_id", Integer, ForeignKey("replication_rules.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Column("location", Text, nullable=False),
+    Column("at", Float, nullable=False),
+)

@@ -1,5 +1,7 @@
-"""Distribution between registries (issue 18): proxy cache namespaces (proxy/), artifact
-subscriptions, replication rules and import. Each part installs itself from app.py."""
+"""Distribution between registries (issue 18): proxy cache namespaces (proxy/), replication
+rules and their executions (service.py, on the copy engine of copy.py and endpoints.py),
+artifact subscriptions and import. Each part installs itself from app.py through a small
+function here."""
 
 from __future__ import annotations
 
@@ -23,3 +25,26 @@ def install_proxy(settings: Any, engine: Any, registry: Any, manager: Any) -> An
             opened.append(load_keyring(settings.master_key_file, data_dir))
         return opened[0]
     return install(engine, registry, manager, keyring, data_dir / "tmp")
+
+
+def install_rules(settings: Any, engine: Any, registry: Any, worker: Any, edition: Any,
+                  bus: Any) -> Any:
+    """Replication rules: their job type, the push/delete trigger on the bus, schedules."""
+    from pathlib import Path
+
+    from moorage.replication.service import ReplicationService, Tuning
+    from moorage.replication.store import RuleStore
+    from moorage.store.keys import load_keyring
+
+    data_dir = Path(settings.data_dir).resolve()
+    keyring = load_keyring(settings.master_key_file, data_dir) if settings.encryption else None
+    service = ReplicationService(
+        RuleStore(engine), registry, worker, edition, bus, keyring,
+        Tuning(step_timeout=float(settings.replication_step_timeout),
+               job_timeout=settings.replication_job_timeout,
+               attempts=settings.replication_attempts,
+               concurrency=settings.replication_concurrency,
+               work_dir=data_dir / "tmp" / "replication"))
+    worker.register(service.job_type())
+    bus.subscribe(service.on_event)
+    return service

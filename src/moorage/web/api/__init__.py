@@ -23,6 +23,7 @@ from moorage.web.api import scanners  # scan: Harbor scanner adapters
 from moorage.web.api import scans  # scan: requests, reports, SBOMs
 from moorage.web.api import signing  # signing: keys, signatures, verification
 from moorage.web.api import pull_policies  # blocking: pull policies per namespace
+from moorage.web.api import replication  # replication: rules, executions, reports
 from moorage.web.api import proxy  # replication: proxy cache namespaces
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
@@ -61,6 +62,8 @@ TAGS = [
                                        "keyless identities, signatures, verification"},
     {"name": "pull policy", "description": "threat blocking: the images a namespace refuses "
                                            "to serve (severity, unscanned, unsigned)"},
+    {"name": "replication", "description": "replication rules to and from other registries, "
+                                           "their executions and reports (administrators)"},
     {"name": "proxy caches", "description": "namespaces that pull through from an upstream "
                                             "registry (administrators)"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
@@ -100,6 +103,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(advisories.router)  # scan: the advisory database
     api.include_router(cve_allowlist.router)  # scan: accepted advisories per namespace
     api.include_router(pull_policies.router)  # blocking: pull policies per namespace
+    api.include_router(replication.router)  # replication: rules, executions, reports
     api.include_router(proxy.router)  # replication: proxy cache namespaces
     scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api

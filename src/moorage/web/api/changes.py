@@ -43,6 +43,7 @@ SAFE_FIELDS = frozenset({
     "schedule", "enabled", "dry_run", "type", "events", "disabled",
     "id", "expires_at",  # an advisory id on a CVE allowlist, and until when
     "severity", "block_unscanned", "block_unsigned",  # a pull policy's rules
+    "mode", "propagate_deletes",  # a replication rule's
 })
 # Query flags recorded with a change (values are booleans, never secret).
 QUERY_FLAGS = frozenset({"force"})

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has
     from moorage.scan.service import ScanService
     from moorage.signing.service import SigningService
     from moorage.blocking import PullBlocking
+    from moorage.replication.service import ReplicationService
 
 
 class ApiParts(Protocol):
@@ -64,3 +65,5 @@ class ApiParts(Protocol):
     def signing(self) -> SigningService | None: ...
     @property
     def blocking(self) -> PullBlocking | None: ...
+    @property
+    def replication(self) -> ReplicationService | None: ...
