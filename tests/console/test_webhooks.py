@@ -85,7 +85,8 @@ def test_create_push_see_the_delivery_test_and_redeliver(
     form = page.locator("form[action='/webhooks'][method='post']")
     assert sorted(form.locator("input[name='events[]']").evaluate_all(
         "els => els.map(e => e.value)")) == ["delete", "pull", "pull.blocked", "push",
-                                               "quota", "scan", "signature", "signing_key",
+                                               "quota", "replication", "replication_rule",
+                                               "scan", "signature", "signing_key",
                                                "vulnerability"]
     form.get_by_label("Namespace", exact=True).select_option(ns)
     form.get_by_label("Receiver URL").fill(receiver.url)

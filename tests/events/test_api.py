@@ -176,12 +176,12 @@ def test_cli(admin_cli: Cli, receiver: Receiver) -> None:
 def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) -> None:
     """Nothing in this version builds: a webhook for `build` would never fire, so it is
     refused, by the API (with the events one may choose) and by the CLI. Scans do run, so
-    `scan` and `vulnerability` are events one may choose, and so is `pull.blocked` (threat
-    blocking's refusals)."""
+    `scan` and `vulnerability` are events one may choose, and so are `pull.blocked` (threat
+    blocking's refusals) and replication's."""
     server = admin_cli.server
     ns = make_namespace(server)
     choices = ("'push', 'delete', 'pull', 'quota', 'scan', 'vulnerability', 'signature', "
-               "'signing_key' or 'pull.blocked'")
+               "'signing_key', 'pull.blocked', 'replication' or 'replication_rule'")
     refused = api(server, "POST", "/webhooks",
                   json={"namespace": ns, "url": receiver.url, "events": ["push", "build"]})
     assert refused.status_code in (400, 422), refused.text

@@ -45,6 +45,23 @@ def test_basic_auth_over_tls_with_a_custom_ca(distribution_basic: Distribution,
     asyncio.run(scenario())
 
 
+def test_a_fresh_client_s_concurrent_first_requests_all_carry_the_credentials(
+        distribution_basic: Distribution, authority: Authority) -> None:
+    """Eight reads at once on a client that has not yet asked /v2/ how to authenticate (a
+    proxy cache's first pull: podman asks for every layer together): each waits for that
+    answer and sends the credentials; none goes out bare and is taken for a refusal."""
+    async def scenario() -> None:
+        async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
+                              ca_file=authority.ca_file) as client:
+            await push_image(client, "basic/many", "v1", layer=b"many readers")
+        async with client_for(distribution_basic, user=BASIC_USER, password=BASIC_PASSWORD,
+                              ca_file=authority.ca_file) as fresh:
+            found = await asyncio.gather(*(fresh.head_manifest("basic/many", "v1")
+                                           for _ in range(8)))
+            assert all(h is not None for h in found)
+    asyncio.run(scenario())
+
+
 def test_wrong_password_is_a_clear_error_without_the_password(
         distribution_basic: Distribution, authority: Authority,
         caplog: pytest.LogCaptureFixture) -> None:

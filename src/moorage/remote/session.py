@@ -133,6 +133,9 @@ class Session:
         self._pinged = False
         self._tokens = auth.TokenCache()
         self._token_lock = asyncio.Lock()
+        # held while /v2/ is asked how to authenticate: requests started meanwhile wait for
+        # the answer instead of going out without credentials
+        self._ping_lock = asyncio.Lock()
         self.token_requests = 0  # how many tokens were fetched (for callers' metrics)
 
     async def aclose(self) -> None:
@@ -176,7 +179,9 @@ class Session:
                              repository: str | None) -> tuple[str | None, str | None]:
         """(Authorization header, token used) for a request needing `scopes`."""
         if self._challenge is None and not self._pinged:
-            await self._ping(what, repository)
+            async with self._ping_lock:
+                if self._challenge is None and not self._pinged:
+                    await self._ping(what, repository)
         challenge, cfg = self._challenge, self.config
         if challenge is None:
             return None, None
@@ -306,7 +311,9 @@ class Session:
                 if challenge is None:
                     raise self.error(RemoteAuthError, "401 without a Basic or Bearer challenge",
                                      what, repository, 401)
-                refused = self._challenge is not None and self._challenge.scheme == challenge.scheme
+                # refused: credentials of that scheme were sent (a request that went out
+                # without any, before the challenge was known, simply tries again with them)
+                refused = sent.get("authorization", "").lower().startswith(challenge.scheme)
                 if auth_retried or (challenge.scheme == "basic" and refused):
                     raise self.error(RemoteAuthError, "the registry refused our "
                                      + ("token" if challenge.scheme == "bearer" else

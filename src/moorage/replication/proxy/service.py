@@ -50,6 +50,9 @@ UNCHANGED: Any = object()
 # Pull-through requests have a client waiting: fewer, shorter tries than a replication job.
 PULL_TIMEOUTS = Timeouts(connect=5.0, read=30.0, write=30.0, pool=30.0, request=30.0)
 PULL_RETRIES = RetryPolicy(attempts=2, base_delay=0.2, max_delay=2.0, max_retry_after=5.0)
+# A check answers the person who asked for it: one try, each step bounded by a few seconds.
+CHECK_TIMEOUTS = Timeouts(connect=4.0, read=4.0, write=4.0, pool=4.0, request=8.0)
+CHECK_RETRIES = RetryPolicy(attempts=1, base_delay=0.2, max_delay=0.2, max_retry_after=0.0)
 
 
 @dataclass(frozen=True)
@@ -212,8 +215,8 @@ class ProxyService:
         """Reach the upstream's /v2/ with the stored credentials; the outcome is kept."""
         row = await asyncio.to_thread(self.get, principal, namespace)
         try:
-            config = await asyncio.to_thread(self._remote_config, row, PULL_TIMEOUTS,
-                                             PULL_RETRIES)
+            config = await asyncio.to_thread(self._remote_config, row, CHECK_TIMEOUTS,
+                                             CHECK_RETRIES)
             async with RegistryClient(config) as client:
                 await client.ping()
             ok, detail = True, ""

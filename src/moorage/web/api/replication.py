@@ -24,7 +24,7 @@ from moorage.access.errors import Forbidden, Invalid
 from moorage.access.principal import Principal
 from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
-from moorage.web.api.models import RequestBody
+from moorage.web.api.models import IdPath, RequestBody
 from moorage.web.api.parts import ApiParts
 
 if TYPE_CHECKING:
@@ -264,14 +264,14 @@ def report_replication_rule(rule: RulePath, instance: InstanceDep,
 
 
 @router.get("/executions/{execution_id}")
-def get_replication_execution(execution_id: Annotated[int, Path(ge=1, le=2**62)],
+def get_replication_execution(execution_id: IdPath,
                               instance: InstanceDep, principal: User) -> ReplicationExecution:
     service = _service(instance, principal)
     return ReplicationExecution.of(service.execution(execution_id))
 
 
 @router.get("/executions/{execution_id}/log")
-def get_replication_execution_log(execution_id: Annotated[int, Path(ge=1, le=2**62)],
+def get_replication_execution_log(execution_id: IdPath,
                                   instance: InstanceDep, principal: User) -> ExecutionLog:
     """The execution's log (its job's: the last 64 KiB)."""
     service = _service(instance, principal)
