@@ -81,6 +81,10 @@ LONGEST_FIRST = (
     "cli/test_serve_process.py", "packaging/test_scale_out.py", "ops/test_tls.py",
     "cli/test_local_commands.py", "events/test_delivery.py", "audit/test_reports.py",
     "api/test_blob_pulls.py", "api/test_manifests.py",
+    "replication/rules/test_crash.py", "replication/rules/test_push_pull.py",
+    "replication/proxy/test_pull_through.py", "blocking/test_pulls.py",
+    "blocking/test_scaleout.py", "signing/service/test_scaleout.py",
+    "signing/service/test_sign.py", "blocking/test_unsigned.py",
 )
 
 
