@@ -13,7 +13,6 @@ these from worker threads.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -21,37 +20,25 @@ from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.schema import namespaces, proxy_caches, proxy_fetches, proxy_pending, proxy_tags
+from moorage.store import sealed
 from moorage.store.keys import Keyring
 
-_SEALED = b"MPXY1"  # magic || key id (8) || nonce (12) || AES-GCM(password)
-
-
-class SealError(ValueError):
-    """A stored password the keys at hand cannot open (encryption turned off, key lost)."""
+SealError = sealed.SealError
 
 
 def seal(password: str, namespace: str, keyring: Keyring | None) -> bytes:
+    """Sealed with the master key (store/sealed.py), bound to the namespace; as is when
+    encryption at rest is off."""
     if keyring is None:
         return password.encode()
-    master = keyring.active
-    nonce = os.urandom(12)
-    return _SEALED + master.id + nonce + master.aead.encrypt(nonce, password.encode(),
-                                                             _aad(namespace))
+    return sealed.seal(password.encode(), _aad(namespace), keyring)
 
 
 def unseal(stored: bytes, namespace: str, keyring: Keyring | None) -> str:
-    if not stored.startswith(_SEALED):
+    if not sealed.is_sealed(stored):
         return stored.decode()
-    if keyring is None:
-        raise SealError(f"the upstream password of proxy cache {namespace} is sealed with a "
-                        "master key, and encryption at rest is off here")
-    rest = stored[len(_SEALED):]
-    key_id, nonce, sealed = rest[:8], rest[8:20], rest[20:]
-    try:
-        return keyring.get(key_id).aead.decrypt(nonce, sealed, _aad(namespace)).decode()
-    except Exception:  # unknown key id, or a key that does not open it
-        raise SealError(f"the upstream password of proxy cache {namespace} cannot be opened "
-                        "with the master keys at hand") from None
+    return sealed.unseal(stored, _aad(namespace), keyring,
+                         f"the upstream password of proxy cache {namespace}").decode()
 
 
 def _aad(namespace: str) -> bytes:
