@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.clients.tools import ContainerStore, Result, skopeo
+from tests.scan.inventory.helpers import compress, file, tar
 from tests.scan.service.helpers import (ADMIN, api, base_layer, layout, push, python_layer,
                                         wait_report)
 from tests.support.server import MoorageServer
@@ -42,7 +43,12 @@ def set_policy(client: httpx.Client, namespace: str, **rules: Any) -> dict[str, 
 
 
 def image(tmp_path: Path, name: str, packages: tuple[tuple[str, str], ...]) -> Path:
-    return layout(tmp_path / name, [base_layer(), python_layer(*packages)])
+    """A new image each call. Scan facts belong to a digest wherever it is stored, and two
+    builds of the same packages in one second are byte-identical (gzip records the time in
+    seconds): without the marker, an image meant to be unscanned could be one another test
+    already had scanned, and pass a block-unscanned policy."""
+    marker = compress(tar([file("etc/moorage-test-image", uuid.uuid4().bytes)]))
+    return layout(tmp_path / name, [base_layer(), python_layer(*packages), marker])
 
 
 def skopeo_pull(server: MoorageServer, ref: str, dest: Path,
