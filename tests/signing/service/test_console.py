@@ -88,3 +88,30 @@ def test_the_manifest_page_signs_with_a_server_key_and_shows_the_verification(
 
     page.goto(f"{b.base}/repositories/{repo}")
     expect(page.locator('tr[data-tag="1"] td.signature')).to_contain_text("verified")
+
+
+def test_keyless_identities_are_trusted_and_removed_on_the_keys_page(
+        server: MoorageServer, browse) -> None:  # noqa: F811
+    ns = namespace(server)
+    subject, issuer = "release@example.org", "https://accounts.example.org"
+    b = browse(server)
+    page = b.new_page()
+    b.sign_in(page, "admin", ADMIN_PASSWORD)
+    page.goto(f"{b.base}/namespaces/{ns}/signing")
+    expect(page.get_by_role("heading", name="Keyless identities", level=2)).to_be_visible()
+    page.fill("#identity-subject", subject)
+    page.fill("#identity-issuer", issuer)
+    page.click("#add-identity")
+    row = page.locator("#signing-identities tbody tr", has_text=subject)
+    expect(row).to_contain_text(issuer)
+    assert accessibility_violations(page) == []
+
+    page.fill("#identity-subject", subject)  # the same identity twice: said on the form
+    page.fill("#identity-issuer", issuer)
+    page.click("#add-identity")
+    expect(page.locator("#identity-error")).to_be_visible()
+    expect(page.locator("#identity-subject")).to_have_value(subject)
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Remove the identity {subject}").first.click()
+    expect(page.locator("#signing-identities")).to_contain_text("No keyless identities yet.")

@@ -1,6 +1,7 @@
 """Image signing in the console: the Signing keys page of the instance (Administration) and
 of each namespace (list, add a public key, have the server generate and hold a key, revoke,
-delete), and the manifest page's Signatures section (the stored verification, every verdict,
+delete; the keyless identities trusted there: add, remove), and the manifest page's
+Signatures section (the stored verification, every verdict,
 and **Sign with server key**).
 
 Everything goes through the API as the visitor (apicall.py), so a visitor is refused exactly
@@ -22,19 +23,23 @@ MAX_NAME = 256
 PUSHERS = frozenset({"owner", "maintainer", "developer"})
 
 
-def _scope_paths(namespace: str | None) -> tuple[str, str]:
-    """(the API's base for the scope's keys, the console page of the scope)."""
+def _scope_paths(namespace: str | None, kind: str = "keys") -> tuple[str, str]:
+    """(the API's base for the scope's keys or identities, the console page of the scope)."""
     if namespace is None:
-        return "/api/v1/signing/keys", "/admin/signing"
-    return f"/api/v1/namespaces/{namespace}/signing/keys", f"/namespaces/{namespace}/signing"
+        return f"/api/v1/signing/{kind}", "/admin/signing"
+    return (f"/api/v1/namespaces/{namespace}/signing/{kind}",
+            f"/namespaces/{namespace}/signing")
 
 
 async def _page(visit: Visit, namespace: str | None, error: str = "", status: int = 200,
-                form: dict[str, str] | None = None) -> Response:
+                form: dict[str, str] | None = None, identity_error: str = "") -> Response:
     api, here = _scope_paths(namespace)
     answer = await visit.get(api)
     if not answer.ok:
         return visit.refused(answer)
+    identities = await visit.get(_scope_paths(namespace, "identities")[0])
+    if not identities.ok:
+        return visit.refused(identities)
     if namespace is None:
         manages = visit.principal.is_admin
     else:
@@ -43,6 +48,7 @@ async def _page(visit: Visit, namespace: str | None, error: str = "", status: in
         manages = visit.principal.is_admin or role == "owner"
     title = "Signing keys" if namespace is None else f"Signing keys of {namespace}"
     context: dict[str, Any] = dict(title=title, keys=answer.data, namespace=namespace,
+                                   identities=identities.data, identity_error=identity_error,
                                    here=here, manages=manages, error=error, form=form or {})
     if namespace is None:
         return _render(visit, "signing_keys.html", status=status, **context)
@@ -107,6 +113,35 @@ async def delete_key(visit: Visit) -> Response:
     return visit.redirect(here, flash=f"Key {key} deleted.")
 
 
+async def add_identity(visit: Visit) -> Response:
+    namespace = _namespace_of(visit)
+    api, here = _scope_paths(namespace, "identities")
+    form = {"subject": visit.form.get("subject", "").strip(),
+            "issuer": visit.form.get("issuer", "").strip()}
+    answer = await visit.api("POST", api, body=form)
+    if _failed(answer):
+        return visit.refused(answer)
+    if not answer.ok:  # an empty or malformed subject or issuer: said on the form
+        return await _page(visit, namespace, status=answer.status, form=form,
+                           identity_error=answer.message)
+    return visit.redirect(here, flash=f"Keyless signatures of {form['subject']} "
+                                      f"({form['issuer']}) are trusted.")
+
+
+async def remove_identity(visit: Visit) -> Response:
+    namespace = _namespace_of(visit)
+    api, here = _scope_paths(namespace, "identities")
+    identity = visit.params["identity"]
+    if not identity.isdigit() or len(identity) > 18:
+        return visit.render("error.html", status=404, title="Not found",
+                            message="There is no such identity.")
+    answer = await visit.api("DELETE", f"{api}/{identity}")
+    if not answer.ok:
+        return visit.refused(answer)
+    return visit.redirect(here, flash="Identity removed: the images it signed are being "
+                                      "verified again.")
+
+
 # -- the manifest page's section --------------------------------------------------------
 async def section(visit: Visit, name: str, found: dict[str, Any]) -> dict[str, Any] | None:
     """The Signatures section's data, or None to leave it out (not an image, no signing on
@@ -166,4 +201,8 @@ def install(site: ConsoleSite) -> None:
     site.post("/namespaces/{name}/signing/keys", add_key)
     site.post("/namespaces/{name}/signing/keys/{key}/revoke", revoke_key)
     site.post("/namespaces/{name}/signing/keys/{key}/delete", delete_key)
+    site.post("/admin/signing/identities", add_identity)
+    site.post("/admin/signing/identities/{identity:int}/delete", remove_identity)
+    site.post("/namespaces/{name}/signing/identities", add_identity)
+    site.post("/namespaces/{name}/signing/identities/{identity:int}/delete", remove_identity)
     site.post("/signing/sign", sign_now)
