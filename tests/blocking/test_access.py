@@ -1,5 +1,6 @@
-"""Who a policy applies to and what a refusal leaves behind: exempted robots pull, other
-robots and anonymous clients of a public namespace are refused; a refusal is one audit entry
+"""Who a policy applies to and what a refusal leaves behind: exempted robots pull (not a
+robot created again under a deleted one's name), other robots and anonymous clients of a
+public namespace are refused; a refusal is one audit entry
 and one `pull.blocked` webhook delivery per (image, actor) and minute however often it is
 retried; a policy edit is followed by the very next pull on a two-worker server."""
 
@@ -51,6 +52,15 @@ def test_exempted_robots_pull_and_others_are_refused(server: MoorageServer,
                             exempt_robots=[deployer[0], "scanner"])
         assert policy["exempt_robots"] == ["deployer", "scanner"]
         assert skopeo_pull(server, f"{repo}:1.0", tmp_path / "c", deployer).returncode == 0
+
+        # an exemption belongs to the account: the robot deleted and created again under
+        # its name (a new secret, perhaps someone else's) is not exempted
+        assert client.delete(f"/namespaces/{ns}/robots/deployer").status_code == 204
+        assert client.get(f"/namespaces/{ns}/pull-policy").json()["exempt_robots"] == \
+            ["scanner"]
+        again = _robot(client, ns, "deployer")
+        refused = skopeo_pull(server, f"{repo}:1.0", tmp_path / "d", again)
+        assert refused.returncode != 0 and "pull policy" in refused.stderr, refused.stderr
 
 
 def test_a_refusal_is_audited_and_announced_once_a_minute(server: MoorageServer,

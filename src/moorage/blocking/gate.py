@@ -110,7 +110,8 @@ class PullGate:
         if found is not None and version is not None and found[0] == version:
             return found[1], found[2]
         row = self.store.policy_row(namespace)
-        policy, exempt = self._policy(namespace, row) if row is not None else (None, _NOBODY)
+        policy, exempt = self._policy(namespace, row, self.store.exempt_usernames(namespace)) \
+            if row is not None else (None, _NOBODY)
         if version is not None:
             if len(self._namespaces) >= _MEMO_LIMIT:
                 self._namespaces.clear()
@@ -139,13 +140,14 @@ class PullGate:
         return refusal
 
     # -- memos of what cannot go stale -------------------------------------------------
-    def _policy(self, namespace: str, row: Any) -> tuple[PullPolicy, frozenset[str]]:
-        key = (namespace, tuple(row))
+    def _policy(self, namespace: str, row: Any, exempt: list[str]
+                ) -> tuple[PullPolicy, frozenset[str]]:
+        key = (namespace, tuple(row), tuple(exempt))
         found = self._policies.get(key)
         if found is None:
             if len(self._policies) >= _MEMO_LIMIT:
                 self._policies.clear()
-            policy = policy_of(namespace, row)
+            policy = policy_of(namespace, row, exempt)
             found = self._policies[key] = (policy, policy.exempt_usernames())
         return found
 

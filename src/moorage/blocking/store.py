@@ -18,17 +18,21 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from moorage.access.errors import NotFound
+from moorage.access.errors import Invalid, NotFound
 from moorage.blocking.model import PullPolicy
 from moorage.db.changes import unobserved
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (manifests, namespaces, pull_block_marks, pull_policies,
-                               pull_scan_facts, pull_signed, repositories,
-                               repository_manifests, scan_results)
+                               pull_policy_exempt, pull_scan_facts, pull_signed, repositories,
+                               repository_manifests, scan_results, users)
 
-_POLICY_SQL = ("SELECT p.severity, p.block_unscanned, p.block_unsigned, p.exempt, "
+_POLICY_SQL = ("SELECT p.severity, p.block_unscanned, p.block_unsigned, "
                "p.updated_at, p.updated_by FROM pull_policies p "
                "JOIN namespaces n ON n.id = p.namespace_id WHERE n.name = ?")
+# The exempted robots, by account: a robot deleted and created again is not among them.
+_EXEMPT_SQL = ("SELECT u.username FROM pull_policy_exempt e "
+               "JOIN users u ON u.id = e.user_id JOIN namespaces n ON n.id = e.namespace_id "
+               "WHERE n.name = ? ORDER BY u.username")
 _FACTS_SQL = "SELECT status, findings FROM pull_scan_facts WHERE digest = ?"
 # Signed itself, or a child of an index signed in the same repository.
 _SIGNED_SQL = ("SELECT 1 FROM pull_signed WHERE repository = ? AND digest = ? "
@@ -40,13 +44,16 @@ _ALLOWLIST_SQL = ("SELECT a.advisory_id, a.expires_at FROM cve_allowlist a "
 MARK_SECONDS = 60.0  # one recorded blocked pull per (repository, digest, actor) a minute
 
 
-def policy_of(namespace: str, row: Any) -> PullPolicy:
-    try:
-        exempt = tuple(str(x) for x in json.loads(row[3] or "[]"))[:100]
-    except (ValueError, TypeError):
-        exempt = ()
+def policy_of(namespace: str, row: Any, exempt_usernames: Iterable[str]) -> PullPolicy:
+    """A policy from its row and the usernames of the robots it exempts."""
+    prefix = robot_prefix(namespace)
+    exempt = tuple(u[len(prefix):] for u in exempt_usernames if u.startswith(prefix))
     return PullPolicy(namespace, row[0], bool(row[1]), bool(row[2]), exempt,
-                      float(row[4] or 0), str(row[5] or ""))
+                      float(row[3] or 0), str(row[4] or ""))
+
+
+def robot_prefix(namespace: str) -> str:
+    return f"robot${namespace}+"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,9 @@ class BlockingStore:
         found = self.reader.cached_rows(_POLICY_SQL, (namespace,))
         return found[0] if found else None
 
+    def exempt_usernames(self, namespace: str) -> list[str]:
+        return self.reader.cached_rows(_EXEMPT_SQL, (namespace,), first_column=True)
+
     def facts_row(self, digest: str) -> Any:
         found = self.reader.cached_rows(_FACTS_SQL, (digest,))
         return found[0] if found else None
@@ -82,18 +92,29 @@ class BlockingStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(
                 pull_policies.c.severity, pull_policies.c.block_unscanned,
-                pull_policies.c.block_unsigned, pull_policies.c.exempt,
+                pull_policies.c.block_unsigned,
                 pull_policies.c.updated_at, pull_policies.c.updated_by)
                 .join(namespaces, namespaces.c.id == pull_policies.c.namespace_id)
                 .where(namespaces.c.name == namespace)).first()
-        return policy_of(namespace, row) if row is not None else PullPolicy(namespace)
+            if row is None:
+                return PullPolicy(namespace)
+            exempt = conn.execute(select(users.c.username)
+                                  .join(pull_policy_exempt,
+                                        pull_policy_exempt.c.user_id == users.c.id)
+                                  .join(namespaces,
+                                        namespaces.c.id == pull_policy_exempt.c.namespace_id)
+                                  .where(namespaces.c.name == namespace)
+                                  .order_by(users.c.username)).scalars().all()
+        return policy_of(namespace, row, exempt)
 
     def put_policy(self, namespace_id: int, policy: PullPolicy) -> None:
+        """The policy and its exemptions in one transaction. A robot that is not (or no
+        longer) the namespace's is refused, so an exemption always names a live account."""
         values = dict(severity=policy.severity, block_unscanned=policy.block_unscanned,
-                      block_unsigned=policy.block_unsigned,
-                      exempt=json.dumps(list(policy.exempt)), updated_at=time.time(),
+                      block_unsigned=policy.block_unsigned, exempt="[]", updated_at=time.time(),
                       updated_by=policy.updated_by[:255])
         mine = pull_policies.c.namespace_id == namespace_id
+        wanted = {robot_prefix(policy.namespace) + name for name in policy.exempt}
         for attempt in range(2):  # two first edits at once: the second updates the first's row
             try:
                 with self.engine.begin() as conn:
@@ -101,6 +122,18 @@ class BlockingStore:
                                     ).rowcount == 0:
                         conn.execute(insert(pull_policies).values(namespace_id=namespace_id,
                                                                   **values))
+                    robots = conn.execute(select(users.c.id, users.c.username).where(
+                        users.c.username.in_(wanted), users.c.kind == "robot",
+                        users.c.namespace_id == namespace_id)).all() if wanted else []
+                    missing = wanted - {r.username for r in robots}
+                    if missing:
+                        raise Invalid(f"no robot account {sorted(missing)[0]!r} in namespace "
+                                      f"{policy.namespace}")
+                    conn.execute(delete(pull_policy_exempt)
+                                 .where(pull_policy_exempt.c.namespace_id == namespace_id))
+                    if robots:
+                        conn.execute(insert(pull_policy_exempt), [
+                            {"namespace_id": namespace_id, "user_id": r.id} for r in robots])
                 return
             except IntegrityError:
                 if attempt:
@@ -212,4 +245,4 @@ def batched(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start:start + size]
 
 
-__all__ = ["BlockingStore", "ImageRow", "MARK_SECONDS", "batched", "policy_of"]
+__all__ = ["BlockingStore", "ImageRow", "MARK_SECONDS", "batched", "policy_of", "robot_prefix"]

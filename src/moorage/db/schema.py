@@ -627,9 +627,19 @@ pull_policies = Table(
     Column("severity", String(16), nullable=True),  # block findings at or above; NULL: off
     Column("block_unscanned", Boolean, nullable=False, default=False),
     Column("block_unsigned", Boolean, nullable=False, default=False),
-    Column("exempt", Text, nullable=False, default="[]"),  # JSON list of robot names
+    # before migration 0022, a JSON list of robot names; now unused (pull_policy_exempt)
+    Column("exempt", Text, nullable=False, default="[]"),
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(255), nullable=False, default=""),
+)
+
+# The robot accounts a namespace's pull policy exempts, by account: deleting the robot drops
+# its exemption, so one created again under the same name is not exempted.
+pull_policy_exempt = Table(
+    "pull_policy_exempt", metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
 )
 
 # What a pull decision needs of an image's scan, written when its scan completes: the
