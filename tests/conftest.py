@@ -95,6 +95,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.nodeid.split("::", 1)[0].removeprefix("tests/"), len(rank)))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With MOORAGE_TEST_COST_LOG=FILE, one line per test: its wall time, this process's CPU
+    and the CPU of the processes it started and reaped (servers, clients), setup and teardown
+    included; for finding what makes the suite long (`scripts/test-costs.py FILE`)."""
+    target = os.environ.get("MOORAGE_TEST_COST_LOG")
+    if not target:
+        yield
+        return
+    import resource
+    import time
+
+    def cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    start = (time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN))
+    yield
+    end = (time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN))
+    with open(target, "a") as log:
+        log.write("\t".join([item.nodeid, *(f"{b - a:.3f}" for a, b in zip(start, end))]) + "\n")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the servers the scale-out deployments shared (after every fixture's teardown)."""
     from tests.support.backends import stop_shared
