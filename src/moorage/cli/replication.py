@@ -255,6 +255,11 @@ def executions(rule: Annotated[str, typer.Argument(help="Name or id.")],
     if json_out:
         print_json(found)
         return
+    executions_table(found)
+
+
+def executions_table(found: list[dict[str, Any]]) -> None:
+    """Executions as a table (replication rules' and artifact subscriptions' alike)."""
     table(["ID", "TRIGGER", "STATUS", "ARTIFACTS", "BYTES", "CHANGED", "ERRORS", "STARTED",
            "MESSAGE"],
           [(e["id"], e["trigger"], e["status"], f"{e['artifacts_done']}/{e['artifacts_total']}",
@@ -270,9 +275,11 @@ def _summary(execution: dict[str, Any]) -> None:
         say(f"  {error['artifact']}: {error['error']}")
 
 
-def _follow(api: ApiClient, execution: dict[str, Any], bar: bool) -> dict[str, Any]:
-    """Poll the execution until it ends; a Rich bar on stderr (artifacts, bytes) meanwhile."""
-    path = f"/replication/executions/{execution['id']}"
+def _follow(api: ApiClient, execution: dict[str, Any], bar: bool,
+            base: str = "/replication") -> dict[str, Any]:
+    """Poll the execution until it ends; a Rich bar on stderr (artifacts, bytes) meanwhile.
+    (`base`: the API folder of its executions; artifact subscriptions have theirs.)"""
+    path = f"{base}/executions/{execution['id']}"
     deadline = time.monotonic() + FOLLOW_SECONDS
     if not bar:
         while execution["status"] not in FINISHED and time.monotonic() < deadline:

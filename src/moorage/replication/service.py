@@ -284,7 +284,7 @@ class ReplicationService:
                                  started_at=execution.started_at or time.time(), message="")
         ctx.log(f"rule {rule.name} ({rule.mode} {rule.url}), execution {execution_id}, "
                 f"trigger {execution.trigger}")
-        runner = _Run(self, rule, execution, ctx)
+        runner = self._runner(rule, execution, ctx)
         try:
             with acting_as(rule.actor, rule=rule.name, execution=execution_id):
                 asyncio.run(asyncio.wait_for(runner.run(), timeout=ctx.job.timeout_seconds))
@@ -299,6 +299,10 @@ class ReplicationService:
                                  **runner.counters(), errors=[])
         self._announce_result(rule, execution_id, "succeeded", "", runner.progress)
         return {"execution": execution_id, **runner.progress.as_dict()}
+
+    def _runner(self, rule: Any, execution: Execution, ctx: JobContext) -> "_Run":
+        """What one attempt runs (artifact subscriptions give their own)."""
+        return _Run(self, rule, execution, ctx)
 
     def _attempt_failed(self, ctx: JobContext, runner: "_Run", reason: str) -> None:
         last = ctx.job.attempts >= ctx.job.max_attempts
