@@ -10,8 +10,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from moorage.cli.client import connect, segment
-from moorage.cli.output import CliError, JsonFlag, details, print_json, raw, say, table, when
-from moorage.cli.replication import _follow, _read_ca, _summary, executions_table
+from moorage.cli.output import CliError, JsonFlag, details, print_json, say, table, when
+from moorage.cli.replication import (FollowFlag, LimitOption, LogOption, WaitFlag, _read_ca,
+                                     show_executions, start_execution)
 
 app = typer.Typer(help="Artifact subscriptions: follow another registry's repository into "
                        "this one, by tag filter, on a schedule (basic edition and up).",
@@ -151,44 +152,13 @@ def delete(subscription: NameOrId) -> None:
 
 
 @app.command("run")
-def run(subscription: NameOrId,
-        follow: Annotated[bool, typer.Option("--follow", "-f",
-                                             help="Wait for its end, with a progress bar.")
-                          ] = False,
-        json_out: JsonFlag = False) -> None:
+def run(subscription: NameOrId, follow: WaitFlag = False, json_out: JsonFlag = False) -> None:
     """Run a subscription now."""
-    with connect() as api:
-        execution = api.post(f"{_path(subscription)}/run", {})
-        if follow:
-            execution = _follow(api, execution, not json_out, BASE)
-    if json_out:
-        print_json(execution)
-    else:
-        _summary(execution)
-    if follow and execution["status"] != "succeeded":
-        raise CliError(f"execution {execution['id']} {execution['status']}: "
-                       f"{execution['message']}")
+    start_execution(BASE, _path(subscription), follow, json_out)
 
 
 @app.command("executions")
-def executions(subscription: NameOrId,
-               follow: Annotated[bool, typer.Option(
-                   "--follow", "-f", help="Follow the newest execution until it ends, with "
-                                          "a progress bar.")] = False,
-               log: Annotated[Optional[int], typer.Option(
-                   "--log", metavar="ID", help="Print this execution's log.")] = None,
-               limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
-               json_out: JsonFlag = False) -> None:
+def executions(subscription: NameOrId, follow: FollowFlag = False, log: LogOption = None,
+               limit: LimitOption = 20, json_out: JsonFlag = False) -> None:
     """A subscription's executions, newest first: status, progress, errors."""
-    with connect() as api:
-        if log is not None:
-            found_log = api.get(f"{BASE}/executions/{log}/log")
-            print_json(found_log) if json_out else raw(found_log["log"])
-            return
-        found = api.get(f"{_path(subscription)}/executions", limit=limit)
-        if follow and found:
-            found[0] = _follow(api, found[0], not json_out, BASE)
-    if json_out:
-        print_json(found)
-    else:
-        executions_table(found)
+    show_executions(BASE, _path(subscription), follow, log, limit, json_out)

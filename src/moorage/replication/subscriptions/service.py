@@ -18,13 +18,11 @@ ReplicationService, and brings its own management, schedule and copy loop.
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 from moorage.access.editions import Edition, EditionError
 from moorage.access.errors import Invalid
-from moorage.jobs.worker import JobContext, JobType, Worker
+from moorage.jobs.worker import JobContext, Worker
 from moorage.oci.errors import RegistryError
 from moorage.registry.events import Event, EventBus
 from moorage.remote import RemoteConfig, RemoteError
@@ -38,7 +36,6 @@ from moorage.replication.subscriptions.model import Subscription, check_fields, 
 from moorage.replication.subscriptions.store import QuotaReached, SubscriptionStore
 from moorage.store.keys import Keyring
 
-log = logging.getLogger("moorage.replication")
 
 JOB = "subscription"
 QUOTA = "artifact_subscriptions"
@@ -54,6 +51,7 @@ def _attached(tag: str) -> bool:
 
 
 class SubscriptionService(ReplicationService):
+    job = JOB
     def __init__(self, store: SubscriptionStore, registry: Any, worker: Worker,
                  edition: Edition, bus: EventBus, keyring: Keyring | None,
                  tuning: Tuning) -> None:
@@ -119,41 +117,9 @@ class SubscriptionService(ReplicationService):
             row["secret"] = None if password is None else seal(password, self.keyring)
         return row
 
-    def _schedule(self, subscription: Subscription) -> None:  # type: ignore[override]
-        scheduler = self.worker.scheduler
-        if scheduler is None:
-            return
-        if subscription.cron and subscription.enabled:
-            scheduler.upsert(f"subscription:{subscription.id}", subscription.cron, JOB,
-                             {"rule": subscription.id, "trigger": "schedule"})
-        else:
-            scheduler.remove(f"subscription:{subscription.id}")
-
-    def _unschedule(self, subscription: Subscription) -> None:  # type: ignore[override]
-        if self.worker.scheduler is not None:
-            self.worker.scheduler.remove(f"subscription:{subscription.id}")
-
-    # -- runs ------------------------------------------------------------------------------
-    def run(self, subscription_id: int, trigger: str = "manual",
-            scope: dict[str, Any] | None = None) -> Execution:
-        """Enqueue a run (also of a disabled subscription: a manual run is deliberate)."""
-        self.require()
-        found = self.store.get(subscription_id)
-        execution_id = self.store.add_execution(found.id, trigger)
-        job_id = self.worker.enqueue(JOB, {"execution": execution_id},
-                                     timeout_seconds=self.tuning.job_timeout,
-                                     max_attempts=self.tuning.attempts)
-        if job_id is not None:
-            self.store.set_job(execution_id, job_id)
-        return self.store.execution(execution_id)
-
+    # -- runs: a rule's (enqueued as `subscription` jobs, scheduled as `subscription:<id>`)
     def on_event(self, event: Event) -> None:
         """Subscriptions follow the upstream on their schedule, not this instance's pushes."""
-
-    def job_type(self) -> JobType:
-        return JobType(JOB, self.handle, concurrency=self.tuning.concurrency,
-                       timeout_seconds=self.tuning.job_timeout,
-                       max_attempts=self.tuning.attempts)
 
     def _runner(self, rule: Any, execution: Execution, ctx: JobContext) -> _Run:
         return _Follow(self, rule, execution, ctx)
