@@ -6,6 +6,8 @@ subscription brought in."""
 
 from __future__ import annotations
 
+import time
+
 from tests.remote.conftest import Distribution
 from tests.replication.rules.conftest import BASIC_PASSWORD
 from tests.replication.rules.helpers import ADMIN, api, client_for, manifest_digest, run
@@ -114,3 +116,24 @@ def test_keep_newest_deletes_only_what_it_brought(
     assert set(here) == {"3.3.0", "3.4.0", "3.1.0", "mine"}, here
     assert here["3.1.0"] == user_tagged
     assert "3.2.0 deleted" in log_of(primary, execution)
+
+
+def test_a_schedule_runs_it(primary: MoorageServer, distribution: Distribution,
+                            authority: Authority) -> None:
+    name = "upstream/scheduled"
+    pushed = push_upstream(distribution, authority, ["9.0.0"], seed="cron", name=name)
+    create(primary, subscription(distribution, authority, "every-minute", "mirror/scheduled",
+                                 upstream=name, cron="* * * * *"))
+    deadline = time.monotonic() + 300  # the next minute, on a loaded machine; bounds a hang
+    while True:
+        found = api(primary, "GET", "/subscriptions/every-minute/executions").json()
+        done = [e for e in found if e["status"] not in ("pending", "running")]
+        if done:
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(1)
+    assert done[0]["trigger"] == "schedule" and done[0]["status"] == "succeeded", done
+    assert local_tags(primary, "mirror/scheduled") == pushed
+    # and it can be disabled (its schedule then enqueues nothing)
+    changed = api(primary, "PATCH", "/subscriptions/every-minute", json={"enabled": False})
+    assert changed.status_code == 200 and changed.json()["enabled"] is False

@@ -16,7 +16,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import (Engine, delete, func, insert, literal, select, text, update)
+from sqlalchemy import Connection, Engine, delete, func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.access.errors import AlreadyExists, NotFound
@@ -68,30 +68,31 @@ class SubscriptionStore:
 
     def add(self, values: dict[str, Any], limit: int | None) -> Subscription:
         """Insert unless `limit` subscriptions exist already (QuotaReached), atomically."""
-        now = time.time()
-        row = {**values, "created_at": now, "updated_at": now}
         try:
             with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("LOCK TABLE subscriptions IN SHARE ROW EXCLUSIVE MODE"))
-                if limit is None:
-                    new_id = conn.execute(insert(subscriptions).values(**row)
-                                          .returning(_t.id)).scalar_one()
-                else:
-                    names = list(row)
-                    chosen = select(*[literal(row[n], subscriptions.c[n].type).label(n)
-                                      for n in names]).where(
-                        select(func.count()).select_from(subscriptions).scalar_subquery()
-                        < limit)
-                    new_id = conn.execute(insert(subscriptions)
-                                          .from_select(names, chosen)
-                                          .returning(_t.id)).scalar()
-                    if new_id is None:
-                        raise QuotaReached(int(conn.execute(
-                            select(func.count()).select_from(subscriptions)).scalar_one()))
+                new_id = self.insert(conn, values, limit)
         except IntegrityError:
             raise AlreadyExists(f"a subscription named {values['name']!r} exists") from None
         return self.get(new_id)
+
+    def insert(self, conn: Connection, values: dict[str, Any], limit: int | None) -> int:
+        """The insert of `add` in the caller's transaction (a test holds one open)."""
+        now = time.time()
+        row = {**values, "created_at": now, "updated_at": now}
+        if conn.dialect.name == "postgresql":  # waits for a concurrent create's commit
+            conn.execute(text("LOCK TABLE subscriptions IN SHARE ROW EXCLUSIVE MODE"))
+        if limit is None:
+            return int(conn.execute(insert(subscriptions).values(**row)
+                                    .returning(_t.id)).scalar_one())
+        names = list(row)
+        chosen = select(*[literal(row[n], subscriptions.c[n].type).label(n) for n in names]) \
+            .where(select(func.count()).select_from(subscriptions).scalar_subquery() < limit)
+        new_id = conn.execute(insert(subscriptions).from_select(names, chosen)
+                              .returning(_t.id)).scalar()
+        if new_id is None:
+            raise QuotaReached(int(conn.execute(
+                select(func.count()).select_from(subscriptions)).scalar_one()))
+        return int(new_id)
 
     def update(self, subscription_id: int, values: dict[str, Any]) -> Subscription:
         try:
