@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.blocking import PullBlocking
     from moorage.replication.service import ReplicationService
     from moorage.replication.proxy import ProxyService
+    from moorage.replication.subscriptions.service import SubscriptionService
 
 @dataclass
 class Instance:
@@ -104,6 +105,7 @@ class Instance:
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
     replication: ReplicationService | None = None  # replication rules, when the edition has them
     proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
+    subscriptions: SubscriptionService | None = None  # artifact subscriptions (basic and up)
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -225,6 +227,10 @@ def build_instance(settings: Settings) -> Instance:
     if edition.quota("sync_rules"):  # replication: rules, executions, the push trigger
         from moorage.replication import install_rules
         instance.replication = install_rules(settings, engine, registry, worker, edition, bus)
+    if edition.quota("artifact_subscriptions"):  # replication: artifact subscriptions
+        from moorage.replication import install_subscriptions
+        instance.subscriptions = install_subscriptions(settings, engine, registry, worker,
+                                                       edition, bus)
     if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
         from moorage.replication import install_proxy
         instance.proxy = install_proxy(settings, engine, registry, manager)
@@ -411,6 +417,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.replication is not None:  # replication: rules, executions, logs
         from moorage.web.console.pages import replication as replication_pages
         site.install(replication_pages)
+    if instance.subscriptions is not None:  # replication: artifact subscriptions' pages
+        from moorage.web.console.pages import subscriptions as subscription_pages
+        site.install(subscription_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

@@ -164,6 +164,7 @@ class Settings:
     quota_namespaces: int | None = None
     quota_repositories: int | None = None
     quota_sync_rules: int | None = None
+    quota_artifact_subscriptions: int | None = None
 
     def quota_overrides(self) -> dict[str, int]:
         return {f.name[len("quota_"):]: getattr(self, f.name) for f in fields(self)

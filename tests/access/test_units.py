@@ -50,7 +50,8 @@ def test_planned_features_and_quotas_are_never_on_or_shown() -> None:
     with pytest.raises(EditionError) as refused:
         advanced.require("p2p")
     assert refused.value.message == "P2P distribution is not part of this version"
-    assert set(advanced.quotas()) == {"namespaces", "repositories", "sync_rules"}
+    assert set(advanced.quotas()) == {"namespaces", "repositories", "sync_rules",
+                                      "artifact_subscriptions"}
     with pytest.raises(ValueError, match="this version has namespaces, repositories"):
         Edition("basic", {"helm_namespaces": 1})
 

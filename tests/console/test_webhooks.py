@@ -87,7 +87,7 @@ def test_create_push_see_the_delivery_test_and_redeliver(
         "els => els.map(e => e.value)")) == ["delete", "pull", "pull.blocked", "push",
                                                "quota", "replication", "replication_rule",
                                                "scan", "signature", "signing_key",
-                                               "vulnerability"]
+                                               "subscription", "vulnerability"]
     form.get_by_label("Namespace", exact=True).select_option(ns)
     form.get_by_label("Receiver URL").fill(receiver.url)
     form.get_by_role("checkbox", name=re.compile("^delete")).check()

@@ -82,8 +82,7 @@ def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:
 
 # In the product's edition table, not built in this version (issue 13): never shown.
 UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "import", "delivery_chain"}
-UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds",
-                  "artifact_subscriptions", "pull_qps"}
+UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds", "pull_qps"}
 BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks",
                   "network_acl", "credential_free_pull", "custom_domains", "scanning",
                   "signing", "threat_blocking", "proxy_cache", "global_sync"}
@@ -92,13 +91,15 @@ BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log",
 def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer) -> None:
     body = api(secure_registry, "GET", "/info", auth=None).json()
     assert set(body["features"]) == BUILT_FEATURES
-    assert set(body["quotas"]) == {"namespaces", "repositories", "sync_rules"}
+    assert set(body["quotas"]) == {"namespaces", "repositories", "sync_rules",
+                                   "artifact_subscriptions"}
     doc = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").json()
     schemas = doc["components"]["schemas"]
     features = schemas["InstanceInfo"]["properties"]["features"]
     assert set(features["propertyNames"]["enum"]) == BUILT_FEATURES
     quotas = schemas["InstanceInfo"]["properties"]["quotas"]
-    assert set(quotas["propertyNames"]["enum"]) == {"namespaces", "repositories", "sync_rules"}
+    assert set(quotas["propertyNames"]["enum"]) == {"namespaces", "repositories", "sync_rules",
+                                   "artifact_subscriptions"}
     text = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").text
     for name in UNBUILT_FEATURES | UNBUILT_QUOTAS:
         assert f'"{name}"' not in text, name
@@ -106,7 +107,7 @@ def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer
     events = schemas["WebhookCreate"]["properties"]["events"]["items"]
     assert set(events["enum"]) == {"push", "delete", "pull", "quota", "scan", "vulnerability",
                                    "signature", "signing_key", "pull.blocked", "replication",
-                                   "replication_rule"}
+                                   "replication_rule", "subscription"}
 
 
 def test_unknown_endpoints_and_methods(secure_registry: MoorageServer) -> None:

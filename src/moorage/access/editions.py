@@ -61,7 +61,8 @@ BUILT_FEATURES: frozenset[str] = frozenset({
     "credential_free_pull", "custom_domains", "scanning", "signing", "threat_blocking",
     "proxy_cache", "global_sync",
 })
-BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories", "sync_rules"})
+BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories", "sync_rules",
+                                          "artifact_subscriptions"})
 # In the tables' order, for listings and the OpenAPI enums.
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name in FEATURES if name in BUILT_FEATURES)
 QUOTA_NAMES: tuple[str, ...] = tuple(name for name in QUOTAS if name in BUILT_QUOTAS)

@@ -21,6 +21,8 @@ app.add_typer(rule_app, name="rule")
 FINISHED = ("succeeded", "failed", "stopped")
 # how long `--follow` waits for an execution to end (it only bounds a hang)
 FOLLOW_SECONDS = 7 * 86400
+WaitFlag = Annotated[bool, typer.Option("--follow", "-f",
+                                      help="Wait for its end, with a progress bar.")]
 
 
 class Mode(str, Enum):
@@ -194,15 +196,17 @@ def delete(rule: Annotated[str, typer.Argument(help="Name or id.")]) -> None:
 
 @rule_app.command("run")
 def run(rule: Annotated[str, typer.Argument(help="Name or id.")],
-        follow: Annotated[bool, typer.Option("--follow", "-f",
-                                             help="Wait for its end, with a progress bar.")
-                          ] = False,
-        json_out: JsonFlag = False) -> None:
+        follow: WaitFlag = False, json_out: JsonFlag = False) -> None:
     """Start a full sync now."""
+    start_execution("/replication", _rule_path(rule), follow, json_out)
+
+
+def start_execution(base: str, owner: str, follow: bool, json_out: bool) -> None:
+    """Run `owner` now; with `follow`, wait for the end (not succeeded: exit 1)."""
     with connect() as api:
-        execution = api.post(f"{_rule_path(rule)}/run", {})
+        execution = api.post(f"{owner}/run", {})
         if follow:
-            execution = _follow(api, execution, not json_out)
+            execution = _follow(api, execution, not json_out, base)
     if json_out:
         print_json(execution)
         return
@@ -231,30 +235,44 @@ def report(rule: Annotated[str, typer.Argument(help="Name or id.")],
            for d in found["differences"]], empty="no differences")
 
 
+# The options of an `executions` command (replication rules' and artifact subscriptions').
+FollowFlag = Annotated[bool, typer.Option(
+    "--follow", "-f", help="Follow the newest execution until it ends, with a progress bar.")]
+LogOption = Annotated[Optional[int], typer.Option("--log", metavar="ID",
+                                                  help="Print this execution's log.")]
+LimitOption = Annotated[int, typer.Option(min=1, max=500)]
+
+
 @app.command("executions")
 def executions(rule: Annotated[str, typer.Argument(help="Name or id.")],
-               follow: Annotated[bool, typer.Option(
-                   "--follow", "-f", help="Follow the newest execution until it ends, with "
-                                          "a progress bar.")] = False,
-               log: Annotated[Optional[int], typer.Option(
-                   "--log", metavar="ID", help="Print this execution's log.")] = None,
-               limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+               follow: FollowFlag = False, log: LogOption = None, limit: LimitOption = 20,
                json_out: JsonFlag = False) -> None:
     """A rule's executions, newest first: status, progress, errors."""
+    show_executions("/replication", _rule_path(rule), follow, log, limit, json_out)
+
+
+def show_executions(base: str, owner: str, follow: bool, log: int | None, limit: int,
+                    json_out: bool) -> None:
+    """`owner`'s executions (`base`/executions/ID their own folder), or one's log."""
     with connect() as api:
         if log is not None:
-            found = api.get(f"/replication/executions/{log}/log")
+            found_log = api.get(f"{base}/executions/{log}/log")
             if json_out:
-                print_json(found)
+                print_json(found_log)
             else:
-                raw(found["log"])
+                raw(found_log["log"])
             return
-        found = api.get(f"{_rule_path(rule)}/executions", limit=limit)
+        found = api.get(f"{owner}/executions", limit=limit)
         if follow and found:
-            found[0] = _follow(api, found[0], not json_out)
+            found[0] = _follow(api, found[0], not json_out, base)
     if json_out:
         print_json(found)
         return
+    executions_table(found)
+
+
+def executions_table(found: list[dict[str, Any]]) -> None:
+    """Executions as a table (replication rules' and artifact subscriptions' alike)."""
     table(["ID", "TRIGGER", "STATUS", "ARTIFACTS", "BYTES", "CHANGED", "ERRORS", "STARTED",
            "MESSAGE"],
           [(e["id"], e["trigger"], e["status"], f"{e['artifacts_done']}/{e['artifacts_total']}",
@@ -270,9 +288,11 @@ def _summary(execution: dict[str, Any]) -> None:
         say(f"  {error['artifact']}: {error['error']}")
 
 
-def _follow(api: ApiClient, execution: dict[str, Any], bar: bool) -> dict[str, Any]:
-    """Poll the execution until it ends; a Rich bar on stderr (artifacts, bytes) meanwhile."""
-    path = f"/replication/executions/{execution['id']}"
+def _follow(api: ApiClient, execution: dict[str, Any], bar: bool,
+            base: str = "/replication") -> dict[str, Any]:
+    """Poll the execution until it ends; a Rich bar on stderr (artifacts, bytes) meanwhile.
+    (`base`: the API folder of its executions; artifact subscriptions have theirs.)"""
+    path = f"{base}/executions/{execution['id']}"
     deadline = time.monotonic() + FOLLOW_SECONDS
     if not bar:
         while execution["status"] not in FINISHED and time.monotonic() < deadline:

@@ -787,3 +787,62 @@ replication_uploads = Table(
     Column("location", Text, nullable=False),
     Column("at", Float, nullable=False),
 )
+
+# Artifact subscriptions (replication/subscriptions/): follow one upstream repository into a
+# local one, with a tag filter, on a schedule. The password is sealed like a rule's.
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", String(2048), nullable=False),
+    Column("upstream", String(255), nullable=False),  # the repository followed there
+    Column("username", String(255), nullable=True),
+    Column("secret", LargeBinary, nullable=True),
+    Column("ca_pem", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False, default=False),
+    Column("repository", String(255), nullable=False),  # the local namespace/name
+    Column("filter_kind", String(8), nullable=False, default="glob"),  # glob | regex | semver
+    Column("filter", String(255), nullable=False, default="*"),
+    Column("cron", String(128), nullable=False, default=""),
+    Column("keep_newest", Integer, nullable=True),  # NULL: keep all
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False, default=""),
+)
+
+# One row per run of a subscription, the same shape as a replication rule's executions.
+subscription_executions = Table(
+    "subscription_executions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("trigger", String(16), nullable=False),  # manual | schedule
+    Column("status", String(16), nullable=False),  # pending|running|succeeded|failed|stopped
+    Column("job_id", Integer, nullable=True),
+    Column("scope", Text, nullable=False, default="{}"),
+    Column("artifacts_done", Integer, nullable=False, default=0),
+    Column("artifacts_total", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("copied", Integer, nullable=False, default=0),
+    Column("errors", Text, nullable=False, default="[]"),
+    Column("message", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+)
+Index("ix_subscription_executions_subscription", subscription_executions.c.subscription_id,
+      subscription_executions.c.id)
+
+# The local tags a subscription brought in, with the digest it set: only these are ever
+# removed by keep-newest-N, and only while they still name that digest (a user's push since
+# makes the tag the user's). `seq` orders them by when they came in (newest: highest).
+subscription_tags = Table(
+    "subscription_tags", metadata,
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(200), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+)

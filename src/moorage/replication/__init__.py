@@ -48,3 +48,10 @@ def install_rules(settings: Any, engine: Any, registry: Any, worker: Any, editio
     worker.register(service.job_type())
     bus.subscribe(service.on_event)
     return service
+
+
+def install_subscriptions(settings: Any, engine: Any, registry: Any, worker: Any,
+                          edition: Any, bus: Any) -> Any:
+    """Artifact subscriptions (the `artifact_subscriptions` quota): the service."""
+    from moorage.replication.subscriptions import install
+    return install(settings, engine, registry, worker, edition, bus)

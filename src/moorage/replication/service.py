@@ -85,6 +85,7 @@ class ReportEntry:
 
 
 class ReplicationService:
+    job = JOB  # the job type of its executions, and its schedules' prefix
     def __init__(self, store: RuleStore, registry: Any, worker: Worker, edition: Edition,
                  bus: EventBus, keyring: Keyring | None, tuning: Tuning) -> None:
         self.store, self.registry, self.worker = store, registry, worker
@@ -164,14 +165,14 @@ class ReplicationService:
         if scheduler is None:
             return
         if rule.cron and rule.enabled:
-            scheduler.upsert(f"replication:{rule.id}", rule.cron, JOB,
+            scheduler.upsert(f"{self.job}:{rule.id}", rule.cron, self.job,
                              {"rule": rule.id, "trigger": "schedule"})
         else:
-            scheduler.remove(f"replication:{rule.id}")
+            scheduler.remove(f"{self.job}:{rule.id}")
 
     def _unschedule(self, rule: Rule) -> None:
         if self.worker.scheduler is not None:
-            self.worker.scheduler.remove(f"replication:{rule.id}")
+            self.worker.scheduler.remove(f"{self.job}:{rule.id}")
 
     # -- executions ------------------------------------------------------------------------
     def run(self, rule_id: int, trigger: str = "manual",
@@ -179,7 +180,7 @@ class ReplicationService:
         """Enqueue an execution (a full sync unless `scope` names one artifact)."""
         rule = self.store.get(rule_id)
         execution_id = self.store.add_execution(rule.id, trigger, scope or {})
-        job_id = self.worker.enqueue(JOB, {"execution": execution_id},
+        job_id = self.worker.enqueue(self.job, {"execution": execution_id},
                                      timeout_seconds=self.tuning.job_timeout,
                                      max_attempts=self.tuning.attempts)
         if job_id is not None:
@@ -247,7 +248,7 @@ class ReplicationService:
 
     # -- the job ---------------------------------------------------------------------------
     def job_type(self) -> JobType:
-        return JobType(JOB, self.handle, concurrency=self.tuning.concurrency,
+        return JobType(self.job, self.handle, concurrency=self.tuning.concurrency,
                        timeout_seconds=self.tuning.job_timeout,
                        max_attempts=self.tuning.attempts)
 
@@ -284,7 +285,7 @@ class ReplicationService:
                                  started_at=execution.started_at or time.time(), message="")
         ctx.log(f"rule {rule.name} ({rule.mode} {rule.url}), execution {execution_id}, "
                 f"trigger {execution.trigger}")
-        runner = _Run(self, rule, execution, ctx)
+        runner = self._runner(rule, execution, ctx)
         try:
             with acting_as(rule.actor, rule=rule.name, execution=execution_id):
                 asyncio.run(asyncio.wait_for(runner.run(), timeout=ctx.job.timeout_seconds))
@@ -299,6 +300,10 @@ class ReplicationService:
                                  **runner.counters(), errors=[])
         self._announce_result(rule, execution_id, "succeeded", "", runner.progress)
         return {"execution": execution_id, **runner.progress.as_dict()}
+
+    def _runner(self, rule: Any, execution: Execution, ctx: JobContext) -> "_Run":
+        """What one attempt runs (artifact subscriptions give their own)."""
+        return _Run(self, rule, execution, ctx)
 
     def _attempt_failed(self, ctx: JobContext, runner: "_Run", reason: str) -> None:
         last = ctx.job.attempts >= ctx.job.max_attempts

@@ -25,6 +25,7 @@ from moorage.web.api import signing  # signing: keys, signatures, verification
 from moorage.web.api import pull_policies  # blocking: pull policies per namespace
 from moorage.web.api import replication  # replication: rules, executions, reports
 from moorage.web.api import proxy  # replication: proxy cache namespaces
+from moorage.web.api import subscriptions  # replication: artifact subscriptions
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -64,6 +65,9 @@ TAGS = [
                                            "to serve (severity, unscanned, unsigned)"},
     {"name": "replication", "description": "replication rules to and from other registries, "
                                            "their executions and reports (administrators)"},
+    {"name": "subscriptions", "description": "artifact subscriptions: follow an upstream "
+                                             "repository's tags into a local repository "
+                                             "(administrators)"},
     {"name": "proxy caches", "description": "namespaces that pull through from an upstream "
                                             "registry (administrators)"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
@@ -105,6 +109,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(pull_policies.router)  # blocking: pull policies per namespace
     api.include_router(replication.router)  # replication: rules, executions, reports
     api.include_router(proxy.router)  # replication: proxy cache namespaces
+    api.include_router(subscriptions.router)  # replication: artifact subscriptions
     scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 

@@ -18,6 +18,8 @@ def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
     """Open to anonymous callers: a client needs the edition before it logs in, to know which
     commands the instance supports. Network allowlists still apply."""
     usage = instance.manager.usage()
+    if instance.subscriptions is not None:  # replication: artifact subscriptions in use
+        usage["artifact_subscriptions"] = instance.subscriptions.store.count()
     oidc = instance.oidc
     single_sign_on = [SignInMethod(kind="oidc", display_name=oidc.display_name,
                                    url=oidc.start_path)] if oidc is not None else []

@@ -31,7 +31,8 @@ EVENT_HINTS = {"push": "a manifest pushed (an image, an index, an artifact)",
                "quota": "a push refused by a quota",
                "signature": "a signature written, or an image's verification changed",
                "signing_key": "a trusted signing key added, revoked or deleted",
-               "pull.blocked": "a pull refused by the namespace's pull policy"}
+               "pull.blocked": "a pull refused by the namespace's pull policy",
+               "subscription": "an artifact subscription changed, or one of its runs ended"}
 FORMAT_HINTS = {"moorage": "Moorage's own JSON",
                 "cloudevents": "CloudEvents 1.0, structured mode",
                 "distribution": "the envelope of CNCF Distribution's notifications"}
