@@ -144,6 +144,6 @@ def test_a_robot_lists_its_own_refresh_tokens(secured: Secured) -> None:
 
 
 def test_token_kinds_are_in_the_openapi_document(secured: Secured) -> None:
-    doc = httpx.get(f"{secured.url}/api/v1/openapi.json").json()
+    doc = httpx.get(f"{secured.url}/api/v1/openapi.json", timeout=60).json()
     params = {p["name"]: p for p in doc["paths"]["/api/v1/tokens"]["get"]["parameters"]}
     assert "kind" in params and "refresh" in str(params["kind"]["schema"])

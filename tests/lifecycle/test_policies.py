@@ -308,7 +308,7 @@ def test_rules_are_edited_and_retention_rules_disabled_in_place(
     assert api(secure_registry, "GET", "/retention",
                params={"namespace": ns}).json()[0]["keep_last"] == 3, "a refused edit changes nothing"
 
-    paths = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").json()["paths"]
+    paths = httpx.get(f"{secure_registry.url}/api/v1/openapi.json", timeout=60).json()["paths"]
     assert "patch" in paths["/api/v1/retention/{rule_id}"]
     assert "patch" in paths["/api/v1/immutability/{rule_id}"]
 

@@ -245,7 +245,7 @@ def test_group_roles_api_is_for_administrators_and_checks_its_input(
     gone = api(ldap_registry, "DELETE", f"/sso/group-roles/{created.json()['id']}")
     assert gone.status_code == 404
     assert api(ldap_registry, "DELETE", "/sso/group-roles/0").status_code == 422
-    openapi = httpx.get(f"{ldap_registry.url}/api/v1/openapi.json").json()
+    openapi = httpx.get(f"{ldap_registry.url}/api/v1/openapi.json", timeout=60).json()
     assert "/api/v1/sso/group-roles" in openapi["paths"]
 
 

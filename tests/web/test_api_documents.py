@@ -36,7 +36,7 @@ PATHS = {
 
 
 def test_openapi_document_lists_every_path_with_types(secure_registry: MoorageServer) -> None:
-    resp = httpx.get(f"{secure_registry.url}/api/v1/openapi.json")
+    resp = httpx.get(f"{secure_registry.url}/api/v1/openapi.json", timeout=60)
     assert resp.status_code == 200
     doc = resp.json()
     assert doc["openapi"].startswith("3.")
@@ -57,14 +57,14 @@ def test_openapi_document_lists_every_path_with_types(secure_registry: MoorageSe
     assert "secret" in schemas["TokenCreated"]["properties"]
     assert "secret" not in schemas["Token"]["properties"]
     assert {"basic", "bearer"} <= set(doc["components"]["securitySchemes"])
-    page = httpx.get(f"{secure_registry.url}/api/v1/docs")
+    page = httpx.get(f"{secure_registry.url}/api/v1/docs", timeout=60)
     assert page.status_code == 200
     # Every script and stylesheet of the reference page is served by Moorage itself: the
     # page renders on a network without internet.
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
     for asset in assets:
-        served = httpx.get(f"{secure_registry.url}{asset}")
+        served = httpx.get(f"{secure_registry.url}{asset}", timeout=60)
         assert served.status_code == 200 and len(served.content) > 0, asset
 
 
@@ -93,14 +93,14 @@ def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer
     assert set(body["features"]) == BUILT_FEATURES
     assert set(body["quotas"]) == {"namespaces", "repositories", "sync_rules",
                                    "artifact_subscriptions"}
-    doc = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").json()
+    doc = httpx.get(f"{secure_registry.url}/api/v1/openapi.json", timeout=60).json()
     schemas = doc["components"]["schemas"]
     features = schemas["InstanceInfo"]["properties"]["features"]
     assert set(features["propertyNames"]["enum"]) == BUILT_FEATURES
     quotas = schemas["InstanceInfo"]["properties"]["quotas"]
     assert set(quotas["propertyNames"]["enum"]) == {"namespaces", "repositories", "sync_rules",
                                    "artifact_subscriptions"}
-    text = httpx.get(f"{secure_registry.url}/api/v1/openapi.json").text
+    text = httpx.get(f"{secure_registry.url}/api/v1/openapi.json", timeout=60).text
     for name in UNBUILT_FEATURES | UNBUILT_QUOTAS:
         assert f'"{name}"' not in text, name
     # Webhook events: only what something emits.

@@ -239,7 +239,7 @@ def test_the_document_states_the_ranges(server: MoorageServer) -> None:
     floats: a bound it would round, such as 2**63 - 1, would be documented wrong.)"""
     import httpx
 
-    doc = httpx.get(f"{server.url}/api/v1/openapi.json").json()
+    doc = httpx.get(f"{server.url}/api/v1/openapi.json", timeout=60).json()
     schemas = doc["components"]["schemas"]
 
     def branch(prop: dict[str, Any], kind: str) -> dict[str, Any]:
