@@ -48,3 +48,26 @@ def install_rules(settings: Any, engine: Any, registry: Any, worker: Any, editio
     worker.register(service.job_type())
     bus.subscribe(service.on_event)
     return service
+
+
+def install_imports(settings: Any, engine: Any, registry: Any, worker: Any, edition: Any,
+                    bus: Any) -> Any:
+    """Imports from other registries (the `import` edition switch): their job type. They
+    share the replication settings (step timeout, job timeout, attempts, concurrency)."""
+    from pathlib import Path
+
+    from moorage.replication.imports.service import ImportService, Tuning
+    from moorage.replication.imports.store import ImportStore
+    from moorage.store.keys import load_keyring
+
+    data_dir = Path(settings.data_dir).resolve()
+    keyring = load_keyring(settings.master_key_file, data_dir) if settings.encryption else None
+    service = ImportService(
+        ImportStore(engine), registry, worker, edition, bus, keyring,
+        Tuning(step_timeout=float(settings.replication_step_timeout),
+               job_timeout=settings.replication_job_timeout,
+               attempts=settings.replication_attempts,
+               concurrency=settings.replication_concurrency,
+               work_dir=data_dir / "tmp" / "imports"))
+    worker.register(service.job_type())
+    return service
