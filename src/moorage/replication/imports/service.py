@@ -258,6 +258,12 @@ class ImportService:
                             limits=Limits(), user_agent="moorage-import")
 
 
+def _quiet(line: str) -> None:
+    """The engine's lines (a blob, a manifest) go to the debug log: the job's log keeps one
+    line a tag, so that a large import's log stays readable within its bound."""
+    log.debug("%s", line)
+
+
 def _reason(exc: Exception) -> str:
     return str(exc)[:2000] or type(exc).__name__
 
@@ -302,7 +308,7 @@ class _Run:
             copier = Copier(RemoteEndpoint(client, job.url),
                             LocalEndpoint(service.registry, owner=job.actor),
                             on_progress=self._on_progress, bucket=bucket,
-                            log_line=self.ctx.log, check=self.check)
+                            log_line=_quiet, check=self.check)
             self.progress = copier.progress
             for repository, state in store.open_repositories(job.id):
                 self.check()
@@ -348,6 +354,8 @@ class _Run:
                               attempt=self.ctx.job.attempts)
             self.done += 1
             self._on_progress(copier.progress)
+            self.ctx.log(f"{repository}:{tag} -> {destination}:{tag} {result.digest} "
+                         f"({copier.progress.bytes - before} bytes)")
 
     def _failed(self, repository: str, tag: str, reason: str) -> None:
         self.ctx.log(f"{repository}{':' + tag if tag else ''}: {reason}")
