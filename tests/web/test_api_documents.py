@@ -81,12 +81,12 @@ def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:
 
 
 # In the product's edition table, not built in this version (issue 13): never shown.
-UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "import", "delivery_chain"}
+UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "delivery_chain"}
 UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds",
                   "artifact_subscriptions", "pull_qps"}
 BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks",
                   "network_acl", "credential_free_pull", "custom_domains", "scanning",
-                  "signing", "threat_blocking", "proxy_cache", "global_sync"}
+                  "signing", "threat_blocking", "proxy_cache", "global_sync", "import"}
 
 
 def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer) -> None:
