@@ -12,7 +12,7 @@ import pytest
 
 from tests.remote.conftest import Distribution
 from tests.replication.imports.conftest import moorage
-from tests.replication.imports.helpers import (BULK, Seeded, digests_at, expected, show,
+from tests.replication.imports.helpers import (BULK, Seeded, digests_at, expected,
                                                source_auth, start_import, wait_finished)
 from tests.replication.rules.conftest import BASIC_USER
 from tests.replication.rules.helpers import api

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +31,9 @@ from moorage.jobs.worker import JobContext, JobFailed, JobType, Worker
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import is_valid_name
 from moorage.registry.events import Event, EventBus, acting_as
-from moorage.remote import (Limits, RegistryClient, RemoteConfig, RemoteError, RetryPolicy,
-                            Timeouts)
+from moorage.remote import RegistryClient, RemoteConfig, RemoteError
 from moorage.replication.bandwidth import TokenBucket
+from moorage.replication.clients import client_config
 from moorage.replication.copy import Copier, CopyError, Progress
 from moorage.replication.endpoints import LocalEndpoint, RemoteEndpoint
 from moorage.replication.imports import listing
@@ -189,6 +187,10 @@ class ImportService:
             return {"skipped": "import deleted"}
         if job.status in FINISHED:
             return {"skipped": f"import {job.status}"}
+        if job.job_id is not None and job.job_id > ctx.job.id:
+            # this job handed over and was then given back (its process died before it
+            # finished): the later job carries the import, two would work the plan twice
+            return {"skipped": f"job {job.job_id} carries the import on"}
         if not self.store.set(import_id, only_if=("pending", "running"), status="running",
                               job_id=ctx.job.id, started_at=job.started_at or time.time()):
             return {"skipped": "import cancelled"}
@@ -241,21 +243,8 @@ class ImportService:
     def remote_config(self, job: Import) -> RemoteConfig:
         secret = self.store.secret(job.id)
         password = unseal(secret, self.keyring) if secret is not None else None
-        step = self.tuning.step_timeout
-        ca_file = None
-        if job.ca_pem:
-            folder = self.tuning.work_dir or Path(tempfile.gettempdir())
-            folder.mkdir(parents=True, exist_ok=True)
-            ca_file = folder / f"import-{job.id}-ca.pem"
-            ca_file.write_text(job.ca_pem)
-            os.chmod(ca_file, 0o600)
-        return RemoteConfig(job.url, username=job.username if password else None,
-                            password=password, ca_file=ca_file, insecure=job.insecure,
-                            timeouts=Timeouts(connect=min(10.0, step), read=step, write=step,
-                                              pool=step, request=step * 2),
-                            retry=RetryPolicy(attempts=self.tuning.retries, base_delay=0.5,
-                                              max_delay=10.0, max_retry_after=60.0),
-                            limits=Limits(), user_agent="moorage-import")
+        return client_config(job.url, job.username, password, job.ca_pem, job.insecure,
+                             f"import-{job.id}", self.tuning, "moorage-import")
 
 
 def _quiet(line: str) -> None:
