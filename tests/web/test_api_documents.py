@@ -106,7 +106,7 @@ def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer
     events = schemas["WebhookCreate"]["properties"]["events"]["items"]
     assert set(events["enum"]) == {"push", "delete", "pull", "quota", "scan", "vulnerability",
                                    "signature", "signing_key", "pull.blocked", "replication",
-                                   "replication_rule"}
+                                   "replication_rule", "import"}
 
 
 def test_unknown_endpoints_and_methods(secure_registry: MoorageServer) -> None:
