@@ -13,7 +13,7 @@ import pytest
 
 from tests.remote.conftest import Distribution
 from tests.replication.imports.conftest import moorage
-from tests.replication.imports.helpers import (BULK, Seeded, digests_at, expected,
+from tests.replication.imports.helpers import (BULK, Seeded, digests_at, expected, show,
                                                source_auth, start_import, wait_finished)
 from tests.replication.rules.conftest import BASIC_USER
 from tests.replication.rules.helpers import api
@@ -161,18 +161,32 @@ def test_an_untrusted_certificate_fails_with_the_reason(
     assert done["status"] == "failed" and "not trusted" in done["message"], done
 
 
-def test_cancel_stops_an_import_and_keeps_what_is_done(
+def test_cancel_stops_a_running_import_and_keeps_what_is_done(
         importer: MoorageServer, distribution: Distribution, seeded: Seeded,
         authority) -> None:  # type: ignore[no-untyped-def]
+    # 64 KiB/s: about 2.5 s a repository, so it is still running when cancelled
     job = start_import(importer, url=distribution.url, namespace="bulk", into="cancelled",
                        bandwidth=64 << 10, **source_auth(str(authority.ca_file)))
+    deadline = time.monotonic() + 300
+    while show(importer, job["id"])["repositories_done"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     cancelled = api(importer, "POST", f"/imports/{job['id']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
+    assert "cancelled by admin" in cancelled.json()["message"]
     again = api(importer, "POST", f"/imports/{job['id']}/cancel")
     assert again.status_code == 400 and "already ended" in again.text
-    done = wait_finished(importer, job["id"])
-    assert done["status"] == "cancelled" and done["repositories_done"] < BULK
+    # the running job notices before its next item (or blob) and stops
+    while "cancelled" not in api(importer, "GET", f"/imports/{job['id']}/log").json()["log"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    stopped = show(importer, job["id"])
+    assert stopped["status"] == "cancelled" and 1 <= stopped["repositories_done"] < BULK
+    time.sleep(3)
+    assert show(importer, job["id"])["tags_done"] == stopped["tags_done"]
+    kept = {k: seeded.images[k] for k in ("bulk/app-000",)}
+    assert asyncio.run(digests_at(importer, kept, "cancelled/")) == expected(kept)
     missing = api(importer, "POST", "/imports/999999/cancel")
     assert missing.status_code == 404
 
