@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from moorage.access.editions import Edition, EditionError
 from moorage.access.errors import Invalid, NotFound
@@ -229,7 +229,7 @@ class ImportService:
         return {"import": import_id, "status": status, **run.progress.as_dict()}
 
     def _attempt_failed(self, ctx: JobContext, job: Import, reason: str,
-                        retryable: bool) -> None:
+                        retryable: bool) -> NoReturn:
         """The source as a whole failed: retried while it may pass, else the import fails."""
         ctx.log(f"failed: {reason}")
         if retryable and ctx.job.attempts < ctx.job.max_attempts:
