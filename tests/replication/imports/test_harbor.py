@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.replication.imports.conftest import HarborApi
 from tests.replication.imports.helpers import (Seeded, digests_at, expected,
                                                start_import, wait_finished)
@@ -34,6 +36,7 @@ def test_a_harbor_project_is_imported_through_its_api(importer: MoorageServer,
     assert not any(r["path"] == "/v2/_catalog" for r in asked)
 
 
+@pytest.mark.slow
 def test_a_whole_harbor_is_listed_page_by_page(importer: MoorageServer, harbor: HarborApi,
                                                seeded: Seeded) -> None:
     """190 repositories in project bulk: two pages of Harbor's largest page size."""
