@@ -74,6 +74,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.replication.service import ReplicationService
     from moorage.replication.proxy import ProxyService
     from moorage.replication.subscriptions.service import SubscriptionService
+    from moorage.replication.imports.service import ImportService
 
 @dataclass
 class Instance:
@@ -106,6 +107,7 @@ class Instance:
     replication: ReplicationService | None = None  # replication rules, when the edition has them
     proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
     subscriptions: SubscriptionService | None = None  # artifact subscriptions (basic and up)
+    imports: ImportService | None = None  # imports from other registries, when the edition has them
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -234,6 +236,9 @@ def build_instance(settings: Settings) -> Instance:
     if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
         from moorage.replication import install_proxy
         instance.proxy = install_proxy(settings, engine, registry, manager)
+    if edition.has("import"):  # replication: imports from other registries (jobs)
+        from moorage.replication import install_imports
+        instance.imports = install_imports(settings, engine, registry, worker, edition, bus)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -420,6 +425,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.subscriptions is not None:  # replication: artifact subscriptions' pages
         from moorage.web.console.pages import subscriptions as subscription_pages
         site.install(subscription_pages)
+    if instance.imports is not None:  # replication: imports (start, progress, log)
+        from moorage.web.console.pages import imports as import_pages
+        site.install(import_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

@@ -84,7 +84,7 @@ def test_create_push_see_the_delivery_test_and_redeliver(
     # Create: the form offers exactly the events and formats the API accepts.
     form = page.locator("form[action='/webhooks'][method='post']")
     assert sorted(form.locator("input[name='events[]']").evaluate_all(
-        "els => els.map(e => e.value)")) == ["delete", "pull", "pull.blocked", "push",
+        "els => els.map(e => e.value)")) == ["delete", "import", "pull", "pull.blocked", "push",
                                                "quota", "replication", "replication_rule",
                                                "scan", "signature", "signing_key",
                                                "subscription", "vulnerability"]

@@ -81,11 +81,11 @@ def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:
 
 
 # In the product's edition table, not built in this version (issue 13): never shown.
-UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "import", "delivery_chain"}
+UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "delivery_chain"}
 UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds", "pull_qps"}
 BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks",
                   "network_acl", "credential_free_pull", "custom_domains", "scanning",
-                  "signing", "threat_blocking", "proxy_cache", "global_sync"}
+                  "signing", "threat_blocking", "proxy_cache", "global_sync", "import"}
 
 
 def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer) -> None:
@@ -107,7 +107,7 @@ def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer
     events = schemas["WebhookCreate"]["properties"]["events"]["items"]
     assert set(events["enum"]) == {"push", "delete", "pull", "quota", "scan", "vulnerability",
                                    "signature", "signing_key", "pull.blocked", "replication",
-                                   "replication_rule", "subscription"}
+                                   "replication_rule", "subscription", "import"}
 
 
 def test_unknown_endpoints_and_methods(secure_registry: MoorageServer) -> None:

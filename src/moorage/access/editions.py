@@ -59,7 +59,7 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
 BUILT_FEATURES: frozenset[str] = frozenset({
     "oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks", "network_acl",
     "credential_free_pull", "custom_domains", "scanning", "signing", "threat_blocking",
-    "proxy_cache", "global_sync",
+    "proxy_cache", "global_sync", "import",
 })
 BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories", "sync_rules",
                                           "artifact_subscriptions"})

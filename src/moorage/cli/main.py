@@ -87,6 +87,9 @@ from moorage.cli import proxy as proxy_cli  # noqa: E402
 app.add_typer(proxy_cli.app, name="proxy")  # replication: proxy cache namespaces
 from moorage.cli import subscription as subscription_cli  # noqa: E402
 app.add_typer(subscription_cli.app, name="subscription")  # replication: artifact subscriptions
+from moorage.cli import imports as imports_cli  # noqa: E402
+app.command("import")(imports_cli.start)  # replication: start an import of another registry
+app.add_typer(imports_cli.app, name="imports")  # replication: list, show, cancel, log imports
 from moorage.cli import scan as scan_cli  # noqa: E402
 scan_cli.install(app)  # scan: scan, vulns, sbom, scan-on-push
 from moorage.cli import signing as signing_cli  # noqa: E402

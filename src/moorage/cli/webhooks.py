@@ -16,7 +16,8 @@ app = typer.Typer(help="Webhooks: POST an HTTP receiver on pushes, deletions, pu
 # The events something emits (events.payloads.EVENT_TYPES, which the server enforces); a copy
 # because importing the feature would cost every CLI run seconds.
 EVENTS = ("push", "delete", "pull", "quota", "scan", "vulnerability", "signature",
-          "signing_key", "pull.blocked", "replication", "replication_rule", "subscription")
+          "signing_key", "pull.blocked", "replication", "replication_rule", "subscription",
+          "import")
 
 
 class Format(str, Enum):

@@ -846,3 +846,43 @@ subscription_tags = Table(
     Column("seq", BigInteger, nullable=False),
     Column("at", Float, nullable=False),
 )
+
+
+# Imports (replication/imports/): one row an import from another registry, with the source's
+# sealed password; its plan in import_items (one row a repository with tag '', then one a
+# tag), each item marked done once its copy is verified, so a restart resumes the plan.
+imports = Table(
+    "imports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(2048), nullable=False),
+    Column("kind", String(16), nullable=False),  # distribution | harbor
+    Column("scope", Text, nullable=False, default="{}"),  # {namespace} | {repositories}
+    Column("prefix", String(255), nullable=False, default=""),  # of the local names (--into)
+    Column("username", String(255), nullable=True),
+    Column("secret", LargeBinary, nullable=True),
+    Column("ca_pem", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False, default=False),
+    Column("bandwidth", BigInteger, nullable=True),
+    Column("status", String(16), nullable=False),  # pending|running|succeeded|failed|cancelled
+    Column("job_id", Integer, nullable=True),
+    Column("planned", Boolean, nullable=False, default=False),  # the repositories are listed
+    Column("message", Text, nullable=False, default=""),
+    Column("created_by", String(255), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+)
+
+import_items = Table(
+    "import_items", metadata,
+    Column("import_id", Integer, ForeignKey("imports.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),  # '' for the repository itself
+    Column("state", String(8), nullable=False),  # pending | listed | done | failed
+    Column("digest", String(200), nullable=True),
+    Column("bytes", BigInteger, nullable=False, default=0),  # fetched for this item
+    Column("attempt", Integer, nullable=False, default=0),  # the job attempt that finished it
+    Column("error", Text, nullable=True),
+)
+Index("ix_import_items_state", import_items.c.import_id, import_items.c.state)

@@ -23,7 +23,7 @@ from moorage.registry.events import Event
 # "build.failed") adds the family to FEATURE_EVENT_FAMILIES and to EVENT_TYPES when it lands.
 FEATURE_EVENT_FAMILIES: tuple[str, ...] = ("scan", "vulnerability", "signature", "signing_key",
                                            "pull.blocked", "replication", "replication_rule",
-                                           "subscription")
+                                           "subscription", "import")
 EVENT_TYPES: tuple[str, ...] = ("push", "delete", "pull", "quota", *FEATURE_EVENT_FAMILIES)
 FORMATS = ("moorage", "cloudevents", "distribution")
 PING = "ping"

@@ -55,3 +55,24 @@ def install_subscriptions(settings: Any, engine: Any, registry: Any, worker: Any
     """Artifact subscriptions (the `artifact_subscriptions` quota): the service."""
     from moorage.replication.subscriptions import install
     return install(settings, engine, registry, worker, edition, bus)
+def install_imports(settings: Any, engine: Any, registry: Any, worker: Any, edition: Any,
+                    bus: Any) -> Any:
+    """Imports from other registries (the `import` edition switch): their job type. They
+    share the replication settings (step timeout, job timeout, attempts, concurrency)."""
+    from pathlib import Path
+
+    from moorage.replication.imports.service import ImportService, Tuning
+    from moorage.replication.imports.store import ImportStore
+    from moorage.store.keys import load_keyring
+
+    data_dir = Path(settings.data_dir).resolve()
+    keyring = load_keyring(settings.master_key_file, data_dir) if settings.encryption else None
+    service = ImportService(
+        ImportStore(engine), registry, worker, edition, bus, keyring,
+        Tuning(step_timeout=float(settings.replication_step_timeout),
+               job_timeout=settings.replication_job_timeout,
+               attempts=settings.replication_attempts,
+               concurrency=settings.replication_concurrency,
+               work_dir=data_dir / "tmp" / "imports"))
+    worker.register(service.job_type())
+    return service

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +35,9 @@ from moorage.jobs.worker import JobContext, JobFailed, JobType, Worker
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import is_valid_name
 from moorage.registry.events import Event, EventBus, acting_as
-from moorage.remote import (Limits, RegistryClient, RemoteConfig, RemoteError, RetryPolicy,
-                            Timeouts)
+from moorage.remote import RegistryClient, RemoteConfig, RemoteError
 from moorage.replication.bandwidth import TokenBucket
+from moorage.replication.clients import client_config
 from moorage.replication.copy import Copier, CopyError, Progress, is_fallback_tag
 from moorage.replication.endpoints import Endpoint, LocalEndpoint, RemoteEndpoint
 from moorage.replication.model import Rule, check_rule_fields
@@ -333,21 +331,8 @@ class ReplicationService:
     def remote_config(self, rule: Rule) -> RemoteConfig:
         secret = self.store.secret(rule.id)
         password = unseal(secret, self.keyring) if secret is not None else None
-        step = self.tuning.step_timeout
-        ca_file = None
-        if rule.ca_pem:
-            folder = self.tuning.work_dir or Path(tempfile.gettempdir())
-            folder.mkdir(parents=True, exist_ok=True)
-            ca_file = folder / f"replication-{rule.id}-ca.pem"
-            ca_file.write_text(rule.ca_pem)
-            os.chmod(ca_file, 0o600)
-        return RemoteConfig(rule.url, username=rule.username if password else None,
-                            password=password, ca_file=ca_file, insecure=rule.insecure,
-                            timeouts=Timeouts(connect=min(10.0, step), read=step, write=step,
-                                              pool=step, request=step * 2),
-                            retry=RetryPolicy(attempts=self.tuning.retries, base_delay=0.5,
-                                              max_delay=10.0, max_retry_after=60.0),
-                            limits=Limits(), user_agent="moorage-replication")
+        return client_config(rule.url, rule.username, password, rule.ca_pem, rule.insecure,
+                             f"replication-{rule.id}", self.tuning, "moorage-replication")
 
     def endpoints(self, rule: Rule, client: RegistryClient) -> tuple[Endpoint, Endpoint]:
         remote = RemoteEndpoint(client, rule.url)

@@ -26,6 +26,7 @@ from moorage.web.api import pull_policies  # blocking: pull policies per namespa
 from moorage.web.api import replication  # replication: rules, executions, reports
 from moorage.web.api import proxy  # replication: proxy cache namespaces
 from moorage.web.api import subscriptions  # replication: artifact subscriptions
+from moorage.web.api import imports  # replication: imports from other registries
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -70,6 +71,8 @@ TAGS = [
                                              "(administrators)"},
     {"name": "proxy caches", "description": "namespaces that pull through from an upstream "
                                             "registry (administrators)"},
+    {"name": "imports", "description": "imports of another registry's repositories, "
+                                       "server-side and resumable (administrators)"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
                                         "engines (administrators)"},
 ]
@@ -110,6 +113,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(replication.router)  # replication: rules, executions, reports
     api.include_router(proxy.router)  # replication: proxy cache namespaces
     api.include_router(subscriptions.router)  # replication: artifact subscriptions
+    api.include_router(imports.router)  # replication: imports from other registries
     scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 

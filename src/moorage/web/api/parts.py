@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has
     from moorage.blocking import PullBlocking
     from moorage.replication.service import ReplicationService
     from moorage.replication.subscriptions.service import SubscriptionService
+    from moorage.replication.imports.service import ImportService
 
 
 class ApiParts(Protocol):
@@ -70,3 +71,4 @@ class ApiParts(Protocol):
     def replication(self) -> ReplicationService | None: ...
     @property
     def subscriptions(self) -> SubscriptionService | None: ...
+    def imports(self) -> ImportService | None: ...
