@@ -181,7 +181,7 @@ def test_events_nothing_emits_are_refused(admin_cli: Cli, receiver: Receiver) ->
     server = admin_cli.server
     ns = make_namespace(server)
     choices = ("'push', 'delete', 'pull', 'quota', 'scan', 'vulnerability', 'signature', "
-               "'signing_key', 'pull.blocked', 'replication', 'replication_rule' or 'import'")
+               "'signing_key', 'pull.blocked', 'replication', 'replication_rule', 'subscription' or 'import'")
     refused = api(server, "POST", "/webhooks",
                   json={"namespace": ns, "url": receiver.url, "events": ["push", "build"]})
     assert refused.status_code in (400, 422), refused.text
