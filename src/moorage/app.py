@@ -171,7 +171,7 @@ def build_instance(settings: Settings) -> Instance:
     registry.tag_checks.append(immutability.check)
     registry.guards.append(immutability)
     manager.guards.append(immutability)
-    worker = Worker(JobQueue(engine), Scheduler(engine))
+    worker = Worker(JobQueue(engine, settings.job_lease_seconds), Scheduler(engine))
     sessions = ConsoleSessions(access_store, authenticator, derived_key(key, "console csrf"),
                                settings.console_session_seconds, settings.console_idle_seconds)
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
