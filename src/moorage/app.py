@@ -244,7 +244,8 @@ def register_jobs(instance: Instance) -> None:
             return {"skipped": "read-only mode"}
         grace = float(ctx.payload.get("grace_seconds", settings.gc_grace_seconds))
         result = collect_garbage(registry.db, registry.store, registry.lock, grace,
-                                 bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress)
+                                 bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress,
+                                 registry.gc_holds)
         announce_gc(registry.bus, result)
         return result.as_dict()
 
