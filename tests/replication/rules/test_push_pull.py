@@ -53,10 +53,11 @@ def test_push_on_event_carries_a_signed_multiarch_image_with_its_sbom(
     run(check())
     # one execution per tag pushed (the index's, the signature tag's) and, the rule having
     # no tag filter, one per manifest pushed by digest only (the platforms, the SBOM): the
-    # bytes went with whichever ran first; the index's saw its whole tree
+    # bytes went with whichever ran first; the index's saw at least its own tree (the SBOM
+    # and the signature too when they were pushed before it ran; else their own executions
+    # took them, as check() shows)
     execution = next(e for e in found if e["scope"].get("tag") == "1.0")
-    # the index, two images, the SBOM, the signature
-    assert execution["artifacts_done"] >= 5, execution
+    assert execution["artifacts_done"] >= 3, execution
     assert len(found) == 5 and sum(e["bytes"] for e in found) > 0, found
     log = api(primary, "GET", f"/replication/executions/{execution['id']}/log").json()["log"]
     assert "app/web" in log and BASIC_PASSWORD not in log
