@@ -9,7 +9,8 @@ profile are there. Then `bench/scan.py --quick` (a small image: ~15 s), checking
 row has a time and that the scan found the packages the image holds, in the library and in
 the scan jobs of the server it starts. Then `bench/blocking.py --quick` (~30 s), checking
 that both manifest GET runs (no policy, a three-rule policy) have a rate and no errors, and
-that the pull check was timed in process. Exits non-zero, naming
+that the pull check was timed in process; then `bench/replication.py --quick` (~30 s), checking
+that the rule's copy and skopeo's both have a rate. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -70,6 +71,7 @@ def main() -> int:
                 problems.append(f"{label} logged errors: {lines[:2]}")
     problems += scan_problems()
     problems += blocking_problems()
+    problems += replication_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -128,19 +130,27 @@ def scan_problems() -> list[str]:
     return problems
 
 
+def quick_run(script: str) -> tuple[subprocess.CompletedProcess[str], dict | None, list[str]]:  # type: ignore[type-arg]
+    """`bench/<script> --quick`: the process, the raw figures it printed last on stderr (None
+    when it failed or printed none), and the problem if so."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"],
+                          cwd=ROOT, timeout=900, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return proc, None, [f"bench/{script} --quick exited with {proc.returncode}: "
+                            f"{proc.stderr[-500:]}"]
+    try:
+        return proc, json.loads(proc.stderr.strip().splitlines()[-1]), []
+    except (ValueError, IndexError):
+        return proc, None, [f"bench/{script} printed no raw figures"]
+
+
 def blocking_problems() -> list[str]:
     """bench/blocking.py --quick: both runs measured without errors (the guarded image
     passes its policy), and the in-process timings printed."""
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "blocking.py"), "--quick"],
-                          cwd=ROOT, timeout=900, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return [f"bench/blocking.py --quick exited with {proc.returncode}: "
-                f"{proc.stderr[-500:]}"]
-    try:
-        runs = json.loads(proc.stderr.strip().splitlines()[-1])["runs"]
-    except (ValueError, KeyError, IndexError):
-        return ["bench/blocking.py printed no raw figures"]
-    problems = []
+    proc, raw, problems = quick_run("blocking.py")
+    if raw is None or "runs" not in raw:
+        return problems or ["bench/blocking.py printed no raw figures"]
+    runs = raw["runs"]
     for ns in ("open", "guarded"):
         if not runs.get(ns) or not all(r["rps"] > 0 for r in runs[ns]):
             problems.append(f"bench/blocking.py: no rate for {ns}")
@@ -148,6 +158,19 @@ def blocking_problems() -> list[str]:
             problems.append(f"bench/blocking.py: errors in the {ns} runs")
     if "the pull check alone" not in proc.stdout:
         problems.append("bench/blocking.py: the in-process timing is missing")
+    return problems
+
+
+def replication_problems() -> list[str]:
+    """bench/replication.py --quick: both copies (the rule, skopeo) have a rate and neither
+    server logged an error."""
+    _, raw, problems = quick_run("replication.py")
+    if raw is None:
+        return problems
+    problems += [f"bench/replication.py: no rate for {how}" for how in ("rule", "skopeo")
+                if not raw["rates_mib_s"].get(how) or min(raw["rates_mib_s"][how]) <= 0]
+    problems += [f"bench/replication.py: {label} logged errors: {lines[:2]}"
+                 for label, lines in raw["server_errors"].items() if lines]
     return problems
 
 

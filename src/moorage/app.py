@@ -175,7 +175,7 @@ def build_instance(settings: Settings) -> Instance:
     registry.tag_checks.append(immutability.check)
     registry.guards.append(immutability)
     manager.guards.append(immutability)
-    worker = Worker(JobQueue(engine), Scheduler(engine))
+    worker = Worker(JobQueue(engine, settings.job_lease_seconds), Scheduler(engine))
     sessions = ConsoleSessions(access_store, authenticator, derived_key(key, "console csrf"),
                                settings.console_session_seconds, settings.console_idle_seconds)
     instance = Instance(settings, registry, access_store, edition, authenticator, authorizer,
@@ -255,7 +255,8 @@ def register_jobs(instance: Instance) -> None:
             return {"skipped": "read-only mode"}
         grace = float(ctx.payload.get("grace_seconds", settings.gc_grace_seconds))
         result = collect_garbage(registry.db, registry.store, registry.lock, grace,
-                                 bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress)
+                                 bool(ctx.payload.get("dry_run")), ctx.log, ctx.progress,
+                                 registry.gc_holds)
         announce_gc(registry.bus, result)
         return result.as_dict()
 

@@ -75,6 +75,9 @@ class Settings:
     webhook_allow_private_networks: bool = False
     # lifecycle
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
+    # a running job whose worker has not renewed its lease for this long is taken back
+    # (jobs/queue.py): how soon a killed process's jobs run again
+    job_lease_seconds: int = 30
     gc_schedule: str = "0 3 * * *"  # cron; empty for no scheduled GC
     gc_grace_seconds: int = 3600
     # vulnerability scanning (scan/, issue 16): Syft as the optional second inventory engine
@@ -248,6 +251,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting 'replication_attempts' must be between 1 and 20")
     if not 1 <= settings.replication_concurrency <= 16:
         raise SettingsError("setting 'replication_concurrency' must be between 1 and 16")
+    if not 6 <= settings.job_lease_seconds <= 3600:
+        raise SettingsError("setting 'job_lease_seconds' must be between 6 and 3600 seconds")
     if not 30 <= settings.scan_timeout <= 86400:
         raise SettingsError("setting 'scan_timeout' must be between 30 and 86400 seconds")
     if bool(settings.tls_cert) != bool(settings.tls_key):

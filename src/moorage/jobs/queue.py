@@ -3,6 +3,19 @@
 A job row is claimed by a single UPDATE that only succeeds while the row is still queued, so two
 workers (or two replicas) never run the same job. Per-type concurrency is counted in the same
 statement, across every worker sharing the database.
+
+A claim is a lease. The worker that holds a running job renews its `heartbeat_at` every few
+seconds from a thread of its own (`renew`, see jobs/worker.py), whatever the handler does; a
+job whose lease has not been renewed for `lease_seconds` has lost its owner (the process was
+killed, the machine died) and goes back to the queue then, instead of after its whole timeout
+(an hour for a replication). Why a lease and not "is the claiming process still alive?" at
+start-up: the worker id names a host and a PID, but replicas in containers share host names
+and PID numbers, so a PID that is gone here may be a live worker elsewhere, and a check only
+at start-up would miss owners that died while this process ran. A lease needs no such
+knowledge and covers every process sharing the database. It cannot give a live job a second
+runner: the renewing thread runs while its process lives (a live handler that is stuck is the
+timeout's business, as before), and should a renewal ever be missed, the attempt whose lease
+was taken back can no longer record anything (`_mine` matches the attempt number).
 """
 
 from __future__ import annotations
@@ -12,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db.changes import unobserved
@@ -22,6 +35,10 @@ from moorage.db.schema import jobs
 LOG_LIMIT = 64 << 10  # a job keeps the last 64 KiB of its log
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
+# A running job whose owner has not renewed its lease for this long is taken back; owners
+# renew every RENEW_SECONDS, so a few missed renewals (a busy database) do not lose it.
+LEASE_SECONDS = 30.0
+RENEW_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,9 +91,10 @@ _DUE_TYPES = "SELECT DISTINCT type FROM jobs WHERE status = 'queued' AND run_at 
 
 
 class JobQueue:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lease_seconds: float = LEASE_SECONDS) -> None:
         self.engine = engine
         self.reads = RawReader.of(engine)
+        self.lease_seconds = lease_seconds
 
     def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
                 run_at: float | None = None, max_attempts: int = 5, timeout_seconds: int = 600,
@@ -173,15 +191,31 @@ class JobQueue:
                 values["log"] = (current + "".join(f"{line}\n" for line in log_lines))[-LOG_LIMIT:]
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
+    def renew(self, worker_id: str, job_ids: list[int]) -> None:
+        """Renew the lease of the jobs this worker runs (one statement for all of them)."""
+        if not job_ids:
+            return
+        with unobserved(), self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id.in_(job_ids),
+                                            jobs.c.claimed_by == worker_id,
+                                            jobs.c.status == "running")
+                         .values(heartbeat_at=time.time()))
+
     def recover_stale(self, grace_seconds: float = 30.0) -> int:
-        """Jobs whose worker died or overran their timeout go back to the queue (or fail)."""
+        """Jobs whose worker is gone (their lease ran out) or that overran their timeout go
+        back to the queue (or fail, their attempts spent)."""
         now = time.time()
+        leased_until = func.coalesce(jobs.c.heartbeat_at, jobs.c.claimed_at) + self.lease_seconds
         with self.engine.connect() as conn:
-            stale = [_job(r) for r in conn.execute(select(*_COLUMNS).where(
-                jobs.c.status == "running",
-                jobs.c.claimed_at + jobs.c.timeout_seconds + grace_seconds < now))]
-        for job in stale:
-            self.fail(job, f"timed out after {job.timeout_seconds}s (worker gone or job overran)")
+            stale = [(_job(r), r[-1] < now) for r in conn.execute(
+                select(*_COLUMNS, leased_until).where(
+                    jobs.c.status == "running",
+                    or_(jobs.c.claimed_at + jobs.c.timeout_seconds + grace_seconds < now,
+                        leased_until < now)))]
+        for job, lost in stale:
+            self.fail(job, f"its worker stopped renewing its lease for {self.lease_seconds:.0f}s "
+                      "(the process is gone)" if lost else
+                      f"timed out after {job.timeout_seconds}s (worker gone or job overran)")
         return len(stale)
 
     def get(self, job_id: int) -> Job | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from moorage.jobs.queue import Job, JobQueue
+from moorage.jobs.queue import RENEW_SECONDS, Job, JobQueue
 from moorage.jobs.scheduler import Scheduler
 
 log = logging.getLogger("moorage.jobs")
@@ -104,6 +104,10 @@ class Worker:
     observers: list[Callable[[str, str, float], None]] = field(default_factory=list)
     _wake: asyncio.Event | None = None
     _running: dict[str, int] = field(default_factory=dict)
+    # the jobs this process runs now, whose leases the renewing thread keeps (jobs/queue.py)
+    _held: set[int] = field(default_factory=set)
+    _held_lock: threading.Lock = field(default_factory=threading.Lock)
+    _renewer: threading.Thread | None = None
 
     def register(self, job_type: JobType) -> None:
         self.types[job_type.name] = job_type
@@ -125,10 +129,39 @@ class Worker:
     def run_one(self, job: Job) -> str:
         """Run a claimed job to its end in this thread; returns its new status."""
         started = time.monotonic()
-        status = self._run_one(job)
+        self._hold(job.id)
+        try:
+            status = self._run_one(job)
+        finally:
+            with self._held_lock:
+                self._held.discard(job.id)
         for observe in self.observers:
             observe(job.type, status, time.monotonic() - started)
         return status
+
+    def _hold(self, job_id: int) -> None:
+        """Keep the job's lease while it runs: one daemon thread per process renews every
+        held job, independent of the handlers and of the event loop (a handler busy in a
+        long read, or a loop blocked for a while, must not lose its job to another worker)."""
+        with self._held_lock:
+            self._held.add(job_id)
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(target=self._renew_leases, daemon=True,
+                                                 name="moorage-job-leases")
+                self._renewer.start()
+
+    def _renew_leases(self) -> None:
+        interval = min(RENEW_SECONDS, self.queue.lease_seconds / 6)
+        while True:
+            time.sleep(interval)
+            with self._held_lock:
+                held = sorted(self._held)
+            if not held:
+                continue
+            try:
+                self.queue.renew(self.worker_id, held)
+            except Exception:  # a busy or unreachable database: the next renewal tries again
+                log.warning("could not renew the lease of job(s) %s", held, exc_info=True)
 
     def _run_one(self, job: Job) -> str:
         spec = self.types.get(job.type)

@@ -11,7 +11,7 @@ same digest finishing at that instant cannot lose its bytes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from moorage.db.metadata import MetadataStore
@@ -55,9 +55,17 @@ class GCResult:
 
 def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_seconds: float,
                     dry_run: bool = False, report: Report = lambda _: None,
-                    progress: Progress = lambda *_: None) -> GCResult:
+                    progress: Progress = lambda *_: None,
+                    holds: Sequence[Callable[[], int]] = ()) -> GCResult:
+    """`holds` (Registry.gc_holds) run once the cutoff is fixed and before anything is
+    marked: each re-touches the blob links its feature still needs although no manifest of
+    their repository references them yet, so they are younger than the cutoff."""
     started = time.monotonic()
     cutoff = time.time() - grace_seconds
+    for hold in holds:
+        held = hold()
+        if held:
+            report(f"kept {held} blob link(s) that content on its way still needs")
     result = GCResult(dry_run)
     if dry_run:
         result.manifests, result.link_list, candidates = db.gc_preview(cutoff)

@@ -60,6 +60,10 @@ class Registry:
         # the manifest, the tag it was asked by or None). A check refuses by raising
         # RegistryError("DENIED", ...); features (threat blocking) register them in app.py.
         self.pull_checks: list[Callable[[str, StoredManifest, str | None], None]] = []
+        # Run by GC before it marks (registry/gc.py): each re-touches blob links that no
+        # manifest references yet but that content on its way needs (a proxy cache's pending
+        # manifests), and says how many; features register them in app.py.
+        self.gc_holds: list[Callable[[], int]] = []
         # Asked, inside the deleting transaction, before a manifest, blob or repository goes.
         self.guards: list[Guard] = []
         # Manifest bytes are immutable per digest, so caching them never serves stale data;

@@ -9,6 +9,8 @@ handlers then:
     (its blobs are not cached) is still served;
   - ask `Upstream.blob` when a blob is missing, which either links it (None: the core then
     answers from its store) or hands a stream to send while it is being cached;
+  - ask `Upstream.tags` and `Upstream.referrers` for a tag listing and a referrers index,
+    the upstream's being the repository's (None: the core answers from its store);
   - refuse pushes into such a repository (the upstream is its only writer).
 
 The core imports nothing of the feature: these protocols are all it knows.
@@ -45,6 +47,19 @@ class Upstream(Protocol):
     async def blob(self, name: str, digest: str, head: bool) -> UpstreamBlob | None:
         """A blob the repository does not hold: None once it is linked into the repository
         (the core answers it), or a stream. Raises RegistryError when it cannot be had."""
+        ...
+
+
+    async def tags(self, name: str) -> list[str] | None:
+        """Every tag of the repository, as the upstream lists it; None to let the core list
+        what it holds (the upstream cannot be asked)."""
+        ...
+
+    async def referrers(self, name: str, digest: str,
+                        artifact_type: str | None) -> bytes | None:
+        """The referrers index of `digest` (an OCI image index, filtered by
+        `artifact_type` when given), as the upstream has it; None to let the core answer
+        from its store."""
         ...
 
 

@@ -56,6 +56,11 @@ class Rule:
     def wants_tag(self, tag: str) -> bool:
         return glob_match(self.tags, tag)
 
+    @property
+    def wants_every_tag(self) -> bool:
+        """No tag filter: the pattern matches any tag (a tag holds no '/')."""
+        return self.tags in ("*", "**")
+
     def destination(self, name: str) -> str:
         """The repository name at the destination: the first path segment (the namespace)
         replaced by `destination_namespace` when one is set."""

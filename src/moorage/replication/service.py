@@ -52,6 +52,7 @@ QUOTA = "sync_rules"
 ACTOR_PREFIX = "replication:"
 MAX_ITEMS = 100_000  # tags one full sync or report looks at
 MAX_REPORT = 1000  # differences a report lists
+MAX_SUBJECT_TAGS = 1000  # tags of a referrer's subject looked at for a rule's tag filter
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,8 @@ class ReplicationService:
         if event.actor.startswith(ACTOR_PREFIX) or not event.repository:
             return  # what replication wrote is not replicated again from here (see above)
         if event.action == "push" and not event.tag:
-            return  # an untagged manifest (a child, a referrer) travels with its subject
+            self._on_untagged(event)
+            return
         if event.detail.get("repository"):
             return  # a whole repository deleted: not propagated
         for rule in self.store.list():
@@ -243,6 +245,40 @@ class ReplicationService:
             self.run(rule.id, "event", {"action": event.action,
                                         "repository": event.repository,
                                         "tag": event.tag, "digest": event.digest})
+
+    def _on_untagged(self, event: Event) -> None:
+        """A manifest pushed by digest only (a referrer such as an SBOM or a signature bundle
+        pushed after its subject, a child of an index, an untagged artifact).
+
+        A tag filter cannot apply to it, so the choice, as Harbor makes it (referrers travel
+        with their subject): a rule whose tag filter matches every tag (`*`, `**`) copies it
+        as it comes; a rule with a narrower filter copies it only when it is a referrer whose
+        subject carries a tag the filter wants (its subject was, or will be, replicated by
+        the rule, and the referrer joins it). Any other untagged manifest waits for the tag
+        that names it, or the index that lists it, and travels then with that tree.
+        """
+        assert event.repository is not None and event.digest is not None
+        subject_tags: list[str] | None = None
+        for rule in self.store.list():
+            if not (rule.enabled and rule.on_event and rule.mode == "push"
+                    and rule.wants_repository(event.repository)):
+                continue
+            if not rule.wants_every_tag:
+                if subject_tags is None:
+                    subject_tags = self._subject_tags(event.repository, event.digest)
+                if not any(rule.wants_tag(t) for t in subject_tags):
+                    continue
+            self.run(rule.id, "event", {"action": "push", "repository": event.repository,
+                                        "tag": None, "digest": event.digest})
+
+    def _subject_tags(self, repository: str, digest: str) -> list[str]:
+        """The tags of the manifest's subject in the repository (none if it has no
+        subject)."""
+        reads = self.registry.browse.reads
+        row = reads.manifest(repository, digest)
+        if row is None or not row.subject:
+            return []
+        return list(reads.tags_of(repository, row.subject, MAX_SUBJECT_TAGS))
 
     # -- the job ---------------------------------------------------------------------------
     def job_type(self) -> JobType:
@@ -443,22 +479,25 @@ class _Run:
             if scope.get("action") == "delete":
                 await self._delete(target, scope)
                 return
-            if scope.get("action") == "push":
-                items = [(scope["repository"], scope["tag"])]
+            if scope.get("action") == "push":  # one tag, or one manifest by digest
+                items = [(scope["repository"], scope.get("tag") or scope["digest"])]
             else:
                 items = await self._listing(source)
                 if rule.propagate_deletes:
                     await self._delete_extra(target, items)
             self.ctx.log(f"{len(items)} tag(s) to replicate")
-            for repository, tag in items:
+            for repository, reference in items:
                 destination = rule.destination(repository)
+                by_digest = ":" in reference  # a tag holds no ':'; a digest does
+                label = f"{repository}{'@' if by_digest else ':'}{reference}"
                 if not is_valid_name(destination):
-                    self._error(f"{repository}:{tag}", f"{destination!r} is no valid name")
+                    self._error(label, f"{destination!r} is no valid name")
                     continue
                 try:
-                    result = await copier.copy(repository, tag, destination, tag)
+                    result = await copier.copy(repository, reference, destination,
+                                               None if by_digest else reference)
                 except (RemoteError, RegistryError, CopyError) as exc:
-                    self._error(f"{repository}:{tag}", _reason(exc))
+                    self._error(label, _reason(exc))
                     continue
                 if result.changed:
                     self.copied += 1

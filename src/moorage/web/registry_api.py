@@ -188,7 +188,17 @@ class RegistryAPI:
     async def tags_get(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         query = _query(scope)
         limit, last = _page(query)
-        found = self.registry.tags(name, _plus_one(limit), last)
+        upstream = self.registry.upstreams.for_repository(name)
+        listed = await upstream.tags(name) if upstream is not None else None
+        if listed is not None:  # a proxy cache: the upstream's tags, paged here
+            # the store's order: lexical, case-insensitive, the name breaking ties
+            after = None if last is None else (last.lower(), last)
+            found = sorted((t for t in listed if after is None or (t.lower(), t) > after),
+                           key=lambda t: (t.lower(), t))
+            if limit is not None:
+                found = found[:limit + 1]
+        else:
+            found = self.registry.tags(name, _plus_one(limit), last)
         await self._paged(send, f"/v2/{name}/tags/list", "tags", found, limit, {"name": name})
 
     async def _paged(self, send: Send, path: str, key: str, items: list[str], limit: int | None,
@@ -366,7 +376,11 @@ class RegistryAPI:
     async def referrers_get(self, scope: Scope, receive: Receive, send: Send, name: str,
                             digest: str) -> None:
         artifact_type = _one(_query(scope), "artifactType")
-        body = self.registry.referrers(name, digest, artifact_type)
+        upstream = self.registry.upstreams.for_repository(name)
+        body = (await upstream.referrers(name, digest, artifact_type)
+                if upstream is not None else None)
+        if body is None:
+            body = self.registry.referrers(name, digest, artifact_type)
         headers = {"content-type": "application/vnd.oci.image.index.v1+json"}
         if artifact_type is not None:
             headers["oci-filters-applied"] = "artifactType"

@@ -51,10 +51,14 @@ def test_push_on_event_carries_a_signed_multiarch_image_with_its_sbom(
             assert sbom.manifest.artifact_type == SBOM_TYPE
             assert sbom.manifest.subject.digest == pushed["index"]
     run(check())
-    # one execution per tag pushed: the index's, and the signature tag's
+    # one execution per tag pushed (the index's, the signature tag's) and, the rule having
+    # no tag filter, one per manifest pushed by digest only (the platforms, the SBOM): the
+    # bytes went with whichever ran first; the index's saw at least its own tree (the SBOM
+    # and the signature too when they were pushed before it ran; else their own executions
+    # took them, as check() shows)
     execution = next(e for e in found if e["scope"].get("tag") == "1.0")
-    # the index, two images, the SBOM, the signature
-    assert execution["bytes"] > 0 and execution["artifacts_done"] >= 5, execution
+    assert execution["artifacts_done"] >= 3, execution
+    assert len(found) == 5 and sum(e["bytes"] for e in found) > 0, found
     log = api(primary, "GET", f"/replication/executions/{execution['id']}/log").json()["log"]
     assert "app/web" in log and BASIC_PASSWORD not in log
 
@@ -177,11 +181,13 @@ def test_two_instances_replicating_to_each_other_settle(primary: MoorageServer,
     time.sleep(5)  # whatever would loop has had the time to start
     assert settled() == first
     outs, backs, copied_back = first
-    # one execution per tag pushed (the image, its .sig) on the way out; on the way back one
-    # per tag written there, which may be one more when the image's execution and the .sig
-    # tag's both wrote the signature tag at once
-    assert outs == 2 and 2 <= backs <= 3, (executions(primary, "loop-out"),
-                                           executions(peer, "loop-back"))
+    # the rules have no tag filter, so every push starts an execution: on the way out one
+    # per tag pushed (the index, its .sig) and one per manifest pushed by digest only (two
+    # platforms, the SBOM); on the way back one per manifest and tag written there, which
+    # varies with how the executions on the way out overlapped (two may write the same
+    # manifest). What matters: the counts stay put, and the way back copied nothing.
+    assert outs == 5 and backs >= 2, (executions(primary, "loop-out"),
+                                      executions(peer, "loop-back"))
     assert copied_back == 0  # the way back found everything in place
 
     async def digest_at(server: MoorageServer) -> str | None:

@@ -25,6 +25,7 @@ def install(engine: Engine, registry: Registry, manager: AccessManager,
     """The service, registered as the core's finder of upstreams."""
     service = ProxyService(engine, registry, manager, keyring, work_dir)
     registry.upstreams.finders.append(service.find)
+    registry.gc_holds.append(service.hold_pending)
     return service
 
 

@@ -30,6 +30,8 @@ from moorage.access.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from moorage.access.management import AccessManager
 from moorage.access.principal import Principal
 from moorage.db.rawreads import RawReader
+from moorage.oci.errors import RegistryError
+from moorage.oci.manifest import parse_manifest
 from moorage.registry.service import Registry
 from moorage.remote import RegistryClient, RemoteConfig, RemoteError, RetryPolicy, Timeouts
 from moorage.replication.proxy.blobs import BlobFetcher
@@ -40,6 +42,7 @@ from moorage.store.keys import Keyring
 log = logging.getLogger("moorage.proxy")
 
 TTL_DEFAULT = 300
+PENDING_HOLD = 24 * 3600  # how long GC keeps the cached blobs of a manifest still pending
 TTL_MIN, TTL_MAX = 10, 7 * 24 * 3600
 MAX_PASSWORD = 4096
 MAX_CA = 64 << 10
@@ -141,6 +144,34 @@ class ProxyService:
         if not path.exists():
             path.write_text(pem)
         return path
+
+    # -- garbage collection --------------------------------------------------------------
+    def hold_pending(self) -> int:
+        """GC's hold (Registry.gc_holds): the blob links of pending manifests stay.
+
+        How a proxied blob is accounted, from first byte to collection: while it streams it
+        is an upload in the staging area, which GC never reads and the namespace's storage
+        does not count (the upload path only checks that it would fit); once committed it is
+        linked into the repository like a pushed blob, and counted once in the namespace when
+        a manifest that references it is stored (a blob the namespace holds already adds
+        nothing). Between the two its manifest waits in `proxy_pending` for its other blobs,
+        and no stored manifest references the link: GC, even with no grace period, would take
+        it and the pull in progress would fetch it again. So the links of the blobs of
+        manifests pending for less than PENDING_HOLD are re-touched before GC marks; older
+        pending manifests were abandoned by their client, and their blobs go like any
+        unreferenced blob. Blocking: GC runs in a job's thread."""
+        held = 0
+        touch = self.registry.db.touch_blob
+        for repository, _digest, media_type, content in self.store.pending_since(
+                self.clock() - PENDING_HOLD):
+            try:
+                manifest = parse_manifest(content, media_type)
+            except RegistryError:
+                continue  # stored as fetched and verified; unreadable is no reason to fail GC
+            for blob in manifest.blobs:
+                touch(repository, blob.digest, 0)
+                held += 1
+        return held
 
     # -- management ----------------------------------------------------------------------
     @staticmethod

@@ -13,6 +13,12 @@ from there, and is put through the normal path as soon as its last blob (or, for
 its last child) is cached. An index whose client pulled a single platform stays pending
 until the others are asked for: children are fetched lazily, never all at once.
 
+Tag listings and referrers indexes are the upstream's (names mapped as for manifests:
+`ns/alpine` lists `library/alpine` with the rewrite), asked at most once per TTL by each
+process (a memo of the upstream's answer, as old as the TTL allows a tag's digest to be);
+a disabled proxy, or an upstream that fails, answers what is cached here (with the log line
+and count below), and a repository the upstream does not have lists what is cached.
+
 Blobs: see blobs.py. Upstream failures (5xx, 429, unreachable, timeout, refused credentials)
 serve what is cached (a tag whose TTL expired answers its cached digest), with one log line
 and a count (`on_failure`, fed to `moorage_proxy_upstream_failures_total`); what is not cached
@@ -22,13 +28,15 @@ answers a registry error: 404 when upstream does not have it, 502 when it cannot
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from moorage.db.metadata import StoredManifest
+from moorage.oci import mediatypes as mt
 from moorage.oci.digest import is_digest, parse_digest
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import check_tag
@@ -37,9 +45,12 @@ from moorage.registry.service import Registry
 from moorage.registry.upstreams import UpstreamBlob
 from moorage.remote import (RegistryClient, RemoteAuthError, RemoteContentError, RemoteError,
                             RemoteNotFound, RemoteTimeout, RemoteUnavailable)
+from moorage.replication.copy import _descriptor_json as descriptor_json  # one shape
 from moorage.replication.proxy.store import ProxyStore
 
 log = logging.getLogger("moorage.proxy")
+MAX_LISTED = 10_000  # tags or referrers taken from an upstream's listing
+MAX_MEMO = 1024  # upstream listings one process remembers
 
 
 def failure_reason(exc: RemoteError) -> str:
@@ -91,6 +102,8 @@ class ProxySource:
     clock: Callable[[], float] = time.time
     on_failure: list[Callable[[str, str], None]] = field(default_factory=list)
     blobs: BlobFetching | None = None  # shared by the namespaces' sources (the service's)
+    # the upstream's tag listings and referrers indexes: key -> (when asked, answer)
+    _listings: dict[tuple[str, ...], tuple[float, object]] = field(default_factory=dict)
 
     # -- names ---------------------------------------------------------------------------
     def upstream_name(self, name: str) -> str:
@@ -228,6 +241,57 @@ class ProxySource:
                     log.warning("proxy cache %s: could not store %s@%s: %s",
                                 self.config.namespace, name, digest, exc.message)
         return stored
+
+    # -- listings ------------------------------------------------------------------------
+    async def tags(self, name: str) -> list[str] | None:
+        upstream = self.upstream_name(name)
+
+        async def ask() -> list[str]:
+            found: list[str] = []
+            async for tag in self.client.tags(upstream):
+                if len(found) >= MAX_LISTED:
+                    break
+                found.append(tag)
+            return found
+        answer = await self._listing(("tags", name), f"the tags of {name}", ask)
+        return answer  # type: ignore[return-value]
+
+    async def referrers(self, name: str, digest: str,
+                        artifact_type: str | None) -> bytes | None:
+        parse_digest(digest)
+        upstream = self.upstream_name(name)
+
+        async def ask() -> bytes:
+            found = await self.client.referrers(upstream, digest, artifact_type)
+            return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                               "manifests": [descriptor_json(d) for d in found[:MAX_LISTED]]
+                               }).encode()
+        answer = await self._listing(("referrers", name, digest, artifact_type or ""),
+                                     f"the referrers of {name}@{digest}", ask)
+        return answer  # type: ignore[return-value]
+
+    async def _listing(self, key: tuple[str, ...], what: str,
+                       ask: Callable[[], Awaitable[object]]) -> object | None:
+        """The upstream's answer, remembered for the TTL; None (the core answers from what
+        is cached) when the proxy is disabled, the upstream fails or has no such repository."""
+        if not self.config.enabled:
+            return None
+        now = self.clock()
+        memo = self._listings.get(key)
+        if memo is not None and now - memo[0] < self.config.ttl_seconds:
+            return memo[1]
+        try:
+            answer = await ask()
+        except RemoteNotFound:
+            return None
+        except RemoteError as exc:  # what is stored here, not an older upstream answer
+            self._listings.pop(key, None)
+            self.failed(what, exc, "listing")
+            return None
+        if len(self._listings) >= MAX_MEMO:
+            self._listings.clear()
+        self._listings[key] = (now, answer)
+        return answer
 
     # -- blobs ---------------------------------------------------------------------------
     async def blob(self, name: str, digest: str, head: bool) -> UpstreamBlob | None:

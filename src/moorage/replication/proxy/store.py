@@ -201,6 +201,17 @@ class ProxyStore:
                                 .order_by(proxy_pending.c.fetched_at).limit(limit)).all()
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
+    def pending_since(self, since: float, limit: int = 10_000
+                      ) -> list[tuple[str, str, str, bytes]]:
+        """(repository, digest, media type, content) of every pending manifest fetched
+        after `since`, in every proxy namespace."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(proxy_pending.c.repository, proxy_pending.c.digest,
+                                       proxy_pending.c.media_type, proxy_pending.c.content)
+                                .where(proxy_pending.c.fetched_at > since)
+                                .order_by(proxy_pending.c.fetched_at).limit(limit)).all()
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
     def add_pending(self, repository: str, digest: str, media_type: str, content: bytes) -> None:
         try:
             with self.engine.begin() as conn:
