@@ -193,14 +193,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def behaviour(self, repo: str, kind: str, ref: str, query: str) -> None:
         n = count(f"{repo} {kind}")
-        if repo in ("cutlayer", "badlayer", "good") and kind == "blobs" and ref == CONFIG_DIGEST:
+        if repo in ("cutlayer", "badlayer", "looplayer", "good") and kind == "blobs" and \
+                ref == CONFIG_DIGEST:
             return self.answer(200, CONFIG, {"Content-Type": "application/octet-stream"})
-        if repo in ("cutlayer", "badlayer") and kind == "manifests":
-            return self.manifest()  # a good manifest and config whose layer is cut / wrong
+        if repo in ("cutlayer", "badlayer", "looplayer") and kind == "manifests":
+            return self.manifest()  # a good manifest and config whose layer is cut / wrong /
+            # behind a redirect loop
         if repo == "cutlayer":
             repo = "truncated"
         elif repo == "badlayer":
             repo = "wrongdigest"
+        elif repo == "looplayer":
+            repo = "loop"
         if repo == "good":
             if kind == "manifests":
                 return self.manifest()

@@ -32,6 +32,7 @@ def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServe
     ("cutlayer", "bytes"),  # the layer ends early
     ("badlayer", "digest"),  # the layer's bytes are not its digest
     ("silent", "timed out"),  # never answers: the step timeout fails it
+    ("looplayer", "redirect loop"),  # the layer redirects round in a circle
 ])
 def test_a_bad_upstream_fails_the_execution_with_its_reason(
         impatient: MoorageServer, misbehaving: Misbehaving, repository: str,
