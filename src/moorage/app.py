@@ -60,6 +60,8 @@ from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond_error
 from moorage.web.registry_api import RegistryAPI, route_template
 from moorage.web.token_api import TokenAPI
+from moorage.web.chartrepo import PREFIXES as CHART_PREFIXES
+from moorage.web.chartrepo import ChartRepositoryAPI
 
 log = logging.getLogger("moorage")
 # Methods that change something on /v2: refused while the registry is read-only.
@@ -73,6 +75,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.blocking import PullBlocking
     from moorage.replication.service import ReplicationService
     from moorage.replication.proxy import ProxyService
+    from moorage.helm import HelmService
 
 @dataclass
 class Instance:
@@ -104,6 +107,7 @@ class Instance:
     blocking: PullBlocking | None = None  # pull policies (threat blocking), when it has it
     replication: ReplicationService | None = None  # replication rules, when the edition has them
     proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
+    helm: HelmService | None = None  # Helm charts: installed on every edition (personal refuses)
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -228,6 +232,9 @@ def build_instance(settings: Settings) -> Instance:
     if edition.has("proxy_cache"):  # replication: proxy cache namespaces (pull through)
         from moorage.replication import install_proxy
         instance.proxy = install_proxy(settings, engine, registry, manager)
+    # helm: on every edition, so that a personal instance refuses charts by name
+    from moorage.helm import install as install_helm
+    instance.helm = install_helm(settings, engine, registry, edition, bus)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -284,6 +291,7 @@ class MoorageApp:
         api = create_management_api(self.instance)
         self.management_api = RateLimited(api, self.instance.access.limit)
         self.console = build_console(self.instance, api)
+        self.chartrepo = build_chartrepo(self.instance)
         self.readiness = build_readiness(self.instance)
         self.metrics = build_metrics(self.instance)
         # Outermost: every request gets its id (and its access log line) whatever answers it,
@@ -321,6 +329,8 @@ class MoorageApp:
             await self.registry_api(scope, receive, send)
         elif path == "/auth/token":
             await self.token_api(scope, receive, send)
+        elif path.startswith(CHART_PREFIXES):  # helm: the chart repositories
+            await self.chartrepo(scope, receive, send)
         elif path.startswith("/api/"):
             await self.management_api(scope, receive, send)
         elif path == "/healthz":
@@ -365,6 +375,13 @@ class MoorageApp:
             except Exception:
                 log.exception("upload expiry failed")
             await asyncio.sleep(3600)
+
+
+def build_chartrepo(instance: Instance) -> ChartRepositoryAPI:
+    """helm: ChartMuseum's API at /chartrepo/NS (and Harbor's /api/chartrepo/NS alias)."""
+    assert instance.helm is not None
+    return ChartRepositoryAPI(instance.helm, instance.access, instance.edition,
+                              lambda: instance.read_only.state().on)
 
 
 def build_readiness(instance: Instance) -> Readiness:
