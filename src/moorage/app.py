@@ -428,6 +428,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.replication is not None:  # replication: rules, executions, logs
         from moorage.web.console.pages import replication as replication_pages
         site.install(replication_pages)
+    if instance.edition.has("helm_charts"):  # helm: charts, versions, values and README
+        from moorage.web.console.pages import charts as chart_pages
+        site.install(chart_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

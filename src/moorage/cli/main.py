@@ -85,6 +85,8 @@ from moorage.cli import replication as replication_cli  # noqa: E402
 app.add_typer(replication_cli.app, name="replication")  # replication rules and executions
 from moorage.cli import proxy as proxy_cli  # noqa: E402
 app.add_typer(proxy_cli.app, name="proxy")  # replication: proxy cache namespaces
+from moorage.cli import charts as charts_cli  # noqa: E402
+app.add_typer(charts_cli.app, name="chart")  # helm: charts of a namespace
 from moorage.cli import scan as scan_cli  # noqa: E402
 scan_cli.install(app)  # scan: scan, vulns, sbom, scan-on-push
 from moorage.cli import signing as signing_cli  # noqa: E402

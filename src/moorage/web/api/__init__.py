@@ -25,6 +25,7 @@ from moorage.web.api import signing  # signing: keys, signatures, verification
 from moorage.web.api import pull_policies  # blocking: pull policies per namespace
 from moorage.web.api import replication  # replication: rules, executions, reports
 from moorage.web.api import proxy  # replication: proxy cache namespaces
+from moorage.web.api import charts  # helm: charts of a namespace
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -66,6 +67,8 @@ TAGS = [
                                            "their executions and reports (administrators)"},
     {"name": "proxy caches", "description": "namespaces that pull through from an upstream "
                                             "registry (administrators)"},
+    {"name": "charts", "description": "Helm charts of a namespace: versions, values, README "
+                                      "(the chart repository API is at /chartrepo/NAMESPACE)"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
                                         "engines (administrators)"},
 ]
@@ -105,6 +108,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(pull_policies.router)  # blocking: pull policies per namespace
     api.include_router(replication.router)  # replication: rules, executions, reports
     api.include_router(proxy.router)  # replication: proxy cache namespaces
+    api.include_router(charts.router)  # helm: charts of a namespace
     scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 

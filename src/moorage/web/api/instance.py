@@ -18,6 +18,8 @@ def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
     """Open to anonymous callers: a client needs the edition before it logs in, to know which
     commands the instance supports. Network allowlists still apply."""
     usage = instance.manager.usage()
+    if instance.helm is not None:  # helm: namespaces with charts, chart repositories
+        usage["helm_namespaces"], usage["helm_repositories"] = instance.helm.store.counts()
     oidc = instance.oidc
     single_sign_on = [SignInMethod(kind="oidc", display_name=oidc.display_name,
                                    url=oidc.start_path)] if oidc is not None else []

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has
     from moorage.signing.service import SigningService
     from moorage.blocking import PullBlocking
     from moorage.replication.service import ReplicationService
+    from moorage.helm import HelmService
 
 
 class ApiParts(Protocol):
@@ -67,3 +68,5 @@ class ApiParts(Protocol):
     def blocking(self) -> PullBlocking | None: ...
     @property
     def replication(self) -> ReplicationService | None: ...
+    @property
+    def helm(self) -> HelmService | None: ...
