@@ -4,7 +4,8 @@
 # options such as --workers 4), then times the console's repository pages with 5,000
 # repositories and 10,000 tags, then the scanner's advisory import and image scan (cold and
 # warm; as library calls, then as scan jobs of a running server), then the manifest GET rate
-# with threat blocking's pull policies on beside none (bench/blocking.py); `make bench-smoke` checks
+# with threat blocking's pull policies on beside none (bench/blocking.py), then index.yaml of a
+# chart repository with 1,000 versions, cold and cached (bench/helm.py); `make bench-smoke` checks
 # that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
@@ -82,6 +83,7 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scan.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/blocking.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/helm.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

@@ -17,8 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
+from moorage.db.rawreads import RawReader
 from moorage.db.schema import helm_charts, helm_index_state
 from moorage.helm.chart import ChartMeta
+
+
+_GENERATION_SQL = "SELECT generation FROM helm_index_state WHERE namespace = ?"
 
 
 @dataclass(frozen=True)
@@ -107,10 +111,11 @@ class ChartStore:
 
     # -- reads --------------------------------------------------------------------------
     def generation(self, namespace: str) -> str:
-        with self.engine.connect() as conn:
-            value = conn.execute(select(helm_index_state.c.generation).where(
-                helm_index_state.c.namespace == namespace)).scalar()
-        return value or "empty"
+        """Read on every index request: on SQLite, answered from memory until the next
+        commit on the database by any process (db/rawreads.py); a plain indexed lookup on
+        PostgreSQL."""
+        value = RawReader.of(self.engine).cached_value(_GENERATION_SQL, (namespace,))
+        return str(value) if value else "empty"
 
     def namespace_rows(self, namespace: str) -> list[ChartRow]:
         with self.engine.connect() as conn:

@@ -142,16 +142,19 @@ class ChartRepositoryAPI:
                 kind == "repository" and name.split("/", 1)[0] == namespace and action in acts
                 for (kind, name), acts in claims.access.items()):
             raise RegistryError("DENIED", f"token does not grant {action} in {namespace}")
-        principal = await self.access.run(self.access.principal, caller)
-        held = await self.access.run(self.access.authorizer.permissions, principal,
-                                     f"{namespace}/", caller.address)
+        await self.access.run(self._namespace_decision, caller, namespace, action)
+        set_caller(caller.actor, address_text(caller.address))
+        return caller
+
+    def _namespace_decision(self, caller: Caller, namespace: str, action: str) -> None:
+        """Blocking (an auth thread): the caller's permissions in the namespace."""
+        principal = self.access.principal(caller)
+        held = self.access.authorizer.permissions(principal, f"{namespace}/", caller.address)
         if action not in held:
             if principal.anonymous:
                 raise RegistryError("UNAUTHORIZED",
                                     f"authentication required to {action} charts of {namespace}")
             raise self.access.authorizer.denial(principal, f"{namespace}/", action)
-        set_caller(caller.actor, address_text(caller.address))
-        return caller
 
     async def _chart_caller(self, scope: Scope, repository: str, action: str) -> Caller:
         caller = await self.access.authorize(scope, repository, action)
