@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
 
 MAX_CACHED_NAMESPACES = 256
+MAX_FRAGMENTS = 200_000  # versions' rendered text kept per process (~300 bytes each)
 
 
 def rfc3339(at: float) -> str:
@@ -52,11 +53,42 @@ def entries(rows: list[ChartRow]) -> dict[str, list[dict[str, object]]]:
             for name, versions in sorted(by_name.items())}
 
 
-def render(rows: list[ChartRow], generated: float) -> bytes:
-    doc = {"apiVersion": "v1", "entries": entries(rows), "generated": rfc3339(generated),
-           "serverInfo": {}}
-    return yaml.dump(doc, Dumper=_Dumper, default_flow_style=False, sort_keys=False,
-                     allow_unicode=True, width=1 << 20).encode("utf-8")
+def entry_yaml(row: ChartRow) -> bytes:
+    """One version as a list item of index.yaml, indented for its place under its chart's
+    key. A YAML document indented as a whole keeps its structure, block scalars included."""
+    text = yaml.dump([chart_version(row)], Dumper=_Dumper, default_flow_style=False,
+                     sort_keys=False, allow_unicode=True, width=1 << 20)
+    return "".join("  " + line for line in text.splitlines(keepends=True)).encode("utf-8")
+
+
+def render(rows: list[ChartRow], generated: float,
+           fragments: dict[tuple[str, ...], bytes] | None = None) -> bytes:
+    """index.yaml. Each version's text is kept in `fragments` (when given) under what makes
+    it, so that after a change only the versions that are new are rendered again."""
+    by_name: dict[str, dict[str, ChartRow]] = {}
+    for row in rows:
+        by_name.setdefault(row.name, {})[row.version] = row
+    out = [b"apiVersion: v1\n"]
+    if not by_name:
+        out.append(b"entries: {}\n")
+    else:
+        out.append(b"entries:\n")
+    for name, versions in sorted(by_name.items()):
+        # quoted: a chart named "true", "null" or "1.0" is still a string key
+        out.append(f'  "{name}":\n'.encode())
+        for version in sort_versions(list(versions)):
+            row = versions[version]
+            if fragments is None:
+                out.append(entry_yaml(row))
+                continue
+            key = (row.namespace, row.name, row.version, row.manifest_digest,
+                   str(row.created))
+            text = fragments.get(key)
+            if text is None:
+                text = fragments[key] = entry_yaml(row)
+            out.append(text)
+    out.append(f"generated: '{rfc3339(generated)}'\nserverInfo: {{}}\n".encode())
+    return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -72,6 +104,8 @@ class IndexCache:
     def __init__(self, store: ChartStore) -> None:
         self.store = store
         self._cache: dict[str, tuple[str, Index]] = {}
+        # each version's rendered text, by what it is made of (bounded: cleared when full)
+        self._fragments: dict[tuple[str, ...], bytes] = {}
         self._lock = threading.Lock()
 
     def get(self, namespace: str) -> tuple[Index, bool]:
@@ -81,8 +115,10 @@ class IndexCache:
             held = self._cache.get(namespace)
         if held is not None and held[0] == generation:
             return held[1], True
-        index = Index(render(self.store.namespace_rows(namespace), time.time()),
-                      f'"{generation}"')
+        if len(self._fragments) > MAX_FRAGMENTS:
+            self._fragments.clear()
+        index = Index(render(self.store.namespace_rows(namespace), time.time(),
+                             self._fragments), f'"{generation}"')
         # A write after the generation was read makes a newer generation: this entry, filed
         # under the older one, is simply never served again.
         with self._lock:
