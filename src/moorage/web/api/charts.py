@@ -20,7 +20,7 @@ from moorage.access.principal import Principal
 from moorage.helm.chart import ChartInvalid
 from moorage.helm.service import ChartError, HelmService
 from moorage.helm.store import ChartRow
-from moorage.web.api.deps import Caller, InstanceDep, User
+from moorage.web.api.deps import InstanceDep, User
 from moorage.web.api.errors import ERROR_RESPONSES
 from moorage.web.api.parts import ApiParts
 
@@ -109,8 +109,9 @@ def _rows(instance: ApiParts, principal: Principal, namespace: str,
 
 @router.get("")
 def list_charts(namespace: NamespacePath, instance: InstanceDep,
-                principal: Caller) -> list[Chart]:
-    """The charts of a namespace the caller may read, by name, each with its newest version."""
+                principal: User) -> list[Chart]:
+    """The charts of a namespace the caller may read, by name, each with its newest version
+    (anonymous readers of public namespaces use the chart repository, /chartrepo/NS)."""
     helm = service(instance)
     instance.manager.get_namespace(principal, namespace)
     by_name: dict[str, list[ChartRow]] = {}
@@ -130,14 +131,14 @@ def list_charts(namespace: NamespacePath, instance: InstanceDep,
 
 @router.get("/{chart}")
 def list_versions(namespace: NamespacePath, chart: ChartPath, instance: InstanceDep,
-                  principal: Caller) -> list[ChartVersion]:
+                  principal: User) -> list[ChartVersion]:
     """The versions of a chart, newest first (SemVer precedence)."""
     return [ChartVersion.of(r) for r in _rows(instance, principal, namespace, chart)]
 
 
 @router.get("/{chart}/{version}")
 def get_version(namespace: NamespacePath, chart: ChartPath, version: VersionPath,
-                instance: InstanceDep, principal: Caller) -> ChartVersionDetails:
+                instance: InstanceDep, principal: User) -> ChartVersionDetails:
     """One version with its values.yaml and README, read from the stored chart."""
     rows = _rows(instance, principal, namespace, chart)
     row = rows[0] if version == "latest" else next((r for r in rows if r.version == version),
