@@ -51,6 +51,18 @@ def test_roles_decide_who_reads_uploads_and_deletes(server: MoorageServer,
         assert client.delete("/api/charts/svc/1.0.0").status_code == 403  # developer: no delete
     with repo(server, ns) as client:
         assert client.delete("/api/charts/svc/1.0.0").status_code == 200
+    # the audit log has them as any artifact's push, pull and delete, by who did them
+    # (written by a flusher: waited for, bounded only against a hang)
+    import time
+    deadline = time.monotonic() + 120
+    while True:
+        entries = api(server).get("/audit", params={"repository": f"{ns}/svc"}).json()["entries"]
+        seen = {(e["actor"], e["action"]) for e in entries}
+        if {(developer[0], "push"), (guest[0], "pull"), ("admin", "delete")} <= seen \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {(developer[0], "push"), (guest[0], "pull"), ("admin", "delete")} <= seen, seen
     # a wrong password is a 401, and the body says so
     resp = httpx.get(f"{server.url}/chartrepo/{ns}/index.yaml", auth=(guest[0], "wrong"),
                      timeout=60)
