@@ -3,8 +3,6 @@ storage; ChartMuseum's answers to bad input; conflicts, immutability, deletion."
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from pathlib import Path
 
 import httpx
