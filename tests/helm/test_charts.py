@@ -263,3 +263,20 @@ def test_a_chart_pushed_to_a_repository_not_named_after_it_is_refused(
                      headers={"content-type": "application/vnd.oci.image.manifest.v1+json"})
     assert resp.status_code == 400, resp.text
     assert "a chart's repository is named after it" in resp.text
+
+
+def test_yaml_that_json_lacks_and_a_multipart_without_its_chart(server: MoorageServer) -> None:
+    """A Chart.yaml with a date (YAML has them, JSON not) is stored with it as text; a
+    multipart upload without a `chart` field is a 400 that names it."""
+    ns = new_namespace(api(server))
+    chart_yaml = (b"apiVersion: v2\nname: dated\nversion: 1.0.0\n"
+                  b"annotations:\n  released: 2024-01-31\n  42: answer\n")
+    body = tgz({"dated/Chart.yaml": chart_yaml})
+    with repo(server, ns) as client:
+        resp = client.post("/api/charts", content=body)
+        assert resp.status_code == 201, resp.text
+        version = client.get("/api/charts/dated/1.0.0").json()
+        assert version["annotations"]["released"] == "2024-01-31"
+        assert yaml.safe_load(client.get("/index.yaml").text)["entries"]["dated"]
+        resp = client.post("/api/charts", files={"other": ("x.tgz", body)})
+        assert resp.status_code == 400 and "no 'chart' field" in resp.json()["error"]

@@ -144,8 +144,12 @@ def parse_config(data: bytes) -> ChartMeta:
 def config_bytes(meta: ChartMeta) -> bytes:
     """The config blob Moorage writes for a chart uploaded through the chart repository API:
     the metadata as Helm would write it (its fields, nulls left out)."""
-    raw = {k: v for k, v in meta.raw.items() if v not in (None, "", [], {})}
-    return json.dumps(raw, separators=(",", ":"), sort_keys=True).encode()
+    raw = {str(k): v for k, v in meta.raw.items() if v not in (None, "", [], {})}
+    try:  # YAML may hold what JSON has not (dates, keys that are not strings): as text
+        return json.dumps(raw, separators=(",", ":"), default=str).encode()
+    except (TypeError, ValueError) as exc:
+        raise ChartInvalid(f"Chart.yaml holds values that cannot be stored: {exc}"[:300]) \
+            from None
 
 
 def chart_manifest(config: tuple[str, int], chart: tuple[str, int],

@@ -248,7 +248,10 @@ class HelmService:
                                   "versions are not overwritten (upload with ?force, or set "
                                   "helm_allow_overwrite)")
         await asyncio.to_thread(self.check_quotas, repository)
-        config = config_bytes(meta)
+        try:
+            config = config_bytes(meta)
+        except ChartInvalid as exc:
+            raise ChartError(400, str(exc)) from None
         blobs = [(config, digest_of(config)), (chart, digest_of(chart))]
         if prov is not None:
             blobs.append((prov, digest_of(prov)))

@@ -276,7 +276,7 @@ class ChartRepositoryAPI:
         chart: bytes | None
         prov: bytes | None
         if content_type.lower().startswith("multipart/form-data"):
-            fields = _multipart(content_type, body)
+            fields = await asyncio.to_thread(_multipart, content_type, body)
             chart, prov = fields.get("chart"), fields.get("prov")
             if prov_only and prov is None:
                 raise ChartError(400, "the multipart body has no 'prov' field")
