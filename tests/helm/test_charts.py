@@ -280,3 +280,32 @@ def test_yaml_that_json_lacks_and_a_multipart_without_its_chart(server: MoorageS
         assert yaml.safe_load(client.get("/index.yaml").text)["entries"]["dated"]
         resp = client.post("/api/charts", files={"other": ("x.tgz", body)})
         assert resp.status_code == 400 and "no 'chart' field" in resp.json()["error"]
+
+
+def test_a_retention_rule_deletes_old_chart_versions_from_the_index(
+        server: MoorageServer) -> None:
+    """Charts are tags like any others: a keep-last-2 rule leaves the two newest versions,
+    and index.yaml follows at once."""
+    import time
+
+    ns = new_namespace(api(server))
+    with repo(server, ns) as client:
+        for version in ("1.0.0", "1.1.0", "1.2.0"):
+            body = tgz({"kept/Chart.yaml": f"apiVersion: v2\nname: kept\nversion: {version}\n"
+                        .encode()})
+            assert client.post("/api/charts", content=body).status_code == 201
+            time.sleep(1.1)  # distinct push times: "newest" is by push time
+        rule = api(server).post("/retention", json={"scope": f"{ns}/*", "keep_last": 2})
+        assert rule.status_code == 201, rule.text
+        job = api(server).post(f"/retention/{rule.json()['id']}/run", json={"dry_run": False})
+        assert job.status_code in (200, 201, 202), job.text
+        deadline = time.monotonic() + 120  # bounds a hang only
+        while True:
+            state = api(server).get(f"/jobs/{job.json()['id']}").json()
+            if state["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert state["status"] == "succeeded", state
+        index = yaml.safe_load(client.get("/index.yaml").text)
+        assert [v["version"] for v in index["entries"]["kept"]] == ["1.2.0", "1.1.0"]
+        assert client.get("/charts/kept-1.0.0.tgz").status_code == 404

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import yaml
+
 from moorage.access.editions import Edition
 from moorage.helm.archive import ChartArchive, read_archive
 from moorage.helm.chart import (CHART_TYPES, CONFIG_TYPE, PROV_TYPE, ChartInvalid, ChartMeta,
-                                chart_manifest, config_bytes, parse_config, split_filename,
-                                version_tag)
+                                chart_manifest, config_bytes, parse_config, sort_versions,
+                                split_filename, version_tag)
 from moorage.helm.index import IndexCache
 from moorage.helm.store import ChartRow, ChartStore
 from moorage.oci import mediatypes as mt
@@ -57,8 +59,6 @@ class Provenance:
 def parse_provenance(data: bytes) -> Provenance:
     """The chart a `.prov` file signs: its clear-signed text is the chart's Chart.yaml, then
     `...`, then `files: {<name>-<version>.tgz: sha256:<hex>}` (Helm's provenance format)."""
-    import yaml
-
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -212,7 +212,6 @@ class HelmService:
         return self.store.one(namespace, name, version)
 
     def versions(self, namespace: str, name: str) -> list[ChartRow]:
-        from moorage.helm.chart import sort_versions
         rows = {r.version: r for r in self.store.chart_rows(namespace, name)}
         return [rows[v] for v in sort_versions(list(rows))]
 

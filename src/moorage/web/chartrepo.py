@@ -28,8 +28,7 @@ from urllib.parse import parse_qs, unquote
 
 from moorage.access.editions import Edition
 from moorage.access.network import address_text
-from moorage.helm.chart import sort_versions
-from moorage.helm.index import chart_version
+from moorage.helm.index import chart_version, entries
 from moorage.helm.service import ChartError, HelmService
 from moorage.helm.store import ChartRow
 from moorage.oci import mediatypes as mt
@@ -225,11 +224,7 @@ class ChartRepositoryAPI:
                 raise ChartError(405, f"{method} is not allowed here")
             await self._namespace_caller(scope, namespace, "pull")
             rows = await asyncio.to_thread(self.service.store.namespace_rows, namespace)
-            listing: dict[str, list[dict[str, object]]] = {}
-            for name in sorted({r.name for r in rows}):
-                mine = {r.version: r for r in rows if r.name == name}
-                listing[name] = [chart_version(mine[v]) for v in sort_versions(list(mine))]
-            await self._send_json(send, 200, listing, head)
+            await self._send_json(send, 200, entries(rows), head)
             return
         name = rest[0]
         repository = f"{namespace}/{name}"
