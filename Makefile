@@ -6,7 +6,8 @@
 # warm; as library calls, then as scan jobs of a running server), then the manifest GET rate
 # with threat blocking's pull policies on beside none (bench/blocking.py), then a 256 MiB image
 # copied between two Moorage instances by a push replication rule beside skopeo copy
-# (bench/replication.py); `make bench-smoke` checks
+# (bench/replication.py), then index.yaml of a chart repository with 1,000 versions, cold
+# and cached (bench/helm.py); `make bench-smoke` checks
 # that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
@@ -85,6 +86,7 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scan.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/blocking.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/replication.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/helm.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

@@ -60,6 +60,8 @@ from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond_error
 from moorage.web.registry_api import RegistryAPI, route_template
 from moorage.web.token_api import TokenAPI
+from moorage.web.chartrepo import PREFIXES as CHART_PREFIXES
+from moorage.web.chartrepo import ChartRepositoryAPI
 
 log = logging.getLogger("moorage")
 # Methods that change something on /v2: refused while the registry is read-only.
@@ -75,6 +77,7 @@ if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every wo
     from moorage.replication.proxy import ProxyService
     from moorage.replication.subscriptions.service import SubscriptionService
     from moorage.replication.imports.service import ImportService
+    from moorage.helm import HelmService
 
 @dataclass
 class Instance:
@@ -108,6 +111,7 @@ class Instance:
     proxy: ProxyService | None = None  # proxy cache namespaces, when the edition has them
     subscriptions: SubscriptionService | None = None  # artifact subscriptions (basic and up)
     imports: ImportService | None = None  # imports from other registries, when the edition has them
+    helm: HelmService | None = None  # Helm charts: installed on every edition (personal refuses)
 
 
 def redis_from_url(url: str):  # type: ignore[no-untyped-def]
@@ -239,6 +243,9 @@ def build_instance(settings: Settings) -> Instance:
     if edition.has("import"):  # replication: imports from other registries (jobs)
         from moorage.replication import install_imports
         instance.imports = install_imports(settings, engine, registry, worker, edition, bus)
+    # helm: on every edition, so that a personal instance refuses charts by name
+    from moorage.helm import install as install_helm
+    instance.helm = install_helm(settings, engine, registry, edition, bus)
     if edition.has("audit_log"):  # audit: record pushes, pulls, logins, management changes
         instance.audit = AuditRecorder(AuditStore(engine))
         bus.subscribe(instance.audit)
@@ -296,6 +303,7 @@ class MoorageApp:
         api = create_management_api(self.instance)
         self.management_api = RateLimited(api, self.instance.access.limit)
         self.console = build_console(self.instance, api)
+        self.chartrepo = build_chartrepo(self.instance)
         self.readiness = build_readiness(self.instance)
         self.metrics = build_metrics(self.instance)
         # Outermost: every request gets its id (and its access log line) whatever answers it,
@@ -333,6 +341,8 @@ class MoorageApp:
             await self.registry_api(scope, receive, send)
         elif path == "/auth/token":
             await self.token_api(scope, receive, send)
+        elif path.startswith(CHART_PREFIXES):  # helm: the chart repositories
+            await self.chartrepo(scope, receive, send)
         elif path.startswith("/api/"):
             await self.management_api(scope, receive, send)
         elif path == "/healthz":
@@ -377,6 +387,13 @@ class MoorageApp:
             except Exception:
                 log.exception("upload expiry failed")
             await asyncio.sleep(3600)
+
+
+def build_chartrepo(instance: Instance) -> ChartRepositoryAPI:
+    """helm: ChartMuseum's API at /chartrepo/NS (and Harbor's /api/chartrepo/NS alias)."""
+    assert instance.helm is not None
+    return ChartRepositoryAPI(instance.helm, instance.access, instance.edition,
+                              lambda: instance.read_only.state().on)
 
 
 def build_readiness(instance: Instance) -> Readiness:
@@ -429,6 +446,9 @@ def build_console(instance: Instance, api: object) -> ConsoleSite:
     if instance.imports is not None:  # replication: imports (start, progress, log)
         from moorage.web.console.pages import imports as import_pages
         site.install(import_pages)
+    if instance.edition.has("helm_charts"):  # helm: charts, versions, values and README
+        from moorage.web.console.pages import charts as chart_pages
+        site.install(chart_pages)
     if instance.oidc is not None:  # the "Sign in with …" button and the provider's callback
         from moorage.sso import oidc_setup
         oidc_setup.install_pages(site, instance.oidc)

@@ -168,6 +168,14 @@ class Settings:
     quota_repositories: int | None = None
     quota_sync_rules: int | None = None
     quota_artifact_subscriptions: int | None = None
+    quota_helm_namespaces: int | None = None
+    quota_helm_repositories: int | None = None
+    # Helm chart repositories (moorage.helm): the largest chart (.tgz) or .prov upload the
+    # ChartMuseum API takes, and whether an upload may replace an existing chart version
+    # (ChartMuseum's ALLOW_OVERWRITE; `?force` asks for it per upload). An immutable tag is
+    # never replaced.
+    helm_max_upload_bytes: int = 20 << 20
+    helm_allow_overwrite: bool = False
 
     def quota_overrides(self) -> dict[str, int]:
         return {f.name[len("quota_"):]: getattr(self, f.name) for f in fields(self)

@@ -51,9 +51,10 @@ def test_planned_features_and_quotas_are_never_on_or_shown() -> None:
         advanced.require("p2p")
     assert refused.value.message == "P2P distribution is not part of this version"
     assert set(advanced.quotas()) == {"namespaces", "repositories", "sync_rules",
-                                      "artifact_subscriptions"}
+                                      "artifact_subscriptions", "helm_namespaces",
+                                      "helm_repositories"}
     with pytest.raises(ValueError, match="this version has namespaces, repositories"):
-        Edition("basic", {"helm_namespaces": 1})
+        Edition("basic", {"pull_qps": 1})
 
 
 def test_unknown_edition_or_quota_is_refused() -> None:

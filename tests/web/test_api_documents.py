@@ -82,24 +82,25 @@ def test_info_is_open_and_complete(secure_registry: MoorageServer) -> None:
 
 # In the product's edition table, not built in this version (issue 13): never shown.
 UNBUILT_FEATURES = {"p2p", "lazy_pull", "multiarch_builds", "delivery_chain"}
-UNBUILT_QUOTAS = {"helm_namespaces", "helm_repositories", "concurrent_builds", "pull_qps"}
+UNBUILT_QUOTAS = {"concurrent_builds", "pull_qps"}
+BUILT_QUOTAS = {"namespaces", "repositories", "sync_rules", "artifact_subscriptions",
+                "helm_namespaces", "helm_repositories"}
 BUILT_FEATURES = {"oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks",
                   "network_acl", "credential_free_pull", "custom_domains", "scanning",
-                  "signing", "threat_blocking", "proxy_cache", "global_sync", "import"}
+                  "signing", "threat_blocking", "proxy_cache", "global_sync", "import",
+                  "helm_charts"}
 
 
 def test_info_and_openapi_list_only_what_is_built(secure_registry: MoorageServer) -> None:
     body = api(secure_registry, "GET", "/info", auth=None).json()
     assert set(body["features"]) == BUILT_FEATURES
-    assert set(body["quotas"]) == {"namespaces", "repositories", "sync_rules",
-                                   "artifact_subscriptions"}
+    assert set(body["quotas"]) == BUILT_QUOTAS
     doc = httpx.get(f"{secure_registry.url}/api/v1/openapi.json", timeout=60).json()
     schemas = doc["components"]["schemas"]
     features = schemas["InstanceInfo"]["properties"]["features"]
     assert set(features["propertyNames"]["enum"]) == BUILT_FEATURES
     quotas = schemas["InstanceInfo"]["properties"]["quotas"]
-    assert set(quotas["propertyNames"]["enum"]) == {"namespaces", "repositories", "sync_rules",
-                                   "artifact_subscriptions"}
+    assert set(quotas["propertyNames"]["enum"]) == BUILT_QUOTAS
     text = httpx.get(f"{secure_registry.url}/api/v1/openapi.json", timeout=60).text
     for name in UNBUILT_FEATURES | UNBUILT_QUOTAS:
         assert f'"{name}"' not in text, name

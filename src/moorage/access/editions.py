@@ -53,16 +53,19 @@ FEATURES: dict[str, tuple[str, frozenset[str]]] = {
     "signing": ("image signing and signature verification", frozenset({"advanced"})),
     "delivery_chain": ("delivery chain", frozenset({"advanced"})),
     "credential_free_pull": ("credential-free pull", frozenset(EDITION_NAMES)),
+    # the Helm chart rows of the product's table: personal has no chart namespaces at all
+    "helm_charts": ("Helm charts", frozenset({"basic", "advanced"})),
 }
 
 # What this version implements, out of the plan above. Add a name here when its feature lands.
 BUILT_FEATURES: frozenset[str] = frozenset({
     "oci_artifacts", "tag_immutability", "retention", "audit_log", "webhooks", "network_acl",
     "credential_free_pull", "custom_domains", "scanning", "signing", "threat_blocking",
-    "proxy_cache", "global_sync", "import",
+    "proxy_cache", "global_sync", "import", "helm_charts",
 })
 BUILT_QUOTAS: frozenset[str] = frozenset({"namespaces", "repositories", "sync_rules",
-                                          "artifact_subscriptions"})
+                                          "artifact_subscriptions", "helm_namespaces",
+                                          "helm_repositories"})
 # In the tables' order, for listings and the OpenAPI enums.
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name in FEATURES if name in BUILT_FEATURES)
 QUOTA_NAMES: tuple[str, ...] = tuple(name for name in QUOTAS if name in BUILT_QUOTAS)

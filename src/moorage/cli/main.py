@@ -90,6 +90,8 @@ app.add_typer(subscription_cli.app, name="subscription")  # replication: artifac
 from moorage.cli import imports as imports_cli  # noqa: E402
 app.command("import")(imports_cli.start)  # replication: start an import of another registry
 app.add_typer(imports_cli.app, name="imports")  # replication: list, show, cancel, log imports
+from moorage.cli import charts as charts_cli  # noqa: E402
+app.add_typer(charts_cli.app, name="chart")  # helm: charts of a namespace
 from moorage.cli import scan as scan_cli  # noqa: E402
 scan_cli.install(app)  # scan: scan, vulns, sbom, scan-on-push
 from moorage.cli import signing as signing_cli  # noqa: E402

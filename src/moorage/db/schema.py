@@ -886,3 +886,41 @@ import_items = Table(
     Column("error", Text, nullable=True),
 )
 Index("ix_import_items_state", import_items.c.import_id, import_items.c.state)
+
+# Helm charts (moorage.helm): the metadata of each chart version held as an OCI artifact in
+# repository NAMESPACE/NAME under the tag of its version, written when the chart's manifest is
+# pushed (by `helm push` or the chart repository API) and removed when it goes. index.yaml is
+# generated from these rows; the artifact stays the one storage.
+helm_charts = Table(
+    "helm_charts", metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("version", String(255), primary_key=True),
+    Column("repository", String(255), nullable=False),
+    Column("manifest_digest", String(200),
+           ForeignKey("manifests.digest", ondelete="CASCADE"), nullable=False),
+    Column("chart_digest", String(200), nullable=False),  # the .tgz layer: index.yaml's digest
+    Column("chart_size", BigInteger, nullable=False),
+    Column("prov_digest", String(200), nullable=True),
+    Column("api_version", String(8), nullable=False),
+    Column("app_version", String(255), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("icon", Text, nullable=False, default=""),
+    Column("keywords", Text, nullable=False, default="[]"),  # JSON
+    Column("maintainers", Text, nullable=False, default="[]"),  # JSON
+    Column("dependencies", Text, nullable=False, default="[]"),  # JSON
+    Column("metadata", Text, nullable=False, default="{}"),  # the whole config, JSON
+    Column("created", Float, nullable=False),
+)
+Index("ix_helm_charts_repository", helm_charts.c.repository)
+Index("ix_helm_charts_manifest", helm_charts.c.manifest_digest)
+
+# One row per namespace with charts: a value that changes with every change to its charts,
+# so that each worker's cached index.yaml is served only while it is still the namespace's
+# (and is the ETag clients revalidate with).
+helm_index_state = Table(
+    "helm_index_state", metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("generation", String(32), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

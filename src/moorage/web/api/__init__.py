@@ -27,6 +27,7 @@ from moorage.web.api import replication  # replication: rules, executions, repor
 from moorage.web.api import proxy  # replication: proxy cache namespaces
 from moorage.web.api import subscriptions  # replication: artifact subscriptions
 from moorage.web.api import imports  # replication: imports from other registries
+from moorage.web.api import charts  # helm: charts of a namespace
 from moorage.web.api.maintenance import refuse_changes_when_read_only
 from moorage.web.api.changes import AnnounceChanges, announce_caller
 from moorage.web.api.deps import one_value_each
@@ -73,6 +74,8 @@ TAGS = [
                                             "registry (administrators)"},
     {"name": "imports", "description": "imports of another registry's repositories, "
                                        "server-side and resumable (administrators)"},
+    {"name": "charts", "description": "Helm charts of a namespace: versions, values, README "
+                                      "(the chart repository API is at /chartrepo/NAMESPACE)"},
     {"name": "scanners", "description": "Harbor scanner adapters (Trivy's, ...) used as scan "
                                         "engines (administrators)"},
 ]
@@ -114,6 +117,7 @@ def create_management_api(instance: ApiParts) -> FastAPI:
     api.include_router(proxy.router)  # replication: proxy cache namespaces
     api.include_router(subscriptions.router)  # replication: artifact subscriptions
     api.include_router(imports.router)  # replication: imports from other registries
+    api.include_router(charts.router)  # helm: charts of a namespace
     scanners.install(api, instance)  # scan: Harbor scanner adapters (the `scanning` switch)
     return api
 

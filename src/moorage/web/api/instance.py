@@ -20,6 +20,8 @@ def info(instance: InstanceDep, _: Caller) -> InstanceInfo:
     usage = instance.manager.usage()
     if instance.subscriptions is not None:  # replication: artifact subscriptions in use
         usage["artifact_subscriptions"] = instance.subscriptions.store.count()
+    if instance.helm is not None:  # helm: namespaces with charts, chart repositories
+        usage["helm_namespaces"], usage["helm_repositories"] = instance.helm.store.counts()
     oidc = instance.oidc
     single_sign_on = [SignInMethod(kind="oidc", display_name=oidc.display_name,
                                    url=oidc.start_path)] if oidc is not None else []

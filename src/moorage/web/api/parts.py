@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the scanner is imported only by instances whose edition has
     from moorage.replication.service import ReplicationService
     from moorage.replication.subscriptions.service import SubscriptionService
     from moorage.replication.imports.service import ImportService
+    from moorage.helm import HelmService
 
 
 class ApiParts(Protocol):
@@ -72,3 +73,4 @@ class ApiParts(Protocol):
     @property
     def subscriptions(self) -> SubscriptionService | None: ...
     def imports(self) -> ImportService | None: ...
+    def helm(self) -> HelmService | None: ...
