@@ -53,9 +53,7 @@ from moorage.store.encrypted import warn_if_plaintext, wrap_if_enabled
 from moorage.store.factory import open_blob_store
 from moorage.web.auth import RegistryAccess
 from moorage.web.bodyguard import BODY_METHODS, guarded
-from moorage.web.console import ConsoleSite
 from moorage.web.front import FrontHeaders
-from moorage.web.console.pages import CORE_PAGES
 from moorage.web.ratelimit import RateLimited, RateLimiter
 from moorage.web.http import Receive, Scope, Send, respond_error
 from moorage.web.registry_api import RegistryAPI, route_template
@@ -69,6 +67,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 if TYPE_CHECKING:  # imported when configured: authlib and joserfc cost every worker's start
+    from moorage.web.console import ConsoleSite  # imported by build_console (see there)
     from moorage.sso.oidc_console import OidcSignIn
     from moorage.scan.service import ScanService
     from moorage.signing.service import SigningService
@@ -418,7 +417,14 @@ def build_metrics(instance: Instance) -> Metrics:
 
 
 def build_console(instance: Instance, api: object) -> ConsoleSite:
-    """The web console, with the core's pages; features add theirs here when they are on."""
+    """The web console, with the core's pages; features add theirs here when they are on.
+
+    Imported here, not with this module: the console brings FastAPI and the whole management
+    API with it (~1 s of CPU), which `moorage serve`'s preparation child, importing this module
+    for build_instance, and the CLI's local commands never use."""
+    from moorage.web.console import ConsoleSite
+    from moorage.web.console.pages import CORE_PAGES
+
     site = ConsoleSite(instance.access, instance.sessions, api,
                        instance.settings.console_secure_cookies)
     for pages in CORE_PAGES:
