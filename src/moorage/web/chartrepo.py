@@ -166,9 +166,20 @@ class ChartRepositoryAPI:
             raise ChartError(403, f"{caller.actor} may not {action} {repository}")
 
     # -- reads --------------------------------------------------------------------------
+    async def _visible(self, caller: Caller, namespace: str
+                       ) -> tuple[frozenset[str] | None, tuple[str, list[ChartRow]]]:
+        """The repositories of the namespace's charts the caller may pull (None: all of them,
+        the common case, which shares one cached index), and the rows they were taken from.
+        Who may read a namespace may still not pull a private repository in it."""
+        held = await asyncio.to_thread(self.service.index.rows, namespace)
+        repositories = sorted({row.repository for row in held[1]})
+        readable = await self.access.run(self.access.pullable, caller, namespace, repositories)
+        return (None if readable.issuperset(repositories) else frozenset(readable)), held
+
     async def index(self, scope: Scope, send: Send, namespace: str, head: bool) -> None:
-        await self._namespace_caller(scope, namespace, "pull")
-        index, _ = await asyncio.to_thread(self.service.index.get, namespace)
+        caller = await self._namespace_caller(scope, namespace, "pull")
+        visible, held = await self._visible(caller, namespace)
+        index, _ = await asyncio.to_thread(self.service.index.get, namespace, visible, held)
         headers = {"etag": index.etag, "cache-control": "no-cache"}
         if index.etag in (header(scope, b"if-none-match") or "").split(","):
             await respond(send, 304, b"", headers)
@@ -222,9 +233,10 @@ class ChartRepositoryAPI:
                 return
             if method not in ("GET", "HEAD"):
                 raise ChartError(405, f"{method} is not allowed here")
-            await self._namespace_caller(scope, namespace, "pull")
-            rows = await asyncio.to_thread(self.service.store.namespace_rows, namespace)
-            await self._send_json(send, 200, entries(rows), head)
+            caller = await self._namespace_caller(scope, namespace, "pull")
+            visible, (_, rows) = await self._visible(caller, namespace)
+            shown = rows if visible is None else [r for r in rows if r.repository in visible]
+            await self._send_json(send, 200, entries(shown), head)
             return
         name = rest[0]
         repository = f"{namespace}/{name}"
