@@ -145,15 +145,22 @@ class Authorizer:
     def pullable(self, principal: Principal, namespace: str, names: list[str],
                  address: Address | None) -> set[str]:
         """Which of a namespace's repositories the principal may pull, as `permissions` would
-        answer for each, with the role looked up once: a listing (a chart repository's
-        index.yaml) costs one query and each repository's cached visibility."""
+        answer for each, with the role and the visibilities looked up once: a listing (a
+        chart repository's index.yaml, on every request) costs two queries, not one a
+        repository (the visibilities are remembered until the next commit)."""
+        names = [name for name in names if namespace_of(name) == namespace]
         if principal.is_admin:
             return set(names)
         role = self._role(principal, namespace)
         if role is not None and "pull" in ROLE_ACTIONS[role]:
             return set(names)
-        return {name for name in names if namespace_of(name) == namespace
-                and "pull" in self.permissions(principal, name, address)}
+        known = self.store.visibility_overrides(namespace)
+        if known is None:
+            return set()  # no such namespace: nothing in it to pull
+        visibility, credential_free, overrides = known
+        if credential_free and self.trusted(address):
+            return set(names)
+        return {name for name in names if overrides.get(name, visibility) == "public"}
 
     def denial(self, principal: Principal, name: str, action: str) -> RegistryError:
         """Why a principal may not do something, in words."""
