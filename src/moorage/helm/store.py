@@ -233,11 +233,6 @@ class ChartStore:
                 helm_charts.c.version == version)).first()
         return _row(row) if row is not None else None
 
-    def has_repository(self, repository: str) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(helm_charts.c.version).where(
-                helm_charts.c.repository == repository).limit(1)).first() is not None
-
     def has_namespace(self, namespace: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(helm_charts.c.version).where(
