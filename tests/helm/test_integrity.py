@@ -5,7 +5,10 @@ showing each reader only the charts they may pull."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -97,6 +100,58 @@ def test_simultaneous_first_uploads_into_new_namespaces_stop_at_its_quota(
     assert sum(bool(_charts(server, ns)) for ns in spaces) == 3
     assert api(server).get("/info").json()["quotas"]["helm_namespaces"] == \
         {"limit": 3, "used": 3}
+
+
+@pytest.fixture(scope="module")
+def few_repositories_oci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+    started = _quota_server(tmp_path_factory, namespaces=100, repositories=4)
+    yield started
+    started.kill()
+
+
+def _oci_push(server: MoorageServer, token: str, repository: str, chart: bytes,
+              start: threading.Barrier) -> httpx.Response:
+    """Push a chart over OCI as `helm push` does (config, content layer, manifest tagged with
+    its version): the blobs first, then the manifest when every racer is ready."""
+    name = repository.rsplit("/", 1)[1]
+    config = json.dumps({"apiVersion": "v2", "name": name, "version": "1.0.0"}).encode()
+    with httpx.Client(base_url=f"{server.url}/v2/{repository}", timeout=120,
+                      headers={"authorization": token}) as client:
+        for blob in (config, chart):
+            resp = client.post("/blobs/uploads/", params={"digest": f"sha256:{sha256(blob)}"},
+                               content=blob)
+            assert resp.status_code == 201, resp.text
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json",
+                       "digest": f"sha256:{sha256(config)}", "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                        "digest": f"sha256:{sha256(chart)}", "size": len(chart)}]}).encode()
+        start.wait(timeout=120)
+        return client.put("/manifests/1.0.0", content=manifest, headers={
+            "content-type": "application/vnd.oci.image.manifest.v1+json"})
+
+
+def test_simultaneous_oci_pushes_of_new_charts_stop_at_the_repositories_quota(
+        few_repositories_oci: MoorageServer) -> None:
+    server = few_repositories_oci
+    ns = new_namespace(api(server))
+    names = [f"oci{i}" for i in range(RACERS)]
+    resp = httpx.get(f"{server.url}/auth/token", auth=ADMIN, timeout=60, params=[
+        ("service", server.host)] + [("scope", f"repository:{ns}/{n}:pull,push") for n in names])
+    assert resp.status_code == 200, resp.text
+    token = f"Bearer {resp.json()['token']}"
+    start = threading.Barrier(RACERS)
+    with ThreadPoolExecutor(RACERS) as pool:
+        answers = list(pool.map(lambda n: _oci_push(server, token, f"{ns}/{n}",
+                                                    small_chart(n, "1.0.0"), start), names))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [201] * 4 + [403] * (RACERS - 4), [r.text for r in answers]
+    assert all("quota 'helm_repositories' is 4" in r.text for r in answers
+               if r.status_code == 403)
+    assert len(_charts(server, ns)) == 4
+    assert api(server).get("/info").json()["quotas"]["helm_repositories"] == \
+        {"limit": 4, "used": 4}
 
 
 def test_simultaneous_uploads_of_one_new_version_have_one_winner(
