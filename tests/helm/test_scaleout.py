@@ -1,7 +1,8 @@
 """Charts on two replicas sharing PostgreSQL, S3 (SeaweedFS) and Redis: a chart uploaded
 through one replica is in the other's index.yaml (whose per-replica cache follows the
 namespace's generation row), is pulled through it over OCI, and a delete through the other
-is followed by the first."""
+is followed by the first; simultaneous first uploads through both stop at the chart
+repositories' quota (the claims' table lock on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import pytest
 import yaml
 
 from tests.conftest import BACKENDS, ROOMY, SECURED
-from tests.helm.helpers import ADMIN, api, helm, new_namespace, package, repo, sha256
+from tests.helm.helpers import (ADMIN, api, helm, new_namespace, package, push_token,
+                                race_uploads, repo, sha256, small_chart)
 from tests.support.server import MoorageServer
+
+QUOTA = 8  # chart repositories: the test below fills what the others leave
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif("scaleout" not in BACKENDS,
@@ -25,7 +29,8 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[MoorageS
     from tests.support.scaleout import ScaleOut
 
     cluster = ScaleOut(tmp_path_factory.mktemp("helm-scaleout"),
-                       env={**SECURED, **ROOMY, "MOORAGE_EDITION": "basic"})
+                       env={**SECURED, **ROOMY, "MOORAGE_EDITION": "basic",
+                            "MOORAGE_QUOTA_HELM_REPOSITORIES": str(QUOTA)})
     try:
         cluster.start(replicas=2)
         yield cluster.replicas
@@ -58,3 +63,23 @@ def test_a_change_through_one_replica_is_in_the_others_index(
         assert [v["version"] for v in versions] == ["2.0.0"]
         assert a.get(f"/charts/{first.name}").status_code == 404
         assert a.get(f"/charts/{second.name}").content == second.read_bytes()
+
+
+def test_simultaneous_first_uploads_through_both_replicas_stop_at_the_quota(
+        replicas: list[MoorageServer]) -> None:
+    one, other = replicas
+    ns = new_namespace(api(one))
+    used = api(one).get("/info").json()["quotas"]["helm_repositories"]["used"]
+    left = QUOTA - used
+    racers = left + 6
+    assert left > 0
+    uploads = [(replicas[i % 2], ns, small_chart(f"race{i}", "1.0.0")) for i in range(racers)]
+    answers = race_uploads(push_token(one, [ns]), uploads)
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [201] * left + [403] * (racers - left), [r.text for r in answers]
+    assert all(f"quota 'helm_repositories' is {QUOTA}" in r.json()["error"]
+               for r in answers if r.status_code == 403)
+    with repo(other, ns) as client:
+        assert len(client.get("/api/charts").json()) == left
+    assert api(other).get("/info").json()["quotas"]["helm_repositories"] == \
+        {"limit": QUOTA, "used": QUOTA}

@@ -115,13 +115,9 @@ class Authorizer:
             return REGISTRY_ACTIONS
         namespace = namespace_of(name)
         held: set[str] = set()
-        if principal.id is not None:
-            if principal.kind == "robot" and principal.robot_namespace != namespace:
-                role = None
-            else:
-                role = self.store.role(principal.id, namespace)
-            if role is not None:
-                held |= ROLE_ACTIONS[role] & REGISTRY_ACTIONS
+        role = self._role(principal, namespace)
+        if role is not None:
+            held |= ROLE_ACTIONS[role] & REGISTRY_ACTIONS
         if "pull" not in held:
             visibility = self.store.repository_visibility(name)
             if visibility is None:
@@ -137,6 +133,34 @@ class Authorizer:
             elif credential_free and self.trusted(address):
                 held.add("pull")
         return frozenset(held)
+
+    def _role(self, principal: Principal, namespace: str) -> str | None:
+        """The principal's role in a namespace (a robot has one only in its own)."""
+        if principal.id is None:
+            return None
+        if principal.kind == "robot" and principal.robot_namespace != namespace:
+            return None
+        return self.store.role(principal.id, namespace)
+
+    def pullable(self, principal: Principal, namespace: str, names: list[str],
+                 address: Address | None) -> set[str]:
+        """Which of a namespace's repositories the principal may pull, as `permissions` would
+        answer for each, with the role and the visibilities looked up once: a listing (a
+        chart repository's index.yaml, on every request) costs two queries, not one a
+        repository (the visibilities are remembered until the next commit)."""
+        names = [name for name in names if namespace_of(name) == namespace]
+        if principal.is_admin:
+            return set(names)
+        role = self._role(principal, namespace)
+        if role is not None and "pull" in ROLE_ACTIONS[role]:
+            return set(names)
+        known = self.store.visibility_overrides(namespace)
+        if known is None:
+            return set()  # no such namespace: nothing in it to pull
+        visibility, credential_free, overrides = known
+        if credential_free and self.trusted(address):
+            return set(names)
+        return {name for name in names if overrides.get(name, visibility) == "public"}
 
     def denial(self, principal: Principal, name: str, action: str) -> RegistryError:
         """Why a principal may not do something, in words."""

@@ -127,6 +127,13 @@ _REPOSITORY_VISIBILITY = (
     "SELECT COALESCE(r.visibility, n.visibility), n.name, n.credential_free_pull "
     "FROM repositories r JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?")
 
+# A namespace's visibility and the repositories in it with one of their own (a listing's
+# check of each of its repositories, in one query).
+_VISIBILITY_OVERRIDES = (
+    "SELECT n.visibility, n.credential_free_pull, r.name, r.visibility FROM namespaces n "
+    "LEFT JOIN repositories r ON r.namespace_id = n.id AND r.visibility IS NOT NULL "
+    "WHERE n.name = ?")
+
 
 # Plain SQL for RawReader: the network rules are consulted on every request.
 _NETWORK_RULES = (
@@ -264,6 +271,16 @@ class AccessStore:
         """(visibility that applies, namespace name, credential-free pull) in one query."""
         found = self.reads.cached_rows(_REPOSITORY_VISIBILITY, (name,))  # asked on every public pull
         return (found[0][0], found[0][1], bool(found[0][2])) if found else None
+
+    def visibility_overrides(self, namespace: str
+                             ) -> tuple[str, bool, dict[str, str]] | None:
+        """(the namespace's visibility, its credential-free pull, {repository: visibility}
+        of the repositories with their own), remembered until the next commit."""
+        found = self.reads.cached_rows(_VISIBILITY_OVERRIDES, (namespace,))
+        if not found:
+            return None
+        return (found[0][0], bool(found[0][1]),
+                {row[2]: row[3] for row in found if row[2] is not None})
 
     def update_repository(self, name: str, **values: object) -> bool:
         with self.engine.begin() as conn:

@@ -924,3 +924,18 @@ helm_index_state = Table(
     Column("generation", String(32), nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# A chart version being uploaded through the chart repository API (moorage.helm): written in
+# its own transaction before the push and deleted after it, so that two uploads of the same
+# new version cannot both go ahead (the primary key), and so that a new chart repository or
+# namespace takes its place in the helm_repositories / helm_namespaces quotas at once (the
+# quotas count these rows with helm_charts'). A claim whose upload died expires.
+helm_claims = Table(
+    "helm_claims", metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("version", String(255), primary_key=True),
+    Column("repository", String(255), nullable=False),
+    Column("owner", String(32), nullable=False),  # the upload holding it (random)
+    Column("expires_at", Float, nullable=False),
+)

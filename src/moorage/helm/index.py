@@ -4,10 +4,15 @@ The cache is a per-process copy of something stored: an entry is served only whi
 namespace's generation (store.py), read with one single-row query per request, is the one it
 was built under, so a chart pushed or deleted through any worker or replica is in the next
 index on every one of them. The generation is also the ETag.
+
+A reader sees only the versions of the repositories they may pull (a private repository in a
+public namespace is not listed to anonymous readers): the index is cached per set of visible
+repositories, and that set's digest is part of the ETag.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -97,32 +102,62 @@ class Index:
     etag: str
 
 
+def visible_tag(visible: frozenset[str] | None) -> str:
+    """What an ETag adds for a reader who sees only some of the namespace's repositories: a
+    digest of which, so that readers who see different sets never share a 304."""
+    if visible is None:
+        return ""
+    digest = hashlib.sha256("\n".join(sorted(visible)).encode()).hexdigest()[:16]
+    return f"-{digest}"
+
+
 class IndexCache:
-    """This process's index.yaml per namespace, each filed under the generation it was built
-    from (blocking: call from a worker thread)."""
+    """This process's index.yaml per namespace and per set of repositories its reader may
+    pull (None: all of them), each filed under the generation it was built from (blocking:
+    call from a worker thread). The namespace's rows are kept too, under their generation,
+    so that who may see which repository is asked of the rows the index is built from."""
 
     def __init__(self, store: ChartStore) -> None:
         self.store = store
-        self._cache: dict[str, tuple[str, Index]] = {}
+        self._rows: dict[str, tuple[str, list[ChartRow]]] = {}
+        self._cache: dict[tuple[str, frozenset[str] | None], tuple[str, Index]] = {}
         # each version's rendered text, by what it is made of (bounded: cleared when full)
         self._fragments: dict[tuple[str, ...], bytes] = {}
         self._lock = threading.Lock()
 
-    def get(self, namespace: str) -> tuple[Index, bool]:
-        """(the index, whether it came from the cache)."""
+    def rows(self, namespace: str) -> tuple[str, list[ChartRow]]:
+        """(the namespace's generation, its rows as of that generation)."""
         generation = self.store.generation(namespace)
         with self._lock:
-            held = self._cache.get(namespace)
+            held = self._rows.get(namespace)
         if held is not None and held[0] == generation:
-            return held[1], True
+            return held
+        rows = self.store.namespace_rows(namespace)
+        # A write after the generation was read makes a newer generation: rows filed under
+        # the older one are simply never served again.
+        with self._lock:
+            if len(self._rows) >= MAX_CACHED_NAMESPACES:
+                self._rows.pop(next(iter(self._rows)))
+            self._rows[namespace] = (generation, rows)
+        return generation, rows
+
+    def get(self, namespace: str, visible: frozenset[str] | None = None,
+            held: tuple[str, list[ChartRow]] | None = None) -> tuple[Index, bool]:
+        """(the index of the versions in `visible` repositories, whether it came from the
+        cache). `held`: what `rows` answered, when the caller asked it first."""
+        generation, rows = held if held is not None else self.rows(namespace)
+        key = (namespace, visible)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1], True
         if len(self._fragments) > MAX_FRAGMENTS:
             self._fragments.clear()
-        index = Index(render(self.store.namespace_rows(namespace), time.time(),
-                             self._fragments), f'"{generation}"')
-        # A write after the generation was read makes a newer generation: this entry, filed
-        # under the older one, is simply never served again.
+        shown = rows if visible is None else [r for r in rows if r.repository in visible]
+        index = Index(render(shown, time.time(), self._fragments),
+                      f'"{generation}{visible_tag(visible)}"')
         with self._lock:
             if len(self._cache) >= MAX_CACHED_NAMESPACES:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[namespace] = (generation, index)
+            self._cache[key] = (generation, index)
         return index, False

@@ -27,7 +27,7 @@ from moorage.helm.chart import (CHART_TYPES, CONFIG_TYPE, PROV_TYPE, ChartInvali
                                 chart_manifest, config_bytes, parse_config, sort_versions,
                                 split_filename, version_tag)
 from moorage.helm.index import IndexCache
-from moorage.helm.store import ChartRow, ChartStore
+from moorage.helm.store import ChartRow, ChartStore, Claim, QuotaReached, VersionClaimed
 from moorage.oci import mediatypes as mt
 from moorage.oci.digest import digest_of
 from moorage.oci.errors import RegistryError
@@ -38,6 +38,11 @@ from moorage.registry.service import Registry
 
 log = logging.getLogger("moorage.helm")
 MAX_CONFIG_BYTES = 1 << 20
+# How long a claim on a chart version lives if nothing releases it (its upload's process
+# died; a push refused after its manifest check): an upload's covers pushing its blobs, a
+# `helm push`'s only its manifest's put.
+UPLOAD_CLAIM_TTL = 600.0
+PUSH_CLAIM_TTL = 120.0
 
 
 class ChartError(Exception):
@@ -113,17 +118,37 @@ class HelmService:
         if not any(d.media_type in CHART_TYPES for d in manifest.blobs[1:]):
             raise RegistryError("MANIFEST_INVALID", "a chart manifest needs a chart content "
                                 "layer (application/vnd.cncf.helm.chart.content.v1.tar+gzip)")
-        self.check_quotas(name)
+        self.check_quotas(name, meta.version)
 
-    def check_quotas(self, repository: str) -> None:
-        """A new chart repository, or the first chart of a namespace, must fit the quotas."""
+    def check_quotas(self, repository: str, version: str) -> None:
+        """A new chart repository, or the first chart of a namespace, must fit the quotas.
+        Pushed over OCI, a chart of a new repository claims its version (store.py), so that
+        the quota is counted with the push's place held: the claim goes when the version's
+        row is written, or expires (PUSH_CLAIM_TTL) if the push fails after this check. An
+        upload through the chart repository API holds its claim already."""
         self.edition.require("helm_charts")
-        if self.store.has_repository(repository):
+        if self.store.repository_known(repository):
             return
-        spaces, repos = self.store.counts()
-        if not self.store.has_namespace(namespace_of(repository)):
-            self.edition.check_quota("helm_namespaces", spaces)
-        self.edition.check_quota("helm_repositories", repos)
+        if repository.count("/") != 1:  # never a chart repository entry: counted, not held
+            spaces, repos = self.store.counts()
+            if not self.store.has_namespace(namespace_of(repository)):
+                self.edition.check_quota("helm_namespaces", spaces)
+            self.edition.check_quota("helm_repositories", repos)
+            return
+        try:
+            self._claim(repository, version, PUSH_CLAIM_TTL)
+        except VersionClaimed:
+            return  # a push of the same version at this moment holds the place
+
+    def _claim(self, repository: str, version: str, ttl: float) -> Claim:
+        """Claim a chart version (blocking); past a quota, the edition's refusal."""
+        namespace, name = repository.split("/", 1)
+        quotas = {q: self.edition.quota(q) for q in ("helm_namespaces", "helm_repositories")}
+        try:
+            return self.store.claim(namespace, name, version, repository, quotas, ttl)
+        except QuotaReached as exc:
+            self.edition.check_quota(exc.quota, exc.in_use)
+            raise AssertionError("unreachable: the quota was passed") from None
 
     def _config(self, manifest: Manifest) -> ChartMeta:
         config = manifest.blobs[0]
@@ -241,16 +266,35 @@ class HelmService:
                 raise ChartError(400, f"the provenance file signs {signed.name}-{signed.version}"
                                       f", not {meta.name}-{meta.version}")
             self._check_signed_digest(signed, digest_of(chart))
+        try:
+            config = config_bytes(meta)
+        except ChartInvalid as exc:
+            raise ChartError(400, str(exc)) from None
+        self.edition.require("helm_charts")
+        # The claim comes first, in its own transaction: the check for an existing version
+        # after it cannot race another upload of the same version (which holds the claim
+        # until its row is written), and the quotas are counted with this place held.
+        try:
+            claim = await asyncio.to_thread(self._claim, repository, meta.version,
+                                            UPLOAD_CLAIM_TTL)
+        except VersionClaimed:
+            raise ChartError(409, f"{meta.filename} is being uploaded to {namespace} by "
+                                  "another request: chart versions are not overwritten") from None
+        try:
+            return await self._store_chart(namespace, repository, meta, config, chart, prov,
+                                           force)
+        finally:
+            await asyncio.to_thread(self.store.release, claim)
+
+    async def _store_chart(self, namespace: str, repository: str, meta: ChartMeta,
+                           config: bytes, chart: bytes, prov: bytes | None,
+                           force: bool) -> ChartRow:
+        """The push of an upload, its version claimed."""
         existing = await asyncio.to_thread(self.store.one, namespace, meta.name, meta.version)
         if existing is not None and not (force or self.allow_overwrite):
             raise ChartError(409, f"{meta.filename} already exists in {namespace}: chart "
                                   "versions are not overwritten (upload with ?force, or set "
                                   "helm_allow_overwrite)")
-        await asyncio.to_thread(self.check_quotas, repository)
-        try:
-            config = config_bytes(meta)
-        except ChartInvalid as exc:
-            raise ChartError(400, str(exc)) from None
         blobs = [(config, digest_of(config)), (chart, digest_of(chart))]
         if prov is not None:
             blobs.append((prov, digest_of(prov)))

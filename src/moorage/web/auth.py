@@ -322,6 +322,22 @@ class RegistryAccess:
             return False
         return action in self.authorizer.permissions(self.principal(caller), name, caller.address)
 
+    def pullable(self, caller: Caller, namespace: str, names: list[str]) -> set[str]:
+        """Which of a namespace's repositories the caller may pull, as `may` answers for
+        each (blocking): what a listing of the namespace shows them."""
+        if not self.enabled:
+            return set(names)
+        claims = caller.claims
+        granted = {n for n in names if claims is not None
+                   and claims.allows("repository", n, "pull")}
+        try:
+            self.authorizer.check_namespace_network(caller.address, namespace)
+        except RegistryError:
+            return set()
+        rest = [n for n in names if n not in granted]
+        return granted | self.authorizer.pullable(self.principal(caller), namespace, rest,
+                                                   caller.address)
+
     def prepare_push(self, caller: Caller, name: str) -> None:
         self.manager.prepare_push(self.principal(caller) if self.enabled else OPEN, name)
 

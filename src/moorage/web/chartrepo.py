@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote
 
 from moorage.access.editions import Edition
 from moorage.access.network import address_text
-from moorage.helm.index import chart_version, entries
+from moorage.helm.index import Index, chart_version, entries
 from moorage.helm.service import ChartError, HelmService
 from moorage.helm.store import ChartRow
 from moorage.oci import mediatypes as mt
@@ -166,9 +166,29 @@ class ChartRepositoryAPI:
             raise ChartError(403, f"{caller.actor} may not {action} {repository}")
 
     # -- reads --------------------------------------------------------------------------
+    def _visible(self, caller: Caller, namespace: str
+                 ) -> tuple[frozenset[str] | None, tuple[str, list[ChartRow]]]:
+        """The repositories of the namespace's charts the caller may pull (None: all of them,
+        the common case, which shares one cached index), and the rows they were taken from
+        (blocking: cached lookups, done in the thread that builds the answer, so that a
+        cached index costs one thread hop). Who may read a namespace may still not pull a
+        private repository in it."""
+        held = self.service.index.rows(namespace)
+        repositories = sorted({row.repository for row in held[1]})
+        readable = self.access.pullable(caller, namespace, repositories)
+        return (None if readable.issuperset(repositories) else frozenset(readable)), held
+
+    def _index(self, caller: Caller, namespace: str) -> Index:
+        visible, held = self._visible(caller, namespace)
+        return self.service.index.get(namespace, visible, held)[0]
+
+    def _listing(self, caller: Caller, namespace: str) -> list[ChartRow]:
+        visible, (_, rows) = self._visible(caller, namespace)
+        return rows if visible is None else [r for r in rows if r.repository in visible]
+
     async def index(self, scope: Scope, send: Send, namespace: str, head: bool) -> None:
-        await self._namespace_caller(scope, namespace, "pull")
-        index, _ = await asyncio.to_thread(self.service.index.get, namespace)
+        caller = await self._namespace_caller(scope, namespace, "pull")
+        index = await asyncio.to_thread(self._index, caller, namespace)
         headers = {"etag": index.etag, "cache-control": "no-cache"}
         if index.etag in (header(scope, b"if-none-match") or "").split(","):
             await respond(send, 304, b"", headers)
@@ -222,9 +242,9 @@ class ChartRepositoryAPI:
                 return
             if method not in ("GET", "HEAD"):
                 raise ChartError(405, f"{method} is not allowed here")
-            await self._namespace_caller(scope, namespace, "pull")
-            rows = await asyncio.to_thread(self.service.store.namespace_rows, namespace)
-            await self._send_json(send, 200, entries(rows), head)
+            caller = await self._namespace_caller(scope, namespace, "pull")
+            shown = await asyncio.to_thread(self._listing, caller, namespace)
+            await self._send_json(send, 200, entries(shown), head)
             return
         name = rest[0]
         repository = f"{namespace}/{name}"
