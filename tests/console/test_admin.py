@@ -170,7 +170,7 @@ def test_instance_information(console_server: MoorageServer, browse,
     expect(facts).to_contain_text("token")
     audit = page.get_by_role("row").filter(has_text=re.compile(r"^audit log"))
     expect(audit).to_contain_text("yes" if info["features"]["audit_log"] else "no")
-    expect(page.get_by_role("meter", name="Namespaces")).to_be_visible()
+    expect(page.get_by_role("meter", name="Namespaces", exact=True)).to_be_visible()
     assert not accessibility_violations(page)
     screenshot(page, "admin-1280")
 
