@@ -8,6 +8,10 @@ running a handler that answers every GET or HEAD with the manifest's bytes and t
 registry sends (Content-Type, Docker-Content-Digest, Content-Length): the most a Python
 handler on granian can answer on this machine, with no routing, auth, database or audit.
 
+With `--file`, `bare` answers paths holding /blobs/ with that file through granian's own file
+response (ASGI `http.response.pathsend`, what Moorage uses for whole blobs): the limit of
+Moorage's way of sending a blob.
+
 `sendfile` is N forked asyncio processes on one SO_REUSEPORT port that answer every GET with
 the blob file through os.sendfile, called from a worker thread until the whole file is sent
 (the kernel copies the page cache to the socket, no bytes pass through Python), with
@@ -26,6 +30,7 @@ import select
 import signal
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +48,17 @@ def create_bare_app() -> Any:
     start = {"type": "http.response.start", "status": 200, "headers": headers}
     full = {"type": "http.response.body", "body": body}
     empty = {"type": "http.response.body", "body": b""}
+    blob = os.environ.get("BENCH_BARE_BLOB")
+    blob_start = {"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(Path(blob).stat().st_size if blob else 0).encode())]}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if blob and "/blobs/" in scope["path"]:  # granian's file response, as Moorage sends blobs
+            await send(blob_start)
+            await send({"type": "http.response.pathsend", "path": blob})
             return
         await send(start)
         await send(empty if scope["method"] == "HEAD" else full)
@@ -53,11 +66,13 @@ def create_bare_app() -> Any:
     return app
 
 
-def serve_bare(host: str, port: int, workers: int, manifest: Path) -> None:
+def serve_bare(host: str, port: int, workers: int, manifest: Path, blob: Path | None) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
     os.environ["BENCH_BARE_MANIFEST"] = str(manifest)
+    if blob is not None:
+        os.environ["BENCH_BARE_BLOB"] = str(blob)
     Granian("bench.limits:create_bare_app", factory=True, interface=Interfaces.ASGI,
             address=host, port=port, workers=workers, log_enabled=False, log_access=False,
             backlog=2048, websockets=False).serve()
@@ -115,6 +130,8 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 async def _sendfile_worker(sock: socket.socket, path: Path) -> None:
     size = path.stat().st_size
+    # one thread per stream: SO_REUSEPORT may hand all 8 streams of a row to one process
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(64))
     server = await asyncio.start_server(lambda r, w: _answer(r, w, path, size), sock=sock,
                                         limit=MAX_HEAD)
     async with server:
@@ -158,13 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--listen", required=True, help="HOST:PORT")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--manifest", type=Path, help="bare: the manifest bytes to answer with")
-    p.add_argument("--file", type=Path, help="sendfile: the blob to send")
+    p.add_argument("--file", type=Path, help="the blob to send (bare: at paths with /blobs/, "
+                   "through granian's file response, ASGI pathsend)")
     a = p.parse_args(argv)
     host, _, port = a.listen.rpartition(":")
     if a.kind == "bare":
         if a.manifest is None:
             p.error("bare needs --manifest")
-        serve_bare(host, int(port), a.workers, a.manifest)
+        serve_bare(host, int(port), a.workers, a.manifest, a.file)
     else:
         if a.file is None:
             p.error("sendfile needs --file")

@@ -351,12 +351,14 @@ class BareHandler(Server):
     """granian + an ASGI handler that answers with the manifest's bytes, nothing else."""
     workers: int = 2
     manifest: Path = Path()
+    file: Path | None = None  # a blob, answered at /blobs/ paths with granian's file response
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         root = Path(__file__).resolve().parent.parent
+        extra = ["--file", str(self.file)] if self.file else []
         return ([sys.executable, str(root / "bench" / "limits.py"), "bare", "--listen",
-                 self.host, "--workers", str(self.workers), "--manifest", str(self.manifest)],
-                {"PYTHONPATH": str(root)})
+                 self.host, "--workers", str(self.workers), "--manifest", str(self.manifest),
+                 *extra], {"PYTHONPATH": str(root)})
 
     def ready(self) -> bool:
         return len(self.pids()) > self.workers
