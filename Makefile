@@ -80,6 +80,8 @@ $(BIN)/py-spy: | $(TEST_STAMP)
 	$(BIN)/pip install -q py-spy
 
 # PYTHONPATH: the code of this checkout, whatever the venv's editable install points at
+# DISTRIBUTION_V3=path (a `registry` binary or registry.xz) adds Distribution v3.1.1 as a peer;
+# the workspace's ../shared/peers/distribution-v3.1.1/ is used when present (bench/run.py)
 bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/run.py $(BENCH_ARGS)
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py

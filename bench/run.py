@@ -3,12 +3,16 @@
     PYTHONPATH=src python bench/run.py [--workers 2] [--rounds 3] [--duration 8] [--quick]
 
 Starts `moorage serve` (embedded defaults, token auth on, an admin password, N workers) and
-Distribution 2.8 (`docker-registry serve`, filesystem storage) on free loopback ports, gives
-both the same content through the same API calls, then runs every scenario against both in
-alternation (Moorage, Distribution, Moorage, … for `--rounds` rounds) and reports the median.
-Prints one table and saves it, with every round's raw figures, as JSON (and Markdown) under
-bench/results/. `BENCH_QUICK=1` (or --quick) is a smoke run: tiny content, 1 round, 2-second
-loads. Nothing but 127.0.0.1 is contacted; every load is bounded in time.
+Distribution 2.8.2 (`docker-registry serve`, filesystem storage) on free loopback ports, and
+CNCF Distribution v3.1.1 too when its binary is at hand ($DISTRIBUTION_V3, or the workspace's
+../shared/peers/distribution-v3.1.1/registry.xz, unpacked and checked against its sha256).
+Gives each the same content through the same API calls, then runs every scenario against each
+in alternation (Moorage, 2.8.2, v3, Moorage, … for `--rounds` rounds) and reports the median.
+Beside the small-request and blob GET rows it measures the machine's limit in the same rounds
+(bench/limits.py: a bare granian handler; a plain loop.sendfile server) and shows Moorage as a
+share of it. Prints one table and saves it, with every round's raw figures, as JSON (and
+Markdown) under bench/results/. `BENCH_QUICK=1` (or --quick) is a smoke run: tiny content,
+1 round, 2-second loads. Nothing but 127.0.0.1 is contacted; every load is bounded in time.
 """
 
 from __future__ import annotations
@@ -38,12 +42,16 @@ from bench import direct, load  # noqa: E402
 from bench.content import (ACCEPT, Image, mount_blob, pool, push_image, push_layout,  # noqa: E402
                            put_manifest, small_image, token, tokens_for, walk)
 from bench.rawhttp import Connection  # noqa: E402
-from bench.servers import ADMIN_PASSWORD, ADMIN_USER, Distribution, Moorage, Server  # noqa: E402
+from bench.servers import (ADMIN_PASSWORD, ADMIN_USER, BareHandler, Distribution,  # noqa: E402
+                           DistributionV3, Moorage, SendfileServer, Server, find_v3)
 
 RESULTS = ROOT / "bench" / "results"
 PROFILE_GROUPS = ("manifest", "anon", "head", "tags", "catalog", "pulls", "sustained", "upload",
                   "push", "blob")
-M, D = "moorage", "distribution"
+M, D, V3 = "moorage", "distribution", "distribution-v3"
+LIMIT = "limit"  # the machine's bound for a row (bench/limits.py)
+LIMIT_FILE = "limit-granian-file"  # blob rows: granian's own file response, a second bound
+BARE, SENDFILE = "bare", "sendfile"
 
 
 def log(message: str) -> None:
@@ -151,15 +159,20 @@ class Row:
     goal: str
     fmt: Callable[[dict[str, Any]], str]
     check: Callable[[dict[str, Any], dict[str, Any] | None, float | None], bool] | None = None
-    runs: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {M: [], D: []})
-    compare_to: str | None = None  # take Distribution's figures from this row
+    runs: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {M: [], D: [], V3: [], LIMIT: [], LIMIT_FILE: []})
+    compare_to: str | None = None  # take the peers' figures from this row
     note: str = ""
     error: str | None = None
+    limit: str | None = None  # BARE or SENDFILE: the row has a machine limit beside it
+    v3_note: str = ""  # why v3 has no figure for this row, when it has none by design
 
-    def medians(self, rows: dict[str, "Row"]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        m = median_of(self.runs[M])
-        d_runs = rows[self.compare_to].runs[D] if self.compare_to else self.runs[D]
-        return m, (median_of(d_runs) if d_runs else None)
+    def peer_runs(self, rows: dict[str, "Row"], label: str) -> list[dict[str, Any]]:
+        return rows[self.compare_to].runs[label] if self.compare_to else self.runs[label]
+
+    def medians(self, rows: dict[str, "Row"], label: str) -> dict[str, Any] | None:
+        runs = self.runs[M] if label == M else self.peer_runs(rows, label)
+        return median_of(runs) if runs else None
 
 
 def fmt_rps(r: dict[str, Any]) -> str:
@@ -207,21 +220,23 @@ def make_rows(o: Options) -> dict[str, Row]:
     mc, lc = o.manifest_connections, o.list_connections
     rows = [
         Row("manifest_get_anon", f"manifest GET by tag, {mc} conns, anonymous (wrk)", "rps",
-            "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20)),
+            "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20), limit=BARE),
         Row("manifest_get_token", f"manifest GET by tag, {mc} conns, bearer token (wrk)", "rps",
             "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20),
             compare_to="manifest_get_anon",
-            note="Distribution has no auth: compared with its anonymous figure"),
+            note="Distribution has no auth: compared with its anonymous figure",
+            limit=BARE),
         Row("manifest_head_anon", f"manifest HEAD by tag, {mc} conns, anonymous (ab)", "rps",
-            "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20)),
+            "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20), limit=BARE),
         Row("manifest_head_token", f"manifest HEAD by tag, {mc} conns, bearer token (ab)", "rps",
             "≥10× and p99 < 20 ms", fmt_rps, ratio_at_least(10, 20),
             compare_to="manifest_head_anon",
-            note="Distribution has no auth: compared with its anonymous figure"),
+            note="Distribution has no auth: compared with its anonymous figure",
+            limit=BARE),
         Row("blob_get_1", f"blob GET {o.big_mib} MiB, 1 stream (curl)", "gbps", "≥1.0×",
-            fmt_gbps, ratio_at_least(1.0)),
+            fmt_gbps, ratio_at_least(1.0), limit=SENDFILE),
         Row("blob_get_8", f"blob GET {o.big_mib} MiB, 8 parallel streams (curl)", "gbps",
-            "≥1.0×", fmt_gbps, ratio_at_least(1.0)),
+            "≥1.0×", fmt_gbps, ratio_at_least(1.0), limit=SENDFILE),
         Row("push_skopeo", f"push {o.big_mib} MiB + {o.small_layers} small layers "
             f"(skopeo copy)", "mbps", "≥1.5×", fmt_upload, ratio_at_least(1.5)),
         Row("chunked_upload", f"chunked upload {o.big_mib} MiB in {o.chunk_mib} MiB chunks",
@@ -258,34 +273,55 @@ def make_rows(o: Options) -> dict[str, Row]:
     return {r.key: r for r in rows}
 
 
-def table(rows: dict[str, Row]) -> tuple[str, list[dict[str, Any]]]:
-    lines = ["| scenario | Moorage | Distribution | Moorage ÷ Distribution | goal | met? |",
-             "|---|---|---|---|---|---|"]
+def table(rows: dict[str, Row], v3: bool) -> tuple[str, list[dict[str, Any]]]:
+    """The Markdown table (a v3 column and ratio only when v3 ran) and its JSON entries."""
+    head = ["scenario", "Moorage", "Distribution 2.8.2"] + (["Distribution v3.1.1"] if v3 else [])
+    head += ["Moorage ÷ 2.8.2"] + (["Moorage ÷ v3"] if v3 else [])
+    head += ["limit (bench/limits.py)", "Moorage % of limit", "goal (vs 2.8.2)", "met?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out = []
     for row in rows.values():
         entry: dict[str, Any] = {"key": row.key, "scenario": row.title, "goal": row.goal,
                                  "metric": row.metric, "note": row.note}
         if row.error or not row.runs[M]:
             reason = row.error or "not run"
-            lines.append(f"| {row.title} | failed: {reason[:120]} | | | {row.goal} | not met |")
+            cells = [row.title, f"failed: {reason[:120]}"] + [""] * (len(head) - 4)
+            lines.append("| " + " | ".join(cells + [row.goal, "not met"]) + " |")
             entry.update(error=reason, met=False)
             out.append(entry)
             continue
-        m, d = row.medians(rows)
-        ratio = None
-        if d and d.get(row.metric):
-            ratio = m[row.metric] / d[row.metric]
-        if row.key == "memory" and d:
-            ratio = m[row.metric] / d[row.metric]
-        met = row.check(m, d, ratio) if row.check else None
+        m = row.medians(rows, M)
+        assert m is not None
+        figures = {label: row.medians(rows, label) for label in (D, V3, LIMIT, LIMIT_FILE)}
+
+        def ratio_to(other: dict[str, Any] | None) -> float | None:
+            return m[row.metric] / other[row.metric] if other and other.get(row.metric) else None
+
+        ratios = {label: ratio_to(figures[label]) for label in (D, V3)}
+        met = row.check(m, figures[D], ratios[D]) if row.check else None
         title = row.title + (f" ({row.note})" if row.note else "")
-        d_text = row.fmt(d) if d else "—"
-        r_text = f"{ratio:.2f}×" if ratio is not None else "—"
-        lines.append(f"| {title} | {row.fmt(m)} | {d_text} | {r_text} | {row.goal} | "
-                     f"{'yes' if met else 'NOT MET'} |")
-        entry.update(moorage=m, distribution=d, ratio=ratio, met=met,
-                     rounds={M: row.runs[M],
-                             D: rows[row.compare_to].runs[D] if row.compare_to else row.runs[D]})
+        cells = [title, row.fmt(m), row.fmt(figures[D]) if figures[D] else "—"]
+        if v3:
+            cells.append(row.fmt(figures[V3]) if figures[V3] else (row.v3_note or "—"))
+        cells.append(f"{ratios[D]:.2f}×" if ratios[D] is not None else "—")
+        if v3:
+            cells.append(f"{ratios[V3]:.2f}×" if ratios[V3] is not None else "—")
+        limit, second = figures[LIMIT], figures[LIMIT_FILE]
+        limit_text = f"{row.limit}: {row.fmt(limit)}" if limit else "—"
+        if limit and second:  # the share is of the higher of the two bounds
+            limit_text += f"; granian file: {row.fmt(second)}"
+            limit = max(limit, second, key=lambda f: f[row.metric])
+        share = ratio_to(limit)
+        cells.append(limit_text)
+        cells.append(f"{share:.0%}" if share is not None else "—")
+        cells += [row.goal, "yes" if met else "NOT MET"]
+        lines.append("| " + " | ".join(cells) + " |")
+        entry.update(moorage=m, distribution=figures[D], distribution_v3=figures[V3],
+                     limit=limit, limit_sendfile=figures[LIMIT],
+                     limit_granian_file=figures[LIMIT_FILE], limit_kind=row.limit, ratio=ratios[D], ratio_v3=ratios[V3],
+                     share_of_limit=share, met=met,
+                     rounds={M: row.runs[M], **{label: row.peer_runs(rows, label)
+                                                for label in (D, V3, LIMIT, LIMIT_FILE)}})
         out.append(entry)
     return "\n".join(lines), out
 
@@ -331,13 +367,17 @@ def cpu_busy(seconds: float = 2.0) -> float:
 
 # -- the benchmark ----------------------------------------------------------------------------
 class Bench:
-    def __init__(self, o: Options, work: Path) -> None:
+    def __init__(self, o: Options, work: Path, v3_binary: Path | None = None) -> None:
         self.o = o
         self.work = work
         self.moorage = Moorage(M, work, workers=o.workers)
         self.dist = Distribution(D, work)
         self.rows = make_rows(o)
         self.servers: dict[str, Server] = {M: self.moorage, D: self.dist}
+        if v3_binary is not None:
+            self.servers[V3] = DistributionV3(V3, work, binary=v3_binary)
+        self.peers = [label for label in self.servers if label != M]
+        self.labels = list(self.servers)  # the order of each round: Moorage, 2.8.2, v3
         self.pull_repos = [f"pull/img-{i:04d}" for i in range(o.pull_images)]
         self.blob: tuple[str, str, int] | None = None  # repo, digest, size
         self.catalog_total = 0
@@ -418,8 +458,8 @@ class Bench:
                            lambda c, batch: put_manifest(
                                c, "bench/tags", tags_image.digest + "?" +
                                "&".join(f"tag={t}" for t in batch), tags_image.manifest, auth))
-            else:  # Distribution 2.8 has no ?tag=: write its tag links directly
-                await asyncio.to_thread(direct.distribution_tags, self.dist.data_dir,
+            else:  # Distribution has no ?tag=: write its tag links directly (same layout in v3)
+                await asyncio.to_thread(direct.distribution_tags, server.data_dir,  # type: ignore[attr-defined]
                                         "bench/tags", tags_image.digest, tag_names)
             await pool("127.0.0.1", server.port, o.seed_connections,
                        list(zip(self.pull_repos, pulls)),
@@ -428,8 +468,8 @@ class Bench:
             log(f"seeded {label}: public/app, bench/tags ({o.tags:,} tags), bench/chunked, "
                 f"{o.pull_images:,} pull images ({time.perf_counter() - started:.0f} s)")
 
-        await asyncio.gather(seed_one(M), seed_one(D))
-        for label in (M, D):  # what the API shows is what we seeded, on both
+        await asyncio.gather(*(seed_one(label) for label in self.labels))
+        for label in self.labels:  # what the API shows is what we seeded, on each
             found = await self.listed(label, "/v2/bench/tags/tags/list?n=1000", "tags",
                                       "repository:bench/tags:pull")
             if found != o.tags:
@@ -440,10 +480,10 @@ class Bench:
         o = self.o
         started = time.perf_counter()
         counts = {}
-        for label in (M, D):
+        for label in self.labels:
             counts[label] = await self.listed(label, "/v2/_catalog?n=1000", "repositories",
                                               "registry:catalog:*")
-        if counts[M] != counts[D]:
+        if len(set(counts.values())) != 1:
             raise RuntimeError(f"the registries hold different repositories before the catalog "
                                f"seeding: {counts}")
         missing = o.repositories - counts[M]
@@ -471,12 +511,13 @@ class Bench:
                     "application/vnd.oci.image.manifest.v1+json",
                     {d: len(b) for d, b in source.blobs}, "latest")
             else:
-                await asyncio.to_thread(direct.distribution_repos, self.dist.data_dir, rest,
+                await asyncio.to_thread(direct.distribution_repos,
+                                        self.servers[label].data_dir, rest,  # type: ignore[attr-defined]
                                         source.digest, [d for d, _ in source.blobs], "latest")
 
-        await asyncio.gather(one(M), one(D))
+        await asyncio.gather(*(one(label) for label in self.labels))
         self.catalog_total = counts[M] + len(names)
-        for label in (M, D):
+        for label in self.labels:
             found = await self.listed(label, "/v2/_catalog?n=1000", "repositories",
                                       "registry:catalog:*")
             if found != self.catalog_total:
@@ -495,7 +536,7 @@ class Bench:
                 push_layout, layout, "bench", o.big_mib, o.small_layers, o.small_kib, 1000 + r)
             log(f"round {r}: built an OCI layout of {total / 1e6:,.0f} MB in "
                 f"{time.perf_counter() - t0:.1f} s")
-            for label in (M, D):
+            for label in self.labels:
                 server = self.servers[label]
                 repo = f"bench/push-r{r}"
                 creds = f"{ADMIN_USER}:{ADMIN_PASSWORD}" if label == M else None
@@ -511,7 +552,7 @@ class Bench:
         o = self.o
         data = bytearray(os.urandom(o.big_mib << 20))
         for r in range(1, o.rounds + 1):
-            for n, label in enumerate((M, D)):
+            for n, label in enumerate(self.labels):
                 data[:16] = f"round {r} {n}".ljust(16).encode()  # a new blob every time
                 auth = await self.bearer(label, "repository:bench/chunked:pull,push")
                 result = await load.chunked_upload("127.0.0.1", self.servers[label].port,
@@ -524,33 +565,60 @@ class Bench:
         if self.blob is None:
             raise RuntimeError("no blob to read: the push scenario did not run")
         repo, digest, size = self.blob
-        for r in range(o.rounds):
-            for label in (M, D):
-                auth = await self.bearer(label, f"repository:{repo}:pull")
-                url = f"{self.servers[label].url}/v2/{repo}/blobs/{digest}"
-                for key, streams, repeats in (("blob_get_1", 1, o.blob_repeats),
-                                              ("blob_get_8", 8, o.blob_repeats_parallel)):
-                    result = await asyncio.to_thread(load.curl_blobs, url, auth, streams,
-                                                     repeats, size, 300)
-                    self.record(key, label, result)
+        # the limit: the same blob's file (in Distribution 2.8's store) through loop.sendfile
+        hexdigest = digest.partition(":")[2]
+        blob_file = (self.dist.data_dir / "docker" / "registry" / "v2" / "blobs" / "sha256" /
+                     hexdigest[:2] / hexdigest / "data")
+        limit = SendfileServer("sendfile-limit", self.work, workers=o.workers, file=blob_file)
+        manifest = self.work / "limit-manifest.json"
+        manifest.write_bytes(small_image("app").manifest)
+        # and granian's own file response (ASGI pathsend), the way Moorage sends a whole blob
+        file_limit = BareHandler("file-limit", self.work, workers=o.workers, manifest=manifest,
+                                 file=blob_file)
+        limits = {LIMIT: limit, LIMIT_FILE: file_limit}
+        limit.start()
+        file_limit.start()
+        try:
+            for r in range(o.rounds):
+                for label in [*self.labels, LIMIT, LIMIT_FILE]:
+                    server = limits.get(label) or self.servers[label]
+                    auth = await self.bearer(label, f"repository:{repo}:pull")
+                    url = f"{server.url}/v2/{repo}/blobs/{digest}"
+                    for key, streams, repeats in (("blob_get_1", 1, o.blob_repeats),
+                                                  ("blob_get_8", 8, o.blob_repeats_parallel)):
+                        result = await asyncio.to_thread(load.curl_blobs, url, auth, streams,
+                                                         repeats, size, 300)
+                        self.record(key, label, result)
+        finally:
+            limit.stop()
+            file_limit.stop()
 
     async def manifests(self) -> None:
         o = self.o
         path = "/v2/public/app/manifests/latest"
         accept = {"accept": ACCEPT}
-        for r in range(o.rounds):
-            for label in (M, D):
-                url = self.servers[label].url + path
-                variants = [("anon", {})]
-                if label == M:
-                    variants.append(("token", await self.bearer(M, "repository:public/app:pull")))
-                for kind, auth in variants:
-                    res = await asyncio.to_thread(load.wrk, url, {**accept, **auth},
-                                                  o.manifest_connections, o.duration)
-                    self.record(f"manifest_get_{kind}", label, res)
-                    res = await asyncio.to_thread(load.ab_head, url, {**accept, **auth},
-                                                  o.manifest_connections, o.duration)
-                    self.record(f"manifest_head_{kind}", label, res)
+        # the limit: granian with the same workers and a handler returning the same bytes
+        manifest = self.work / "limit-manifest.json"
+        manifest.write_bytes(small_image("app").manifest)
+        limit = BareHandler("bare-limit", self.work, workers=o.workers, manifest=manifest)
+        limit.start()
+        try:
+            for r in range(o.rounds):
+                for label in [*self.labels, LIMIT]:
+                    url = (limit if label == LIMIT else self.servers[label]).url + path
+                    variants = [("anon", {})]
+                    if label == M:
+                        variants.append(("token", await self.bearer(
+                            M, "repository:public/app:pull")))
+                    for kind, auth in variants:
+                        res = await asyncio.to_thread(load.wrk, url, {**accept, **auth},
+                                                      o.manifest_connections, o.duration)
+                        self.record(f"manifest_get_{kind}", label, res)
+                        res = await asyncio.to_thread(load.ab_head, url, {**accept, **auth},
+                                                      o.manifest_connections, o.duration)
+                        self.record(f"manifest_head_{kind}", label, res)
+        finally:
+            limit.stop()
 
     async def listing(self, key: str, first_page: str, walk_first: str, items_key: str,
                       expect: int, scope: str) -> None:
@@ -559,7 +627,7 @@ class Bench:
         in one page whatever n says, so only this walk asks both for the same thing)."""
         o = self.o
         for r in range(o.rounds):
-            for label in (M, D):
+            for label in self.labels:
                 server = self.servers[label]
                 auth = await self.bearer(label, scope)
                 res = await asyncio.to_thread(load.wrk, server.url + first_page, auth,
@@ -572,7 +640,7 @@ class Bench:
                                        items_key, auth, o.duration, expect)
                 self.record(f"{key}_all", label, res)
         items = self.facts[f"{key}_first_page_items"] = {}
-        for label in (M, D):
+        for label in self.labels:
             auth = await self.bearer(label, scope)
             conn = Connection("127.0.0.1", self.servers[label].port)
             try:
@@ -580,16 +648,19 @@ class Bench:
                 items[label] = len(json.loads(resp.body)[items_key] or [])
             finally:
                 await conn.close()
-        if items[D] > 100:
+        ignoring = [label for label in self.peers if items[label] > 100]
+        if ignoring:
+            names = " and ".join("2.8.2" if label == D else "v3" for label in ignoring)
             self.rows[f"{key}_first_page"].note = (
-                f"Distribution 2.8 ignores n here: its 'first page' holds all {items[D]:,}")
-            self.rows[f"{key}_walk"].note = "Distribution: one page"
+                f"Distribution {names} ignore{'s' if len(ignoring) == 1 else ''} n here: its "
+                f"'first page' holds all {items[ignoring[0]]:,}")
+            self.rows[f"{key}_walk"].note = f"Distribution {names}: one page"
 
     async def pulls(self) -> None:
         o = self.o
         targets = [load.PullTarget(repo, "v1") for repo in self.pull_repos]
         for r in range(o.rounds):
-            for label in (M, D):
+            for label in self.labels:
                 tokens = None
                 if label == M:
                     tokens = await tokens_for("127.0.0.1", self.moorage.port, self.moorage.basic,
@@ -736,10 +807,10 @@ class Bench:
                      for label, server in self.servers.items()}
             self.facts.setdefault("peak_mib_after", {})[group] = peaks
             log(f"{group} done in {time.perf_counter() - started:.0f} s; peak PSS so far: "
-                f"Moorage {peaks[M]:.0f} MiB, Distribution {peaks[D]:.0f} MiB")
+                + ", ".join(f"{label} {peak:.0f} MiB" for label, peak in peaks.items()))
         if o.profile:
             await self.profile_groups()
-        for label in (M, D):
+        for label in self.labels:
             self.rows["memory"].runs[label].append(self.servers[label].memory())
 
 
@@ -763,14 +834,20 @@ def main(argv: list[str] | None = None) -> int:
         log("WARNING: the machine is busy with other work; figures will be lower and noisier")
     work = Path(o.work_dir or tempfile.mkdtemp(prefix="moorage-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    bench = Bench(o, work)
+    v3_binary, v3_source = find_v3(ROOT, work)
+    meta["distribution_v3"] = v3_source
+    log(f"Distribution v3: {v3_source}" if v3_binary else v3_source)
+    bench = Bench(o, work, v3_binary)
+    if v3_binary is not None:
+        meta["machine"]["distribution_v3"] = bench.servers[V3].binary_version()  # type: ignore[attr-defined]
     began = time.perf_counter()
     try:
-        log(f"starting Moorage ({o.workers} workers) and Distribution in {work}")
-        bench.moorage.start()
-        bench.dist.start()
+        log(f"starting Moorage ({o.workers} workers) and {', '.join(bench.peers)} in {work}")
+        for server in bench.servers.values():
+            server.start()
         log(f"Moorage at {bench.moorage.url} (pid {bench.moorage.proc.pid}, workers "  # type: ignore[union-attr]
-            f"{bench.moorage.worker_pids()}), Distribution at {bench.dist.url}")
+            f"{bench.moorage.worker_pids()}), "
+            + ", ".join(f"{label} at {bench.servers[label].url}" for label in bench.peers))
         bench.facts["peak_mib_after"] = {"start": {
             label: server.memory()["peak_pss_mib"] for label, server in bench.servers.items()}}
         asyncio.run(bench.seed())
@@ -781,11 +858,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench aborted; the servers' logs and data stay in {work}")
         raise
     finally:
-        bench.moorage.stop()
-        bench.dist.stop()
+        for server in bench.servers.values():
+            server.stop()
     if not o.keep:  # 10,000 repositories are many folders: remove them in the background
         cleaner = subprocess.Popen(["rm", "-rf", str(work)])
-    text, entries = table(bench.rows)
+    text, entries = table(bench.rows, v3_binary is not None)
     meta.update(seconds=round(time.perf_counter() - began), loadavg_end=os.getloadavg(),
                 facts=bench.facts, catalog_total=bench.catalog_total,
                 server_log_errors={label: server.log_errors()
@@ -797,12 +874,15 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"bench-{stamp}.md").write_text(text + "\n")
     shutil.copyfile(path, RESULTS / "latest.json")
     print()
-    print(f"Moorage ({o.workers} workers, token auth on) vs CNCF Distribution "
-          f"{meta['machine']['distribution']}; median of {o.rounds} round"
+    peers = f"CNCF Distribution {meta['machine']['distribution']}" + (
+        f" and {meta['machine']['distribution_v3']}" if v3_binary else "")
+    print(f"Moorage ({o.workers} workers, token auth on) vs {peers}; median of {o.rounds} round"
           f"{'s' if o.rounds > 1 else ''}; {meta['machine']['cpus']} CPUs "
           f"({meta['machine']['cpu_model']}); {meta['seconds']} s"
           + (" — QUICK SMOKE RUN, figures not comparable" if o.quick else ""))
     print()
+    if v3_binary is None:
+        print(f"(Distribution 2.8.2 only: {v3_source})")
     print(text)
     for group, profile in bench.profiles.items():
         print()

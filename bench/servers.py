@@ -9,6 +9,7 @@ process tree: granian's main process plus its worker processes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -120,7 +121,7 @@ class Server:
                 raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n"
                                    f"{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code in (200, 401):
+                if self.answers():
                     if self.ready():
                         threading.Thread(target=self._sample, daemon=True,
                                          name=f"{self.label}-pss").start()
@@ -130,6 +131,9 @@ class Server:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.label} did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def answers(self) -> bool:
+        return httpx.get(f"{self.url}/v2/", timeout=1.0).status_code in (200, 401)
 
     def ready(self) -> bool:
         return True
@@ -280,3 +284,100 @@ class Distribution(Server):
     def version() -> str:
         out = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True)
         return out.stdout.strip().rpartition(" ")[2] or "?"
+
+
+# -- Distribution v3.1.1: the current upstream release, when its binary is at hand -------------
+V3_ENV = "DISTRIBUTION_V3"
+V3_PEER_DIR = ("..", "shared", "peers", "distribution-v3.1.1")  # relative to the repository
+
+
+def find_v3(root: Path, work: Path) -> tuple[Path | None, str]:
+    """(the v3 `registry` binary to run, where it came from), or (None, why not).
+
+    `$DISTRIBUTION_V3` names a binary (or a folder holding registry.xz); otherwise the
+    workspace's peer folder next to the repository is used when it exists. A compressed
+    binary is unpacked into `work` and must match the folder's registry.sha256.
+    """
+    given = os.environ.get(V3_ENV, "")
+    source = Path(given) if given else root.joinpath(*V3_PEER_DIR).resolve()
+    if not given and not source.exists():
+        return None, (f"no Distribution v3 binary (set {V3_ENV}=path to compare with "
+                      "Distribution v3.1.1 too)")
+    if source.is_dir():
+        source = source / "registry.xz"
+    if not source.is_file():
+        raise RuntimeError(f"{V3_ENV}: {source} is not a file")
+    if source.suffix != ".xz":
+        return source, str(source)
+    dest = work / "distribution-v3" / "registry"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as out:
+        subprocess.run(["xz", "-dc", str(source)], stdout=out, check=True, timeout=120)
+    expected_file = source.with_name("registry.sha256")
+    if expected_file.exists():
+        expected = expected_file.read_text().split()[0].strip()
+        actual = hashlib.sha256(dest.read_bytes()).hexdigest()
+        if actual != expected:
+            dest.unlink()
+            raise RuntimeError(f"{source} unpacks to sha256 {actual}, not {expected} "
+                               f"({expected_file})")
+    dest.chmod(0o755)
+    return dest, f"{source} (sha256 checked)" if expected_file.exists() else str(source)
+
+
+@dataclass
+class DistributionV3(Distribution):
+    binary: Path = Path("registry")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.work / "distribution-v3-data"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        config = self.work / "distribution-v3.yml"
+        config.write_text(DISTRIBUTION_CONFIG.format(root=self.data_dir, addr=self.host))
+        # without it, v3 tries to export traces to localhost:4318 and encodes every span
+        return [str(self.binary), "serve", str(config)], {"OTEL_TRACES_EXPORTER": "none"}
+
+    def binary_version(self) -> str:
+        out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip().split(" ")[-1] if out.stdout.strip() else "?"
+
+
+# -- the limits (bench/limits.py) ----------------------------------------------------------------
+@dataclass
+class BareHandler(Server):
+    """granian + an ASGI handler that answers with the manifest's bytes, nothing else."""
+    workers: int = 2
+    manifest: Path = Path()
+    file: Path | None = None  # a blob, answered at /blobs/ paths with granian's file response
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        root = Path(__file__).resolve().parent.parent
+        extra = ["--file", str(self.file)] if self.file else []
+        return ([sys.executable, str(root / "bench" / "limits.py"), "bare", "--listen",
+                 self.host, "--workers", str(self.workers), "--manifest", str(self.manifest),
+                 *extra], {"PYTHONPATH": str(root)})
+
+    def ready(self) -> bool:
+        return len(self.pids()) > self.workers
+
+
+@dataclass
+class SendfileServer(Server):
+    """N asyncio processes answering every GET with one file through loop.sendfile."""
+    workers: int = 2
+    file: Path = Path()
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        root = Path(__file__).resolve().parent.parent
+        return ([sys.executable, str(root / "bench" / "limits.py"), "sendfile", "--listen",
+                 self.host, "--workers", str(self.workers), "--file", str(self.file)],
+                {"PYTHONPATH": str(root)})
+
+    def answers(self) -> bool:  # a GET would send the whole blob
+        return httpx.head(f"{self.url}/", timeout=1.0).status_code == 200
+
+    def ready(self) -> bool:
+        return len(self.pids()) > self.workers

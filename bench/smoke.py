@@ -55,7 +55,12 @@ def main() -> int:
                 problems.append(f"{key}: no Moorage figure")
             if key not in NO_DISTRIBUTION and not row.get("distribution"):
                 problems.append(f"{key}: no Distribution figure")
-            for label in ("moorage", "distribution"):
+            if result["meta"]["machine"].get("distribution_v3") and key not in NO_DISTRIBUTION \
+                    and not row.get("distribution_v3"):
+                problems.append(f"{key}: no Distribution v3 figure")
+            if row.get("limit_kind") and not row.get("limit"):
+                problems.append(f"{key}: no {row['limit_kind']} limit figure")
+            for label in ("moorage", "distribution", "distribution_v3", "limit"):
                 figures = row.get(label) or {}
                 if figures.get("errors"):
                     problems.append(f"{key}: {figures['errors']} errors on {label}")
