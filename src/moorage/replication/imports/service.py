@@ -21,8 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 from moorage.access.editions import Edition, EditionError
@@ -40,6 +38,7 @@ from moorage.replication.imports import listing
 from moorage.replication.imports.model import FINISHED, Counts, Import, check_import_fields
 from moorage.replication.imports.store import ImportStore
 from moorage.replication.secrets import SealError, seal, unseal
+from moorage.replication.service import Tuning  # the replication settings; smaller in tests
 from moorage.store.keys import Keyring
 
 log = logging.getLogger("moorage.replication.imports")
@@ -47,18 +46,6 @@ log = logging.getLogger("moorage.replication.imports")
 JOB = "import"
 FEATURE = "import"
 LOG_JOBS = 20  # jobs of one import whose logs are read back for its log
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """Settings of the service (the replication settings; smaller in tests)."""
-
-    step_timeout: float = 60.0
-    job_timeout: int = 3600  # one job; it hands over after half of it
-    attempts: int = 3
-    concurrency: int = 2
-    retries: int = 3
-    work_dir: Path | None = None  # where an import's CA bundle is written for the TLS client
 
 
 class _Cancelled(Exception):
