@@ -73,6 +73,9 @@ class Settings:
     login_lockout_max_seconds: int = 900
     # webhooks may reach loopback and private networks (off: a namespace owner could probe them)
     webhook_allow_private_networks: bool = False
+    # how many times a webhook delivery is tried before it is marked failed (backoff 2, 4 …
+    # seconds between tries; 8 tries: about four minutes). Harbor's webhook retry count.
+    webhook_max_attempts: int = 8
     # lifecycle
     run_workers: bool = True  # run background jobs inside `serve` (else: `moorage worker`)
     # a running job whose worker has not renewed its lease for this long is taken back
@@ -259,6 +262,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("setting 'replication_attempts' must be between 1 and 20")
     if not 1 <= settings.replication_concurrency <= 16:
         raise SettingsError("setting 'replication_concurrency' must be between 1 and 16")
+    if not 1 <= settings.webhook_max_attempts <= 20:
+        raise SettingsError("setting 'webhook_max_attempts' must be between 1 and 20")
     if not 6 <= settings.job_lease_seconds <= 3600:
         raise SettingsError("setting 'job_lease_seconds' must be between 6 and 3600 seconds")
     if not 30 <= settings.scan_timeout <= 86400:

@@ -13,7 +13,7 @@ from moorage.app import Instance, build_instance
 from moorage.db.schema import jobs
 from moorage.events.dispatcher import JOB_TYPE, MAX_ATTEMPTS
 from moorage.registry.events import Event
-from moorage.settings import load_settings
+from moorage.settings import SettingsError, load_settings
 from moorage.web.auth import OPEN
 from tests.events.receiver import Receiver
 
@@ -55,6 +55,29 @@ def test_last_failed_attempt_marks_the_delivery_failed(instance: Instance,
     assert view.delivery.status == "failed" and view.delivery.last_response_code == 500
     (job,) = instance.worker.queue.list(job_type=JOB_TYPE)
     assert job.status == "failed" and "HTTP 500" in (job.last_error or "")
+
+
+def test_webhook_max_attempts_bounds_the_tries(tmp_path: Path, hook: Receiver) -> None:
+    """With `webhook_max_attempts = 1` the first failure is the last: no retry is queued."""
+    instance = build_instance(load_settings(environ={"MOORAGE_WEBHOOK_MAX_ATTEMPTS": "1"},
+                                            overrides={"data_dir": tmp_path,
+                                                       "webhook_allow_private_networks": True}))
+    assert instance.webhooks is not None
+    sub = instance.webhooks.create(OPEN, None, hook.url, ["push"])
+    push(instance)
+    hook.answers = [500]
+    assert instance.worker.drain() == 1
+    (view,) = instance.webhooks.deliveries(OPEN, sub.id)
+    assert view.delivery.status == "failed" and view.delivery.attempts == 1
+    (job,) = instance.worker.queue.list(job_type=JOB_TYPE)
+    assert job.status == "failed"
+
+
+def test_webhook_max_attempts_is_bounded(tmp_path: Path) -> None:
+    for wrong in ("0", "21"):
+        with pytest.raises(SettingsError, match="webhook_max_attempts"):
+            load_settings(environ={"MOORAGE_WEBHOOK_MAX_ATTEMPTS": wrong},
+                          overrides={"data_dir": tmp_path})
 
 
 def test_delivered_is_never_sent_again(instance: Instance, hook: Receiver) -> None:

@@ -22,7 +22,7 @@ from moorage.registry.events import Event
 log = logging.getLogger("moorage.events")
 
 JOB_TYPE = "webhook"
-MAX_ATTEMPTS = 8  # backoff 2, 4 … 128 s: about four minutes of retries before giving up
+MAX_ATTEMPTS = 8  # the default of webhook_max_attempts: backoff 2, 4 … 128 s, about four minutes
 JOB_TIMEOUT_SECONDS = 60
 # Pulls are the hot path: their subscriber list is cached this long per process. Every other
 # event asks the database, so a subscription created a moment ago sees the next push.
@@ -30,8 +30,10 @@ PULL_CACHE_SECONDS = 2.0
 
 
 class Dispatcher:
-    def __init__(self, store: WebhookStore, worker: Worker, origin: Origin) -> None:
+    def __init__(self, store: WebhookStore, worker: Worker, origin: Origin,
+                 max_attempts: int = MAX_ATTEMPTS) -> None:
         self.store = store
+        self.max_attempts = max_attempts
         self.worker = worker
         self.origin = origin
         self._pull: tuple[float, list[SubscriptionRow]] | None = None
@@ -82,7 +84,7 @@ class Dispatcher:
                                                           self.origin))
                 self.store.add_delivery(conn, delivery, now)
                 self.worker.queue.enqueue(JOB_TYPE, {"delivery_id": delivery.id},
-                                          max_attempts=MAX_ATTEMPTS,
+                                          max_attempts=self.max_attempts,
                                           timeout_seconds=JOB_TIMEOUT_SECONDS, conn=conn)
                 ids.append(delivery.id)
         _wake(self.worker)
@@ -100,7 +102,7 @@ class Dispatcher:
         with self.store.engine.begin() as conn:
             self.store.add_delivery(conn, new, time.time())
             self.worker.queue.enqueue(JOB_TYPE, {"delivery_id": new.id},
-                                      max_attempts=MAX_ATTEMPTS,
+                                      max_attempts=self.max_attempts,
                                       timeout_seconds=JOB_TIMEOUT_SECONDS, conn=conn)
         _wake(self.worker)
         log.debug("delivery %s queued again as %s", delivery.id, new.id)

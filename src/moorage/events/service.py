@@ -23,8 +23,7 @@ from moorage.processes import FRONT_SECRET_ENV
 from moorage.access.principal import Principal
 from moorage.access.roles import ROLE_ACTIONS
 from moorage.events.delivery import DeliveryJob, Sender
-from moorage.events.dispatcher import (JOB_TIMEOUT_SECONDS, JOB_TYPE, MAX_ATTEMPTS,
-                                       Dispatcher)
+from moorage.events.dispatcher import JOB_TIMEOUT_SECONDS, JOB_TYPE, Dispatcher
 from moorage.events.payloads import EVENT_TYPES, FORMATS, PING, Origin, render
 from moorage.events.store import (AttemptRow, DeliveryRow, NewDelivery, SubscriptionRow,
                                   WebhookStore)
@@ -300,11 +299,12 @@ def install(settings: Settings, registry: Registry, worker: Worker, edition: Edi
     subscription only when the edition has webhooks."""
     store = WebhookStore(registry.db.engine)
     # Distribution's instanceID changes with each start; ours does too, per process.
-    dispatcher = Dispatcher(store, worker, Origin(base_url(settings), uuid.uuid4().hex))
+    dispatcher = Dispatcher(store, worker, Origin(base_url(settings), uuid.uuid4().hex),
+                            settings.webhook_max_attempts)
     job = DeliveryJob(store, Sender(allow_private_networks=settings.webhook_allow_private_networks),
                       edition)
     worker.register(JobType(JOB_TYPE, job, concurrency=8, timeout_seconds=JOB_TIMEOUT_SECONDS,
-                            max_attempts=MAX_ATTEMPTS))
+                            max_attempts=settings.webhook_max_attempts))
     if edition.has("webhooks"):
         registry.bus.subscribe(dispatcher)
     return WebhookService(store, manager, edition, dispatcher, job)
