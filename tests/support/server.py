@@ -245,9 +245,11 @@ def migrated_database() -> Path:
     found = _TEMPLATES.get(head)
     if found is not None and found.exists():
         return found
+    import atexit
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="moorage-template-"))
+    atexit.register(shutil.rmtree, folder, True)
     engine = open_engine(sqlite_url(folder))
     try:
         upgrade(engine)
