@@ -97,9 +97,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """With MOORAGE_TEST_COST_LOG=FILE, one line per test: its wall time, this process's CPU
-    and the CPU of the processes it started and reaped (servers, clients), setup and teardown
-    included; for finding what makes the suite long (`scripts/test-costs.py FILE`)."""
+    """With MOORAGE_TEST_COST_LOG=FILE, one line per test: its wall time, this process's CPU,
+    the CPU of the processes it started and reaped (servers, clients), and the CPU of the
+    server processes it stopped (read before the signal; a killed server's workers are
+    reaped by init and missing from the third figure), setup and teardown included; for
+    finding what makes the suite long (`scripts/test-costs.py FILE`)."""
     target = os.environ.get("MOORAGE_TEST_COST_LOG")
     if not target:
         yield
@@ -111,9 +113,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         usage = resource.getrusage(who)
         return usage.ru_utime + usage.ru_stime
 
-    start = (time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN))
+    from tests.support import server
+
+    start = (time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN),
+             server.servers_cpu)
     yield
-    end = (time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN))
+    end = (time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN),
+           server.servers_cpu)
     with open(target, "a") as log:
         log.write("\t".join([item.nodeid, *(f"{b - a:.3f}" for a, b in zip(start, end))]) + "\n")
 

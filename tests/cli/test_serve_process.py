@@ -87,7 +87,8 @@ class Serve:
 
 def test_workers_exit_when_the_main_process_is_killed_alone(
         tmp_path: Path, orphans: list[int]) -> None:
-    server = MoorageServer(tmp_path / "data", extra_args=["--workers", "2"], env=OPEN)
+    server = MoorageServer(tmp_path / "data", extra_args=["--workers", "2"], env=OPEN,
+                           template=False)
     server.start(timeout=BOUND)
     try:
         workers = _listening_workers(server, 2)
@@ -112,7 +113,8 @@ def test_workers_still_starting_exit_when_the_main_process_is_killed(
         tmp_path: Path, orphans: list[int]) -> None:
     """Killed right after it forked its workers, while they still import and build the app:
     they must not go on to serve."""
-    server = MoorageServer(tmp_path / "data", extra_args=["--workers", "2"], env=OPEN)
+    server = MoorageServer(tmp_path / "data", extra_args=["--workers", "2"], env=OPEN,
+                           template=False)
     with open(server.log_path, "ab") as log:
         proc = subprocess.Popen(server.command(), stdout=log, stderr=subprocess.STDOUT,
                                 env=server.environment(), start_new_session=True)
@@ -134,7 +136,8 @@ def test_workers_still_starting_exit_when_the_main_process_is_killed(
 
 
 def test_a_second_serve_on_the_same_data_folder_refuses_to_start(tmp_path: Path) -> None:
-    first = MoorageServer(tmp_path / "data", extra_args=["--workers", "2"], env=OPEN)
+    first = MoorageServer(tmp_path / "data", extra_args=["--workers", "2"], env=OPEN,
+                           template=False)
     first.start(timeout=BOUND)
     try:
         code, output = Serve(first.data_dir, free_port()).outcome()

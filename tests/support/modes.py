@@ -44,7 +44,12 @@ def mode_of(path: Path) -> int:
 
 
 class PermissiveServer(MoorageServer):
-    """`moorage serve` started under umask 022."""
+    """`moorage serve` started under umask 022, on a folder it creates itself (no migrated
+    database copied in: the modes of what the server makes are what these tests check)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("template", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def command(self) -> list[str]:
         return [*PERMISSIVE, *super().command()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,31 @@ def free_port(bindable_too: tuple[int, ...] = ()) -> int:
     raise RuntimeError(f"no free port left in {block}")
 
 
+# CPU seconds used by the server processes this test process has stopped or killed, read
+# from /proc just before the signal (MOORAGE_TEST_COST_LOG's fourth column, tests/conftest.py).
+# Needed because a killed server's workers are reaped by init, not by the test: their CPU
+# never reaches the test's RUSAGE_CHILDREN.
+servers_cpu = 0.0
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def group_cpu(group: int) -> float:
+    """User and system CPU of the live processes of a process group, with what they reaped
+    (the preparation child of `moorage serve`, workers already gone)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[2]) == group:  # pgrp; then utime, stime, cutime, cstime
+            total += sum(int(value) for value in fields[11:15])
+    return total / _TICKS
+
+
 class PortTaken(RuntimeError):
     """The server's port was bound by someone else before the server could bind it."""
 
@@ -141,20 +167,24 @@ class RegistryProcess:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=self.environment(), start_new_session=True)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._log.close()
-                said = self.log_path.read_bytes()[logged_before:].decode(errors="replace")
-                if self.port_chosen and any(words in said for words in self.port_taken):
-                    raise PortTaken(self.port)
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0,
-                             verify=self.verify).status_code in self.ready_statuses:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        # One client for the whole wait: httpx.get() makes a client, and so an SSL context
+        # loading the CA bundle, per call: ~30 ms of CPU a poll, 2-4 s a start on a loaded
+        # machine, where a poll on a kept client costs 0.2 ms.
+        with httpx.Client(timeout=1.0, verify=self.verify) as poller:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    self._log.close()
+                    said = self.log_path.read_bytes()[logged_before:].decode(errors="replace")
+                    if self.port_chosen and any(words in said for words in self.port_taken):
+                        raise PortTaken(self.port)
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                       f"{self.log()}")
+                try:
+                    if poller.get(f"{self.url}/v2/").status_code in self.ready_statuses:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"{self.name} did not answer within {timeout}s:\n{self.log()}")
 
@@ -175,6 +205,8 @@ class RegistryProcess:
     def _signal(self, sig: int, timeout: float) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
+        global servers_cpu
+        servers_cpu += group_cpu(self.proc.pid)
         try:
             os.killpg(self.proc.pid, sig)
         except ProcessLookupError:
@@ -192,17 +224,76 @@ class RegistryProcess:
         return self.start()
 
 
+_TEMPLATES: dict[str, Path] = {}
+
+
+def migrated_database() -> Path:
+    """An empty SQLite metadata database at the head revision, made once per test process
+    (by the same Alembic upgrade `moorage serve` runs on a new folder) and copied into the
+    new data folders of test servers (MoorageServer.start).
+
+    Every first start of a server would otherwise run all the migrations again: ~0.4 s of
+    CPU each, for some two hundred servers a run. The migrations stay tested: tests/db
+    migrates SQLite and PostgreSQL and checks the result against the declared schema, and
+    runs `moorage serve` on an empty folder; tests/cli/test_serve_process.py starts its
+    servers on empty folders (`template=False`).
+    """
+    from moorage.db.metadata import open_engine, sqlite_url
+    from moorage.db.migrate import head_revision, upgrade
+
+    head = head_revision()
+    found = _TEMPLATES.get(head)
+    if found is not None and found.exists():
+        return found
+    import atexit
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="moorage-template-"))
+    atexit.register(shutil.rmtree, folder, True)
+    engine = open_engine(sqlite_url(folder))
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:  # everything in the main file, no -wal beside it
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    _TEMPLATES[head] = folder / "moorage.db"
+    return _TEMPLATES[head]
+
+
 class MoorageServer(RegistryProcess):
-    """One Moorage instance with its own data folder; can be stopped, killed and restarted."""
+    """One Moorage instance with its own data folder; can be stopped, killed and restarted.
+
+    A server whose data folder does not exist yet, on SQLite, starts on a copy of an already
+    migrated, empty database (migrated_database); `template=False` for a start on an empty
+    folder, as a new installation's.
+    """
 
     name = "moorage"
     ready_statuses = (200, 401)
 
     def __init__(self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, template: bool = True) -> None:
         super().__init__(data_dir, port)
         self.extra_args = list(extra_args or [])
         self.env = dict(env or {})
+        self.template = template
+
+    def start(self, timeout: float = 180.0) -> "Self":
+        if self.template and not self.data_dir.exists() and self._on_sqlite():
+            self.data_dir.mkdir(mode=0o700, parents=True)
+            target = self.data_dir / "moorage.db"
+            shutil.copyfile(migrated_database(), target)
+            target.chmod(0o600)
+        return super().start(timeout)
+
+    def _on_sqlite(self) -> bool:
+        """No database URL given (the embedded SQLite database in the data folder)."""
+        env = self.environment()
+        if env.get("MOORAGE_DATABASE_URL") or env.get("MOORAGE_CONFIG"):
+            return False
+        return not any(arg in ("--database-url", "--config") or
+                       arg.startswith(("--database-url=", "--config=")) for arg in self.extra_args)
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "moorage", "serve", "--listen", self.host,

@@ -270,7 +270,14 @@ def _prepare_in_child() -> int:
 
 
 def prepare_from_environment() -> int:
-    """The child's side of _prepare_in_child: settings come from the exported environment."""
+    """The child's side of _prepare_in_child: settings come from the exported environment.
+
+    The cyclic garbage collector stays off in this short-lived process: importing and
+    building the instance only makes objects that live until it exits, and the collections
+    their allocations would trigger find nothing to free."""
+    import gc
+
+    gc.disable()
     from moorage.app import prepare_instance
     from moorage.db.migrate import NotMigrated
     from moorage.settings import load_settings
