@@ -12,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.content import ACCEPT, with_digest
 from bench.rawhttp import Connection, HTTPError, path_of
@@ -193,15 +194,23 @@ class PullTarget:
     tag: str
 
 
-async def pull_load(host: str, port: int, images: list[PullTarget],
+async def pull_load(host: str, port: int | list[int], images: list[PullTarget],
                     tokens: dict[str, str] | None, clients: int, seconds: float,
-                    rate: float | None = None) -> dict[str, Any]:
+                    rate: float | None = None,
+                    follow_redirects: bool = False) -> dict[str, Any]:
     """Pull images (manifest by tag, then its config and its layer) for `seconds`.
 
     Closed loop when `rate` is None: `clients` clients pull back to back. With a `rate`,
     pulls are scheduled every 1/rate seconds and the next free client takes each one; a pull's
     latency then counts from its scheduled start, so a stall shows up in the p99.
+
+    Several ports (replicas of one registry): pull n goes to ports[n % len(ports)], as a
+    round-robin load balancer would send it; each client keeps one connection per port.
+    `follow_redirects`: a blob answered with a redirect (S3 presigned URL) is fetched from
+    where it points, without the registry's Authorization, as a client does; that fetch is
+    part of the pull.
     """
+    ports = port if isinstance(port, list) else [port]
     latencies: list[float] = []
     errors: list[str] = []
     counter = 0
@@ -212,7 +221,8 @@ async def pull_load(host: str, port: int, images: list[PullTarget],
     def headers_for(repo: str) -> dict[str, str]:
         return {"authorization": f"Bearer {tokens[repo]}"} if tokens else {}
 
-    async def pull(conn: Connection, image: PullTarget) -> None:
+    async def pull(conns: dict[tuple[str, int], Connection], conn: Connection,
+                   image: PullTarget) -> None:
         auth = headers_for(image.repo)
         resp = await conn.request("GET", f"/v2/{image.repo}/manifests/{image.tag}",
                                   {**auth, "accept": ACCEPT})
@@ -222,13 +232,22 @@ async def pull_load(host: str, port: int, images: list[PullTarget],
         for desc in (manifest["config"], manifest["layers"][0]):
             resp = await conn.request("GET", f"/v2/{image.repo}/blobs/{desc['digest']}", auth,
                                       keep_body=False)
+            if follow_redirects and resp.status in (302, 307) and resp.header("location"):
+                location = urlsplit(resp.header("location") or "")
+                if location.hostname != "127.0.0.1" or location.port is None:
+                    raise HTTPError(f"blob {desc['digest'][:19]}: redirect off loopback")
+                key = (location.hostname, location.port)
+                if key not in conns:
+                    conns[key] = Connection(*key)
+                resp = await conns[key].request("GET", path_of(resp.header("location") or ""),
+                                                {}, keep_body=False)
             if resp.status != 200 or resp.length != desc["size"]:
                 raise HTTPError(f"blob {desc['digest'][:19]}: HTTP {resp.status}, "
                                 f"{resp.length} bytes")
 
     async def client() -> None:
         nonlocal counter
-        conn = Connection(host, port)
+        conns = {(host, p): Connection(host, p) for p in ports}
         try:
             while True:
                 n = counter
@@ -245,15 +264,18 @@ async def pull_load(host: str, port: int, images: list[PullTarget],
                     begin = time.perf_counter()
                     if begin >= deadline:
                         return
+                conn = conns[(host, ports[n % len(ports)])]
                 try:
-                    await pull(conn, images[n % len(images)])
+                    await pull(conns, conn, images[n % len(images)])
                     latencies.append(time.perf_counter() - begin)
                 except (HTTPError, OSError, asyncio.IncompleteReadError, KeyError,
                         ValueError) as exc:
                     errors.append(str(exc)[:200])
-                    await conn.close()
+                    for each in conns.values():
+                        await each.close()
         finally:
-            await conn.close()
+            for each in conns.values():
+                await each.close()
 
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - started

@@ -10,7 +10,8 @@ row has a time and that the scan found the packages the image holds, in the libr
 the scan jobs of the server it starts. Then `bench/blocking.py --quick` (~30 s), checking
 that both manifest GET runs (no policy, a three-rule policy) have a rate and no errors, and
 that the pull check was timed in process; then `bench/replication.py --quick` (~30 s), checking
-that the rule's copy and skopeo's both have a rate. Exits non-zero, naming
+that the rule's copy and skopeo's both have a rate; then `bench/scaleout.py --quick` (~2
+min), checking that both deployments pulled without errors. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -77,6 +78,7 @@ def main() -> int:
     problems += scan_problems()
     problems += blocking_problems()
     problems += replication_problems()
+    problems += scaleout_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -147,6 +149,33 @@ def quick_run(script: str) -> tuple[subprocess.CompletedProcess[str], dict | Non
         return proc, json.loads(proc.stderr.strip().splitlines()[-1]), []
     except (ValueError, IndexError):
         return proc, None, [f"bench/{script} printed no raw figures"]
+
+
+def scaleout_problems() -> list[str]:
+    """bench/scaleout.py --quick: both deployments (embedded; two PostgreSQL + Redis + S3
+    replicas) pulled without errors, each server's memory was read, and no server logged
+    an error. The rates of a 3-second run at 100 pulls/s are not checked."""
+    before = set(RESULTS.glob("scaleout-*-quick.json"))
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scaleout.py"), "--quick"],
+                          cwd=ROOT, timeout=900)
+    if proc.returncode != 0:
+        return [f"bench/scaleout.py --quick exited with {proc.returncode}"]
+    produced = sorted(set(RESULTS.glob("scaleout-*-quick.json")) - before)
+    if not produced:
+        return ["bench/scaleout.py wrote no bench/results/scaleout-*-quick.json"]
+    result = json.loads(produced[-1].read_text())
+    problems = []
+    for label, runs in result["runs"].items():
+        if not runs or not all(r["pulls"] for r in runs):
+            problems.append(f"bench/scaleout.py: no pulls on {label}")
+        if any(r["errors"] for r in runs):
+            problems.append(f"bench/scaleout.py: errors on {label}: "
+                            f"{[r['error_samples'] for r in runs][:2]}")
+        if not result["memory"].get(label):
+            problems.append(f"bench/scaleout.py: no memory figures for {label}")
+    problems += [f"bench/scaleout.py: {label} logged errors: {lines[:2]}"
+                 for label, lines in result["server_log_errors"].items() if lines]
+    return problems
 
 
 def blocking_problems() -> list[str]:

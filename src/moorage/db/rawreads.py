@@ -4,7 +4,8 @@ SQLAlchemy Core builds a statement, derives its cache key and sets up a result o
 about 100 µs, more than all the rest of a manifest GET. The few lookups every pull makes are
 therefore written out once in plain SQL (qmark style) and run straight on the driver: on
 SQLite through one connection per thread, whose statement cache keeps them prepared; on
-PostgreSQL through a pooled connection. Writes and everything else stay with SQLAlchemy.
+PostgreSQL through a small pool of autocommit connections of its own (see `_pg_reads`). Writes and
+everything else stay with SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import weakref
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from moorage.db.changes import signal_of
 
@@ -38,6 +39,7 @@ class RawReader:
         self._sqlite_path = database if database not in (None, "", ":memory:") else None
         self._postgres = engine.dialect.name == "postgresql"
         self._pg_sql: dict[str, str] = {}
+        self._pg_engine: tuple[int, Engine] | None = None
         self._local = threading.local()
         # Answers kept until the next commit anywhere on this database (see db/changes.py);
         # without a shared signal (PostgreSQL: replicas on other machines) nothing is kept.
@@ -110,16 +112,45 @@ class RawReader:
         converted = self._pg_sql.get(sql)
         if converted is None:
             converted = self._pg_sql[sql] = sql.replace("?", "%s")
-        raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(converted, params)
-            found = [tuple(r) for r in cursor.fetchall()]
-            cursor.close()
-            raw.commit()  # end the read transaction the driver opened
-            return found
-        finally:
-            raw.close()
+        engine = self._pg_reads()
+        for attempt in (1, 2):
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(converted, params)
+                    return [tuple(r) for r in cursor.fetchall()]
+                finally:
+                    cursor.close()
+            except engine.dialect.loaded_dbapi.OperationalError:
+                # a pooled connection the server dropped (it restarted): there is no
+                # pre-ping, so a read finds out here; one retry on a fresh connection
+                raw.invalidate()
+                if attempt == 2:
+                    raise
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")
+
+    def _pg_reads(self) -> Engine:
+        """A small pool of autocommit connections for these reads alone.
+
+        Through the main engine one lookup cost four round trips to the server: the pool's
+        pre-ping, the BEGIN the driver sends before the first statement, the query and the
+        COMMIT that ends it. In autocommit the query is the only one, and each statement
+        still sees every transaction committed before it began (what the single SELECT saw
+        inside its own transaction before). A connection the server dropped is retried
+        once instead of pinged on every checkout. One pool per process: forked workers
+        never share a connection.
+        """
+        pid = os.getpid()
+        found = self._pg_engine
+        if found is None or found[0] != pid:
+            engine = create_engine(self.engine.url, isolation_level="AUTOCOMMIT",
+                                   pool_size=2, max_overflow=8, pool_pre_ping=False,
+                                   pool_reset_on_return=None)
+            found = self._pg_engine = (pid, engine)
+        return found[1]
 
 
 __all__ = ["RawReader"]
