@@ -4,7 +4,9 @@
 # options such as --workers 4), then times the console's repository pages with 5,000
 # repositories and 10,000 tags, then the scanner's advisory import and image scan (cold and
 # warm; as library calls, then as scan jobs of a running server), then the manifest GET rate
-# with threat blocking's pull policies on beside none (bench/blocking.py), then a 256 MiB image
+# with threat blocking's pull policies on beside none (bench/blocking.py), then what audit,
+# metrics and blocking each cost in CPU per request (bench/toggles.py), then the start-up of
+# `moorage --help`, `moorage repo list` and `moorage serve` (bench/startup.py), then a 256 MiB image
 # copied between two Moorage instances by a push replication rule beside skopeo copy
 # (bench/replication.py), then index.yaml of a chart repository with 1,000 versions, cold
 # and cached (bench/helm.py), then 1,000 pulls/s for 60 s on two PostgreSQL + Redis + S3
@@ -88,6 +90,8 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scan.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/blocking.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/toggles.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/startup.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/replication.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/helm.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scaleout.py

@@ -216,6 +216,8 @@ class Moorage(Server):
     workers: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
     auth: bool = True
+    # layers taken out for the on/off rows (bench/toggled.py): "audit", "metrics"
+    off: tuple[str, ...] = ()
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         src = Path(__file__).resolve().parent.parent / "src"
@@ -223,10 +225,17 @@ class Moorage(Server):
             "MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
             # the catalog scenario holds 10,000 repositories; the advanced edition's quota is 5,000
             "MOORAGE_QUOTA_REPOSITORIES": "100000",
+            # no scan of each pushed tag: a scan job runs `syft`, a child of a worker, whose
+            # memory and CPU would count as the server's (its own rows: bench/scan.py)
+            "MOORAGE_SCAN_ON_PUSH": "false",
             "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
             **self.extra_env,
         }
-        return ([sys.executable, "-m", "moorage", "serve", "--listen", self.host,
+        launcher = ["-m", "moorage"]
+        if self.off:
+            launcher = [str(Path(__file__).resolve().parent / "toggled.py")]
+            env["MOORAGE_BENCH_OFF"] = ",".join(self.off)
+        return ([sys.executable, *launcher, "serve", "--listen", self.host,
                  "--data-dir", str(self.data_dir), "--workers", str(self.workers)],
                 env)
 

@@ -11,7 +11,9 @@ the scan jobs of the server it starts. Then `bench/blocking.py --quick` (~30 s),
 that both manifest GET runs (no policy, a three-rule policy) have a rate and no errors, and
 that the pull check was timed in process; then `bench/replication.py --quick` (~30 s), checking
 that the rule's copy and skopeo's both have a rate; then `bench/scaleout.py --quick` (~2
-min), checking that both deployments pulled without errors. Exits non-zero, naming
+min), checking that both deployments pulled without errors; then `bench/toggles.py --quick` (audit,
+metrics, blocking on against off: each case has a rate and a CPU figure) and
+`bench/startup.py --quick` (each start-up timed). Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -79,6 +81,8 @@ def main() -> int:
     problems += blocking_problems()
     problems += replication_problems()
     problems += scaleout_problems()
+    problems += toggles_problems()
+    problems += startup_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -205,6 +209,36 @@ def replication_problems() -> list[str]:
                 if not raw["rates_mib_s"].get(how) or min(raw["rates_mib_s"][how]) <= 0]
     problems += [f"bench/replication.py: {label} logged errors: {lines[:2]}"
                  for label, lines in raw["server_errors"].items() if lines]
+    return problems
+
+
+def toggles_problems() -> list[str]:
+    """bench/toggles.py --quick: every case (on, and each layer off) has a GET rate, a pull
+    rate and a CPU figure per request, without errors; no server logged one."""
+    _, raw, problems = quick_run("toggles.py")
+    if raw is None:
+        return problems
+    for case, by in raw["runs"].items():
+        for kind in ("get", "pulls"):
+            runs = by.get(kind) or []
+            if not runs or not all(r.get("cpu_us", 0) > 0 for r in runs):
+                problems.append(f"bench/toggles.py: no CPU per request for {case} {kind}")
+            elif any(r["errors"] for r in runs):
+                problems.append(f"bench/toggles.py: errors in {case} {kind}")
+    problems += [f"bench/toggles.py: {label} logged errors: {lines[:2]}"
+                 for label, lines in raw["server_errors"].items() if lines]
+    return problems
+
+
+def startup_problems() -> list[str]:
+    """bench/startup.py --quick: each command timed."""
+    _, raw, problems = quick_run("startup.py")
+    if raw is None:
+        return problems
+    for label, by in raw["times"].items():
+        problems += [f"bench/startup.py: no time for {key} ({label})"
+                     for key in ("help", "repo_list", "serve_first", "serve_restart")
+                     if not by.get(key)]
     return problems
 
 

@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import httpx
 import typer
 
 from moorage.cli.client import ApiClient, ApiError, connect
@@ -92,6 +91,8 @@ def _report(detail: dict[str, Any]) -> str:
 def _stream(api: ApiClient, params: dict[str, Any], out: Any) -> int:
     """Copy the export to `out` as it arrives; a log of millions of lines never sits in
     memory. Returns the number of lines."""
+    import httpx  # the client made by `connect` has imported it already
+
     lines = 0
     try:
         with api.http.stream("GET", "/audit/export", params=params) as resp:

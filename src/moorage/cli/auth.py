@@ -12,7 +12,6 @@ import socket
 import sys
 from typing import Annotated, Optional
 
-import httpx
 import typer
 
 from moorage.cli import credentials
@@ -63,6 +62,8 @@ def login(
         username = str(typer.prompt("Username"))
     secret = read_password(password, password_stdin)
     previous = credentials.load()
+    import httpx
+
     with ApiClient(url, auth=httpx.BasicAuth(username, secret), login_hint=False) as api:
         me = api.get("/user")
         if me.get("kind") == "anonymous":

@@ -8,15 +8,18 @@ stored token is only ever sent to the server it was issued by.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from moorage.cli import credentials
 from moorage.cli.output import REFUSED, CliError, usage
 
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (~40 ms to import) is imported when a client is made, not with this module: `main`
+# imports every command module, and `moorage --help` talks to no server.
+TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 10.0
 
 
 class ApiError(CliError):
@@ -50,12 +53,16 @@ def repo_path(name: str) -> str:
 class ApiClient:
     def __init__(self, url: str, auth: httpx.Auth | None = None,
                  headers: dict[str, str] | None = None, login_hint: bool = True) -> None:
+        import httpx
+
         self.url = url
         self.login_hint = login_hint
         # Plain http needs no CA bundle, and loading one costs ~70 ms a command. Redirects
         # are not followed, so this never downgrades a TLS connection.
         self.http = httpx.Client(base_url=f"{url}/api/v1", auth=auth, headers=headers,
-                                 timeout=TIMEOUT, verify=not url.startswith("http://"))
+                                 timeout=httpx.Timeout(TIMEOUT_SECONDS,
+                                                       connect=CONNECT_TIMEOUT_SECONDS),
+                                 verify=not url.startswith("http://"))
 
     def __enter__(self) -> ApiClient:
         return self
@@ -65,6 +72,8 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """The decoded JSON answer (None for 204); ApiError or CliError otherwise."""
+        import httpx
+
         try:
             resp = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -117,6 +126,8 @@ def connect() -> ApiClient:
                                                           and stored else None)
         if not username:
             raise usage("MOORAGE_PASSWORD is set but MOORAGE_USERNAME is not")
+        import httpx
+
         return ApiClient(url, auth=httpx.BasicAuth(username, password))
     if same_server and stored is not None:
         return ApiClient(url, headers={"Authorization": f"Bearer {stored.token}"})

@@ -7,7 +7,6 @@ import time
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from moorage.cli.client import ApiClient, connect
 from moorage.cli.output import CliError, JsonFlag, details, print_json, say, table, when
@@ -20,6 +19,8 @@ FINISHED = ("succeeded", "failed")
 
 def follow(api: ApiClient, job: dict[str, Any], quiet: bool, timeout: float = 6 * 3600) -> dict[str, Any]:
     """Poll a job until it ends, showing its progress and new log lines as they come."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn  # only when following
+
     shown = 0
     deadline = time.monotonic() + timeout
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,

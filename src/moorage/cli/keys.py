@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from moorage.cli.datafolder import announce, existing_instance
 from moorage.cli.output import CliError, JsonFlag, print_json, say, table
@@ -112,6 +110,9 @@ def rotate(data_dir: DataDir = None, config: Config = None, json_out: JsonFlag =
 @app.command("rewrap")
 def rewrap_cmd(data_dir: DataDir = None, config: Config = None, json_out: JsonFlag = False) -> None:
     """Re-wrap every blob's data key under the active master key, while the registry serves."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from moorage.store.encrypted import rewrap
 
     settings, folder = _instance(data_dir, config)

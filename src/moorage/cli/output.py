@@ -14,12 +14,17 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+# Rich is imported by the functions that print through it, not here: every command imports
+# this module, and `moorage --help` or a `--json` command never draws a table (rich is
+# ~25 ms of a CLI start; tests/cli/test_lazy_imports.py keeps it out of `--help`).
 
 # Exit codes: 1 the server (or the network) refused, 2 the command line was wrong.
 REFUSED, USAGE = 1, 2
@@ -42,6 +47,8 @@ def usage(message: str) -> CliError:
 
 @lru_cache(maxsize=1)
 def console() -> Console:
+    from rich.console import Console
+
     # Piped output gets a wide page rather than Rich's 80 columns, so that digests and
     # descriptions stay on one line for grep and awk.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
@@ -86,6 +93,8 @@ def print_json(data: Any) -> None:
 
 def say(message: str) -> None:
     """A sentence for people (plain text, no markup interpretation)."""
+    from rich.text import Text
+
     console().print(Text(message), soft_wrap=True)
 
 
@@ -106,6 +115,8 @@ def when(value: str | None) -> str:
 
 
 def cell(value: Any) -> Text:
+    from rich.text import Text
+
     if value is None or value == "":
         return Text("-")
     if isinstance(value, bool):
@@ -118,6 +129,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "n
     if not rows:
         say(empty)
         return
+    from rich.table import Table
+
     grid = Table(show_edge=False, box=None, pad_edge=False, header_style="bold")
     for name in columns:
         grid.add_column(name, overflow="fold")
@@ -128,6 +141,9 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "n
 
 def details(pairs: Iterable[tuple[str, Any]]) -> None:
     """One object as aligned `key  value` lines."""
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(show_header=False, show_edge=False, box=None, pad_edge=False)
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")

@@ -9,7 +9,6 @@ import typer
 from moorage.cli.client import connect, repo_path, segment
 from moorage.cli.output import (JsonFlag, confirm, details, print_json, say, table, usage,
                                 when)
-from moorage.scan.model import LEVELS
 from moorage.units import human_size
 
 PAGE = 1000  # the API's largest page
@@ -232,6 +231,8 @@ def tags(
 
 def vulnerabilities(summary: dict[str, Any] | None) -> str:
     """`C:1 H:2 M:0 L:3 U:0` for a scanned tag, its status while a scan runs, - if never."""
+    from moorage.scan.model import LEVELS  # its dataclasses cost every other command ~5 ms
+
     if not summary:
         return "-"
     if summary.get("status") in ("queued", "running", "failed"):

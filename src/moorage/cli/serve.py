@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from moorage.ops.tls import CertificateError, check_pair
 
 if TYPE_CHECKING:
     from moorage.domains.front import Front
@@ -102,6 +101,8 @@ def _tls(settings: Settings) -> tuple[Path, Path] | None:
     """The certificate and key to serve HTTPS with, checked now (exit 2 with the reason)."""
     if not settings.tls_cert:
         return None
+    from moorage.ops.tls import CertificateError, check_pair  # ssl: only when serving HTTPS
+
     cert, key = Path(settings.tls_cert).resolve(), Path(settings.tls_key).resolve()
     try:
         found = check_pair(cert, key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from moorage.cli.datafolder import announce, existing_instance
-from moorage.settings import SettingsError, load_settings
 
 
 def worker(
@@ -19,7 +17,10 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run the jobs that are due, then exit")] = False,
 ) -> None:
     """Run background jobs (GC, retention, webhooks, …) until stopped with Ctrl-C or SIGTERM."""
+    import asyncio
+
     from moorage.app import build_instance
+    from moorage.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(config, overrides={"data_dir": data_dir})
