@@ -14,6 +14,7 @@ The clock is a parameter, so that the schedule can be tested without waiting for
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -73,9 +74,14 @@ class RedisHealth:
         self._last_log = float("-inf")
         self._suppressed = 0
         self._lock = threading.Lock()
-        self._errors = redis_errors()
         # Told of each failure (metrics count them); cheap, and never raising.
         self.listeners: list[Callable[[], None]] = []
+
+    @functools.cached_property
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """redis-py's exceptions, imported on the first call: a server without Redis never
+        imports redis (with the OpenTelemetry SDK it pulls in, ~10 MiB per worker)."""
+        return redis_errors()
 
     @property
     def down(self) -> bool:
