@@ -14,6 +14,7 @@ from botocore.exceptions import ResponseStreamingError
 from hypothesis import given, settings, strategies as st
 
 from moorage.settings import Settings, SettingsError, load_settings
+from moorage.store.base import StagedUploadInvalid
 from moorage.store.factory import open_blob_store, parse_storage_url
 from moorage.store.filesystem import FilesystemBlobStore
 from moorage.store.s3 import (COPY_PIECE, MAX_PART, MAX_PARTS, MIN_PART, CopyPart, DataPart,
@@ -88,6 +89,85 @@ def test_upload_delete_sweeps_what_a_dead_replica_left(s3: S3BlobStore) -> None:
     s3.upload_delete(upload_id)
     assert keys(s3, prefix) == [] and multipart_uploads(s3, prefix) == []
     assert s3.upload_size(upload_id) is None
+
+
+# -- a last chunk staged at its blob key -------------------------------------------------------
+def staged_store(seaweed: SeaweedS3) -> S3BlobStore:
+    return s3_store(seaweed, f"tests/{uuid.uuid4().hex}", part_size=5 * MiB)
+
+
+def write_last(store: S3BlobStore, upload_id: str, data: bytes, digest: str) -> None:
+    writer = store.upload_last_chunk(upload_id, 0, digest)
+    for start in range(0, len(data), MiB):
+        writer.write(data[start:start + MiB])
+    writer.commit()
+
+
+def test_a_last_chunk_is_invisible_until_commit_and_needs_no_copy(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(11 * MiB + 3, seed=11)
+    digest = digest_of(data)
+    upload_id = new_upload(store)
+    prefix = store.upload_prefix(upload_id)
+    write_last(store, upload_id, data, digest)
+    # staged where the blob will live, as an unfinished multipart upload: not a blob yet
+    assert store.size(digest) is None
+    assert multipart_uploads(store, store.blob_key(digest)) == [store.blob_key(digest)]
+    assert store.upload_size(upload_id) == len(data)
+    assert keys(store, prefix) == ["last-00000000000000000000-00000000000011534339", "marker"]
+    store.upload_commit(upload_id, digest, size=len(data))
+    assert b"".join(store.read(digest)) == data
+    assert keys(store, prefix) == []
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_a_staged_last_chunk_goes_with_its_upload(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(6 * MiB, seed=12)
+    digest = digest_of(data)
+    upload_id = new_upload(store)
+    write_last(store, upload_id, data, digest)
+    store.upload_delete(upload_id)  # e.g. the digest did not match
+    assert store.upload_size(upload_id) is None
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    assert store.size(digest) is None
+    store.close()
+
+
+def test_a_staged_last_chunk_is_refused_when_wrong(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(6 * MiB, seed=13)
+    upload_id = new_upload(store)
+    write_last(store, upload_id, data, digest_of(data))
+    with pytest.raises(StagedUploadInvalid):  # a size other than the one hashed
+        store.upload_commit(upload_id, digest_of(data), size=len(data) - 1)
+    with pytest.raises(StagedUploadInvalid):  # bytes staged for another digest
+        store.upload_commit(upload_id, digest_of(b"other"), size=len(data))
+    with pytest.raises(StagedUploadInvalid):  # its bytes cannot be read back before commit
+        b"".join(store.upload_read(upload_id))
+    assert store.size(digest_of(b"other")) is None and store.size(digest_of(data)) is None
+    store.upload_delete(upload_id)
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_a_small_or_later_last_chunk_is_an_ordinary_chunk(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    upload_id = new_upload(store)
+    prefix = store.upload_prefix(upload_id)
+    write_last(store, upload_id, b"small", digest_of(b"small"))  # below one part: a PUT
+    assert keys(store, prefix) == ["chunk-00000000000000000000", "marker"]
+    tail = payload(6 * MiB, seed=14)
+    whole = b"small" + tail
+    writer = store.upload_last_chunk(upload_id, 5, digest_of(whole))  # not at offset 0
+    writer.write(tail)
+    writer.commit()
+    assert keys(store, prefix) == ["chunk-00000000000000000000", "chunk-00000000000000000005",
+                                   "marker"]
+    store.upload_commit(upload_id, digest_of(whole), size=len(whole))
+    assert b"".join(store.read(digest_of(whole))) == whole
+    store.close()
 
 
 def test_a_gap_between_chunks_is_refused(s3: S3BlobStore) -> None:

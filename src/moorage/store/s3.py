@@ -5,6 +5,7 @@ Layout under the configured prefix:
     <prefix>/blobs/<algorithm>/<first two hex>/<hex>     committed blobs
     <prefix>/uploads/<id>/marker                          an upload exists (possibly empty)
     <prefix>/uploads/<id>/chunk-<start offset, 20 digits> one object per committed chunk
+    <prefix>/uploads/<id>/last-<offset>-<size>            a last chunk staged at its blob key
 
 Replicas share nothing but the database, this bucket and Redis, so every fact about an upload
 lives in the bucket: its existence is the marker, its size the sum of its chunk objects, its
@@ -18,10 +19,20 @@ the upload resumes at the size it had. Committing is server-side: CopyObject for
 chunk, otherwise a multipart upload assembled with UploadPartCopy, so the bytes do not pass
 through the registry again. CopyObject and CompleteMultipartUpload are atomic, which keeps
 the promise that a blob is either whole under its digest or absent.
+
+Why a last chunk can skip the copy: a server-side copy is not free, the object store reads
+and rewrites every byte (SeaweedFS spent twice the CPU of a plain PUT on a push that was
+copied on commit; for v3's S3 driver, which moves the same way, as much). When a chunk comes
+with the digest it must have (a monolithic PUT or POST ?digest=, the way containerd and ORAS
+push), `upload_last_chunk` streams it as a multipart upload created at the blob's own key and
+does not complete it: the `last-` object records the multipart upload and its parts, and
+`upload_commit`, after the core has checked the digest, completes it. Until then the bytes
+are invisible, like any unfinished multipart upload; a mismatch or `upload_delete` aborts it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -51,6 +62,7 @@ COPY_PIECE = 1 * GiB
 
 MARKER = "marker"
 CHUNK_PREFIX = "chunk-"
+LAST_PREFIX = "last-"
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
@@ -90,11 +102,16 @@ def _chunk_name(offset: int) -> str:
     return f"{CHUNK_PREFIX}{offset:0{_OFFSET_DIGITS}d}"
 
 
+def _last_name(offset: int, size: int) -> str:
+    return f"{LAST_PREFIX}{offset:0{_OFFSET_DIGITS}d}-{size:0{_OFFSET_DIGITS}d}"
+
+
 @dataclass(frozen=True)
 class _Chunk:
     key: str
     offset: int
     size: int
+    staged: bool = False  # a `last-` record: the bytes are an unfinished multipart upload
 
 
 @dataclass(frozen=True)
@@ -175,10 +192,18 @@ class S3Chunk:
     bounded at (max_inflight + 1) parts per chunk.
     """
 
-    def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2) -> None:
+    def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2,
+                 last: tuple[str, str] | None = None) -> None:
+        """With `last` = (the upload's `last-` record key without its size, the blob key),
+        a chunk big enough for a multipart upload is staged at the blob key and left
+        unfinished for upload_commit (see the module's docstring); a small one is a chunk
+        object as usual."""
         self.store = store
         self.key = key
         self.max_inflight = max_inflight
+        self._last = last
+        self._mpu_key = last[1] if last else key
+        self._written = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._upload_id: str | None = None
@@ -193,6 +218,7 @@ class S3Chunk:
             return
         self._pending.append(bytes(data))
         self._pending_size += len(data)
+        self._written += len(data)
         part_size = self.store.part_size
         if self._pending_size < part_size:
             return
@@ -220,6 +246,14 @@ class S3Chunk:
             if data:
                 self._send_part(memoryview(data), wait=False)
             parts = [future.result() for future in self._parts]
+            if self._last is not None:
+                # Recorded, not completed: upload_commit completes it once the digest is
+                # checked. The record names the size, so a listing knows it without a read.
+                record = {"key": self._mpu_key, "upload_id": self._upload_id, "parts": parts}
+                size = f"{self._written:0{_OFFSET_DIGITS}d}"
+                s3.put_object(Bucket=bucket, Key=self._last[0] + size,
+                              Body=json.dumps(record).encode())
+                return
             s3.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id,
                                          MultipartUpload={"Parts": parts})
         except BaseException:
@@ -237,7 +271,7 @@ class S3Chunk:
     def _send_part(self, data: memoryview, wait: bool = True) -> None:
         if self._upload_id is None:
             self._upload_id = self.store.client.create_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key)["UploadId"]
+                Bucket=self.store.bucket, Key=self._mpu_key)["UploadId"]
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise S3StoreError(f"a chunk may have at most {MAX_PARTS} parts of "
@@ -251,7 +285,7 @@ class S3Chunk:
                 if future.done() and future.exception() is not None:
                     future.result()
         self._parts.append(self.store.pool.submit(
-            self.store._upload_part, self.key, self._upload_id, number, data))
+            self.store._upload_part, self._mpu_key, self._upload_id, number, data))
 
     def _abort_upload(self) -> None:
         if self._upload_id is None:
@@ -263,9 +297,9 @@ class S3Chunk:
                 pass
         try:
             self.store.client.abort_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self._upload_id)
+                Bucket=self.store.bucket, Key=self._mpu_key, UploadId=self._upload_id)
         except (ClientError, BotoCoreError) as exc:
-            log.warning("could not abort multipart upload of %s: %s", self.key, exc)
+            log.warning("could not abort multipart upload of %s: %s", self._mpu_key, exc)
         self._upload_id = None
         self._parts = []
 
@@ -387,6 +421,18 @@ class S3BlobStore:
         core checks under its lock); nothing is sent before the first full part."""
         return S3Chunk(self, self.upload_prefix(upload_id) + _chunk_name(offset))
 
+    def upload_last_chunk(self, upload_id: str, offset: int, digest: str) -> S3Chunk:
+        """A writer for the upload's last chunk, which must make the blob `digest`: staged at
+        the blob's key and completed by upload_commit (no copy), if it is the whole upload.
+
+        Only a chunk at offset 0 qualifies: after other chunks its parts would have to follow
+        parts copied from them, and their sizes cannot always make valid parts."""
+        if offset != 0:
+            return self.upload_chunk(upload_id, offset)
+        prefix = self.upload_prefix(upload_id)
+        return S3Chunk(self, prefix + _chunk_name(offset), last=(
+            f"{prefix}{LAST_PREFIX}{offset:0{_OFFSET_DIGITS}d}-", self.blob_key(digest)))
+
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         listing = self._listing(upload_id)
         if listing is None:
@@ -394,6 +440,10 @@ class S3BlobStore:
         return self._read_chunks(listing, chunk_size)
 
     def _read_chunks(self, listing: list[_Chunk], chunk_size: int) -> Iterator[bytes]:
+        if any(chunk.staged for chunk in listing):
+            # parts of an unfinished multipart upload cannot be read back
+            raise S3UploadInconsistent("the upload's last chunk is staged for its digest "
+                                       "and cannot be read back before commit")
         for chunk in listing:
             yield from self._stream(chunk.key, 0, chunk.size, chunk_size)
 
@@ -406,16 +456,55 @@ class S3BlobStore:
             raise S3UploadInconsistent(f"upload {upload_id} holds {staged} bytes, not the "
                                        f"{size} that were verified")
         target = self.blob_key(digest)
-        if self._head_size(target) != staged:
+        if listing and listing[-1].staged:
+            self._complete_staged(listing, target, staged)
+        elif self._head_size(target) != staged:
             self._assemble(listing, target)
         self._delete_keys([self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)])
+
+    def _staged_record(self, chunk: _Chunk) -> dict[str, Any]:
+        body = self.client.get_object(Bucket=self.bucket, Key=chunk.key)["Body"]
+        try:
+            record = json.loads(body.read(1 << 20))
+        finally:
+            body.close()
+        return record if isinstance(record, dict) else {}
+
+    def _complete_staged(self, listing: list[_Chunk], target: str, staged: int) -> None:
+        """Complete the multipart upload a last chunk left at `target`. It holds the whole
+        upload (only a chunk at offset 0 is staged) and was made for exactly this key."""
+        record = self._staged_record(listing[-1])
+        if len(listing) != 1 or record.get("key") != target:
+            raise S3UploadInconsistent(f"the staged chunk {listing[-1].key} is not the whole "
+                                       f"upload for {target}")
+        if self._head_size(target) == staged:  # already there: keep it, drop the copy
+            self._abort_staged(record)
+            return
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=target, UploadId=record["upload_id"],
+            MultipartUpload={"Parts": record["parts"]})
+
+    def _abort_staged(self, record: dict[str, Any]) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=record["key"],
+                                               UploadId=record["upload_id"])
+        except ClientError as exc:
+            if _error_code(exc) not in _NOT_FOUND:
+                raise
 
     def upload_delete(self, upload_id: str) -> None:
         """Remove everything under the upload, marker first so it stops existing at once;
         also aborts multipart uploads left by chunks whose replica died mid-stream."""
         prefix = self.upload_prefix(upload_id)
         self.client.delete_object(Bucket=self.bucket, Key=prefix + MARKER)
-        self._delete_keys([o["Key"] for o in self._list(prefix)])
+        objects = [o["Key"] for o in self._list(prefix)]
+        for key in objects:  # a staged last chunk's multipart upload lives at its blob key
+            if key[len(prefix):].startswith(LAST_PREFIX):
+                try:
+                    self._abort_staged(self._staged_record(_Chunk(key, 0, 0, True)))
+                except (ClientError, KeyError, ValueError) as exc:
+                    log.warning("could not abort the staged chunk of %s: %s", key, exc)
+        self._delete_keys(objects)
         try:
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=prefix)
@@ -554,6 +643,10 @@ class S3BlobStore:
                 marker = True
             elif name.startswith(CHUNK_PREFIX) and name[len(CHUNK_PREFIX):].isdigit():
                 chunks.append(_Chunk(obj["Key"], int(name[len(CHUNK_PREFIX):]), int(obj["Size"])))
+            elif name.startswith(LAST_PREFIX):
+                offset, _, size = name[len(LAST_PREFIX):].partition("-")
+                if offset.isdigit() and size.isdigit():
+                    chunks.append(_Chunk(obj["Key"], int(offset), int(size), staged=True))
         if not marker:
             return None
         chunks.sort(key=lambda c: c.offset)
@@ -563,6 +656,8 @@ class S3BlobStore:
                 raise S3UploadInconsistent(f"upload {upload_id}: chunk at {chunk.offset}, expected "
                                    f"one at {expected}")
             expected += chunk.size
+        if any(chunk.staged for chunk in chunks[:-1]):
+            raise S3UploadInconsistent(f"upload {upload_id}: chunks follow its staged last one")
         return chunks
 
     def _delete_keys(self, keys: list[str]) -> None:
