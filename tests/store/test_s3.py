@@ -311,3 +311,49 @@ def test_open_blob_store(seaweed: SeaweedS3, tmp_path: Path,
     with pytest.raises(SettingsError, match="no-such-bucket"):
         open_blob_store(Settings(storage_url=seaweed.storage_url(bucket="no-such-bucket")),
                         tmp_path)
+
+
+# -- read-ahead -------------------------------------------------------------------------------
+def read_threads() -> int:
+    import threading
+
+    return sum(1 for t in threading.enumerate() if t.name == "moorage-s3-read")
+
+
+def wait_for_no_read_threads() -> None:
+    import gc
+    import time
+
+    deadline = time.monotonic() + 120  # bounds a hang only
+    while read_threads() and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.1)
+    assert read_threads() == 0
+
+
+def test_reads_ahead_the_same_bytes_and_stops_when_dropped(s3: S3BlobStore) -> None:
+    from moorage.store.s3 import ReadAhead
+
+    data = payload(3 * MiB + 17, seed=21)
+    digest = digest_of(data)
+    s3.put(digest, data)
+    reader = s3.read(digest, chunk_size=256 * 1024)
+    assert isinstance(reader, ReadAhead)
+    assert b"".join(reader) == data
+    assert b"".join(s3.read(digest, 5, 2 * MiB + 9, 64 * 1024)) == data[5:2 * MiB + 9]
+    wait_for_no_read_threads()
+    # a client that goes away after the first chunk: the reading thread stops too
+    reader = s3.read(digest, chunk_size=64 * 1024)
+    assert next(reader) == data[:64 * 1024]
+    del reader
+    wait_for_no_read_threads()
+    reader = s3.read(digest, chunk_size=64 * 1024)
+    next(reader)
+    reader.close()  # type: ignore[attr-defined]
+    wait_for_no_read_threads()
+
+
+def test_a_missing_blob_read_ahead_raises_at_the_first_chunk(s3: S3BlobStore) -> None:
+    with pytest.raises(FileNotFoundError):
+        next(iter(s3.read(digest_of(b"never stored"))))
+    wait_for_no_read_threads()

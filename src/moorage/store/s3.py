@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -84,6 +85,86 @@ def _session() -> boto3.session.Session:
     else:
         _LOADERS.append(core.get_component("data_loader"))
     return boto3.session.Session(botocore_session=core)
+
+
+_END = object()
+
+
+def _put(channel: "queue.Queue[Any]", stop: threading.Event, entry: tuple[Any, Any]) -> bool:
+    while not stop.is_set():
+        try:
+            channel.put(entry, timeout=1.0)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _read_ahead(source: Iterator[bytes], channel: "queue.Queue[Any]",
+                stop: threading.Event) -> None:
+    """The thread of a ReadAhead: it holds no reference to the ReadAhead itself, so a
+    reader that drops it (a client that went away) lets it be collected, which stops this."""
+    error: BaseException | None = None
+    try:
+        for chunk in source:
+            if not _put(channel, stop, (None, chunk)):
+                return
+    except BaseException as exc:  # handed to the reader, raised there
+        error = exc
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    _put(channel, stop, (_END, error))
+
+
+class ReadAhead(Iterator[bytes]):
+    """An iterator's items fetched by a thread of their own, up to `depth` ahead.
+
+    A blob GET that streams through the registry alternated between reading a chunk from the
+    bucket and sending it on; with the next chunks fetched meanwhile, both legs run at once.
+    The thread owns the source (a generator may only be closed by the thread running it), so
+    close() (or dropping the iterator, e.g. when the client went away) asks it to stop; it
+    does within a second, closing the source and with it the bucket's response.
+    """
+
+    def __init__(self, source: Iterator[bytes], depth: int) -> None:
+        self._source: Iterator[bytes] | None = source
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._finished = False
+
+    def __next__(self) -> bytes:
+        if self._finished:
+            raise StopIteration
+        if self._source is not None:
+            source, self._source = self._source, None
+            threading.Thread(target=_read_ahead, args=(source, self._queue, self._stop),
+                             name="moorage-s3-read", daemon=True).start()
+        kind, item = self._queue.get()
+        if kind is _END:
+            self._finished = True
+            if item is not None:
+                raise item
+            raise StopIteration
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._finished = True
+        while True:  # a thread waiting to hand over a chunk sees the stop at once
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        source, self._source = self._source, None
+        if source is not None:  # never started: close the source here
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def __del__(self) -> None:
+        self._stop.set()
 
 
 class S3StoreError(RuntimeError):
@@ -310,6 +391,8 @@ class S3BlobStore:
     # One S3 part per batch the core hands over: 8 MiB is above S3's 5 MiB minimum and
     # allows 80 GiB per chunk within the 10,000-part limit.
     write_batch = 8 * MiB
+    # Chunks of a blob read held ready ahead of the reader (memory: this many per stream).
+    read_ahead = 4
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
                  region: str | None = None, access_key: str | None = None,
@@ -388,7 +471,12 @@ class S3BlobStore:
 
     def read(self, digest: str, start: int = 0, end: int | None = None,
              chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        return self._stream(self.blob_key(digest), start, end, chunk_size)
+        """Bytes [start, end); more than one chunk's worth is read ahead (ReadAhead), so the
+        next chunk comes from the bucket while the caller sends the last one on."""
+        chunks = self._stream(self.blob_key(digest), start, end, chunk_size)
+        if end is not None and end - start <= chunk_size:
+            return chunks
+        return ReadAhead(chunks, self.read_ahead)
 
     def put(self, digest: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.blob_key(digest), Body=data)
