@@ -114,7 +114,8 @@ def test_a_last_chunk_is_invisible_until_commit_and_needs_no_copy(seaweed: Seawe
     assert store.size(digest) is None
     assert multipart_uploads(store, store.blob_key(digest)) == [store.blob_key(digest)]
     assert store.upload_size(upload_id) == len(data)
-    assert keys(store, prefix) == ["last-00000000000000000000-00000000000011534339", "marker"]
+    assert keys(store, prefix) == ["last-00000000000000000000-00000000000011534339", "marker",
+                                   "staging"]
     store.upload_commit(upload_id, digest, size=len(data))
     assert b"".join(store.read(digest)) == data
     assert keys(store, prefix) == []
@@ -149,6 +150,22 @@ def test_a_staged_last_chunk_is_refused_when_wrong(seaweed: SeaweedS3) -> None:
     assert store.size(digest_of(b"other")) is None and store.size(digest_of(data)) is None
     store.upload_delete(upload_id)
     assert multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_a_last_chunk_a_dead_replica_left_mid_stream_is_swept(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(6 * MiB, seed=15)
+    digest = digest_of(data)
+    upload_id = new_upload(store)
+    writer = store.upload_last_chunk(upload_id, 0, digest)
+    writer.write(data)  # a part is on its way; then the replica dies: no commit, no abort
+    writer._parts[0].result()  # type: ignore[attr-defined]
+    assert multipart_uploads(store, store.blob_key(digest)) == [store.blob_key(digest)]
+    assert store.upload_size(upload_id) == 0  # nothing of the chunk counts yet
+    store.upload_delete(upload_id)  # e.g. another replica expires the upload
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    assert keys(store, store.upload_prefix(upload_id)) == []
     store.close()
 
 

@@ -6,6 +6,7 @@ Layout under the configured prefix:
     <prefix>/uploads/<id>/marker                          an upload exists (possibly empty)
     <prefix>/uploads/<id>/chunk-<start offset, 20 digits> one object per committed chunk
     <prefix>/uploads/<id>/last-<offset>-<size>            a last chunk staged at its blob key
+    <prefix>/uploads/<id>/staging                         the same, while it is being written
 
 Replicas share nothing but the database, this bucket and Redis, so every fact about an upload
 lives in the bucket: its existence is the marker, its size the sum of its chunk objects, its
@@ -28,6 +29,8 @@ push), `upload_last_chunk` streams it as a multipart upload created at the blob'
 does not complete it: the `last-` object records the multipart upload and its parts, and
 `upload_commit`, after the core has checked the digest, completes it. Until then the bytes
 are invisible, like any unfinished multipart upload; a mismatch or `upload_delete` aborts it.
+The `staging` object names the multipart upload from its creation on, so that one a replica
+left mid-stream (it died) is found and aborted by `upload_delete` too, like a chunk's.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ COPY_PIECE = 1 * GiB
 MARKER = "marker"
 CHUNK_PREFIX = "chunk-"
 LAST_PREFIX = "last-"
+STAGING = "staging"  # names the multipart upload of a last chunk while it is being written
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
@@ -275,8 +279,7 @@ class S3Chunk:
 
     def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2,
                  last: tuple[str, str] | None = None) -> None:
-        """With `last` = (the upload's `last-` record key without its size, the blob key),
-        a chunk big enough for a multipart upload is staged at the blob key and left
+        """With `last` = (the upload's prefix, the blob key), a chunk at offset 0 big enough for a multipart upload is staged at the blob key and left
         unfinished for upload_commit (see the module's docstring); a small one is a chunk
         object as usual."""
         self.store = store
@@ -284,6 +287,7 @@ class S3Chunk:
         self.max_inflight = max_inflight
         self._last = last
         self._mpu_key = last[1] if last else key
+        self._offset = int(key.rpartition(CHUNK_PREFIX)[2])
         self._written = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -331,8 +335,8 @@ class S3Chunk:
                 # Recorded, not completed: upload_commit completes it once the digest is
                 # checked. The record names the size, so a listing knows it without a read.
                 record = {"key": self._mpu_key, "upload_id": self._upload_id, "parts": parts}
-                size = f"{self._written:0{_OFFSET_DIGITS}d}"
-                s3.put_object(Bucket=bucket, Key=self._last[0] + size,
+                s3.put_object(Bucket=bucket,
+                              Key=self._last[0] + _last_name(self._offset, self._written),
                               Body=json.dumps(record).encode())
                 return
             s3.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id,
@@ -353,6 +357,10 @@ class S3Chunk:
         if self._upload_id is None:
             self._upload_id = self.store.client.create_multipart_upload(
                 Bucket=self.store.bucket, Key=self._mpu_key)["UploadId"]
+            if self._last is not None:
+                self.store.client.put_object(
+                    Bucket=self.store.bucket, Key=self._last[0] + STAGING,
+                    Body=json.dumps({"key": self._mpu_key, "upload_id": self._upload_id}).encode())
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise S3StoreError(f"a chunk may have at most {MAX_PARTS} parts of "
@@ -518,8 +526,7 @@ class S3BlobStore:
         if offset != 0:
             return self.upload_chunk(upload_id, offset)
         prefix = self.upload_prefix(upload_id)
-        return S3Chunk(self, prefix + _chunk_name(offset), last=(
-            f"{prefix}{LAST_PREFIX}{offset:0{_OFFSET_DIGITS}d}-", self.blob_key(digest)))
+        return S3Chunk(self, prefix + _chunk_name(offset), last=(prefix, self.blob_key(digest)))
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         listing = self._listing(upload_id)
@@ -544,11 +551,13 @@ class S3BlobStore:
             raise S3UploadInconsistent(f"upload {upload_id} holds {staged} bytes, not the "
                                        f"{size} that were verified")
         target = self.blob_key(digest)
+        done = [self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)]
         if listing and listing[-1].staged:
             self._complete_staged(listing, target, staged)
+            done.append(self.upload_prefix(upload_id) + STAGING)
         elif self._head_size(target) != staged:
             self._assemble(listing, target)
-        self._delete_keys([self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)])
+        self._delete_keys(done)
 
     def _staged_record(self, chunk: _Chunk) -> dict[str, Any]:
         body = self.client.get_object(Bucket=self.bucket, Key=chunk.key)["Body"]
@@ -587,7 +596,8 @@ class S3BlobStore:
         self.client.delete_object(Bucket=self.bucket, Key=prefix + MARKER)
         objects = [o["Key"] for o in self._list(prefix)]
         for key in objects:  # a staged last chunk's multipart upload lives at its blob key
-            if key[len(prefix):].startswith(LAST_PREFIX):
+            name = key[len(prefix):]
+            if name.startswith(LAST_PREFIX) or name == STAGING:
                 try:
                     self._abort_staged(self._staged_record(_Chunk(key, 0, 0, True)))
                 except (ClientError, KeyError, ValueError) as exc:
