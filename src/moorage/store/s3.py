@@ -279,9 +279,9 @@ class S3Chunk:
 
     def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2,
                  last: tuple[str, str] | None = None) -> None:
-        """With `last` = (the upload's prefix, the blob key), a chunk at offset 0 big enough for a multipart upload is staged at the blob key and left
-        unfinished for upload_commit (see the module's docstring); a small one is a chunk
-        object as usual."""
+        """With `last` = (the upload's prefix, the blob key), a chunk big enough for a
+        multipart upload is staged at the blob key and left unfinished for upload_commit
+        (see the module's docstring); a small one is a chunk object as usual."""
         self.store = store
         self.key = key
         self.max_inflight = max_inflight
