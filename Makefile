@@ -1,7 +1,8 @@
 # The two commands: `make run` serves on embedded defaults; `make test` runs the whole suite.
 # Both install what is missing first. `make bench` compares Moorage with CNCF Distribution
 # side by side (docs/benchmarks.md; BENCH_QUICK=1 for a short smoke run, BENCH_ARGS for
-# options such as --workers 4), then times the console's repository pages with 5,000
+# options such as --workers 4), then blob push and pull on S3 (SeaweedFS) beside Distribution
+# v3's S3 driver and SeaweedFS's own rate (bench/s3.py), then times the console's repository pages with 5,000
 # repositories and 10,000 tags, then the scanner's advisory import and image scan (cold and
 # warm; as library calls, then as scan jobs of a running server), then the manifest GET rate
 # with threat blocking's pull policies on beside none (bench/blocking.py), then what audit,
@@ -87,6 +88,7 @@ $(BIN)/py-spy: | $(TEST_STAMP)
 # the workspace's ../shared/peers/distribution-v3.1.1/ is used when present (bench/run.py)
 bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/run.py $(BENCH_ARGS)
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/s3.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/console.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scan.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/blocking.py

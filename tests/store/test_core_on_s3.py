@@ -67,3 +67,39 @@ def test_upload_moves_between_replicas(seaweed: SeaweedS3, tmp_path: Path) -> No
     assert b"".join(stores[1].read(digest)) == data
     for store in stores:
         store.close()
+
+
+def test_monolithic_upload_is_staged_at_its_blob_key(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    """A PUT that brings the whole blob with its digest is staged where the blob will live
+    and revealed only once the digest is checked: a wrong digest leaves nothing, not even an
+    unfinished multipart upload; a right one makes the blob, with no upload left behind."""
+    db = MetadataStore(open_engine(sqlite_url(tmp_path)))
+    db.create_schema()
+    store = s3_store(seaweed, f"tests/{uuid.uuid4().hex}", part_size=5 * MiB)
+    manager = UploadManager(db, store, FileBlobLock(tmp_path / "lock"),
+                            FileUploadLock(tmp_path / "upload-locks"))
+    data = bytes(range(256)) * 30_000  # ~7.3 MiB: one part and a tail
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    lying = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+
+    def unfinished() -> list[str]:
+        found = store.client.list_multipart_uploads(Bucket=store.bucket,
+                                                    Prefix=f"{store.prefix}/")
+        return [u["Key"] for u in found.get("Uploads", []) or []]
+
+    async def run() -> None:
+        wrong = await manager.start("library/app")
+        with pytest.raises(RegistryError) as info:
+            await manager.finish("library/app", wrong, lying, body(data))
+        assert info.value.code == "DIGEST_INVALID"
+        assert store.upload_size(wrong) is None and store.size(lying) is None
+        assert unfinished() == []
+
+        right = await manager.start("library/app")
+        assert await manager.finish("library/app", right, digest, body(data)) == len(data)
+        assert store.upload_size(right) is None and unfinished() == []
+
+    asyncio.run(run())
+    assert db.blob_size_in_repository("library/app", digest) == len(data)
+    assert b"".join(store.read(digest)) == data
+    store.close()

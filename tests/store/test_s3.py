@@ -14,6 +14,7 @@ from botocore.exceptions import ResponseStreamingError
 from hypothesis import given, settings, strategies as st
 
 from moorage.settings import Settings, SettingsError, load_settings
+from moorage.store.base import StagedUploadInvalid
 from moorage.store.factory import open_blob_store, parse_storage_url
 from moorage.store.filesystem import FilesystemBlobStore
 from moorage.store.s3 import (COPY_PIECE, MAX_PART, MAX_PARTS, MIN_PART, CopyPart, DataPart,
@@ -88,6 +89,102 @@ def test_upload_delete_sweeps_what_a_dead_replica_left(s3: S3BlobStore) -> None:
     s3.upload_delete(upload_id)
     assert keys(s3, prefix) == [] and multipart_uploads(s3, prefix) == []
     assert s3.upload_size(upload_id) is None
+
+
+# -- a last chunk staged at its blob key -------------------------------------------------------
+def staged_store(seaweed: SeaweedS3) -> S3BlobStore:
+    return s3_store(seaweed, f"tests/{uuid.uuid4().hex}", part_size=5 * MiB)
+
+
+def write_last(store: S3BlobStore, upload_id: str, data: bytes, digest: str) -> None:
+    writer = store.upload_last_chunk(upload_id, 0, digest)
+    for start in range(0, len(data), MiB):
+        writer.write(data[start:start + MiB])
+    writer.commit()
+
+
+def test_a_last_chunk_is_invisible_until_commit_and_needs_no_copy(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(11 * MiB + 3, seed=11)
+    digest = digest_of(data)
+    upload_id = new_upload(store)
+    prefix = store.upload_prefix(upload_id)
+    write_last(store, upload_id, data, digest)
+    # staged where the blob will live, as an unfinished multipart upload: not a blob yet
+    assert store.size(digest) is None
+    assert multipart_uploads(store, store.blob_key(digest)) == [store.blob_key(digest)]
+    assert store.upload_size(upload_id) == len(data)
+    assert keys(store, prefix) == ["last-00000000000000000000-00000000000011534339", "marker",
+                                   "staging"]
+    store.upload_commit(upload_id, digest, size=len(data))
+    assert b"".join(store.read(digest)) == data
+    assert keys(store, prefix) == []
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_a_staged_last_chunk_goes_with_its_upload(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(6 * MiB, seed=12)
+    digest = digest_of(data)
+    upload_id = new_upload(store)
+    write_last(store, upload_id, data, digest)
+    store.upload_delete(upload_id)  # e.g. the digest did not match
+    assert store.upload_size(upload_id) is None
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    assert store.size(digest) is None
+    store.close()
+
+
+def test_a_staged_last_chunk_is_refused_when_wrong(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(6 * MiB, seed=13)
+    upload_id = new_upload(store)
+    write_last(store, upload_id, data, digest_of(data))
+    with pytest.raises(StagedUploadInvalid):  # a size other than the one hashed
+        store.upload_commit(upload_id, digest_of(data), size=len(data) - 1)
+    with pytest.raises(StagedUploadInvalid):  # bytes staged for another digest
+        store.upload_commit(upload_id, digest_of(b"other"), size=len(data))
+    with pytest.raises(StagedUploadInvalid):  # its bytes cannot be read back before commit
+        b"".join(store.upload_read(upload_id))
+    assert store.size(digest_of(b"other")) is None and store.size(digest_of(data)) is None
+    store.upload_delete(upload_id)
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_a_last_chunk_a_dead_replica_left_mid_stream_is_swept(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    data = payload(6 * MiB, seed=15)
+    digest = digest_of(data)
+    upload_id = new_upload(store)
+    writer = store.upload_last_chunk(upload_id, 0, digest)
+    writer.write(data)  # a part is on its way; then the replica dies: no commit, no abort
+    writer._parts[0].result()  # type: ignore[attr-defined]
+    assert multipart_uploads(store, store.blob_key(digest)) == [store.blob_key(digest)]
+    assert store.upload_size(upload_id) == 0  # nothing of the chunk counts yet
+    store.upload_delete(upload_id)  # e.g. another replica expires the upload
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    assert keys(store, store.upload_prefix(upload_id)) == []
+    store.close()
+
+
+def test_a_small_or_later_last_chunk_is_an_ordinary_chunk(seaweed: SeaweedS3) -> None:
+    store = staged_store(seaweed)
+    upload_id = new_upload(store)
+    prefix = store.upload_prefix(upload_id)
+    write_last(store, upload_id, b"small", digest_of(b"small"))  # below one part: a PUT
+    assert keys(store, prefix) == ["chunk-00000000000000000000", "marker"]
+    tail = payload(6 * MiB, seed=14)
+    whole = b"small" + tail
+    writer = store.upload_last_chunk(upload_id, 5, digest_of(whole))  # not at offset 0
+    writer.write(tail)
+    writer.commit()
+    assert keys(store, prefix) == ["chunk-00000000000000000000", "chunk-00000000000000000005",
+                                   "marker"]
+    store.upload_commit(upload_id, digest_of(whole), size=len(whole))
+    assert b"".join(store.read(digest_of(whole))) == whole
+    store.close()
 
 
 def test_a_gap_between_chunks_is_refused(s3: S3BlobStore) -> None:
@@ -231,3 +328,49 @@ def test_open_blob_store(seaweed: SeaweedS3, tmp_path: Path,
     with pytest.raises(SettingsError, match="no-such-bucket"):
         open_blob_store(Settings(storage_url=seaweed.storage_url(bucket="no-such-bucket")),
                         tmp_path)
+
+
+# -- read-ahead -------------------------------------------------------------------------------
+def read_threads() -> int:
+    import threading
+
+    return sum(1 for t in threading.enumerate() if t.name == "moorage-s3-read")
+
+
+def wait_for_no_read_threads() -> None:
+    import gc
+    import time
+
+    deadline = time.monotonic() + 120  # bounds a hang only
+    while read_threads() and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.1)
+    assert read_threads() == 0
+
+
+def test_reads_ahead_the_same_bytes_and_stops_when_dropped(s3: S3BlobStore) -> None:
+    from moorage.store.s3 import ReadAhead
+
+    data = payload(3 * MiB + 17, seed=21)
+    digest = digest_of(data)
+    s3.put(digest, data)
+    reader = s3.read(digest, chunk_size=256 * 1024)
+    assert isinstance(reader, ReadAhead)
+    assert b"".join(reader) == data
+    assert b"".join(s3.read(digest, 5, 2 * MiB + 9, 64 * 1024)) == data[5:2 * MiB + 9]
+    wait_for_no_read_threads()
+    # a client that goes away after the first chunk: the reading thread stops too
+    reader = s3.read(digest, chunk_size=64 * 1024)
+    assert next(reader) == data[:64 * 1024]
+    del reader
+    wait_for_no_read_threads()
+    reader = s3.read(digest, chunk_size=64 * 1024)
+    next(reader)
+    reader.close()  # type: ignore[attr-defined]
+    wait_for_no_read_threads()
+
+
+def test_a_missing_blob_read_ahead_raises_at_the_first_chunk(s3: S3BlobStore) -> None:
+    with pytest.raises(FileNotFoundError):
+        next(iter(s3.read(digest_of(b"never stored"))))
+    wait_for_no_read_threads()

@@ -185,15 +185,17 @@ class UploadManager:
             return await self._append(name, upload_id, body, start, length, lease)
 
     async def _append(self, name: str, upload_id: str, body: AsyncIterator[bytes],
-                      start: int | None, length: int | None, lease: UploadLease) -> int:
-        """append() once the upload's lock is held."""
+                      start: int | None, length: int | None, lease: UploadLease,
+                      digest: str | None = None) -> int:
+        """append() once the upload's lock is held; `digest`: the chunk is the upload's
+        last, and the blob it completes must have this digest (see _writer)."""
         upload, offset = await self._session(name, upload_id)
         if start is not None and start != offset:
             raise refused_chunk(name, upload_id, offset,
                                 f"chunk starts at {start}, upload is at {offset}")
         state = await self._state(upload_id, offset)
         saved = state.hasher.copy()
-        writer = await asyncio.to_thread(self.store.upload_chunk, upload_id, offset)
+        writer = await asyncio.to_thread(self._writer, upload_id, offset, digest)
         try:
             received = await self._stream(writer, state, body, lease)
             if length is not None and received != length:
@@ -209,6 +211,15 @@ class UploadManager:
         if time.time() - upload.updated_at >= TOUCH_EVERY:
             self.db.touch_upload(upload_id)
         return state.offset
+
+    def _writer(self, upload_id: str, offset: int, digest: str | None) -> ChunkWriter:
+        """The chunk's writer. A store that can stage a last chunk where its blob will live
+        (the optional `upload_last_chunk`; S3: a multipart upload that only upload_commit
+        completes, after the digest is checked) spares the commit a copy of its bytes."""
+        last = getattr(self.store, "upload_last_chunk", None) if digest else None
+        if last is not None:
+            return last(upload_id, offset, digest)  # type: ignore[no-any-return]
+        return self.store.upload_chunk(upload_id, offset)
 
     async def _stream(self, writer: ChunkWriter, state: _HashState,
                       body: AsyncIterator[bytes], lease: UploadLease) -> int:
@@ -286,7 +297,11 @@ class UploadManager:
     async def _state(self, upload_id: str, offset: int) -> _HashState:
         state = self._hashes.get(upload_id)
         if state is None or state.offset != offset:
-            hasher = await asyncio.to_thread(self._rehash, upload_id, "sha256")
+            try:
+                hasher = await asyncio.to_thread(self._rehash, upload_id, "sha256")
+            except StagedUploadInvalid as exc:  # e.g. bytes staged for a commit that died
+                raise RegistryError("BLOB_UPLOAD_INVALID",
+                                    f"{exc}; start the upload again") from None
             state = _HashState(offset, hasher)
             self._remember(upload_id, state)
         return state
@@ -310,7 +325,10 @@ class UploadManager:
         expected = parse_digest(digest)
         async with self._exclusive(upload_id) as lease:
             if body is not None:
-                await self._append(name, upload_id, body, start, length, lease)
+                # sha256 comes from the running hash; other algorithms re-read the staged
+                # bytes, which a chunk staged at its blob key cannot offer
+                await self._append(name, upload_id, body, start, length, lease,
+                                   digest if expected.algorithm == "sha256" else None)
             size = (await self._session(name, upload_id))[1]
             if expected.algorithm == "sha256":
                 actual = await self._sha256(upload_id, size)

@@ -95,6 +95,12 @@ class OptionalStoreMethods(Protocol):
         Readers see the old bytes or the new, never neither; for re-encrypting in place.
         """
 
+    def upload_last_chunk(self, upload_id: str, offset: int, digest: str) -> ChunkWriter:
+        """A writer for a chunk the core knows is the upload's last and whose blob must be
+        `digest` (a monolithic PUT or POST ?digest=). The store may stage it where the blob
+        will live, invisible, for upload_commit to reveal without copying it (S3); its bytes
+        then need not be readable through upload_read before the commit."""
+
     def digests(self) -> Iterator[str]:
         """Every blob digest stored, in no particular order (for maintenance passes)."""
 

@@ -5,6 +5,8 @@ Layout under the configured prefix:
     <prefix>/blobs/<algorithm>/<first two hex>/<hex>     committed blobs
     <prefix>/uploads/<id>/marker                          an upload exists (possibly empty)
     <prefix>/uploads/<id>/chunk-<start offset, 20 digits> one object per committed chunk
+    <prefix>/uploads/<id>/last-<offset>-<size>            a last chunk staged at its blob key
+    <prefix>/uploads/<id>/staging                         the same, while it is being written
 
 Replicas share nothing but the database, this bucket and Redis, so every fact about an upload
 lives in the bucket: its existence is the marker, its size the sum of its chunk objects, its
@@ -18,11 +20,24 @@ the upload resumes at the size it had. Committing is server-side: CopyObject for
 chunk, otherwise a multipart upload assembled with UploadPartCopy, so the bytes do not pass
 through the registry again. CopyObject and CompleteMultipartUpload are atomic, which keeps
 the promise that a blob is either whole under its digest or absent.
+
+Why a last chunk can skip the copy: a server-side copy is not free, the object store reads
+and rewrites every byte (SeaweedFS spent twice the CPU of a plain PUT on a push that was
+copied on commit; for v3's S3 driver, which moves the same way, as much). When a chunk comes
+with the digest it must have (a monolithic PUT or POST ?digest=, the way containerd and ORAS
+push), `upload_last_chunk` streams it as a multipart upload created at the blob's own key and
+does not complete it: the `last-` object records the multipart upload and its parts, and
+`upload_commit`, after the core has checked the digest, completes it. Until then the bytes
+are invisible, like any unfinished multipart upload; a mismatch or `upload_delete` aborts it.
+The `staging` object names the multipart upload from its creation on, so that one a replica
+left mid-stream (it died) is found and aborted by `upload_delete` too, like a chunk's.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +66,8 @@ COPY_PIECE = 1 * GiB
 
 MARKER = "marker"
 CHUNK_PREFIX = "chunk-"
+LAST_PREFIX = "last-"
+STAGING = "staging"  # names the multipart upload of a last chunk while it is being written
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
@@ -74,6 +91,86 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session(botocore_session=core)
 
 
+_END = object()
+
+
+def _put(channel: "queue.Queue[Any]", stop: threading.Event, entry: tuple[Any, Any]) -> bool:
+    while not stop.is_set():
+        try:
+            channel.put(entry, timeout=1.0)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _read_ahead(source: Iterator[bytes], channel: "queue.Queue[Any]",
+                stop: threading.Event) -> None:
+    """The thread of a ReadAhead: it holds no reference to the ReadAhead itself, so a
+    reader that drops it (a client that went away) lets it be collected, which stops this."""
+    error: BaseException | None = None
+    try:
+        for chunk in source:
+            if not _put(channel, stop, (None, chunk)):
+                return
+    except BaseException as exc:  # handed to the reader, raised there
+        error = exc
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    _put(channel, stop, (_END, error))
+
+
+class ReadAhead(Iterator[bytes]):
+    """An iterator's items fetched by a thread of their own, up to `depth` ahead.
+
+    A blob GET that streams through the registry alternated between reading a chunk from the
+    bucket and sending it on; with the next chunks fetched meanwhile, both legs run at once.
+    The thread owns the source (a generator may only be closed by the thread running it), so
+    close() (or dropping the iterator, e.g. when the client went away) asks it to stop; it
+    does within a second, closing the source and with it the bucket's response.
+    """
+
+    def __init__(self, source: Iterator[bytes], depth: int) -> None:
+        self._source: Iterator[bytes] | None = source
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._finished = False
+
+    def __next__(self) -> bytes:
+        if self._finished:
+            raise StopIteration
+        if self._source is not None:
+            source, self._source = self._source, None
+            threading.Thread(target=_read_ahead, args=(source, self._queue, self._stop),
+                             name="moorage-s3-read", daemon=True).start()
+        kind, item = self._queue.get()
+        if kind is _END:
+            self._finished = True
+            if item is not None:
+                raise item
+            raise StopIteration
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._finished = True
+        while True:  # a thread waiting to hand over a chunk sees the stop at once
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        source, self._source = self._source, None
+        if source is not None:  # never started: close the source here
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
 class S3StoreError(RuntimeError):
     """The bucket holds something the store cannot make sense of (e.g. a gap between chunks)."""
 
@@ -90,11 +187,16 @@ def _chunk_name(offset: int) -> str:
     return f"{CHUNK_PREFIX}{offset:0{_OFFSET_DIGITS}d}"
 
 
+def _last_name(offset: int, size: int) -> str:
+    return f"{LAST_PREFIX}{offset:0{_OFFSET_DIGITS}d}-{size:0{_OFFSET_DIGITS}d}"
+
+
 @dataclass(frozen=True)
 class _Chunk:
     key: str
     offset: int
     size: int
+    staged: bool = False  # a `last-` record: the bytes are an unfinished multipart upload
 
 
 @dataclass(frozen=True)
@@ -175,10 +277,18 @@ class S3Chunk:
     bounded at (max_inflight + 1) parts per chunk.
     """
 
-    def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2) -> None:
+    def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2,
+                 last: tuple[str, str] | None = None) -> None:
+        """With `last` = (the upload's prefix, the blob key), a chunk big enough for a
+        multipart upload is staged at the blob key and left unfinished for upload_commit
+        (see the module's docstring); a small one is a chunk object as usual."""
         self.store = store
         self.key = key
         self.max_inflight = max_inflight
+        self._last = last
+        self._mpu_key = last[1] if last else key
+        self._offset = int(key.rpartition(CHUNK_PREFIX)[2])
+        self._written = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._upload_id: str | None = None
@@ -193,6 +303,7 @@ class S3Chunk:
             return
         self._pending.append(bytes(data))
         self._pending_size += len(data)
+        self._written += len(data)
         part_size = self.store.part_size
         if self._pending_size < part_size:
             return
@@ -220,6 +331,14 @@ class S3Chunk:
             if data:
                 self._send_part(memoryview(data), wait=False)
             parts = [future.result() for future in self._parts]
+            if self._last is not None:
+                # Recorded, not completed: upload_commit completes it once the digest is
+                # checked. The record names the size, so a listing knows it without a read.
+                record = {"key": self._mpu_key, "upload_id": self._upload_id, "parts": parts}
+                s3.put_object(Bucket=bucket,
+                              Key=self._last[0] + _last_name(self._offset, self._written),
+                              Body=json.dumps(record).encode())
+                return
             s3.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id,
                                          MultipartUpload={"Parts": parts})
         except BaseException:
@@ -237,7 +356,11 @@ class S3Chunk:
     def _send_part(self, data: memoryview, wait: bool = True) -> None:
         if self._upload_id is None:
             self._upload_id = self.store.client.create_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key)["UploadId"]
+                Bucket=self.store.bucket, Key=self._mpu_key)["UploadId"]
+            if self._last is not None:
+                self.store.client.put_object(
+                    Bucket=self.store.bucket, Key=self._last[0] + STAGING,
+                    Body=json.dumps({"key": self._mpu_key, "upload_id": self._upload_id}).encode())
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise S3StoreError(f"a chunk may have at most {MAX_PARTS} parts of "
@@ -251,7 +374,7 @@ class S3Chunk:
                 if future.done() and future.exception() is not None:
                     future.result()
         self._parts.append(self.store.pool.submit(
-            self.store._upload_part, self.key, self._upload_id, number, data))
+            self.store._upload_part, self._mpu_key, self._upload_id, number, data))
 
     def _abort_upload(self) -> None:
         if self._upload_id is None:
@@ -263,9 +386,9 @@ class S3Chunk:
                 pass
         try:
             self.store.client.abort_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self._upload_id)
+                Bucket=self.store.bucket, Key=self._mpu_key, UploadId=self._upload_id)
         except (ClientError, BotoCoreError) as exc:
-            log.warning("could not abort multipart upload of %s: %s", self.key, exc)
+            log.warning("could not abort multipart upload of %s: %s", self._mpu_key, exc)
         self._upload_id = None
         self._parts = []
 
@@ -276,6 +399,8 @@ class S3BlobStore:
     # One S3 part per batch the core hands over: 8 MiB is above S3's 5 MiB minimum and
     # allows 80 GiB per chunk within the 10,000-part limit.
     write_batch = 8 * MiB
+    # Chunks of a blob read held ready ahead of the reader (memory: this many per stream).
+    read_ahead = 4
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
                  region: str | None = None, access_key: str | None = None,
@@ -354,7 +479,12 @@ class S3BlobStore:
 
     def read(self, digest: str, start: int = 0, end: int | None = None,
              chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        return self._stream(self.blob_key(digest), start, end, chunk_size)
+        """Bytes [start, end); more than one chunk's worth is read ahead (ReadAhead), so the
+        next chunk comes from the bucket while the caller sends the last one on."""
+        chunks = self._stream(self.blob_key(digest), start, end, chunk_size)
+        if end is not None and end - start <= chunk_size:
+            return chunks
+        return ReadAhead(chunks, self.read_ahead)
 
     def put(self, digest: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.blob_key(digest), Body=data)
@@ -387,6 +517,17 @@ class S3BlobStore:
         core checks under its lock); nothing is sent before the first full part."""
         return S3Chunk(self, self.upload_prefix(upload_id) + _chunk_name(offset))
 
+    def upload_last_chunk(self, upload_id: str, offset: int, digest: str) -> S3Chunk:
+        """A writer for the upload's last chunk, which must make the blob `digest`: staged at
+        the blob's key and completed by upload_commit (no copy), if it is the whole upload.
+
+        Only a chunk at offset 0 qualifies: after other chunks its parts would have to follow
+        parts copied from them, and their sizes cannot always make valid parts."""
+        if offset != 0:
+            return self.upload_chunk(upload_id, offset)
+        prefix = self.upload_prefix(upload_id)
+        return S3Chunk(self, prefix + _chunk_name(offset), last=(prefix, self.blob_key(digest)))
+
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         listing = self._listing(upload_id)
         if listing is None:
@@ -394,6 +535,10 @@ class S3BlobStore:
         return self._read_chunks(listing, chunk_size)
 
     def _read_chunks(self, listing: list[_Chunk], chunk_size: int) -> Iterator[bytes]:
+        if any(chunk.staged for chunk in listing):
+            # parts of an unfinished multipart upload cannot be read back
+            raise S3UploadInconsistent("the upload's last chunk is staged for its digest "
+                                       "and cannot be read back before commit")
         for chunk in listing:
             yield from self._stream(chunk.key, 0, chunk.size, chunk_size)
 
@@ -406,16 +551,58 @@ class S3BlobStore:
             raise S3UploadInconsistent(f"upload {upload_id} holds {staged} bytes, not the "
                                        f"{size} that were verified")
         target = self.blob_key(digest)
-        if self._head_size(target) != staged:
+        done = [self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)]
+        if listing and listing[-1].staged:
+            self._complete_staged(listing, target, staged)
+            done.append(self.upload_prefix(upload_id) + STAGING)
+        elif self._head_size(target) != staged:
             self._assemble(listing, target)
-        self._delete_keys([self.upload_prefix(upload_id) + MARKER, *(c.key for c in listing)])
+        self._delete_keys(done)
+
+    def _staged_record(self, chunk: _Chunk) -> dict[str, Any]:
+        body = self.client.get_object(Bucket=self.bucket, Key=chunk.key)["Body"]
+        try:
+            record = json.loads(body.read(1 << 20))
+        finally:
+            body.close()
+        return record if isinstance(record, dict) else {}
+
+    def _complete_staged(self, listing: list[_Chunk], target: str, staged: int) -> None:
+        """Complete the multipart upload a last chunk left at `target`. It holds the whole
+        upload (only a chunk at offset 0 is staged) and was made for exactly this key."""
+        record = self._staged_record(listing[-1])
+        if len(listing) != 1 or record.get("key") != target:
+            raise S3UploadInconsistent(f"the staged chunk {listing[-1].key} is not the whole "
+                                       f"upload for {target}")
+        if self._head_size(target) == staged:  # already there: keep it, drop the copy
+            self._abort_staged(record)
+            return
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=target, UploadId=record["upload_id"],
+            MultipartUpload={"Parts": record["parts"]})
+
+    def _abort_staged(self, record: dict[str, Any]) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=record["key"],
+                                               UploadId=record["upload_id"])
+        except ClientError as exc:
+            if _error_code(exc) not in _NOT_FOUND:
+                raise
 
     def upload_delete(self, upload_id: str) -> None:
         """Remove everything under the upload, marker first so it stops existing at once;
         also aborts multipart uploads left by chunks whose replica died mid-stream."""
         prefix = self.upload_prefix(upload_id)
         self.client.delete_object(Bucket=self.bucket, Key=prefix + MARKER)
-        self._delete_keys([o["Key"] for o in self._list(prefix)])
+        objects = [o["Key"] for o in self._list(prefix)]
+        for key in objects:  # a staged last chunk's multipart upload lives at its blob key
+            name = key[len(prefix):]
+            if name.startswith(LAST_PREFIX) or name == STAGING:
+                try:
+                    self._abort_staged(self._staged_record(_Chunk(key, 0, 0, True)))
+                except (ClientError, KeyError, ValueError) as exc:
+                    log.warning("could not abort the staged chunk of %s: %s", key, exc)
+        self._delete_keys(objects)
         try:
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=prefix)
@@ -554,6 +741,10 @@ class S3BlobStore:
                 marker = True
             elif name.startswith(CHUNK_PREFIX) and name[len(CHUNK_PREFIX):].isdigit():
                 chunks.append(_Chunk(obj["Key"], int(name[len(CHUNK_PREFIX):]), int(obj["Size"])))
+            elif name.startswith(LAST_PREFIX):
+                offset, _, size = name[len(LAST_PREFIX):].partition("-")
+                if offset.isdigit() and size.isdigit():
+                    chunks.append(_Chunk(obj["Key"], int(offset), int(size), staged=True))
         if not marker:
             return None
         chunks.sort(key=lambda c: c.offset)
@@ -563,6 +754,8 @@ class S3BlobStore:
                 raise S3UploadInconsistent(f"upload {upload_id}: chunk at {chunk.offset}, expected "
                                    f"one at {expected}")
             expected += chunk.size
+        if any(chunk.staged for chunk in chunks[:-1]):
+            raise S3UploadInconsistent(f"upload {upload_id}: chunks follow its staged last one")
         return chunks
 
     def _delete_keys(self, keys: list[str]) -> None:
