@@ -181,6 +181,17 @@ def hash_and_write(folder: str, mib: int, chunk_mib: float, timeout: float) -> d
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
+def skopeo_to_dir(layout: str, tag: str, dest: str, timeout: float) -> dict[str, Any]:
+    """skopeo copy of the same layout to a local `dir:` (no registry): the client's own time."""
+    cmd = ["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", f"dir:{dest}"]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"skopeo copy to dir:{dest} failed: {out.stderr[-2000:]}")
+    return {"seconds": seconds}
+
+
 def skopeo_push(layout: str, tag: str, dest: str, creds: str | None,
                 timeout: float) -> dict[str, Any]:
     cmd = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
