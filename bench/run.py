@@ -880,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"starting Moorage ({o.workers} workers) and {', '.join(bench.peers)} in {work}")
         for server in bench.servers.values():
-            server.start()
+            server.start(timeout=300)  # a loaded 2-core machine may take minutes
         log(f"Moorage at {bench.moorage.url} (pid {bench.moorage.proc.pid}, workers "  # type: ignore[union-attr]
             f"{bench.moorage.worker_pids()}), "
             + ", ".join(f"{label} at {bench.servers[label].url}" for label in bench.peers))
