@@ -175,7 +175,12 @@ def hash_and_write(folder: str, mib: int, chunk_mib: float, timeout: float) -> d
     out = subprocess.run(
         [sys.executable, str(root / "bench" / "limits.py"), "hashwrite", "--dir", folder,
          "--mib", str(mib), "--chunk-mib", str(chunk_mib)], capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "PYTHONPATH": f"{root}:{root / 'src'}"})
+        timeout=timeout, env={**os.environ, "PYTHONPATH": f"{root}:{root / 'src'}"},
+        # its own session, as the servers have (bench/servers.py): with the kernel's
+        # scheduler autogroups, a process in the bench's session shares one CPU share with
+        # the bench and its clients, and on a loaded machine measured 20-40 MB/s while the
+        # registries, each in its own session, took 40-110 MB/s
+        start_new_session=True)
     if out.returncode != 0:
         raise RuntimeError(f"limits.py hashwrite failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout)  # type: ignore[no-any-return]
