@@ -53,7 +53,7 @@ LIMIT = "limit"  # the machine's bound for a row (bench/limits.py)
 LIMIT_FILE = "limit-granian-file"  # blob rows: granian's own file response, a second bound
 BARE, SENDFILE = "bare", "sendfile"
 HASHWRITE = "hash-and-write"  # the upload rows' limit: bench/limits.py hashwrite
-SKOPEO_DIR = "skopeo to dir:"  # the push row's bound: the client alone, to a local folder
+SKOPEO_DIR = "skopeo to dir"  # the push row's bound: the client alone, to a local folder
 
 
 def log(message: str) -> None:
