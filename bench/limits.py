@@ -2,6 +2,7 @@
 
     python bench/limits.py bare --listen 127.0.0.1:PORT --workers N --manifest FILE
     python bench/limits.py sendfile --listen 127.0.0.1:PORT --workers N --file BLOB
+    PYTHONPATH=src python bench/limits.py hashwrite --dir DIR --mib 256 --chunk-mib 5
 
 `bare` is granian (ASGI, the same options `moorage serve` gives it, the same worker count)
 running a handler that answers every GET or HEAD with the manifest's bytes and the headers a
@@ -18,6 +19,17 @@ the blob file through os.sendfile, called from a worker thread until the whole f
 keep-alive: the plain-sendfile limit of a blob GET. asyncio's own `loop.sendfile` was tried
 first: it returns to the event loop after every socket buffer's worth and reached about half
 of this rate on the same machine. Neither is a registry; each answers only what the bench asks of it.
+
+`hashwrite` is the upload rows' bound: one Python process that hashes (SHA-256) and writes the
+same number of bytes to a staging file in DIR (give it a folder on the registry's filesystem),
+with Moorage's file store's write and fsync policy, and prints {"seconds", "mbps"} as JSON.
+The bytes are made in memory first (not timed); then, per chunk of --chunk-mib (one PATCH; a
+monolithic upload is one chunk of everything): the staging file is opened and the chunk is
+written in --batch-mib pieces (the store's write_batch), each hashed, written, flushed and
+its writeback started (sync_file_range, moorage.store.writeback); at the end the file is
+fsynced, renamed to its digest and its folder fsynced, as FilesystemBlobStore.upload_commit
+does. Hashing and writing are done one after another in one thread, as the registry does for
+one upload: no network, no HTTP, no lock, no database, so a registry can only come near it.
 """
 
 from __future__ import annotations
@@ -25,11 +37,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import select
 import signal
 import socket
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,6 +90,41 @@ def serve_bare(host: str, port: int, workers: int, manifest: Path, blob: Path | 
     Granian("bench.limits:create_bare_app", factory=True, interface=Interfaces.ASGI,
             address=host, port=port, workers=workers, log_enabled=False, log_access=False,
             backlog=2048, websockets=False).serve()
+
+
+# -- hash-and-write limit ----------------------------------------------------------------------
+def hash_and_write(folder: Path, size: int, chunk: int, batch: int) -> dict[str, float]:
+    """Seconds and MB/s (10^6 bytes/s) to hash and durably store `size` bytes (see above)."""
+    from moorage.store.writeback import start_writeback
+
+    data = memoryview(os.urandom(size))
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / f"hashwrite-{os.getpid()}.staged"
+    started = time.perf_counter()
+    hasher = hashlib.sha256()
+    staged.touch()
+    for offset in range(0, size, chunk):
+        with open(staged, "r+b") as f:  # one PATCH: the store opens the file per chunk
+            f.seek(offset)
+            end = min(offset + chunk, size)
+            for at in range(offset, end, batch):
+                piece = data[at:min(at + batch, end)]
+                hasher.update(piece)
+                f.write(piece)
+                f.flush()
+                start_writeback(f.fileno(), at, len(piece))
+    with open(staged, "rb+") as f:
+        os.fsync(f.fileno())
+    final = folder / hasher.hexdigest()
+    os.replace(staged, final)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - started
+    final.unlink()
+    return {"seconds": seconds, "mbps": size / seconds / 1e6}
 
 
 # -- plain sendfile server ----------------------------------------------------------------------
@@ -171,13 +220,28 @@ def serve_sendfile(host: str, port: int, workers: int, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("kind", choices=["bare", "sendfile"])
-    p.add_argument("--listen", required=True, help="HOST:PORT")
+    p.add_argument("kind", choices=["bare", "sendfile", "hashwrite"])
+    p.add_argument("--listen", help="HOST:PORT")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--manifest", type=Path, help="bare: the manifest bytes to answer with")
     p.add_argument("--file", type=Path, help="the blob to send (bare: at paths with /blobs/, "
                    "through granian's file response, ASGI pathsend)")
+    p.add_argument("--dir", type=Path, help="hashwrite: a folder on the registry's filesystem")
+    p.add_argument("--mib", type=int, default=256, help="hashwrite: MiB to hash and write")
+    p.add_argument("--chunk-mib", type=float, default=5,
+                   help="hashwrite: MiB per PATCH (the whole size for a monolithic upload)")
+    p.add_argument("--batch-mib", type=float, default=1,
+                   help="hashwrite: MiB per write (FilesystemBlobStore.write_batch)")
     a = p.parse_args(argv)
+    if a.kind == "hashwrite":
+        if a.dir is None:
+            p.error("hashwrite needs --dir")
+        size = a.mib << 20
+        print(json.dumps(hash_and_write(a.dir, size, int(min(a.chunk_mib * (1 << 20), size)),
+                                        int(a.batch_mib * (1 << 20)))))
+        return
+    if a.listen is None:
+        p.error(f"{a.kind} needs --listen")
     host, _, port = a.listen.rpartition(":")
     if a.kind == "bare":
         if a.manifest is None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,6 +145,57 @@ async def chunked_upload(host: str, port: int, repo: str, data: bytes, chunk: in
     finally:
         await conn.close()
     return {"seconds": seconds, "mbps": len(data) / seconds / 1e6, "patches": patches}
+
+
+async def monolithic_upload(host: str, port: int, repo: str, data: bytes,
+                            auth: dict[str, str]) -> dict[str, Any]:
+    """POST, then one PUT ?digest= with the whole blob (the spec's monolithic upload, which
+    Distribution and Moorage both take): seconds and MB/s (10^6 bytes/s)."""
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    conn = Connection(host, port)
+    try:
+        started = time.perf_counter()
+        resp = await conn.request("POST", f"/v2/{repo}/blobs/uploads/", auth)
+        if resp.status != 202:
+            raise HTTPError(f"start upload: HTTP {resp.status} {resp.body[:200]!r}")
+        resp = await conn.request("PUT", with_digest(resp.headers["location"], digest), {
+            **auth, "content-type": "application/octet-stream"}, memoryview(data))
+        if resp.status != 201:
+            raise HTTPError(f"PUT: HTTP {resp.status} {resp.body[:200]!r}")
+        seconds = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return {"seconds": seconds, "mbps": len(data) / seconds / 1e6}
+
+
+def hash_and_write(folder: str, mib: int, chunk_mib: float, timeout: float) -> dict[str, Any]:
+    """The upload rows' limit (bench/limits.py hashwrite), in its own process."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "limits.py"), "hashwrite", "--dir", folder,
+         "--mib", str(mib), "--chunk-mib", str(chunk_mib)], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONPATH": f"{root}:{root / 'src'}"},
+        # its own session, as the servers have (bench/servers.py): with the kernel's
+        # scheduler autogroups, a process in the bench's session shares one CPU share with
+        # the bench and its clients, and on a loaded machine measured 20-40 MB/s while the
+        # registries, each in its own session, took 40-110 MB/s
+        start_new_session=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"limits.py hashwrite failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def skopeo_to_dir(layout: str, tag: str, dest: str, timeout: float) -> dict[str, Any]:
+    """skopeo copy of the same layout to a local `dir:` (no registry): the client's own time."""
+    cmd = ["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", f"dir:{dest}"]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"skopeo copy to dir:{dest} failed: {out.stderr[-2000:]}")
+    return {"seconds": seconds}
 
 
 def skopeo_push(layout: str, tag: str, dest: str, creds: str | None,

@@ -11,6 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+BODY_WRITE = 1 << 20  # a request body is handed to the transport this many bytes at a time
+
 
 class HTTPError(Exception):
     """A malformed response or a dropped connection."""
@@ -87,8 +89,13 @@ class Connection:
             self.writer.write(head + bytes(body))
         else:
             self.writer.write(head)
-            if body:
-                self.writer.write(body)
+            # A big body goes in 1 MiB writes, each drained: handed to asyncio at once, a
+            # 256 MiB body was copied into the transport's buffer and sent 3-4× slower than
+            # curl sends it (13-15 s against 4.4 s to the same server, same minute).
+            view = memoryview(body)
+            for at in range(0, len(view), BODY_WRITE):
+                self.writer.write(view[at:at + BODY_WRITE])
+                await self.writer.drain()
         await self.writer.drain()
         reader = self.reader
         raw = await reader.readuntil(b"\r\n\r\n")

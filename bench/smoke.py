@@ -44,7 +44,8 @@ def main() -> int:
         keys = [row["key"] for row in result["table"]]
         expected = ["manifest_get_anon", "manifest_get_token", "manifest_head_anon",
                     "manifest_head_token", "blob_get_1", "blob_get_8", "push_skopeo",
-                    "chunked_upload", "tags_first_page", "tags_walk", "tags_all", "catalog_first_page",
+                    "chunked_upload", "monolithic_upload", "tags_first_page", "tags_walk",
+                    "tags_all", "catalog_first_page",
                     "catalog_walk", "catalog_all", "pulls", "sustained", "memory"]
         for key in expected:
             if key not in keys:

@@ -74,6 +74,32 @@ def test_range_request_returns_206_with_content_range(client: httpx.Client, repo
     assert r.headers["content-length"] == str(end - start + 1)
 
 
+BIG = 3 * (1 << 20) + 17  # more than the 1 MiB pieces a range is read and sent in
+
+
+@pytest.mark.parametrize("start,end", [
+    (0, (1 << 20) - 1),                 # exactly the first piece
+    ((1 << 20) - 1, 1 << 20),           # two bytes across the first boundary
+    (5, BIG - 2),                       # all but the edges: every piece, cut at both ends
+    ((2 << 20) + 3, BIG - 1),           # the tail past the last boundary
+    (BIG - 1, BIG - 1),                 # the last byte alone
+])
+def test_ranges_of_a_multi_mib_blob_are_exact(client: httpx.Client, repo: str, start: int,
+                                              end: int) -> None:
+    data = random_bytes(BIG)
+    digest = push_blob(client, repo, data)
+    r = client.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": f"bytes={start}-{end}"})
+    assert r.status_code == 206, r.text
+    assert r.headers["content-range"] == f"bytes {start}-{end}/{BIG}"
+    assert r.headers["content-length"] == str(end - start + 1)
+    assert r.content == data[start:end + 1]
+    whole = client.get(f"/v2/{repo}/blobs/{digest}")
+    assert whole.status_code == 200 and sha256(whole.content) == digest
+    past = client.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": f"bytes={BIG}-"})
+    assert_error(past, 416, "SIZE_INVALID")
+    assert past.headers["content-range"] == f"bytes */{BIG}"
+
+
 @pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=500-600", "bytes=-0",
                                     "bytes=" + "9" * 5000 + "-",
                                     "bytes=" + "1" * 5000 + "-" + "2" * 5000])
