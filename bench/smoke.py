@@ -10,7 +10,8 @@ row has a time and that the scan found the packages the image holds, in the libr
 the scan jobs of the server it starts. Then `bench/blocking.py --quick` (~30 s), checking
 that both manifest GET runs (no policy, a three-rule policy) have a rate and no errors, and
 that the pull check was timed in process; then `bench/replication.py --quick` (~30 s), checking
-that the rule's copy and skopeo's both have a rate. Exits non-zero, naming
+that the rule's copy and skopeo's both have a rate; then `bench/handler.py --quick` (~20 s),
+checking that each in-process CPU figure was measured. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -77,6 +78,7 @@ def main() -> int:
     problems += scan_problems()
     problems += blocking_problems()
     problems += replication_problems()
+    problems += handler_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -177,6 +179,16 @@ def replication_problems() -> list[str]:
     problems += [f"bench/replication.py: {label} logged errors: {lines[:2]}"
                  for label, lines in raw["server_errors"].items() if lines]
     return problems
+
+
+def handler_problems() -> list[str]:
+    """bench/handler.py --quick: every in-process figure measured (the manifest GET with a
+    token, the HEAD, the anonymous GET and the audit writer's cost per entry)."""
+    _, raw, problems = quick_run("handler.py")
+    if raw is None:
+        return problems
+    return [f"bench/handler.py: no figure {name}" for name in
+            ("get_us", "head_us", "anon_get_us", "audit_us") if not raw.get(name)]
 
 
 if __name__ == "__main__":
