@@ -5,9 +5,10 @@ refusals the way Docker and OCI clients expect: 401 with a `WWW-Authenticate: Be
 naming the scope to ask for, or 403 DENIED with the reason when asking again would not help.
 
 What blocks runs in a pool of worker threads of its own (AUTH_THREADS per process), never on
-the event loop: logins (the database, argon2) and every decision that needs the database. The
-one thing left on the loop is the hot path: a pull with a bearer token that grants it, which
-needs nothing but the (cached) signature check. Pushes and deletes with a bearer token look
+the event loop: logins (the database, argon2) and every decision that needs the database. What
+is left on the loop is the hot path: a pull with a bearer token that grants it, which needs
+nothing but the (cached) signature check, and an anonymous pull granted before with nothing
+committed since (cache/decisions.py). Pushes and deletes with a bearer token look
 the account up again at request time: it must still exist, be unexpired and hold the role,
 and the access or refresh token the bearer token came from must not have been revoked.
 Pulls keep the token's grant for its lifetime (token_ttl_seconds).
