@@ -11,7 +11,8 @@
 # copied between two Moorage instances by a push replication rule beside skopeo copy
 # (bench/replication.py), then index.yaml of a chart repository with 1,000 versions, cold
 # and cached (bench/helm.py), then 1,000 pulls/s for 60 s on two PostgreSQL + Redis + S3
-# replicas beside the embedded defaults (bench/scaleout.py); `make bench-smoke` checks
+# replicas beside the embedded defaults (bench/scaleout.py), then the app's own CPU per
+# manifest GET and HEAD, in process (bench/handler.py); `make bench-smoke` checks
 # that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
@@ -97,6 +98,7 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/replication.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/helm.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scaleout.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/handler.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

@@ -13,7 +13,8 @@ that the pull check was timed in process; then `bench/replication.py --quick` (~
 that the rule's copy and skopeo's both have a rate; then `bench/scaleout.py --quick` (~2
 min), checking that both deployments pulled without errors; then `bench/toggles.py --quick` (audit,
 metrics, blocking on against off: each case has a rate and a CPU figure) and
-`bench/startup.py --quick` (each start-up timed). Exits non-zero, naming
+`bench/startup.py --quick` (each start-up timed); then `bench/handler.py --quick` (~20 s),
+checking that each in-process CPU figure was measured. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -84,6 +85,7 @@ def main() -> int:
     problems += scaleout_problems()
     problems += toggles_problems()
     problems += startup_problems()
+    problems += handler_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -241,6 +243,14 @@ def startup_problems() -> list[str]:
                      for key in ("help", "repo_list", "serve_first", "serve_restart")
                      if not by.get(key)]
     return problems
+def handler_problems() -> list[str]:
+    """bench/handler.py --quick: every in-process figure measured (the manifest GET with a
+    token, the HEAD, the anonymous GET and the audit writer's cost per entry)."""
+    _, raw, problems = quick_run("handler.py")
+    if raw is None:
+        return problems
+    return [f"bench/handler.py: no figure {name}" for name in
+            ("get_us", "head_us", "anon_get_us", "audit_us") if not raw.get(name)]
 
 
 if __name__ == "__main__":

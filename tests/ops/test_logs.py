@@ -82,3 +82,38 @@ def test_the_access_log_is_off_by_default(make_registry: Callable[..., MoorageSe
     httpx.get(f"{server.url}/v2/")
     server.stop()
     assert "moorage.access" not in server.log()
+
+
+def test_request_ids_made_here_are_unique_across_workers(
+        make_registry: Callable[..., MoorageServer]) -> None:
+    """Ids come from each worker's own random generator (not uuid4, for speed): two workers
+    must never hand out the same ids, which they would if a forked worker kept its parent's
+    generator state."""
+    server = make_registry("ids", args=["--workers", "2"])
+    ids = []
+    for _ in range(60):  # a new connection each time: both workers get some of them
+        answer = httpx.get(f"{server.url}/v2/", headers={"Connection": "close"})
+        ids.append(answer.headers["x-request-id"])
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_process_makes_other_request_ids() -> None:
+    import os
+
+    from moorage.ops.logs import new_request_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first ids, to the parent
+        os.write(write, "".join(new_request_id() for _ in range(4)).encode())
+        os._exit(0)
+    os.close(write)
+    child = b""
+    while chunk := os.read(read, 4096):
+        child += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    mine = "".join(new_request_id() for _ in range(4))
+    assert len(child) == len(mine) == 128
+    assert child.decode() != mine

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-import uuid
+from random import getrandbits
 from typing import Any
 
 from moorage.registry.events import current_actor, request_id, set_request_id
@@ -83,6 +83,13 @@ def _incoming_id(scope: Scope) -> str:
     return ""
 
 
+def new_request_id() -> str:
+    """32 random hex digits, like uuid4().hex but from the process's Mersenne Twister
+    (reseeded in each forked worker) instead of os.urandom: a request id only has to tell
+    requests apart in logs, and uuid4 was a tenth of a manifest GET's time in the app."""
+    return "%032x" % getrandbits(128)
+
+
 class RequestIds:
     """ASGI middleware: the request id, and the access log line when that is on."""
 
@@ -95,7 +102,7 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _incoming_id(scope) or uuid.uuid4().hex
+        rid = _incoming_id(scope) or new_request_id()
         set_request_id(rid)
         header = (b"x-request-id", rid.encode())
         if not self.log_access:

@@ -5,9 +5,10 @@ refusals the way Docker and OCI clients expect: 401 with a `WWW-Authenticate: Be
 naming the scope to ask for, or 403 DENIED with the reason when asking again would not help.
 
 What blocks runs in a pool of worker threads of its own (AUTH_THREADS per process), never on
-the event loop: logins (the database, argon2) and every decision that needs the database. The
-one thing left on the loop is the hot path: a pull with a bearer token that grants it, which
-needs nothing but the (cached) signature check. Pushes and deletes with a bearer token look
+the event loop: logins (the database, argon2) and every decision that needs the database. What
+is left on the loop is the hot path: a pull with a bearer token that grants it, which needs
+nothing but the (cached) signature check, and an anonymous pull granted before with nothing
+committed since (cache/decisions.py). Pushes and deletes with a bearer token look
 the account up again at request time: it must still exist, be unexpired and hold the role,
 and the access or refresh token the bearer token came from must not have been revoked.
 Pulls keep the token's grant for its lifetime (token_ttl_seconds).
@@ -32,6 +33,8 @@ from moorage.access.network import (Address, Network, address_text, client_addre
                                     parse_address, parse_network)
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.access.tokens import Claims, TokenInvalid, TokenIssuer
+from moorage.cache.decisions import GrantCache
+from moorage.db.changes import signal_of
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import namespace_of
 from moorage.registry.events import Event, EventBus
@@ -97,6 +100,9 @@ class RegistryAccess:
         # out (the token realm, Location, Link); empty: the host and scheme the client used
         self.public_url = ""
         self._pool = ThreadPoolExecutor(AUTH_THREADS, thread_name_prefix="moorage-auth")
+        # Anonymous pulls granted, by (repository, address), until the next commit anywhere
+        # on the database (cache/decisions.py): a granted one then stays on the event loop.
+        self.anonymous_pulls = GrantCache(signal_of(authorizer.store.engine))
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking auth work in the auth threads, with the request's context (who is
@@ -278,6 +284,15 @@ class RegistryAccess:
         if action == "pull" and caller.claims is not None \
                 and caller.claims.allows("repository", name, action):
             return caller  # the hot path: the token's own lifetime bounds it
+        if action == "pull" and caller.principal is ANONYMOUS:
+            # A public pull: decided from the database alone, so kept until the next commit.
+            key = (name, caller.address)
+            if self.anonymous_pulls.granted(key):
+                return caller
+            version = self.anonymous_pulls.version()  # before deciding: see GrantCache
+            caller = await self.run(self._decide, scope, caller, name, action, resource)
+            self.anonymous_pulls.grant(key, version)
+            return caller
         return await self.run(self._decide, scope, caller, name, action, resource)
 
     def _decide(self, scope: Scope, caller: Caller, name: str, action: str,

@@ -98,6 +98,9 @@ class RegistryAPI:
         self.origin = access.public_url
         # Encoded response headers per manifest digest: they never change for a digest.
         self._manifest_headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        # (route kind, method) -> its handler, looked up once rather than by name per request
+        self._handlers: dict[tuple[str, str], Handler] = {
+            key: getattr(self, f"{key[0]}_{key[1].lower()}") for key in _ACTIONS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -139,11 +142,13 @@ class RegistryAPI:
                 # Exact names only: a lowercase "get" is another method, not GET.
                 if method not in _METHODS[kind]:
                     raise _unsupported(method, _METHODS[kind])
-                handler = getattr(self, f"{kind}_{method.lower()}")
-                name = check_name(match["name"])
+                handler = self._handlers[kind, method]
+                action = _ACTIONS[kind, method]
+                params = match.groupdict()
+                name = check_name(params["name"])
                 try:
-                    caller = await self.access.authorize(scope, name, _ACTIONS[kind, method])
-                    if _ACTIONS[kind, method] == "push" and \
+                    caller = await self.access.authorize(scope, name, action)
+                    if action == "push" and \
                             self.registry.upstreams.for_repository(name) is not None:
                         raise RegistryError("DENIED", f"{name} is a proxy cache of another "
                                             "registry: push to the upstream instead",
@@ -152,9 +157,9 @@ class RegistryAPI:
                         self.access.prepare_push(caller, name)
                     scope["moorage.caller"] = caller
                     set_caller(caller.actor, address_text(caller.address))
-                    await handler(scope, receive, send, **match.groupdict())
+                    await handler(scope, receive, send, **params)
                 except RegistryError as error:
-                    self._refused(scope, kind, method, name, match.groupdict(), error)
+                    self._refused(scope, kind, method, name, params, error)
                     raise
                 return
         raise RegistryError("UNSUPPORTED", f"no such endpoint: {path[:200]}", status=404)
