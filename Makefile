@@ -7,7 +7,9 @@
 # with threat blocking's pull policies on beside none (bench/blocking.py), then a 256 MiB image
 # copied between two Moorage instances by a push replication rule beside skopeo copy
 # (bench/replication.py), then index.yaml of a chart repository with 1,000 versions, cold
-# and cached (bench/helm.py); `make bench-smoke` checks
+# and cached (bench/helm.py), then the scaling series: manifest GET and tags pages at 1k, 100k
+# and 1M tags, catalog and namespace listing at 100k repositories, GC over 10k and 100k
+# blobs, each with its growth and the server's memory (bench/scaling.py); `make bench-smoke` checks
 # that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
@@ -89,6 +91,7 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/blocking.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/replication.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/helm.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scaling.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

@@ -10,7 +10,8 @@ row has a time and that the scan found the packages the image holds, in the libr
 the scan jobs of the server it starts. Then `bench/blocking.py --quick` (~30 s), checking
 that both manifest GET runs (no policy, a three-rule policy) have a rate and no errors, and
 that the pull check was timed in process; then `bench/replication.py --quick` (~30 s), checking
-that the rule's copy and skopeo's both have a rate. Exits non-zero, naming
+that the rule's copy and skopeo's both have a rate; then `bench/scaling.py --quick` (~2 min),
+checking that every series has its figures and its verdict. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -77,6 +78,7 @@ def main() -> int:
     problems += scan_problems()
     problems += blocking_problems()
     problems += replication_problems()
+    problems += scaling_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -176,6 +178,32 @@ def replication_problems() -> list[str]:
                 if not raw["rates_mib_s"].get(how) or min(raw["rates_mib_s"][how]) <= 0]
     problems += [f"bench/replication.py: {label} logged errors: {lines[:2]}"
                  for label, lines in raw["server_errors"].items() if lines]
+    return problems
+
+
+def scaling_problems() -> list[str]:
+    """bench/scaling.py --quick: each series measured at every size, with a growth verdict,
+    and GC collected exactly the garbage seeded (the script checks that itself)."""
+    out = RESULTS / "scaling-latest.json"
+    before = out.stat().st_mtime if out.exists() else 0.0
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--quick"],
+                          cwd=ROOT, timeout=900, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [f"bench/scaling.py --quick exited with {proc.returncode}: {proc.stderr[-500:]}"
+                f"{proc.stdout[-500:]}"]
+    if not out.exists() or out.stat().st_mtime <= before:
+        return ["bench/scaling.py wrote no bench/results/scaling-latest.json"]
+    series = json.loads(out.read_text())["series"]
+    problems = []
+    for name, keys in (("tags", ["manifest_get", "tags_first_page"]),
+                       ("repos", ["catalog_first_page", "namespace_listing"]),
+                       ("gc", ["per_blob"])):
+        if name not in series or len(series[name]["rows"]) < 2:
+            problems.append(f"bench/scaling.py: the {name} series is missing or has one size")
+            continue
+        problems += [f"bench/scaling.py: {name} {key} has no verdict" for key in keys
+                     if series[name].get(key, {}).get("verdict") not in
+                     ("flat", "logarithmic", "grows")]
     return problems
 
 
