@@ -621,13 +621,17 @@ class MetadataStore:
                     ~exists().where(repository_manifests.c.digest == manifests.c.digest))
 
     def _stale_link(self, cutoff: float):  # type: ignore[no-untyped-def]
-        referenced = (select(manifest_references.c.target_digest)
-                      .select_from(manifest_references.join(
-                          repository_manifests,
-                          repository_manifests.c.digest == manifest_references.c.manifest_digest))
-                      .where(repository_manifests.c.repository_id == repository_blobs.c.repository_id,
-                             manifest_references.c.target_digest == repository_blobs.c.digest))
-        return and_(repository_blobs.c.touched_at < cutoff, ~referenced.exists())
+        # From the blob's references (indexed by target) to the repository's manifest links
+        # (their primary key): as a join, SQLite walked every manifest of the repository for
+        # each link, links x manifests for a repository of many images.
+        in_repository = exists().where(
+            repository_manifests.c.repository_id == repository_blobs.c.repository_id,
+            repository_manifests.c.digest == manifest_references.c.manifest_digest
+        ).correlate(repository_blobs, manifest_references)
+        referenced = exists().where(
+            manifest_references.c.target_digest == repository_blobs.c.digest, in_repository
+        ).correlate(repository_blobs)
+        return and_(repository_blobs.c.touched_at < cutoff, ~referenced)
 
     def _orphan_blob(self, cutoff: float):  # type: ignore[no-untyped-def]
         return and_(blobs.c.created_at < cutoff,
