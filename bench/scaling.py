@@ -530,6 +530,9 @@ def report(results: dict[str, Any]) -> None:
               f"for it, start-up and polling included): {_say(g_['per_blob'])}")
     print("memory, peak PSS of the server's process tree during each step (MiB): " + "; ".join(
         f"{m['step']} {m['peak_pss_mib']:.0f}" for m in results["memory"]))
+    end = results.get("memory_at_end") or {}
+    print("  at the end, PSS of each process (MiB): " + ", ".join(
+        f"{p['pss_mib']:.0f}" for p in end.get("processes", [])))
     peak = max((m["peak_pss_mib"] for m in results["memory"]), default=0.0)
     print(f"  memory: peak PSS {peak:.1f} MiB at most (goal: under {MEMORY_GOAL_MIB} MiB "
           f"everywhere): {'met' if peak < MEMORY_GOAL_MIB else 'NOT met'}")
@@ -571,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.repos(sizes["repos"], console_at)
             if "gc" in only:
                 bench.gc(sizes["gc"])
+            bench.results["memory_at_end"] = server.memory()  # each process: PSS, peak RSS
             errors = server.log_errors()
         finally:
             server.stop()
