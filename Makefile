@@ -12,7 +12,10 @@
 # (bench/replication.py), then index.yaml of a chart repository with 1,000 versions, cold
 # and cached (bench/helm.py), then 1,000 pulls/s for 60 s on two PostgreSQL + Redis + S3
 # replicas beside the embedded defaults (bench/scaleout.py), then the app's own CPU per
-# manifest GET and HEAD, in process (bench/handler.py); `make bench-smoke` checks
+# manifest GET and HEAD, in process (bench/handler.py), then the scaling series: manifest
+# GET and tags pages at 1k, 100k
+# and 1M tags, catalog and namespace listing at 100k repositories, GC over 10k and 100k
+# blobs, each with its growth and the server's memory (bench/scaling.py); `make bench-smoke` checks
 # that the harness itself runs.
 PYTHON ?= python3
 VENV := .venv
@@ -99,6 +102,7 @@ bench: install-system install-test $(BIN)/py-spy
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/helm.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scaleout.py
 	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/handler.py
+	PYTHONPATH=$(CURDIR)/src $(BIN)/python bench/scaling.py
 
 # HTTPS: plain HTTP vs granian's own TLS vs the HAProxy front of custom domains (README, HTTPS)
 bench-tls: install-system install-test

@@ -14,7 +14,8 @@ that the rule's copy and skopeo's both have a rate; then `bench/scaleout.py --qu
 min), checking that both deployments pulled without errors; then `bench/toggles.py --quick` (audit,
 metrics, blocking on against off: each case has a rate and a CPU figure) and
 `bench/startup.py --quick` (each start-up timed); then `bench/handler.py --quick` (~20 s),
-checking that each in-process CPU figure was measured. Exits non-zero, naming
+checking that each in-process CPU figure was measured; then `bench/scaling.py --quick` (~2 min),
+checking that every series has its figures and its verdict. Exits non-zero, naming
 what is wrong, otherwise. The figures themselves mean nothing on such short runs.
 """
 
@@ -86,6 +87,7 @@ def main() -> int:
     problems += toggles_problems()
     problems += startup_problems()
     problems += handler_problems()
+    problems += scaling_problems()
     if problems:
         print("\nbench smoke check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
@@ -251,6 +253,32 @@ def handler_problems() -> list[str]:
         return problems
     return [f"bench/handler.py: no figure {name}" for name in
             ("get_us", "head_us", "anon_get_us", "audit_us") if not raw.get(name)]
+
+
+def scaling_problems() -> list[str]:
+    """bench/scaling.py --quick: each series measured at every size, with a growth verdict,
+    and GC collected exactly the garbage seeded (the script checks that itself)."""
+    out = RESULTS / "scaling-latest.json"
+    before = out.stat().st_mtime if out.exists() else 0.0
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--quick"],
+                          cwd=ROOT, timeout=900, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [f"bench/scaling.py --quick exited with {proc.returncode}: {proc.stderr[-500:]}"
+                f"{proc.stdout[-500:]}"]
+    if not out.exists() or out.stat().st_mtime <= before:
+        return ["bench/scaling.py wrote no bench/results/scaling-latest.json"]
+    series = json.loads(out.read_text())["series"]
+    problems = []
+    for name, keys in (("tags", ["manifest_get", "tags_first_page"]),
+                       ("repos", ["catalog_first_page", "namespace_listing"]),
+                       ("gc", ["per_blob"])):
+        if name not in series or len(series[name]["rows"]) < 2:
+            problems.append(f"bench/scaling.py: the {name} series is missing or has one size")
+            continue
+        problems += [f"bench/scaling.py: {name} {key} has no verdict" for key in keys
+                     if series[name].get(key, {}).get("verdict") not in
+                     ("flat", "logarithmic", "grows")]
+    return problems
 
 
 if __name__ == "__main__":

@@ -129,3 +129,26 @@ def test_bookkeeping_commits_keep_the_cache(two_workers: tuple[MetadataStore, Me
     writer.delete_tag(REPO, "latest")
     assert reader.tag_digest(REPO, "latest") is None
     assert len(queries) == 1
+
+
+def test_repository_totals_follow_commits_of_other_workers(tmp_path: Path) -> None:
+    """The listing's X-Total-Count is kept between commits (counting 100,000 repositories on
+    every page is what made a large namespace's listing grow); a repository another worker
+    adds or deletes shows in the next total, and the rows of a page stay in name order."""
+    writer, reader = _store(tmp_path), _store(tmp_path)
+    listing = AccessStore(reader.engine)
+    for name in ("team/b", "team/a", "other/c"):
+        writer.put_manifest(name, _manifest(name), ["v1"])
+
+    rows, total = listing.repository_page(None, "team", limit=1)
+    assert ([r.name for r in rows], total) == (["team/a"], 2)
+    assert listing.repository_page(None, "team", limit=1, offset=1)[0][0].name == "team/b"
+    assert listing.repository_page(None, None)[1] == 3
+
+    writer.put_manifest("team/0", _manifest("zero"), ["v1"])  # another worker's push
+    rows, total = listing.repository_page(None, "team", limit=1)
+    assert ([r.name for r in rows], total) == (["team/0"], 3)
+    assert listing.repository_page(None, None)[1] == 4
+    assert writer.delete_repository("team/b")
+    assert listing.repository_page(None, "team")[1] == 2
+    assert [r.name for r in listing.repository_page(None, "team")[0]] == ["team/0", "team/a"]

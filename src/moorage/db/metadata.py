@@ -621,13 +621,17 @@ class MetadataStore:
                     ~exists().where(repository_manifests.c.digest == manifests.c.digest))
 
     def _stale_link(self, cutoff: float):  # type: ignore[no-untyped-def]
-        referenced = (select(manifest_references.c.target_digest)
-                      .select_from(manifest_references.join(
-                          repository_manifests,
-                          repository_manifests.c.digest == manifest_references.c.manifest_digest))
-                      .where(repository_manifests.c.repository_id == repository_blobs.c.repository_id,
-                             manifest_references.c.target_digest == repository_blobs.c.digest))
-        return and_(repository_blobs.c.touched_at < cutoff, ~referenced.exists())
+        # From the blob's references (indexed by target) to the repository's manifest links
+        # (their primary key): as a join, SQLite walked every manifest of the repository for
+        # each link, links x manifests for a repository of many images.
+        in_repository = exists().where(
+            repository_manifests.c.repository_id == repository_blobs.c.repository_id,
+            repository_manifests.c.digest == manifest_references.c.manifest_digest
+        ).correlate(repository_blobs, manifest_references)
+        referenced = exists().where(
+            manifest_references.c.target_digest == repository_blobs.c.digest, in_repository
+        ).correlate(repository_blobs)
+        return and_(repository_blobs.c.touched_at < cutoff, ~referenced)
 
     def _orphan_blob(self, cutoff: float):  # type: ignore[no-untyped-def]
         return and_(blobs.c.created_at < cutoff,
@@ -637,10 +641,13 @@ class MetadataStore:
     def _gc_manifests(self, conn: Connection, cutoff: float) -> list[str]:
         found = list(conn.execute(select(manifests.c.digest)
                                   .where(self._unlinked_manifest(cutoff))).scalars())
-        if found:
+        # in slices: one IN list of them all would pass SQLite's limit on bound parameters
+        # (32,766) once that many manifests lie unlinked
+        for start in range(0, len(found), 1000):
+            part = found[start:start + 1000]
             conn.execute(delete(manifest_references).where(
-                manifest_references.c.manifest_digest.in_(found)))
-            conn.execute(delete(manifests).where(manifests.c.digest.in_(found),
+                manifest_references.c.manifest_digest.in_(part)))
+            conn.execute(delete(manifests).where(manifests.c.digest.in_(part),
                                                  self._unlinked_manifest(cutoff)))
         return found
 
@@ -680,15 +687,33 @@ class MetadataStore:
                 txn.rollback()
         return gone, links, blobs_
 
-    def gc_blob_candidates(self, cutoff: float, limit: int = 10_000) -> list[tuple[str, int]]:
+    def gc_blob_candidates(self, cutoff: float, limit: int = 10_000,
+                           after: str | None = None) -> list[tuple[str, int]]:
+        """Unreferenced blobs in digest order, the first `limit` after `after`: a sweep walks
+        the blobs once, a page at a time (keyset), instead of asking again from the start
+        after each page, past every referenced blob every time."""
+        query = (select(blobs.c.digest, blobs.c.size).where(self._orphan_blob(cutoff))
+                 .order_by(blobs.c.digest).limit(limit))
+        if after is not None:
+            query = query.where(blobs.c.digest > after)
         with self.engine.connect() as conn:
-            return self._gc_blob_candidates(conn, cutoff, limit)
+            return [(r[0], r[1]) for r in conn.execute(query)]
 
     def gc_delete_blob(self, digest: str, cutoff: float) -> bool:
         """Forget a blob if it is still unreferenced; the caller then deletes its bytes."""
+        return bool(self.gc_delete_blobs([digest], cutoff))
+
+    def gc_delete_blobs(self, digests: list[str], cutoff: float) -> list[str]:
+        """Forget those of these blobs that are still unreferenced, in one transaction (one
+        commit for a page of blobs, not one each); returns them: the caller then deletes
+        their bytes. Each row goes only if its own condition still holds in this
+        transaction, so a push that claimed one meanwhile keeps it."""
+        if not digests:
+            return []
         with self.engine.begin() as conn:
-            return conn.execute(delete(blobs).where(
-                blobs.c.digest == digest, self._orphan_blob(cutoff))).rowcount > 0
+            return list(conn.execute(delete(blobs).where(
+                blobs.c.digest.in_(digests), self._orphan_blob(cutoff))
+                .returning(blobs.c.digest)).scalars())
 
     # -- uploads ------------------------------------------------------------------------
     def create_upload(self, upload_id: str, name: str, owner: str | None = None,

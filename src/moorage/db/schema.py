@@ -38,7 +38,8 @@ repositories = Table(
     Column("description", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
 )
-Index("ix_repositories_namespace", repositories.c.namespace_id)
+# A namespace's repositories in name order: its listing reads one page, not the whole namespace.
+Index("ix_repositories_namespace_name", repositories.c.namespace_id, repositories.c.name)
 
 blobs = Table(
     "blobs", metadata,
@@ -58,6 +59,9 @@ repository_blobs = Table(
     # so a client that saw a blob exist can still reference it in the manifest it pushes next.
     Column("touched_at", Float, nullable=False, default=0),
 )
+# Who links a blob, whatever the repository: GC's "is it linked anywhere?" is a lookup, not a
+# scan of every link for every blob (quadratic in the number of blobs), and so are mounts.
+Index("ix_repository_blobs_digest", repository_blobs.c.digest)
 
 manifests = Table(
     "manifests", metadata,

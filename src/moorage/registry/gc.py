@@ -27,6 +27,11 @@ GC_ACTOR = "gc"
 
 
 LISTED = 1000  # entries of each kind a result lists; the counts are always whole
+# Blobs the sweep lists at a time (one query, walking the blobs once in digest order), and
+# blobs it deletes at a time: their rows in one transaction (one commit), then their bytes,
+# under the sweep lock of them all, held that long and no longer.
+SWEEP_PAGE = 1000
+SWEEP_BATCH = 100
 
 
 @dataclass
@@ -37,15 +42,23 @@ class GCResult:
     dry_run: bool
     manifests: list[str] = field(default_factory=list)
     links: int = 0
-    blobs: list[str] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)  # the first LISTED of them
     bytes_freed: int = 0
     seconds: float = 0.0
-    sizes: dict[str, int] = field(default_factory=dict)  # blob digest -> bytes
+    sizes: dict[str, int] = field(default_factory=dict)  # blob digest -> bytes, of `blobs`
     link_list: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
+    blob_count: int = 0  # all of them: a run over millions of blobs keeps counts, not lists
+
+    def add_blob(self, digest: str, size: int) -> None:
+        self.blob_count += 1
+        self.bytes_freed += size
+        if len(self.blobs) < LISTED:
+            self.blobs.append(digest)
+            self.sizes[digest] = size
 
     def as_dict(self) -> dict[str, object]:
         return {"dry_run": self.dry_run, "manifests_deleted": len(self.manifests),
-                "links_deleted": self.links, "blobs_deleted": len(self.blobs),
+                "links_deleted": self.links, "blobs_deleted": self.blob_count,
                 "bytes_freed": self.bytes_freed, "seconds": round(self.seconds, 3),
                 "manifests": self.manifests[:LISTED], "blobs": self.blobs[:LISTED],
                 "blob_sizes": [{"digest": d, "size": self.sizes.get(d, 0)}
@@ -70,35 +83,35 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
     if dry_run:
         result.manifests, result.link_list, candidates = db.gc_preview(cutoff)
         result.links = len(result.link_list)
-        result.blobs = [d for d, _ in candidates]
-        result.sizes = dict(candidates)
-        result.bytes_freed = sum(size for _, size in candidates)
+        for digest, size in candidates:
+            result.add_blob(digest, size)
         report(f"dry run: would delete {len(result.manifests)} manifests, {result.links} blob "
-               f"links and {len(result.blobs)} blobs ({result.bytes_freed} bytes)")
+               f"links and {result.blob_count} blobs ({result.bytes_freed} bytes)")
         result.seconds = time.monotonic() - started
         return result
 
     result.manifests, result.links = db.gc_mark(cutoff)
     report(f"marked: {len(result.manifests)} unlinked manifests deleted, {result.links} "
            f"unreferenced blob links dropped")
+    after: str | None = None
+    # one walk over the blobs, in digest order: a blob that becomes unreferenced behind it
+    # waits for the next run
     while True:
-        candidates = db.gc_blob_candidates(cutoff, limit=1000)
+        candidates = db.gc_blob_candidates(cutoff, limit=SWEEP_PAGE, after=after)
         if not candidates:
             break
-        swept = 0
-        for digest, size in candidates:
-            with lock.sweeping(digest):
-                if db.gc_delete_blob(digest, cutoff):
+        after = candidates[-1][0]
+        for start in range(0, len(candidates), SWEEP_BATCH):
+            batch = dict(candidates[start:start + SWEEP_BATCH])
+            with lock.sweeping_many(list(batch)):
+                gone = db.gc_delete_blobs(list(batch), cutoff)
+                for digest in gone:
                     store.delete(digest)
-                    result.blobs.append(digest)
-                    result.sizes[digest] = size
-                    result.bytes_freed += size
-                    swept += 1
-            progress(len(result.blobs), None, "sweeping blobs")
-        if swept == 0:
-            break  # everything left was claimed back by pushes meanwhile
+            for digest in gone:
+                result.add_blob(digest, batch[digest])
+            progress(result.blob_count, None, "sweeping blobs")
     result.seconds = time.monotonic() - started
-    report(f"swept: {len(result.blobs)} blobs deleted, {result.bytes_freed} bytes freed in "
+    report(f"swept: {result.blob_count} blobs deleted, {result.bytes_freed} bytes freed in "
            f"{result.seconds:.2f}s")
     return result
 
@@ -110,5 +123,5 @@ def announce(bus: EventBus, result: GCResult) -> None:
         return
     bus.publish(Event("gc", target="blobs", actor=GC_ACTOR, address="", detail={
         "manifests_deleted": len(result.manifests), "links_deleted": result.links,
-        "blobs_deleted": len(result.blobs), "bytes_freed": result.bytes_freed,
+        "blobs_deleted": result.blob_count, "bytes_freed": result.bytes_freed,
         "manifests": result.manifests[:100]}))

@@ -33,6 +33,10 @@ class BlobLock(Protocol):
     def sweeping(self, digest: str) -> ContextManager[None]:
         """Held while GC removes a blob's row and bytes."""
 
+    def sweeping_many(self, digests: list[str]) -> ContextManager[None]:
+        """sweeping() of every one of these digests at once: GC removes a page of blobs
+        (their rows in one transaction, then their bytes) under it."""
+
 
 class FileBlobLock:
     def __init__(self, path: Path) -> None:
@@ -60,6 +64,9 @@ class FileBlobLock:
 
     def sweeping(self, digest: str) -> ContextManager[None]:
         return self.exclusive()
+
+    def sweeping_many(self, digests: list[str]) -> ContextManager[None]:
+        return self.exclusive()  # one lock covers every digest
 
 
 class RedisBlobLock:
@@ -104,6 +111,15 @@ class RedisBlobLock:
 
     def sweeping(self, digest: str) -> ContextManager[None]:
         return self._mutex(digest)
+
+    @contextlib.contextmanager
+    def sweeping_many(self, digests: list[str]) -> Iterator[None]:
+        """Each digest's mutex, taken in digest order (two sweeps never wait on each other
+        in a circle), all released when the block ends or one cannot be had."""
+        with contextlib.ExitStack() as held:
+            for digest in sorted(set(digests)):
+                held.enter_context(self._mutex(digest))
+            yield
 
 
 # -- uploads --------------------------------------------------------------------------------
