@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
-from bench.blocking import NAMESPACES, bearer, check_passes, seed  # noqa: E402
+from bench.blocking import bearer, check_passes, seed  # noqa: E402
 from bench.content import ACCEPT  # noqa: E402
 from bench.servers import ADMIN_PASSWORD, ADMIN_USER, Moorage  # noqa: E402
 
