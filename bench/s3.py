@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from bench import load, profile  # noqa: E402
 from bench.content import token, upload_blob  # noqa: E402
 from bench.rawhttp import Connection  # noqa: E402
-from bench.servers import (DistributionV3, Moorage, Server, find_v3,  # noqa: E402
+from bench.servers import (DistributionV3, Moorage, Server, cpu_seconds, find_v3,  # noqa: E402
                            process_tree)
 from tests.support.seaweed import SeaweedS3  # noqa: E402
 
@@ -116,18 +116,6 @@ class DistributionV3S3(DistributionV3):
             disable="false" if self.redirect else "true"))
         return [str(self.binary), "serve", str(config)], {"OTEL_TRACES_EXPORTER": "none"}
 
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes (all their threads) so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
 
 
 class Meter:

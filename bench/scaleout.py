@@ -49,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
 from bench.content import pool, push_image, small_image, tokens_for  # noqa: E402
-from bench.servers import Moorage, process_tree, pss_kib, status_kib  # noqa: E402
+from bench.servers import (Moorage, cpu_seconds, process_tree, pss_kib,  # noqa: E402
+                           status_kib)
 
 RESULTS = ROOT / "bench" / "results"
 EMBEDDED, SCALEOUT = "embedded", "scale-out"
@@ -62,19 +63,7 @@ def log(message: str) -> None:
 
 
 # -- process accounting -----------------------------------------------------------------------
-_TICK = os.sysconf("SC_CLK_TCK")
 
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of the processes (and of their waited-for children), seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-    return total / _TICK
 
 
 class Service:
@@ -113,7 +102,8 @@ class Deployment:
         return out
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pids) for name, pids in self.trees().items()}
+        return {name: cpu_seconds(pids, waited_children=True)
+                for name, pids in self.trees().items()}
 
 
 def start_embedded(work: Path, workers: int) -> Deployment:

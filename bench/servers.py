@@ -74,6 +74,21 @@ def status_kib(pid: int, key: str) -> int:
     return _proc_kib(f"/proc/{pid}/status", key)
 
 
+def cpu_seconds(pids: list[int], waited_children: bool = False) -> float:
+    """User + system CPU seconds of these processes so far (all their threads, live and
+    ended); with `waited_children`, also that of the children each has waited for (a
+    short-lived helper process such as `serve`'s preparation child). Gone processes count 0."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14–17 of proc(5)
+        ticks += sum(int(f) for f in fields[11:15 if waited_children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def pss_kib(pid: int) -> int:
     """Proportional set size now: shared pages (forked workers) counted once overall."""
     return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")

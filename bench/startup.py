@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.content import push_image, small_image  # noqa: E402
 from bench.rawhttp import Connection  # noqa: E402
-from bench.servers import (ADMIN_PASSWORD, ADMIN_USER, Moorage, free_port,  # noqa: E402
-                           process_tree)
+from bench.servers import (ADMIN_PASSWORD, ADMIN_USER, Moorage, cpu_seconds,  # noqa: E402
+                           free_port, process_tree)
 
 HANG = 120.0  # bounds a hang only
 
@@ -79,18 +79,6 @@ def timed(cmd: list[str], env: dict[str, str], stdin: str | None = None
     return wall, children_cpu() - cpu
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process tree so far: each process's own, and that of its children
-    it has waited for (the short-lived preparation child of `serve`)."""
-    ticks = 0
-    for p in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
 
 def answers(port: int) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
@@ -122,7 +110,8 @@ def serve_once(src: Path, data: Path, log_path: Path, workers: int) -> tuple[flo
                 if time.perf_counter() - started > HANG:
                     raise RuntimeError("moorage serve did not answer")
                 time.sleep(0.01)
-            return time.perf_counter() - started, tree_cpu(proc.pid)
+            wall = time.perf_counter() - started
+            return wall, cpu_seconds(process_tree(proc.pid), waited_children=True)
         finally:
             os.killpg(proc.pid, 15)
             try:

@@ -47,9 +47,8 @@ sys.path.insert(0, str(ROOT))
 from bench import load  # noqa: E402
 from bench.blocking import bearer, check_passes, seed  # noqa: E402
 from bench.content import ACCEPT  # noqa: E402
-from bench.servers import ADMIN_PASSWORD, ADMIN_USER, Moorage  # noqa: E402
+from bench.servers import ADMIN_PASSWORD, ADMIN_USER, Moorage, cpu_seconds  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HANG = 300.0
 ENV = {"MOORAGE_SCAN_ON_PUSH": "false", "MOORAGE_SCAN_SYFT": "off",
        "MOORAGE_EDITION": "advanced"}
@@ -63,17 +62,6 @@ LAYER = {"blocking off": "blocking policies (3 pull rules, image passes)",
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (all their threads, live and ended), in seconds."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
-    return ticks / CLOCK_TICKS
 
 
 def measured(server: Moorage, run: Any, count_key: str) -> dict[str, Any]:
