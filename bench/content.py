@@ -118,12 +118,18 @@ def with_digest(location: str, digest: str) -> str:
     return f"{path}{'&' if '?' in path else '?'}digest={quote(digest)}"
 
 
-async def upload_blob(conn: Connection, repo: str, digest: str, data: bytes,
-                      auth: dict[str, str]) -> None:
-    """A monolithic upload: POST, then PUT with the whole body."""
+async def start_upload(conn: Connection, repo: str, auth: dict[str, str]) -> str:
+    """POST …/blobs/uploads/: the new upload's Location."""
     started = _expect(await conn.request("POST", f"/v2/{repo}/blobs/uploads/", auth), (202,),
                       f"start upload to {repo}")
-    _expect(await conn.request("PUT", with_digest(started.headers["location"], digest),
+    return started.headers["location"]
+
+
+async def upload_blob(conn: Connection, repo: str, digest: str, data: bytes | memoryview,
+                      auth: dict[str, str]) -> None:
+    """A monolithic upload: POST, then PUT with the whole body."""
+    location = await start_upload(conn, repo, auth)
+    _expect(await conn.request("PUT", with_digest(location, digest),
                                {**auth, "content-type": "application/octet-stream"}, data),
             (201,), f"upload {digest[:19]} to {repo}")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.content import ACCEPT, with_digest
+from bench.content import ACCEPT, start_upload, upload_blob, with_digest
 from bench.rawhttp import Connection, HTTPError, path_of
 
 
@@ -124,10 +124,7 @@ async def chunked_upload(host: str, port: int, repo: str, data: bytes, chunk: in
     conn = Connection(host, port)
     try:
         started = time.perf_counter()
-        resp = await conn.request("POST", f"/v2/{repo}/blobs/uploads/", auth)
-        if resp.status != 202:
-            raise HTTPError(f"start upload: HTTP {resp.status} {resp.body[:200]!r}")
-        location = resp.headers["location"]
+        location = await start_upload(conn, repo, auth)
         patches = 0
         for offset in range(0, len(data), chunk):
             piece = view[offset:offset + chunk]
@@ -157,13 +154,7 @@ async def monolithic_upload(host: str, port: int, repo: str, data: bytes,
     conn = Connection(host, port)
     try:
         started = time.perf_counter()
-        resp = await conn.request("POST", f"/v2/{repo}/blobs/uploads/", auth)
-        if resp.status != 202:
-            raise HTTPError(f"start upload: HTTP {resp.status} {resp.body[:200]!r}")
-        resp = await conn.request("PUT", with_digest(resp.headers["location"], digest), {
-            **auth, "content-type": "application/octet-stream"}, memoryview(data))
-        if resp.status != 201:
-            raise HTTPError(f"PUT: HTTP {resp.status} {resp.body[:200]!r}")
+        await upload_blob(conn, repo, digest, memoryview(data), auth)
         seconds = time.perf_counter() - started
     finally:
         await conn.close()

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.access.roles import ROLES
+from moorage.cache.decisions import KeptUntilCommit
 from moorage.db.changes import signal_of
 from moorage.db.holders import Inspect, namespace_holders
 from moorage.db.metadata import effective_visibility, lock_namespace
@@ -146,8 +147,8 @@ class AccessStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.reads = RawReader.of(engine)
-        # repository_page's totals: (the change signal seen before counting, the total)
-        self._totals: dict[tuple[object, ...], tuple[bytes, int]] = {}
+        # repository_page's totals, one per (caller's namespaces, filter)
+        self._totals: KeptUntilCommit[int] = KeptUntilCommit(signal_of(engine), limit=1000)
 
     # -- namespaces ---------------------------------------------------------------------
     def create_namespace(self, name: str, visibility: str = "private", description: str = "",
@@ -260,19 +261,15 @@ class AccessStore:
         # page asked): kept until the next commit on the database by any process, like the
         # pull path's cached reads (db/changes.py). The signal is read before either query
         # runs, so a total that may predate a commit is never filed under a later value.
-        signal = signal_of(self.engine)
-        seen = signal.current() if signal is not None else None
+        seen = self._totals.version()
         key = (None if visible is None else frozenset(visible), namespace, search)
         kept = self._totals.get(key)
         with self.engine.connect() as conn:
             rows = [RepositoryRow(*r) for r in conn.execute(query)]
-            if kept is not None and kept[0] == seen:
-                return rows, kept[1]
+            if kept is not None:
+                return rows, kept
             total = conn.execute(counted).scalar_one()
-        if seen is not None:
-            if len(self._totals) >= 1000:  # one per (caller's namespaces, filter): bounded
-                self._totals.clear()
-            self._totals[key] = (seen, total)
+        self._totals.put(key, seen, total)
         return rows, total
 
     def repository(self, name: str) -> RepositoryRow | None:

@@ -33,7 +33,7 @@ from moorage.access.network import (Address, Network, address_text, client_addre
                                     parse_address, parse_network)
 from moorage.access.principal import ANONYMOUS, Principal
 from moorage.access.tokens import Claims, TokenInvalid, TokenIssuer
-from moorage.cache.decisions import GrantCache
+from moorage.cache.decisions import KeptUntilCommit
 from moorage.db.changes import signal_of
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import namespace_of
@@ -102,7 +102,10 @@ class RegistryAccess:
         self._pool = ThreadPoolExecutor(AUTH_THREADS, thread_name_prefix="moorage-auth")
         # Anonymous pulls granted, by (repository, address), until the next commit anywhere
         # on the database (cache/decisions.py): a granted one then stays on the event loop.
-        self.anonymous_pulls = GrantCache(signal_of(authorizer.store.engine))
+        # Only grants are kept: a refusal is decided again each time, so what it says (and
+        # records) stays exactly as it was.
+        self.anonymous_pulls: KeptUntilCommit[bool] = KeptUntilCommit(
+            signal_of(authorizer.store.engine))
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking auth work in the auth threads, with the request's context (who is
@@ -287,11 +290,11 @@ class RegistryAccess:
         if action == "pull" and caller.principal is ANONYMOUS:
             # A public pull: decided from the database alone, so kept until the next commit.
             key = (name, caller.address)
-            if self.anonymous_pulls.granted(key):
+            if self.anonymous_pulls.get(key):
                 return caller
-            version = self.anonymous_pulls.version()  # before deciding: see GrantCache
+            version = self.anonymous_pulls.version()  # before deciding: see KeptUntilCommit
             caller = await self.run(self._decide, scope, caller, name, action, resource)
-            self.anonymous_pulls.grant(key, version)
+            self.anonymous_pulls.put(key, version, True)
             return caller
         return await self.run(self._decide, scope, caller, name, action, resource)
 
