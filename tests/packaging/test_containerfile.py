@@ -12,6 +12,8 @@ containers are removed by their id, and volumes by their name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -91,27 +93,75 @@ def _require(*tools: str) -> None:
             pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh installs it)")
 
 
+# The base is the test's stand-in for python:3.11-slim-bookworm, not what is tested: its
+# rootfs is kept as a tarball between runs, as a pulled base image would be (`debootstrap`
+# took half of the module's time), and made anew when a week old (Debian's updates) or when
+# what it is made of changes (the file's name is a hash of the debootstrap arguments).
+# MOORAGE_TEST_BASE_CACHE=DIR chooses the folder (default ~/.cache/moorage-tests), `off`
+# makes the base anew on every run.
+BASE_MAX_AGE = 7 * 24 * 3600.0
+
+
+def _debootstrap_args(cache: str | None) -> list[str]:
+    return ["--variant=minbase", "--include=python3,python3-venv,python3-pip,ca-certificates",
+            *([f"--cache-dir={cache}"] if cache else []), "bookworm"]
+
+
+def _cached_base() -> Path | None:
+    """Where this base's rootfs tarball is kept (None: not kept)."""
+    folder = os.environ.get("MOORAGE_TEST_BASE_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moorage-tests")
+    if folder == "off":
+        return None
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                          text=True).stdout.strip()
+    key = hashlib.sha256(json.dumps([_debootstrap_args(None), DEBIAN_MIRROR, arch]).encode())
+    return Path(folder) / f"base-{key.hexdigest()[:16]}.tar"
+
+
+def _fresh(tarball: Path | None) -> bool:
+    try:
+        return tarball is not None and time.time() - tarball.stat().st_mtime < BASE_MAX_AGE
+    except FileNotFoundError:
+        return False
+
+
 def _base_image(store: Store, work: Path) -> None:
     """A bookworm minbase rootfs with python3-venv, as the image `BASE`."""
-    rootfs = work / "rootfs"
-    cache = os.environ.get("MOORAGE_TEST_DEBOOTSTRAP_CACHE")  # optional: reuse the .debs
+    tarball = _cached_base()
+    # tar keeps owners, modes, hard links, set-uid bits and extended attributes (as cp -a)
+    tar = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"]
     started = time.monotonic()
-    run(["debootstrap", "--variant=minbase",
-         "--include=python3,python3-venv,python3-pip,ca-certificates",
-         *([f"--cache-dir={cache}"] if cache else []), "bookworm", rootfs, DEBIAN_MIRROR],
-        timeout=1500)
-    store.timings["debootstrap"] = time.monotonic() - started
+    if _fresh(tarball):
+        assert tarball is not None
+        rootfs = None
+    else:
+        rootfs = work / "rootfs"
+        cache = os.environ.get("MOORAGE_TEST_DEBOOTSTRAP_CACHE")  # optional: reuse the .debs
+        run(["debootstrap", *_debootstrap_args(cache), rootfs, DEBIAN_MIRROR], timeout=1500)
+        store.timings["debootstrap"] = time.monotonic() - started
+        if tarball is not None:  # written aside, then renamed: a reader sees all of it or none
+            tarball.parent.mkdir(parents=True, exist_ok=True)
+            partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.partial")
+            try:
+                run([*tar, "-cf", partial, "-C", rootfs, "."], timeout=600)
+                partial.rename(tarball)
+            finally:
+                partial.unlink(missing_ok=True)
     started = time.monotonic()
     container = store.buildah("from", "scratch").text.strip()
     mount = store.buildah("mount", container).text.strip()
-    # cp -a keeps owners, modes, hard links, set-uid bits and extended attributes
-    run(["cp", "-a", f"{rootfs}/.", mount], timeout=600)
+    if rootfs is None:
+        run([*tar, "-xpf", tarball, "-C", mount], timeout=600)
+    else:
+        run(["cp", "-a", f"{rootfs}/.", mount], timeout=600)
     store.buildah("umount", container)
     store.buildah("config", "--cmd", "/bin/bash", container)
     store.buildah("commit", "--quiet", container, BASE, timeout=600)
     store.buildah("rm", container)
     store.timings["import"] = time.monotonic() - started
-    shutil.rmtree(rootfs)
+    if rootfs is not None:
+        shutil.rmtree(rootfs)
 
 
 def _build_args(work: Path) -> list[str]:
