@@ -2,7 +2,8 @@
 the restart the durable queue gives the import's job back (its timeout passed), the job goes
 on with the stored plan, and what was done before the kill is neither planned nor fetched
 again: the bytes fetched after the restart cover only the repositories that were not done.
-Slow by nature: the queue waits out the job's timeout before it gives the job back."""
+Slow by nature: the queue waits out the job's lease (10 s here) or its timeout (20 s),
+whichever ends first, before it gives the job back."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def crashing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     # a job works for half its timeout, then hands over to the next: 20 s makes several
-    # hand-overs, and a job killed with its process comes back after 20 s + the grace
+    # hand-overs, and a job killed with its process comes back once its lease (10 s, renewed
+    # every 10/6 s while its worker lives) or its timeout runs out
     server = moorage(tmp_path_factory.mktemp("import-crash"),
-                     MOORAGE_REPLICATION_JOB_TIMEOUT="20", MOORAGE_REPLICATION_ATTEMPTS="5")
+                     MOORAGE_REPLICATION_JOB_TIMEOUT="20", MOORAGE_REPLICATION_ATTEMPTS="5",
+                     MOORAGE_JOB_LEASE_SECONDS="10")
     yield server
     server.kill()
 

@@ -1,6 +1,7 @@
 """A kill -9 of the replicating server in the middle of a 256 MiB layer: after the restart the
 durable queue gives the execution's job back once its lease runs out (the killed worker no
-longer renews it: `job_lease_seconds`, 30 s, well before the job's 60 s timeout), the copy
+longer renews it: `job_lease_seconds`, 10 s here (30 s by default), well before the job's
+60 s timeout), the copy
 resumes the upload where the destination says it stopped, completes, and the layer reads back
 with its digest."""
 
@@ -27,7 +28,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def replicator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     server = moorage(tmp_path_factory.mktemp("repl-crash"),
-                     MOORAGE_REPLICATION_JOB_TIMEOUT="60", MOORAGE_REPLICATION_ATTEMPTS="3")
+                     MOORAGE_REPLICATION_JOB_TIMEOUT="60", MOORAGE_REPLICATION_ATTEMPTS="3",
+                     # the wait after the kill; renewed every 10/6 s while the worker lives
+                     MOORAGE_JOB_LEASE_SECONDS="10")
     yield server
     server.kill()
 
@@ -77,7 +80,7 @@ def test_a_killed_transfer_resumes_and_completes(replicator: MoorageServer,
     replicator.kill()
     replicator.start()
 
-    deadline = time.monotonic() + 600  # bounds a hang only (the lease runs out after 30 s)
+    deadline = time.monotonic() + 600  # bounds a hang only (the lease runs out after 10 s)
     while True:
         execution = api(replicator, "GET", f"/replication/executions/{execution_id}").json()
         if execution["status"] in ("succeeded", "failed"):
