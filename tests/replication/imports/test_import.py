@@ -177,8 +177,11 @@ def test_cancel_stops_a_running_import_and_keeps_what_is_done(
     assert "cancelled by admin" in cancelled.json()["message"]
     again = api(importer, "POST", f"/imports/{job['id']}/cancel")
     assert again.status_code == 400 and "already ended" in again.text
-    # the running job notices before its next item (or blob) and stops
-    while "cancelled" not in api(importer, "GET", f"/imports/{job['id']}/log").json()["log"]:
+    # the running job notices before its next item (or blob) and stops, saying so in a line
+    # of its own (each copied tag's line names its destination, cancelled/bulk/...: any
+    # "cancelled" in the log was there before the job stopped)
+    while not any(line.split(" ", 1)[-1] == "cancelled" for line in api(
+            importer, "GET", f"/imports/{job['id']}/log").json()["log"].splitlines()):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     stopped = show(importer, job["id"])
