@@ -78,7 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
 # last tenth took a third of its time). Longest first lets the three workers end together.
 LONGEST_FIRST = (
     "packaging/test_containerfile.py", "web/test_api_fuzz.py", "ops/test_domains.py",
-    "cli/test_serve_process.py", "packaging/test_scale_out.py", "ops/test_tls.py",
+    "replication/imports/test_harbor.py", "cli/test_serve_process.py",
+    "replication/imports/test_resume.py", "api/test_durability.py",
+    "replication/imports/test_import.py", "packaging/test_scale_out.py", "ops/test_tls.py",
     "cli/test_local_commands.py", "events/test_delivery.py", "audit/test_reports.py",
     "api/test_blob_pulls.py", "api/test_manifests.py",
     "replication/rules/test_crash.py", "replication/rules/test_push_pull.py",
