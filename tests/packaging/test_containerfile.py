@@ -1,7 +1,8 @@
 """The Containerfile builds with buildah and the image serves with podman (issue 15, item 7).
 
 No route to Docker Hub here, so the base image is made locally: a Debian bookworm minbase
-rootfs with Python (debootstrap, from the Debian mirror), imported with buildah. The build
+rootfs with Python (debootstrap, from the Debian mirror; kept for a week between runs, as a
+pulled base would be: `_cached_base`), imported with buildah. The build
 then runs the repository's Containerfile as a user would (`buildah bud`, chroot isolation,
 the overlay driver), its pip step reaching PyPI through the host's network; the image runs
 with podman from the same store (one `--root`/`--runroot` for both tools, TESTING.md).
