@@ -17,7 +17,8 @@ from sqlalchemy import (Engine, Table, and_, create_engine, delete, event, exist
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from moorage.db.changes import ChangeSignal, signal_commits, unobserved
+from moorage.db.changes import (ChangeSignal, SharedTableSignal, signal_commits,
+                                 signal_shared_commits, unobserved)
 from moorage.db.holders import Inspect, blob_holders, manifest_holders, repository_holders
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
@@ -160,7 +161,9 @@ def open_engine(url: str) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        signal_shared_commits(engine, SharedTableSignal(engine))
+        return engine
     engine = create_engine(url, pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

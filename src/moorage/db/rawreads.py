@@ -41,8 +41,9 @@ class RawReader:
         self._pg_sql: dict[str, str] = {}
         self._pg_engine: tuple[int, Engine] | None = None
         self._local = threading.local()
-        # Answers kept until the next commit anywhere on this database (see db/changes.py);
-        # without a shared signal (PostgreSQL: replicas on other machines) nothing is kept.
+        # Answers kept until the next commit anywhere on this database (see db/changes.py):
+        # on SQLite the shared memory map, on PostgreSQL the commit_signal row as read once
+        # by the request.
         self._signal = signal_of(engine)
         self._seen = b""
         self._cache: dict[tuple[str, tuple[Any, ...], bool], tuple[bytes, Any]] = {}
@@ -67,10 +68,10 @@ class RawReader:
         once when read rather than on every answer.
         """
         signal = self._signal
-        if signal is None:
+        before = signal.current() if signal is not None else None
+        if before is None:  # no signal, or none to read here (PostgreSQL outside a request)
             found = self.rows(sql, params)
             return [row[0] for row in found] if first_column else found
-        before = signal.current()
         if before != self._seen:  # drop what is stale; entries carry their version anyway
             self._cache.clear()
             self._cached_rows = 0
