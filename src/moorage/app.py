@@ -150,11 +150,12 @@ def build_instance(settings: Settings) -> Instance:
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     registry.uploads.max_open = settings.max_open_uploads
-    if redis_client is not None and signal_of(engine) is None:
-        # With a commit signal (SQLite's shared map, PostgreSQL's commit_signal row) each
-        # worker keeps tag → digest itself until the next commit (db/rawreads.py): a Redis
-        # round trip per pull would only repeat that answer, and would miss tags changed by
-        # anything but a Registry (docs/benchmarks.md, "The pull path on PostgreSQL").
+    if redis_client is not None and not isinstance(signal_of(engine), SharedTableSignal):
+        # On PostgreSQL each worker keeps tag → digest itself until the next commit on any
+        # replica (db/changes.py, db/rawreads.py): a Redis round trip per pull would only
+        # repeat that answer, would miss tags changed by anything but a Registry, and would
+        # refuse tag changes while Redis is away (docs/benchmarks.md, "The pull path on
+        # PostgreSQL")
         registry.tags_cache = RedisTagCache(redis_client, health=health)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))

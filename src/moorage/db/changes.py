@@ -28,7 +28,7 @@ from __future__ import annotations
 import mmap
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -112,8 +112,11 @@ _MARK = ("UPDATE commit_signal SET value = %s "
 class SharedTableSignal:
     """The commit signal of a PostgreSQL database, shared by every replica on it."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine,
+                 read: Callable[[Engine, str], list[tuple[Any, ...]]]) -> None:
+        """`read(engine, sql)`: one autocommit statement (db/rawreads.py's reader pool)."""
+        self._engine = weakref.ref(engine)  # the engine maps to this signal: no cycle
+        self._read_rows = read
         self._table = False  # the table is known to exist (checked on each mark until it is)
 
     def current(self) -> bytes | None:
@@ -128,11 +131,12 @@ class SharedTableSignal:
         return value or None
 
     def _read(self) -> bytes:
-        from moorage.db.rawreads import RawReader  # rawreads imports this module
-
+        engine = self._engine()
+        if engine is None:
+            return b""
         try:
-            rows = RawReader.of(self._engine).rows(_READ, ())
-        except self._engine.dialect.loaded_dbapi.ProgrammingError:
+            rows = self._read_rows(engine, _READ)
+        except engine.dialect.loaded_dbapi.ProgrammingError:
             return b""  # not migrated yet (no table): nothing is cached
         return bytes(rows[0][0]) if rows else b""
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (Engine, Table, and_, create_engine, delete, event, exists, false, func,
                         insert, or_, select, update)
@@ -162,7 +163,7 @@ def open_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("postgresql"):
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        signal_shared_commits(engine, SharedTableSignal(engine))
+        signal_shared_commits(engine, SharedTableSignal(engine, _read_signal))
         return engine
     engine = create_engine(url, pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
@@ -172,6 +173,10 @@ def open_engine(url: str) -> Engine:
             _create_private(Path(database))
             signal_commits(engine, ChangeSignal(Path(database + ".changes")))
     return engine
+
+
+def _read_signal(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    return RawReader.of(engine).rows(sql, ())
 
 
 def _create_private(database: Path) -> None:
