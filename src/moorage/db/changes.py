@@ -37,7 +37,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 _SIZE = 8
-_signals: "weakref.WeakKeyDictionary[Engine, ChangeSignal | SharedTableSignal]" = weakref.WeakKeyDictionary()
+_signals: "weakref.WeakKeyDictionary[Engine, ChangeSignal | SharedTableSignal]" = \
+    weakref.WeakKeyDictionary()
 _unobserved: ContextVar[bool] = ContextVar("moorage_unobserved_commits", default=False)
 
 
