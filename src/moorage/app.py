@@ -317,9 +317,10 @@ class MoorageApp:
         counted = RequestMetrics(self._guarded, self.metrics.tallies, route_template,
                                  fastapi_route(api))
         self._http = RequestIds(counted, self.instance.access, settings.access_log)
-        if isinstance(signal_of(self.instance.registry.db.engine), SharedTableSignal):
+        signal = signal_of(self.instance.registry.db.engine)
+        if isinstance(signal, SharedTableSignal):
             # PostgreSQL: each request reads the shared commit signal once (db/changes.py)
-            self._http = per_request(self._http)
+            self._http = per_request(self._http, signal)
         front_secret = os.environ.get(FRONT_SECRET_ENV)
         if front_secret:  # behind the TLS front of `moorage serve`: believe what it says
             self._http = FrontHeaders(self._http, front_secret)

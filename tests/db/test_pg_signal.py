@@ -8,6 +8,8 @@ only while a new reading finds the same value.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -87,4 +89,36 @@ def test_a_cached_lookup_is_kept_for_one_reading_and_read_again_after_a_commit(
     with unobserved(), other.begin() as conn:
         conn.execute(text("INSERT INTO t VALUES ('c4')"))
     assert reader.cached_value(query, ("c%",)) == 4
+    other.dispose()
+
+
+def test_a_request_reads_the_value_ahead_off_the_event_loop(engine: Engine) -> None:
+    """per_request reads a registry request's value before its handler runs, on an asyncio
+    connection (the loop is free meanwhile), and the request's lookups use that reading."""
+    signal = signal_of(engine)
+    assert isinstance(signal, SharedTableSignal)
+    other = open_engine(str(engine.url.render_as_string(hide_password=False)))  # a replica
+
+    def insert() -> None:
+        with other.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES ('ahead')"))
+
+    async def request(commit_during: bool) -> tuple[bytes | None, bytes | None]:
+        with reading():
+            await signal.read_ahead()
+            first = signal.current()
+            if commit_during:  # another replica commits: this request keeps its reading
+                elsewhere = threading.Thread(target=insert)  # a thread: not this request's
+                elsewhere.start()
+                elsewhere.join()
+            return first, signal.current()
+
+    before = _value(engine)
+    first, again = asyncio.run(request(commit_during=True))
+    assert first == again == before != _value(engine)
+    first, again = asyncio.run(request(commit_during=False))  # the next request: new value
+    assert first == again == _value(engine)
+    row = asyncio.run(RawReader.of(engine).postgres_row_async(
+        "SELECT value FROM commit_signal"))
+    assert row is not None and bytes(row[0]) == _value(engine)
     other.dispose()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import mmap
 import os
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -114,10 +114,14 @@ class SharedTableSignal:
     """The commit signal of a PostgreSQL database, shared by every replica on it."""
 
     def __init__(self, engine: Engine,
-                 read: Callable[[Engine, str], list[tuple[Any, ...]]]) -> None:
-        """`read(engine, sql)`: one autocommit statement (db/rawreads.py's reader pool)."""
+                 read: Callable[[Engine, str], list[tuple[Any, ...]]],
+                 read_async: Callable[[Engine, str], Awaitable[tuple[Any, ...] | None]]
+                 ) -> None:
+        """`read(engine, sql)`: one autocommit statement (db/rawreads.py's reader pool);
+        `read_async`: the same off the event loop, for `per_request`."""
         self._engine = weakref.ref(engine)  # the engine maps to this signal: no cycle
         self._read_rows = read
+        self._read_async = read_async
         self._table = False  # the table is known to exist (checked on each mark until it is)
 
     def current(self) -> bytes | None:
@@ -140,6 +144,20 @@ class SharedTableSignal:
         except engine.dialect.loaded_dbapi.ProgrammingError:
             return b""  # not migrated yet (no table): nothing is cached
         return bytes(rows[0][0]) if rows else b""
+
+    async def read_ahead(self) -> None:
+        """Read this request's value now without holding the event loop; on any error leave
+        it unread, for the first lookup to read (and report) as it would have."""
+        held = _request.get()
+        engine = self._engine()
+        if held is None or held.value is not None or engine is None:
+            return
+        try:
+            row = await self._read_async(engine, _READ)
+        except Exception:  # noqa: BLE001 - the synchronous read reports it, if it recurs
+            return
+        if held.value is None:
+            held.value = bytes(row[0]) if row else b""
 
     def mark(self, dbapi_connection: Any) -> bool:
         """Replace the value inside the connection's open transaction; True if it was."""
@@ -210,13 +228,20 @@ class per_request:  # noqa: N801 - an ASGI wrapper, used like a function
     """ASGI: give each HTTP request its own reading of a shared signal, taken at its first
     cached lookup and dropped when it ends."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, signal: SharedTableSignal,
+                 ahead: tuple[str, ...] = ("/v2/",)) -> None:
+        """`ahead`: path prefixes whose requests nearly all make a cached lookup (the
+        registry API): their value is read at once, off the event loop."""
         self.app = app
+        self.signal = signal
+        self.ahead = ahead
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         held = _Held()
         token = _request.set(held)
         try:
+            if scope["path"].startswith(self.ahead):
+                await self.signal.read_ahead()
             await self.app(scope, receive, send)
         finally:
             held.open = False

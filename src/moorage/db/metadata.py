@@ -163,7 +163,8 @@ def open_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("postgresql"):
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        signal_shared_commits(engine, SharedTableSignal(engine, _read_signal))
+        signal_shared_commits(engine, SharedTableSignal(engine, _read_signal,
+                                                        _read_signal_async))
         return engine
     engine = create_engine(url, pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
@@ -177,6 +178,10 @@ def open_engine(url: str) -> Engine:
 
 def _read_signal(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
     return RawReader.of(engine).rows(sql, ())
+
+
+async def _read_signal_async(engine: Engine, sql: str) -> tuple[Any, ...] | None:
+    return await RawReader.of(engine).postgres_row_async(sql)
 
 
 def _create_private(database: Path) -> None:

@@ -21,6 +21,9 @@ from sqlalchemy import Engine, create_engine
 from moorage.db.changes import signal_of
 
 
+_ASYNC_CONNECTIONS = 4  # asyncio connections per process (each request holds one briefly)
+
+
 class RawReader:
     _shared: "weakref.WeakKeyDictionary[Engine, RawReader]" = weakref.WeakKeyDictionary()
 
@@ -41,6 +44,9 @@ class RawReader:
         self._pg_sql: dict[str, str] = {}
         self._pg_engine: tuple[int, Engine] | None = None
         self._local = threading.local()
+        self._async_key: tuple[int, int] | None = None
+        self._async_idle: list[Any] = []
+        self._async_slots: Any = None
         # Answers kept until the next commit anywhere on this database (see db/changes.py):
         # on SQLite the shared memory map, on PostgreSQL the commit_signal row as read once
         # by the request.
@@ -132,6 +138,45 @@ class RawReader:
             finally:
                 raw.close()
         raise AssertionError("unreachable")
+
+    async def postgres_row_async(self, sql: str) -> tuple[Any, ...] | None:
+        """The first row of one parameterless statement, on an asyncio autocommit connection
+        of this process and event loop: the loop serves other requests while PostgreSQL
+        answers (the synchronous reads above hold it for the round trip). At most
+        `_ASYNC_CONNECTIONS` per process, kept open (a request waits for one rather than
+        opening a new one: a PostgreSQL connection is a new server process). A connection
+        the server dropped is replaced once, as in `_postgres_rows`."""
+        import asyncio
+
+        import psycopg
+
+        key = (os.getpid(), id(asyncio.get_running_loop()))
+        if self._async_key != key:  # never use a connection across a fork or a loop
+            self._async_key, self._async_idle = key, []
+            self._async_slots = asyncio.Semaphore(_ASYNC_CONNECTIONS)
+        idle = self._async_idle
+        async with self._async_slots:
+            for attempt in (1, 2):
+                conn = idle.pop() if idle else await psycopg.AsyncConnection.connect(
+                    self._conninfo(), autocommit=True)
+                try:
+                    cursor = await conn.execute(sql, prepare=True)
+                    row = await cursor.fetchone()
+                except psycopg.OperationalError:
+                    await conn.close()
+                    if attempt == 2:
+                        raise
+                    continue
+                except BaseException:  # cancelled mid-statement: its state is unknown
+                    await conn.close()
+                    raise
+                idle.append(conn)
+                return row
+        raise AssertionError("unreachable")
+
+    def _conninfo(self) -> str:
+        return self.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
 
     def _pg_reads(self) -> Engine:
         """A small pool of autocommit connections for these reads alone.
