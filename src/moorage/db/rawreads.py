@@ -44,9 +44,9 @@ class RawReader:
         self._pg_sql: dict[str, str] = {}
         self._pg_engine: tuple[int, Engine] | None = None
         self._local = threading.local()
-        self._async_key: tuple[int, int] | None = None
-        self._async_idle: list[Any] = []
-        self._async_slots: Any = None
+        self._async_pid = 0
+        self._async_pools: "weakref.WeakKeyDictionary[Any, tuple[Any, list[Any]]]" = \
+            weakref.WeakKeyDictionary()
         # Answers kept until the next commit anywhere on this database (see db/changes.py):
         # on SQLite the shared memory map, on PostgreSQL the commit_signal row as read once
         # by the request.
@@ -150,12 +150,14 @@ class RawReader:
 
         import psycopg
 
-        key = (os.getpid(), id(asyncio.get_running_loop()))
-        if self._async_key != key:  # never use a connection across a fork or a loop
-            self._async_key, self._async_idle = key, []
-            self._async_slots = asyncio.Semaphore(_ASYNC_CONNECTIONS)
-        idle = self._async_idle
-        async with self._async_slots:
+        pid, loop = os.getpid(), asyncio.get_running_loop()
+        if self._async_pid != pid:  # never use a connection across a fork
+            self._async_pid, self._async_pools = pid, weakref.WeakKeyDictionary()
+        pool = self._async_pools.get(loop)  # nor across event loops
+        if pool is None:
+            pool = self._async_pools[loop] = (asyncio.Semaphore(_ASYNC_CONNECTIONS), [])
+        slots, idle = pool
+        async with slots:
             for attempt in (1, 2):
                 conn = idle.pop() if idle else await psycopg.AsyncConnection.connect(
                     self._conninfo(), autocommit=True)
