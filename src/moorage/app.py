@@ -46,6 +46,7 @@ from moorage.registry.events import EventBus
 from moorage.registry.gc import announce as announce_gc
 from moorage.registry.gc import collect_garbage
 from moorage.cache.tags import RedisTagCache
+from moorage.db.changes import SharedTableSignal, per_request, signal_of
 from moorage.registry.locks import (FileBlobLock, FileUploadLock, RedisBlobLock,
                                     RedisUploadLock)
 from moorage.registry.service import Registry
@@ -149,7 +150,12 @@ def build_instance(settings: Settings) -> Instance:
                         bus, settings.manifest_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     registry.uploads.max_open = settings.max_open_uploads
-    if redis_client is not None:
+    if redis_client is not None and not isinstance(signal_of(engine), SharedTableSignal):
+        # On PostgreSQL each worker keeps tag → digest itself until the next commit on any
+        # replica (db/changes.py, db/rawreads.py): a Redis round trip per pull would only
+        # repeat that answer, would miss tags changed by anything but a Registry, and would
+        # refuse tag changes while Redis is away (docs/benchmarks.md, "The pull path on
+        # PostgreSQL")
         registry.tags_cache = RedisTagCache(redis_client, health=health)
     if not edition.has("oci_artifacts"):
         registry.manifest_checks.append(artifact_check(edition))
@@ -311,6 +317,10 @@ class MoorageApp:
         counted = RequestMetrics(self._guarded, self.metrics.tallies, route_template,
                                  fastapi_route(api))
         self._http = RequestIds(counted, self.instance.access, settings.access_log)
+        signal = signal_of(self.instance.registry.db.engine)
+        if isinstance(signal, SharedTableSignal):
+            # PostgreSQL: each request reads the shared commit signal once (db/changes.py)
+            self._http = per_request(self._http, signal)
         front_secret = os.environ.get(FRONT_SECRET_ENV)
         if front_secret:  # behind the TLS front of `moorage serve`: believe what it says
             self._http = FrontHeaders(self._http, front_secret)

@@ -8,7 +8,8 @@ the shared commit signal had before they were read, and served only while it sti
 it, so any commit anywhere (a policy edit, a scan's facts, a signature verdict, an
 allowlist entry) is followed by the next pull on every worker; a decision is also dropped at
 the namespace's next allowlist expiry, the one change that comes with time, not a commit.
-Without a shared signal (PostgreSQL, replicas) nothing is kept and every pull reads the rows.
+On PostgreSQL the signal is the commit_signal row, read once per request; outside a request
+(no value read) nothing is kept and every pull reads the rows.
 Memos of what cannot go stale at all: what a digest's immutable bytes are (an image or
 evidence), a policy row parsed, a facts row decoded. The clock (`clock`) is a parameter, so
 tests can move it. A pull in a namespace without a policy costs one signal read and one
@@ -63,7 +64,7 @@ class PullGate:
         self._allowlists: dict[str, tuple[list[Any], dict[str, float | None]]] = {}
         self._recorded: dict[tuple[str, str, str], float] = {}
         # what was decided, filed under the commit signal's value (db/changes.py); without a
-        # shared signal (PostgreSQL) nothing is kept and every pull reads the rows
+        # value (no signal, or PostgreSQL outside a request) nothing is kept
         self._signal = signal_of(store.engine)
         self._namespaces: dict[str, tuple[bytes, PullPolicy | None, frozenset[str]]] = {}
         self._decisions: dict[tuple[str, str], tuple[bytes, PullPolicy, float,

@@ -5,12 +5,13 @@ the request that needs them: whether an anonymous pull of a public repository is
 repository's or namespace's visibility, the trusted networks of credential-free pulls; deciding
 means a hop to an auth thread), or how many repositories a listing matches (a count over every
 match, on every page asked). Such an answer only changes when something is committed, and every
-commit on a SQLite database replaces the shared change signal (db/changes.py). So an answer is
+observed commit replaces the shared change signal (db/changes.py: a shared memory map on SQLite,
+the commit_signal row that each request reads once on PostgreSQL). So an answer is
 filed under the signal's value read *before* it was worked out, and served only while the
 signal still holds that value: a commit that ended after the read (a repository made private,
 a rule removed, a repository created) has replaced the value, and the next request on any
-worker works it out again. Without a shared signal (PostgreSQL, where replicas may run on other
-machines) nothing is kept.
+worker works it out again. Where there is no value to read (no signal, or PostgreSQL outside a
+request) nothing is kept.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from moorage.db.changes import ChangeSignal
+from moorage.db.changes import ChangeSignal, SharedTableSignal
 
 MAX_DECISIONS = 10_000
 V = TypeVar("V")
 
 
 class KeptUntilCommit(Generic[V]):
-    def __init__(self, signal: ChangeSignal | None, limit: int = MAX_DECISIONS) -> None:
+    def __init__(self, signal: ChangeSignal | SharedTableSignal | None, limit: int = MAX_DECISIONS) -> None:
         self._signal = signal
         self._limit = limit
         self._kept: dict[Hashable, tuple[bytes, V]] = {}
@@ -40,7 +41,7 @@ class KeptUntilCommit(Generic[V]):
         if self._signal is None:
             return None
         kept = self._kept.get(key)
-        if kept is None or kept[0] != self._signal.current():
+        if kept is None or kept[0] != self._signal.current():  # None (nothing read) never is
             return None
         return kept[1]
 

@@ -11,13 +11,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (Engine, Table, and_, create_engine, delete, event, exists, false, func,
                         insert, or_, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from moorage.db.changes import ChangeSignal, signal_commits, unobserved
+from moorage.db.changes import (ChangeSignal, SharedTableSignal, signal_commits,
+                                 signal_shared_commits, unobserved)
 from moorage.db.holders import Inspect, blob_holders, manifest_holders, repository_holders
 from moorage.db.rawreads import RawReader
 from moorage.db.schema import (blobs, manifest_references, manifests, metadata, namespace_blobs,
@@ -160,7 +162,10 @@ def open_engine(url: str) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        signal_shared_commits(engine, SharedTableSignal(engine, _read_signal,
+                                                        _read_signal_async))
+        return engine
     engine = create_engine(url, pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -169,6 +174,14 @@ def open_engine(url: str) -> Engine:
             _create_private(Path(database))
             signal_commits(engine, ChangeSignal(Path(database + ".changes")))
     return engine
+
+
+def _read_signal(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    return RawReader.of(engine).rows(sql, ())
+
+
+async def _read_signal_async(engine: Engine, sql: str) -> tuple[Any, ...] | None:
+    return await RawReader.of(engine).postgres_row_async(sql)
 
 
 def _create_private(database: Path) -> None:

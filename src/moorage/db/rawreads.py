@@ -21,6 +21,9 @@ from sqlalchemy import Engine, create_engine
 from moorage.db.changes import signal_of
 
 
+_ASYNC_CONNECTIONS = 4  # asyncio connections per process (each request holds one briefly)
+
+
 class RawReader:
     _shared: "weakref.WeakKeyDictionary[Engine, RawReader]" = weakref.WeakKeyDictionary()
 
@@ -41,8 +44,12 @@ class RawReader:
         self._pg_sql: dict[str, str] = {}
         self._pg_engine: tuple[int, Engine] | None = None
         self._local = threading.local()
-        # Answers kept until the next commit anywhere on this database (see db/changes.py);
-        # without a shared signal (PostgreSQL: replicas on other machines) nothing is kept.
+        self._async_pid = 0
+        self._async_pools: "weakref.WeakKeyDictionary[Any, tuple[Any, list[Any]]]" = \
+            weakref.WeakKeyDictionary()
+        # Answers kept until the next commit anywhere on this database (see db/changes.py):
+        # on SQLite the shared memory map, on PostgreSQL the commit_signal row as read once
+        # by the request.
         self._signal = signal_of(engine)
         self._seen = b""
         self._cache: dict[tuple[str, tuple[Any, ...], bool], tuple[bytes, Any]] = {}
@@ -67,10 +74,10 @@ class RawReader:
         once when read rather than on every answer.
         """
         signal = self._signal
-        if signal is None:
+        before = signal.current() if signal is not None else None
+        if before is None:  # no signal, or none to read here (PostgreSQL outside a request)
             found = self.rows(sql, params)
             return [row[0] for row in found] if first_column else found
-        before = signal.current()
         if before != self._seen:  # drop what is stale; entries carry their version anyway
             self._cache.clear()
             self._cached_rows = 0
@@ -131,6 +138,47 @@ class RawReader:
             finally:
                 raw.close()
         raise AssertionError("unreachable")
+
+    async def postgres_row_async(self, sql: str) -> tuple[Any, ...] | None:
+        """The first row of one parameterless statement, on an asyncio autocommit connection
+        of this process and event loop: the loop serves other requests while PostgreSQL
+        answers (the synchronous reads above hold it for the round trip). At most
+        `_ASYNC_CONNECTIONS` per process, kept open (a request waits for one rather than
+        opening a new one: a PostgreSQL connection is a new server process). A connection
+        the server dropped is replaced once, as in `_postgres_rows`."""
+        import asyncio
+
+        import psycopg
+
+        pid, loop = os.getpid(), asyncio.get_running_loop()
+        if self._async_pid != pid:  # never use a connection across a fork
+            self._async_pid, self._async_pools = pid, weakref.WeakKeyDictionary()
+        pool = self._async_pools.get(loop)  # nor across event loops
+        if pool is None:
+            pool = self._async_pools[loop] = (asyncio.Semaphore(_ASYNC_CONNECTIONS), [])
+        slots, idle = pool
+        async with slots:
+            for attempt in (1, 2):
+                conn = idle.pop() if idle else await psycopg.AsyncConnection.connect(
+                    self._conninfo(), autocommit=True)
+                try:
+                    cursor = await conn.execute(sql, prepare=True)
+                    row = await cursor.fetchone()
+                except psycopg.OperationalError:
+                    await conn.close()
+                    if attempt == 2:
+                        raise
+                    continue
+                except BaseException:  # cancelled mid-statement: its state is unknown
+                    await conn.close()
+                    raise
+                idle.append(conn)
+                return row
+        raise AssertionError("unreachable")
+
+    def _conninfo(self) -> str:
+        return self.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
 
     def _pg_reads(self) -> Engine:
         """A small pool of autocommit connections for these reads alone.

@@ -943,3 +943,14 @@ helm_claims = Table(
     Column("owner", String(32), nullable=False),  # the upload holding it (random)
     Column("expires_at", Float, nullable=False),
 )
+
+# The commit signal of a shared (PostgreSQL) database: one row (id 1) whose random value every
+# write transaction that a cached pull-path answer may depend on replaces just before its
+# COMMIT, on its own connection (db/changes.py). Each request reads it once; a worker serves
+# an answer only while the value it was filed under is still the one read. Unused on SQLite,
+# whose signal is a shared memory map beside the database file.
+commit_signal = Table(
+    "commit_signal", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", LargeBinary, nullable=False),
+)
