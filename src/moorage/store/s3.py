@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -111,16 +112,68 @@ _SESSION_LOCK = threading.Lock()
 _LOADERS: list[Any] = []
 
 
-def _session() -> boto3.session.Session:
-    """A fresh session (so credentials are resolved per store, from the environment as it is
-    now) that shares one data loader per process: parsing the S3 service model is what makes
-    a fresh session cost ~0.5 s, and the loader caches it. Made under _SESSION_LOCK."""
+class _SlimLoader(botocore.loaders.Loader):
+    """botocore's data loader, keeping only what an S3 client uses.
+
+    A worker holds what it loads for as long as it lives: endpoints.json describes every
+    AWS service in every partition (~4 MiB of Python objects, of which S3 needs one entry
+    per partition), and the S3 model carries 1 MB of documentation text that only
+    docstrings read. Both are pruned once, as loaded; nothing a request uses is dropped.
+    """
+
+    def load_data_with_path(self, name: str) -> Any:
+        data, path = super().load_data_with_path(name)
+        if name == "endpoints" and isinstance(data, dict):
+            for partition in data.get("partitions", []):
+                services = partition.get("services")
+                if isinstance(services, dict) and "s3" in services:
+                    partition["services"] = {"s3": services["s3"]}
+        return data, path
+
+    def load_service_model(self, service_name: str, type_name: str,
+                           api_version: str | None = None) -> Any:
+        model = super().load_service_model(service_name, type_name, api_version)
+        if type_name == "service-2":
+            _drop_documentation(model)
+        return model
+
+
+class _PlainJSONFileLoader(botocore.loaders.JSONFileLoader):
+    """botocore's JSON files parsed into plain dicts, which keep their order as OrderedDict
+    does (botocore's default) in about half the memory."""
+
+    def _load_file(self, full_path: str, open_method: Any) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            return json.loads(fp.read().decode("utf-8"))
+
+
+def _drop_documentation(node: Any) -> None:
+    if isinstance(node, dict):
+        for key in ("documentation", "documentationUrl"):
+            if key in node:  # emptied, not removed: botocore reads some of these keys
+                node[key] = ""
+        for value in node.values():
+            _drop_documentation(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_documentation(value)
+
+
+def _session() -> botocore.session.Session:
+    """A fresh botocore session (so credentials are resolved per store, from the environment
+    as it is now) that shares one data loader per process: parsing the S3 service model is
+    what makes a fresh session cost ~0.5 s, and the loader caches it. boto3 is not needed for
+    a client, and importing it costs a worker ~3 MiB more. Made under _SESSION_LOCK."""
     core = botocore.session.Session()
-    if _LOADERS:
-        core.register_component("data_loader", _LOADERS[0])
-    else:
-        _LOADERS.append(core.get_component("data_loader"))
-    return boto3.session.Session(botocore_session=core)
+    if not _LOADERS:  # as botocore.loaders.create_loader makes its own, with data_path
+        paths = core.get_config_variable("data_path")
+        _LOADERS.append(_SlimLoader(extra_search_paths=[
+            os.path.expanduser(os.path.expandvars(path)) for path in paths.split(os.pathsep)
+        ] if paths else None, file_loader=_PlainJSONFileLoader()))
+    core.register_component("data_loader", _LOADERS[0])
+    return core
 
 
 _END = object()
@@ -560,7 +613,7 @@ class S3BlobStore:
             response_checksum_validation="when_required",
         )
         with _SESSION_LOCK:
-            return _session().client(
+            return _session().create_client(
                 "s3", endpoint_url=endpoint or None, region_name=region or None,
                 aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
                 config=config)
