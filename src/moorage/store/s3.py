@@ -100,6 +100,7 @@ SEALED = "sealed"  # the run's multipart upload was completed (its bytes are rea
 # names the completed object (under <prefix>/data/) that holds its bytes, and its size.
 POINTER_KEY = "moorage-data"
 POINTER_SIZE = "moorage-size"
+_RECORDS_KEPT = 64  # the last run record written, for this many uploads (see _wrote_record)
 _POINTERS_KEPT = 10_000  # digest -> data key remembered per store (immutable, see _located)
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
 
@@ -511,10 +512,11 @@ class S3Chunk:
         first = len(self._run.etags) + 1
         etags = self._run.etags + [future.result()["ETag"] for future in self._parts]
         record = {"key": self._run.key, "upload_id": self._run.upload_id, "etags": etags}
-        prefix = self.store.upload_prefix(self._for_upload or "")
-        self.store.client.put_object(
-            Bucket=self.store.bucket, Body=json.dumps(record).encode(),
-            Key=prefix + _run_name(self._offset, self._written, first, len(etags)))
+        key = (self.store.upload_prefix(self._for_upload or "")
+               + _run_name(self._offset, self._written, first, len(etags)))
+        self.store.client.put_object(Bucket=self.store.bucket, Key=key,
+                                     Body=json.dumps(record).encode())
+        self.store._wrote_record(self._for_upload or "", key, record)
 
     def _send_part(self, data: memoryview, wait: bool = True) -> None:
         if self._upload_id is None:
@@ -592,6 +594,7 @@ class S3BlobStore:
         self.pool = ThreadPoolExecutor(max_workers=max(2, max_pool // 2),
                                        thread_name_prefix="moorage-s3")
         self._pointers: dict[str, str] = {}  # digest -> data key (see _remember_pointer)
+        self._records: dict[str, tuple[str, dict[str, Any]]] = {}  # see _wrote_record
         self._pointers_lock = threading.Lock()
 
     @staticmethod
@@ -782,7 +785,7 @@ class S3BlobStore:
         runs = [chunk for chunk in upload.chunks if chunk.run]
         if not runs:
             return upload.chunks
-        record = self._record(runs[-1].key)
+        record = self._run_record(upload_id, runs[-1].key)
         run_size = sum(chunk.size for chunk in runs)
         if not upload.sealed:
             self._complete_run(record, runs[-1].last_part, [], run_size)
@@ -818,6 +821,8 @@ class S3BlobStore:
         elif self.size(digest) != staged:
             self._assemble(listing, target)
         self._delete_keys(done)
+        with self._pointers_lock:
+            self._records.pop(upload_id, None)
 
     # -- the run of an upload -------------------------------------------------------------
     def _record(self, key: str) -> dict[str, Any]:
@@ -828,6 +833,23 @@ class S3BlobStore:
         finally:
             body.close()
         return record if isinstance(record, dict) else {}
+
+    def _wrote_record(self, upload_id: str, key: str, record: dict[str, Any]) -> None:
+        """Keep the run record this process just wrote: the next chunk, usually on the same
+        connection and so the same worker, reads it from here. A record is never rewritten
+        (its name says its offset, size and parts), so a kept one is never stale."""
+        with self._pointers_lock:
+            self._records.pop(upload_id, None)
+            if len(self._records) >= _RECORDS_KEPT:
+                self._records.pop(next(iter(self._records)))
+            self._records[upload_id] = (key, record)
+
+    def _run_record(self, upload_id: str, key: str) -> dict[str, Any]:
+        with self._pointers_lock:
+            kept = self._records.get(upload_id)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        return self._record(key)
 
     def _join_run(self, upload_id: str, offset: int) -> _Run | None:
         """The run the chunk at `offset` may join, started if need be; None when it must be
@@ -840,7 +862,7 @@ class S3BlobStore:
             return None  # another writer got in first: the listing will refuse the upload
         prefix = self.upload_prefix(upload_id)
         if upload.chunks:
-            record = self._record(upload.chunks[-1].key)
+            record = self._run_record(upload_id, upload.chunks[-1].key)
             etags = record.get("etags")
             if (not isinstance(etags, list) or len(etags) != upload.chunks[-1].last_part
                     or not isinstance(record.get("key"), str)):
@@ -907,7 +929,7 @@ class S3BlobStore:
         after the run are copied after it, as ordinary chunks are."""
         runs = [chunk for chunk in upload.chunks if chunk.run]
         tail = upload.chunks[len(runs):]
-        record = self._record(runs[-1].key)
+        record = self._run_record(upload_id, runs[-1].key)
         key, run_size, last = str(record["key"]), sum(c.size for c in runs), runs[-1].last_part
         located = self._locate(digest)
         if located is not None and located[1] == staged:  # already there
@@ -983,6 +1005,8 @@ class S3BlobStore:
         """Remove everything under the upload, marker first so it stops existing at once;
         also aborts multipart uploads left by chunks whose replica died mid-stream."""
         prefix = self.upload_prefix(upload_id)
+        with self._pointers_lock:
+            self._records.pop(upload_id, None)
         self.client.delete_object(Bucket=self.bucket, Key=prefix + MARKER)
         objects = [o["Key"] for o in self._list(prefix)]
         for key in objects:  # a staged last chunk's multipart upload lives at its blob key
