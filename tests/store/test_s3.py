@@ -309,6 +309,27 @@ def test_a_failed_run_chunk_leaves_nothing_and_the_upload_resumes(seaweed: Seawe
     store.close()
 
 
+def test_a_run_sealed_by_another_replica_meanwhile_takes_the_chunk_as_an_object(
+        seaweed: SeaweedS3) -> None:
+    """A chunk of 5 MiB decides at commit, on the listing upload_size made just before; if
+    another replica sealed the run in between, the chunk becomes an object, not an error."""
+    store = run_store(seaweed)
+    other = run_store(seaweed, store.prefix)
+    first, second = payload(5 * MiB, seed=17), payload(5 * MiB, seed=18)
+    upload_id = new_upload(store)
+    append(store, upload_id, first)
+    assert store.upload_size(upload_id) == len(first)  # the core's listing, then...
+    assert staged(other, upload_id) == first  # ...another replica seals the run
+    writer = store.upload_chunk(upload_id, len(first))
+    writer.write(second)
+    writer.commit()
+    assert "chunk-00000000000005242880" in keys(store, store.upload_prefix(upload_id))
+    store.upload_commit(upload_id, digest_of(first + second), size=len(first + second))
+    assert b"".join(other.read(digest_of(first + second))) == first + second
+    store.close()
+    other.close()
+
+
 def test_a_part_replaced_after_its_record_never_makes_the_blob(seaweed: SeaweedS3) -> None:
     """What a replica that stalled mid-part and woke up after its lease would do. The commit
     names each part by its recorded ETag: S3 refuses the completion, SeaweedFS completes

@@ -64,6 +64,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ SEALED = "sealed"  # the run's multipart upload was completed (its bytes are rea
 POINTER_KEY = "moorage-data"
 POINTER_SIZE = "moorage-size"
 _RECORDS_KEPT = 64  # the last run record written, for this many uploads (see _wrote_record)
+_SCAN_KEPT_SECONDS = 5.0  # a listing by upload_size may stand for the chunk's own this long
 _POINTERS_KEPT = 10_000  # digest -> data key remembered per store (immutable, see _located)
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
 
@@ -174,7 +176,16 @@ def _session() -> botocore.session.Session:
             os.path.expanduser(os.path.expandvars(path)) for path in paths.split(os.pathsep)
         ] if paths else None, file_loader=_PlainJSONFileLoader()))
     core.register_component("data_loader", _LOADERS[0])
+    # Timestamps (LastModified of every listed object, Last-Modified of every HEAD and GET)
+    # stay the strings they came as: the store reads none, and dateutil's parser cost ~1 ms
+    # of CPU each, an upload's listing per chunk growing with its chunks.
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_raw_timestamp)
     return core
+
+
+def _raw_timestamp(value: str) -> str:
+    return value
 
 
 _END = object()
@@ -423,6 +434,7 @@ class S3Chunk:
         self._done = False
         self._for_upload = upload_id if last is None else None
         self._decided = self._for_upload is None  # whether the chunk joins a run is known
+        self._in_hand = False  # decided at commit, with the whole chunk still in memory
         self._run: _Run | None = None
 
     # -- ChunkWriter -----------------------------------------------------------------------
@@ -458,7 +470,7 @@ class S3Chunk:
         self._done = True
         s3, bucket = self.store.client, self.store.bucket
         if not self._decided and self._pending_size >= MIN_PART:
-            self._decide()
+            self._decide(at_commit=True)
         data = b"".join(self._pending)
         self._pending, self._pending_size = [], 0
         try:
@@ -494,11 +506,17 @@ class S3Chunk:
         self._abort_upload()
 
     # -- internals -------------------------------------------------------------------------
-    def _decide(self) -> None:
-        """Join the upload's run if it can take this chunk (nothing but run chunks so far)."""
+    def _decide(self, at_commit: bool = False) -> None:
+        """Join the upload's run if it can take this chunk (nothing but run chunks so far).
+
+        At commit the whole chunk is in hand (one part; a PATCH of 5 MiB), so the listing
+        the core just made (upload_size) may stand for a new one: if another worker sealed
+        the run meanwhile, the part finds its multipart upload gone, and the chunk is stored
+        as an ordinary chunk object instead (see _commit_run)."""
         self._decided = True
+        self._in_hand = at_commit
         assert self._for_upload is not None
-        self._run = self.store._join_run(self._for_upload, self._offset)
+        self._run = self.store._join_run(self._for_upload, self._offset, recent=at_commit)
         if self._run is not None:
             self._mpu_key = self._run.key
             self._upload_id = self._run.upload_id
@@ -508,9 +526,18 @@ class S3Chunk:
         which carries the ETags of every part of the run so far: one read tells a commit."""
         assert self._run is not None
         if data:
-            self._send_part(memoryview(data), wait=False)
+            self._send_part(data, wait=False)
         first = len(self._run.etags) + 1
-        etags = self._run.etags + [future.result()["ETag"] for future in self._parts]
+        try:
+            etags = self._run.etags + [future.result()["ETag"] for future in self._parts]
+        except ClientError as exc:
+            if not (self._in_hand and _error_code(exc) in _NOT_FOUND):
+                raise
+            log.info("the run of %s was sealed meanwhile: storing the chunk as an object",
+                     self.key)
+            self._run, self._upload_id, self._parts = None, None, []
+            self.store.client.put_object(Bucket=self.store.bucket, Key=self.key, Body=data)
+            return
         record = {"key": self._run.key, "upload_id": self._run.upload_id, "etags": etags}
         key = (self.store.upload_prefix(self._for_upload or "")
                + _run_name(self._offset, self._written, first, len(etags)))
@@ -518,7 +545,7 @@ class S3Chunk:
                                      Body=json.dumps(record).encode())
         self.store._wrote_record(self._for_upload or "", key, record)
 
-    def _send_part(self, data: memoryview, wait: bool = True) -> None:
+    def _send_part(self, data: memoryview | bytes, wait: bool = True) -> None:
         if self._upload_id is None:
             self._upload_id = self.store.client.create_multipart_upload(
                 Bucket=self.store.bucket, Key=self._mpu_key)["UploadId"]
@@ -595,6 +622,7 @@ class S3BlobStore:
                                        thread_name_prefix="moorage-s3")
         self._pointers: dict[str, str] = {}  # digest -> data key (see _remember_pointer)
         self._records: dict[str, tuple[str, dict[str, Any]]] = {}  # see _wrote_record
+        self._scans: dict[str, tuple[float, _Upload]] = {}  # see _recent_scan
         self._pointers_lock = threading.Lock()
 
     @staticmethod
@@ -750,10 +778,29 @@ class S3BlobStore:
                                Body=b"")
 
     def upload_size(self, upload_id: str) -> int | None:
-        listing = self._listing(upload_id)
-        if listing is None:
+        upload = self._scan(upload_id)
+        if upload is None:
             return None
-        return sum(chunk.size for chunk in listing)
+        with self._pointers_lock:  # for the chunk the core is about to write (_recent_scan)
+            self._scans.pop(upload_id, None)
+            if len(self._scans) >= _RECORDS_KEPT:
+                self._scans.pop(next(iter(self._scans)))
+            self._scans[upload_id] = (time.monotonic(), upload)
+        return sum(chunk.size for chunk in upload.chunks)
+
+    def _recent_scan(self, upload_id: str, offset: int) -> _Upload | None:
+        """The listing upload_size made for this chunk a moment ago (the core asks the size,
+        then writes the chunk, under the upload's lock), if it shows a run the chunk may
+        join; else None, and the caller lists again. Used once."""
+        with self._pointers_lock:
+            kept = self._scans.pop(upload_id, None)
+        if kept is None or time.monotonic() - kept[0] > _SCAN_KEPT_SECONDS:
+            return None
+        upload = kept[1]
+        if (upload.sealed or not upload.chunks or not all(c.run for c in upload.chunks)
+                or sum(c.size for c in upload.chunks) != offset):
+            return None
+        return upload
 
     def upload_chunk(self, upload_id: str, offset: int) -> S3Chunk:
         """A writer for the chunk at `offset`, which must be the upload's current size (the
@@ -851,11 +898,13 @@ class S3BlobStore:
             return kept[1]
         return self._record(key)
 
-    def _join_run(self, upload_id: str, offset: int) -> _Run | None:
+    def _join_run(self, upload_id: str, offset: int, recent: bool = False) -> _Run | None:
         """The run the chunk at `offset` may join, started if need be; None when it must be
         an ordinary chunk object: the upload holds other chunks, its run was sealed, or the
-        run has used half the parts S3 allows (the rest stays for the chunks after)."""
-        upload = self._scan(upload_id)
+        run has used half the parts S3 allows (the rest stays for the chunks after).
+        `recent`: the listing upload_size just made may do (see S3Chunk._decide)."""
+        upload = (self._recent_scan(upload_id, offset) if recent else None) or self._scan(
+            upload_id)
         if upload is None or upload.sealed or any(not chunk.run for chunk in upload.chunks):
             return None
         if sum(chunk.size for chunk in upload.chunks) != offset:
@@ -1090,9 +1139,10 @@ class S3BlobStore:
             raise
 
     def _upload_part(self, key: str, upload_id: str, number: int,
-                     data: memoryview) -> dict[str, Any]:
+                     data: memoryview | bytes) -> dict[str, Any]:
+        body = data if isinstance(data, bytes) else bytes(data)  # a chunk's whole bytes: no copy
         response = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                           PartNumber=number, Body=bytes(data))
+                                           PartNumber=number, Body=body)
         return {"ETag": response["ETag"], "PartNumber": number}
 
     def _copy_part(self, key: str, upload_id: str, number: int, source: str, start: int,
