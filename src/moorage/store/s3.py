@@ -164,6 +164,29 @@ def _drop_documentation(node: Any) -> None:
             _drop_documentation(value)
 
 
+_HEAP_FIXED: list[bool] = []
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _keep_big_buffers_off_the_heap() -> None:
+    """Buffers of 1 MiB or more (parts, chunks, read-ahead) come from their own mappings and
+    go back to the system when freed. glibc starts so, but raises its threshold to the size
+    of the first such buffer freed (up to 32 MiB): later ones then come from the heaps of the
+    store's threads, which keep them after they are freed. Measured in one process pushing
+    three times 64 MiB monolithic and in 5 MiB chunks to SeaweedFS: 26-28 MiB kept after
+    each round and a peak 23 MiB higher, against none kept with the threshold fixed.
+    Process-wide, once, and only where glibc is the allocator."""
+    if _HEAP_FIXED:
+        return
+    _HEAP_FIXED.append(True)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MiB)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
+        pass
+
+
 def _session() -> botocore.session.Session:
     """A fresh botocore session (so credentials are resolved per store, from the environment
     as it is now) that shares one data loader per process: parsing the S3 service model is
@@ -644,6 +667,7 @@ class S3BlobStore:
             response_checksum_validation="when_required",
         )
         with _SESSION_LOCK:
+            _keep_big_buffers_off_the_heap()
             return _session().create_client(
                 "s3", endpoint_url=endpoint or None, region_name=region or None,
                 aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
