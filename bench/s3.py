@@ -64,6 +64,7 @@ HANG = 900.0  # bounds a hang only
 REPO = "bench/s3"
 
 M_STREAM, M_REDIRECT = "moorage", "moorage-redirect"
+M_BASE = "moorage-baseline"  # --baseline: the stream Moorage from another source tree
 V3_STREAM, V3_REDIRECT = "v3", "v3-redirect"
 LIMIT = "seaweedfs"
 
@@ -224,6 +225,13 @@ class Bench:
             env = {**view.env(), "MOORAGE_STORAGE_URL": view.storage_url("registry", redirect),
                    "MOORAGE_SCAN_ON_PUSH": "false", "MOORAGE_SCAN_SYFT": "off"}
             self.servers[label] = Moorage(label, work / label, workers=o.workers, extra_env=env)
+        if o.baseline:
+            view = seaweed.view(f"bench-{M_BASE}")
+            env = {**view.env(), "MOORAGE_STORAGE_URL": view.storage_url("registry", False),
+                   "MOORAGE_SCAN_ON_PUSH": "false", "MOORAGE_SCAN_SYFT": "off",
+                   "PYTHONPATH": str(Path(o.baseline).resolve())}
+            self.servers[M_BASE] = Moorage(M_BASE, work / M_BASE, workers=o.workers,
+                                           extra_env=env)
         if v3_binary is not None:
             for label, redirect in ((V3_STREAM, False), (V3_REDIRECT, True)):
                 self.servers[label] = DistributionV3S3(
@@ -262,6 +270,8 @@ class Bench:
         size = len(data)
         pulled: dict[str, str] = {}
         for row, chunk in (("push", None), ("chunked", o.chunk_mib * MiB)):
+            if row not in o.push_rows:
+                continue
             for n, label in enumerate(labels):
                 data[:32] = f"round {r} {row} {n} {label}".ljust(32).encode()[:32]
                 body = bytes(data)
@@ -327,16 +337,23 @@ class Bench:
 
     def table(self) -> str:
         v3 = V3_STREAM in self.servers
-        head = ["row", "Moorage", "Moorage redirect"]
+        head = ["row", "Moorage", "Moorage redirect"]  # (+ baseline after Moorage)
         if v3:
             head += ["v3 S3", "v3 S3 redirect"]
         head += ["SeaweedFS (curl)"]
+        base = M_BASE in self.servers
+        if base:
+            head[2:2] = ["Moorage baseline"]
         if v3:
             head += ["Moorage / v3", "redirect / v3 redirect"]
-        head += ["Moorage / SeaweedFS", "CPU s/GiB (Moorage · redirect" + (" · v3 · v3 redirect"
-                                                                          if v3 else "") + ")"]
+        if base:
+            head += ["Moorage / baseline"]
+        head += ["Moorage / SeaweedFS", "SeaweedFS CPU s/GiB (" + " · ".join(self.servers)
+                 + ")", "registry CPU s/GiB (" + " · ".join(self.servers) + ")"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row, name in ROWS.items():
+            if not any(self.runs[row].values()):
+                continue
             med = {label: self.medians(row, label) for label in [*self.servers, LIMIT]}
 
             def cell(label: str) -> str:
@@ -353,15 +370,19 @@ class Bench:
             best = max((M_STREAM, M_REDIRECT), key=lambda x: med[x]["mib_s"] if med[x] else 0)
             cells = [f"{name}, {self.o.size_mib} MiB"
                      + (f" in {self.o.chunk_mib} MiB PATCHes" if row == "chunked" else ""),
-                     cell(M_STREAM), cell(M_REDIRECT)]
+                     cell(M_STREAM), *([cell(M_BASE)] if base else []), cell(M_REDIRECT)]
             if v3:
                 cells += [cell(V3_STREAM), cell(V3_REDIRECT)]
             cells.append(cell(LIMIT))
             if v3:
                 cells += [ratio(M_STREAM, V3_STREAM), ratio(M_REDIRECT, V3_REDIRECT)]
+            if base:
+                cells.append(ratio(M_STREAM, M_BASE))
             ml, mb = med[LIMIT], med[best]
             cells.append(f"{100 * mb['mib_s'] / ml['mib_s']:.0f}%" if ml and mb and ml["mib_s"]
                          else "–")
+            cells.append(" · ".join(f"{med[x]['seaweed_cpu_s_per_gib']:.2f}" if med[x] else "–"
+                                    for x in self.servers))
             cpu = [f"{med[x]['cpu_s_per_gib']:.2f}" if med[x] else "–"
                    for x in self.servers]
             cells.append(" · ".join(cpu))
@@ -379,9 +400,15 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="", help="rows to profile: push,chunked,pull_1")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--no-v3", action="store_true", help="leave Distribution v3 out")
+    parser.add_argument("--baseline", default="",
+                        help="a `src` folder of another Moorage (e.g. main's, from git "
+                             "archive) run beside this one in every round, for before/after")
+    parser.add_argument("--push-rows", default="push,chunked",
+                        help="push rows to run (push,chunked); the pulls follow the last")
     parser.add_argument("--quick", action="store_true",
                         default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
     o = parser.parse_args(argv)
+    o.push_rows = [row.strip() for row in o.push_rows.split(",") if row.strip()]
     if o.quick:
         o.rounds, o.size_mib, o.chunk_mib, o.pull_repeats, o.profile_seconds = 1, 8, 5, 1, 3.0
     return o

@@ -222,3 +222,57 @@ def test_blob_gets_redirect_to_presigned_urls(scaleout: ScaleOut) -> None:
             assert c.head(f"/v2/scale/redirect/blobs/{layer}").status_code == 200
     finally:
         replica.kill()
+
+
+def test_big_chunks_across_replicas_and_a_replica_killed_mid_part(scaleout: ScaleOut) -> None:
+    """PATCHes of 5 MiB or more become parts of one multipart upload in the bucket (the
+    upload's run, see store/s3.py): replicas take turns, one dies after sending a part of a
+    chunk it never finished, another sends that chunk again, and the blob that comes out
+    (a pointer to the completed run) holds exactly the bytes pushed, also by redirect."""
+    assert scaleout.s3 is not None
+    while len(scaleout.replicas) < 2:
+        scaleout.add_replica()
+    a, b = scaleout.replicas[:2]
+    doomed = scaleout.add_replica()
+    mib = 1024 * 1024
+    first, second, third = os.urandom(6 * mib), os.urandom(30 * mib), os.urandom(5 * mib + 3)
+    data = first + second + third
+    with client(a) as ca:
+        location = ca.post("/v2/scale/runs/blobs/uploads/").headers["Location"]
+        assert ca.patch(location, content=first, headers={
+            "Content-Range": f"0-{len(first) - 1}"}).status_code == 202
+    # 20 of the 30 MiB of the second chunk reach the doomed replica: a part of 8 MiB goes
+    # out to the run's multipart upload, then it is killed before the chunk's record.
+    sock = socket.create_connection(("127.0.0.1", doomed.port))
+    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {doomed.host}\r\n"
+                  f"Content-Length: {len(second)}\r\n"
+                  f"Content-Range: {len(first)}-{len(first) + len(second) - 1}\r\n\r\n"
+                  ).encode() + second[:20 * mib])
+    time.sleep(2)
+    doomed.kill()
+    sock.close()
+    with client(b) as cb, client(a) as ca:
+        status = cb.get(location)
+        assert status.status_code == 204 and status.headers["Range"] == f"0-{len(first) - 1}"
+        offset = len(first)
+        for replica, part in ((cb, second), (ca, third)):
+            resp = replica.patch(location, content=part, headers={
+                "Content-Range": f"{offset}-{offset + len(part) - 1}"})
+            assert resp.status_code == 202, resp.text
+            offset += len(part)
+        done = cb.put(location, params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
+        assert hashlib.sha256(ca.get(f"/v2/scale/runs/blobs/{sha256(data)}").content
+                              ).hexdigest() == sha256(data).split(":")[1]
+    replica = MoorageServer(scaleout.root / "redirecting-runs",
+                            env={**scaleout.env(), "MOORAGE_STORAGE_URL":
+                                 scaleout.s3.storage_url("moorage", redirect=True)})
+    replica.start(timeout=60)
+    try:
+        with client(replica) as c:
+            moved = c.get(f"/v2/scale/runs/blobs/{sha256(data)}")
+            assert moved.status_code == 307
+            fetched = httpx.get(moved.headers["Location"], timeout=60)
+            assert hashlib.sha256(fetched.content).hexdigest() == sha256(data).split(":")[1]
+    finally:
+        replica.kill()

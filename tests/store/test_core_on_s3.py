@@ -103,3 +103,61 @@ def test_monolithic_upload_is_staged_at_its_blob_key(seaweed: SeaweedS3, tmp_pat
     assert db.blob_size_in_repository("library/app", digest) == len(data)
     assert b"".join(store.read(digest)) == data
     store.close()
+
+
+def test_chunked_upload_in_big_chunks_commits_its_run(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    """PATCHes of 5 MiB (the way Docker's and the bench's clients send them) become parts of
+    one multipart upload that the commit completes where it is, after the digest is checked.
+    A wrong digest leaves nothing; a replica without the running hash reads the run back
+    (sealing it) and the upload still commits to the right bytes."""
+    db = MetadataStore(open_engine(sqlite_url(tmp_path)))
+    db.create_schema()
+    prefix = f"tests/{uuid.uuid4().hex}"
+    stores = [s3_store(seaweed, prefix, part_size=5 * MiB) for _ in range(2)]
+    a, b = (UploadManager(db, s, FileBlobLock(tmp_path / "lock"),
+                          FileUploadLock(tmp_path / "upload-locks")) for s in stores)
+    chunks = [bytes([n]) * 5 * MiB for n in range(3)]
+    data = b"".join(chunks)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def leftovers() -> tuple[list[str], list[str]]:
+        store = stores[0]
+        found = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=f"{prefix}/")
+        listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"{prefix}/")
+        return ([u["Key"] for u in found.get("Uploads", []) or []],
+                [o["Key"][len(prefix) + 1:] for o in listed.get("Contents", [])])
+
+    async def run() -> None:
+        wrong = await a.start("library/app")
+        for chunk in chunks:
+            await a.append("library/app", wrong, body(chunk))
+        with pytest.raises(RegistryError) as info:
+            await a.finish("library/app", wrong, "sha256:" + "0" * 64)
+        assert info.value.code == "DIGEST_INVALID"
+        assert leftovers() == ([], [])  # no blob, no upload, no run, no data object
+
+        upload_id = await a.start("library/app")
+        await a.append("library/app", upload_id, body(chunks[0]))
+        await b.append("library/app", upload_id, body(chunks[1]))  # b re-hashes: seals the run
+        await a.append("library/app", upload_id, body(chunks[2]))  # a's hash is stale: again
+        assert await a.finish("library/app", upload_id, digest) == len(data)
+
+        same = await a.start("library/app")  # one replica all along: nothing is copied
+        for chunk in reversed(chunks):
+            await a.append("library/app", same, body(chunk))
+        assert await a.finish("library/app", same, other) == len(data)
+        head = stores[0].client.head_object(Bucket=stores[0].bucket,
+                                            Key=stores[0].blob_key(other))
+        assert head["ContentLength"] == 0 and head["Metadata"]["moorage-data"] == \
+            stores[0].data_key(same)  # a pointer to the run, completed where it was
+
+    other = "sha256:" + hashlib.sha256(b"".join(reversed(chunks))).hexdigest()
+    asyncio.run(run())
+    assert db.blob_size_in_repository("library/app", digest) == len(data)
+    for store in stores:
+        assert b"".join(store.read(digest)) == data
+        assert b"".join(store.read(other)) == b"".join(reversed(chunks))
+    unfinished, objects = leftovers()
+    assert unfinished == [] and not any(key.startswith("uploads/") for key in objects)
+    for store in stores:
+        store.close()

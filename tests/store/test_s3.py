@@ -3,6 +3,7 @@ commit plan for any chunk sizes, resumed reads, presigning hosts and configurati
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,16 +67,17 @@ def test_aborted_multipart_chunk_leaves_no_multipart_upload(seaweed: SeaweedS3) 
     store = s3_store(seaweed, f"tests/{uuid.uuid4().hex}", part_size=5 * MiB)
     upload_id = new_upload(store)
     prefix = store.upload_prefix(upload_id)
-    writer = store.upload_chunk(upload_id, 0)
-    writer.write(payload(5 * MiB + 1))
-    assert multipart_uploads(store, prefix) == [prefix + "chunk-00000000000000000000"]
+    append(store, upload_id, b"head")  # a small first chunk: no run, later chunks are objects
+    writer = store.upload_chunk(upload_id, 4)
+    writer.write(payload(10 * MiB + 1))
+    assert multipart_uploads(store, prefix) == [prefix + "chunk-00000000000000000004"]
     writer.abort()
     assert multipart_uploads(store, prefix) == []
-    assert keys(store, prefix) == ["marker"]
+    assert keys(store, prefix) == ["chunk-00000000000000000000", "marker"]
     # exactly one part: a multipart upload with no trailing part of its own
     data = payload(5 * MiB, seed=3)
     append(store, upload_id, data)
-    assert staged(store, upload_id) == data
+    assert staged(store, upload_id) == b"head" + data
     store.close()
 
 
@@ -184,6 +186,200 @@ def test_a_small_or_later_last_chunk_is_an_ordinary_chunk(seaweed: SeaweedS3) ->
                                    "marker"]
     store.upload_commit(upload_id, digest_of(whole), size=len(whole))
     assert b"".join(store.read(digest_of(whole))) == whole
+    store.close()
+
+
+# -- a chunked upload's run: big chunks as parts of one multipart upload, no copy on commit ----
+def run_store(seaweed: SeaweedS3, prefix: str | None = None) -> S3BlobStore:
+    return s3_store(seaweed, prefix or f"tests/{uuid.uuid4().hex}", part_size=5 * MiB)
+
+
+def pointer(store: S3BlobStore, digest: str) -> dict[str, str]:
+    head = store.client.head_object(Bucket=store.bucket, Key=store.blob_key(digest))
+    assert head["ContentLength"] == 0
+    return dict(head.get("Metadata") or {})
+
+
+def data_objects(store: S3BlobStore) -> list[str]:
+    return keys(store, f"{store.prefix}/data/")
+
+
+def test_big_chunks_join_one_run_and_commit_without_a_copy(seaweed: SeaweedS3) -> None:
+    store = run_store(seaweed)
+    chunks = [payload(5 * MiB, seed=1), payload(12 * MiB + 7, seed=2), payload(5 * MiB, seed=3)]
+    whole = b"".join(chunks)
+    digest = digest_of(whole)
+    upload_id = new_upload(store)
+    prefix = store.upload_prefix(upload_id)
+    for chunk in chunks:
+        append(store, upload_id, chunk)
+    # one multipart upload at the data key, its parts named by each chunk's record
+    assert multipart_uploads(store, f"{store.prefix}/") == [store.data_key(upload_id)]
+    assert keys(store, prefix) == [
+        "marker", "run",
+        "run-00000000000000000000-00000000000005242880-00001-00001",
+        "run-00000000000005242880-00000000000012582919-00002-00003",
+        "run-00000000000017825799-00000000000005242880-00004-00004"]
+    assert store.upload_size(upload_id) == len(whole)
+    assert store.size(digest) is None  # nothing visible before the commit
+    store.upload_commit(upload_id, digest, size=len(whole))
+    assert keys(store, prefix) == [] and multipart_uploads(store, f"{store.prefix}/") == []
+    # the blob key holds a pointer to the completed run: its bytes were never copied
+    assert pointer(store, digest) == {"moorage-data": store.data_key(upload_id),
+                                      "moorage-size": str(len(whole))}
+    assert store.size(digest) == len(whole)
+    assert b"".join(store.read(digest)) == whole
+    assert b"".join(store.read(digest, 5 * MiB - 3, 5 * MiB + 9)) == whole[5 * MiB - 3:5 * MiB + 9]
+    other = run_store(seaweed, store.prefix)  # another replica, which remembers nothing
+    assert b"".join(other.read(digest, 100)) == whole[100:]
+    assert httpx.get(other.presigned_url(digest) or "").content == whole
+    store.delete(digest)  # the pointer and its data object go
+    assert store.size(digest) is None and data_objects(store) == []
+    with pytest.raises(FileNotFoundError):
+        b"".join(other.read(digest))  # what `other` remembered is gone too
+    store.close()
+    other.close()
+
+
+def test_a_small_last_chunk_ends_the_run_as_its_last_part(seaweed: SeaweedS3) -> None:
+    store = run_store(seaweed)
+    whole = payload(5 * MiB, seed=4) + payload(5 * MiB + 1, seed=5) + b"tail"
+    upload_id = new_upload(store)
+    append(store, upload_id, whole[:5 * MiB])
+    append(store, upload_id, whole[5 * MiB:-4])
+    append(store, upload_id, b"tail")  # too small for a part: an object, copied at commit
+    assert keys(store, store.upload_prefix(upload_id))[0] == "chunk-00000000000010485761"
+    store.upload_commit(upload_id, digest_of(whole), size=len(whole))
+    assert pointer(store, digest_of(whole))["moorage-data"] == store.data_key(upload_id)
+    assert b"".join(store.read(digest_of(whole))) == whole
+    store.close()
+
+
+def test_chunks_after_the_run_are_copied_after_it(seaweed: SeaweedS3) -> None:
+    store = run_store(seaweed)
+    whole = payload(6 * MiB, seed=6) + b"small" + payload(6 * MiB, seed=7)
+    upload_id = new_upload(store)
+    for piece in (whole[:6 * MiB], b"small", whole[6 * MiB + 5:]):
+        append(store, upload_id, piece)
+    store.upload_commit(upload_id, digest_of(whole), size=len(whole))
+    head = store.client.head_object(Bucket=store.bucket, Key=store.blob_key(digest_of(whole)))
+    assert head["ContentLength"] == len(whole)  # an object of its own, not a pointer
+    assert b"".join(store.read(digest_of(whole))) == whole
+    assert data_objects(store) == [] and multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_reading_a_run_back_seals_it_and_the_upload_carries_on(seaweed: SeaweedS3) -> None:
+    """A replica without the running hash reads the staged bytes: the run's parts cannot be
+    read unfinished, so its multipart upload is completed; later chunks are objects."""
+    store = run_store(seaweed)
+    first, second = payload(6 * MiB, seed=8), payload(6 * MiB, seed=9)
+    upload_id = new_upload(store)
+    append(store, upload_id, first)
+    assert staged(store, upload_id) == first
+    assert "sealed" in keys(store, store.upload_prefix(upload_id))
+    append(store, upload_id, second)
+    assert staged(store, upload_id) == first + second
+    store.upload_commit(upload_id, digest_of(first + second), size=len(first + second))
+    assert b"".join(store.read(digest_of(first + second))) == first + second
+    assert data_objects(store) == []
+    # a sealed run with nothing after it needs no copy either
+    again = new_upload(store)
+    append(store, again, second)
+    assert staged(store, again) == second
+    store.upload_commit(again, digest_of(second), size=len(second))
+    assert pointer(store, digest_of(second))["moorage-data"] == store.data_key(again)
+    assert b"".join(store.read(digest_of(second))) == second
+    store.close()
+
+
+def test_a_failed_run_chunk_leaves_nothing_and_the_upload_resumes(seaweed: SeaweedS3) -> None:
+    store = run_store(seaweed)
+    first, second = payload(5 * MiB, seed=10), payload(11 * MiB, seed=11)
+    upload_id = new_upload(store)
+    append(store, upload_id, first)
+    writer = store.upload_chunk(upload_id, len(first))
+    writer.write(payload(16 * MiB, seed=12))  # other bytes; two parts go out, then it fails
+    writer.abort()
+    assert store.upload_size(upload_id) == len(first)
+    append(store, upload_id, second)
+    whole = first + second
+    store.upload_commit(upload_id, digest_of(whole), size=len(whole))
+    assert b"".join(store.read(digest_of(whole))) == whole  # the stray parts are not in it
+    store.close()
+
+
+def test_a_run_sealed_by_another_replica_meanwhile_takes_the_chunk_as_an_object(
+        seaweed: SeaweedS3) -> None:
+    """A chunk of 5 MiB decides at commit, on the listing upload_size made just before; if
+    another replica sealed the run in between, the chunk becomes an object, not an error."""
+    store = run_store(seaweed)
+    other = run_store(seaweed, store.prefix)
+    first, second = payload(5 * MiB, seed=17), payload(5 * MiB, seed=18)
+    upload_id = new_upload(store)
+    append(store, upload_id, first)
+    assert store.upload_size(upload_id) == len(first)  # the core's listing, then...
+    assert staged(other, upload_id) == first  # ...another replica seals the run
+    writer = store.upload_chunk(upload_id, len(first))
+    writer.write(second)
+    writer.commit()
+    assert "chunk-00000000000005242880" in keys(store, store.upload_prefix(upload_id))
+    store.upload_commit(upload_id, digest_of(first + second), size=len(first + second))
+    assert b"".join(other.read(digest_of(first + second))) == first + second
+    store.close()
+    other.close()
+
+
+def test_a_part_replaced_after_its_record_never_makes_the_blob(seaweed: SeaweedS3) -> None:
+    """What a replica that stalled mid-part and woke up after its lease would do. The commit
+    names each part by its recorded ETag: S3 refuses the completion, SeaweedFS completes
+    with the recorded upload of the part. Either way no other bytes get the digest."""
+    store = run_store(seaweed)
+    data = payload(5 * MiB, seed=13)
+    upload_id = new_upload(store)
+    append(store, upload_id, data)
+    run = json.loads(store.client.get_object(
+        Bucket=store.bucket, Key=store.upload_prefix(upload_id) + "run")["Body"].read())
+    store.client.upload_part(Bucket=store.bucket, Key=run["key"], UploadId=run["upload_id"],
+                             PartNumber=1, Body=payload(5 * MiB, seed=14))
+    try:
+        store.upload_commit(upload_id, digest_of(data), size=len(data))
+    except StagedUploadInvalid:
+        assert store.size(digest_of(data)) is None
+        store.upload_delete(upload_id)
+    else:
+        assert b"".join(store.read(digest_of(data))) == data
+        store.delete(digest_of(data))
+    assert data_objects(store) == [] and multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_a_deleted_upload_takes_its_run(seaweed: SeaweedS3, sealed: bool) -> None:
+    store = run_store(seaweed)
+    upload_id = new_upload(store)
+    append(store, upload_id, payload(6 * MiB, seed=15))
+    if sealed:
+        staged(store, upload_id)
+    store.upload_delete(upload_id)  # a wrong digest, a refused quota, an expired upload
+    assert store.upload_size(upload_id) is None
+    assert keys(store, f"{store.prefix}/") == []
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    store.close()
+
+
+def test_a_run_for_a_blob_already_there_is_dropped(seaweed: SeaweedS3) -> None:
+    store = run_store(seaweed)
+    data = payload(6 * MiB, seed=16)
+    first, second = new_upload(store), new_upload(store)
+    append(store, first, data)
+    append(store, second, data)
+    store.upload_commit(first, digest_of(data), size=len(data))
+    store.upload_commit(second, digest_of(data), size=len(data))
+    assert pointer(store, digest_of(data))["moorage-data"] == store.data_key(first)
+    assert data_objects(store) == [first]
+    assert multipart_uploads(store, f"{store.prefix}/") == []
+    assert b"".join(store.read(digest_of(data))) == data
     store.close()
 
 
