@@ -14,10 +14,9 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, TextIO
 
 import typer
 
@@ -62,10 +61,12 @@ def serve(
     lock = _claim(settings)  # workers inherit it: held until the last of them has exited
     export_server_pid()
     os.environ.update(export_settings(settings))
-    stored_domains = _prepare_in_child()
+    _check_port(settings)  # before the metrics folder is emptied: it may be a live server's
+    metrics_dir = _metrics_folder(settings)  # before prometheus-client is imported here
+    _import_app_modules(metrics_dir)
+    stored_domains = _prepare_in_child(metrics_dir)
     front = _front(settings, tls, stored_domains)
     _check_port(settings)  # last, just before granian binds: the narrowest window
-    metrics_dir = _metrics_folder(settings)  # after the preparation: its process counts nothing
     scheme = "https" if tls or front else "http"
     typer.echo(f"Moorage listening on {scheme}://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
@@ -193,8 +194,8 @@ def _metrics_folder(settings: Settings) -> Path:
 
     Files left by an earlier run would be summed into this run's counters, so it starts
     empty. It is per port under the data folder: replicas of a scale-out deployment may share
-    one data folder on a machine, never a port. Set before any worker imports
-    prometheus-client, which reads the variable once, at import; this process never does.
+    one data folder on a machine, never a port. Set before this process imports
+    prometheus-client (_import_app_modules), which reads the variable once, at import.
     """
     folder = Path(settings.data_dir) / "metrics" / str(settings.port)
     shutil.rmtree(folder, ignore_errors=True)
@@ -247,31 +248,89 @@ def _check_port(settings: Settings) -> None:
         raise typer.Exit(1)
 
 
+def _import_app_modules(metrics_dir: Path) -> None:
+    """Import the application's modules here, once, before anything forks.
+
+    granian forks its workers from this process (and the preparation below is forked too),
+    so each of them finds the modules imported instead of importing them again: 1–2 s of CPU
+    per process at every start. Only modules: no engine, no app, no thread,
+    nothing that is not safe to fork. The objects are frozen out of the cyclic collector's
+    reach, so that collections in the children do not touch (and copy) their pages.
+
+    prometheus-client picks its multiprocess mode at import (the folder is exported by then);
+    the metrics without labels that the import makes write files under this process's PID,
+    which count nothing and are removed at once.
+    """
+    import gc
+
+    gc.disable()
+    try:
+        import moorage.app  # noqa: F401
+        # what every worker's app imports on top: FastAPI, pydantic, the management API and
+        # the console's pages (build_console and create_management_api import them late)
+        import moorage.web.console.pages  # noqa: F401
+        import moorage.web.management_api  # noqa: F401
+    finally:
+        gc.enable()
+    gc.freeze()
+    _forget_metrics_of(metrics_dir, os.getpid())
+
+
+def _forget_metrics_of(metrics_dir: Path, pid: int) -> None:
+    """Remove the metric files of a process that serves no request (prometheus-client names
+    them `<kind>_<pid>.db`): /metrics sums every file in the folder."""
+    for path in metrics_dir.glob(f"*_{pid}.db"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _prepare_in_child(metrics_dir: Path) -> int:
+    """First-start work (migrations, keys, the admin account) in a short-lived forked
+    process; returns how many custom domains are stored (whether the TLS front is needed),
+    counted there too, so that this process opens no database unless the front runs.
+
+    The granian main process only forks and watches the workers. Done here, the preparation
+    would leave the built instance, and argon2's 19 MiB peak for the admin's hash, in that
+    process for the server's lifetime, and an engine that its forked workers must not share.
+    """
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        os.close(read_end)
+        code = 1
+        try:
+            with os.fdopen(write_end, "w") as said:
+                code = prepare_from_environment(said)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001 - reported, and the server does not start
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as said:
+        lines = said.read().splitlines()
+    _, status = os.waitpid(pid, 0)
+    _forget_metrics_of(metrics_dir, pid)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise typer.Exit(code if code > 0 else 1)
+    return next((int(line.split("=", 1)[1]) for line in lines
+                 if line.startswith(_DOMAINS_SAID)), 0)
+
+
 _DOMAINS_SAID = "moorage-domains="
 
 
-def _prepare_in_child() -> int:
-    """First-start work (migrations, keys, the admin account) in a short-lived process;
-    returns how many custom domains are stored (whether the TLS front is needed), counted
-    there too, so that this process loads no database code unless the front runs.
-
-    The granian main process only forks and watches the workers. Done here, the preparation
-    would leave the whole application, and argon2's 19 MiB peak for the admin's hash, in that
-    process for the server's lifetime: ~70 MiB of the memory budget for nothing.
-    """
-    code = "from moorage.cli.serve import prepare_from_environment as p; raise SystemExit(p())"
-    result = subprocess.run([sys.executable, "-c", code], env=os.environ, check=False,
-                            stdout=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise typer.Exit(result.returncode)
-    said = result.stdout.splitlines()
-    domains = next((int(line.split("=", 1)[1]) for line in said
-                    if line.startswith(_DOMAINS_SAID)), 0)
-    return domains
-
-
-def prepare_from_environment() -> int:
-    """The child's side of _prepare_in_child: settings come from the exported environment.
+def prepare_from_environment(said: TextIO) -> int:
+    """The child's side of _prepare_in_child: settings come from the exported environment;
+    what the parent must know is written to `said`.
 
     The cyclic garbage collector stays off in this short-lived process: importing and
     building the instance only makes objects that live until it exits, and the collections
@@ -300,6 +359,6 @@ def prepare_from_environment() -> int:
         from moorage.domains.store import DomainStore
 
         engine = open_engine(settings.database_url or sqlite_url(Path(settings.data_dir)))
-        print(f"{_DOMAINS_SAID}{DomainStore(engine).count()}", flush=True)
+        print(f"{_DOMAINS_SAID}{DomainStore(engine).count()}", file=said, flush=True)
         engine.dispose()
     return 0
