@@ -555,7 +555,7 @@ class Bench:
                 push_layout, layout, "bench", o.big_mib, o.small_layers, o.small_kib, 1000 + r)
             log(f"round {r}: built an OCI layout of {total / 1e6:,.0f} MB in "
                 f"{time.perf_counter() - t0:.1f} s")
-            for label in self.labels:
+            for label in self.round_order(r):
                 server = self.servers[label]
                 repo = f"bench/push-r{r}"
                 creds = f"{ADMIN_USER}:{ADMIN_PASSWORD}" if label == M else None
@@ -575,6 +575,15 @@ class Bench:
                 self.blob = ("bench/push-r1", big.digest, big.size)
             shutil.rmtree(layout, ignore_errors=True)
 
+    def round_order(self, r: int) -> list[str]:
+        """The registries in the order round `r` (from 1) takes them for the upload and push
+        rows: Moorage first in round 1, second in round 2 … Whatever a turn leaves behind for
+        the next one (the disk's cache still writing a peer's files, page cache to give back)
+        then falls on each registry in turn rather than always on the same one. Each turn
+        still starts with the same settle()."""
+        shift = (r - 1) % len(self.labels)
+        return self.labels[shift:] + self.labels[:shift]
+
     async def chunked(self) -> None:
         """Chunked and monolithic uploads of a new blob on each registry in turn, then the
         hash-and-write limit of the same sizes in the same round (on the same filesystem)."""
@@ -582,7 +591,8 @@ class Bench:
         data = bytearray(os.urandom(o.big_mib << 20))
         scratch = str(self.work / "hashwrite")
         for r in range(1, o.rounds + 1):
-            for n, label in enumerate(self.labels):
+            for label in self.round_order(r):
+                n = self.labels.index(label)
                 auth = await self.bearer(label, "repository:bench/chunked:pull,push")
                 data[:16] = f"round {r} {n} c".ljust(16).encode()  # a new blob every time
                 await settle()

@@ -30,7 +30,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from moorage.cache.outage import Unavailable
@@ -128,16 +128,21 @@ class UploadManager:
         return (await self._session(name, upload_id))[1]
 
     async def _session(self, name: str, upload_id: str) -> tuple[Upload, int]:
+        upload = self._row(name, upload_id)
+        with _staged_invalid():
+            size = await asyncio.to_thread(self.store.upload_size, upload_id)
+        if size is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN")
+        return upload, size
+
+    def _row(self, name: str, upload_id: str) -> Upload:
+        """The upload's row; BLOB_UPLOAD_UNKNOWN unless it is an upload of this repository."""
         if not _UPLOAD_ID_RE.fullmatch(upload_id):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "malformed upload id")
         upload = self.db.upload(upload_id)
-        try:
-            size = await asyncio.to_thread(self.store.upload_size, upload_id) if upload else None
-        except StagedUploadInvalid as exc:
-            raise RegistryError("BLOB_UPLOAD_INVALID", f"{exc}; start the upload again") from None
-        if upload is None or upload.repository != name or size is None:
+        if upload is None or upload.repository != name:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN")
-        return upload, size
+        return upload
 
     async def cancel(self, name: str, upload_id: str) -> None:
         async with self._exclusive(upload_id) as lease:
@@ -189,20 +194,28 @@ class UploadManager:
                       digest: str | None = None) -> int:
         """append() once the upload's lock is held; `digest`: the chunk is the upload's
         last, and the blob it completes must have this digest (see _writer)."""
-        upload, offset = await self._session(name, upload_id)
-        if start is not None and start != offset:
+        upload = self._row(name, upload_id)
+        with _staged_invalid():
+            offset, writer = await asyncio.to_thread(self._open_chunk, upload_id, start, digest)
+        if offset is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN")
+        if writer is None:
             raise refused_chunk(name, upload_id, offset,
                                 f"chunk starts at {start}, upload is at {offset}")
-        state = await self._state(upload_id, offset)
+        try:
+            state = await self._state(upload_id, offset)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
         saved = state.hasher.copy()
-        writer = await asyncio.to_thread(self._writer, upload_id, offset, digest)
         try:
             received, rest = await self._stream(writer, state, body, lease)
             if length is not None and received != length:
                 raise RegistryError("SIZE_INVALID",
                                     f"chunk declared {length} bytes, received {received}")
             lease.check()
-            await asyncio.to_thread(self._commit_chunk, upload_id, writer, state, rest)
+            await asyncio.to_thread(self._commit_chunk, upload_id, writer, state, rest,
+                                    digest is None)
         except BaseException:
             # A failed or dropped chunk leaves nothing, so the upload resumes at `offset`.
             await asyncio.to_thread(writer.abort)
@@ -211,6 +224,17 @@ class UploadManager:
         if time.time() - upload.updated_at >= TOUCH_EVERY:
             self.db.touch_upload(upload_id)
         return state.offset
+
+    def _open_chunk(self, upload_id: str, start: int | None, digest: str | None
+                    ) -> tuple[int | None, ChunkWriter | None]:
+        """The staged size (None: no such upload) and, if the chunk starts there (or says
+        nothing of where it starts), its writer: one worker-thread call per chunk for both,
+        where the size and the writer used to take one each. Under the upload's lock the
+        size cannot change between the two."""
+        offset = self.store.upload_size(upload_id)
+        if offset is None or (start is not None and start != offset):
+            return offset, None
+        return offset, self._writer(upload_id, offset, digest)
 
     def _writer(self, upload_id: str, offset: int, digest: str | None) -> ChunkWriter:
         """The chunk's writer. A store that can stage a last chunk where its blob will live
@@ -264,13 +288,15 @@ class UploadManager:
         return received, batch
 
     def _commit_chunk(self, upload_id: str, writer: ChunkWriter, state: _HashState,
-                      rest: list[bytes]) -> None:
+                      rest: list[bytes], noted: bool = True) -> None:
         """The chunk's last bytes (`rest`, maybe none) written and hashed, then the chunk
-        committed and the digest so far noted: one worker-thread call."""
+        committed and the digest so far noted: one worker-thread call. The body of a closing
+        PUT (`noted` False) is not noted: the same hold of the lock commits or drops the
+        upload right after, from the running hash."""
         if rest:
             self._write(writer, state, rest)
         writer.commit()
-        note = getattr(self.store, "upload_note", None)
+        note = getattr(self.store, "upload_note", None) if noted else None
         if note is not None:
             note(upload_id, f"sha256 {state.offset} {state.hasher.copy().hexdigest()}")
 
@@ -339,10 +365,12 @@ class UploadManager:
         async with self._exclusive(upload_id) as lease:
             if body is not None:
                 # sha256 comes from the running hash; other algorithms re-read the staged
-                # bytes, which a chunk staged at its blob key cannot offer
-                await self._append(name, upload_id, body, start, length, lease,
-                                   digest if expected.algorithm == "sha256" else None)
-            size = (await self._session(name, upload_id))[1]
+                # bytes, which a chunk staged at its blob key cannot offer. The size is the
+                # one the chunk ended at, under the lock (the commit checks it again).
+                size = await self._append(name, upload_id, body, start, length, lease,
+                                          digest if expected.algorithm == "sha256" else None)
+            else:
+                size = (await self._session(name, upload_id))[1]
             if expected.algorithm == "sha256":
                 actual = await self._sha256(upload_id, size)
             else:
@@ -378,6 +406,15 @@ class UploadManager:
         with self.lock.committing(digest):
             self.store.upload_commit(upload_id, digest, size=size)
             self.db.link_blob(name, digest, size)
+
+
+@contextlib.contextmanager
+def _staged_invalid() -> Iterator[None]:
+    """Staged bytes the store cannot vouch for, in the registry's words."""
+    try:
+        yield
+    except StagedUploadInvalid as exc:
+        raise RegistryError("BLOB_UPLOAD_INVALID", f"{exc}; start the upload again") from None
 
 
 def upload_location(name: str, upload_id: str) -> str:
