@@ -80,6 +80,8 @@ class Dispatcher:
 
     def __call__(self, event: Event) -> None:
         """The bus handler. Errors are logged by the bus and never fail the request."""
+        if event.action == "pull" and not self._pull_subscribers():
+            return  # every pull asks: no namespace worked out while nobody subscribes to pulls
         kind = event_type(event.action)
         if kind is None or kind == PING:
             return
