@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=20_000, help="requests per measure [20000]")
     p.add_argument("--rounds", type=int, default=3, help="measures of each kind [3]")
     p.add_argument("--quick", action="store_true", help="a few hundred requests, one round")
+    p.add_argument("--only", choices=("get", "head", "anon"),
+                   help="measure one kind only (for a profile of it: bench/profile.py)")
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.rounds = 300, 1
@@ -164,22 +166,26 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             if recorder is not None:
                 recorder.flush()
-            note("get", loop.run_until_complete(_measure(app, "GET", token, args.requests)))
+            if args.only in (None, "get"):
+                note("get", loop.run_until_complete(_measure(app, "GET", token, args.requests)))
             if recorder is not None:
                 waiting, cpu = _flusher_cost(recorder)
                 if waiting:
                     figures.setdefault("audit_us", []).append(cpu / waiting)
-            note("head", loop.run_until_complete(_measure(app, "HEAD", token, args.requests)))
-            note("anon_get", loop.run_until_complete(_measure(app, "GET", None, args.requests)))
+            if args.only in (None, "head"):
+                note("head", loop.run_until_complete(_measure(app, "HEAD", token, args.requests)))
+            if args.only in (None, "anon"):
+                note("anon_get", loop.run_until_complete(_measure(app, "GET", None,
+                                                                  args.requests)))
         loop.close()
     result = {k: round(statistics.median(v), 1) for k, v in figures.items() if v}
     result["requests"] = args.requests
     result["rounds"] = args.rounds
     print(f"CPU per request inside the app ({args.rounds} x {args.requests}, median), "
           f"request thread / whole process: "
-          f"GET with a token {result['get_us']} / {result['get_process_us']} µs, "
-          f"HEAD {result['head_us']} / {result['head_process_us']} µs, "
-          f"anonymous GET {result['anon_get_us']} / {result['anon_get_process_us']} µs; "
+          f"GET with a token {result.get('get_us')} / {result.get('get_process_us')} µs, "
+          f"HEAD {result.get('head_us')} / {result.get('head_process_us')} µs, "
+          f"anonymous GET {result.get('anon_get_us')} / {result.get('anon_get_process_us')} µs; "
           f"audit writer {result.get('audit_us', '-')} µs per entry")
     print(json.dumps(result), file=sys.stderr)  # the raw figures, last on stderr
     return 0

@@ -40,13 +40,12 @@ def strip(app: Any, off: set[str]) -> Any:
             raise RuntimeError("bench/toggled.py: this edition has no audit log to turn off")
         _without(registry.bus, app.instance.audit, "the audit recorder")
     if "metrics" in off:
-        from moorage.ops.logs import RequestIds
-        from moorage.ops.metrics import RequestMetrics
+        from moorage.ops.metrics import ObservedRequests
 
         outer = app._http  # noqa: SLF001
-        if not (isinstance(outer, RequestIds) and isinstance(outer.app, RequestMetrics)):
+        if not isinstance(outer, ObservedRequests):
             raise RuntimeError("bench/toggled.py: the request metrics middleware moved")
-        outer.app = outer.app.app  # RequestIds → the guarded router, no counting between
+        outer.counting = False  # the request ids stay; nothing is counted
         _without(registry.bus, app.metrics.on_event, "the metrics event handler")
         registry.on_cache_lookup = lambda kind, hit: None
     return app

@@ -34,10 +34,9 @@ from moorage.events import install as install_webhooks
 from moorage.jobs.queue import JobQueue
 from moorage.jobs.scheduler import Scheduler
 from moorage.jobs.worker import JobContext, JobType, Worker
-from moorage.ops.logs import RequestIds
 from moorage.ops.logs import configure as configure_logs
 from moorage.ops.maintenance import ReadOnlyMode, registry_refusal
-from moorage.ops.metrics import Metrics, RequestMetrics, fastapi_route
+from moorage.ops.metrics import Metrics, ObservedRequests, fastapi_route
 from moorage.ops.metrics import install as install_metrics
 from moorage.ops.health import Readiness, alive, database_check, redis_check, store_check
 from moorage.policy.immutability import ImmutabilityPolicy
@@ -313,10 +312,10 @@ class MoorageApp:
         self.readiness = build_readiness(self.instance)
         self.metrics = build_metrics(self.instance)
         # Outermost: every request gets its id (and its access log line) whatever answers it,
-        # and is counted by route template (ops/metrics.py).
-        counted = RequestMetrics(self._guarded, self.metrics.tallies, route_template,
-                                 fastapi_route(api))
-        self._http = RequestIds(counted, self.instance.access, settings.access_log)
+        # and is counted by route template: one layer for both (ops/metrics.py).
+        self._http = ObservedRequests(self._guarded, self.metrics.tallies, route_template,
+                                      fastapi_route(api), self.instance.access,
+                                      settings.access_log)
         signal = signal_of(self.instance.registry.db.engine)
         if isinstance(signal, SharedTableSignal):
             # PostgreSQL: each request reads the shared commit signal once (db/changes.py)

@@ -14,6 +14,8 @@ import threading
 import time
 import uuid
 
+from moorage.cache.decisions import KeptUntilCommit
+from moorage.db.changes import signal_of
 from moorage.events.payloads import (PING, Origin, event_namespace, event_type, render)
 from moorage.events.store import DeliveryRow, NewDelivery, SubscriptionRow, WebhookStore
 from moorage.jobs.worker import Worker
@@ -24,8 +26,11 @@ log = logging.getLogger("moorage.events")
 JOB_TYPE = "webhook"
 MAX_ATTEMPTS = 8  # the default of webhook_max_attempts: backoff 2, 4 … 128 s, about four minutes
 JOB_TIMEOUT_SECONDS = 60
-# Pulls are the hot path: their subscriber list is cached this long per process. Every other
-# event asks the database, so a subscription created a moment ago sees the next push.
+# Pulls are the hot path: their subscriber list is kept per process. On SQLite it is kept until
+# the next commit by any process (the change signal, cache/decisions.py), so a subscription
+# created or disabled anywhere applies to the very next pull; on PostgreSQL, by a request's
+# reading of the shared commit signal (db/changes.py), and asked again outside requests;
+# without any signal it is kept this long. Every other event asks the database.
 PULL_CACHE_SECONDS = 2.0
 
 
@@ -38,13 +43,24 @@ class Dispatcher:
         self.origin = origin
         self._pull: tuple[float, list[SubscriptionRow]] | None = None
         self._lock = threading.Lock()
+        self._signal = signal_of(store.engine)
+        self._kept: KeptUntilCommit[list[SubscriptionRow]] = KeptUntilCommit(self._signal, 4)
 
     def invalidate(self) -> None:
         """Subscriptions changed in this process: forget the cached pull subscribers."""
         with self._lock:
             self._pull = None
+            self._kept = KeptUntilCommit(self._signal, 4)
 
     def _pull_subscribers(self) -> list[SubscriptionRow]:
+        kept = self._kept
+        if self._signal is not None:
+            found = kept.get("pull")
+            if found is None:
+                version = kept.version()  # read before the query: a later commit replaces it
+                found = self.store.enabled_with("pull")
+                kept.put("pull", version, found)
+            return found
         now = time.monotonic()
         cached = self._pull  # one attribute read is atomic: no lock on every pull
         if cached is not None and now - cached[0] < PULL_CACHE_SECONDS:
@@ -65,6 +81,8 @@ class Dispatcher:
 
     def __call__(self, event: Event) -> None:
         """The bus handler. Errors are logged by the bus and never fail the request."""
+        if event.action == "pull" and not self._pull_subscribers():
+            return  # every pull asks: no namespace worked out while nobody subscribes to pulls
         kind = event_type(event.action)
         if kind is None or kind == PING:
             return

@@ -76,7 +76,8 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
 
 
-def _incoming_id(scope: Scope) -> str:
+def incoming_request_id(scope: Scope) -> str:
+    """The client's X-Request-ID when it is usable, else \"\"."""
     for key, value in scope.get("headers", ()):
         if key == b"x-request-id":
             return value.decode("ascii") if _USABLE_ID.fullmatch(value) else ""
@@ -102,7 +103,7 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _incoming_id(scope) or new_request_id()
+        rid = incoming_request_id(scope) or new_request_id()
         set_request_id(rid)
         header = (b"x-request-id", rid.encode())
         if not self.log_access:
