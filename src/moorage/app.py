@@ -543,24 +543,11 @@ def tune_worker_runtime() -> None:
 
 
 def release_big_buffers() -> None:
-    """glibc: buffers of 4 MiB and more (upload batches, S3 parts, Range pieces) mmapped
-    and given back to the system when freed, and two malloc arenas at most.
+    """Buffers of 4 MiB and more (upload batches, Range pieces) mmapped and given back to the
+    system when freed, and two malloc arenas at most (store/heap.py says why): with a thread
+    pool each thread may get an arena of its own, and after the first upload every 8 MiB
+    batch would stay in one once freed."""
+    from moorage.store.heap import bound_arenas, keep_big_buffers_off_the_heap
 
-    glibc's default raises its mmap threshold to the size of each big buffer freed (up to
-    32 MiB), so after the first upload every 8 MiB batch comes from an arena and stays there
-    once freed; with a thread pool each thread may get an arena of its own, and a worker's
-    resident memory grows by hundreds of MiB that it never returns. A fixed threshold and a
-    bound on arenas keep it at what is in use. Elsewhere (musl, macOS) nothing is changed."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is None:
-        return
-    m_mmap_threshold, m_arena_max = -3, -8  # <malloc.h>
-    mallopt(m_mmap_threshold, 4 << 20)
-    mallopt(m_arena_max, 2)
+    keep_big_buffers_off_the_heap(4 << 20)
+    bound_arenas(2)
