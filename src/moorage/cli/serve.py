@@ -61,12 +61,12 @@ def serve(
     lock = _claim(settings)  # workers inherit it: held until the last of them has exited
     export_server_pid()
     os.environ.update(export_settings(settings))
-    _check_port(settings)  # before the metrics folder is emptied: it may be a live server's
-    metrics_dir = _metrics_folder(settings)  # before prometheus-client is imported here
+    metrics_dir = _metrics_folder(settings)  # named before prometheus-client is imported here
     _import_app_modules(metrics_dir)
     stored_domains = _prepare_in_child(metrics_dir)
     front = _front(settings, tls, stored_domains)
     _check_port(settings)  # last, just before granian binds: the narrowest window
+    _empty(metrics_dir)  # once the port is ours: a live server on it may share the folder
     scheme = "https" if tls or front else "http"
     typer.echo(f"Moorage listening on {scheme}://{settings.listen} (data in {data}, "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
@@ -190,18 +190,23 @@ def _granian_tls(tls: tuple[Path, Path] | None) -> dict[str, object]:
 
 def _metrics_folder(settings: Settings) -> Path:
     """The folder where the workers keep their metrics (prometheus-client's multiprocess
-    mode, ops/metrics.py), made private and empty, and exported to them.
+    mode, ops/metrics.py), made and exported to them; emptied by `_empty` before they start.
 
-    Files left by an earlier run would be summed into this run's counters, so it starts
-    empty. It is per port under the data folder: replicas of a scale-out deployment may share
-    one data folder on a machine, never a port. Set before this process imports
-    prometheus-client (_import_app_modules), which reads the variable once, at import.
+    Files left by an earlier run would be summed into this run's counters. It is per port
+    under the data folder: replicas of a scale-out deployment may share one data folder on a
+    machine, never a port. Set before this process imports prometheus-client
+    (_import_app_modules), which reads the variable once, at import.
     """
     folder = Path(settings.data_dir) / "metrics" / str(settings.port)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, mode=0o700)
+    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     return folder
+
+
+def _empty(folder: Path) -> None:
+    """Remove what an earlier run left in the metrics folder; private and empty after."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
 
 
 def _say(message: str) -> None:
