@@ -376,11 +376,11 @@ def _request(app: Any, method: str, path: str, body: bytes = b"") -> None:
 
 
 def test_requests_are_labelled_by_template_and_counted_in_batches() -> None:
-    from moorage.ops.metrics import RequestMetrics, Tallies
+    from moorage.ops.metrics import ObservedRequests, Tallies
     from moorage.web.registry_api import route_template
 
     tallies = Tallies()
-    app = RequestMetrics(_hello, tallies, route_template)
+    app = ObservedRequests(_hello, tallies, route_template)
     for method, path in (("GET", "/v2/team/app/manifests/v1"),
                          ("PUT", "/v2/a/b/c/manifests/sha256:" + "0" * 64),
                          ("PATCH", "/v2/team/app/blobs/uploads/" + "a" * 32),

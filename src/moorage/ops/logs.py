@@ -20,8 +20,8 @@ import time
 from random import getrandbits
 from typing import Any
 
-from moorage.registry.events import current_actor, request_id, set_request_id
-from moorage.web.http import Receive, Scope, Send
+from moorage.registry.events import current_actor, request_id
+from moorage.web.http import Scope
 
 access_log = logging.getLogger("moorage.access")
 _USABLE_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -91,51 +91,15 @@ def new_request_id() -> str:
     return "%032x" % getrandbits(128)
 
 
-class RequestIds:
-    """ASGI middleware: the request id, and the access log line when that is on."""
+class AccessLog:
+    """The access log's line for each answered request (when the `access_log` setting is on;
+    ops/metrics.py's ObservedRequests calls it once the answer is complete)."""
 
-    def __init__(self, app: Any, access: Any, log_access: bool) -> None:
-        self.app = app
+    def __init__(self, access: Any) -> None:
         self.access = access  # RegistryAccess: the client's address behind trusted proxies
-        self.log_access = log_access
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = incoming_request_id(scope) or new_request_id()
-        set_request_id(rid)
-        header = (b"x-request-id", rid.encode())
-        if not self.log_access:
-            async def send_with_id(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), header]
-                await send(message)
-
-            await self.app(scope, receive, send_with_id)
-            return
-        start = time.perf_counter()
-        status = 0
-        sent = 0
-
-        async def send_logged(message: dict[str, Any]) -> None:
-            nonlocal status, sent
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = int(message["status"])
-                message["headers"] = [*message.get("headers", ()), header]
-            elif kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif kind == "http.response.pathsend":
-                sent = -1  # a whole file, zero-copy: its length is in Content-Length
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_logged)
-        finally:
-            self._log(scope, status, sent, time.perf_counter() - start)
-
-    def _log(self, scope: Scope, status: int, sent: int, seconds: float) -> None:
+    def write(self, scope: Scope, status: int, sent: int, seconds: float) -> None:
+        """`sent` -1: a whole file sent zero-copy (its length is in Content-Length)."""
         address = self.access.address(scope)
         actor = current_actor() or _actor_of(scope) or "-"
         path = scope.get("path", "")[:512]

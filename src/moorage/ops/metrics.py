@@ -12,8 +12,8 @@ What the database knows (queue depth, open uploads, storage per namespace) is re
 time, in the process that answers it (`InstanceCollector`), never on a request: each replica
 reports the same instance-wide values (take `max` across replicas, not `sum`).
 
-On the request path the cost is a few increments in memory: `RequestMetrics` wraps the app
-like `RequestIds` (ops/logs.py), labels each request with its route's template (set by the
+On the request path the cost is a few increments in memory: `ObservedRequests` wraps the app
+(and sets the request id, ops/logs.py), labels each request with its route's template (set by the
 handler that matched it; never a raw path, which would hold repository names) and counts it,
 its latency and its bytes. The core is told nothing about this module: app.py hands it the
 hooks the core offers (`Registry.on_cache_lookup`, `Worker.observers`,
@@ -44,7 +44,7 @@ from sqlalchemy import Engine, func, select
 
 from moorage import __version__
 from moorage.db.schema import jobs, namespaces, uploads
-from moorage.ops.logs import RequestIds, incoming_request_id, new_request_id
+from moorage.ops.logs import AccessLog, incoming_request_id, new_request_id
 from moorage.registry.events import Event, set_request_id
 from moorage.web.http import (FAILURE_KEY, ROUTE_KEY, Receive, Scope, Send, header,
                               respond)
@@ -216,8 +216,16 @@ def observe_many(child: Any, buckets: list[int], total: float) -> None:
             value.inc(count)
 
 
-class RequestMetrics:
-    """ASGI middleware: each request's count, latency and bytes, by route template.
+class ObservedRequests:
+    """ASGI middleware, one layer with one `send` wrapper: the request id, each request's
+    count, latency and bytes by route template, and the access log line.
+
+    In order: the request id is set before anything runs and added to the response's
+    headers; the request is counted by route template with its latency and bytes (also when
+    the app raises); the access log line, when it is on, is written when the answer is
+    complete. (These were two nested middlewares, with two extra coroutine calls for each of
+    a response's two messages: a tenth of a manifest GET's time in the app.) `counting =
+    False` (bench/toggled.py) keeps the ids and the access log and counts nothing.
 
     `registry_route` gives the template of a /v2 path that no handler labelled (a refusal
     in read-only mode, say); `api_route` the FastAPI route of an /api path answered before
@@ -226,50 +234,14 @@ class RequestMetrics:
 
     def __init__(self, app: Any, tallies: Tallies,
                  registry_route: Callable[[str], str | None],
-                 api_route: Callable[[Scope], str | None] = lambda scope: None) -> None:
+                 api_route: Callable[[Scope], str | None] = lambda scope: None,
+                 access: Any = None, log_access: bool = False) -> None:
         self.app = app
         self.tallies = tallies
         self.registry_route = registry_route
         self.api_route = api_route
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 0
-        sent = 0
-        received = 0
-        started: Any = ()
-
-        async def send_counted(message: dict[str, Any]) -> None:
-            nonlocal status, sent, started
-            kind = message["type"]
-            if kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif kind == "http.response.start":
-                status = message["status"]
-                started = message.get("headers", ())
-            elif kind == "http.response.pathsend":
-                sent += _content_length(started)
-            await send(message)
-
-        counted_receive = receive
-        if scope["method"] in _BODY_METHODS:
-            async def counted_receive() -> dict[str, Any]:
-                nonlocal received
-                message = await receive()
-                body = message.get("body")
-                if body:
-                    received += len(body)
-                return message
-
-        try:
-            await self.app(scope, counted_receive, send_counted)
-        except BaseException as exc:
-            self._count(scope, status, sent, received, time.perf_counter() - start, exc)
-            raise
-        self._count(scope, status, sent, received, time.perf_counter() - start, None)
+        self.access_log = AccessLog(access) if log_access else None
+        self.counting = True
 
     def _count(self, scope: Scope, status: int, sent: int, received: int, seconds: float,
                failure: BaseException | None) -> None:
@@ -299,46 +271,6 @@ class RequestMetrics:
         if path.startswith("/static/"):
             return "static"
         return "console"
-
-
-def fastapi_route(app: Any) -> Callable[[Scope], str | None]:
-    """The template of the FastAPI route a request is for, asked of the app's routes (as its
-    router would) for requests refused before routing, which FastAPI leaves unlabelled."""
-    from starlette.routing import Match
-
-    def find(scope: Scope) -> str | None:
-        partial = None
-        probe = {**scope, "type": "http"}
-        for route in app.router.routes:
-            match, _ = route.matches(probe)
-            if match is Match.FULL:
-                return getattr(route, "path", None)
-            if match is Match.PARTIAL and partial is None:
-                partial = getattr(route, "path", None)
-        return partial
-    return find
-
-
-class ObservedRequests(RequestMetrics):
-    """RequestIds (ops/logs.py) and RequestMetrics in one layer, with one `send` wrapper.
-
-    The two used to wrap the app one inside the other: two extra coroutine calls for each
-    of a response's two messages, a tenth of a manifest GET's time in the app. This layer
-    does what both did, in the same order: the request id is set before anything runs and
-    added to the response's headers, the request is counted by route template with its
-    latency and bytes (also when the app raises), and the access log line, when it is on,
-    is written when the answer is complete. `counting = False` (bench/toggled.py) keeps the
-    ids and the access log and counts nothing.
-    """
-
-    def __init__(self, app: Any, tallies: Tallies,
-                 registry_route: Callable[[str], str | None],
-                 api_route: Callable[[Scope], str | None], access: Any,
-                 log_access: bool) -> None:
-        super().__init__(app, tallies, registry_route, api_route)
-        self.ids = RequestIds(app, access, log_access)  # its access log line
-        self.log_access = log_access
-        self.counting = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -387,8 +319,26 @@ class ObservedRequests(RequestMetrics):
             seconds = time.perf_counter() - start
             if self.counting:
                 self._count(scope, status, sent, received, seconds, failure)
-            if self.log_access:
-                self.ids._log(scope, int(status), -1 if whole_file else sent, seconds)
+            if self.access_log is not None:
+                self.access_log.write(scope, int(status), -1 if whole_file else sent, seconds)
+
+
+def fastapi_route(app: Any) -> Callable[[Scope], str | None]:
+    """The template of the FastAPI route a request is for, asked of the app's routes (as its
+    router would) for requests refused before routing, which FastAPI leaves unlabelled."""
+    from starlette.routing import Match
+
+    def find(scope: Scope) -> str | None:
+        partial = None
+        probe = {**scope, "type": "http"}
+        for route in app.router.routes:
+            match, _ = route.matches(probe)
+            if match is Match.FULL:
+                return getattr(route, "path", None)
+            if match is Match.PARTIAL and partial is None:
+                partial = getattr(route, "path", None)
+        return partial
+    return find
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
