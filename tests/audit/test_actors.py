@@ -57,8 +57,8 @@ def test_one_login_row_per_token_skopeo_was_issued(secure_registry: MoorageServe
     pushed to before): each token issued is one login, naming the scopes it granted.
 
     skopeo's blob cache is the machine's (root's), so it may also ask to mount from a
-    repository another test pushed the same layers to: this user may not read those, and a
-    token names only the scopes it grants, those in the user's namespace."""
+    repository another test pushed the same layers to: a token names only the scopes it
+    grants, those in the user's namespace and, elsewhere, pulls of public repositories."""
     user, password = make_user(secure_registry, "skopeo-login")
     namespace = make_namespace(secure_registry, prefix="audit-logins")
     api(secure_registry, "PUT", f"/namespaces/{namespace}/members/{user}",
@@ -75,11 +75,23 @@ def test_one_login_row_per_token_skopeo_was_issued(secure_registry: MoorageServe
     logins = wait_for(secure_registry, lambda es: len(es) >= len(asked), actor=user,
                       action="login")
     assert len(logins) == len(asked), (asked, logins)
-    granted = sorted(e["detail"]["scope"] for e in logins)
-    wanted = sorted(" ".join(scope for scope in parse_qs(urlsplit(url).query)["scope"]
-                             if scope.split(":")[1].startswith(f"{namespace}/"))
+
+    def ours(scope: str) -> bool:
+        return scope.split(":")[1].startswith(f"{namespace}/")
+
+    granted = sorted(" ".join(filter(ours, e["detail"]["scope"].split())) for e in logins)
+    wanted = sorted(" ".join(filter(ours, parse_qs(urlsplit(url).query)["scope"]))
                     for url in asked)
     assert granted == wanted
+    # Outside the user's namespace a token may only grant what anyone may do: pull a public
+    # repository (another test's, made public, whose layers skopeo's cache offers to mount).
+    for scope in (s for e in logins for s in e["detail"]["scope"].split() if not ours(s)):
+        kind, repository, actions = scope.split(":")
+        assert (kind, actions) == ("repository", "pull"), scope
+        anonymous = httpx.get(f"{secure_registry.url}/auth/token", params={
+            "service": "moorage", "scope": f"repository:{repository}:pull"}).json()["token"]
+        assert httpx.get(f"{secure_registry.url}/v2/{repository}/tags/list", headers={
+            "Authorization": f"Bearer {anonymous}"}).status_code == 200, scope
     assert all(e["result"] == "success" and e["detail"]["grant"] == "password"
                for e in logins)
 
