@@ -237,15 +237,10 @@ class per_request:  # noqa: N801 - an ASGI wrapper, used like a function
         self.ahead = ahead
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        held = _Held()
-        token = _request.set(held)
-        try:
+        with reading():
             if scope["path"].startswith(self.ahead):
                 await self.signal.read_ahead()
             await self.app(scope, receive, send)
-        finally:
-            held.open = False
-            _request.reset(token)
 
 
 @contextmanager
