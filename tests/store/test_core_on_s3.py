@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -161,3 +162,64 @@ def test_chunked_upload_in_big_chunks_commits_its_run(seaweed: SeaweedS3, tmp_pa
     assert unfinished == [] and not any(key.startswith("uploads/") for key in objects)
     for store in stores:
         store.close()
+
+
+def test_announced_chunks_stream_their_parts_and_a_wrong_length_leaves_nothing(
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
+    """A PATCH that says its length (Content-Length) has its parts sent to the bucket while
+    its body still arrives. A body shorter or longer than announced, or one that breaks off,
+    fails with nothing of it kept: the upload stays at its size and carries on, and the
+    commit makes exactly the bytes of the chunks that were accepted."""
+    db = MetadataStore(open_engine(sqlite_url(tmp_path)))
+    db.create_schema()
+    prefix = f"tests/{uuid.uuid4().hex}"
+    store = s3_store(seaweed, prefix, part_size=5 * MiB)
+    manager = UploadManager(db, store, FileBlobLock(tmp_path / "lock"),
+                            FileUploadLock(tmp_path / "upload-locks"))
+    first, second, third = (bytes([7]) * 5 * MiB, bytes(range(256)) * 49_153,  # 12 MiB + 256
+                            bytes([9]) * (5 * MiB + 3))
+    data = first + second + third
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    seen_streaming: list[bool] = []
+
+    async def watched(chunk: bytes) -> AsyncIterator[bytes]:
+        """The chunk's body; before its last piece, is a part already on its way?"""
+        async for piece in body(chunk[:-1]):
+            yield piece
+        await asyncio.sleep(0.2)  # (only lets the part's request start; asserts no timing)
+        seen_streaming.append(any(t.name == "moorage-s3-part" for t in threading.enumerate()))
+        yield chunk[-1:]
+
+    async def run() -> None:
+        upload_id = await manager.start("library/app")
+        assert await manager.append("library/app", upload_id, watched(first),
+                                    length=len(first)) == len(first)
+        for bad, length in ((second[:-1], len(second)), (second + b"x", len(second))):
+            with pytest.raises(RegistryError) as info:  # shorter, then longer than announced
+                await manager.append("library/app", upload_id, body(bad), length=length)
+            assert info.value.code == "SIZE_INVALID"
+            assert await manager.offset("library/app", upload_id) == len(first)
+        with pytest.raises(ConnectionError):  # a client that goes away mid-part
+            await manager.append("library/app", upload_id,
+                                 body(second, fail_after=7 * MiB), length=len(second))
+        assert await manager.offset("library/app", upload_id) == len(first)
+        assert await manager.append("library/app", upload_id, watched(second),
+                                    length=len(second)) == len(first + second)
+        assert await manager.append("library/app", upload_id, body(third),
+                                    length=len(third)) == len(data)
+        names = [o["Key"][len(store.upload_prefix(upload_id)):] for o in store.client.
+                 list_objects_v2(Bucket=store.bucket, Prefix=store.upload_prefix(upload_id))
+                 .get("Contents", [])]
+        assert [n[:4] for n in names if n.startswith("run-")] == ["run-"] * 3
+        assert [n.rsplit("-", 2)[1:] for n in names if n.startswith("run-")] == [
+            ["00001", "00001"], ["00002", "00003"], ["00004", "00004"]]  # 12 MiB: two parts
+        assert await manager.finish("library/app", upload_id, digest) == len(data)
+
+    asyncio.run(run())
+    assert seen_streaming == [True, True]
+    assert b"".join(store.read(digest)) == data
+    head = store.client.head_object(Bucket=store.bucket, Key=store.blob_key(digest))
+    assert head["ContentLength"] == 0  # a pointer: the run was completed where it was
+    found = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=f"{prefix}/")
+    assert found.get("Uploads", []) in ([], None)
+    store.close()

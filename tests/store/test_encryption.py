@@ -68,8 +68,9 @@ class ProtocolOnly:
     def upload_size(self, upload_id: str) -> int | None:
         return self._fs.upload_size(upload_id)
 
-    def upload_chunk(self, upload_id: str, offset: int) -> ChunkWriter:
-        return self._fs.upload_chunk(upload_id, offset)
+    def upload_chunk(self, upload_id: str, offset: int, length: int | None = None
+                     ) -> ChunkWriter:
+        return self._fs.upload_chunk(upload_id, offset, length)
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return self._odd(self._fs.upload_read(upload_id, chunk_size))

@@ -196,7 +196,8 @@ class UploadManager:
         last, and the blob it completes must have this digest (see _writer)."""
         upload = self._row(name, upload_id)
         with _staged_invalid():
-            offset, writer = await asyncio.to_thread(self._open_chunk, upload_id, start, digest)
+            offset, writer = await asyncio.to_thread(self._open_chunk, upload_id, start, digest,
+                                                     length)
         if offset is None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN")
         if writer is None:
@@ -209,13 +210,14 @@ class UploadManager:
             raise
         saved = state.hasher.copy()
         try:
-            received, rest = await self._stream(writer, state, body, lease)
+            received, rest = await self._stream(writer, state, body, lease, length)
             if length is not None and received != length:
                 raise RegistryError("SIZE_INVALID",
                                     f"chunk declared {length} bytes, received {received}")
             lease.check()
-            await asyncio.to_thread(self._commit_chunk, upload_id, writer, state, rest,
-                                    digest is None)
+            with _staged_invalid():
+                await asyncio.to_thread(self._commit_chunk, upload_id, writer, state, rest,
+                                        digest is None)
         except BaseException:
             # A failed or dropped chunk leaves nothing, so the upload resumes at `offset`.
             await asyncio.to_thread(writer.abort)
@@ -225,8 +227,8 @@ class UploadManager:
             self.db.touch_upload(upload_id)
         return state.offset
 
-    def _open_chunk(self, upload_id: str, start: int | None, digest: str | None
-                    ) -> tuple[int | None, ChunkWriter | None]:
+    def _open_chunk(self, upload_id: str, start: int | None, digest: str | None,
+                    length: int | None = None) -> tuple[int | None, ChunkWriter | None]:
         """The staged size (None: no such upload) and, if the chunk starts there (or says
         nothing of where it starts), its writer: one worker-thread call per chunk for both,
         where the size and the writer used to take one each. Under the upload's lock the
@@ -234,26 +236,29 @@ class UploadManager:
         offset = self.store.upload_size(upload_id)
         if offset is None or (start is not None and start != offset):
             return offset, None
-        return offset, self._writer(upload_id, offset, digest)
+        return offset, self._writer(upload_id, offset, digest, length)
 
-    def _writer(self, upload_id: str, offset: int, digest: str | None) -> ChunkWriter:
+    def _writer(self, upload_id: str, offset: int, digest: str | None,
+                length: int | None = None) -> ChunkWriter:
         """The chunk's writer. A store that can stage a last chunk where its blob will live
         (the optional `upload_last_chunk`; S3: a multipart upload that only upload_commit
-        completes, after the digest is checked) spares the commit a copy of its bytes."""
+        completes, after the digest is checked) spares the commit a copy of its bytes. The
+        announced `length` lets a store send bytes on as they come (S3's streamed parts)."""
         last = getattr(self.store, "upload_last_chunk", None) if digest else None
         if last is not None:
             return last(upload_id, offset, digest)  # type: ignore[no-any-return]
-        return self.store.upload_chunk(upload_id, offset)
+        return self.store.upload_chunk(upload_id, offset, length)
 
     async def _stream(self, writer: ChunkWriter, state: _HashState,
-                      body: AsyncIterator[bytes], lease: UploadLease
-                      ) -> tuple[int, list[bytes]]:
+                      body: AsyncIterator[bytes], lease: UploadLease,
+                      length: int | None = None) -> tuple[int, list[bytes]]:
         """Hash and write in batches in a worker thread while the event loop keeps receiving.
 
         One batch is written while the next one arrives (never two at once: the hash and the
         file take them in order), so the network and the disk work at the same time. Returns
         the bytes received and the last, partial batch, still unwritten: the caller writes it
-        in the same worker-thread call that commits the chunk (one thread hop fewer).
+        in the same worker-thread call that commits the chunk (one thread hop fewer). A body
+        that goes past its announced `length` is refused before those bytes reach the store.
         """
         received = 0
         batch: list[bytes] = []
@@ -266,6 +271,9 @@ class UploadManager:
                     continue
                 batch.append(chunk)
                 pending += len(chunk)
+                if length is not None and received + pending > length:
+                    raise RegistryError("SIZE_INVALID",
+                                        f"chunk declared {length} bytes, received more")
                 if pending >= size:
                     parts, batch, received = batch, [], received + pending
                     pending = 0

@@ -59,8 +59,15 @@ class BlobStore(Protocol):
     def upload_size(self, upload_id: str) -> int | None:
         """Bytes staged so far; None if the upload does not exist."""
 
-    def upload_chunk(self, upload_id: str, offset: int) -> ChunkWriter:
-        """Start writing the chunk that begins at `offset` (the upload's current size)."""
+    def upload_chunk(self, upload_id: str, offset: int, length: int | None = None
+                     ) -> ChunkWriter:
+        """Start writing the chunk that begins at `offset` (the upload's current size).
+
+        `length`: the chunk's size as its request announced it (Content-Length), or None.
+        The core refuses a body of any other size and aborts the writer, so a store may
+        send the bytes onward as they arrive (S3: parts of known length); its writer raises
+        on bytes beyond it. A store that gains nothing by it ignores it.
+        """
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
 

@@ -731,8 +731,10 @@ class EncryptedBlobStore:
         staged = self._staged(upload_id)
         return None if staged is None else staged.size
 
-    def upload_chunk(self, upload_id: str, offset: int) -> _SealedChunk:
+    def upload_chunk(self, upload_id: str, offset: int, length: int | None = None
+                     ) -> _SealedChunk:
         """Announce the chunk in the index, seal it as a stream of its own, confirm on commit.
+        (`length` is the plaintext's; the inner store is not told one: sealing adds bytes.)
 
         The chunk is written where the committed streams end: the inner store cuts anything
         after that off (as `upload_chunk` does on an offset below the staged size).

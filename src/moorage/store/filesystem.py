@@ -129,7 +129,8 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def upload_chunk(self, upload_id: str, offset: int) -> "FileChunk":
+    def upload_chunk(self, upload_id: str, offset: int, length: int | None = None
+                     ) -> "FileChunk":
         return FileChunk(self._upload_path(upload_id), offset)
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:

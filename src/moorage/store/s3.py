@@ -59,12 +59,15 @@ rebuilds it this way; the commit then copies only if chunks followed).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,6 +113,10 @@ _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset ord
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 # Errors of a response body stream that a fresh ranged GET from the current position can cure.
 _STREAM_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ConnectionError, TimeoutError)
+# How long a streamed part waits for its next bytes before it gives up (the core aborts a
+# chunk whose body stalls long before this; this only bounds a part nobody ends).
+_PART_WAIT_SECONDS = 600.0
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
 
 _SESSION_LOCK = threading.Lock()
@@ -401,6 +408,87 @@ def plan_parts(sizes: list[int], part_size: int = 8 * MiB) -> list[CopyPart | Da
     return parts
 
 
+class _PartAborted(Exception):
+    """The chunk a streamed part belongs to failed: the part's request must not finish."""
+
+
+class _PartBody:
+    """The body of one part sent to the bucket while the chunk's bytes still arrive.
+
+    S3's UploadPart needs the part's length before its first byte, which a PATCH announces
+    (Content-Length), so its bytes need not be gathered whole first: the core's thread feeds
+    them here as they come, the part's own thread reads them into the request. Feeding never
+    blocks (a part holds at most its own size, as the gathered chunk did), so no thread ever
+    waits on one that waits on it. A chunk that fails (a body shorter or longer than
+    announced, a client gone) fails its parts: their requests break off before their last
+    byte, and an incomplete part is never stored. The MD5 of what was sent is kept, to check
+    against the ETag the bucket answers (the payload is not signed; see S3BlobStore).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self._chunks: deque[memoryview] = deque()
+        self._fed = 0
+        self._sent = 0
+        self._failed: BaseException | None = None
+        self._cond = threading.Condition()
+
+    @property
+    def room(self) -> int:
+        return self.size - self._fed
+
+    def feed(self, data: memoryview) -> None:
+        with self._cond:
+            if self._failed is not None:
+                raise _PartAborted("the part's request failed") from self._failed
+            if len(data) > self.size - self._fed:
+                raise S3StoreError("more bytes than the part holds")
+            self._chunks.append(data)
+            self._fed += len(data)
+            self._cond.notify()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._failed is None:
+                self._failed = exc
+            self._chunks.clear()
+            self._cond.notify_all()
+
+    def read(self, amount: int = -1) -> bytes:
+        with self._cond:
+            while not self._chunks:
+                if self._failed is not None:
+                    raise _PartAborted("the chunk failed") from self._failed
+                if self._sent >= self.size:
+                    return b""
+                if not self._cond.wait(timeout=_PART_WAIT_SECONDS):
+                    raise TimeoutError("no bytes for the part")
+            head = self._chunks[0]
+            if 0 <= amount < len(head):
+                self._chunks[0] = head[amount:]
+                head = head[:amount]
+            else:
+                self._chunks.popleft()
+            self._sent += len(head)
+        out = bytes(head)
+        self.md5.update(out)
+        return out
+
+
+def _run_part(future: "Future[dict[str, Any]]", store: "S3BlobStore", key: str,
+              upload_id: str, number: int, body: _PartBody) -> None:
+    """A streamed part's thread (one of its own, not the pool's: a part waits for bytes that
+    another thread feeds, and pool threads waiting so could starve the parts fed already)."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(store._stream_part(key, upload_id, number, body))
+    except BaseException as exc:
+        body.fail(exc)
+        future.set_exception(exc)
+
+
 class S3Chunk:
     """One chunk of an upload: invisible until commit(), gone without trace after abort().
 
@@ -416,11 +504,14 @@ class S3Chunk:
     """
 
     def __init__(self, store: "S3BlobStore", key: str, max_inflight: int = 2,
-                 last: tuple[str, str] | None = None, upload_id: str | None = None) -> None:
+                 last: tuple[str, str] | None = None, upload_id: str | None = None,
+                 length: int | None = None) -> None:
         """With `last` = (the upload's prefix, the blob key), a chunk big enough for a
         multipart upload is staged at the blob key and left unfinished for upload_commit
         (see the module's docstring); a small one is a chunk object as usual. With
-        `upload_id`, a big chunk may join the upload's run instead."""
+        `upload_id`, a big chunk may join the upload's run instead; with its `length` known
+        as well (the PATCH's Content-Length), its parts are streamed to the bucket as its
+        bytes arrive (see _PartBody), instead of each part being gathered first."""
         self.store = store
         self.key = key
         self.max_inflight = max_inflight
@@ -437,13 +528,83 @@ class S3Chunk:
         self._decided = self._for_upload is None  # whether the chunk joins a run is known
         self._in_hand = False  # decided at commit, with the whole chunk still in memory
         self._run: _Run | None = None
+        self._length = length
+        # streamed parts: the sizes of those still to start, and the one being fed
+        self._plan: list[int] | None = None
+        self._feeding: _PartBody | None = None
+        self._bodies: list[_PartBody] = []
 
     # -- ChunkWriter -----------------------------------------------------------------------
     def write(self, data: bytes) -> None:
+        self.write_parts([data])
+
+    def write_parts(self, parts: list[bytes]) -> None:
+        """write() of these buffers, one after the other, without joining them first."""
         if self._done:
             raise S3StoreError("write after commit or abort")
-        if not data:
+        size = sum(len(part) for part in parts)
+        if self._length is not None and self._written + size > self._length:
+            raise S3StoreError(f"the chunk announced {self._length} bytes and got more")
+        if not size:
             return
+        if not self._decided and self._streamable():
+            self._decide(recent=True)
+            if self._run is not None:
+                self._plan = self._part_sizes(self._length or 0)
+        if self._plan is not None:
+            for part in parts:
+                self._feed(memoryview(part))
+            self._written += size
+            return
+        for part in parts:
+            self._buffer(part)
+
+    def _streamable(self) -> bool:
+        """Whether the chunk's parts can be streamed: its length is known and makes parts
+        of at least MIN_PART (a smaller chunk ends the run anyway)."""
+        return self._length is not None and self._length >= MIN_PART
+
+    def _part_sizes(self, length: int) -> list[int] | None:
+        """The chunk's parts: part_size each, the last one up to MIN_PART more (so that it
+        is at least MIN_PART too); None if the run has no room for them."""
+        assert self._run is not None
+        count = max(1, length // self.store.part_size)
+        sizes = [self.store.part_size] * (count - 1) + [
+            length - self.store.part_size * (count - 1)]
+        if sizes[-1] > self.store.part_size + MIN_PART:  # never: length // part_size
+            return None
+        if len(self._run.etags) + len(sizes) > MAX_PARTS:
+            return None
+        return sizes
+
+    def _feed(self, data: memoryview) -> None:
+        while len(data):
+            if self._feeding is None or not self._feeding.room:
+                assert self._plan
+                self._start_streamed_part(self._plan.pop(0))
+            assert self._feeding is not None
+            take = min(len(data), self._feeding.room)
+            self._feeding.feed(data[:take])
+            data = data[take:]
+
+    def _start_streamed_part(self, size: int) -> None:
+        assert self._run is not None and self._upload_id is not None
+        unfinished = [f for f in self._parts if not f.done()]
+        for future in unfinished[:max(0, len(unfinished) - self.max_inflight + 1)]:
+            future.result()  # every one of these was fed whole: none waits on this thread
+        for future in self._parts:
+            if future.done() and future.exception() is not None:
+                future.result()
+        number = len(self._parts) + 1 + len(self._run.etags)
+        body = _PartBody(size)
+        future: Future[dict[str, Any]] = Future()
+        threading.Thread(target=_run_part, name="moorage-s3-part", daemon=True, args=(
+            future, self.store, self._mpu_key, self._upload_id, number, body)).start()
+        self._feeding = body
+        self._bodies.append(body)
+        self._parts.append(future)
+
+    def _buffer(self, data: bytes) -> None:
         self._pending.append(bytes(data))
         self._pending_size += len(data)
         self._written += len(data)
@@ -454,7 +615,7 @@ class S3Chunk:
         if self._pending_size < part_size + keep:
             return
         if not self._decided:
-            self._decide()
+            self._decide(recent=self._streamable())
             keep = MIN_PART if self._run is not None else 0
         joined = b"".join(self._pending)
         whole = (len(joined) - keep) // part_size * part_size
@@ -471,10 +632,17 @@ class S3Chunk:
         self._done = True
         s3, bucket = self.store.client, self.store.bucket
         if not self._decided and self._pending_size >= MIN_PART:
-            self._decide(at_commit=True)
+            self._decide(recent=True, at_commit=True)
         data = b"".join(self._pending)
         self._pending, self._pending_size = [], 0
         try:
+            if self._plan is not None:
+                if self._written != self._length or self._plan or (
+                        self._feeding is not None and self._feeding.room):
+                    raise S3StoreError(f"the chunk announced {self._length} bytes and got "
+                                       f"{self._written}")
+                self._commit_run(b"")
+                return
             if self._run is not None:
                 self._commit_run(data)
                 return
@@ -496,28 +664,36 @@ class S3Chunk:
             s3.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id,
                                          MultipartUpload={"Parts": parts})
         except BaseException:
+            self._fail_bodies()
             self._abort_upload()
             raise
+
+    def _fail_bodies(self) -> None:
+        for body in self._bodies:  # their requests break off before their last byte
+            body.fail(_PartAborted("the chunk was aborted"))
 
     def abort(self) -> None:
         """Best effort and never raises: the core calls it while another error propagates,
         and an unfinished multipart upload is invisible anyway (upload_delete sweeps it)."""
         self._done = True
         self._pending, self._pending_size = [], 0
+        self._fail_bodies()
         self._abort_upload()
 
     # -- internals -------------------------------------------------------------------------
-    def _decide(self, at_commit: bool = False) -> None:
+    def _decide(self, recent: bool = False, at_commit: bool = False) -> None:
         """Join the upload's run if it can take this chunk (nothing but run chunks so far).
 
-        At commit the whole chunk is in hand (one part; a PATCH of 5 MiB), so the listing
-        the core just made (upload_size) may stand for a new one: if another worker sealed
-        the run meanwhile, the part finds its multipart upload gone, and the chunk is stored
-        as an ordinary chunk object instead (see _commit_run)."""
+        `recent`: the listing the core just made (upload_size, under the upload's lock) may
+        stand for a new one; a run sealed since by this process (upload_read, to rebuild the
+        hash) drops it. At commit the whole chunk is in hand (one part; a PATCH of 5 MiB):
+        if another worker sealed the run meanwhile anyway (a lock that expired), the part
+        finds its multipart upload gone, and the chunk is stored as an ordinary chunk object
+        instead (see _commit_run); a streamed chunk fails, and the upload stays as it was."""
         self._decided = True
         self._in_hand = at_commit
         assert self._for_upload is not None
-        self._run = self.store._join_run(self._for_upload, self._offset, recent=at_commit)
+        self._run = self.store._join_run(self._for_upload, self._offset, recent=recent)
         if self._run is not None:
             self._mpu_key = self._run.key
             self._upload_id = self._run.upload_id
@@ -532,6 +708,9 @@ class S3Chunk:
         try:
             etags = self._run.etags + [future.result()["ETag"] for future in self._parts]
         except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND and self._plan is not None:
+                raise S3UploadInconsistent("the upload's run was completed by another "
+                                           "request meanwhile; send the chunk again") from None
             if not (self._in_hand and _error_code(exc) in _NOT_FOUND):
                 raise
             log.info("the run of %s was sealed meanwhile: storing the chunk as an object",
@@ -613,8 +792,17 @@ class S3BlobStore:
         self.redirect = redirect
         self.redirect_expires = redirect_expires
         self.part_size = part_size
-        self.write_batch = part_size
+        # The core hands bytes over a MiB at a time: a streamed part (S3Chunk) sends them on
+        # as they come; any other chunk gathers them into parts of part_size itself.
+        self.write_batch = min(MiB, part_size)
         self.client = self._make_client(endpoint, region, access_key, secret_key, max_pool)
+        # Streamed parts (see _PartBody) go through a client that does not sign payloads:
+        # SigV4 puts the body's SHA-256 in a header sent before the body, which a body still
+        # arriving cannot have (botocore would read it whole first). What the bucket stored
+        # is checked instead against the MD5 of what was sent, when its ETag is one (AWS,
+        # SeaweedFS, MinIO, Ceph), and the core checks the digest of the bytes it received.
+        self._streamer = self._make_client(endpoint, region, access_key, secret_key, max_pool,
+                                           sign_payload=False)
         # A presigned URL embeds the host it was signed for, so a store reached on an
         # internal address presigns with a client pointed at the public one.
         self._presigner = (self._make_client(public_endpoint, region, access_key, secret_key, 2)
@@ -628,13 +816,18 @@ class S3BlobStore:
 
     @staticmethod
     def _make_client(endpoint: str | None, region: str | None, access_key: str | None,
-                     secret_key: str | None, max_pool: int) -> Any:
-        config = Config(
-            signature_version="s3v4",
+                     secret_key: str | None, max_pool: int, sign_payload: bool = True) -> Any:
+        s3: dict[str, Any] = {
             # Path style unless talking to AWS itself: most self-hosted stores have no
             # wildcard DNS for virtual-host buckets.
-            s3={"addressing_style": "path" if endpoint else "auto"},
-            retries={"mode": "standard", "max_attempts": 4},
+            "addressing_style": "path" if endpoint else "auto"}
+        if not sign_payload:
+            s3["payload_signing_enabled"] = False
+        config = Config(
+            signature_version="s3v4",
+            s3=s3,
+            # a streamed body cannot be sent again: its request fails, and with it the chunk
+            retries={"mode": "standard", "max_attempts": 4 if sign_payload else 1},
             max_pool_connections=max_pool,
             connect_timeout=10,
             read_timeout=120,
@@ -657,6 +850,7 @@ class S3BlobStore:
         """Let parts in flight land, then release the connection pools."""
         self.pool.shutdown(wait=True)
         self.client.close()
+        self._streamer.close()
         if self._presigner is not self.client:
             self._presigner.close()
 
@@ -806,11 +1000,12 @@ class S3BlobStore:
             return None
         return upload
 
-    def upload_chunk(self, upload_id: str, offset: int) -> S3Chunk:
+    def upload_chunk(self, upload_id: str, offset: int, length: int | None = None) -> S3Chunk:
         """A writer for the chunk at `offset`, which must be the upload's current size (the
-        core checks under its lock); nothing is sent before the first full part."""
+        core checks under its lock); nothing is sent before the first full part, unless the
+        chunk's `length` is known and it joins the run: then its parts stream as it comes."""
         return S3Chunk(self, self.upload_prefix(upload_id) + _chunk_name(offset),
-                       upload_id=upload_id)
+                       upload_id=upload_id, length=length)
 
     def upload_last_chunk(self, upload_id: str, offset: int, digest: str) -> S3Chunk:
         """A writer for the upload's last chunk, which must make the blob `digest`: staged at
@@ -839,6 +1034,8 @@ class S3BlobStore:
         record = self._run_record(upload_id, runs[-1].key)
         run_size = sum(chunk.size for chunk in runs)
         if not upload.sealed:
+            with self._pointers_lock:  # its listing no longer says where the next chunk goes
+                self._scans.pop(upload_id, None)
             self._complete_run(record, runs[-1].last_part, [], run_size)
             self.client.put_object(Bucket=self.bucket, Body=b"",
                                    Key=self.upload_prefix(upload_id) + SEALED)
@@ -1147,6 +1344,18 @@ class S3BlobStore:
         body = data if isinstance(data, bytes) else bytes(data)  # a chunk's whole bytes: no copy
         response = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                            PartNumber=number, Body=body)
+        return {"ETag": response["ETag"], "PartNumber": number}
+
+    def _stream_part(self, key: str, upload_id: str, number: int,
+                     body: _PartBody) -> dict[str, Any]:
+        """One part sent as its bytes arrive (see _PartBody); its ETag, when an MD5, must be
+        that of the bytes sent."""
+        response = self._streamer.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                              PartNumber=number, Body=body,
+                                              ContentLength=body.size)
+        etag = str(response["ETag"]).strip('"').lower()
+        if _MD5_ETAG.fullmatch(etag) and etag != body.md5.hexdigest():
+            raise S3StoreError(f"part {number} of {key} was not stored as sent")
         return {"ETag": response["ETag"], "PartNumber": number}
 
     def _copy_part(self, key: str, upload_id: str, number: int, source: str, start: int,
