@@ -48,6 +48,9 @@ class GCResult:
     sizes: dict[str, int] = field(default_factory=dict)  # blob digest -> bytes, of `blobs`
     link_list: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
     blob_count: int = 0  # all of them: a run over millions of blobs keeps counts, not lists
+    # bytes kept apart from any blob that no blob names any more (store.sweep_unnamed)
+    unnamed: int = 0
+    unnamed_bytes: int = 0
 
     def add_blob(self, digest: str, size: int) -> None:
         self.blob_count += 1
@@ -60,6 +63,7 @@ class GCResult:
         return {"dry_run": self.dry_run, "manifests_deleted": len(self.manifests),
                 "links_deleted": self.links, "blobs_deleted": self.blob_count,
                 "bytes_freed": self.bytes_freed, "seconds": round(self.seconds, 3),
+                "unnamed_data_deleted": self.unnamed, "unnamed_bytes_freed": self.unnamed_bytes,
                 "manifests": self.manifests[:LISTED], "blobs": self.blobs[:LISTED],
                 "blob_sizes": [{"digest": d, "size": self.sizes.get(d, 0)}
                                for d in self.blobs[:LISTED]],
@@ -69,12 +73,14 @@ class GCResult:
 def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_seconds: float,
                     dry_run: bool = False, report: Report = lambda _: None,
                     progress: Progress = lambda *_: None,
-                    holds: Sequence[Callable[[], int]] = ()) -> GCResult:
+                    holds: Sequence[Callable[[], int]] = (),
+                    clock: Callable[[], float] = time.time) -> GCResult:
     """`holds` (Registry.gc_holds) run once the cutoff is fixed and before anything is
     marked: each re-touches the blob links its feature still needs although no manifest of
-    their repository references them yet, so they are younger than the cutoff."""
+    their repository references them yet, so they are younger than the cutoff. `clock`:
+    the time the grace period counts back from (a test's own)."""
     started = time.monotonic()
-    cutoff = time.time() - grace_seconds
+    cutoff = clock() - grace_seconds
     for hold in holds:
         held = hold()
         if held:
@@ -87,6 +93,7 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
             result.add_blob(digest, size)
         report(f"dry run: would delete {len(result.manifests)} manifests, {result.links} blob "
                f"links and {result.blob_count} blobs ({result.bytes_freed} bytes)")
+        _sweep_unnamed(store, cutoff, result, report, dry_run=True)
         result.seconds = time.monotonic() - started
         return result
 
@@ -110,10 +117,25 @@ def collect_garbage(db: MetadataStore, store: BlobStore, lock: BlobLock, grace_s
             for digest in gone:
                 result.add_blob(digest, batch[digest])
             progress(result.blob_count, None, "sweeping blobs")
+    _sweep_unnamed(store, cutoff, result, report)
     result.seconds = time.monotonic() - started
     report(f"swept: {result.blob_count} blobs deleted, {result.bytes_freed} bytes freed in "
            f"{result.seconds:.2f}s")
     return result
+
+
+def _sweep_unnamed(store: BlobStore, cutoff: float, result: GCResult, report: Report,
+                   dry_run: bool = False) -> None:
+    """Bytes that no blob names (S3: a data object whose pointer a concurrent commit of the
+    same digest overwrote, or a commit died before writing), older than the grace period.
+    The store itself keeps this safe against commits in progress (see sweep_unnamed)."""
+    sweep = getattr(store, "sweep_unnamed", None)
+    if sweep is None:
+        return
+    result.unnamed, result.unnamed_bytes = sweep(cutoff, dry_run)
+    if result.unnamed:
+        report(f"{'would delete' if dry_run else 'deleted'} {result.unnamed} data object(s) "
+               f"no blob names ({result.unnamed_bytes} bytes)")
 
 
 def announce(bus: EventBus, result: GCResult) -> None:

@@ -108,6 +108,13 @@ class OptionalStoreMethods(Protocol):
         will live, invisible, for upload_commit to reveal without copying it (S3); its bytes
         then need not be readable through upload_read before the commit."""
 
+    def sweep_unnamed(self, older_than: float, dry_run: bool = False) -> tuple[int, int]:
+        """Delete bytes the store keeps apart from its blob keys that no blob names any more
+        (S3: data objects whose pointer was never written, or was overwritten by another
+        commit of the digest), last modified before `older_than` (epoch seconds), and never
+        any a commit in progress may be about to name. Returns (objects, bytes) removed; GC
+        calls it after its sweep."""
+
     def digests(self) -> Iterator[str]:
         """Every blob digest stored, in no particular order (for maintenance passes)."""
 

@@ -663,6 +663,11 @@ class EncryptedBlobStore:
             raise EncryptionError("the inner store cannot list its blobs; pass the digests")
         return listing()
 
+    def sweep_unnamed(self, older_than: float, dry_run: bool = False) -> tuple[int, int]:
+        """The inner store's (sealed bytes are laid out by it like any others)."""
+        sweep = getattr(self.inner, "sweep_unnamed", None)
+        return (0, 0) if sweep is None else sweep(older_than, dry_run)  # type: ignore[no-any-return]
+
     # -- uploads ------------------------------------------------------------------------
     @staticmethod
     def _index_id(upload_id: str) -> str:

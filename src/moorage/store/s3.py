@@ -71,6 +71,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +295,21 @@ class S3UploadInconsistent(S3StoreError, StagedUploadInvalid):
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _modified_before(value: Any, moment: float) -> bool:
+    """Whether a listed object's LastModified (left a string, see _session) is before
+    `moment`; one that cannot be read is taken as recent."""
+    if isinstance(value, datetime):
+        stamp = value
+    else:
+        try:
+            stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp() < moment
 
 
 def _chunk_name(offset: int) -> str:
@@ -1283,6 +1299,60 @@ class S3BlobStore:
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             except ClientError as exc:  # not every S3-compatible store lists multipart uploads
                 log.warning("could not sweep multipart uploads under %s: %s", swept, exc)
+
+    # -- data objects no pointer names ---------------------------------------------------
+    def sweep_unnamed(self, older_than: float, dry_run: bool = False) -> tuple[int, int]:
+        """Delete the data objects (`data/<upload id>`) that no pointer names, last modified
+        before `older_than` (epoch seconds); returns how many and their bytes.
+
+        They are what two commits of one digest at once leave (the last pointer wins), or a
+        commit that died between completing its run and writing its pointer. Never one a
+        commit may still point to: a commit writes its pointer before it deletes its
+        upload's marker, so the uploads still there are listed after the data objects, and
+        the pointers after that; a data object whose upload is gone and that no pointer
+        names then is named by nothing, now or later (a data key is never reused).
+        """
+        data_prefix = self._key("data/")
+        old: dict[str, tuple[str, int]] = {}  # upload id -> (data key, size)
+        for obj in self._list(data_prefix):
+            if _modified_before(obj.get("LastModified"), older_than):
+                old[obj["Key"][len(data_prefix):]] = (obj["Key"], int(obj.get("Size") or 0))
+        if not old:
+            return 0, 0
+        for upload_id in self._upload_ids():
+            old.pop(upload_id, None)
+        if not old:
+            return 0, 0
+        named = self._named_data()
+        unnamed = [(key, size) for key, size in old.values() if key not in named]
+        if unnamed and not dry_run:
+            self._delete_keys([key for key, _ in unnamed])
+            log.info("deleted %d data objects no blob names", len(unnamed))
+        return len(unnamed), sum(size for _, size in unnamed)
+
+    def _upload_ids(self) -> set[str]:
+        """The uploads that have any object in the bucket (a marker, records, chunks). Listed
+        object by object: a filer-backed store (SeaweedFS) keeps an emptied upload's folder,
+        which a listing by delimiter would still show."""
+        prefix = self._key("uploads/")
+        return {obj["Key"][len(prefix):].partition("/")[0] for obj in self._list(prefix)}
+
+    def _named_data(self) -> set[str]:
+        """Every data key a pointer names. Pointers are the empty objects under blobs/ (the
+        empty blob is one too, and names nothing); each is asked for its metadata."""
+        empty = [obj["Key"] for obj in self._list(self._key("blobs/"))
+                 if int(obj.get("Size") or 0) == 0]
+
+        def named(key: str) -> str | None:
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND:
+                    return None
+                raise
+            return (head.get("Metadata") or {}).get(POINTER_KEY)
+
+        return {key for key in self.pool.map(named, empty) if key}
 
     # -- assembling a blob ---------------------------------------------------------------
     def _assemble(self, listing: list[_Chunk], target: str) -> None:
