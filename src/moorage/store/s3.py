@@ -580,13 +580,14 @@ class S3Chunk:
         return self._length is not None and self._length >= MIN_PART
 
     def _part_sizes(self, length: int) -> list[int] | None:
-        """The chunk's parts: part_size each, the last one up to MIN_PART more (so that it
-        is at least MIN_PART too); None if the run has no room for them."""
+        """The chunk's parts: part_size each, the last one what remains with up to one
+        part_size more (so that it is at least MIN_PART too); None if the run has no room
+        for them."""
         assert self._run is not None
         count = max(1, length // self.store.part_size)
         sizes = [self.store.part_size] * (count - 1) + [
             length - self.store.part_size * (count - 1)]
-        if sizes[-1] > self.store.part_size + MIN_PART:  # never: length // part_size
+        if sizes[-1] > MAX_PART:  # (under 2 * part_size)
             return None
         if len(self._run.etags) + len(sizes) > MAX_PARTS:
             return None
