@@ -155,3 +155,45 @@ def test_gc_removes_the_data_a_dead_commit_left_and_never_a_blobs(replicas) -> N
     assert b"".join(a.read(digest_of(live))) == live
     assert db.blob_size_in_repository(REPO, digest_of(live)) == len(live)
     assert gc(now + 100 * GRACE).unnamed == 0 and data_objects(a) == remaining
+
+
+def test_gc_removes_the_data_of_the_commit_that_lost_a_race_for_one_digest(replicas) -> None:
+    """Two uploads of the same bytes commit at once on two replicas: both find no blob, both
+    complete their runs, and the last pointer written wins. The loser's data object is then
+    named by nothing. The interleaving is made exact: replica B's whole commit runs at the
+    moment replica A is about to write its pointer."""
+    db, (a, b), (on_a, on_b), lock = replicas
+    data = bytes([5]) * 5 * MiB + bytes([6]) * (5 * MiB + 1)
+    digest = digest_of(data)
+    now = time.time()
+    raced: list[str] = []
+
+    async def staged(manager: UploadManager) -> str:
+        upload_id = await manager.start(REPO)
+        for start in range(0, len(data), 5 * MiB):
+            piece = data[start:start + 5 * MiB]
+            await manager.append(REPO, upload_id, body(piece), length=len(piece))
+        return upload_id
+
+    first, second = asyncio.run(staged(on_a)), asyncio.run(staged(on_b))
+
+    def b_commits_now(params: dict[str, Any], **_: Any) -> None:
+        if "moorage-data" in (params.get("Metadata") or {}) and not raced:
+            raced.append(params["Key"])
+            assert asyncio.run(on_b.finish(REPO, second, digest)) == len(data)
+
+    a.client.meta.events.register("provide-client-params.s3.PutObject", b_commits_now)
+    assert asyncio.run(on_a.finish(REPO, first, digest)) == len(data)
+    a.client.meta.events.unregister("provide-client-params.s3.PutObject", b_commits_now)
+    assert raced == [a.blob_key(digest)]
+    referenced(db, digest, len(data))
+    # A's pointer came last: B's data object is named by nothing, its upload is gone
+    assert set(data_objects(a)) == {a.data_key(first), a.data_key(second)}
+    head = a.client.head_object(Bucket=a.bucket, Key=a.blob_key(digest))
+    assert head["Metadata"]["moorage-data"] == a.data_key(first)
+
+    assert collect_garbage(db, a, lock, GRACE, clock=lambda: now).unnamed == 0
+    result = collect_garbage(db, b, lock, GRACE, clock=lambda: now + 2 * GRACE)
+    assert (result.unnamed, result.unnamed_bytes) == (1, len(data))
+    assert data_objects(a) == {a.data_key(first): len(data)}
+    assert b"".join(b.read(digest)) == data and b"".join(a.read(digest)) == data
