@@ -136,3 +136,7 @@ def _gc_table(result: dict[str, Any]) -> None:
     listed = len(result.get("blob_sizes", []))
     if listed < result.get("blobs_deleted", 0):
         say(f"(the first {listed} of {result['blobs_deleted']} blobs; --json for the result)")
+    unnamed = int(result.get("unnamed_data_deleted") or 0)
+    if unnamed:  # S3: bytes of uploads whose blob pointer was never written or was replaced
+        say(f"{verb.capitalize()} {unnamed} data object(s) no blob names "
+            f"({human_size(int(result.get('unnamed_bytes_freed') or 0))}).")
