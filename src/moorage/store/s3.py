@@ -55,6 +55,17 @@ an object no one names, never a blob without bytes. A chunk smaller than 5 MiB e
 commit as before. `upload_read` cannot read unfinished parts: it completes ("seals") the run
 first, after which the run stands for one chunk object (a replica without the running hash
 rebuilds it this way; the commit then copies only if chunks followed).
+
+Why a run chunk's parts stream: a chunk whose length the request announced (a PATCH's
+Content-Length) is cut into parts of known sizes, and each part's UploadPart starts with the
+chunk's first bytes (see _PartBody), so the registry and the bucket work at once instead of
+taking turns per PATCH. A body that turns out shorter or longer fails its parts mid-request;
+an incomplete part is never stored, and the chunk leaves no record, as any failed chunk.
+
+Why GC looks at `data/`: two commits of one digest at once both complete their runs and the
+last pointer wins, and a commit can die between completing its run and writing its pointer;
+either leaves a data object that nothing names. `sweep_unnamed` deletes those, never one a
+commit in progress may still name (see there).
 """
 
 from __future__ import annotations
@@ -437,8 +448,9 @@ class _PartBody:
     blocks (a part holds at most its own size, as the gathered chunk did), so no thread ever
     waits on one that waits on it. A chunk that fails (a body shorter or longer than
     announced, a client gone) fails its parts: their requests break off before their last
-    byte, and an incomplete part is never stored. The MD5 of what was sent is kept, to check
-    against the ETag the bucket answers (the payload is not signed; see S3BlobStore).
+    byte, and an incomplete part is never stored. Over plain http the MD5 of what was sent
+    is kept, to check against the ETag the bucket answers (the payload is not signed; see
+    S3BlobStore).
     """
 
     def __init__(self, size: int, check: bool = True) -> None:
