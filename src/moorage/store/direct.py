@@ -32,10 +32,11 @@ import mmap
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 ALIGN = 4096
 BUFFER_SIZE = 2 << 20  # a multiple of ALIGN; a batch of ~1 MiB plus its carried block fits
-POOL_SIZE = 4  # idle buffers kept per process (8 MiB at most)
+POOL_SIZE = 8  # idle buffers kept per process (16 MiB at most; an upload uses two)
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
@@ -58,7 +59,10 @@ class _BufferPool:
             if len(self._free) < POOL_SIZE:
                 self._free.append(buffer)
                 return
-        buffer.close()
+        try:
+            buffer.close()
+        except BufferError:  # a view of it is still alive somewhere: the collector frees it
+            pass
 
 
 _pool = _BufferPool()
@@ -79,9 +83,13 @@ def set_direct(fd: int, on: bool) -> bool:
 class DirectAppender:
     """Appends to an open file from `offset` on, whole aligned blocks written directly.
 
-    Bytes handed to `append` reach the file in order; `finish` writes the last partial block
-    (through the page cache) and must be called before the file is used again; `release`
-    returns the buffer (always call it, also after a failure).
+    Bytes handed to `append` reach the file in order. Each direct write runs in a writer
+    thread of its own (`_writer`) while `append` returns, so the caller hashes a batch while
+    the device writes it (os.pwrite and hashlib both release the GIL); the appender holds two
+    buffers, one being written and one being filled, and never more than one write in flight.
+    `finish` waits for it and writes the last partial block (through the page cache); it must
+    be called before the file is used again. `release` waits for a write in flight and returns
+    the buffers: always call it (after a failure too) before the file is truncated or closed.
     """
 
     @classmethod
@@ -96,52 +104,71 @@ class DirectAppender:
 
     def __init__(self, fd: int, base: int, head: bytes) -> None:
         self.fd = fd
-        self.base = base  # file offset of the buffer's first byte (aligned)
+        self.base = base  # file offset of the filling buffer's first byte (aligned)
         self.start = base + len(head)  # where this chunk's own bytes begin
         self.direct = True
-        self._buffer: mmap.mmap | None = _pool.take()
-        self._view = memoryview(self._buffer)
-        self._view[:len(head)] = head
+        self._buffers = [_pool.take(), _pool.take()]
+        self._views = [memoryview(b) for b in self._buffers]
+        self._views[0][:len(head)] = head
         self.fill = len(head)
+        self._pending: Future[None] | None = None
 
     def append(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
-        view = self._view
         for part in parts:
             data = memoryview(part).cast("B")
             at, size = 0, len(data)
             while at < size:
                 n = min(size - at, BUFFER_SIZE - self.fill)
-                view[self.fill:self.fill + n] = data[at:at + n]
+                self._views[0][self.fill:self.fill + n] = data[at:at + n]
                 self.fill += n
                 at += n
                 if self.fill == BUFFER_SIZE:
-                    self._flush(BUFFER_SIZE)
-        self._flush(self.fill - self.fill % ALIGN)
+                    self._submit(BUFFER_SIZE)
+        self._submit(self.fill - self.fill % ALIGN)
 
     def finish(self) -> None:
-        """Write the partial block left in the buffer (if it holds any new byte), buffered."""
+        """Wait for the write in flight, then write the partial block left in the buffer (if
+        it holds any new byte) through the page cache."""
+        self._wait()
         if self.direct:
             set_direct(self.fd, False)
             self.direct = False
         if self.fill and self.base + self.fill > self.start:
-            self._write(self._view[:self.fill], self.base)
+            self._write(self._views[0][:self.fill], self.base)
         self.base += self.fill
         self.fill = 0
 
     def release(self) -> None:
-        if self._buffer is not None:
-            self._view.release()
-            _pool.give(self._buffer)
-            self._buffer = None
+        if not self._buffers:
+            return
+        try:
+            if self._pending is not None:
+                wait([self._pending])  # its error, if any, is the caller's failure already
+                self._pending = None
+        finally:
+            for view in self._views:
+                view.release()
+            for buffer in self._buffers:
+                _pool.give(buffer)
+            self._buffers, self._views = [], []
 
-    def _flush(self, n: int) -> None:
-        """Write the buffer's first `n` bytes (whole blocks) and keep the rest at its start."""
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _submit(self, n: int) -> None:
+        """Hand the filling buffer's first `n` bytes (whole blocks) to the writer thread and
+        go on filling the other buffer, which starts with the rest (less than a block)."""
         if n == 0:
             return
-        self._write(self._view[:n], self.base)
+        self._wait()  # the other buffer is free once its write is done
+        full, empty = self._views
         rest = self.fill - n
-        if rest:  # less than a block, after at least one: the two ranges never overlap
-            self._view[:rest] = self._view[n:self.fill]
+        if rest:
+            empty[:rest] = full[n:self.fill]
+        self._pending = _writer().submit(self._write, full[:n], self.base)
+        self._views = [empty, full]
         self.base += n
         self.fill = rest
 
@@ -158,3 +185,19 @@ class DirectAppender:
                 self.direct = False
                 continue
             data, offset = data[n:], offset + n
+
+
+_writers: tuple[int, ThreadPoolExecutor] | None = None
+_writers_lock = threading.Lock()
+WRITER_THREADS = 4  # direct writes of as many uploads at once, per process
+
+
+def _writer() -> ThreadPoolExecutor:
+    """This process's writer threads, started on first use (never inherited: threads do not
+    survive a fork, and granian forks its workers from a process that imported this)."""
+    global _writers
+    with _writers_lock:
+        if _writers is None or _writers[0] != os.getpid():
+            _writers = (os.getpid(), ThreadPoolExecutor(WRITER_THREADS,
+                                                        thread_name_prefix="moorage-direct"))
+        return _writers[1]
