@@ -174,3 +174,24 @@ def test_many_chunks_reuse_the_buffers(tmp_path: Path) -> None:
         upload_id, _ = _upload_in_chunks(store, data, seed=seed)
         _check_commit(store, upload_id, data)
     assert len(direct._pool._free) <= direct.POOL_SIZE
+
+
+def test_chunks_past_the_buffer_bound_are_written_through_the_page_cache(tmp_path: Path) -> None:
+    """However many chunks are open at once, at most IN_USE buffers exist in a process: the
+    chunks past that bound are written through the page cache, with the same bytes."""
+    store = FilesystemBlobStore(tmp_path)
+    count = direct.IN_USE // 2 + 2
+    uploads = [new_upload(store) for _ in range(count)]
+    data = [payload(direct.BUFFER_SIZE + 4097, seed=10 + i) for i in range(count)]
+    writers = [store.upload_chunk(upload_id, 0) for upload_id in uploads]
+    modes = [writer.direct for writer in writers]
+    if _takes_o_direct(tmp_path):
+        assert modes == [True] * (direct.IN_USE // 2) + [False] * 2
+    for writer, body in zip(writers, data):
+        writer.write_parts([body[:5000], body[5000:]])
+        writer.commit()
+    again = store.upload_chunk(uploads[0], len(data[0]))
+    assert again.direct == modes[0]  # the bound is freed by commits
+    again.commit()
+    for upload_id, body in zip(uploads, data):
+        _check_commit(store, upload_id, body)

@@ -36,26 +36,42 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 ALIGN = 4096
 BUFFER_SIZE = 2 << 20  # a multiple of ALIGN; a batch of ~1 MiB plus its carried block fits
-POOL_SIZE = 8  # idle buffers kept per process (16 MiB at most; an upload uses two)
+IN_USE = 8  # buffers handed out at once per process: four chunks written directly (16 MiB)
+POOL_SIZE = 4  # idle buffers kept per process (8 MiB)
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 class _BufferPool:
-    """Aligned buffers to reuse; at most POOL_SIZE idle ones are kept."""
+    """Aligned buffers to reuse. At most IN_USE buffers are handed out at once (a chunk takes
+    two), so the memory they hold stays bounded however many uploads run; a chunk that finds
+    none left is written through the page cache. At most POOL_SIZE idle ones are kept."""
 
     def __init__(self) -> None:
         self._free: list[mmap.mmap] = []
+        self._in_use = 0
         self._lock = threading.Lock()
 
-    def take(self) -> mmap.mmap:
+    def take_pair(self) -> list[mmap.mmap] | None:
         with self._lock:
-            if self._free:
-                return self._free.pop()
-        return mmap.mmap(-1, BUFFER_SIZE)
+            if self._in_use + 2 > IN_USE:
+                return None
+            self._in_use += 2
+            taken = [self._free.pop() for _ in range(min(2, len(self._free)))]
+        try:
+            while len(taken) < 2:
+                taken.append(mmap.mmap(-1, BUFFER_SIZE))
+        except BaseException:  # no memory for a buffer: give back what was counted
+            with self._lock:
+                self._in_use -= 2 - len(taken)
+            for buffer in taken:
+                self.give(buffer)
+            raise
+        return taken
 
     def give(self, buffer: mmap.mmap) -> None:
         with self._lock:
+            self._in_use -= 1
             if len(self._free) < POOL_SIZE:
                 self._free.append(buffer)
                 return
@@ -98,16 +114,23 @@ class DirectAppender:
         cannot be had (the caller then writes through the page cache)."""
         base = offset - offset % ALIGN
         head = os.pread(fd, offset - base, base) if offset > base else b""
-        if len(head) != offset - base or not set_direct(fd, True):
+        if len(head) != offset - base:
             return None
-        return cls(fd, base, head)
+        buffers = _pool.take_pair()
+        if buffers is None:
+            return None
+        if not set_direct(fd, True):
+            for buffer in buffers:
+                _pool.give(buffer)
+            return None
+        return cls(fd, base, head, buffers)
 
-    def __init__(self, fd: int, base: int, head: bytes) -> None:
+    def __init__(self, fd: int, base: int, head: bytes, buffers: list[mmap.mmap]) -> None:
         self.fd = fd
         self.base = base  # file offset of the filling buffer's first byte (aligned)
         self.start = base + len(head)  # where this chunk's own bytes begin
         self.direct = True
-        self._buffers = [_pool.take(), _pool.take()]
+        self._buffers = buffers
         self._views = [memoryview(b) for b in self._buffers]
         self._views[0][:len(head)] = head
         self.fill = len(head)
@@ -189,7 +212,7 @@ class DirectAppender:
 
 _writers: tuple[int, ThreadPoolExecutor] | None = None
 _writers_lock = threading.Lock()
-WRITER_THREADS = 4  # direct writes of as many uploads at once, per process
+WRITER_THREADS = IN_USE // 2  # one per chunk that can be written directly at once
 
 
 def _writer() -> ThreadPoolExecutor:
