@@ -22,14 +22,15 @@ of this rate on the same machine. Neither is a registry; each answers only what 
 
 `hashwrite` is the upload rows' bound: one Python process that hashes (SHA-256) and writes the
 same number of bytes to a staging file in DIR (give it a folder on the registry's filesystem),
-with Moorage's file store's write and fsync policy, and prints {"seconds", "mbps"} as JSON.
-The bytes are made in memory first (not timed); then, per chunk of --chunk-mib (one PATCH; a
-monolithic upload is one chunk of everything): the staging file is opened and the chunk is
-written in --batch-mib pieces (the store's write_batch), each hashed, written, flushed and
-its writeback started (sync_file_range, moorage.store.writeback); at the end the file is
+with Moorage's file store's own writer (moorage.store.filesystem.FileChunk: O_DIRECT from an
+aligned buffer where the filesystem takes it, else buffered with its writeback started), and
+prints {"seconds", "mbps"} as JSON. The bytes are made in memory first (not timed); then, per
+chunk of --chunk-mib (one PATCH; a monolithic upload is one chunk of everything): a writer is
+opened at the chunk's offset and the chunk is handed to it in --batch-mib pieces (the store's
+write_batch), each written, then hashed, as registry/uploads.py does; at the end the file is
 fsynced, renamed to its digest and its folder fsynced, as FilesystemBlobStore.upload_commit
-does. Hashing and writing are done one after another in one thread, as the registry does for
-one upload: no network, no HTTP, no lock, no database, so a registry can only come near it.
+does. One upload, one thread handing the bytes over (the store's writer thread writes while
+it hashes): no network, no HTTP, no lock, no database, so a registry can only come near it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def serve_bare(host: str, port: int, workers: int, manifest: Path, blob: Path | 
 # -- hash-and-write limit ----------------------------------------------------------------------
 def hash_and_write(folder: Path, size: int, chunk: int, batch: int) -> dict[str, float]:
     """Seconds and MB/s (10^6 bytes/s) to hash and durably store `size` bytes (see above)."""
-    from moorage.store.writeback import start_writeback
+    from moorage.store.filesystem import FileChunk
 
     data = memoryview(os.urandom(size))
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,15 +105,13 @@ def hash_and_write(folder: Path, size: int, chunk: int, batch: int) -> dict[str,
     hasher = hashlib.sha256()
     staged.touch()
     for offset in range(0, size, chunk):
-        with open(staged, "r+b") as f:  # one PATCH: the store opens the file per chunk
-            f.seek(offset)
-            end = min(offset + chunk, size)
-            for at in range(offset, end, batch):
-                piece = data[at:min(at + batch, end)]
-                hasher.update(piece)
-                f.write(piece)
-                f.flush()
-                start_writeback(f.fileno(), at, len(piece))
+        writer = FileChunk(staged, offset)  # one PATCH: the store opens a writer per chunk
+        end = min(offset + chunk, size)
+        for at in range(offset, end, batch):
+            piece = data[at:min(at + batch, end)]
+            writer.write_parts([piece])  # as registry/uploads.py: write, then hash
+            hasher.update(piece)
+        writer.commit()
     with open(staged, "rb+") as f:
         os.fsync(f.fileno())
     final = folder / hasher.hexdigest()

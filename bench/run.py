@@ -610,6 +610,13 @@ class Bench:
                 result = await asyncio.to_thread(load.hash_and_write, scratch, o.big_mib, chunk,
                                                  300)
                 self.record(key, LIMIT, result)
+            disk = {}
+            for mode in ("fsync", "direct"):
+                await settle()
+                disk[mode] = await asyncio.to_thread(dd_write, self.work, o.big_mib, mode)
+            self.facts.setdefault("disk_rounds", []).append(disk)
+            log(f"  disk, round {r}: dd {o.big_mib} MiB buffered + fsync {disk['fsync']:.2f} s, "
+                f"O_DIRECT + fsync {disk['direct']:.2f} s")
 
     async def blob_get(self) -> None:
         o = self.o
@@ -872,6 +879,20 @@ async def settle() -> None:
     page cache (ext4 commits its journal with the data of other files), and its rounds after
     the first ran 3× slower than the first."""
     await asyncio.to_thread(os.sync)
+
+
+def dd_write(folder: Path, mib: int, mode: str) -> float:
+    """Seconds for `dd` to write `mib` MiB of zeros in 1 MiB blocks into `folder` and fsync
+    them, through the page cache (mode "fsync") or around it ("direct"): the disk's own state
+    in the round, beside the registries' upload figures (no Python, no hashing)."""
+    target = folder / "dd-baseline"
+    flags = ["conv=fsync"] + (["oflag=direct"] if mode == "direct" else [])
+    started = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={mib}", *flags],
+                   capture_output=True, check=True, timeout=300)
+    seconds = time.perf_counter() - started
+    target.unlink()
+    return seconds
 
 
 async def _gather(*aws: Any) -> list[Any]:

@@ -310,7 +310,7 @@ def test_a_chunk_torn_by_a_crash_does_not_count(tmp_path: Path, keyring: Keyring
     upload(store, "u", [first])
     writer = store.upload_chunk("u", len(first))
     writer.write(pattern(2 * SEG + 100, 3))
-    writer._inner._file.close()  # type: ignore[attr-defined]  # killed: no commit, no abort
+    writer._inner._close()  # type: ignore[attr-defined]  # killed: no commit, no abort
     assert store.upload_size("u") == len(first)
     assert b"".join(store.upload_read("u")) == first
     writer = store.upload_chunk("u", len(first))

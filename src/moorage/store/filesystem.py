@@ -13,6 +13,7 @@ from pathlib import Path
 
 from moorage.store.base import StagedUploadInvalid
 from moorage.store.datadir import PRIVATE_FILE, private_dirs
+from moorage.store.direct import DirectAppender
 from moorage.store.writeback import start_writeback
 
 # writev(2) takes at most this many buffers at once (IOV_MAX on Linux)
@@ -20,51 +21,80 @@ _IOV_MAX = 1024
 
 
 class FileChunk:
-    """Appends to the staging file; an aborted chunk is cut back off."""
+    """Appends to the staging file; an aborted chunk is cut back off.
 
-    def __init__(self, path: Path, offset: int) -> None:
+    With `direct` (the default), whole blocks go to the disk around the page cache from a
+    reused aligned buffer (store/direct.py), and only each chunk's last partial block is
+    written through it; where the filesystem refuses O_DIRECT, every byte is written through
+    the page cache, with its writeback started at once (store/writeback.py).
+    """
+
+    def __init__(self, path: Path, offset: int, direct: bool = True) -> None:
         self.path = path
         self.offset = offset
-        self._file = open(path, "r+b")
-        self._file.seek(offset)
-        self._file.truncate()
+        self._fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.ftruncate(self._fd, offset)
+            self._direct = DirectAppender.open(self._fd, offset) if direct else None
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._at = offset  # the end of the bytes written (buffered writes)
+
+    @property
+    def direct(self) -> bool:
+        """True while this chunk's whole blocks are written around the page cache."""
+        return self._direct is not None and self._direct.direct
 
     def write(self, data: bytes) -> None:
-        start = self._file.tell()
-        self._file.write(data)
-        self._file.flush()
-        # The disk starts on these bytes now, while the next ones arrive, instead of all of
-        # them at the commit's fsync.
-        start_writeback(self._file.fileno(), start, len(data))
+        self.write_parts([data])
 
     def write_parts(self, parts: list[bytes]) -> None:
-        """write() of the parts one after another, without joining them first: one writev(2)
-        from the bytes as the server received them, instead of a copy into one buffer."""
-        self._file.flush()
-        fd = self._file.fileno()
-        start = self._file.tell()
+        """write() of the parts one after another, without joining them first: copied into
+        the aligned buffer (direct), or one writev(2) from the bytes as the server received
+        them (buffered)."""
+        if self._direct is not None:
+            self._direct.append(parts)
+            return
+        start = self._at
         views = [memoryview(part) for part in parts]
         written = 0
         while views:
-            n = os.writev(fd, views[:_IOV_MAX])
+            n = os.pwritev(self._fd, views[:_IOV_MAX], start + written)
             written += n
             while views and n >= len(views[0]):  # a short write resumes where it stopped
                 n -= len(views.pop(0))
             if views and n:
                 views[0] = views[0][n:]
-        self._file.seek(start + written)
-        start_writeback(fd, start, written)
+        self._at = start + written
+        # The disk starts on these bytes now, while the next ones arrive, instead of all of
+        # them at the commit's fsync.
+        start_writeback(self._fd, start, written)
 
     def commit(self) -> None:
-        self._file.close()
+        try:
+            if self._direct is not None:
+                self._direct.finish()
+        finally:
+            self._close()
 
     def abort(self) -> None:
-        self._file.close()
+        self._close()
         os.truncate(self.path, self.offset)
+
+    def _close(self) -> None:
+        if self._direct is not None:
+            self._direct.release()
+            self._direct = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class FilesystemBlobStore:
     write_batch = 1 << 20
+    # staged uploads written with O_DIRECT where the filesystem allows it (FileChunk)
+    direct = True
     redirect = False  # there is nothing to redirect to: blobs go out zero-copy from disk
 
     def __init__(self, root: Path) -> None:
@@ -131,7 +161,7 @@ class FilesystemBlobStore:
 
     def upload_chunk(self, upload_id: str, offset: int, length: int | None = None
                      ) -> "FileChunk":
-        return FileChunk(self._upload_path(upload_id), offset)
+        return FileChunk(self._upload_path(upload_id), offset, self.direct)
 
     def upload_read(self, upload_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return _read_file(self._upload_path(upload_id), 0, None, chunk_size)

@@ -7,6 +7,10 @@ with the device's own cache flush. On the benchmark's VM that took the fsync aft
 upload from ~0.45 s to ~0.3 s (all dirty pages were already written; the rest is the flush).
 The guarantee does not change: durability still comes from the fsync at commit.
 
+Since staged uploads are written with O_DIRECT (store/direct.py), this serves the chunks
+written through the page cache: on filesystems that refuse O_DIRECT, and past the direct
+writer's buffer bound.
+
 Linux's sync_file_range(2) does this; Python's os module does not wrap it, so it is called
 through libc. Elsewhere, or if the call fails, nothing happens and the fsync does it all.
 """
