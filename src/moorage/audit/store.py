@@ -8,6 +8,7 @@ entry in between the read and the insert.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,8 +106,7 @@ def _rows_per_insert(conn: Connection) -> int:
     limit = getattr(conn.connection.driver_connection, "getlimit", None)
     if limit is None:
         return _ROWS_PER_INSERT
-    import sqlite3  # only an SQLite connection has getlimit
-    values = limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    values = limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # only SQLite's has getlimit
     return max(1, min(_ROWS_PER_INSERT, values // len(_INSERT_COLUMNS)))
 
 
