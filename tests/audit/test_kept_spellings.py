@@ -125,3 +125,50 @@ def test_a_changed_entry_is_found_whatever_was_kept() -> None:
         forged[2] = forged[2]._replace(entry=forged[2].entry._replace(**{field: value}))
         found = verify(forged)
         assert (found.ok, found.first_broken_id) == (False, 3), field
+
+
+BATCH_SIZES = [1, 19, 20, 21, 99, 100, 101, 120, 499, 500, 501, 623, 1234]
+
+
+def _batches_written_whole(engine: Any) -> None:
+    """Batches of every size around the INSERT sizes (500, 100, 20 rows and executemany
+    for the rest): each entry once, in order, chained, and read back as it was made."""
+    from moorage.audit import AuditStore
+    from moorage.db.migrate import upgrade
+
+    upgrade(engine)
+    store = AuditStore(engine)
+    made = []
+    for size in BATCH_SIZES:
+        batch = [entry_from_event(Event("pull", "team/app", f"sha256:{len(made) + i:064x}",
+                                        "application/json", "v1", i, actor="alice",
+                                        address="10.0.0.3", request_id=f"r{len(made) + i}"))
+                 for i in range(size)]
+        written = store.append(batch)
+        assert [c.entry for c in written] == batch
+        made.extend(batch)
+    rows = list(store.scan())
+    assert [r.id for r in rows] == list(range(1, len(made) + 1))
+    assert [r.entry for r in rows] == made
+    assert store.verify().ok and store.verify().checked == len(made)
+
+
+def test_batches_of_any_size_are_written_whole_on_sqlite(tmp_path: Any) -> None:
+    from moorage.db.metadata import open_engine, sqlite_url
+
+    engine = open_engine(sqlite_url(tmp_path))
+    try:
+        _batches_written_whole(engine)
+    finally:
+        engine.dispose()
+
+
+def test_batches_of_any_size_are_written_whole_on_postgresql() -> None:
+    from moorage.db.metadata import open_engine
+    from tests.support.backends import shared
+
+    engine = open_engine(shared().database().url())
+    try:
+        _batches_written_whole(engine)
+    finally:
+        engine.dispose()
