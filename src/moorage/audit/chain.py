@@ -313,9 +313,12 @@ def entry_from_event(event: Event, clock: Callable[[], float] = time.time) -> En
     what an event carries (a client's text, a number JSON cannot hold, any object).
 
     Most events are pulls of a few artifacts by a few callers, alike but for their time and
-    request id: what the rest of such an event makes is kept (_Templates) and reused, with
-    exactly the result entry_in_full() gives (tests/audit/test_safe_form.py compares them)."""
-    if type(event) is Event and not event.detail:
+    request id: what the rest of a successful pull makes is kept (_Templates) and reused,
+    with exactly the result entry_in_full() gives (tests/audit/test_kept_spellings.py
+    compares them). Only successful pulls: their fields are names, references and callers
+    the registry has already checked, so that a kept template is small."""
+    if type(event) is Event and event.action == "pull" and event.result == "success" \
+            and not event.detail:
         fields = event[:_TEMPLATE_FIELDS]  # action .. address: all but detail, at, request id
         if _TEMPLATE_TYPES.issuperset(map(type, fields)):  # exact types: == is plain equality
             template = _templates.get(fields)
