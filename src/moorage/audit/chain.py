@@ -310,7 +310,31 @@ def _time(value: object, clock: Callable[[], float]) -> float:
 
 def entry_from_event(event: Event, clock: Callable[[], float] = time.time) -> Entry:
     """What the audit log keeps of an event from the bus, in the safe form: never fails on
-    what an event carries (a client's text, a number JSON cannot hold, any object)."""
+    what an event carries (a client's text, a number JSON cannot hold, any object).
+
+    Most events are pulls of a few artifacts by a few callers, alike but for their time and
+    request id: what the rest of a successful pull makes is kept (_Templates) and reused,
+    with exactly the result entry_in_full() gives (tests/audit/test_kept_spellings.py
+    compares them). Only successful pulls: their fields are names, references and callers
+    the registry has already checked, so that a kept template is small."""
+    if type(event) is Event and event.action == "pull" and event.result == "success" \
+            and not event.detail:
+        fields = event[:_TEMPLATE_FIELDS]  # action .. address: all but detail, at, request id
+        if _TEMPLATE_TYPES.issuperset(map(type, fields)):  # exact types: == is plain equality
+            template = _templates.get(fields)
+            if template is None:
+                template = _templates.keep(fields, event)
+            columns, plain, before, after = template
+            request_id = event.request_id
+            return _new_tuple(Entry, (_time(event.at, clock), *columns,
+                                      before + _string(_text(request_id)) + after
+                                      if request_id else plain))
+    return entry_in_full(event, clock)
+
+
+def entry_in_full(event: Event, clock: Callable[[], float] = time.time) -> Entry:
+    """entry_from_event() without the templates: for any event, or any object with an event's
+    attributes."""
     if event.detail:
         detail: dict[Any, Any] = {}
         for name in _ARTIFACT_FIELDS:
@@ -326,35 +350,73 @@ def entry_from_event(event: Event, clock: Callable[[], float] = time.time) -> En
         detail_json = canonical_detail(detail)
     else:  # pushes and pulls: written out directly, ~5x faster than json.dumps(sort_keys)
         detail_json = _artifact_detail(event)
-    return Entry(
-        at=_time(event.at, clock),
-        actor=_column(event.actor or "", _ACTOR),
-        address=_column(event.address or "", _ADDRESS),
-        action=_column(event.action or "", _ACTION),
-        target=_column(event.describe_target() or "", _TARGET),
-        repository=_column(event.repository, _REPOSITORY) if event.repository else None,
-        result=_column(event.result or "", _RESULT),
-        detail_json=detail_json,
-    )
+    return Entry(_time(event.at, clock), *_columns(event), detail_json)
 
 
-def _artifact_detail(event: Event) -> str:
-    """canonical_detail() of the artifact fields alone; _ARTIFACT_FIELDS sort as written."""
-    parts = []
+def _columns(event: Event) -> tuple[str, str, str, str, str | None, str]:
+    """actor, address, action, target, repository, result: Entry's columns after `at`."""
+    return (_column(event.actor or "", _ACTOR), _column(event.address or "", _ADDRESS),
+            _column(event.action or "", _ACTION),
+            _column(event.describe_target() or "", _TARGET),
+            _column(event.repository, _REPOSITORY) if event.repository else None,
+            _column(event.result or "", _RESULT))
+
+
+def _artifact_parts(event: Event) -> tuple[list[str], list[str]]:
+    """The artifact fields' members of the canonical detail, those that sort before
+    "request_id" and those after; _ARTIFACT_FIELDS sort as written."""
+    before, after = [], []
     if event.digest is not None:
-        parts.append('"digest":' + _string(_text(event.digest)))
+        before.append('"digest":' + _string(_text(event.digest)))
     if event.media_type is not None:
-        parts.append('"media_type":' + _string(_text(event.media_type)))
-    if getattr(event, "request_id", ""):
-        parts.append('"request_id":' + _string(_text(event.request_id)))
+        before.append('"media_type":' + _string(_text(event.media_type)))
     if event.size is not None:
         size = event.size
-        parts.append('"size":' + (str(size) if type(size) is int and
+        after.append('"size":' + (str(size) if type(size) is int and
                                   -MAX_SAFE_INTEGER <= size <= MAX_SAFE_INTEGER
                                   else _encode(json_safe({"size": size})["size"])))
     if event.tag is not None:
-        parts.append('"tag":' + _string(_text(event.tag)))
-    return "{" + ",".join(parts) + "}"
+        after.append('"tag":' + _string(_text(event.tag)))
+    return before, after
+
+
+def _artifact_detail(event: Event) -> str:
+    """canonical_detail() of the artifact fields and the request id alone."""
+    before, after = _artifact_parts(event)
+    if getattr(event, "request_id", ""):
+        before.append('"request_id":' + _string(_text(event.request_id)))
+    return "{" + ",".join(before + after) + "}"
+
+
+# Event fields a template is kept under (action, repository, digest, media_type, tag, size,
+# result, target, actor, address), and the exact types it is kept for: with only str, int
+# and None, equal fields are the same values (no True == 1, no str subclass's own __eq__).
+_TEMPLATE_FIELDS = 10
+_TEMPLATE_TYPES = frozenset({str, int, type(None)})
+_new_tuple = tuple.__new__
+
+
+class _Templates(dict[tuple[Any, ...], tuple[tuple[Any, ...], str, str, str]]):
+    """What entry_from_event makes of an event without detail, but for `at` and the request
+    id: Entry's columns after `at`, the detail without a request id, and the detail's text
+    before and after the request id's value. Bounded: emptied when full (a few hundred
+    artifacts and callers pulled at a time fit; more only costs the full path)."""
+
+    MAX = 1024
+
+    def keep(self, fields: tuple[Any, ...], event: Event) -> tuple[tuple[Any, ...], str, str,
+                                                                   str]:
+        before, after = _artifact_parts(event)
+        template = (_columns(event), "{" + ",".join(before + after) + "}",
+                    "{" + "".join(p + "," for p in before) + '"request_id":',
+                    "".join("," + p for p in after) + "}")
+        if len(self) >= self.MAX:
+            self.clear()
+        self[fields] = template
+        return template
+
+
+_templates = _Templates()
 
 
 def _escaped(value: object, limit: int) -> str:
@@ -426,14 +488,71 @@ def link(prev_hash: str, entry_id: int, entry: Entry) -> str:
 
 
 def chain(prev_id: int, prev_hash: str, entries: Iterable[Entry]) -> list[ChainedEntry]:
-    """Give entries the ids and hashes that follow (prev_id, prev_hash), in order."""
+    """Give entries the ids and hashes that follow (prev_id, prev_hash), in order.
+
+    Each entry is hashed on its own, as link() does, but its canonical form is put together
+    from the parts that precede and follow `at` .. `id`, kept per caller and per target
+    (_Spellings): most entries are pulls of a few artifacts by a few callers."""
     chained: list[ChainedEntry] = []
+    sha256 = hashlib.sha256
     for entry in entries:
         prev_id += 1
-        digest = link(prev_hash, prev_id, entry)
-        chained.append(ChainedEntry(prev_id, entry, prev_hash, digest))
+        at = entry.at
+        head, tail = _spellings.get(entry)
+        digest = sha256("".join((
+            prev_hash, head,
+            float.__repr__(at) if type(at) is float and at - at == 0.0 else _float(at),
+            ',"detail":', entry.detail_json, ',"id":', str(prev_id), tail)).encode()
+        ).hexdigest()
+        chained.append(_new_tuple(ChainedEntry, (prev_id, entry, prev_hash, digest)))
         prev_hash = digest
     return chained
+
+
+class _Spellings:
+    """The canonical form's text before `at` (action, actor, address) and after `id`
+    (repository, result, target) of the entries chain() has seen, by their values, exactly
+    as canonical() spells them. Kept only for values of exact types (str, and None for the
+    repository), for which equal means the same: the entries this module makes have only
+    those (an Entry of str subclasses equal to a kept key would be spelled as the key, and
+    then fail verification, not pass it). Bounded, emptied when full."""
+
+    MAX = 1024
+
+    def __init__(self) -> None:
+        self.heads: dict[tuple[Any, ...], str] = {}
+        self.tails: dict[tuple[Any, ...], str] = {}
+
+    def get(self, entry: Entry) -> tuple[str, str]:
+        who = (entry.action, entry.actor, entry.address)
+        what = (entry.repository, entry.result, entry.target)
+        head = self.heads.get(who)
+        if head is None:
+            head = "".join(('{"action":', _string(entry.action), ',"actor":',
+                            _string(entry.actor), ',"address":', _string(entry.address),
+                            ',"at":'))
+            self._keep(self.heads, who, head)
+        tail = self.tails.get(what)
+        if tail is None:
+            tail = "".join((',"repository":', _optional(entry.repository), ',"result":',
+                            _string(entry.result), ',"target":', _string(entry.target), "}"))
+            self._keep(self.tails, what, tail)
+        return head, tail
+
+    def _keep(self, kept: dict[tuple[Any, ...], str], key: tuple[Any, ...],
+              text: str) -> None:
+        if _exact(key):
+            if len(kept) >= self.MAX:
+                kept.clear()
+            kept[key] = text
+
+
+_spellings = _Spellings()
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
+def _exact(values: tuple[Any, ...]) -> bool:
+    return _TEXT_TYPES.issuperset(map(type, values))
 
 
 class ChainChecker:

@@ -8,6 +8,7 @@ entry in between the read and the insert.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,13 +84,57 @@ def _chained(row: Row[Any]) -> ChainedEntry:
 # The columns in the order of (id, *Entry, prev_hash, hash): the rows are built that way.
 _INSERT_COLUMNS = ("id", *("detail" if f == "detail_json" else f for f in Entry._fields),
                    "prev_hash", "hash")
+# Rows per INSERT statement: a batch goes in as statements of 500 rows while that many are
+# left, then of 100, then of 20, the rest by executemany. On SQLite a row costs ~1.3 µs less
+# in a statement of 500 than by executemany (one statement step for many rows instead of one
+# per row), ~0.6 µs less in one of 100; a loaded worker's flush holds a few hundred to a few
+# thousand entries. Each size is one statement text, compiled once per connection (the
+# driver's statement cache). 500 rows of 11 values stay below PostgreSQL's 65,535 parameters
+# and SQLite's limit since 3.32 (32,766); an older SQLite (999) gets sizes that fit.
+_ROWS_PER_INSERT = (500, 100, 20)
 
 
-def _insert_sql(conn: Connection) -> str:
-    """The INSERT in the driver's own placeholder style (qmark for SQLite, %s for psycopg)."""
+def _insert_sql(conn: Connection, rows: int = 1) -> str:
+    """The INSERT of `rows` rows in the driver's own placeholder style (qmark for SQLite, %s
+    for psycopg)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    values = f"({', '.join([mark] * len(_INSERT_COLUMNS))})"
     return (f"INSERT INTO audit_log ({', '.join(_INSERT_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})")
+            f"VALUES {', '.join([values] * rows)}")
+
+
+def _most_values(conn: Connection) -> int:
+    """How many values one statement may carry: SQLite's own limit (only its connection has
+    getlimit), PostgreSQL's protocol limit otherwise."""
+    limit = getattr(conn.connection.driver_connection, "getlimit", None)
+    return 65535 if limit is None else limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+def _insert(conn: Connection, chained: list[ChainedEntry]) -> None:
+    """Straight to the driver: every pull is audited, and SQLAlchemy's per-row parameter
+    handling cost more than the rest of the write. An Entry is a tuple in the table's column
+    order, between id and the hashes."""
+    width = len(_INSERT_COLUMNS)
+    done = 0
+    if len(chained) >= _ROWS_PER_INSERT[-1]:
+        most = _most_values(conn) // width
+        for size in _ROWS_PER_INSERT:
+            if size > most or len(chained) - done < size:
+                continue
+            whole = done + (len(chained) - done) // size * size
+            values: list[Any] = []
+            for c in chained[done:whole]:
+                values.append(c.id)
+                values.extend(c.entry)
+                values.append(c.prev_hash)
+                values.append(c.hash)
+            sql, step = _insert_sql(conn, size), size * width
+            for start in range(0, len(values), step):
+                conn.exec_driver_sql(sql, tuple(values[start:start + step]))
+            done = whole
+    if done < len(chained):
+        conn.exec_driver_sql(_insert_sql(conn), [(c.id, *c.entry, c.prev_hash, c.hash)
+                                                 for c in chained[done:]])
 
 
 class AuditStore:
@@ -121,11 +166,7 @@ class AuditStore:
                                 .order_by(audit_log.c.id.desc()).limit(1)).first()
             prev_id, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
             chained = chain(prev_id, prev_hash, entries)
-            # Straight to the driver's executemany: every pull is audited, and SQLAlchemy's
-            # per-row parameter handling cost more than the rest of the write.
-            # An Entry is a tuple in the table's column order, between id and the hashes.
-            conn.exec_driver_sql(_insert_sql(conn), [
-                (c.id, *c.entry, c.prev_hash, c.hash) for c in chained])
+            _insert(conn, chained)
         return chained
 
     # -- reading --------------------------------------------------------------------------

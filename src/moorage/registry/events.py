@@ -12,8 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("moorage.events")
 
@@ -67,36 +66,67 @@ def acting_as(actor: str, **cause: Any) -> Iterator[None]:
         _caller.reset(caller)
 
 
-def _current_actor() -> str:
-    return _caller.get()[0]
-
-
-def _current_address() -> str:
-    return _caller.get()[1]
-
-
-def _current_detail() -> dict[str, Any]:
-    cause = _cause.get()
-    return dict(cause) if cause else {}
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
+class _EventFields(NamedTuple):
     action: str
-    repository: str | None = None
-    digest: str | None = None
-    media_type: str | None = None
-    tag: str | None = None
-    size: int | None = None
-    result: str = "success"
-    target: str = ""
-    # Unless given, who and from where come from the request being served (set_caller), or
-    # the background actor (acting_as), whose cause is then the detail.
-    actor: str = field(default_factory=_current_actor)
-    address: str = field(default_factory=_current_address)
-    detail: dict[str, Any] = field(default_factory=_current_detail)
-    at: float = field(default_factory=time.time)
-    request_id: str = field(default_factory=request_id)
+    repository: str | None
+    digest: str | None
+    media_type: str | None
+    tag: str | None
+    size: int | None
+    result: str
+    target: str
+    actor: str
+    address: str
+    detail: dict[str, Any]
+    at: float
+    request_id: str
+
+
+_GIVEN_BY_CONTEXT: Any = object()  # "not passed": the field comes from the request context
+_new_tuple = tuple.__new__
+
+
+class Event(_EventFields):
+    """What happened, immutable (every subscriber sees the same event).
+
+    A named tuple with its own constructor rather than a frozen dataclass: every pull makes
+    one on the request path, and a frozen dataclass's __init__ (one object.__setattr__ and one
+    default factory call per field) cost three times as much (~1.9 against ~0.6 µs).
+    Unless given, who and from where come from the request being served (set_caller), or the
+    background actor (acting_as), whose cause is then the detail; `at` is the time it is made
+    and `request_id` the id of the request being served.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, action: str, repository: str | None = None, digest: str | None = None,
+                media_type: str | None = None, tag: str | None = None,
+                size: int | None = None, result: str = "success", target: str = "",
+                actor: str = _GIVEN_BY_CONTEXT, address: str = _GIVEN_BY_CONTEXT,
+                detail: dict[str, Any] = _GIVEN_BY_CONTEXT, at: float = _GIVEN_BY_CONTEXT,
+                request_id: str = _GIVEN_BY_CONTEXT) -> Event:
+        if actor is _GIVEN_BY_CONTEXT or address is _GIVEN_BY_CONTEXT:
+            caller = _caller.get()
+            if actor is _GIVEN_BY_CONTEXT:
+                actor = caller[0]
+            if address is _GIVEN_BY_CONTEXT:
+                address = caller[1]
+        if detail is _GIVEN_BY_CONTEXT:
+            cause = _cause.get()
+            detail = dict(cause) if cause else {}
+        return _new_tuple(cls, (action, repository, digest, media_type, tag, size, result,
+                                target, actor, address, detail,
+                                time.time() if at is _GIVEN_BY_CONTEXT else at,
+                                _request_id.get() if request_id is _GIVEN_BY_CONTEXT
+                                else request_id))
+
+    def __eq__(self, other: object) -> bool:  # an event equals an event, not a bare tuple
+        return type(other) is type(self) and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # the detail is a dict, as before
 
     def describe_target(self) -> str:
         if self.target:
