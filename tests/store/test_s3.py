@@ -3,7 +3,10 @@ commit plan for any chunk sizes, resumed reads, presigning hosts and configurati
 
 from __future__ import annotations
 
+import calendar
+import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 from botocore.exceptions import ResponseStreamingError
 from hypothesis import given, settings, strategies as st
 
+from moorage.cache.redirects import reusable_until
 from moorage.settings import Settings, SettingsError, load_settings
 from moorage.store.base import StagedUploadInvalid
 from moorage.store.factory import open_blob_store, parse_storage_url
@@ -480,6 +484,66 @@ def test_presigned_url_for_a_public_endpoint(seaweed: SeaweedS3) -> None:
     assert url is not None and url.startswith("https://registry-s3.example.com/")
     assert "X-Amz-Expires=60" in url
     store.close()
+
+
+def _count_heads(store: S3BlobStore) -> list[str]:
+    heads: list[str] = []
+    store.client.meta.events.register(
+        "before-call.s3.HeadObject", lambda params, **_: heads.append(params["url_path"]))
+    return heads
+
+
+def test_presigned_url_of_a_small_blob_needs_no_head_and_is_reused(s3: S3BlobStore) -> None:
+    """Below POINTER_MIN_SIZE a blob is never a pointer: with its size from the database
+    the blob key is signed without asking the bucket, and a URL signed for a key is reused
+    while most of its validity is left (then signed afresh)."""
+    data = b"small blob"
+    digest = digest_of(data)
+    s3.put(digest, data)
+    heads = _count_heads(s3)
+    url = s3.presigned_url(digest, expires=4, size=len(data))
+    assert heads == [] and url is not None and httpx.get(url).content == data
+    assert s3.presigned_url(digest, expires=4, size=len(data)) == url
+    time.sleep(1.2)  # past a quarter of 4 s
+    again = s3.presigned_url(digest, expires=4, size=len(data))
+    assert again != url and httpx.get(again or "").content == data
+    assert s3.presigned_url(digest, expires=4) == again and len(heads) == 1  # no size: HEAD
+
+
+def test_presigned_url_follows_a_pointer_again_after_a_delete_and_a_new_push(
+        seaweed: SeaweedS3) -> None:
+    """A big blob may be a pointer, so its data object is found by a HEAD every time: a
+    blob deleted and pushed again (a new data object) is never signed at its old object."""
+    store, other = run_store(seaweed), None
+    data = payload(6 * MiB, seed=7)
+    digest = digest_of(data)
+
+    def push() -> str:
+        upload_id = new_upload(store)
+        append(store, upload_id, data)
+        store.upload_commit(upload_id, digest, size=len(data))
+        return upload_id
+
+    first = push()
+    other = run_store(seaweed, store.prefix)  # another replica
+    url = other.presigned_url(digest, size=len(data))
+    assert url is not None and store.data_key(first).rpartition("/")[2] in url
+    store.delete(digest)
+    assert httpx.get(url).status_code == 404
+    second = push()
+    moved = other.presigned_url(digest, size=len(data))
+    assert moved is not None and store.data_key(second).rpartition("/")[2] in moved
+    assert hashlib.sha256(httpx.get(moved, timeout=60).content).hexdigest() == digest[7:]
+    store.close()
+    other.close()
+
+
+def test_reusable_until_reads_the_signature_window() -> None:
+    url = ("http://s3/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261207T220000Z"
+           "&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=ab")
+    assert reusable_until(url) == calendar.timegm((2026, 12, 7, 22, 1, 15, 0, 0, 0))
+    assert reusable_until("http://s3/b/k?X-Amz-Expires=300") is None
+    assert reusable_until("http://s3/b/k") is None
 
 
 def test_parse_storage_url() -> None:

@@ -45,9 +45,11 @@ class BlobStore(Protocol):
              chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Bytes [start, end) of a blob, in chunks."""
 
-    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+    def presigned_url(self, digest: str, expires: int | None = None, *,
+                      size: int | None = None) -> str | None:
         """A URL a client may GET the blob from directly (honouring Range) for `expires`
-        seconds, or None when the store has no such thing (the filesystem)."""
+        seconds, or None when the store has no such thing (the filesystem). `size`: the
+        blob's size as the database records it, if known (it may spare a lookup)."""
 
     def put(self, digest: str, data: bytes) -> None:
         """Store small, already verified content (e.g. the empty JSON config) directly."""

@@ -508,7 +508,8 @@ class EncryptedBlobStore:
     # The stored bytes are ciphertext: clients are never sent to the bucket for them.
     redirect = False
 
-    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+    def presigned_url(self, digest: str, expires: int | None = None, *,
+                      size: int | None = None) -> str | None:
         return None
 
     def __init__(self, inner: BlobStore, keyring: Keyring,

@@ -132,7 +132,8 @@ class FilesystemBlobStore:
              chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return _read_file(self._blob_path(digest), start, end, chunk_size)
 
-    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+    def presigned_url(self, digest: str, expires: int | None = None, *,
+                      size: int | None = None) -> str | None:
         return None
 
     def put(self, digest: str, data: bytes) -> None:

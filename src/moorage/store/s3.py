@@ -117,9 +117,15 @@ SEALED = "sealed"  # the run's multipart upload was completed (its bytes are rea
 # names the completed object (under <prefix>/data/) that holds its bytes, and its size.
 POINTER_KEY = "moorage-data"
 POINTER_SIZE = "moorage-size"
+# A blob smaller than this is never a pointer: pointers are written only for an upload's run,
+# whose chunks are each at least MIN_PART (S3Chunk._decide). Its bytes are at its key, and
+# a presigned URL for it needs no HEAD to find them. The write side must keep this true.
+POINTER_MIN_SIZE = MIN_PART
 _RECORDS_KEPT = 64  # the last run record written, for this many uploads (see _wrote_record)
 _SCAN_KEPT_SECONDS = 5.0  # a listing by upload_size may stand for the chunk's own this long
 _POINTERS_KEPT = 10_000  # digest -> data key remembered per store (immutable, see _located)
+_URLS_KEPT = 4096  # presigned URLs kept per store (see _signed), ~0.5 KiB each
+_URL_REUSE = 0.25  # a presigned URL is handed out during this fraction of its validity
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
@@ -842,6 +848,7 @@ class S3BlobStore:
         self._pointers: dict[str, str] = {}  # digest -> data key (see _remember_pointer)
         self._records: dict[str, tuple[str, dict[str, Any]]] = {}  # see _wrote_record
         self._scans: dict[str, tuple[float, _Upload]] = {}  # see _recent_scan
+        self._urls: dict[tuple[str, int], tuple[float, str]] = {}  # see _signed
         self._pointers_lock = threading.Lock()
 
     @staticmethod
@@ -987,18 +994,42 @@ class S3BlobStore:
         if located is not None and located[0] != key:
             self.client.delete_object(Bucket=self.bucket, Key=located[0])
 
-    def presigned_url(self, digest: str, expires: int | None = None) -> str | None:
+    def presigned_url(self, digest: str, expires: int | None = None, *,
+                      size: int | None = None) -> str | None:
         """A URL anyone may GET (with Range) for `expires` seconds, for 307 redirects.
 
-        One HEAD finds where the bytes are (a pointer's data object is presigned, not the
-        pointer); signing is local arithmetic. No remembered pointer is trusted here: a
-        stale one would send the client to an object that was deleted.
+        A pointer's data object is presigned, not the pointer. With `size` (the blob's size
+        as the database records it) below POINTER_MIN_SIZE the blob cannot be a pointer, so
+        its key is signed without asking the bucket; otherwise one HEAD finds where the
+        bytes are (no remembered pointer is trusted here: a stale one would send the client
+        to an object that was deleted; the web layer keeps answers until the next commit,
+        cache/redirects.py). Signing is local arithmetic, and a URL signed for a key is
+        reused for a quarter of its expiry (_signed).
         """
-        located = self._locate(digest)
-        key = located[0] if located is not None else self.blob_key(digest)
-        return self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key},
-            ExpiresIn=expires or self.redirect_expires)
+        if size is not None and size < POINTER_MIN_SIZE:
+            key = self.blob_key(digest)
+        else:
+            located = self._locate(digest)
+            key = located[0] if located is not None else self.blob_key(digest)
+        return self._signed(key, expires or self.redirect_expires)
+
+    def _signed(self, key: str, expires: int) -> str:
+        """A presigned GET of `key`, signed at most expires/4 seconds ago. A key names the
+        same bytes for as long as it exists (a blob key its digest's; a data object is
+        written once), so an earlier URL for it is as good as a fresh one while it has
+        most of its validity left."""
+        now = time.time()
+        with self._pointers_lock:
+            kept = self._urls.get((key, expires))
+        if kept is not None and 0 <= now - kept[0] < expires * _URL_REUSE:
+            return kept[1]
+        url = str(self._presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires))
+        with self._pointers_lock:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            self._urls[(key, expires)] = (now, url)
+        return url
 
     # -- uploads -----------------------------------------------------------------------
     def upload_create(self, upload_id: str) -> None:

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, quote
 
 import orjson
 
+from moorage.cache.redirects import RedirectCache
+from moorage.db.changes import signal_of
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
@@ -130,6 +132,7 @@ class RegistryAPI:
         self.origin = access.public_url
         # Encoded response headers per manifest digest: they never change for a digest.
         self._manifest_headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._redirects = RedirectCache(signal_of(registry.db.engine))
         # (route kind, method) -> its handler, looked up once rather than by name per request
         self._handlers: dict[tuple[str, str], Handler] = {
             key: getattr(self, f"{key[0]}_{key[1].lower()}") for key in _ACTIONS}
@@ -323,7 +326,14 @@ class RegistryAPI:
             return
         store = self.registry.store
         if store.redirect:
-            url = await asyncio.to_thread(store.presigned_url, digest)
+            # Kept per worker until the next commit (cache/redirects.py): most redirects
+            # cost no HEAD to the bucket, no signing and no thread hop.
+            url = self._redirects.get(digest)
+            if url is None:
+                version = self._redirects.version()
+                url = await asyncio.to_thread(store.presigned_url, digest, size=size)
+                if url:
+                    self._redirects.put(digest, version, url)
             if url:
                 await respond(send, 307, b"", {"location": url, "docker-content-digest": digest})
                 return
