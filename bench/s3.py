@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -55,7 +56,7 @@ from bench import load, profile  # noqa: E402
 from bench.content import token, upload_blob  # noqa: E402
 from bench.rawhttp import Connection  # noqa: E402
 from bench.servers import (DistributionV3, Moorage, Server, cpu_seconds, find_v3,  # noqa: E402
-                           process_tree)
+                           process_tree, pss_kib)
 from tests.support.seaweed import SeaweedS3  # noqa: E402
 
 MiB = 1 << 20
@@ -120,28 +121,46 @@ class DistributionV3S3(DistributionV3):
 
 
 class Meter:
-    """CPU of a server's process tree and of SeaweedFS across one measured run."""
+    """CPU of a server's process tree and of SeaweedFS across one measured run, and the
+    server tree's peak PSS during it (sampled 4 times a second), so that each row shows
+    what it needs rather than the whole run's peak."""
 
     def __init__(self, server: Server | None, seaweed: SeaweedS3) -> None:
         self.server_pids = process_tree(server.proc.pid) if server and server.proc else []
         assert seaweed.proc is not None
         self.seaweed_pids = process_tree(seaweed.proc.pid)
+        self.peak_pss_kib = 0
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_pss_kib = max(self.peak_pss_kib,
+                                    sum(pss_kib(p) for p in self.server_pids))
+            if self._done.wait(0.25):
+                return
 
     def __enter__(self) -> "Meter":
         self.started = time.perf_counter()
         self.cpu0 = (cpu_seconds(self.server_pids), cpu_seconds(self.seaweed_pids))
+        if self.server_pids:
+            self._sampler.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.started
         self.server_cpu = cpu_seconds(self.server_pids) - self.cpu0[0]
         self.seaweed_cpu = cpu_seconds(self.seaweed_pids) - self.cpu0[1]
+        self._done.set()
+        if self._sampler.is_alive():
+            self._sampler.join()
 
     def result(self, moved: int, **extra: Any) -> dict[str, Any]:
         gib = moved / GiB
         return {"mib_s": moved / MiB / self.wall, "seconds": self.wall, "bytes": moved,
                 "cpu_s_per_gib": self.server_cpu / gib, "seaweed_cpu_s_per_gib":
-                self.seaweed_cpu / gib, **extra}
+                self.seaweed_cpu / gib, "peak_pss_mib": round(self.peak_pss_kib / 1024, 1),
+                **extra}
 
 
 # -- clients --------------------------------------------------------------------------------
@@ -255,7 +274,8 @@ class Bench:
         self.runs[row][label].append(result)
         log(f"  {row:8} {label:17} {result['mib_s']:8.1f} MiB/s  "
             f"cpu {result['cpu_s_per_gib']:.2f} s/GiB  seaweed "
-            f"{result['seaweed_cpu_s_per_gib']:.2f} s/GiB  errors {result.get('errors', 0)}")
+            f"{result['seaweed_cpu_s_per_gib']:.2f} s/GiB  errors {result.get('errors', 0)}"
+            f"  peak {result.get('peak_pss_mib', 0):.0f} MiB")
 
     def presigned(self, method: str, key: str) -> str:
         return str(self.client.generate_presigned_url(
@@ -457,6 +477,10 @@ async def amain(o: argparse.Namespace) -> int:
         print(f"(no Distribution v3 columns: {v3_source})")
     print(bench.table())
     print(f"peak memory (PSS, MiB): {json.dumps(memory)}")
+    by_row = {row: {label: max((r.get("peak_pss_mib", 0) for r in runs), default=0)
+                    for label, runs in bench.runs[row].items() if label in bench.servers}
+              for row in ROWS if any(bench.runs[row].values())}
+    print(f"peak memory by row (PSS, MiB): {json.dumps(by_row)}")
     print(json.dumps({"runs": bench.runs, "server_errors": errors, "profiles": bench.profiles},
                      default=str), file=sys.stderr)
     return 0

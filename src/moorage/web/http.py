@@ -88,13 +88,18 @@ async def send_stream(send: Send, status: int, headers: dict[str, str], chunks: 
     The first chunk is read before the headers go out, so a blob whose bytes are missing is
     still answered with a proper error; a failure later can only cut the response short.
     """
-    end = object()
+    end, empty = object(), object()
+    # a store's read-ahead (S3's ReadAhead) hands over chunks it holds ready without a hop
+    # to a thread; only a wait for one goes to a thread
+    ready = getattr(chunks, "next_nowait", None)
     first = await asyncio.to_thread(next, chunks, end)
     raw = prepare_headers(headers, length)
     await send({"type": "http.response.start", "status": status, "headers": raw})
     chunk = first
     while chunk is not end:
-        following = await asyncio.to_thread(next, chunks, end)
+        following = ready(end, empty) if ready is not None else empty
+        if following is empty:
+            following = await asyncio.to_thread(next, chunks, end)
         await send({"type": "http.response.body", "body": chunk, "more_body": following is not end})
         chunk = following
     if first is end:
