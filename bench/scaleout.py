@@ -54,6 +54,7 @@ from bench.servers import (Moorage, cpu_seconds, process_tree, pss_kib,  # noqa:
 
 RESULTS = ROOT / "bench" / "results"
 EMBEDDED, SCALEOUT = "embedded", "scale-out"
+BASELINE = "scale-out-baseline"  # --baseline: the same replicas run from another source tree
 HANG = 600.0  # bounds a hang only
 IDLE_SECONDS = 5.0  # each tree's CPU without load is measured this long before each run
 
@@ -154,8 +155,19 @@ class SharedServices:
 
 
 def start_scaleout(work: Path, shared: SharedServices, replicas: int, workers: int,
-                   redirect: bool) -> Deployment:
+                   redirect: bool, baseline: str = "") -> Deployment:
+    """With `baseline` (a `src` folder), replicas of that code on the same services and
+    data (for before/after in alternation; migrated once, by this tree's code)."""
     env = {**shared.env(redirect), "MOORAGE_SCAN_ON_PUSH": "false"}
+    if baseline:
+        env["PYTHONPATH"] = str(Path(baseline).resolve())
+        servers = []
+        for i in range(replicas):
+            replica = Moorage(f"base{i}", work / f"base{i}", workers=workers, extra_env=env)
+            replica.work.mkdir(parents=True, exist_ok=True)
+            replica.start(timeout=HANG)
+            servers.append(replica)
+        return Deployment(BASELINE, servers, shared.services())
     migrate = subprocess.run([sys.executable, "-m", "moorage", "migrate"],
                              env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **env},
                              capture_output=True, text=True, timeout=HANG)
@@ -244,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1",
                    help="tiny sizes, 3-second runs: checks the harness, not the figures")
     p.add_argument("--only", choices=(EMBEDDED, SCALEOUT), help="run one deployment only")
+    p.add_argument("--baseline", default="",
+                   help="a `src` folder of another Moorage (e.g. main's, from git archive): "
+                        "its replicas run on the same services and data, alternating with "
+                        "this tree's, for before/after")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     o = p.parse_args(argv)
     if o.quick:
@@ -260,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"work folder {work}; load average {meta['loadavg_start'][0]:.1f} on {meta['cpus']} CPUs")
     shared = SharedServices(work)
     deps: list[Deployment] = []
-    runs: dict[str, list[dict[str, Any]]] = {EMBEDDED: [], SCALEOUT: []}
+    runs: dict[str, list[dict[str, Any]]] = {EMBEDDED: [], SCALEOUT: [], BASELINE: []}
     profile: dict[str, Any] | None = None
     try:
         if o.only != SCALEOUT:
@@ -273,7 +289,14 @@ def main(argv: list[str] | None = None) -> int:
             deps.append(start_scaleout(work, shared, o.replicas, o.replica_workers, redirect))
             log(f"scale-out: {', '.join(s.url for s in deps[-1].servers)}, "
                 f"{o.replica_workers} worker(s) each, blobs: {o.blobs}")
+            if o.baseline:
+                deps.append(start_scaleout(work, shared, o.replicas, o.replica_workers,
+                                           redirect, o.baseline))
+                log(f"baseline replicas ({o.baseline}): "
+                    f"{', '.join(s.url for s in deps[-1].servers)}")
         for dep in deps:
+            if dep.label == BASELINE:
+                continue  # same database and bucket as the scale-out: seeded with it
             started = time.perf_counter()
             asyncio.run(seed(dep, repos, 8))
             log(f"seeded {dep.label}: {len(repos):,} images "
@@ -282,12 +305,12 @@ def main(argv: list[str] | None = None) -> int:
             order = deps if r % 2 == 0 else deps[::-1]
             for dep in order:
                 res = asyncio.run(sustained(dep, repos, o.seconds, o.rate, o.clients,
-                                            redirect and dep.label == SCALEOUT))
+                                            redirect and dep.label != EMBEDDED))
                 runs[dep.label].append(res)
                 log(f"round {r + 1}/{o.rounds} {dep.label}: {fmt(res)}; CPU s per 1k "
                     f"pulls {res['cpu_s_per_1k_pulls']}; client {res['client_cpu']:.2f} cores"
                     + (f"; e.g. {res['error_samples'][:2]}" if res["errors"] else ""))
-        if o.profile and deps[-1].label == SCALEOUT:
+        if o.profile and deps[-1].label != EMBEDDED:
             from bench.profile import record_workers
 
             dep = deps[-1]
@@ -348,8 +371,9 @@ def render(o: argparse.Namespace, runs: dict[str, list[dict[str, Any]]],
                        f"{'s' if o.replica_workers > 1 else ''}, PostgreSQL + Redis + "
                        f"SeaweedFS S3 ({'redirect' if o.blobs == 'redirect' else 'proxied'} "
                        f"blobs), round-robin"}
-    for label in (EMBEDDED, SCALEOUT):
-        if o.only and label != o.only:
+    names[BASELINE] = names[SCALEOUT].replace("scale-out:", f"baseline ({o.baseline}):")
+    for label in (EMBEDDED, SCALEOUT, *([BASELINE] if o.baseline else [])):
+        if o.only and label != o.only and label != BASELINE:
             continue
         if not runs[label]:
             rows.append(f"| {names[label]} | failed | | | | | | | NOT MET |")
