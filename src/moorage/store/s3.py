@@ -124,11 +124,14 @@ POINTER_MIN_SIZE = MIN_PART
 _RECORDS_KEPT = 64  # the last run record written, for this many uploads (see _wrote_record)
 _SCAN_KEPT_SECONDS = 5.0  # a listing by upload_size may stand for the chunk's own this long
 _POINTERS_KEPT = 10_000  # digest -> data key remembered per store (immutable, see _located)
-# Bytes a blob read yields at a time. Just under the 1 MiB from which buffers get mappings of
-# their own (_make_client: keep_big_buffers_off_the_heap): each chunk of exactly 1 MiB was a
-# fresh mapping, its 256 pages faulted in and zeroed, then unmapped: 8 streams spent 0.7-1.2 s
-# of CPU per GiB where chunks 4 KiB smaller, reused from the heap, cost 0.36-0.45 s.
-READ_CHUNK = MiB - 4096
+# Bytes a blob read yields at a time. Below the 1 MiB from which buffers get mappings of their
+# own (_make_client: keep_big_buffers_off_the_heap): each chunk of exactly 1 MiB was a fresh
+# mapping, its 256 pages faulted in and zeroed, then unmapped (8 streams in one process spent
+# 0.7-1.2 s of CPU per GiB where chunks just under 1 MiB, reused from the heap, cost
+# 0.36-0.45 s). And not near it: granian holds a number of body messages per response, not a
+# number of bytes (8 streams of 1 MiB messages from a bare app: +52 MiB; of 256 KiB: +18 MiB),
+# so a streamed blob's memory is proportional to its chunks; smaller ones cost CPU per byte.
+READ_CHUNK = 512 * 1024
 _URLS_KEPT = 4096  # presigned URLs kept per store (see _signed), ~0.5 KiB each
 _URL_REUSE = 0.25  # a presigned URL is handed out during this fraction of its validity
 _OFFSET_DIGITS = 20  # enough for any 64-bit offset, so names sort in offset order
@@ -835,7 +838,7 @@ class S3BlobStore:
     # allows 80 GiB per chunk within the 10,000-part limit.
     write_batch = 8 * MiB
     # Chunks of a blob read held ready ahead of the reader (memory: this many per stream).
-    read_ahead = 4
+    read_ahead = 4  # of READ_CHUNK: 2 MiB
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
                  region: str | None = None, access_key: str | None = None,
