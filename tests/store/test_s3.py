@@ -634,3 +634,43 @@ def test_a_missing_blob_read_ahead_raises_at_the_first_chunk(s3: S3BlobStore) ->
     with pytest.raises(FileNotFoundError):
         next(iter(s3.read(digest_of(b"never stored"))))
     wait_for_no_read_threads()
+
+
+def test_ready_read_ahead_chunks_are_taken_without_waiting(s3: S3BlobStore) -> None:
+    """send_stream takes chunks the read-ahead holds ready on the event loop (next_nowait)
+    and waits in a thread only for one that is not: mixed, the bytes come out whole and in
+    order, the end is the end, and a read that fails says so."""
+    import time
+
+    data = payload(2 * MiB + 5, seed=22)
+    digest = digest_of(data)
+    s3.put(digest, data)
+    end, empty = object(), object()
+    reader = s3.read(digest, chunk_size=128 * 1024)
+    assert reader.next_nowait(end, empty) is empty  # type: ignore[attr-defined]
+    got = [next(reader)]  # starts the thread
+    deadline = time.monotonic() + 120  # bounds a hang only
+    while True:
+        item = reader.next_nowait(end, empty)  # type: ignore[attr-defined]
+        if item is end:
+            break
+        if item is empty:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+            continue
+        got.append(item)
+    assert b"".join(got) == data and next(reader, end) is end
+    wait_for_no_read_threads()
+
+    def broken() -> Iterator[bytes]:
+        yield b"x"
+        raise ConnectionError("the bucket went away")
+
+    from moorage.store.s3 import ReadAhead
+
+    ahead = ReadAhead(broken(), 2)
+    assert next(ahead) == b"x"
+    with pytest.raises(ConnectionError):
+        while ahead.next_nowait(end, empty) in (empty,):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
