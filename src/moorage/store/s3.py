@@ -1041,9 +1041,9 @@ class S3BlobStore:
         return self._signed(key, expires or self.redirect_expires)
 
     def _signed(self, key: str, expires: int) -> str:
-        """A presigned GET of `key`, signed at most expires/4 seconds ago. A key names the
-        same bytes for as long as it exists (a blob key its digest's; a data object is
-        written once), so an earlier URL for it is as good as a fresh one while it has
+        """A presigned GET of `key`, signed at most expires/4 seconds ago. A URL only says
+        which key to GET, and which key holds a blob's bytes is decided afresh by the
+        caller, so an earlier URL for the same key is as good as a fresh one while it has
         most of its validity left."""
         now = time.time()
         with self._pointers_lock:
