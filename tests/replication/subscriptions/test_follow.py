@@ -133,7 +133,7 @@ def test_a_schedule_runs_it(primary: MoorageServer, distribution: Distribution,
         if done:
             break
         assert time.monotonic() < deadline, found
-        time.sleep(1)
+        time.sleep(0.2)
     assert done[0]["trigger"] == "schedule" and done[0]["status"] == "succeeded", done
     assert local_tags(primary, "mirror/scheduled") == pushed
     # and it can be disabled (its schedule then enqueues nothing)
