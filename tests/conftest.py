@@ -64,6 +64,12 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist 3.7 and later sort `loadscope`'s modules by their number of tests (most
+    # first) unless told not to, which undid LONGEST_FIRST: the fuzz run's 4 tests and the
+    # image build's 2 were handed out among the last, and kept a worker busy for minutes
+    # after the others had finished. The order of the collection is kept instead.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     given = getattr(config, "workerinput", {}).get("terminal_environment")
     for name, value in (given or {}).items():
         if value is None:
@@ -72,21 +78,30 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ[name] = value
 
 
-# The modules that take longest (minutes, mostly waiting on builds, servers and restarts), run
-# first: pytest-xdist's `loadscope` hands modules out in collection order, and a long module
-# handed out last kept one worker busy for minutes after the others were done (the suite's
-# last tenth took a third of its time). Longest first lets the three workers end together.
+# The modules that take longest (a minute or more, mostly waiting on builds, servers and
+# restarts), run first: pytest-xdist's `loadscope` hands modules out in collection order, and
+# a long module handed out last kept one worker busy for minutes after the others were done
+# (the suite's last tenth took a third of its time). Longest first lets the workers end
+# together. Ordered by the wall time of each module in a full run (MOORAGE_TEST_COST_LOG,
+# scripts/test-costs.py); every module over ~20 s is listed.
 LONGEST_FIRST = (
-    "packaging/test_containerfile.py", "web/test_api_fuzz.py", "ops/test_domains.py",
-    "replication/imports/test_harbor.py", "cli/test_serve_process.py",
-    "replication/imports/test_resume.py", "api/test_durability.py",
-    "replication/imports/test_import.py", "packaging/test_scale_out.py", "ops/test_tls.py",
-    "cli/test_local_commands.py", "events/test_delivery.py", "audit/test_reports.py",
-    "api/test_blob_pulls.py", "api/test_manifests.py",
-    "replication/rules/test_crash.py", "replication/rules/test_push_pull.py",
-    "replication/proxy/test_pull_through.py", "blocking/test_pulls.py",
-    "blocking/test_scaleout.py", "signing/service/test_scaleout.py",
-    "signing/service/test_sign.py", "blocking/test_unsigned.py",
+    "web/test_api_fuzz.py", "packaging/test_containerfile.py",
+    "replication/imports/test_harbor.py", "replication/imports/test_import.py",
+    "ops/test_domains.py", "replication/imports/test_resume.py", "scaleout/test_replicas.py",
+    "cli/test_serve_process.py", "replication/rules/test_crash.py",
+    "helm/test_index_scale.py", "console/test_admin.py", "ops/test_tls.py",
+    "api/test_manifests.py", "console/test_repositories.py",
+    "replication/rules/test_bad_upstreams.py", "packaging/test_scale_out.py",
+    "console/test_every_page.py", "console/test_namespaces.py", "api/test_durability.py",
+    "replication/rules/test_push_pull.py", "lifecycle/test_policies.py", "lifecycle/test_gc.py",
+    "cli/test_commands.py", "console/test_rules.py", "scaleout/test_commit_signal.py",
+    "api/test_blob_pulls.py", "sso/test_oidc_bad_input.py", "sso/test_oidc.py",
+    "console/test_jobs.py", "events/test_delivery.py", "api/test_upload_races.py",
+    "audit/test_reports.py", "access/test_cached_decisions.py",
+    "signing/service/test_keys.py", "replication/proxy/test_pull_through.py",
+    "replication/subscriptions/test_follow.py", "lifecycle/test_immutability.py",
+    "web/test_number_ranges.py", "replication/subscriptions/test_quota_and_bad_input.py",
+    "scan/advisories/test_import.py", "db/test_concurrent_writes.py", "events/test_api.py",
 )
 
 

@@ -261,6 +261,15 @@ def migrated_database() -> Path:
     return _TEMPLATES[head]
 
 
+# The resolver of test servers waits 1 s for an answer and asks once (glibc reads RES_OPTIONS;
+# its default is 5 s, twice). Tests give servers hosts that resolve nowhere (webhooks to
+# example.com, upstreams and scanners that do not exist; the machine has no internet), and the
+# test machine's DNS server drops many queries: each drop held a request or a job for 5-10 s
+# (tests/events/test_api.py: 41 -> 21 s). A name without an answer fails as one that does not
+# exist, as before; names in /etc/hosts never ask DNS. A test's own env may set it otherwise.
+RESOLVER = {"RES_OPTIONS": "timeout:1 attempts:1"}
+
+
 class MoorageServer(RegistryProcess):
     """One Moorage instance with its own data folder; can be stopped, killed and restarted.
 
@@ -300,4 +309,4 @@ class MoorageServer(RegistryProcess):
                 "--data-dir", str(self.data_dir), *self.extra_args]
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        return {**RESOLVER, **os.environ, **self.env}

@@ -43,7 +43,10 @@ EXCLUDED = ["positive_data_acceptance"]
 # change the fuzzer makes is an event: with 8 tries each, thousands of doomed deliveries cost
 # the server more CPU than the fuzzing). No account lockout: the fuzzer's own checks send
 # wrong credentials for its account on purpose, and would lock it out (lockouts have their
-# tests in tests/access).
+# tests in tests/access). Its resolver waits 1 s, once, for the examples' hosts
+# (ci.example.com for webhooks, scanner and upstream URLs: they resolve nowhere), as every
+# test server's (tests/support/server.py, RESOLVER): the webhook, scanner and proxy-cache
+# checks resolve in the request, and each dropped DNS query cost one 5-10 s.
 ENV = {**SECURED, **ROOMY, "MOORAGE_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false",
        "MOORAGE_WEBHOOK_MAX_ATTEMPTS": "1", "MOORAGE_LOGIN_LOCKOUT_FAILURES": "0"}
 

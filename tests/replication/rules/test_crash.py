@@ -86,7 +86,7 @@ def test_a_killed_transfer_resumes_and_completes(replicator: MoorageServer,
         if execution["status"] in ("succeeded", "failed"):
             break
         assert time.monotonic() < deadline, execution
-        time.sleep(1)
+        time.sleep(0.2)
     assert execution["status"] == "succeeded", execution
     # the attempt after the restart sent only what the destination did not hold yet: the
     # upload goes in 32 MiB PATCHes, of which at least two had landed at 80 MiB read

@@ -13,6 +13,7 @@ from tests.replication.rules.helpers import (ADMIN, SBOM_TYPE, api, client_for, 
                                              executions, manifest_digest, push_multiarch, run,
                                              run_rule, wait_finished)
 from tests.support.certs import Authority
+from tests.support.schedules import make_due
 from tests.support.server import MoorageServer
 
 
@@ -209,14 +210,16 @@ def test_two_instances_replicating_to_each_other_settle(primary: MoorageServer,
 
 @pytest.mark.slow
 def test_a_schedule_runs_full_syncs(primary: MoorageServer, peer: MoorageServer) -> None:
-    """A cron rule's schedule enqueues full syncs (at the next minute boundary: up to a
-    minute's wait)."""
+    """A cron rule's schedule enqueues full syncs (made due now rather than at the next
+    minute boundary: tests/support/schedules.py)."""
     async def seed() -> str:
         async with client_for(peer, *ADMIN) as client:
             return (await push_multiarch(client, "cron/app", "1", seed="cron"))["index"]
     pushed = run(seed())
-    create_rule(primary, name="every-minute", mode="pull", url=peer.url, username=ADMIN[0],
-                password=ADMIN[1], repositories="cron/app", cron="* * * * *")
+    rule = create_rule(primary, name="every-minute", mode="pull", url=peer.url,
+                       username=ADMIN[0], password=ADMIN[1], repositories="cron/app",
+                       cron="* * * * *")
+    make_due(primary, "replication", rule["id"])
     found = wait_finished(primary, "every-minute", timeout=300)
     assert found[-1]["trigger"] == "schedule" and found[-1]["status"] == "succeeded", found
 
