@@ -8,6 +8,7 @@ user can read while the job runs and after it ends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,10 @@ from moorage.jobs.queue import RENEW_SECONDS, Job, JobQueue
 from moorage.jobs.scheduler import Scheduler
 
 log = logging.getLogger("moorage.jobs")
+
+# The most threads one process runs jobs on (the sum of the registered types' concurrency,
+# capped): enough for every job the per-type limits let this process claim at once.
+MAX_JOB_THREADS = 64
 
 
 class JobCancelled(Exception):
@@ -108,6 +114,7 @@ class Worker:
     _held: set[int] = field(default_factory=set)
     _held_lock: threading.Lock = field(default_factory=threading.Lock)
     _renewer: threading.Thread | None = None
+    _executor: ThreadPoolExecutor | None = None
 
     def register(self, job_type: JobType) -> None:
         self.types[job_type.name] = job_type
@@ -232,10 +239,32 @@ class Worker:
                 pass
         for task in tasks:
             task.cancel()
+        if self._executor is not None:  # running jobs end on their own; no new one starts
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _job_threads(self) -> ThreadPoolExecutor:
+        """Jobs run on threads of their own, never on the event loop's default executor.
+
+        Inside `moorage serve` the loop's default executor (asyncio.to_thread: 6 threads
+        on 2 cores) is what requests use for their blocking work: upload chunks, blob
+        commits, database calls. A job holds its thread for as long as it runs, so eight
+        webhook deliveries waiting on a receiver that does not answer (or a GC, an import
+        and a scan) took every one of those threads, and every push stalled behind them.
+        This pool has a thread for each job the per-type limits let this process claim at
+        once, so a claimed job never waits for a thread, and requests never wait for jobs.
+        """
+        if self._executor is None:
+            wanted = sum(spec.concurrency for spec in self.types.values())
+            self._executor = ThreadPoolExecutor(max(1, min(wanted, MAX_JOB_THREADS)),
+                                                thread_name_prefix="moorage-job")
+        return self._executor
 
     async def _run_in_thread(self, job: Job) -> str:
         try:
-            return await asyncio.to_thread(self.run_one, job)
+            call = contextvars.copy_context().run
+            return await asyncio.get_running_loop().run_in_executor(
+                self._job_threads(), call, self.run_one, job)
         finally:
             self._running[job.type] -= 1
             self.wake()
