@@ -469,18 +469,29 @@ def _optional(value: str | None) -> str:
     return "null" if value is None else _string(value)
 
 
+def _head(action: str, actor: str, address: str) -> str:
+    """The canonical form's text before `at`: its keys that sort first."""
+    return "".join(('{"action":', _string(action), ',"actor":', _string(actor),
+                    ',"address":', _string(address), ',"at":'))
+
+
+def _tail(repository: str | None, result: str, target: str) -> str:
+    """The canonical form's text after `id`: its keys that sort last, and the closing brace."""
+    return "".join((',"repository":', _optional(repository), ',"result":', _string(result),
+                    ',"target":', _string(target), "}"))
+
+
 def canonical(entry_id: int, entry: Entry) -> str:
     """The documented form, spelled out key by key (in sorted order) rather than through
     json.dumps of a dict: the stored detail text is spliced in as it is, which makes hashing
     and verification about three times faster, and means any change to the stored text, even
     whitespace, counts as an edit. Equal to json.dumps(..., sort_keys=True, compact) of the
-    entry whenever the detail is canonical, which the writer guarantees."""
+    entry whenever the detail is canonical, which the writer guarantees. chain() puts the
+    same text together from kept heads and tails (_Spellings)."""
     return "".join((
-        '{"action":', _string(entry.action), ',"actor":', _string(entry.actor),
-        ',"address":', _string(entry.address), ',"at":', _float(entry.at),
+        _head(entry.action, entry.actor, entry.address), _float(entry.at),
         ',"detail":', entry.detail_json, ',"id":', str(int(entry_id)),
-        ',"repository":', _optional(entry.repository), ',"result":', _string(entry.result),
-        ',"target":', _string(entry.target), "}"))
+        _tail(entry.repository, entry.result, entry.target)))
 
 
 def link(prev_hash: str, entry_id: int, entry: Entry) -> str:
@@ -497,13 +508,10 @@ def chain(prev_id: int, prev_hash: str, entries: Iterable[Entry]) -> list[Chaine
     sha256 = hashlib.sha256
     for entry in entries:
         prev_id += 1
-        at = entry.at
         head, tail = _spellings.get(entry)
         digest = sha256("".join((
-            prev_hash, head,
-            float.__repr__(at) if type(at) is float and at - at == 0.0 else _float(at),
-            ',"detail":', entry.detail_json, ',"id":', str(prev_id), tail)).encode()
-        ).hexdigest()
+            prev_hash, head, _float(entry.at), ',"detail":', entry.detail_json, ',"id":',
+            str(prev_id), tail)).encode()).hexdigest()
         chained.append(_new_tuple(ChainedEntry, (prev_id, entry, prev_hash, digest)))
         prev_hash = digest
     return chained
@@ -528,14 +536,11 @@ class _Spellings:
         what = (entry.repository, entry.result, entry.target)
         head = self.heads.get(who)
         if head is None:
-            head = "".join(('{"action":', _string(entry.action), ',"actor":',
-                            _string(entry.actor), ',"address":', _string(entry.address),
-                            ',"at":'))
+            head = _head(*who)
             self._keep(self.heads, who, head)
         tail = self.tails.get(what)
         if tail is None:
-            tail = "".join((',"repository":', _optional(entry.repository), ',"result":',
-                            _string(entry.result), ',"target":', _string(entry.target), "}"))
+            tail = _tail(*what)
             self._keep(self.tails, what, tail)
         return head, tail
 
