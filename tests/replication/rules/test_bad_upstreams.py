@@ -5,6 +5,7 @@ unverified is stored here. Edition and quota refusals name what is missing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.remote.misbehaving import LAYER_DIGEST, MANIFEST_DIGEST
 from tests.replication.rules.conftest import moorage
 from tests.replication.rules.helpers import (ADMIN, api, client_for, create_rule,
                                              manifest_digest, run, run_rule)
+from tests.support.processes import wait_until
 from tests.support.server import MoorageServer
 
 
@@ -24,6 +26,10 @@ def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServe
                      MOORAGE_QUOTA_SYNC_RULES="6")
     yield server
     server.kill()
+
+
+def job_of(server: MoorageServer, execution: dict[str, Any]) -> dict[str, Any]:
+    return api(server, "GET", f"/jobs/{execution['job_id']}").json()  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("repository,reason", [
@@ -45,7 +51,10 @@ def test_a_bad_upstream_fails_the_execution_with_its_reason(
     text = (execution["message"] + " ".join(e["error"] for e in execution["errors"])).lower()
     assert reason in text, execution
     assert execution["errors"][0]["artifact"] == f"{repository}:latest"
-    job = api(impatient, "GET", f"/jobs/{execution['job_id']}").json()
+    # The handler marks the execution failed; its worker marks the job a moment later, once
+    # the handler has returned.
+    wait_until(lambda: job_of(impatient, execution)["status"] != "running", bound=120)
+    job = job_of(impatient, execution)
     assert job["status"] == "failed" and job["attempts"] == 2  # retried, within its bound
 
     async def nothing_stored() -> None:
