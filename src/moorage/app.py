@@ -343,7 +343,8 @@ class MoorageApp:
         path = scope["path"]
         if path.startswith("/v2"):
             if scope["method"] in WRITES:
-                state = await asyncio.to_thread(self.instance.read_only.state)
+                read_only = self.instance.read_only
+                state = read_only.kept() or await asyncio.to_thread(read_only.state)
                 if state.on:
                     await respond_error(send, registry_refusal(state))
                     return

@@ -81,3 +81,23 @@ def test_only_administrators_switch_read_only_mode(make_registry: Callable[..., 
     assert api(server, "PUT", "/maintenance", json={"read_only": True,
                                                    "message": "x" * 501}).status_code == 422
     assert api(server, "GET", "/maintenance", auth=None).status_code == 401
+
+
+def test_every_worker_sees_each_switch_at_once(make_registry: Callable[..., MoorageServer],
+                                               tmp_path: Path) -> None:
+    """A worker keeps the mode it read until the next commit (no query for each write), and
+    switching it is a commit: a write right after a switch is answered by the new mode on
+    every worker, however often the old one was checked just before."""
+    server = make_registry("readonly-kept", args=["--workers", "2"])
+    cli, env = cli_for(server, tmp_path), cli_env(server)
+
+    def upload_starts() -> set[int]:
+        # a new connection each: both workers check (and keep) the mode
+        return {httpx.post(f"{server.url}/v2/kept/app/blobs/uploads/", auth=ADMIN).status_code
+                for _ in range(6)}
+
+    for round_ in range(3):
+        assert upload_starts() == {202}, f"round {round_}: refused while the mode is off"
+        cli.ok("maintenance", "on", "-m", f"round {round_}", env=env)
+        assert upload_starts() == {503}, f"round {round_}: accepted right after the switch"
+        cli.ok("maintenance", "off", env=env)
