@@ -115,3 +115,21 @@ def test_admin_tokens_are_checked_too(secured: Secured) -> None:
     assert api(secured.next(), "PATCH", f"/users/{name}", auth=ADMIN,
                json={"is_admin": False}).status_code == 200
     assert push(secured.next(), repo, "by-former-admin", bearer(held)).status_code == 403
+
+
+def test_a_grant_every_process_kept_ends_at_the_role_removal(secured: Secured) -> None:
+    """Pushes with one token on every process keep its grant there (web/auth.py, `granted`);
+    removing the role is a commit, and the next push on each of them is refused."""
+    repo = repository(secured)
+    namespace = repo.split("/")[0]
+    user = member(secured, namespace, "maintainer")
+    held = token(secured.next(), f"repository:{repo}:pull,push", user)
+
+    def upload_starts() -> set[int]:  # a new connection each: every worker and replica
+        return {httpx.post(f"{secured.next().url}/v2/{repo}/blobs/uploads/",
+                           headers=bearer(held)).status_code for _ in range(6)}
+
+    assert upload_starts() == {202}
+    assert api(secured.next(), "DELETE",
+               f"/namespaces/{namespace}/members/{user[0]}").status_code == 204
+    assert upload_starts() == {403}

@@ -16,6 +16,7 @@ attempts during a lockout before anything is checked.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 
@@ -252,6 +253,14 @@ class Authenticator:
 
         An account re-created under the same name, even with the same id (SQLite reuses the
         highest id after a deletion), is told apart by its creation time."""
+        return self.holder_until(subject, user_id, origin, created_at)[0]
+
+    def holder_until(self, subject: str, user_id: int | None, origin: str | None,
+                     created_at: float | None = None) -> tuple[Principal, float]:
+        """holder(), and the last moment its answer holds if nothing is committed meanwhile:
+        the earliest expiry among the account's and the presented token's (inf if neither
+        expires). Only a commit (a deletion, a revocation, a change) or that moment can
+        change the answer."""
         user = self.store.user_by_id(user_id) if user_id is not None else \
             self.store.user(subject)
         if user is None or user.username != subject or \
@@ -260,6 +269,7 @@ class Authenticator:
         refusal = unusable(user)
         if refusal:
             raise Unauthenticated(refusal)
+        expiries = [user.expires_at]
         if origin is not None:
             _, _, token_id = origin.partition(":")
             row = self.store.token(token_id)
@@ -270,7 +280,9 @@ class Authenticator:
                 raise Unauthenticated(f"the {word} token this token came from was revoked")
             if expired(row.expires_at, time.time()):
                 raise Unauthenticated(f"the {word} token this token came from has expired")
-        return self.principal_of_row(user, origin)
+            expiries.append(row.expires_at)
+        until = min((at for at in expiries if at is not None), default=math.inf)
+        return self.principal_of_row(user, origin), until
 
     def principal_for(self, username: str) -> Principal | None:
         user = self.store.user(username)

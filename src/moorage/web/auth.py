@@ -12,6 +12,14 @@ committed since (cache/decisions.py). Pushes and deletes with a bearer token loo
 the account up again at request time: it must still exist, be unexpired and hold the role,
 and the access or refresh token the bearer token came from must not have been revoked.
 Pulls keep the token's grant for its lifetime (token_ttl_seconds).
+
+Looked up again, but not at every request: a push or delete granted to a token is kept in the
+worker (`granted`) until the next commit on the database by any process (cache/decisions.py)
+or the first expiry it depends on (the account's, the presented token's), whichever comes
+first. Every change the decision reads (an account deleted, disabled or changed, a token
+revoked, a role or a visibility changed) is a commit, so the next request after it, on any
+worker or replica, is decided afresh; a chunked upload's PATCHes commit nothing, so each
+costs a dictionary lookup instead of a hop to an auth thread and three queries.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import asyncio
 import contextvars
 import functools
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,6 +115,12 @@ class RegistryAccess:
         # records) stays exactly as it was.
         self.anonymous_pulls: KeptUntilCommit[bool] = KeptUntilCommit(
             signal_of(authorizer.store.engine))
+        # Pushes and deletes granted to a token, with the last moment each holds (see the
+        # module's docstring): by who the token speaks for, the repository, the action and
+        # the address. Only grants are kept, as for anonymous pulls.
+        self.granted: KeptUntilCommit[tuple[float, Principal]] = KeptUntilCommit(
+            signal_of(authorizer.store.engine))
+        self.clock: Callable[[], float] = time.time
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking auth work in the auth threads, with the request's context (who is
@@ -296,23 +311,41 @@ class RegistryAccess:
             caller = await self.run(self._decide, scope, caller, name, action, resource)
             self.anonymous_pulls.put(key, version, True)
             return caller
+        claims = caller.claims
+        if claims is not None and claims.allows("repository", name, action):
+            key = (claims.subject, claims.user_id, claims.origin, claims.account_created, name,
+                   action, address_text(caller.address))
+            kept = self.granted.get(key)
+            if kept is not None and self.clock() <= kept[0]:
+                caller.principal = kept[1]
+                return caller
+            version = self.granted.version()  # before deciding: see KeptUntilCommit
+            until = await self.run(self._recheck, scope, caller, name, action, resource)
+            assert caller.principal is not None
+            self.granted.put(key, version, (until, caller.principal))
+            return caller
         return await self.run(self._decide, scope, caller, name, action, resource)
+
+    def _recheck(self, scope: Scope, caller: Caller, name: str, action: str,
+                 resource: str) -> float:
+        """A push or a delete the token grants: the token's grounds checked again, now (in an
+        auth thread). Returns the last moment the grant holds if nothing is committed."""
+        claims = caller.claims
+        assert claims is not None
+        try:
+            principal, until = self.authenticator.holder_until(
+                claims.subject, claims.user_id, claims.origin, claims.account_created)
+        except Unauthenticated as exc:
+            raise self.challenge(scope, resource, exc.message, "invalid_token") from None
+        caller.principal = principal
+        if action in self.authorizer.permissions(principal, name, caller.address):
+            return until
+        raise self.authorizer.denial(principal, name, action)
 
     def _decide(self, scope: Scope, caller: Caller, name: str, action: str,
                 resource: str) -> Caller:
-        """Everything but a granted pull: looks things up, so it runs in an auth thread."""
-        claims = caller.claims
-        if claims is not None and claims.allows("repository", name, action):
-            # A push or a delete: the token's grounds are checked again, now.
-            try:
-                principal = self.authenticator.holder(claims.subject, claims.user_id,
-                                                      claims.origin, claims.account_created)
-            except Unauthenticated as exc:
-                raise self.challenge(scope, resource, exc.message, "invalid_token") from None
-            caller.principal = principal
-            if action in self.authorizer.permissions(principal, name, caller.address):
-                return caller
-            raise self.authorizer.denial(principal, name, action)
+        """Everything but a pull or push the token grants: looks things up, so it runs in an
+        auth thread."""
         principal = self.principal(caller)
         if action in self.authorizer.permissions(principal, name, caller.address):
             if caller.claims is None:
