@@ -194,10 +194,9 @@ class UploadManager:
                       digest: str | None = None) -> int:
         """append() once the upload's lock is held; `digest`: the chunk is the upload's
         last, and the blob it completes must have this digest (see _writer)."""
-        upload = self._row(name, upload_id)
         with _staged_invalid():
-            offset, writer = await asyncio.to_thread(self._open_chunk, upload_id, start, digest,
-                                                     length)
+            upload, offset, writer = await asyncio.to_thread(self._open_chunk, name, upload_id,
+                                                             start, digest, length)
         if offset is None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN")
         if writer is None:
@@ -227,16 +226,19 @@ class UploadManager:
             self.db.touch_upload(upload_id)
         return state.offset
 
-    def _open_chunk(self, upload_id: str, start: int | None, digest: str | None,
-                    length: int | None = None) -> tuple[int | None, ChunkWriter | None]:
-        """The staged size (None: no such upload) and, if the chunk starts there (or says
-        nothing of where it starts), its writer: one worker-thread call per chunk for both,
-        where the size and the writer used to take one each. Under the upload's lock the
-        size cannot change between the two."""
+    def _open_chunk(self, name: str, upload_id: str, start: int | None, digest: str | None,
+                    length: int | None = None
+                    ) -> tuple[Upload, int | None, ChunkWriter | None]:
+        """The upload's row (BLOB_UPLOAD_UNKNOWN unless it is one of this repository's), the
+        staged size (None: no such upload) and, if the chunk starts there (or says nothing
+        of where it starts), its writer: one worker-thread call per chunk for all three, and
+        no query on the event loop. Under the upload's lock the size cannot change between
+        the two."""
+        upload = self._row(name, upload_id)
         offset = self.store.upload_size(upload_id)
         if offset is None or (start is not None and start != offset):
-            return offset, None
-        return offset, self._writer(upload_id, offset, digest, length)
+            return upload, offset, None
+        return upload, offset, self._writer(upload_id, offset, digest, length)
 
     def _writer(self, upload_id: str, offset: int, digest: str | None,
                 length: int | None = None) -> ChunkWriter:
