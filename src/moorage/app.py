@@ -146,7 +146,7 @@ def build_instance(settings: Settings) -> Instance:
     bus = EventBus()
     store = wrap_if_enabled(open_blob_store(settings, data_dir), settings, data_dir)
     registry = Registry(db, store, blob_lock, upload_lock,
-                        bus, settings.manifest_cache_bytes)
+                        bus, settings.manifest_cache_bytes, settings.small_blob_cache_bytes)
     registry.touch_interval = min(60.0, settings.gc_grace_seconds / 4)
     registry.uploads.max_open = settings.max_open_uploads
     if redis_client is not None and not isinstance(signal_of(engine), SharedTableSignal):

@@ -20,6 +20,7 @@ ENV_PREFIX = "MOORAGE_"
 # A bound on the per-namespace storage series of /metrics, whatever the setting says: each
 # is a time series Prometheus keeps, and a scrape must stay small.
 MAX_METRICS_NAMESPACES = 10_000
+MAX_SMALL_BLOB_CACHE = 1 << 30  # per worker process
 
 
 class SettingsError(ValueError):
@@ -58,6 +59,10 @@ class Settings:
     # a request body that sends nothing for this long is answered 408; 0: wait forever
     body_read_timeout_seconds: int = 60
     manifest_cache_bytes: int = 64 << 20
+    # small blobs (at most 64 KiB: configs, slim layers, signatures) kept in memory by each
+    # worker where the store has no local file to send (S3, encryption at rest), and
+    # answered from there instead of a redirect or a read from the bucket; 0: none kept
+    small_blob_cache_bytes: int = 32 << 20
     # scale-out: empty means SQLite in data_dir / the local disk / in-process state
     database_url: str = ""
     redis_url: str = ""
@@ -247,6 +252,9 @@ def _validate(settings: Settings) -> None:
     for name in ("max_open_uploads", "body_read_timeout_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting {name!r} must be 0 or more")
+    if not 0 <= settings.small_blob_cache_bytes <= MAX_SMALL_BLOB_CACHE:
+        raise SettingsError(f"setting 'small_blob_cache_bytes' must be between 0 and "
+                            f"{MAX_SMALL_BLOB_CACHE} (1 GiB)")
     if not 1 <= settings.scan_concurrency <= 64:
         raise SettingsError("setting 'scan_concurrency' must be between 1 and 64")
     if settings.scan_syft not in ("auto", "on", "off"):

@@ -108,3 +108,49 @@ def test_a_blob_deleted_and_pushed_again_on_one_replica_is_redirected_right_on_t
     for url in {r.headers["Location"] for r in after}:
         fetched = httpx.get(url, timeout=60)
         assert fetched.status_code == 200 and fetched.content == data
+
+
+def _corrupt(cluster: ScaleOut, digest: str, data: bytes) -> None:
+    """Replace a small blob's object in the bucket with other bytes of the same length."""
+    assert cluster.s3 is not None
+    hexpart = digest.split(":")[1]
+    client = cluster.s3.client()
+    client.put_object(Bucket=cluster.s3.bucket, Key=f"moorage/blobs/sha256/{hexpart[:2]}/{hexpart}",
+                      Body=data)
+
+
+def test_small_blobs_are_answered_with_their_checked_bytes_on_every_worker(
+        cluster: ScaleOut) -> None:
+    """A blob of at most 64 KiB is answered with its bytes, not a redirect (Range too), from
+    memory once read (registry/small_blobs.py); bytes in the bucket that are not the digest's
+    are never served; and a blob collected on one replica is unknown on the other, whatever
+    its workers keep."""
+    a, b = cluster.replicas[:2]
+    data = os.urandom(1000)
+    digest = _digest(data)
+    _push_blob(a, data)
+    for replica in (a, b):
+        answers = _gets(replica, digest)
+        assert {r.status_code for r in answers} == {200}
+        assert all(r.content == data and "location" not in r.headers for r in answers)
+    ranged = httpx.get(f"{b.url}/v2/{REPO}/blobs/{digest}", headers={"Range": "bytes=10-19"})
+    assert ranged.status_code == 206 and ranged.content == data[10:20]
+    assert ranged.headers["content-range"] == "bytes 10-19/1000"
+    big = os.urandom(300_000)
+    _push_blob(a, big)
+    assert {r.status_code for r in _gets(b, _digest(big))} == {307}
+
+    # Stored bytes that are not the digest's: refused on every worker, never sent.
+    other = os.urandom(2000)
+    _push_blob(a, other)
+    _corrupt(cluster, _digest(other), os.urandom(2000))
+    refused = _gets(b, _digest(other))
+    assert {r.status_code for r in refused} == {404}
+    assert all(r.json()["errors"][0]["code"] == "BLOB_UNKNOWN" for r in refused)
+
+    # Collected on A (kept on B's workers): unknown on B; pushed again: served again.
+    _gc(a)
+    assert {r.status_code for r in _gets(b, digest)} == {404}
+    _push_blob(a, data)
+    again = _gets(b, digest)
+    assert {r.status_code for r in again} == {200} and all(r.content == data for r in again)

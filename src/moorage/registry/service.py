@@ -28,6 +28,7 @@ from moorage.registry.browse import RepositoryBrowser
 from moorage.registry.events import Event, EventBus
 from moorage.registry.locks import BlobLock, UploadLock
 from moorage.registry.pulls import PullClock
+from moorage.registry.small_blobs import SmallBlobs
 from moorage.registry.uploads import UploadManager
 from moorage.registry.upstreams import Upstreams
 from moorage.store.base import BlobStore
@@ -42,7 +43,8 @@ class PushedManifest:
 class Registry:
     def __init__(self, db: MetadataStore, store: BlobStore, lock: BlobLock,
                  upload_lock: UploadLock, bus: EventBus | None = None,
-                 manifest_cache_bytes: int = 64 << 20) -> None:
+                 manifest_cache_bytes: int = 64 << 20,
+                 small_blob_cache_bytes: int = 32 << 20) -> None:
         self.db = db
         self.store = store
         self.lock = lock
@@ -69,6 +71,8 @@ class Registry:
         # Manifest bytes are immutable per digest, so caching them never serves stale data;
         # whether a repository holds a digest is always asked of the database.
         self._manifests: LRUCache[str, StoredManifest] = LRUCache(manifest_cache_bytes)
+        # Small blobs' bytes by digest, where the store has no file to send (small_blobs.py).
+        self.small_blobs = SmallBlobs(store, small_blob_cache_bytes)
         # When each tag was last pulled: written at most once a minute per tag, off the
         # request path (pulls.py).
         self.pulls = PullClock(db)

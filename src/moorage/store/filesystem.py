@@ -96,6 +96,7 @@ class FilesystemBlobStore:
     # staged uploads written with O_DIRECT where the filesystem allows it (FileChunk)
     direct = True
     redirect = False  # there is nothing to redirect to: blobs go out zero-copy from disk
+    zero_copy = True  # ... so no blob is worth keeping in memory (registry/small_blobs.py)
 
     def __init__(self, root: Path) -> None:
         self.root = root

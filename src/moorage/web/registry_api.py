@@ -324,6 +324,12 @@ class RegistryAPI:
             self.registry.saw_blob(name, digest)
             await respond(send, status, b"", headers, head=True, content_length=end - start)
             return
+        small = self.registry.small_blobs
+        if small.holds(size):  # from memory, checked: no redirect, no read from the bucket
+            data = await small.read(digest, size)
+            await respond_prepared(send, status, data[start:end],
+                                   prepare_headers(headers, end - start))
+            return
         store = self.registry.store
         if store.redirect:
             # Kept per worker until the next commit (cache/redirects.py): most redirects
