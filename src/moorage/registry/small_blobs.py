@@ -33,6 +33,13 @@ log = logging.getLogger("moorage.registry")
 SMALL_BLOB_MAX = 64 << 10
 
 
+def unservable(digest: str, why: str) -> RegistryError:
+    """BLOB_UNKNOWN for a recorded blob whose stored bytes cannot be sent (missing, or not
+    the digest's), with why in the log: a client gets no bytes rather than wrong ones."""
+    log.error("blob %s %s", digest, why)
+    return RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+
+
 class SmallBlobs:
     def __init__(self, store: BlobStore, capacity: int) -> None:
         self.store = store
@@ -56,11 +63,9 @@ class SmallBlobs:
         try:
             data = b"".join(self.store.read(digest, 0, size))
         except FileNotFoundError:
-            log.error("blob %s is recorded but its bytes are missing", digest)
-            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest}) from None
+            raise unservable(digest, "is recorded but its bytes are missing") from None
         algorithm, _, expected = digest.partition(":")
         if len(data) != size or hashlib.new(algorithm, data).hexdigest() != expected:
-            log.error("blob %s: the stored bytes (%d of %d) are not the digest's; refused",
-                      digest, len(data), size)
-            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+            raise unservable(digest, f"is stored as {len(data)} of {size} bytes that are not "
+                                     "the digest's; refused")
         return data

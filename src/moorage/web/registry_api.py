@@ -19,6 +19,7 @@ from moorage.db.changes import signal_of
 from moorage.oci.errors import RegistryError
 from moorage.oci.names import MAX_NAME_LENGTH, check_name
 from moorage.registry.service import Registry
+from moorage.registry.small_blobs import unservable
 from moorage.registry.uploads import range_header, refused_chunk, upload_location
 from moorage.registry.events import set_caller
 from moorage.registry.upstreams import UpstreamBlob
@@ -350,8 +351,7 @@ class RegistryAPI:
         try:
             await send_stream(send, status, headers, store.read(digest, start, end), end - start)
         except FileNotFoundError:
-            log.error("blob %s is recorded but its bytes are missing", digest)
-            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest}) from None
+            raise unservable(digest, "is recorded but its bytes are missing") from None
 
     async def blob_head(self, scope: Scope, receive: Receive, send: Send, name: str,
                         digest: str) -> None:
